@@ -1,0 +1,1 @@
+"""golive: the command line and the composition roots (embedded stack, service runner)."""

@@ -1,0 +1,144 @@
+"""The `golive` command: run, watch and operate go-lives; run the services and the embedded stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from golive.render import describe
+from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
+from shared.envelope import Envelope
+from shared.settings import Settings
+from shared.subjects import SERVICES
+
+app = typer.Typer(help="golive: production go-lives that roll back by themselves.", no_args_is_help=True,
+                  add_completion=False, rich_markup_mode=None)
+plan_app = typer.Typer(help="Work with plan files.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _printer(as_json: bool):
+    def echo(envelope: Envelope) -> None:
+        if as_json:
+            print(envelope.to_json().decode(), flush=True)
+            return
+        style, text = describe(envelope)
+        out.print(f"{envelope.time:%H:%M:%S} {escape(text)}", style=style or None)
+
+    return echo
+
+
+@app.command()
+def run(
+    plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")],
+    deploy_id: Annotated[str, typer.Option(help="The new deployment to roll out")] = "canary",
+    previous_deploy_id: Annotated[str | None, typer.Option(help="The deployment to roll back to")] = "stable",
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: generated)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as CloudEvents JSON lines")] = False,
+) -> None:
+    """Start a go-live and watch it. Exit 0 succeeded, 1 rolled back, 2 invalid input, 3 needs a human,
+    4 bus unreachable. Ctrl-C stops watching; the run goes on (watch it again with `golive events --follow`)."""
+    from golive.plan_check import check_plan
+    from services.coordinator.plan import PlanError
+
+    try:
+        checked = check_plan(plan)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {escape(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    run_id = run_id or new_run_id()
+    err.print(f"run {run_id}: {checked.name}, deployment {deploy_id} (previous {previous_deploy_id})", style="bold")
+    try:
+        code = asyncio.run(start_and_watch(Settings(), checked, deploy_id, previous_deploy_id, run_id, _printer(as_json)))
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except KeyboardInterrupt:
+        err.print(f"stopped watching; run {run_id} goes on: `golive events --run {run_id} --follow`")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def events(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's events")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print CloudEvents JSON lines")] = False,
+) -> None:
+    """Show the event stream (all runs, or one with --run), as lines or as CloudEvents JSON."""
+    try:
+        code = asyncio.run(show_events(Settings(), run_id, follow, _printer(as_json)))
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+    if code:
+        err.print("no events" + (f" for run {run_id}" if run_id else ""))
+    raise typer.Exit(code)
+
+
+@plan_app.command("check")
+def plan_check(plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")]) -> None:
+    """Validate a plan: every problem with its path, line and reason. Exit 0 valid, 2 invalid."""
+    from golive.plan_check import check_plan
+    from services.coordinator.plan import PlanError
+
+    try:
+        checked = check_plan(plan)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {escape(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    stages = " -> ".join(f"{s.weight}%" for s in checked.canary.stages)
+    out.print(f"{plan}: valid plan {checked.name!r}: {len(checked.migrations.statements)} migration(s), "
+              f"{len(checked.smoke)} smoke check(s), stages {stages}")
+
+
+@app.command()
+def serve(
+    name: Annotated[str, typer.Argument(help=f"Service: {', '.join(SERVICES)}")],
+    metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0: any free port)")] = 0,
+) -> None:
+    """Run one service in this process until SIGINT/SIGTERM (graceful: work in flight finishes or is handed back)."""
+    if name not in SERVICES:
+        err.print(f"unknown service {name!r}; services: {', '.join(SERVICES)}", style="red")
+        raise typer.Exit(EXIT_INVALID)
+    from golive.serve import serve as serve_service
+
+    asyncio.run(serve_service(name, Settings(), metrics_port))
+
+
+@app.command()
+def up(
+    state_dir: Annotated[Path | None, typer.Option(help="Where data, logs and the stack file live")] = None,
+) -> None:
+    """Start the embedded stack: nats-server (JetStream), PostgreSQL, a local Slack webhook receiver and the
+    five services, all on loopback. Ctrl-C stops all of it."""
+    from golive.stack import run_stack
+
+    settings = Settings()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_stack(state_dir or settings.state_dir, lambda line: out.print(escape(line)), stop)
+    out.print("stack stopped")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

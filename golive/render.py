@@ -1,0 +1,53 @@
+"""How run events read on a terminal: one line each, saying what happened and why."""
+
+from __future__ import annotations
+
+from shared.envelope import Envelope
+from shared.events import (
+    CommandFailed,
+    CompensationStarted,
+    MigrationsApplied,
+    MigrationsReverted,
+    NotificationSent,
+    PhaseStarted,
+    ProbeCompleted,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    TrafficRolledBack,
+    TrafficShifted,
+)
+
+OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}
+
+
+def describe(envelope: Envelope) -> tuple[str, str]:
+    """(rich style, text) for one event."""
+    d = envelope.data
+    match d:
+        case RunStarted():
+            return "bold", f"run {envelope.runid} started: plan {d.plan_name}, deployment {d.deploy_id}"
+        case PhaseStarted():
+            return "cyan", f"[{d.phase}] {d.step}: {d.detail}"
+        case MigrationsApplied():
+            return "green", "migrations: " + ", ".join(f"{r.name} {r.action} in {r.seconds:.2f}s" for r in d.results)
+        case MigrationsReverted():
+            return "yellow", "migrations reverted: dropped " + (", ".join(d.dropped) or "nothing")
+        case ProbeCompleted():
+            return ("green" if d.passed else "red"), f"probe {'passed' if d.passed else 'FAILED'}: {d.summary}"
+        case TrafficShifted():
+            return "green", f"traffic: {d.weight}% to {d.canary} via {d.provider} (read back {d.verified_weight}%)"
+        case TrafficRolledBack():
+            return "yellow", f"traffic rolled back to {d.to or 'stable'}: canary at {d.verified_weight}% (read back)"
+        case NotificationSent():
+            return "dim", f"notified {d.sink}: {d.kind}"
+        case CommandFailed():
+            return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
+        case StepFailed():
+            return "bold red", f"step {d.step} failed: {d.reason}"
+        case CompensationStarted():
+            return "yellow", f"[compensating] undo {d.undoes}"
+        case RunFinished():
+            extra = f"; left to undo: {', '.join(d.left_to_undo)}" if d.left_to_undo else ""
+            return OUTCOME_STYLE.get(d.outcome, "bold"), f"run {d.outcome} after {d.duration_s:.1f}s: {d.reason}{extra}"
+    return "", f"{envelope.type}"

@@ -1,0 +1,56 @@
+"""Running one service as its own process: `golive serve NAME`.
+
+The composition root of a service: settings, logs, metrics, the bus, the service's handlers, and a
+FastStream app that traps SIGINT/SIGTERM and shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared.bus import Bus
+from shared.settings import Settings
+from shared.telemetry import ServiceMetrics, configure_logging
+
+# How many commands one instance works on at once. One migration at a time (one concurrent index build
+# per table, and builds wait on each other's snapshots); the coordinator applies decisions in order.
+CONCURRENCY = {"coordinator": 1, "migrator": 1, "prober": 8, "traffic": 4, "notifier": 8}
+
+
+def _registrars() -> dict[str, Callable[[Bus], object]]:
+    from services.coordinator.service import register as coordinator
+    from services.migrator.service import register as migrator
+    from services.notifier.service import register as notifier
+    from services.prober.service import register as prober
+    from services.traffic.service import register as traffic
+
+    return {"coordinator": coordinator, "migrator": migrator, "prober": prober, "traffic": traffic, "notifier": notifier}
+
+
+def build_service(name: str, settings: Settings, metrics: ServiceMetrics | None = None):
+    """The FastStream app of service ``name``, wired to the bus (also used to generate AsyncAPI docs)."""
+    registrars = _registrars()
+    if name not in registrars:
+        raise ValueError(f"unknown service {name!r}; services: {', '.join(registrars)}")
+    log = configure_logging(name, settings.log_level)
+    metrics = metrics or ServiceMetrics(name)
+    bus = Bus(settings, name, metrics, log, max_workers=CONCURRENCY[name])
+    wired = registrars[name](bus)
+    after, before_stop = [], []
+    if hasattr(wired, "start_ticking"):
+        after.append(wired.start_ticking)
+        before_stop.append(wired.stop_ticking)
+
+    async def ready() -> None:
+        log.info("service.ready", metrics=f"http://127.0.0.1:{metrics.port}/metrics" if metrics.port else None)
+
+    bus.start_consuming_commands()
+    return bus.app(f"golive {name}", after_startup=[*after, ready], on_shutdown=before_stop), bus
+
+
+async def serve(name: str, settings: Settings, metrics_port: int) -> None:
+    """Run service ``name`` until SIGINT or SIGTERM."""
+    metrics = ServiceMetrics(name)
+    metrics.serve(metrics_port)
+    app, _bus = build_service(name, settings, metrics)
+    await app.run()

@@ -1,0 +1,110 @@
+"""`golive up`: the whole stack on one machine, from wheels, with nothing to install by hand.
+
+nats-server with JetStream, PostgreSQL (seeded with the runbook's tables), a local webhook receiver
+standing in for Slack, and the five services as child processes. Everything listens on loopback, keeps
+its data under the state directory, and stops on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from golive.demo_data import create_database, seed
+from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from golive.webhook_sink import WebhookSink
+from shared.settings import STACK_FILE
+from shared.subjects import SERVICES
+
+DATABASE_ENV = "GOLIVE_DATABASE_URL"
+WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"
+
+
+@dataclass
+class ServiceProcesses:
+    """The services as child processes (`python -m golive serve NAME`), each in its own session."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    def start(self, names: tuple[str, ...] = SERVICES) -> ServiceProcesses:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            self.start_one(name)
+        return self
+
+    def start_one(self, name: str, instance: str = "") -> subprocess.Popen:
+        port = free_port()
+        key = f"{name}{instance}"
+        log = open(self.log_dir / f"{key}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "golive", "serve", name, "--metrics-port", str(port)],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        self.procs[key], self.metrics_ports[key] = proc, port
+        return proc
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM all (they finish or hand back their work), then wait; SIGKILL what is left."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    def exited(self) -> dict[str, int]:
+        return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
+
+
+def service_env(nats_url: str, state_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({"GOLIVE_NATS_URL": nats_url, "GOLIVE_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra or {})
+    return env
+
+
+def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = 50_000) -> None:
+    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse."""
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack_file = state_dir / STACK_FILE
+    with EmbeddedNats(state_dir / "nats") as nats, EmbeddedPostgres(state_dir / "postgres") as pg:
+        create_database(pg.url, "golive")
+        db_url = pg.url_for("golive")
+        seed(db_url, seed_rows)
+        with WebhookSink(on_message=lambda body: echo(f"slack <- {body.get('text', '')}")) as sink:
+            env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url})
+            services = ServiceProcesses(env, state_dir / "logs").start()
+            try:
+                stack_file.write_text(json.dumps({
+                    "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
+                    "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
+                }, indent=2))
+                echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
+                echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
+                echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
+                for name, port in services.metrics_ports.items():
+                    echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
+                echo(f"logs       {state_dir / 'logs'}")
+                echo("ready: in another terminal, `golive run plans/skeleton.yaml`; Ctrl-C here stops everything")
+                while not stop.wait(1.0):
+                    if dead := services.exited():
+                        echo(f"a service exited: {dead}; stopping the stack (see {state_dir / 'logs'})")
+                        break
+            finally:
+                services.stop()
+                stack_file.unlink(missing_ok=True)

@@ -1,0 +1,90 @@
+"""Starting a run and watching it from the command line, over plain NATS."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import aclosing
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import nats
+from nats.errors import NoServersError
+
+from services.coordinator.plan import Plan
+from shared.bus import connect_options, ensure_streams
+from shared.commands import StartRun
+from shared.envelope import Envelope, new_envelope
+from shared.event_log import read_events
+from shared.events import CommandFailed, RunFinished
+from shared.secrets import redact
+from shared.settings import Settings
+
+EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
+
+
+class BusUnreachable(RuntimeError):
+    pass
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """``run-20261123-0215-3fa9c1``: sortable by start time, unique, one NATS subject token."""
+    now = now or datetime.now(UTC)
+    return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+async def _connect(settings: Settings):
+    try:
+        return await nats.connect(**await connect_options(settings), connect_timeout=3, max_reconnect_attempts=2,
+                                  allow_reconnect=True)
+    except (NoServersError, OSError, TimeoutError) as exc:
+        raise BusUnreachable(
+            f"cannot reach NATS at {redact(settings.resolved_nats_url())} ({type(exc).__name__}); "
+            "start the stack with `golive up` or set GOLIVE_NATS_URL"
+        ) from None
+
+
+async def start_and_watch(
+    settings: Settings, plan: Plan, deploy_id: str, previous_deploy_id: str | None, run_id: str,
+    echo: Callable[[Envelope], None],
+) -> int:
+    """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
+    nc = await _connect(settings)
+    try:
+        await ensure_streams(settings)
+        js = nc.jetstream()
+        subjects = settings.subjects
+        start = new_envelope(
+            StartRun(plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id),
+            id=f"{run_id}.start", source="/golive/cli", runid=run_id,
+            subject=subjects.command("coordinator", "start_run"),
+        )
+        await js.publish(start.subject, start.to_json(), stream=subjects.command_stream,
+                         headers={"Nats-Msg-Id": start.id}, timeout=settings.publish_timeout_s)
+        async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
+            async for _seq, envelope in feed:
+                echo(envelope)
+                if isinstance(envelope.data, RunFinished):
+                    return EXIT_BY_OUTCOME[envelope.data.outcome]
+                if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start.id:
+                    return EXIT_INVALID
+    finally:
+        await nc.close()
+    return EXIT_NEEDS_HUMAN
+
+
+async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:
+    """Print the events of one run (or of all runs), optionally following new ones."""
+    nc = await _connect(settings)
+    try:
+        await ensure_streams(settings)
+        subjects = settings.subjects
+        subject = subjects.events_of_run(run_id) if run_id else subjects.all_events
+        count = 0
+        async with aclosing(read_events(nc.jetstream(), subject, follow=follow)) as feed:
+            async for _seq, envelope in feed:
+                echo(envelope)
+                count += 1
+        return 0 if count or follow else 1
+    finally:
+        await nc.close()

@@ -1,0 +1,1 @@
+"""The five golive services. Each imports shared/ only; services meet on the bus, never in code."""

@@ -1,0 +1,32 @@
+"""Durations as plans write them: ``90``, ``90s``, ``2m``, ``1h30m``, ``250ms``."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import BeforeValidator
+
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like ``1h30m``; negative or malformed values are refused."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if not text or _PART.sub("", text):
+            raise ValueError(f"{value!r} is not a duration (examples: 45s, 30m, 1h30m, 250ms)")
+        seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
+    else:
+        raise ValueError("a duration is a number of seconds or a string like '30m'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -1,0 +1,184 @@
+"""The plan: a go-live as a YAML file, validated before anything runs.
+
+Errors name the path and, when the plan came from a file, the line: ``canary.stages[2].weight (line
+31): 40 is not higher than the previous stage (50); weights must increase and end at 100``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from services.coordinator.durations import Duration
+from shared.commands import MigrationSession, ProviderSpec, Thresholds
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Database(Strict):
+    url_env: str = Field(description="Environment variable holding the primary's URL (never the URL itself)")
+
+
+class Traffic(Strict):
+    provider: ProviderSpec = ProviderSpec()
+
+
+class SlackSink(Strict):
+    webhook_url_env: str
+
+
+class Notifications(Strict):
+    slack: SlackSink | None = None
+    on: list[Literal["start", "success", "rollback", "needs_human"]] = ["start", "success", "rollback", "needs_human"]
+    environment: str = "Production"
+    maintenance_window: str = ""
+
+
+class Statement(Strict):
+    name: str
+    sql: str
+
+
+class Migrations(Strict):
+    session: MigrationSession = MigrationSession()
+    statements: list[Statement] = []
+
+
+class Probe(Strict):
+    """A named SQL query, as the runbook's db_performance_check names them (stripe_upsert, ...)."""
+
+    query: str
+    params: list = []
+    timeout_ms: int = Field(default=2_000, gt=0)
+
+
+class Check(Strict):
+    probe: str
+    duration: Duration | None = Field(default=None, description="default: the stage's hold")
+    concurrency: int = Field(default=1, ge=1, le=256)
+    thresholds: Thresholds = Thresholds()
+
+
+class Stage(Strict):
+    weight: int = Field(gt=0, le=100)
+    hold: Duration
+    checks: list[Check] = []
+
+
+class Canary(Strict):
+    stages: list[Stage] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights_increase_to_100(self) -> Canary:
+        previous = 0
+        for i, stage in enumerate(self.stages):
+            if stage.weight <= previous:
+                raise ValueError(
+                    f"stages[{i}].weight: {stage.weight} is not higher than the previous stage ({previous}); "
+                    "weights must increase and end at 100"
+                )
+            previous = stage.weight
+        if previous != 100:
+            raise ValueError(f"the last stage's weight is {previous}; the last stage must send 100% to the new deployment")
+        return self
+
+
+class Rollback(Strict):
+    drop_indexes: bool = Field(default=False, description="drop the indexes this run built when it rolls back")
+
+
+class Timeouts(Strict):
+    step: Duration = Field(default=600.0, gt=0, description="how long a command may go unanswered beyond its own work")
+
+
+class Plan(Strict):
+    """A go-live plan. See plans/skeleton.yaml for a small one."""
+
+    name: str
+    database: Database
+    traffic: Traffic = Traffic()
+    notifications: Notifications = Notifications()
+    migrations: Migrations = Migrations()
+    probes: dict[str, Probe] = {}
+    smoke: list[Check] = []
+    canary: Canary
+    rollback: Rollback = Rollback()
+    timeouts: Timeouts = Timeouts()
+
+    @model_validator(mode="after")
+    def _probes_exist(self) -> Plan:
+        checks = [("smoke", i, c) for i, c in enumerate(self.smoke)] + [
+            (f"canary.stages[{s}].checks", i, c) for s, st in enumerate(self.canary.stages) for i, c in enumerate(st.checks)
+        ]
+        for where, i, check in checks:
+            if check.probe not in self.probes:
+                known = ", ".join(sorted(self.probes)) or "none"
+                raise ValueError(f"{where}[{i}].probe: no probe named {check.probe!r} (probes: {known})")
+            if where == "smoke" and check.duration is None:
+                raise ValueError(f"smoke[{i}].duration: a smoke check needs a duration")
+        names = [s.name for s in self.migrations.statements]
+        if len(names) != len(set(names)):
+            raise ValueError("migrations.statements: names must be unique")
+        return self
+
+
+class PlanError(ValueError):
+    """An invalid plan: every problem with its path, line and reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate a plan file; raise PlanError listing every problem."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot read: {exc.strerror}"]) from None
+    return parse_plan(text, str(path))
+
+
+def parse_plan(text: str, origin: str = "<plan>") -> Plan:
+    """Validate plan YAML text; PlanError on any problem."""
+    try:
+        data = yaml.safe_load(text)
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise PlanError([f"{origin}: not valid YAML: {exc}"]) from None
+    if not isinstance(data, dict):
+        raise PlanError([f"{origin}: a plan is a YAML mapping"])
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError([_describe(err, root) for err in exc.errors()]) from None
+
+
+def _describe(err: dict, root: yaml.Node | None) -> str:
+    loc = list(err["loc"])
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"
+    line = _line_of(root, loc)
+    message = err["msg"].removeprefix("Value error, ")
+    where = f"{path} (line {line})" if line else path
+    return f"{where}: {message}"
+
+
+def _line_of(node: yaml.Node | None, loc: list) -> int | None:
+    """Line of the deepest YAML node that ``loc`` reaches (1-based)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+    return line

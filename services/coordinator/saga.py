@@ -1,0 +1,306 @@
+"""The go-live saga as a pure function: ``decide(state, input) -> (state, outputs)``.
+
+No I/O and no clock: time comes from the inputs (event timestamps, ticks), so replaying a run's events
+rebuilds the same state and the same deadlines after a restart.
+
+A run is a list of steps built from the plan (migrate, smoke checks, each canary stage's shift and
+checks). Each step is one command; the step's compensation is registered *before* the command is sent,
+so a step whose outcome is unknown (it timed out) is undone too. On any failure the registered
+compensations run newest first; if one fails the run ends needs_human, naming what is left to undo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from services.coordinator.plan import Check, Plan
+from shared.commands import (
+    ApplyMigrations,
+    MigrationStatement,
+    Notify,
+    RevertMigrations,
+    RollbackTraffic,
+    RunProbe,
+    ShiftTraffic,
+    SinkSpec,
+    SqlProbeSpec,
+)
+from shared.envelope import Envelope, Message
+from shared.events import (
+    CommandFailed,
+    CompensationStarted,
+    MigrationsApplied,
+    Phase,
+    PhaseStarted,
+    ProbeCompleted,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    phase: Phase
+    command: Message
+    undo: Message | None = None
+    # seconds of work the command itself asks for (a probe's duration); the plan's step timeout comes on top
+    work_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Compensation:
+    undoes: str
+    command: Message
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The shell's clock, fed in so that decide() stays pure."""
+
+    now: datetime
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    id: str
+    data: Message
+
+
+@dataclass(frozen=True)
+class EmitEvent:
+    id: str
+    data: Message
+
+
+Output = SendCommand | EmitEvent
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    plan: Plan
+    deploy_id: str
+    previous_deploy_id: str | None
+    started_at: datetime
+    steps: tuple[Step, ...]
+    position: int = -1  # index of the step in flight
+    in_flight: str | None = None  # id of the command awaited
+    deadline: datetime | None = None
+    compensations: tuple[Compensation, ...] = ()
+    compensating: bool = False
+    failure: str | None = None
+    outcome: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def finished(self) -> bool:
+        return self.outcome is not None
+
+
+def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
+    """Fold one input into the run; return the new state and what to publish."""
+    if isinstance(item, Tick):
+        return _on_tick(state, item.now)
+    data = item.data
+    if isinstance(data, RunStarted):
+        if state is not None:
+            return state, []  # a duplicate start changes nothing
+        return _start(item, data)
+    if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
+        return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
+    if state.compensating:
+        return _on_compensation_result(state, item)
+    return _on_step_result(state, item)
+
+
+# --- starting ----------------------------------------------------------------------------------
+
+
+def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:
+    plan = Plan.model_validate(started.plan)
+    state = RunState(
+        run_id=envelope.runid,
+        plan=plan,
+        deploy_id=started.deploy_id,
+        previous_deploy_id=started.previous_deploy_id,
+        started_at=envelope.time,
+        steps=tuple(build_steps(plan, started.deploy_id, started.previous_deploy_id)),
+    )
+    outputs = _notify(state, "start", f"Starting {plan.name} go-live", {
+        "Environment": plan.notifications.environment,
+        "Deployment ID": started.deploy_id,
+        "Maintenance Window": plan.notifications.maintenance_window or "-",
+    })
+    state, more = _send_step(state, 0, envelope.time)
+    return state, outputs + more
+
+
+def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
+    """The run's steps in runbook order, each with the compensation that undoes it."""
+    steps: list[Step] = []
+    db_env = plan.database.url_env
+    if plan.migrations.statements:
+        statements = [MigrationStatement(name=s.name, sql=s.sql) for s in plan.migrations.statements]
+        undo = (
+            RevertMigrations(database_url_env=db_env, statements=statements, session=plan.migrations.session)
+            if plan.rollback.drop_indexes
+            else None
+        )
+        steps.append(Step(
+            "migrate", "migrate",
+            ApplyMigrations(database_url_env=db_env, statements=statements, session=plan.migrations.session),
+            undo,
+        ))
+    for check in plan.smoke:
+        steps.append(_check_step(plan, check, f"smoke:{check.probe}", "smoke", check.duration or 0.0))
+    provider = plan.traffic.provider
+    for n, stage in enumerate(plan.canary.stages, start=1):
+        undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
+        steps.append(Step(
+            f"stage{n}:shift:{stage.weight}", "canary",
+            ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight),
+            undo,
+        ))
+        for check in stage.checks:
+            duration = check.duration if check.duration is not None else stage.hold
+            steps.append(_check_step(plan, check, f"stage{n}:check:{check.probe}", "canary", duration, f"stage {n} ({stage.weight}%)"))
+    return steps
+
+
+def _check_step(plan: Plan, check: Check, name: str, phase: Phase, duration: float, label: str = "") -> Step:
+    probe = plan.probes[check.probe]
+    spec = SqlProbeSpec(
+        name=check.probe, database_url_env=plan.database.url_env, query=probe.query, params=probe.params,
+        timeout_ms=probe.timeout_ms,
+    )
+    command = RunProbe(probe=spec, duration_s=max(duration, 0.001), concurrency=check.concurrency,
+                       thresholds=check.thresholds, label=label or phase)
+    return Step(name, phase, command, work_s=duration)
+
+
+# --- moving forward ----------------------------------------------------------------------------
+
+
+def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
+    if position >= len(state.steps):
+        return _finish(state, "succeeded", "every phase passed", now)
+    step = state.steps[position]
+    command_id = f"{state.run_id}.{position}.{step.name}"
+    compensations = state.compensations + ((Compensation(step.name, step.undo),) if step.undo else ())
+    state = replace(
+        state, position=position, in_flight=command_id, compensations=compensations,
+        deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
+    )
+    detail = _describe_step(step)
+    return state, [
+        EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail)),
+        SendCommand(command_id, step.command),
+    ]
+
+
+def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    step = state.steps[state.position]
+    data = envelope.data
+    if isinstance(data, CommandFailed):
+        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time)
+    if isinstance(data, ProbeCompleted) and not data.passed:
+        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time)
+    if isinstance(data, MigrationsApplied):
+        state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
+    return _send_step(state, state.position + 1, envelope.time)
+
+
+def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
+    if state is None or state.finished or state.deadline is None or now < state.deadline:
+        return state, []
+    what = state.compensations[-1].undoes if state.compensating and state.compensations else state.steps[state.position].name
+    reason = f"{'undoing ' if state.compensating else ''}{what} timed out: no answer by {state.deadline.isoformat()}"
+    if state.compensating:
+        return _finish(state, "needs_human", reason, now)
+    return _fail(state, reason, now)
+
+
+# --- failing and compensating ------------------------------------------------------------------
+
+
+def _fail(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
+    step = state.steps[state.position].name
+    state = replace(state, failure=reason, compensating=True, in_flight=None, deadline=None)
+    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step, reason=reason))]
+    state, more = _send_compensation(state, now)
+    return state, outputs + more
+
+
+def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
+    if not state.compensations:
+        return _finish(state, "rolled_back", state.failure or "rolled back", now)
+    comp = state.compensations[-1]
+    index = len(state.compensations) - 1
+    command_id = f"{state.run_id}.undo.{index}.{comp.undoes}"
+    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
+    return state, [
+        EmitEvent(f"{state.run_id}/undo/{index}", CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
+        SendCommand(command_id, comp.command),
+    ]
+
+
+def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    if isinstance(envelope.data, CommandFailed):
+        reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
+        return _finish(state, "needs_human", reason, envelope.time)
+    state = replace(state, compensations=state.compensations[:-1])
+    return _send_compensation(state, envelope.time)
+
+
+# --- finishing ---------------------------------------------------------------------------------
+
+
+def _finish(state: RunState, outcome: str, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
+    duration = (now - state.started_at).total_seconds()
+    left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
+    state = replace(state, outcome=outcome, in_flight=None, deadline=None)
+    outputs: list[Output] = [
+        EmitEvent(f"{state.run_id}/finished", RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
+    ]
+    if outcome == "succeeded":
+        outputs += _notify(state, "success", f"{state.plan.name} go-live SUCCESS", {
+            "Status": "LIVE", "Duration": _minutes(duration), "Performance": "All criteria met",
+            "Deployment ID": state.deploy_id,
+        })
+    elif outcome == "rolled_back":
+        outputs += _notify(state, "rollback", f"{state.plan.name} rollback triggered", {
+            "Action": f"Rollback to previous deployment {state.previous_deploy_id or ''}".strip(),
+            "Reason": reason,
+        })
+    else:
+        outputs += _notify(state, "needs_human", f"{state.plan.name} rollback needs a human", {
+            "Reason": reason, "Left to undo": ", ".join(left) or "-",
+        })
+    return state, outputs
+
+
+def _notify(state: RunState, kind: str, title: str, fields: dict[str, str]) -> list[Output]:
+    rules = state.plan.notifications
+    if rules.slack is None or kind not in rules.on:
+        return []
+    notice = Notify(sink=SinkSpec(webhook_url_env=rules.slack.webhook_url_env), kind=kind, title=title, fields=fields)
+    return [SendCommand(f"{state.run_id}.notify.{kind}", notice)]
+
+
+def _describe_step(step: Step) -> str:
+    command = step.command
+    if isinstance(command, ApplyMigrations):
+        return f"{len(command.statements)} statement(s)"
+    if isinstance(command, RunProbe):
+        limits = ", ".join(f"{k} {v:g}" for k, v in command.thresholds.model_dump(exclude_none=True).items() if k != "min_samples")
+        return f"{command.probe.name} for {command.duration_s:g}s ({limits or 'no thresholds'})"
+    if isinstance(command, ShiftTraffic):
+        return f"{command.weight}% to {command.canary}"
+    return ""
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} seconds"

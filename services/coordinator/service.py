@@ -1,0 +1,116 @@
+"""Coordinator service shell: keeps the runs it drives in memory, feeds them to decide(), publishes.
+
+State is the fold of a run's events; a run this process has not seen (after a restart, or taken over
+from another instance) is rebuilt by replaying its events from the stream before the new one is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import aclosing
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from services.coordinator.plan import Plan
+from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, decide
+from shared.bus import Bus, CommandError, Work
+from shared.commands import StartRun, command_target
+from shared.envelope import Envelope, new_envelope
+from shared.event_log import read_events
+from shared.events import RunStarted
+
+TICK_S = 1.0
+
+
+class RunDriver:
+    """Drives runs: one lock, so decisions for all runs are applied one at a time and in order."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.runs: dict[str, RunState] = {}
+        self.lock = asyncio.Lock()
+        self._ticker: asyncio.Task | None = None
+
+    async def on_event(self, envelope: Envelope, seq: int) -> None:
+        async with self.lock:
+            state = self.runs.get(envelope.runid)
+            if state is None and not isinstance(envelope.data, RunStarted):
+                state = await self._replay(envelope.runid, before_seq=seq)
+                if state is None:
+                    return  # events of a run that never started (a rejected start): nothing to drive
+            await self._apply(state, envelope, cause=envelope)
+
+    async def _apply(self, state: RunState | None, item: Envelope | Tick, cause: Envelope | None) -> None:
+        new, outputs = decide(state, item)
+        for out in outputs:
+            if isinstance(out, SendCommand):
+                await self._send(new, out, cause)
+            elif isinstance(out, EmitEvent):
+                await self.bus.emit(out.data, run_id=new.run_id, event_id=out.id, cause=cause)
+        if new is not None:
+            self.runs[new.run_id] = new
+            if outputs:
+                self.bus.log.info("run.decided", run_id=new.run_id, position=new.position, outcome=new.outcome,
+                                  compensating=new.compensating, outputs=[type(o.data).__name__ for o in outputs])
+
+    async def _send(self, state: RunState, out: SendCommand, cause: Envelope | None) -> None:
+        service, action = command_target(type(out.data))
+        envelope = new_envelope(
+            out.data, id=out.id, source=self.bus.source, runid=state.run_id,
+            subject=self.bus.subjects.command(service, action), correlationid=out.id,
+            causationid=cause.id if cause else None,
+        )
+        await self.bus.publish(envelope, envelope.subject or "", self.bus.subjects.command_stream)
+
+    async def _replay(self, run_id: str, before_seq: int) -> RunState | None:
+        js = self.bus.broker.connection.jetstream()
+        state: RunState | None = None
+        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id), up_to_seq=before_seq - 1)) as feed:
+            async for _seq, envelope in feed:
+                state, _ = decide(state, envelope)
+        if state is not None:
+            self.bus.log.info("run.replayed", run_id=run_id, position=state.position, outcome=state.outcome)
+        return state
+
+    # --- the clock ------------------------------------------------------------------------------
+
+    async def start_ticking(self) -> None:
+        self._ticker = asyncio.create_task(self._tick_forever())
+
+    async def stop_ticking(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            async with self.lock:
+                for state in list(self.runs.values()):
+                    if not state.finished:
+                        try:
+                            await self._apply(state, Tick(datetime.now(UTC)), cause=None)
+                        except Exception as exc:  # publishing failed: the next tick tries again
+                            self.bus.log.warning("run.tick_failed", run_id=state.run_id, error=str(exc))
+
+
+def register(bus: Bus) -> RunDriver:
+    """Wire the coordinator onto ``bus``: start-run commands and the event feed."""
+    driver = RunDriver(bus)
+
+    async def on_start(cmd: StartRun, work: Work) -> RunStarted:
+        try:
+            plan = Plan.model_validate(cmd.plan)
+        except ValidationError as exc:
+            raise CommandError(f"invalid plan: {exc.error_count()} problem(s); run `golive plan check`", "invalid") from None
+        return RunStarted(
+            plan=plan.model_dump(mode="json"), plan_name=plan.name,
+            deploy_id=cmd.deploy_id, previous_deploy_id=cmd.previous_deploy_id,
+        )
+
+    bus.on_command(StartRun, on_start)
+    bus.consume_events(bus.subjects.all_events, "coordinator", driver.on_event)
+    return driver

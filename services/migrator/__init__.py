@@ -1,0 +1,1 @@
+"""Migrator: online Postgres migrations (CREATE INDEX CONCURRENTLY one statement at a time)."""

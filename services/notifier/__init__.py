@@ -1,0 +1,1 @@
+"""Notifier: the runbook's communication plan as Slack (and other) messages."""

@@ -1,0 +1,1 @@
+"""Traffic: shifts traffic between deployments through providers, and reads it back."""

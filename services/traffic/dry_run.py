@@ -1,0 +1,55 @@
+"""The dry-run provider: records intended weights in a JSON file and reads them back.
+
+For rehearsing a plan without touching real traffic. The file (``state_file`` in the provider spec,
+default ``<state dir>/traffic-dry-run.json``) holds ``{canary: {"weight": N, "stable": ID}}``; it is
+replaced atomically, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from services.traffic.provider import ProviderError
+from shared.commands import ProviderSpec
+
+
+class DryRunProvider:
+    name = "dry-run"
+
+    def __init__(self, state_file: Path) -> None:
+        self.state_file = state_file
+
+    @classmethod
+    def from_spec(cls, spec: ProviderSpec, state_dir: Path) -> DryRunProvider:
+        extra = spec.model_extra or {}
+        unknown = set(extra) - {"state_file"}
+        if unknown:
+            raise ProviderError(f"dry-run provider: unknown settings {sorted(unknown)}")
+        return cls(Path(extra.get("state_file") or state_dir / "traffic-dry-run.json"))
+
+    async def set_weight(self, canary: str, stable: str | None, weight: int) -> None:
+        await asyncio.to_thread(self._update, canary, {"weight": weight, "stable": stable})
+
+    async def read_weight(self, canary: str) -> int:
+        state = await asyncio.to_thread(self._read)
+        return int(state.get(canary, {}).get("weight", 0))
+
+    async def rollback(self, canary: str, to: str | None) -> None:
+        await asyncio.to_thread(self._update, canary, {"weight": 0, "stable": to})
+
+    def _read(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _update(self, canary: str, entry: dict) -> None:
+        state = self._read()
+        state[canary] = entry
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+        os.replace(tmp, self.state_file)

@@ -1,0 +1,1 @@
+"""golive contracts: messages, subjects, streams, bus helpers and settings shared by every service."""

@@ -1,0 +1,345 @@
+"""The bus: how every golive service talks to NATS JetStream.
+
+- ``ensure_streams`` creates (or updates) the command, event and dead-letter streams.
+- ``Bus.publish`` sends an envelope with ``Nats-Msg-Id`` = envelope id, so a re-send is deduplicated.
+- ``Bus.on_command`` registers a handler on the service's durable pull consumer, which every instance of
+  the service shares (start more processes to scale out). The wrapper gives each handler the same
+  contract: explicit ack after the work is done and its result events are published; in-progress acks
+  while long work runs; a crash is retried with backoff up to ``max_deliver`` times and then reported
+  as CommandFailed; a body that does not parse goes to ``<root>.dlq.<service>`` and the service keeps
+  running; on shutdown, long work is handed back (nak) so another instance takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from faststream import FastStream
+from faststream.middlewares import AckPolicy
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
+from faststream.specification import AsyncAPI
+from nats.js.errors import BadRequestError
+
+from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
+from shared.events import CommandFailed, DeadLettered, FailureClass
+from shared.secrets import redact
+from shared.settings import Settings
+from shared.telemetry import ServiceMetrics
+
+ACK_WAIT_S = 30.0
+KEEPALIVE_EVERY_S = 10.0
+MAX_BODY_IN_DEAD_LETTER = 4096
+
+
+def redelivery_delay(attempt: int) -> float:
+    """Backoff before redelivery number ``attempt`` + 1: 0.5 s, 1 s, 2 s, ... capped at 15 s."""
+    return min(15.0, 0.5 * 2 ** max(0, attempt - 1))
+
+
+async def connect_options(settings: Settings) -> dict[str, Any]:
+    """nats-py connection options from settings (credentials never logged)."""
+    options: dict[str, Any] = {"servers": [settings.resolved_nats_url()]}
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+    if settings.nats_password:
+        options["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_creds_file:
+        options["user_credentials"] = str(settings.nats_creds_file)
+    return options
+
+
+async def ensure_streams(settings: Settings, replicas: int = 1) -> None:
+    """Create the streams, or bring an existing stream's configuration up to date."""
+    nc = await nats.connect(**await connect_options(settings), connect_timeout=5, max_reconnect_attempts=3)
+    try:
+        js = nc.jetstream()
+        for config in settings.subjects.stream_configs(replicas=replicas):
+            try:
+                await js.add_stream(config)
+            except BadRequestError:
+                await js.update_stream(config)
+    finally:
+        await nc.drain()
+
+
+class CommandError(Exception):
+    """A handler's way to say the command cannot be done. ``failure``: invalid (bad input, do not
+    retry), transient (a dependency failed; the coordinator may retry) or fatal."""
+
+    def __init__(self, reason: str, failure: FailureClass = "fatal") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.failure = failure
+
+
+class HandBack(Exception):
+    """Raised by long work that stopped because the service is shutting down: redeliver it elsewhere."""
+
+
+@dataclass
+class Work:
+    """What a handler gets besides the payload: the envelope and the shutdown signal."""
+
+    envelope: Envelope
+    stopping: asyncio.Event
+    attempt: int = 1
+
+
+Handler = Callable[[Any, Work], Awaitable[Sequence[Message] | Message | None]]
+
+
+@dataclass
+class Bus:
+    """One service's bus: a FastStream broker plus golive's delivery contract."""
+
+    settings: Settings
+    service: str
+    metrics: ServiceMetrics
+    log: Any
+    max_workers: int = 1
+    broker: NatsBroker = field(init=False)
+    stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.subjects = s.subjects
+        self.source = f"/golive/{self.service}"
+        self.broker = NatsBroker(
+            s.resolved_nats_url(),
+            security=_security(s),
+            graceful_timeout=s.graceful_timeout_s,
+            middlewares=[NatsPrometheusMiddleware(registry=self.metrics.registry, app_name=self.service)],
+            max_reconnect_attempts=-1,
+            log_level=10,  # FastStream's per-message lines at DEBUG; golive logs its own structured lines
+        )
+
+    # --- app ------------------------------------------------------------------------------------
+
+    def app(self, title: str, after_startup: Sequence = (), on_shutdown: Sequence = ()) -> FastStream:
+        """A FastStream app whose startup creates the streams and whose shutdown hands back long work."""
+        return FastStream(
+            self.broker,
+            specification=AsyncAPI(title=title, version="1"),
+            on_startup=[self._startup],
+            after_startup=list(after_startup),
+            on_shutdown=[self._shutdown, *on_shutdown],
+        )
+
+    async def _startup(self) -> None:
+        await ensure_streams(self.settings)
+        self.log.info("bus.ready", nats=redact(self.settings.resolved_nats_url()), root=self.subjects.root)
+
+    async def _shutdown(self) -> None:
+        self.log.info("service.stopping", graceful_timeout_s=self.settings.graceful_timeout_s)
+        self.stopping.set()
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    async def publish(self, envelope: Envelope, subject: str, stream: str) -> None:
+        """Publish to JetStream and wait for its PubAck; ``Nats-Msg-Id`` deduplicates re-sends."""
+        await self.broker.publish(
+            envelope.to_json(),
+            subject,
+            stream=stream,
+            headers={"Nats-Msg-Id": envelope.id, "Content-Type": "application/cloudevents+json"},
+            timeout=self.settings.publish_timeout_s,
+        )
+
+    async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None) -> Envelope:
+        """Publish an event of this service for ``run_id``."""
+        envelope = new_envelope(
+            data,
+            id=event_id,
+            source=self.source,
+            runid=run_id,
+            subject=self.subjects.event(run_id, self.service, data.short_name()),
+            correlationid=correlation_of(cause),
+            causationid=cause.id if cause else None,
+        )
+        await self.publish(envelope, envelope.subject or "", self.subjects.event_stream)
+        self.metrics.events_published.labels(self.service, data.TYPE).inc()
+        return envelope
+
+    # --- consuming ------------------------------------------------------------------------------
+
+    def on_command(self, model: type[Message], handler: Handler) -> None:
+        """Handle commands of type ``model`` sent to this service."""
+        self._command_handlers[model] = handler
+
+    def start_consuming_commands(self) -> None:
+        """Register the durable pull consumer shared by every instance of this service."""
+        if not self._command_handlers:
+            return
+        self.broker.subscriber(
+            self.subjects.commands_of(self.service),
+            stream=JStream(self.subjects.command_stream, declare=False),
+            durable=f"{self.service}",
+            pull_sub=PullSub(batch_size=1, timeout=2.0),
+            config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
+            ack_policy=AckPolicy.MANUAL,
+            max_workers=self.max_workers,
+            title=f"{self.service} commands",
+            description=", ".join(m.TYPE for m in self._command_handlers),
+        )(self._on_command)
+
+    def consume_events(self, subject: str, durable: str, handler: Callable[[Envelope, int], Awaitable[None]]) -> None:
+        """Durable pull consumer on the event stream (for services that react to events)."""
+
+        async def on_event(msg: NatsMessage) -> None:
+            try:
+                envelope = parse_envelope(msg.raw_message.data)
+            except ParseError as exc:
+                await self._dead_letter(msg, str(exc))
+                return
+            try:
+                await handler(envelope, msg.raw_message.metadata.sequence.stream)
+            except Exception as exc:  # a bug or a broken dependency: retry, bounded
+                await self._retry_or_give_up(msg, envelope, exc)
+                return
+            await msg.ack()
+
+        self.broker.subscriber(
+            subject,
+            stream=JStream(self.subjects.event_stream, declare=False),
+            durable=durable,
+            pull_sub=PullSub(batch_size=1, timeout=2.0),
+            config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
+            deliver_policy=DeliverPolicy.NEW,
+            ack_policy=AckPolicy.MANUAL,
+            max_workers=1,
+            title=f"{self.service} events",
+        )(on_event)
+
+    async def _on_command(self, msg: NatsMessage) -> None:
+        try:
+            envelope = parse_envelope(msg.raw_message.data)
+        except ParseError as exc:
+            await self._dead_letter(msg, str(exc))
+            return
+        handler = self._command_handlers.get(type(envelope.data))
+        if handler is None:
+            await self._dead_letter(msg, f"{self.service} does not handle {envelope.type}")
+            return
+
+        attempt = _delivery_count(msg)
+        log = self.log.bind(run_id=envelope.runid, command_id=envelope.id, type=envelope.type, attempt=attempt)
+        log.info("command.received")
+        keepalive = asyncio.create_task(_keep_alive(msg))
+        started = time.perf_counter()
+        try:
+            result = await handler(envelope.data, Work(envelope, self.stopping, attempt))
+        except HandBack:
+            log.info("command.handed_back")
+            await msg.nack(delay=0)
+            self.metrics.commands.labels(self.service, envelope.type, "handed_back").inc()
+            return
+        except CommandError as exc:
+            await self._fail(envelope, exc.reason, exc.failure, attempt)
+            await msg.ack()
+            log.warning("command.failed", reason=redact(exc.reason), failure=exc.failure)
+            return
+        except Exception as exc:
+            await self._retry_or_give_up(msg, envelope, exc)
+            return
+        finally:
+            keepalive.cancel()
+            self.metrics.command_seconds.labels(self.service, envelope.type).observe(time.perf_counter() - started)
+
+        for i, data in enumerate(_as_list(result)):
+            suffix = f"/{i}" if i else ""
+            await self.emit(data, run_id=envelope.runid, event_id=f"{envelope.id}/{data.short_name()}{suffix}", cause=envelope)
+        await msg.ack()
+        self.metrics.commands.labels(self.service, envelope.type, "done").inc()
+        log.info("command.done", seconds=round(time.perf_counter() - started, 3))
+
+    async def _retry_or_give_up(self, msg: NatsMessage, envelope: Envelope, exc: Exception) -> None:
+        attempt = _delivery_count(msg)
+        reason = redact(f"{type(exc).__name__}: {exc}")
+        log = self.log.bind(run_id=envelope.runid, message_id=envelope.id, type=envelope.type, attempt=attempt)
+        if attempt < self.settings.max_deliver:
+            delay = redelivery_delay(attempt)
+            log.warning("message.retrying", reason=reason, delay_s=delay)
+            await msg.nack(delay=delay)
+            self.metrics.commands.labels(self.service, envelope.type, "retried").inc()
+            return
+        log.error("message.gave_up", reason=reason)
+        if envelope.type.startswith("golive.cmd."):
+            await self._fail(envelope, f"gave up after {attempt} attempts: {reason}", "transient", attempt)
+        else:
+            await self._dead_letter(msg, f"gave up after {attempt} attempts: {reason}")
+            return
+        await msg.ack()
+        self.metrics.commands.labels(self.service, envelope.type, "gave_up").inc()
+
+    async def _fail(self, envelope: Envelope, reason: str, failure: FailureClass, attempt: int) -> None:
+        failed = CommandFailed(
+            service=self.service, command_type=envelope.type, reason=redact(reason), failure=failure, attempts=attempt
+        )
+        await self.emit(failed, run_id=envelope.runid, event_id=f"{envelope.id}/command_failed", cause=envelope)
+        self.metrics.commands.labels(self.service, envelope.type, "failed").inc()
+
+    async def _dead_letter(self, msg: NatsMessage, error: str) -> None:
+        """Keep the unparseable message with its error on the dead-letter subject, then drop it."""
+        raw = msg.raw_message
+        body = raw.data or b""
+        try:
+            text = body[:MAX_BODY_IN_DEAD_LETTER].decode()
+        except UnicodeDecodeError:
+            text = "base64:" + base64.b64encode(body[:MAX_BODY_IN_DEAD_LETTER]).decode()
+        headers = {k: v for k, v in (raw.headers or {}).items() if k.lower() not in {"authorization"}}
+        seq = raw.metadata.sequence.stream if raw.metadata else 0
+        letter = DeadLettered(
+            service=self.service, subject=raw.subject, error=redact(error), body=redact(text), headers=headers
+        )
+        envelope = new_envelope(
+            letter, id=f"dlq/{self.service}/{raw.subject}/{seq}", source=self.source, runid="unknown",
+            subject=self.subjects.dead_letter(self.service),
+        )
+        await self.publish(envelope, self.subjects.dead_letter(self.service), self.subjects.dead_letter_stream)
+        self.metrics.dead_letters.labels(self.service).inc()
+        self.log.warning("message.dead_lettered", subject=raw.subject, error=redact(error))
+        await msg.reject()
+
+
+def correlation_of(cause: Envelope | None) -> str | None:
+    """The command a message ultimately answers: the cause itself if it is a command, else its correlation."""
+    if cause is None:
+        return None
+    return cause.id if cause.type.startswith("golive.cmd.") else cause.correlationid
+
+
+def _security(s: Settings) -> NatsSecurity | None:
+    if s.nats_creds_file:
+        return NatsCredentials.from_file(str(s.nats_creds_file))
+    if s.nats_user:
+        return NatsUserPassword(s.nats_user, s.nats_password.get_secret_value() if s.nats_password else "")
+    return None
+
+
+def _delivery_count(msg: NatsMessage) -> int:
+    metadata = msg.raw_message.metadata
+    return metadata.num_delivered if metadata else 1
+
+
+def _as_list(result: Sequence[Message] | Message | None) -> list[Message]:
+    if result is None:
+        return []
+    if isinstance(result, Message):
+        return [result]
+    return list(result)
+
+
+async def _keep_alive(msg: NatsMessage) -> None:
+    """Tell JetStream the work goes on, so ack_wait does not redeliver a long build or probe."""
+    while True:
+        await asyncio.sleep(KEEPALIVE_EVERY_S)
+        await msg.in_progress()

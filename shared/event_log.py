@@ -1,0 +1,48 @@
+"""Reading the event stream as a log: a run's events in order, from the first.
+
+Used by the coordinator to rebuild a run after a restart and by `golive events` to show one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from shared.envelope import Envelope, ParseError, parse_envelope
+
+
+async def read_events(
+    js: JetStreamContext, subject: str, *, up_to_seq: int | None = None, follow: bool = False, idle_s: float = 0.5
+) -> AsyncIterator[tuple[int, Envelope]]:
+    """Yield (stream sequence, envelope) for every event on ``subject`` from the first.
+
+    Stops at the end of the stream (or at ``up_to_seq``); with ``follow`` it waits for new events until
+    cancelled. Messages that do not parse are skipped here: the dead-letter path already kept them.
+    """
+    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, idle_heartbeat=2.0)
+    try:
+        info = await sub.consumer_info()
+        remaining = info.num_pending
+        if remaining == 0 and not follow:
+            return
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=idle_s if not follow else 3600)
+            except (TimeoutError, asyncio.TimeoutError):
+                if follow:
+                    continue
+                return
+            seq = msg.metadata.sequence.stream
+            if up_to_seq is not None and seq > up_to_seq:
+                return
+            try:
+                yield seq, parse_envelope(msg.data)
+            except ParseError:
+                pass
+            if not follow and msg.metadata.num_pending == 0:
+                return
+    finally:
+        await sub.unsubscribe()

@@ -1,0 +1,162 @@
+"""Events: facts that happened. Subject ``<root>.evt.<run_id>.<source>.<name>``.
+
+The event stream is the audit log, the monitoring feed and the coordinator's memory. Every event that
+answers a command carries that command's id as ``correlationid``. Adding a field is compatible;
+renaming or removing one is a new version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from shared.commands import Spec
+from shared.envelope import Message, message_type
+
+# --- coordinator: the run ----------------------------------------------------------------------
+
+Phase = Literal[
+    "preflight", "migrate", "smoke", "canary", "final_validation", "lock_in", "done", "compensating",
+]
+Outcome = Literal["succeeded", "rolled_back", "needs_human"]
+
+
+@message_type("golive.coordinator.run_started.v1")
+class RunStarted(Message):
+    plan: dict[str, Any]
+    plan_name: str
+    deploy_id: str
+    previous_deploy_id: str | None = None
+
+
+@message_type("golive.coordinator.phase_started.v1")
+class PhaseStarted(Message):
+    phase: Phase
+    step: str
+    detail: str = ""
+
+
+@message_type("golive.coordinator.step_failed.v1")
+class StepFailed(Message):
+    """A step's failure as the coordinator judged it: why, with the numbers."""
+
+    step: str
+    reason: str
+
+
+@message_type("golive.coordinator.compensation_started.v1")
+class CompensationStarted(Message):
+    step: str
+    undoes: str
+
+
+@message_type("golive.coordinator.run_finished.v1")
+class RunFinished(Message):
+    outcome: Outcome
+    reason: str
+    duration_s: float
+    left_to_undo: list[str] = []
+
+
+# --- migrator ----------------------------------------------------------------------------------
+
+
+class IndexResult(Spec):
+    name: str
+    index: str | None
+    action: Literal["built", "already_present", "rebuilt_invalid", "executed"]
+    seconds: float
+
+
+@message_type("golive.migrator.migrations_applied.v1")
+class MigrationsApplied(Message):
+    results: list[IndexResult]
+
+
+@message_type("golive.migrator.migrations_reverted.v1")
+class MigrationsReverted(Message):
+    dropped: list[str]
+
+
+# --- prober ------------------------------------------------------------------------------------
+
+
+class Verdict(Spec):
+    metric: str
+    limit: float
+    observed: float
+    passed: bool
+
+
+@message_type("golive.prober.probe_completed.v1")
+class ProbeCompleted(Message):
+    probe: str
+    label: str = ""
+    count: int
+    errors: int
+    errors_by_class: dict[str, int] = {}
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    duration_s: float
+    verdicts: list[Verdict]
+    passed: bool
+    summary: str
+
+
+# --- traffic -----------------------------------------------------------------------------------
+
+
+@message_type("golive.traffic.traffic_shifted.v1")
+class TrafficShifted(Message):
+    provider: str
+    canary: str
+    weight: int = Field(ge=0, le=100)
+    verified_weight: int = Field(ge=0, le=100)
+
+
+@message_type("golive.traffic.traffic_rolled_back.v1")
+class TrafficRolledBack(Message):
+    provider: str
+    canary: str
+    to: str | None
+    verified_weight: int = Field(ge=0, le=100)
+
+
+# --- notifier ----------------------------------------------------------------------------------
+
+
+@message_type("golive.notifier.notification_sent.v1")
+class NotificationSent(Message):
+    kind: str
+    sink: str
+    attempts: int
+
+
+# --- any service -------------------------------------------------------------------------------
+
+FailureClass = Literal["invalid", "transient", "fatal"]
+
+
+@message_type("golive.service.command_failed.v1")
+class CommandFailed(Message):
+    """A service could not do what a command asked. ``failure`` tells whether a retry could help."""
+
+    service: str
+    command_type: str
+    reason: str
+    failure: FailureClass = "fatal"
+    attempts: int = 1
+
+
+@message_type("golive.service.dead_lettered.v1")
+class DeadLettered(Message):
+    """A message that could not be parsed, kept with the error. Published on ``<root>.dlq.<service>``."""
+
+    service: str
+    subject: str
+    error: str
+    body: str
+    headers: dict[str, str] = {}

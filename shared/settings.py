@@ -1,0 +1,56 @@
+"""Settings from the environment (prefix ``GOLIVE_``), validated once at the edge.
+
+Database and webhook URLs are never settings values: plans and commands name the environment variable
+that holds them, and the service reads it when it needs it (see shared.secrets).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.subjects import Subjects
+
+STACK_FILE = "stack.json"
+
+
+class Settings(BaseSettings):
+    """How a golive process reaches the bus and where it keeps local state."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLIVE_", extra="ignore")
+
+    nats_url: str | None = Field(default=None, description="NATS URL; default: the one `golive up` wrote, else nats://127.0.0.1:4222")
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_creds_file: Path | None = None
+    subject_root: str = "golive"
+    state_dir: Path = Path(".golive")
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    graceful_timeout_s: float = Field(default=10.0, ge=0)
+    max_deliver: int = Field(default=5, ge=1)
+    log_level: str = "INFO"
+
+    @property
+    def subjects(self) -> Subjects:
+        return Subjects(self.subject_root)
+
+    def resolved_nats_url(self) -> str:
+        """The configured URL, else the one the embedded stack (`golive up`) recorded, else localhost."""
+        if self.nats_url:
+            return self.nats_url
+        stack = read_stack_file(self.state_dir)
+        if stack and stack.get("nats_url"):
+            return str(stack["nats_url"])
+        return "nats://127.0.0.1:4222"
+
+
+def read_stack_file(state_dir: Path) -> dict | None:
+    """What `golive up` recorded about the running embedded stack, if it runs."""
+    path = state_dir / STACK_FILE
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,114 @@
+"""Subjects and streams, defined once.
+
+Every subject starts with a root (``golive`` by default). Tests give each case its own root, so
+cases sharing one nats-server never see each other's messages; a team can do the same to run two
+stacks on one cluster.
+
+- ``<root>.cmd.<service>.<action>``            commands, work-queue stream ``<ROOT>_CMD``
+- ``<root>.evt.<run_id>.<source>.<name>``      events, limits stream ``<ROOT>_EVT`` (audit log, feed, saga memory)
+- ``<root>.dlq.<service>``                     dead letters, limits stream ``<ROOT>_DLQ``
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+SERVICES = ("coordinator", "migrator", "prober", "traffic", "notifier")
+
+DUPLICATE_WINDOW_S = 120.0
+EVENT_MAX_AGE_S = 400 * 24 * 3600.0  # keeps a year of runs for the weekly and yearly reports
+DEAD_LETTER_MAX_AGE_S = 30 * 24 * 3600.0
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def check_token(value: str, what: str) -> str:
+    """Return ``value`` if it is one NATS subject token (no dots, spaces or wildcards)."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{what} {value!r} must be letters, digits, '-' or '_' (it becomes a NATS subject token)")
+    return value
+
+
+@dataclass(frozen=True)
+class Subjects:
+    """All subject names and stream configurations for one subject root."""
+
+    root: str = "golive"
+
+    def __post_init__(self) -> None:
+        check_token(self.root, "subject root")
+
+    # commands
+    def command(self, service: str, action: str) -> str:
+        return f"{self.root}.cmd.{service}.{action}"
+
+    def commands_of(self, service: str) -> str:
+        return f"{self.root}.cmd.{service}.>"
+
+    # events
+    def event(self, run_id: str, source: str, name: str) -> str:
+        return f"{self.root}.evt.{run_id}.{source}.{name}"
+
+    def events_of_run(self, run_id: str) -> str:
+        return f"{self.root}.evt.{run_id}.>"
+
+    @property
+    def all_events(self) -> str:
+        return f"{self.root}.evt.>"
+
+    # dead letters
+    def dead_letter(self, service: str) -> str:
+        return f"{self.root}.dlq.{service}"
+
+    @property
+    def all_dead_letters(self) -> str:
+        return f"{self.root}.dlq.>"
+
+    # streams
+    @property
+    def command_stream(self) -> str:
+        return f"{self.root.upper()}_CMD"
+
+    @property
+    def event_stream(self) -> str:
+        return f"{self.root.upper()}_EVT"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.root.upper()}_DLQ"
+
+    def stream_configs(self, replicas: int = 1) -> list[StreamConfig]:
+        """The three streams. Work-queue commands: each command is taken by exactly one instance and
+        removed once acked. Events and dead letters: kept by age, replayable."""
+        return [
+            StreamConfig(
+                name=self.command_stream,
+                subjects=[f"{self.root}.cmd.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                num_replicas=replicas,
+            ),
+            StreamConfig(
+                name=self.event_stream,
+                subjects=[f"{self.root}.evt.>"],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=EVENT_MAX_AGE_S,
+                discard=DiscardPolicy.OLD,
+                num_replicas=replicas,
+            ),
+            StreamConfig(
+                name=self.dead_letter_stream,
+                subjects=[f"{self.root}.dlq.>"],
+                retention=RetentionPolicy.LIMITS,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=DEAD_LETTER_MAX_AGE_S,
+                num_replicas=replicas,
+            ),
+        ]
