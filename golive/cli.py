@@ -136,6 +136,62 @@ def up(
     out.print("stack stopped")
 
 
+@app.command()
+def demo(
+    plan: Annotated[Path, typer.Option(help="Plan to run on the embedded stack")] = Path("plans/skeleton.yaml"),
+    state_dir: Annotated[Path | None, typer.Option(help="Where data, logs and the stack file live")] = None,
+) -> None:
+    """Start the embedded stack, run a plan on it while you watch, stop the stack. Exits with the run's code."""
+    from golive.plan_check import check_plan
+    from golive.stack import run_stack
+    from services.coordinator.plan import PlanError
+
+    try:
+        checked = check_plan(plan)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {escape(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    settings = Settings()
+    state_dir = (state_dir or settings.state_dir).resolve()
+    stop, ready = threading.Event(), threading.Event()
+    stack: dict = {}
+
+    def on_ready(info: dict) -> None:
+        stack.update(info)
+        ready.set()
+
+    failure: list[BaseException] = []
+
+    def serve_stack() -> None:
+        try:
+            run_stack(state_dir, lambda line: out.print(escape(line), style="dim"), stop, on_ready=on_ready)
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=serve_stack, name="stack")
+    thread.start()
+    code = EXIT_UNREACHABLE
+    try:
+        ready.wait()
+        if failure:
+            err.print(f"the stack did not start: {failure[0]}", style="red")
+        else:
+            run_id = new_run_id()
+            err.print(f"run {run_id}: {checked.name} on the embedded stack", style="bold")
+            run_settings = settings.model_copy(update={"nats_url": stack["nats_url"], "state_dir": state_dir})
+            code = asyncio.run(start_and_watch(run_settings, checked, "canary", "stable", run_id, _printer(False)))
+            out.print(f"artifacts and logs under {state_dir}; replay with "
+                      f"`GOLIVE_STATE_DIR={state_dir} golive events --run {run_id}` while a stack runs")
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        stop.set()
+        thread.join()
+    raise typer.Exit(code)
+
+
 def main() -> None:
     app()
 

@@ -14,6 +14,7 @@ from shared.events import (
     RunFinished,
     RunStarted,
     StepFailed,
+    StepTimedOut,
     TrafficRolledBack,
     TrafficShifted,
 )
@@ -45,6 +46,8 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
         case StepFailed():
             return "bold red", f"step {d.step} failed: {d.reason}"
+        case StepTimedOut():
+            return "bold red", f"{d.step} timed out: no answer by {d.deadline:%H:%M:%S}"
         case CompensationStarted():
             return "yellow", f"[compensating] undo {d.undoes}"
         case RunFinished():

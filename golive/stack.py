@@ -7,20 +7,25 @@ its data under the state directory, and stops on Ctrl-C.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nats
+from nats.js.errors import NotFoundError
 
 from golive.demo_data import create_database, seed
 from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from golive.webhook_sink import WebhookSink
-from shared.settings import STACK_FILE
+from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
 DATABASE_ENV = "GOLIVE_DATABASE_URL"
@@ -37,12 +42,12 @@ class ServiceProcesses:
     metrics_ports: dict[str, int] = field(default_factory=dict)
 
     def start(self, names: tuple[str, ...] = SERVICES) -> ServiceProcesses:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             self.start_one(name)
         return self
 
     def start_one(self, name: str, instance: str = "") -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
         key = f"{name}{instance}"
         log = open(self.log_dir / f"{key}.log", "ab")
@@ -77,7 +82,36 @@ def service_env(nats_url: str, state_dir: Path, extra: dict[str, str] | None = N
     return env
 
 
-def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = 50_000) -> None:
+async def wait_until_ready(settings: Settings, services: Iterable[str], procs: ServiceProcesses | None = None,
+                           timeout_s: float = 30.0) -> None:
+    """Wait until each service's durable consumer exists (it is ready to take work); fail if one exits."""
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        subjects = settings.subjects
+        pending = {(subjects.command_stream, name) for name in services}
+        if "coordinator" in services:
+            pending.add((subjects.event_stream, "coordinator-events"))
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if procs and (dead := procs.exited()):
+                raise RuntimeError(f"services exited during start: {dead} (logs in {procs.log_dir})")
+            for stream, name in list(pending):
+                try:
+                    await js.consumer_info(stream, name)
+                    pending.discard((stream, name))
+                except NotFoundError:
+                    pass
+            if pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"services not ready after {timeout_s:.0f} s: {sorted(n for _, n in pending)}")
+                await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
+def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = 50_000,
+              on_ready: Callable[[dict], None] | None = None) -> None:
     """Start everything, write the stack file, wait for ``stop``, stop everything in reverse."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,17 +124,22 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
             env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url})
             services = ServiceProcesses(env, state_dir / "logs").start()
             try:
-                stack_file.write_text(json.dumps({
+                asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
+                stack = {
                     "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
                     "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
-                }, indent=2))
+                }
+                stack_file.write_text(json.dumps(stack, indent=2))
                 echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
                 echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
                 echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
                 for name, port in services.metrics_ports.items():
                     echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
                 echo(f"logs       {state_dir / 'logs'}")
-                echo("ready: in another terminal, `golive run plans/skeleton.yaml`; Ctrl-C here stops everything")
+                if on_ready:
+                    on_ready(stack)
+                else:
+                    echo("ready: in another terminal, `golive run plans/skeleton.yaml`; Ctrl-C here stops everything")
                 while not stop.wait(1.0):
                     if dead := services.exited():
                         echo(f"a service exited: {dead}; stopping the stack (see {state_dir / 'logs'})")

@@ -34,8 +34,8 @@ from shared.secrets import redact
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics
 
-ACK_WAIT_S = 30.0
-KEEPALIVE_EVERY_S = 10.0
+ACK_WAIT_S = 30.0  # commands: long work keeps its message with in-progress acks
+EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance's message comes back soon
 MAX_BODY_IN_DEAD_LETTER = 4096
 
 
@@ -108,6 +108,7 @@ class Bus:
     broker: NatsBroker = field(init=False)
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
+    _consuming: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -134,6 +135,17 @@ class Bus:
             on_shutdown=[self._shutdown, *on_shutdown],
         )
 
+    async def start(self) -> None:
+        """Start consuming without a FastStream app (embedding: tests, benchmarks)."""
+        self.start_consuming_commands()
+        await self._startup()
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        """Stop consuming: long work sees ``stopping`` and hands itself back; then the connection drains."""
+        await self._shutdown()
+        await self.broker.stop()
+
     async def _startup(self) -> None:
         await ensure_streams(self.settings)
         self.log.info("bus.ready", nats=redact(self.settings.resolved_nats_url()), root=self.subjects.root)
@@ -154,15 +166,16 @@ class Bus:
             timeout=self.settings.publish_timeout_s,
         )
 
-    async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None) -> Envelope:
-        """Publish an event of this service for ``run_id``."""
+    async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None,
+                   correlationid: str | None = None) -> Envelope:
+        """Publish an event of this service for ``run_id`` (correlation: given, else that of ``cause``)."""
         envelope = new_envelope(
             data,
             id=event_id,
             source=self.source,
             runid=run_id,
             subject=self.subjects.event(run_id, self.service, data.short_name()),
-            correlationid=correlation_of(cause),
+            correlationid=correlationid or correlation_of(cause),
             causationid=cause.id if cause else None,
         )
         await self.publish(envelope, envelope.subject or "", self.subjects.event_stream)
@@ -176,9 +189,10 @@ class Bus:
         self._command_handlers[model] = handler
 
     def start_consuming_commands(self) -> None:
-        """Register the durable pull consumer shared by every instance of this service."""
-        if not self._command_handlers:
+        """Register the durable pull consumer shared by every instance of this service (once)."""
+        if not self._command_handlers or self._consuming:
             return
+        self._consuming = True
         self.broker.subscriber(
             self.subjects.commands_of(self.service),
             stream=JStream(self.subjects.command_stream, declare=False),
@@ -200,11 +214,14 @@ class Bus:
             except ParseError as exc:
                 await self._dead_letter(msg, str(exc))
                 return
+            keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             try:
                 await handler(envelope, msg.raw_message.metadata.sequence.stream)
             except Exception as exc:  # a bug or a broken dependency: retry, bounded
                 await self._retry_or_give_up(msg, envelope, exc)
                 return
+            finally:
+                keepalive.cancel()
             await msg.ack()
 
         self.broker.subscriber(
@@ -212,7 +229,7 @@ class Bus:
             stream=JStream(self.subjects.event_stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=1, timeout=2.0),
-            config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
+            config=ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.MANUAL,
             max_workers=1,
@@ -233,7 +250,7 @@ class Bus:
         attempt = _delivery_count(msg)
         log = self.log.bind(run_id=envelope.runid, command_id=envelope.id, type=envelope.type, attempt=attempt)
         log.info("command.received")
-        keepalive = asyncio.create_task(_keep_alive(msg))
+        keepalive = asyncio.create_task(_keep_alive(msg, ACK_WAIT_S / 3))
         started = time.perf_counter()
         try:
             result = await handler(envelope.data, Work(envelope, self.stopping, attempt))
@@ -338,8 +355,8 @@ def _as_list(result: Sequence[Message] | Message | None) -> list[Message]:
     return list(result)
 
 
-async def _keep_alive(msg: NatsMessage) -> None:
+async def _keep_alive(msg: NatsMessage, every_s: float) -> None:
     """Tell JetStream the work goes on, so ack_wait does not redeliver a long build or probe."""
     while True:
-        await asyncio.sleep(KEEPALIVE_EVERY_S)
+        await asyncio.sleep(every_s)
         await msg.in_progress()

@@ -15,7 +15,7 @@ from shared.envelope import Envelope, ParseError, parse_envelope
 
 
 async def read_events(
-    js: JetStreamContext, subject: str, *, up_to_seq: int | None = None, follow: bool = False, idle_s: float = 0.5
+    js: JetStreamContext, subject: str, *, up_to_seq: int | None = None, follow: bool = False, patience_s: float = 10.0
 ) -> AsyncIterator[tuple[int, Envelope]]:
     """Yield (stream sequence, envelope) for every event on ``subject`` from the first.
 
@@ -25,16 +25,17 @@ async def read_events(
     sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, idle_heartbeat=2.0)
     try:
         info = await sub.consumer_info()
-        remaining = info.num_pending
-        if remaining == 0 and not follow:
+        if info.num_pending == 0 and not follow:
             return
         while True:
             try:
-                msg = await sub.next_msg(timeout=idle_s if not follow else 3600)
+                # Without follow, messages are known to be pending: a slow delivery is waited for, not taken
+                # for the end of the log.
+                msg = await sub.next_msg(timeout=patience_s if not follow else 3600)
             except (TimeoutError, asyncio.TimeoutError):
                 if follow:
                     continue
-                return
+                raise TimeoutError(f"events on {subject} stopped arriving before the end of the stream") from None
             seq = msg.metadata.sequence.stream
             if up_to_seq is not None and seq > up_to_seq:
                 return

@@ -7,6 +7,7 @@ renaming or removing one is a new version.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -43,6 +44,15 @@ class StepFailed(Message):
 
     step: str
     reason: str
+
+
+@message_type("golive.coordinator.step_timed_out.v1")
+class StepTimedOut(Message):
+    """No answer came by the deadline. Its correlationid is the command awaited; folding this event (not
+    the clock) is what fails the step, so a replay after a restart reaches the same state."""
+
+    step: str
+    deadline: datetime
 
 
 @message_type("golive.coordinator.compensation_started.v1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -19,11 +20,15 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
+        if text.startswith("-"):
+            raise ValueError("a duration cannot be negative")
         if not text or _PART.sub("", text):
             raise ValueError(f"{value!r} is not a duration (examples: 45s, 30m, 1h30m, 250ms)")
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
     else:
         raise ValueError("a duration is a number of seconds or a string like '30m'")
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a finite duration (examples: 45s, 30m, 1h30m, 250ms)")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds

@@ -16,6 +16,15 @@ from services.coordinator.durations import Duration
 from shared.commands import MigrationSession, ProviderSpec, Thresholds
 
 
+class _Problem(ValueError):
+    """A problem a validator found below the model it validates; ``where`` locates it in that model."""
+
+    def __init__(self, where: tuple[str | int, ...], reason: str) -> None:
+        super().__init__(f"{_path(list(where))}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +46,14 @@ class Notifications(Strict):
     on: list[Literal["start", "success", "rollback", "needs_human"]] = ["start", "success", "rollback", "needs_human"]
     environment: str = "Production"
     maintenance_window: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _on_key_read_as_boolean(cls, data: object) -> object:
+        # YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean True
+        if isinstance(data, dict) and any(k is True for k in data) and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        return data
 
 
 class Statement(Strict):
@@ -78,13 +95,16 @@ class Canary(Strict):
         previous = 0
         for i, stage in enumerate(self.stages):
             if stage.weight <= previous:
-                raise ValueError(
-                    f"stages[{i}].weight: {stage.weight} is not higher than the previous stage ({previous}); "
-                    "weights must increase and end at 100"
+                raise _Problem(
+                    ("stages", i, "weight"),
+                    f"{stage.weight} is not higher than the previous stage ({previous}); weights must increase and end at 100",
                 )
             previous = stage.weight
         if previous != 100:
-            raise ValueError(f"the last stage's weight is {previous}; the last stage must send 100% to the new deployment")
+            raise _Problem(
+                ("stages", len(self.stages) - 1, "weight"),
+                f"the last stage's weight is {previous}; the last stage must send 100% to the new deployment",
+            )
         return self
 
 
@@ -112,18 +132,23 @@ class Plan(Strict):
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:
-        checks = [("smoke", i, c) for i, c in enumerate(self.smoke)] + [
-            (f"canary.stages[{s}].checks", i, c) for s, st in enumerate(self.canary.stages) for i, c in enumerate(st.checks)
+        checks = [(("smoke", i), c) for i, c in enumerate(self.smoke)] + [
+            (("canary", "stages", s, "checks", i), c) for s, st in enumerate(self.canary.stages) for i, c in enumerate(st.checks)
         ]
-        for where, i, check in checks:
+        for where, check in checks:
             if check.probe not in self.probes:
                 known = ", ".join(sorted(self.probes)) or "none"
-                raise ValueError(f"{where}[{i}].probe: no probe named {check.probe!r} (probes: {known})")
-            if where == "smoke" and check.duration is None:
-                raise ValueError(f"smoke[{i}].duration: a smoke check needs a duration")
-        names = [s.name for s in self.migrations.statements]
-        if len(names) != len(set(names)):
-            raise ValueError("migrations.statements: names must be unique")
+                raise _Problem((*where, "probe"), f"no probe named {check.probe!r} (probes: {known})")
+            if where[0] == "smoke" and check.duration is None:
+                raise _Problem((*where, "duration"), "a smoke check needs a duration")
+        first: dict[str, int] = {}
+        for i, statement in enumerate(self.migrations.statements):
+            if statement.name in first:
+                raise _Problem(
+                    ("migrations", "statements", i, "name"),
+                    f"{statement.name!r} is already the name of statements[{first[statement.name]}]; names must be unique",
+                )
+            first[statement.name] = i
         return self
 
 
@@ -161,11 +186,19 @@ def parse_plan(text: str, origin: str = "<plan>") -> Plan:
 
 def _describe(err: dict, root: yaml.Node | None) -> str:
     loc = list(err["loc"])
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"
-    line = _line_of(root, loc)
     message = err["msg"].removeprefix("Value error, ")
+    problem = err.get("ctx", {}).get("error")
+    if isinstance(problem, _Problem):  # found by a model's own validator: point at the value, not the model
+        loc += problem.where
+        message = problem.reason
+    path = _path(loc)
+    line = _line_of(root, loc)
     where = f"{path} (line {line})" if line else path
     return f"{where}: {message}"
+
+
+def _path(loc: list) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"
 
 
 def _line_of(node: yaml.Node | None, loc: list) -> int | None:

@@ -37,6 +37,8 @@ from shared.events import (
     RunFinished,
     RunStarted,
     StepFailed,
+    StepTimedOut,
+    TrafficShifted,
 )
 
 
@@ -73,6 +75,7 @@ class SendCommand:
 class EmitEvent:
     id: str
     data: Message
+    correlationid: str | None = None  # default: that of the input that caused it
 
 
 Output = SendCommand | EmitEvent
@@ -114,6 +117,11 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if state.compensating:
         return _on_compensation_result(state, item)
     return _on_step_result(state, item)
+
+
+def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
+    what = timed_out.step.replace("undo:", "undoing ", 1)
+    return f"{what} timed out: no answer by {timed_out.deadline.isoformat()}"
 
 
 # --- starting ----------------------------------------------------------------------------------
@@ -206,21 +214,30 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     data = envelope.data
     if isinstance(data, CommandFailed):
         return _fail(state, f"{step.name} failed: {data.reason}", envelope.time)
+    if isinstance(data, StepTimedOut):
+        return _fail(state, _timeout_reason(state, data), envelope.time)
     if isinstance(data, ProbeCompleted) and not data.passed:
         return _fail(state, f"{step.name} failed: {data.summary}", envelope.time)
+    if isinstance(data, TrafficShifted) and isinstance(step.command, ShiftTraffic) and data.verified_weight != step.command.weight:
+        reason = f"{step.name} failed: {data.provider} reads back {data.verified_weight}%, expected {step.command.weight}%"
+        return _fail(state, reason, envelope.time)
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
     return _send_step(state, state.position + 1, envelope.time)
 
 
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
-    if state is None or state.finished or state.deadline is None or now < state.deadline:
+    """Past the deadline, say so as an event and change nothing: the event, once folded, fails the step."""
+    if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
         return state, []
-    what = state.compensations[-1].undoes if state.compensating and state.compensations else state.steps[state.position].name
-    reason = f"{'undoing ' if state.compensating else ''}{what} timed out: no answer by {state.deadline.isoformat()}"
-    if state.compensating:
-        return _finish(state, "needs_human", reason, now)
-    return _fail(state, reason, now)
+    timed_out = StepTimedOut(step=_awaited_step(state), deadline=state.deadline)
+    return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
+
+
+def _awaited_step(state: RunState) -> str:
+    if state.compensating and state.compensations:
+        return f"undo:{state.compensations[-1].undoes}"
+    return state.steps[state.position].name
 
 
 # --- failing and compensating ------------------------------------------------------------------
@@ -248,6 +265,8 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
 
 
 def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    if isinstance(envelope.data, StepTimedOut):
+        return _finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
     if isinstance(envelope.data, CommandFailed):
         reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
         return _finish(state, "needs_human", reason, envelope.time)

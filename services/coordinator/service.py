@@ -48,7 +48,8 @@ class RunDriver:
             if isinstance(out, SendCommand):
                 await self._send(new, out, cause)
             elif isinstance(out, EmitEvent):
-                await self.bus.emit(out.data, run_id=new.run_id, event_id=out.id, cause=cause)
+                await self.bus.emit(out.data, run_id=new.run_id, event_id=out.id, cause=cause,
+                                    correlationid=out.correlationid)
         if new is not None:
             self.runs[new.run_id] = new
             if outputs:
@@ -112,5 +113,5 @@ def register(bus: Bus) -> RunDriver:
         )
 
     bus.on_command(StartRun, on_start)
-    bus.consume_events(bus.subjects.all_events, "coordinator", driver.on_event)
+    bus.consume_events(bus.subjects.all_events, "coordinator-events", driver.on_event)
     return driver

@@ -9,8 +9,8 @@ from typing import Literal
 Kind = Literal["create_index", "drop_index", "reindex", "analyze", "vacuum"]
 
 _CREATE = re.compile(
-    r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?P<conc>CONCURRENTLY\s+)?(?P<ine>IF\s+NOT\s+EXISTS\s+)?"
-    r"(?P<name>[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?)?\s+ON\s",
+    r"^\s*CREATE\s+(UNIQUE\s+)?INDEX(?P<conc>\s+CONCURRENTLY)?(?P<ine>\s+IF\s+NOT\s+EXISTS)?"
+    r"(?:\s+(?P<name>[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)?))?\s+ON\s",
     re.IGNORECASE,
 )
 _DROP = re.compile(
@@ -64,5 +64,7 @@ def classify(sql: str) -> Statement:
     if _ANALYZE.match(body):
         return Statement("analyze", body)
     if _VACUUM.match(body):
+        if re.match(r"^\s*VACUUM\s*(\(([^)]*\bFULL\b[^)]*)\)|\s+FULL\b)", body, re.IGNORECASE):
+            raise StatementError("VACUUM FULL rewrites the table under an exclusive lock: use plain VACUUM (ANALYZE)")
         return Statement("vacuum", body)
     raise StatementError("unsupported statement: the migrator runs CREATE/DROP/REINDEX INDEX CONCURRENTLY, ANALYZE and VACUUM")

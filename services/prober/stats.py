@@ -64,9 +64,14 @@ def judge(window: LatencyWindow, thresholds: Thresholds) -> tuple[list[Verdict],
         )
     samples = window.count + window.error_count
     enough = samples >= thresholds.min_samples
-    passed = enough and all(v.passed for v in verdicts)
+    # a latency limit judged on no successful request would pass on a p95 of 0: that is no evidence
+    latency_judged = thresholds.p95_ms is not None or thresholds.p99_ms is not None
+    no_latency = latency_judged and window.count == 0
+    passed = enough and not no_latency and all(v.passed for v in verdicts)
     parts = [f"{v.metric.removesuffix('_ms').removesuffix('_pct')} {v.observed:.2f} {'<=' if v.passed else '>'} {v.limit:g}" for v in verdicts]
     if not enough:
         parts.append(f"only {samples} samples < {thresholds.min_samples} required")
+    if no_latency:
+        parts.append("no successful request to measure latency on")
     summary = f"{', '.join(parts) or 'no thresholds'} over {samples} requests"
     return verdicts, passed, summary

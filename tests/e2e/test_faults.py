@@ -1,0 +1,94 @@
+"""Faults with real processes: a service stopped mid-work hands it back; a coordinator killed mid-run is
+replaced and the run carries on from the event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+
+import nats
+import pytest
+import yaml
+
+from shared.commands import RunProbe, SqlProbeSpec, Thresholds
+from shared.envelope import new_envelope, parse_envelope
+from shared.events import ProbeCompleted
+from golive.stack import wait_until_ready
+from tests.harness import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def test_prober_stopped_mid_probe_hands_the_work_back_to_another_instance(settings, process_env, tmp_path):
+    from golive.stack import ServiceProcesses
+
+    procs = ServiceProcesses(process_env, tmp_path / "logs")
+    try:
+        first = procs.start_one("prober", "-1")
+        asyncio.run(wait_until_ready(settings, ["prober"], procs))
+
+        async def scenario() -> tuple[float, ProbeCompleted]:
+            nc = await nats.connect(settings.resolved_nats_url())
+            try:
+                js = nc.jetstream()
+                subjects = settings.subjects
+                command = new_envelope(
+                    RunProbe(probe=SqlProbeSpec(name="one", database_url_env="GOLIVE_DATABASE_URL", query="SELECT 1"),
+                             duration_s=3, thresholds=Thresholds(p95_ms=100)),
+                    id="run-handback.probe", source="/tests", runid="run-handback",
+                )
+                answers = await js.subscribe(subjects.events_of_run("run-handback"), ordered_consumer=True)
+                await js.publish(subjects.command("prober", "run"), command.to_json(), stream=subjects.command_stream,
+                                 headers={"Nats-Msg-Id": command.id})
+                await asyncio.sleep(1.0)  # the first prober is mid-probe
+                stopped_at = time.monotonic()
+                first.send_signal(signal.SIGTERM)
+                await asyncio.to_thread(first.wait, 20)
+                procs.start_one("prober", "-2")
+                answer = parse_envelope((await answers.next_msg(timeout=30)).data)
+                return time.monotonic() - stopped_at, answer.data
+            finally:
+                await nc.close()
+
+        elapsed, answer = asyncio.run(scenario())
+    finally:
+        procs.stop()
+    assert first.returncode == 0  # a graceful exit, not a kill
+    assert isinstance(answer, ProbeCompleted) and answer.count > 0 and answer.passed
+    assert answer.duration_s >= 3.0  # a whole probe by the second instance, not the first one's partial window
+    assert elapsed < 25  # handed back at once, not after ack_wait
+    assert "command.handed_back" in (tmp_path / "logs" / "prober-1.log").read_text()
+    assert "command.done" in (tmp_path / "logs" / "prober-2.log").read_text()
+
+
+def test_coordinator_killed_mid_run_is_replaced_and_the_run_finishes(services, settings, process_env, tmp_path):
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "2s"
+    plan["smoke"][0]["duration"] = "1s"
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+
+    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-kill"],
+                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 60
+        seen = ""
+        while "stage1:check" not in seen:  # wait until the canary's first hold runs
+            assert time.monotonic() < deadline, seen
+            seen += run.stdout.readline()
+        coordinator = services.procs["coordinator"]
+        coordinator.kill()  # SIGKILL: no graceful anything
+        coordinator.wait(10)
+        services.start_one("coordinator")
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, seen + out + err
+    assert "run succeeded" in out
+    log = (tmp_path / "logs" / "coordinator.log").read_text()
+    assert "run.replayed" in log

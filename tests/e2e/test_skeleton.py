@@ -1,0 +1,147 @@
+"""The walking skeleton end to end: five service processes, the real broker, the real database, a real
+webhook receiver, and `golive run` as a user runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import aclosing
+from pathlib import Path
+
+import nats
+import psycopg
+import pytest
+import yaml
+
+from shared.commands import ApplyMigrations, MigrationStatement
+from shared.envelope import Envelope, new_envelope, parse_envelope
+from shared.event_log import read_events
+from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
+from tests.harness import REPO, run_cli
+
+pytestmark = pytest.mark.e2e
+
+SKELETON = REPO / "plans" / "skeleton.yaml"
+
+
+def write_plan(tmp_path: Path, **changes) -> Path:
+    """The skeleton plan with short holds, plus ``changes`` applied to its top-level keys."""
+    plan = yaml.safe_load(SKELETON.read_text())
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "1s"
+    plan["smoke"][0]["duration"] = "1s"
+    plan.update(changes)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def run_events(settings, run_id: str) -> list[Envelope]:
+    async def collect() -> list[Envelope]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id))) as feed:
+                return [envelope async for _seq, envelope in feed]
+        finally:
+            await nc.close()
+
+    return asyncio.run(collect())
+
+
+def index_state(database_url: str, name: str):
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT i.indisvalid, i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (name,)
+        ).fetchone()
+
+
+def dry_run_weights(settings) -> dict:
+    return json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
+
+
+def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
+    services, settings, process_env, database_url, webhook, tmp_path
+):
+    plan = write_plan(tmp_path)
+    result = run_cli("run", str(plan), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
+                     "--run-id", "run-e2e-ok", env=process_env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run succeeded" in result.stdout
+    assert index_state(database_url, "idx_stripe_events_created") == (True, True)
+    assert dry_run_weights(settings)["dpl_new"]["weight"] == 100
+    texts = webhook.texts()
+    assert any("Starting skeleton" in t for t in texts) and any("SUCCESS" in t for t in texts), texts
+
+    events = run_events(settings, "run-e2e-ok")
+    steps = [e.data.step for e in events if isinstance(e.data, PhaseStarted)]
+    assert steps == [
+        "migrate", "smoke:stripe_recent",
+        "stage1:shift:10", "stage1:check:stripe_recent",
+        "stage2:shift:50", "stage2:check:stripe_recent",
+        "stage3:shift:100", "stage3:check:stripe_recent",
+    ]
+    assert all(e.specversion == "1.0" and e.runid == "run-e2e-ok" for e in events)
+    assert {e.source for e in events} == {f"/golive/{s}" for s in ("coordinator", "migrator", "prober", "traffic", "notifier")}
+
+
+def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
+    services, settings, process_env, database_url, webhook, tmp_path
+):
+    plan_data = yaml.safe_load(SKELETON.read_text())
+    stages = plan_data["canary"]["stages"]
+    for stage in stages:
+        stage["hold"] = "1s"
+    # stage 2 measures a query that takes 30 ms against a 20 ms limit: a real breach, not a faked verdict
+    stages[1]["checks"] = [{"probe": "slow_query", "thresholds": {"p95_ms": 20}}]
+    plan = write_plan(tmp_path, canary={"stages": stages},
+                      probes={**plan_data["probes"], "slow_query": {"query": "SELECT pg_sleep(0.03)"}})
+
+    result = run_cli("run", str(plan), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
+                     "--run-id", "run-e2e-breach", env=process_env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "stage2:check:slow_query failed" in result.stdout
+    events = run_events(settings, "run-e2e-breach")
+    undone = [e.data.undoes for e in events if isinstance(e.data, CompensationStarted)]
+    assert undone == ["stage1:shift:10", "migrate"]  # newest first
+    finished = [e.data for e in events if isinstance(e.data, RunFinished)]
+    assert finished[0].outcome == "rolled_back" and "p95" in finished[0].reason
+    assert dry_run_weights(settings)["dpl_new"] == {"weight": 0, "stable": "dpl_old"}
+    assert index_state(database_url, "idx_stripe_events_created") is None  # the plan drops new indexes
+    assert any("rollback" in t.lower() for t in webhook.texts()), webhook.texts()
+    assert not any("SUCCESS" in t for t in webhook.texts())
+
+
+def test_malformed_command_is_dead_lettered_and_the_next_command_still_runs(services, settings, database_url):
+    async def scenario() -> tuple[DeadLettered, list[Envelope]]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            js = nc.jetstream()
+            subjects = settings.subjects
+            subject = subjects.command("migrator", "apply")
+            await js.publish(subject, b"{not json", stream=subjects.command_stream, headers={"Nats-Msg-Id": "garbage-1"})
+            good = new_envelope(
+                ApplyMigrations(
+                    database_url_env="GOLIVE_DATABASE_URL",
+                    statements=[MigrationStatement(
+                        name="reviews", sql="CREATE INDEX CONCURRENTLY idx_stripe_type ON stripe_events(type)")],
+                ),
+                id="run-dlq.cmd-1", source="/tests", runid="run-dlq", subject=subject,
+            )
+            await js.publish(subject, good.to_json(), stream=subjects.command_stream, headers={"Nats-Msg-Id": good.id})
+            letters = await js.subscribe(subjects.all_dead_letters, ordered_consumer=True)
+            letter = parse_envelope((await letters.next_msg(timeout=20)).data).data
+            results = await js.subscribe(subjects.events_of_run("run-dlq"), ordered_consumer=True)
+            answer = parse_envelope((await results.next_msg(timeout=30)).data)
+            return letter, [answer]
+        finally:
+            await nc.close()
+
+    letter, answers = asyncio.run(scenario())
+    assert letter.service == "migrator"
+    assert letter.body == "{not json" and "not JSON" in letter.error
+    assert isinstance(answers[0].data, MigrationsApplied)
+    assert answers[0].correlationid == "run-dlq.cmd-1"
+    assert index_state(database_url, "idx_stripe_type") == (True, True)
+    assert services.exited() == {}  # the migrator kept running

@@ -1,0 +1,161 @@
+"""The bus contract against a real nats-server: dedupe, explicit ack, bounded redelivery, failure events,
+dead letters, hand-back on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import nats
+import pytest
+
+from shared.bus import Bus, CommandError, HandBack, Work
+from shared.commands import ProviderSpec, ShiftTraffic
+from shared.envelope import Envelope, new_envelope, parse_envelope
+from shared.events import CommandFailed, DeadLettered, TrafficShifted
+from shared.settings import Settings
+from shared.telemetry import ServiceMetrics, configure_logging
+
+
+def shift(weight: int = 10) -> ShiftTraffic:
+    return ShiftTraffic(provider=ProviderSpec(type="dry-run"), canary="dpl_new", weight=weight)
+
+
+def shifted(cmd: ShiftTraffic) -> TrafficShifted:
+    return TrafficShifted(provider="test", canary=cmd.canary, weight=cmd.weight, verified_weight=cmd.weight)
+
+
+async def started_bus(settings: Settings, handler: Callable[[ShiftTraffic, Work], Awaitable]) -> Bus:
+    bus = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    bus.on_command(ShiftTraffic, handler)
+    await bus.start()
+    return bus
+
+
+async def send(settings: Settings, data, command_id: str, run_id: str = "run-bus", raw: bytes | None = None) -> None:
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        subject = settings.subjects.command("traffic", "shift")
+        body = raw if raw is not None else new_envelope(data, id=command_id, source="/tests", runid=run_id).to_json()
+        await nc.jetstream().publish(subject, body, stream=settings.subjects.command_stream,
+                                     headers={"Nats-Msg-Id": command_id})
+    finally:
+        await nc.close()
+
+
+async def next_events(settings: Settings, subject: str, count: int, timeout_s: float = 15.0) -> list[Envelope]:
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        sub = await nc.jetstream().subscribe(subject, ordered_consumer=True)
+        return [parse_envelope((await sub.next_msg(timeout=timeout_s)).data) for _ in range(count)]
+    finally:
+        await nc.close()
+
+
+async def test_same_command_sent_twice_is_handled_once(settings):
+    calls = []
+
+    async def handler(cmd: ShiftTraffic, work: Work):
+        calls.append(work.envelope.id)
+        return shifted(cmd)
+
+    bus = await started_bus(settings, handler)
+    try:
+        await send(settings, shift(), "cmd-1")
+        await send(settings, shift(), "cmd-1")  # a re-send after a timeout: same Nats-Msg-Id
+        [answer] = await next_events(settings, settings.subjects.events_of_run("run-bus"), 1)
+        await asyncio.sleep(1.0)
+    finally:
+        await bus.stop()
+    assert calls == ["cmd-1"]
+    assert isinstance(answer.data, TrafficShifted)
+    assert answer.correlationid == "cmd-1" and answer.causationid == "cmd-1"
+
+
+async def test_crashing_handler_is_retried_with_bounds_then_reported_as_command_failed(settings):
+    settings = settings.model_copy(update={"max_deliver": 3})
+    attempts = []
+
+    async def handler(cmd: ShiftTraffic, work: Work):
+        attempts.append(work.attempt)
+        raise ConnectionError("provider reset the connection")
+
+    bus = await started_bus(settings, handler)
+    try:
+        await send(settings, shift(), "cmd-crash")
+        [answer] = await next_events(settings, settings.subjects.events_of_run("run-bus"), 1, timeout_s=20)
+    finally:
+        await bus.stop()
+    assert attempts == [1, 2, 3]
+    assert isinstance(answer.data, CommandFailed)
+    assert answer.data.failure == "transient" and answer.data.attempts == 3
+    assert "provider reset the connection" in answer.data.reason
+
+
+async def test_command_error_is_reported_once_without_retry(settings):
+    attempts = []
+
+    async def handler(cmd: ShiftTraffic, work: Work):
+        attempts.append(work.attempt)
+        raise CommandError("unknown deployment dpl_new", "invalid")
+
+    bus = await started_bus(settings, handler)
+    try:
+        await send(settings, shift(), "cmd-invalid")
+        [answer] = await next_events(settings, settings.subjects.events_of_run("run-bus"), 1)
+        await asyncio.sleep(1.0)
+    finally:
+        await bus.stop()
+    assert attempts == [1]
+    assert answer.data.failure == "invalid" and answer.data.reason == "unknown deployment dpl_new"
+
+
+@pytest.mark.parametrize("body, error", [
+    (b"\xff\xfe", "not JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (b'{"type": "golive.cmd.nope.v1"}', "unknown message type"),
+    (b'{"specversion": "1.0", "id": "x", "source": "/t", "type": "golive.cmd.traffic.shift.v1", "time": '
+     b'"2026-11-23T02:00:00Z", "runid": "r", "data": {"weight": 500}}', "invalid golive.cmd.traffic.shift.v1"),
+])
+async def test_unparseable_message_is_dead_lettered_and_the_service_keeps_working(settings, body, error):
+    handled = []
+
+    async def handler(cmd: ShiftTraffic, work: Work):
+        handled.append(cmd.weight)
+        return shifted(cmd)
+
+    bus = await started_bus(settings, handler)
+    try:
+        await send(settings, None, "garbage", raw=body)
+        [letter] = await next_events(settings, settings.subjects.all_dead_letters, 1)
+        await send(settings, shift(50), "cmd-after-garbage")
+        [answer] = await next_events(settings, settings.subjects.events_of_run("run-bus"), 1)
+    finally:
+        await bus.stop()
+    assert isinstance(letter.data, DeadLettered)
+    assert error in letter.data.error
+    assert letter.data.subject == settings.subjects.command("traffic", "shift")
+    assert handled == [50] and isinstance(answer.data, TrafficShifted)
+
+
+async def test_long_work_is_handed_back_on_shutdown_and_finished_by_another_instance(settings):
+    first_started = asyncio.Event()
+
+    async def slow_handler(cmd: ShiftTraffic, work: Work):
+        first_started.set()
+        await work.stopping.wait()  # a long probe that notices the shutdown
+        raise HandBack()
+
+    async def quick_handler(cmd: ShiftTraffic, work: Work):
+        return shifted(cmd)
+
+    first = await started_bus(settings, slow_handler)
+    await send(settings, shift(), "cmd-long")
+    await asyncio.wait_for(first_started.wait(), 15)
+    await first.stop()
+    second = await started_bus(settings, quick_handler)
+    try:
+        [answer] = await next_events(settings, settings.subjects.events_of_run("run-bus"), 1)
+    finally:
+        await second.stop()
+    assert isinstance(answer.data, TrafficShifted) and answer.correlationid == "cmd-long"

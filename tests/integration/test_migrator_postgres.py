@@ -1,0 +1,55 @@
+"""Index builds against a real PostgreSQL: alone, in autocommit, idempotent, repairing invalid indexes."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from services.migrator.index_build import apply, drop_index, index_state, open_session
+from services.migrator.statements import classify
+from shared.commands import MigrationSession
+
+SESSION = MigrationSession(lock_timeout_ms=2000, application_name="golive-migrator-test")
+
+
+async def test_build_runs_outside_any_transaction_and_leaves_a_valid_index(database_url):
+    async with await open_session(database_url, SESSION) as conn:
+        result = await apply(conn, "created", classify("CREATE INDEX CONCURRENTLY idx_created ON stripe_events(created_at)"))
+        assert result.action == "built"
+        assert await index_state(conn, "idx_created") == (True, True)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        settings = await (await conn.execute("SELECT current_setting('lock_timeout'), current_setting('application_name')")).fetchone()
+        assert settings == ("2s", "golive-migrator-test")
+
+
+async def test_second_apply_reports_already_present_and_does_not_rebuild(database_url):
+    statement = classify("CREATE INDEX CONCURRENTLY idx_type ON stripe_events(type)")
+    async with await open_session(database_url, SESSION) as conn:
+        await apply(conn, "type", statement)
+        oid_before = await (await conn.execute("SELECT 'idx_type'::regclass::oid")).fetchone()
+        again = await apply(conn, "type", statement)
+        oid_after = await (await conn.execute("SELECT 'idx_type'::regclass::oid")).fetchone()
+    assert again.action == "already_present"
+    assert oid_before == oid_after
+
+
+async def test_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt(database_url):
+    unique = classify("CREATE UNIQUE INDEX CONCURRENTLY idx_stripe_id ON stripe_events(stripe_id)")
+    async with await open_session(database_url, SESSION) as conn:
+        await conn.execute("INSERT INTO stripe_events (stripe_id, type, created_at) VALUES ('evt_1', 'dup', now())")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            await apply(conn, "stripe_id", unique)
+        valid, _ready = await index_state(conn, "idx_stripe_id")
+        assert valid is False  # PostgreSQL leaves the failed build behind as an INVALID index
+        await conn.execute("DELETE FROM stripe_events WHERE type = 'dup'")
+        result = await apply(conn, "stripe_id", unique)
+        assert result.action == "rebuilt_invalid"
+        assert await index_state(conn, "idx_stripe_id") == (True, True)
+
+
+async def test_drop_index_is_idempotent(database_url):
+    async with await open_session(database_url, SESSION) as conn:
+        await apply(conn, "c", classify("CREATE INDEX CONCURRENTLY idx_drop_me ON stripe_events(created_at)"))
+        await drop_index(conn, "idx_drop_me")
+        await drop_index(conn, "idx_drop_me")
+        assert await index_state(conn, "idx_drop_me") is None

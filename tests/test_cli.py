@@ -1,0 +1,75 @@
+"""The `golive` command as a user meets it: help, plan check, exit codes."""
+
+from __future__ import annotations
+
+import os
+
+from tests.harness import REPO, run_cli
+
+BAD_PLAN = """\
+name: bad
+database:
+  url_env: DB_URL
+probes:
+  q: {query: SELECT 1}
+canary:
+  stages:
+    - weight: 50
+      hold: 10m
+    - weight: 40
+      hold: -5s
+migrations:
+  statements:
+    - name: users
+      sql: CREATE INDEX idx_users_email ON auth.users(email)
+surprise: true
+"""
+
+
+def test_help_documents_every_command():
+    result = run_cli("--help", env=dict(os.environ))
+    assert result.returncode == 0
+    for command in ("run", "events", "plan", "serve", "up"):
+        assert command in result.stdout
+    plan_help = run_cli("plan", "--help", env=dict(os.environ))
+    assert "check" in plan_help.stdout
+
+
+def test_plan_check_accepts_the_skeleton():
+    result = run_cli("plan", "check", str(REPO / "plans" / "skeleton.yaml"), env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "valid plan 'skeleton'" in result.stdout
+
+
+def test_plan_check_lists_every_problem_with_its_line_and_exits_2(tmp_path):
+    plan = tmp_path / "bad.yaml"
+    plan.write_text(BAD_PLAN)
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    assert "surprise (line 16): Extra inputs are not permitted" in result.stderr
+    assert "canary.stages[1].hold (line 11): a duration cannot be negative" in result.stderr
+
+
+def test_plan_check_refuses_a_blocking_index_build(tmp_path):
+    plan = tmp_path / "blocking.yaml"
+    plan.write_text(BAD_PLAN.replace("surprise: true\n", "").replace("- weight: 40\n      hold: -5s", "- weight: 100\n      hold: 5s"))
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    assert "migrations.statements[0].sql (users): CREATE INDEX without CONCURRENTLY blocks writes" in result.stderr
+
+
+def test_run_refuses_an_invalid_plan_before_touching_the_bus(tmp_path):
+    plan = tmp_path / "bad.yaml"
+    plan.write_text(BAD_PLAN)
+    env = {**os.environ, "GOLIVE_NATS_URL": "nats://127.0.0.1:1"}
+    result = run_cli("run", str(plan), env=env)
+    assert result.returncode == 2
+    assert "cannot reach NATS" not in result.stderr
+
+
+def test_run_says_how_to_start_the_stack_when_the_bus_is_unreachable(tmp_path):
+    env = {**os.environ, "GOLIVE_NATS_URL": "nats://user:s3cret@127.0.0.1:1", "GOLIVE_STATE_DIR": str(tmp_path)}
+    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), env=env, timeout_s=60)
+    assert result.returncode == 4
+    assert "golive up" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout

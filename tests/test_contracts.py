@@ -1,0 +1,53 @@
+"""The contracts as documented: every message type in the README, every type name versioned and unique."""
+
+from __future__ import annotations
+
+import re
+
+from shared.envelope import registered_types
+from shared.subjects import SERVICES, Subjects
+from tests.harness import REPO
+
+import shared.commands  # noqa: F401  (registers the command types)
+import shared.events  # noqa: F401  (registers the event types)
+
+
+def test_every_message_type_is_versioned_and_named_for_its_source():
+    for name in registered_types():
+        parts = name.split(".")
+        assert parts[0] == "golive" and re.fullmatch(r"v\d+", parts[-1]), name
+        if parts[1] == "cmd":
+            assert parts[2] in SERVICES and len(parts) == 5, name
+        else:
+            assert parts[1] in (*SERVICES, "service") and len(parts) == 4, name
+
+
+def test_readme_lists_exactly_the_message_types_in_the_code():
+    readme = REPO.joinpath("README.md").read_text()
+    section = readme.split("Contracts (all in `shared/`)")[1].split("## ")[0]
+    listed, family = set(), ""
+    for token in re.findall(r"`([a-z_.0-9]+)`", section):
+        if token.startswith("golive."):
+            family = ".".join(token.split(".")[:-2])
+            listed.add(token)
+        else:
+            listed.add(f"{family}.{token}")
+    assert listed == set(registered_types())
+
+
+def test_streams_are_defined_once_with_a_duplicate_window():
+    configs = {c.name: c for c in Subjects("golive").stream_configs()}
+    assert set(configs) == {"GOLIVE_CMD", "GOLIVE_EVT", "GOLIVE_DLQ"}
+    assert configs["GOLIVE_CMD"].retention.value == "workqueue"
+    assert configs["GOLIVE_EVT"].retention.value == "limits"
+    assert all(c.duplicate_window and c.duplicate_window > 0 for c in configs.values())
+
+
+def test_no_service_imports_another_service():
+    for service in SERVICES:
+        for path in (REPO / "services" / service).rglob("*.py"):
+            text = path.read_text()
+            others = [o for o in SERVICES if o != service and re.search(rf"^\s*(from|import) services\.{o}\b", text, re.M)]
+            assert not others, f"{path.relative_to(REPO)} imports {others}"
+    for path in (REPO / "shared").rglob("*.py"):
+        assert not re.search(r"^\s*(from|import) (services|golive)\b", path.read_text(), re.M), path

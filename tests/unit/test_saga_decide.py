@@ -1,0 +1,660 @@
+"""The go-live saga's pure core: decide(state, input) -> (state, outputs), driven without NATS or a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.coordinator.plan import Plan, parse_plan
+from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
+from shared.commands import (
+    ApplyMigrations,
+    Notify,
+    RevertMigrations,
+    RollbackTraffic,
+    RunProbe,
+    ShiftTraffic,
+)
+from shared.envelope import Message, new_envelope
+from shared.events import (
+    StepTimedOut,
+    CommandFailed,
+    CompensationStarted,
+    IndexResult,
+    MigrationsApplied,
+    MigrationsReverted,
+    PhaseStarted,
+    ProbeCompleted,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    TrafficRolledBack,
+    TrafficShifted,
+    Verdict,
+)
+
+T0 = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
+STEP_TIMEOUT = timedelta(seconds=60)
+
+PLAN_YAML = """
+name: checkout
+database:
+  url_env: DB_URL
+notifications:
+  slack:
+    webhook_url_env: SLACK_URL
+  maintenance_window: Sun 02:00-04:00 UTC
+migrations:
+  statements:
+    - name: events_created
+      sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)
+probes:
+  recent:
+    query: SELECT id FROM events ORDER BY created_at DESC LIMIT 10
+smoke:
+  - probe: recent
+    duration: 5s
+    thresholds: {p95_ms: 20}
+canary:
+  stages:
+    - weight: 10
+      hold: 30s
+      checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]
+    - weight: 100
+      hold: 60s
+      checks: [{probe: recent, duration: 10s}]
+rollback:
+  drop_indexes: true
+timeouts:
+  step: 60s
+"""
+
+RUNBOOK_ORDER = [
+    "migrate",
+    "smoke:recent",
+    "stage1:shift:10",
+    "stage1:check:recent",
+    "stage2:shift:100",
+    "stage2:check:recent",
+]
+
+
+def plan_from(yaml_text: str = PLAN_YAML, **replacements: str) -> Plan:
+    for old, new in replacements.items():
+        assert old in yaml_text, f"{old!r} is not in the plan text"
+        yaml_text = yaml_text.replace(old, new)
+    return parse_plan(yaml_text)
+
+
+# --- what the services answer -------------------------------------------------------------------
+
+
+def success_answer(command: Message) -> Message:
+    """The event a service publishes when ``command`` worked."""
+    if isinstance(command, ApplyMigrations):
+        return MigrationsApplied(results=[
+            IndexResult(name=s.name, index=f"idx_{s.name}", action="built", seconds=1.5) for s in command.statements
+        ])
+    if isinstance(command, RunProbe):
+        return probe_result(command.probe.name, passed=True, summary="p95 3.10 <= 400 over 300 requests")
+    if isinstance(command, ShiftTraffic):
+        return TrafficShifted(provider=command.provider.type, canary=command.canary, weight=command.weight,
+                              verified_weight=command.weight)
+    if isinstance(command, RollbackTraffic):
+        return TrafficRolledBack(provider=command.provider.type, canary=command.canary, to=command.to, verified_weight=0)
+    if isinstance(command, RevertMigrations):
+        return MigrationsReverted(dropped=[f"idx_{s.name}" for s in command.statements])
+    raise AssertionError(f"no success answer for {type(command).__name__}")
+
+
+def probe_result(probe: str, *, passed: bool, summary: str) -> ProbeCompleted:
+    p95 = 3.1 if passed else 512.0
+    return ProbeCompleted(
+        probe=probe, count=300, errors=0, p50_ms=1.2, p95_ms=p95, p99_ms=p95 + 1, max_ms=p95 + 2, duration_s=30.0,
+        verdicts=[Verdict(metric="p95_ms", limit=400.0, observed=p95, passed=passed)], passed=passed, summary=summary,
+    )
+
+
+def failure(reason: str) -> CommandFailed:
+    return CommandFailed(service="traffic", command_type="golive.cmd.traffic.shift.v1", reason=reason)
+
+
+# --- a run driven through decide() --------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run fed through decide(), recording every input and output, with a clock the test moves."""
+
+    run_id: str = "run-1"
+    plan: Plan = field(default_factory=plan_from)
+    state: RunState | None = None
+    clock: datetime = T0
+    inputs: list = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    commands: dict[str, Message] = field(default_factory=dict)
+
+    def feed(self, item) -> list[Output]:
+        self.inputs.append(item)
+        self.state, outputs = decide(self.state, item)
+        self.outputs += outputs
+        self.commands.update({o.id: o.data for o in outputs if isinstance(o, SendCommand)})
+        return outputs
+
+    def start(self) -> list[Output]:
+        started = RunStarted(plan=self.plan.model_dump(mode="json"), plan_name=self.plan.name,
+                             deploy_id="deploy-new", previous_deploy_id="deploy-old")
+        return self.feed(new_envelope(started, id=f"{self.run_id}/started", source="golive.coordinator",
+                                      runid=self.run_id, time=self.clock))
+
+    def answer(self, data: Message, *, correlationid: str | None = None, after: timedelta = timedelta(seconds=1)) -> list[Output]:
+        """An event answering the awaited command (or ``correlationid``), ``after`` the previous input."""
+        self.clock += after
+        envelope = new_envelope(
+            data, id=f"{self.run_id}/answer/{len(self.inputs)}", source="golive.test", runid=self.run_id,
+            correlationid=correlationid or self.state.in_flight, time=self.clock,
+        )
+        return self.feed(envelope)
+
+    def tick(self, at: datetime) -> list[Output]:
+        """The clock passes ``at``; a timeout event it yields comes back as the shell's consumer brings it.
+        Returns what folding that event decided (the tick itself only reports the timeout)."""
+        self.clock = at
+        said = self.feed(Tick(at))
+        outputs: list[Output] = []
+        for out in said:
+            assert isinstance(out, EmitEvent) and isinstance(out.data, StepTimedOut), said
+            outputs += self.feed(new_envelope(out.data, id=out.id, source="/golive/coordinator", runid=self.run_id,
+                                              correlationid=out.correlationid, time=at))
+        return outputs
+
+    @property
+    def awaited(self) -> Message:
+        return self.commands[self.state.in_flight]
+
+    @property
+    def current_step(self) -> str:
+        return self.state.steps[self.state.position].name
+
+    def succeed(self) -> list[Output]:
+        return self.answer(success_answer(self.awaited))
+
+    def advance_to(self, step: str) -> None:
+        """Answer every step with success until ``step`` is the one in flight."""
+        while self.current_step != step:
+            self.succeed()
+
+
+def started_run(**kwargs) -> Run:
+    run = Run(**kwargs)
+    run.start()
+    return run
+
+
+def events(outputs: list[Output]) -> list[Message]:
+    return [o.data for o in outputs if isinstance(o, EmitEvent)]
+
+
+def commands(outputs: list[Output]) -> list[Message]:
+    return [o.data for o in outputs if isinstance(o, SendCommand)]
+
+
+def notifications(outputs: list[Output]) -> list[Notify]:
+    return [c for c in commands(outputs) if isinstance(c, Notify)]
+
+
+def work_commands(outputs: list[Output]) -> list[Message]:
+    return [c for c in commands(outputs) if not isinstance(c, Notify)]
+
+
+def finished(outputs: list[Output]) -> RunFinished:
+    (result,) = [e for e in events(outputs) if isinstance(e, RunFinished)]
+    return result
+
+
+# --- starting -----------------------------------------------------------------------------------
+
+
+def test_run_start_announces_the_go_live_then_starts_the_migrate_phase():
+    run = Run()
+
+    outputs = run.start()
+
+    assert [type(o.data) for o in outputs] == [Notify, PhaseStarted, ApplyMigrations]
+    notice, phase, migrate = (o.data for o in outputs)
+    assert notice.kind == "start"
+    assert notice.sink.webhook_url_env == "SLACK_URL"
+    assert notice.fields["Deployment ID"] == "deploy-new"
+    assert notice.fields["Maintenance Window"] == "Sun 02:00-04:00 UTC"
+    assert (phase.phase, phase.step) == ("migrate", "migrate")
+    assert migrate.database_url_env == "DB_URL"
+    assert [(s.name, s.sql) for s in migrate.statements] == [
+        ("events_created", "CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)")
+    ]
+    assert run.state.in_flight == outputs[2].id
+    assert run.state.deadline == T0 + STEP_TIMEOUT
+    assert run.state.outcome is None
+
+
+def test_duplicate_run_started_changes_nothing():
+    run = started_run()
+    before = run.state
+
+    outputs = run.start()
+
+    assert outputs == []
+    assert run.state is before
+
+
+def test_answers_before_the_run_started_are_ignored():
+    state, outputs = decide(None, new_envelope(failure("boom"), id="e1", source="golive.test", runid="run-1",
+                                               correlationid="run-1.0.migrate", time=T0))
+
+    assert state is None
+    assert outputs == []
+
+
+def test_run_without_a_slack_sink_sends_no_notifications():
+    plan = plan_from(**{"  slack:\n    webhook_url_env: SLACK_URL\n": ""})
+    run = started_run(plan=plan)
+
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    while not run.state.finished:
+        run.succeed()
+
+    assert notifications(run.outputs) == []
+    assert finished(run.outputs).outcome == "rolled_back"
+
+
+def test_notifications_are_sent_only_for_the_kinds_the_plan_lists():
+    plan = plan_from(**{"  maintenance_window:": "  on: [rollback]\n  maintenance_window:"})
+    run = started_run(plan=plan)
+
+    run.answer(failure("lock timeout"))
+    run.succeed()  # the index revert
+
+    assert [n.kind for n in notifications(run.outputs)] == ["rollback"]
+
+
+# --- moving forward -----------------------------------------------------------------------------
+
+
+def test_each_success_advances_to_the_next_step_in_runbook_order():
+    run = started_run()
+
+    while not run.state.finished:
+        run.succeed()
+
+    phases = [e for e in events(run.outputs) if isinstance(e, PhaseStarted)]
+    assert [p.step for p in phases] == RUNBOOK_ORDER
+    assert [p.phase for p in phases] == ["migrate", "smoke", "canary", "canary", "canary", "canary"]
+    sent = work_commands(run.outputs)
+    assert [type(c) for c in sent] == [ApplyMigrations, RunProbe, ShiftTraffic, RunProbe, ShiftTraffic, RunProbe]
+    smoke, shift10, check10, shift100, check100 = sent[1:]
+    assert (shift10.weight, shift100.weight) == (10, 100)
+    assert (shift10.canary, shift10.stable) == ("deploy-new", "deploy-old")
+    assert smoke.duration_s == 5.0
+    assert smoke.thresholds.p95_ms == 20
+    assert check10.duration_s == 30.0  # no duration of its own: the stage's hold
+    assert check10.thresholds.error_rate_pct == 1
+    assert check100.duration_s == 10.0
+    assert check10.label == "stage 1 (10%)"
+
+
+def test_whole_success_path_ends_succeeded_with_a_success_notification():
+    run = started_run()
+
+    while not run.state.finished:
+        last = run.succeed()
+
+    assert run.state.outcome == "succeeded"
+    result = finished(last)
+    assert result.outcome == "succeeded"
+    assert result.left_to_undo == []
+    assert result.duration_s == (run.clock - T0).total_seconds() == len(RUNBOOK_ORDER)
+    (notice,) = notifications(last)
+    assert notice.kind == "success"
+    assert notice.fields["Deployment ID"] == "deploy-new"
+    assert not any(isinstance(c, (RollbackTraffic, RevertMigrations)) for c in commands(run.outputs))
+    assert not any(isinstance(e, (StepFailed, CompensationStarted)) for e in events(run.outputs))
+
+
+def test_migration_results_are_kept_as_run_notes():
+    run = started_run()
+
+    run.succeed()
+
+    assert run.state.notes == ("events_created: built",)
+
+
+def test_plan_without_migrations_starts_with_the_smoke_checks():
+    plan = plan_from(**{
+        "migrations:\n  statements:\n    - name: events_created\n"
+        "      sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)\n": "",
+    })
+    run = Run(plan=plan)
+
+    outputs = run.start()
+
+    assert [type(c) for c in work_commands(outputs)] == [RunProbe]
+    assert run.current_step == "smoke:recent"
+
+
+# --- failing and compensating -------------------------------------------------------------------
+
+
+def test_stage_rolls_back_traffic_before_reverting_indexes_after_a_failing_probe():
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+
+    failed = run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+
+    assert [type(o.data) for o in failed] == [StepFailed, CompensationStarted, RollbackTraffic]
+    step_failed, undo_traffic, rollback = (o.data for o in failed)
+    assert step_failed.step == "stage1:check:recent"
+    assert "p95 512.00 > 400 over 300 requests" in step_failed.reason
+    assert undo_traffic.undoes == "stage1:shift:10"
+    assert (rollback.canary, rollback.to) == ("deploy-new", "deploy-old")
+    assert run.state.compensating
+
+    reverting = run.succeed()
+
+    assert [type(o.data) for o in reverting] == [CompensationStarted, RevertMigrations]
+    assert reverting[0].data.undoes == "migrate"
+    assert [s.name for s in reverting[1].data.statements] == ["events_created"]
+
+    done = run.succeed()
+
+    assert run.state.outcome == "rolled_back"
+    result = finished(done)
+    assert result.outcome == "rolled_back"
+    assert "p95 512.00 > 400" in result.reason
+    (notice,) = notifications(done)
+    assert notice.kind == "rollback"
+    assert "deploy-old" in notice.fields["Action"]
+    assert "p95 512.00 > 400" in notice.fields["Reason"]
+
+
+def test_failed_command_rolls_back_with_the_services_reason():
+    run = started_run()
+    run.advance_to("stage2:shift:100")
+
+    failed = run.answer(failure("envoy admin API unreachable"))
+
+    step_failed = events(failed)[0]
+    assert isinstance(step_failed, StepFailed)
+    assert step_failed.step == "stage2:shift:100"
+    assert "envoy admin API unreachable" in step_failed.reason
+    while not run.state.finished:
+        run.succeed()
+    undone = [e.undoes for e in events(run.outputs) if isinstance(e, CompensationStarted)]
+    assert undone == ["stage1:shift:10", "migrate"]  # only the first shift registers the traffic rollback
+    assert run.state.outcome == "rolled_back"
+
+
+def test_failure_before_any_traffic_shift_only_reverts_the_indexes():
+    run = started_run()
+    run.advance_to("smoke:recent")
+
+    failed = run.answer(probe_result("recent", passed=False, summary="p95 25.00 > 20 over 300 requests"))
+
+    assert [type(c) for c in work_commands(failed)] == [RevertMigrations]
+    assert not any(isinstance(c, RollbackTraffic) for c in commands(run.outputs))
+
+
+def test_plan_without_drop_indexes_has_no_index_revert():
+    run = started_run(plan=plan_from(**{"drop_indexes: true": "drop_indexes: false"}))
+    run.advance_to("stage1:check:recent")
+
+    failed = run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    assert [type(c) for c in work_commands(failed)] == [RollbackTraffic]
+    done = run.succeed()
+
+    assert finished(done).outcome == "rolled_back"
+    assert not any(isinstance(c, RevertMigrations) for c in commands(run.outputs))
+
+
+def test_failure_with_nothing_to_undo_ends_rolled_back_at_once():
+    run = started_run(plan=plan_from(**{"drop_indexes: true": "drop_indexes: false"}))
+
+    failed = run.answer(failure("lock timeout on events"))
+
+    assert work_commands(failed) == []
+    assert finished(failed).outcome == "rolled_back"
+    assert "lock timeout on events" in finished(failed).reason
+
+
+def test_failing_compensation_ends_needs_human_naming_what_is_left_to_undo():
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+
+    outputs = run.answer(failure("envoy admin API unreachable"))
+
+    assert run.state.outcome == "needs_human"
+    result = finished(outputs)
+    assert result.outcome == "needs_human"
+    assert result.left_to_undo == ["stage1:shift:10", "migrate"]
+    assert "p95 512.00 > 400" in result.reason
+    assert "envoy admin API unreachable" in result.reason
+    assert work_commands(outputs) == []  # the index revert is not attempted behind a failed traffic rollback
+    (notice,) = notifications(outputs)
+    assert notice.kind == "needs_human"
+    assert notice.fields["Left to undo"] == "stage1:shift:10, migrate"
+
+
+def test_finished_run_ignores_answers_and_ticks():
+    run = started_run()
+    run.answer(failure("lock timeout"))
+    run.answer(failure("permission denied for DROP INDEX"))
+    assert run.state.outcome == "needs_human"
+    after = run.state
+
+    assert run.answer(success_answer(run.commands["run-1.0.migrate"]), correlationid="run-1.0.migrate") == []
+    assert run.tick(run.clock + timedelta(days=1)) == []
+    assert run.state is after
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def test_tick_before_the_deadline_changes_nothing():
+    run = started_run()
+    before = run.state
+
+    outputs = run.tick(T0 + STEP_TIMEOUT - timedelta(milliseconds=1))
+
+    assert outputs == []
+    assert run.state is before
+
+
+def test_tick_past_the_deadline_only_reports_the_timeout_as_an_event_for_the_awaited_command():
+    run = started_run()
+    before = run.state
+
+    state, outputs = decide(run.state, Tick(T0 + STEP_TIMEOUT))
+
+    assert state is before
+    [said] = outputs
+    assert isinstance(said.data, StepTimedOut) and said.data.step == "migrate"
+    assert said.correlationid == "run-1.0.migrate"
+
+
+def test_replaying_a_run_that_timed_out_rebuilds_the_same_state():
+    run = started_run()
+    run.tick(T0 + STEP_TIMEOUT)
+    run.succeed()  # the revert's answer
+    replayed = None
+    for item in run.inputs:
+        if not isinstance(item, Tick):  # a replay reads the event log; ticks are not in it
+            replayed, _ = decide(replayed, item)
+    assert run.state.outcome == "rolled_back"
+    assert replayed == run.state
+
+
+def test_tick_past_the_deadline_fails_the_step_as_timed_out_and_undoes_that_step_too():
+    run = started_run()  # migrate sent at T0; its revert is registered before it was sent
+
+    outputs = run.tick(T0 + STEP_TIMEOUT)
+
+    assert [type(o.data) for o in outputs] == [StepFailed, CompensationStarted, RevertMigrations]
+    step_failed, undo, _ = (o.data for o in outputs)
+    assert step_failed.step == "migrate"
+    assert "migrate timed out" in step_failed.reason
+    assert undo.undoes == "migrate"
+    assert run.state.deadline == T0 + 2 * STEP_TIMEOUT
+
+
+def test_timed_out_traffic_shift_is_rolled_back():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    sent_at = run.clock
+
+    outputs = run.tick(sent_at + STEP_TIMEOUT)
+
+    assert "stage1:shift:10 timed out" in events(outputs)[0].reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_probe_deadline_allows_for_the_probe_duration_on_top_of_the_step_timeout():
+    run = started_run()
+    run.advance_to("smoke:recent")  # a 5s probe
+    sent_at = run.clock
+
+    assert run.tick(sent_at + STEP_TIMEOUT + timedelta(seconds=4)) == []
+    outputs = run.tick(sent_at + STEP_TIMEOUT + timedelta(seconds=5))
+
+    assert isinstance(events(outputs)[0], StepFailed)
+
+
+def test_late_answer_to_a_timed_out_step_is_ignored():
+    run = started_run()
+    run.tick(T0 + STEP_TIMEOUT)
+    compensating = run.state
+
+    outputs = run.answer(success_answer(run.commands["run-1.0.migrate"]), correlationid="run-1.0.migrate")
+
+    assert outputs == []
+    assert run.state is compensating
+
+
+def test_compensation_that_times_out_ends_needs_human():
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    rollback_sent = run.clock
+
+    outputs = run.tick(rollback_sent + STEP_TIMEOUT)
+
+    result = finished(outputs)
+    assert result.outcome == "needs_human"
+    assert "undoing stage1:shift:10 timed out" in result.reason
+    assert result.left_to_undo == ["stage1:shift:10", "migrate"]
+
+
+# --- which answers count ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "correlationid",
+    [
+        pytest.param("run-2.0.migrate", id="another run's command"),
+        pytest.param("run-1.undo.0.migrate", id="a command not sent yet"),
+        pytest.param(None, id="no correlation id"),
+    ],
+)
+def test_answers_to_commands_not_awaited_are_ignored(correlationid):
+    run = started_run()
+    before = run.state
+
+    run.clock += timedelta(seconds=1)
+    outputs = run.feed(new_envelope(failure("boom"), id="foreign", source="golive.test", runid="run-1",
+                                    correlationid=correlationid, time=run.clock))
+
+    assert outputs == []
+    assert run.state is before
+
+
+def test_stale_answer_to_an_earlier_step_is_ignored():
+    run = started_run()
+    run.succeed()  # migrate done, smoke in flight
+    before = run.state
+
+    outputs = run.answer(failure("duplicate delivery"), correlationid="run-1.0.migrate")
+
+    assert outputs == []
+    assert run.state is before
+
+
+# --- determinism --------------------------------------------------------------------------------
+
+
+def rolled_back_run(run_id: str = "run-1") -> Run:
+    run = started_run(run_id=run_id)
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    while not run.state.finished:
+        run.succeed()
+    return run
+
+
+def test_replaying_the_same_inputs_rebuilds_the_same_state_and_outputs():
+    original = rolled_back_run()
+
+    state, outputs = None, []
+    for item in original.inputs:
+        state, more = decide(state, item)
+        outputs += more
+
+    assert state == original.state
+    assert outputs == original.outputs
+
+
+def test_replaying_a_prefix_resumes_with_the_same_deadline():
+    original = started_run()
+    original.advance_to("stage1:check:recent")
+
+    state = None
+    for item in original.inputs:
+        state, _ = decide(state, item)
+
+    assert state.in_flight == original.state.in_flight
+    assert state.deadline == original.state.deadline == original.clock + timedelta(seconds=30) + STEP_TIMEOUT
+
+
+def test_command_and_event_ids_depend_only_on_the_run_and_its_inputs():
+    first, second = rolled_back_run(), rolled_back_run()
+    other = rolled_back_run(run_id="run-2")
+
+    ids = [o.id for o in first.outputs]
+    assert ids == [o.id for o in second.outputs]
+    assert all("run-1" in i for i in ids)
+    assert not set(ids) & {o.id for o in other.outputs}
+
+
+@pytest.mark.parametrize("journey", ["succeeded", "rolled_back"])
+def test_every_output_of_a_run_has_its_own_id(journey):
+    # ids are the Nats-Msg-Id: two outputs sharing one would be deduplicated into one
+    if journey == "rolled_back":
+        run = rolled_back_run()
+    else:
+        run = started_run()
+        while not run.state.finished:
+            run.succeed()
+
+    ids = [o.id for o in run.outputs]
+    assert len(ids) == len(set(ids))
+    assert finished(run.outputs).outcome == journey
+
+
+def test_shift_whose_weight_reads_back_wrong_fails_the_stage():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+
+    outputs = run.answer(TrafficShifted(provider="dry-run", canary="deploy-new", weight=10, verified_weight=0))
+
+    assert "reads back 0%, expected 10%" in events(outputs)[0].reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
