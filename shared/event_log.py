@@ -25,7 +25,9 @@ async def read_events(
     sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, idle_heartbeat=2.0)
     try:
         info = await sub.consumer_info()
-        if info.num_pending == 0 and not follow:
+        # A push consumer starts delivering at once: by now messages may sit in our buffer, counted as
+        # delivered rather than pending. Only when nothing was either is the log empty.
+        if not follow and info.num_pending == 0 and info.delivered.consumer_seq == 0:
             return
         while True:
             try:

@@ -192,11 +192,34 @@ def _check_step(plan: Plan, check: Check, name: str, phase: Phase, duration: flo
 # --- moving forward ----------------------------------------------------------------------------
 
 
+def awaited_command(state: RunState | None) -> SendCommand | None:
+    """The command the run waits on, to send again after a restart.
+
+    A replay folds the inputs, not our publishes: a coordinator killed between deciding and publishing
+    leaves a state that awaits a command nobody sent. Sending it again is safe: the id is the same, so
+    JetStream drops it within the duplicate window, and services are idempotent beyond it.
+    """
+    if state is None or state.finished or state.in_flight is None:
+        return None
+    if state.compensating:
+        index = len(state.compensations) - 1
+        return SendCommand(_compensation_command_id(state, index), state.compensations[index].command)
+    return SendCommand(_step_command_id(state, state.position), state.steps[state.position].command)
+
+
+def _step_command_id(state: RunState, position: int) -> str:
+    return f"{state.run_id}.{position}.{state.steps[position].name}"
+
+
+def _compensation_command_id(state: RunState, index: int) -> str:
+    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}"
+
+
 def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    command_id = f"{state.run_id}.{position}.{step.name}"
+    command_id = _step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo),) if step.undo else ())
     state = replace(
         state, position=position, in_flight=command_id, compensations=compensations,
@@ -256,7 +279,7 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
         return _finish(state, "rolled_back", state.failure or "rolled back", now)
     comp = state.compensations[-1]
     index = len(state.compensations) - 1
-    command_id = f"{state.run_id}.undo.{index}.{comp.undoes}"
+    command_id = _compensation_command_id(state, index)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
         EmitEvent(f"{state.run_id}/undo/{index}", CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from services.coordinator.plan import Plan
-from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, decide
+from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
 from shared.bus import Bus, CommandError, Work
 from shared.commands import StartRun, command_target
 from shared.envelope import Envelope, new_envelope
@@ -73,6 +73,8 @@ class RunDriver:
                 state, _ = decide(state, envelope)
         if state is not None:
             self.bus.log.info("run.replayed", run_id=run_id, position=state.position, outcome=state.outcome)
+            if pending := awaited_command(state):
+                await self._send(state, pending, cause=None)
         return state
 
     # --- the clock ------------------------------------------------------------------------------

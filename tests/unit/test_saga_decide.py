@@ -658,3 +658,28 @@ def test_shift_whose_weight_reads_back_wrong_fails_the_stage():
 
     assert "reads back 0%, expected 10%" in events(outputs)[0].reason
     assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_awaited_command_is_the_one_sent_for_the_step_in_flight_so_a_restart_can_send_it_again():
+    from services.coordinator.saga import awaited_command
+
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    sent = [o for o in run.outputs if isinstance(o, SendCommand) and o.id == run.state.in_flight]
+
+    again = awaited_command(run.state)
+
+    assert again == sent[0]
+
+
+def test_awaited_command_during_compensation_is_the_compensation_and_none_once_finished():
+    from services.coordinator.saga import awaited_command
+
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    assert isinstance(awaited_command(run.state).data, RollbackTraffic)
+    assert awaited_command(run.state).id == run.state.in_flight
+    while not run.state.finished:
+        run.succeed()
+    assert awaited_command(run.state) is None
