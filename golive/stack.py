@@ -128,6 +128,7 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                 stack = {
                     "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
                     "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
+                    "pids": {name: proc.pid for name, proc in services.procs.items()},
                 }
                 stack_file.write_text(json.dumps(stack, indent=2))
                 echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
