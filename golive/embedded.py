@@ -13,6 +13,7 @@ import importlib.util
 import os
 import pwd
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -166,11 +167,30 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         pgdata = self.data_dir / "pgdata"
-        if (pgdata / "postmaster.pid").exists():
+        pid_file = pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        try:
+            self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"], 60)
+        except EmbeddedError:
+            # pg_ctl runs as the server's user, who may have lost access to the data directory (a parent
+            # folder's mode changed under us): signal the postmaster directly, as pg_ctl would.
+            self._signal_postmaster(pid_file)
+
+    def _signal_postmaster(self, pid_file: Path, timeout_s: float = 30.0) -> None:
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, signal.SIGINT)  # "fast" shutdown
+        except (OSError, ValueError, IndexError):
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
             try:
-                self._run([str(postgres_bin_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"], 60)
-            except EmbeddedError:
-                pass
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
     def _prepare_user(self, bin_dir: Path) -> None:
         if os.geteuid() != 0:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,8 +30,15 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(tmp_path):
-    state = tmp_path / "state"
+@pytest.fixture
+def state():
+    # not under pytest's basetemp, which another pytest session may reset to mode 0700 under the server
+    root = Path(tempfile.mkdtemp(prefix="golive-up-test-"))
+    yield root / "state"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
     env["GOLIVE_STATE_DIR"] = str(state)
     up = subprocess.Popen([sys.executable, "-m", "golive", "up"], env=env, cwd=REPO, text=True,
