@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import getpass
 import signal
 import threading
 from pathlib import Path
@@ -87,6 +87,67 @@ def events(
     if code:
         err.print("no events" + (f" for run {run_id}" if run_id else ""))
     raise typer.Exit(code)
+
+
+@app.command()
+def abort(
+    run_id: Annotated[str, typer.Argument(help="The run to abort")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the run's events, sent to Slack)")],
+) -> None:
+    """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
+    (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
+    from golive.watch import RunNotControllable, abort_run
+
+    settings = Settings()
+    who = settings.nats_user or getpass.getuser()
+    try:
+        code = asyncio.run(abort_run(settings, run_id, reason, who, _printer(False)))
+    except RunNotControllable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)")] = None) -> None:
+    """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
+    from golive.watch import run_statuses
+    from rich.table import Table
+
+    try:
+        runs = asyncio.run(run_statuses(Settings(), run_id))
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    if not runs:
+        err.print(f"no run {run_id}" if run_id else "no runs yet", style="red" if run_id else None)
+        raise typer.Exit(EXIT_INVALID if run_id else 0)
+    if run_id:
+        state, events = runs[0]
+        step = state.steps[state.position].name if state.position >= 0 else "-"
+        where = "compensating" if state.compensating and not state.finished else state.outcome or "running"
+        out.print(f"run {state.run_id}: plan {state.plan.name}, deployment {state.deploy_id} "
+                  f"(previous {state.previous_deploy_id})")
+        out.print(f"state: {where}; step {state.position + 1}/{len(state.steps)} {step}")
+        if state.failure:
+            out.print(f"why: {escape(state.failure)}", style="red")
+        if state.compensations and not state.finished:
+            out.print("left to undo: " + ", ".join(c.undoes for c in reversed(state.compensations)))
+        out.print("last decisions:")
+        for envelope in [e for e in events if e.source == "/golive/coordinator"][-6:]:
+            style, text = describe(envelope)
+            out.print(f"  {envelope.time:%H:%M:%S} {escape(text)}", style=style or None)
+        return
+    table = Table("run", "plan", "deployment", "started", "state", "duration / reason")
+    for state, events in sorted(runs, key=lambda r: r[0].started_at):
+        finished = next((e.data for e in events if e.type == "golive.coordinator.run_finished.v1"), None)
+        detail = f"{finished.duration_s:.0f}s: {finished.reason}" if finished else (state.failure or "")
+        table.add_row(state.run_id, state.plan.name, state.deploy_id, f"{state.started_at:%Y-%m-%d %H:%M}",
+                      state.outcome or ("compensating" if state.compensating else "running"), escape(detail))
+    out.print(table)
 
 
 @plan_app.command("check")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.envelope import Envelope
 from shared.events import (
+    AbortRequested,
     CommandFailed,
     CompensationStarted,
     MigrationsApplied,
@@ -46,6 +47,8 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
         case StepFailed():
             return "bold red", f"step {d.step} failed: {d.reason}"
+        case AbortRequested():
+            return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
         case StepTimedOut():
             return "bold red", f"{d.step} timed out: no answer by {d.deadline:%H:%M:%S}"
         case CompensationStarted():

@@ -12,7 +12,8 @@ from nats.errors import NoServersError
 
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
-from shared.commands import StartRun
+from services.coordinator.saga import RunState, decide
+from shared.commands import AbortRun, StartRun
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished
@@ -71,6 +72,73 @@ async def start_and_watch(
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN
+
+
+async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None, list[Envelope]]:
+    """A run as the coordinator sees it: the fold of its events through the saga's own decide()."""
+    state: RunState | None = None
+    events: list[Envelope] = []
+    async with aclosing(read_events(js, settings.subjects.events_of_run(run_id))) as feed:
+        async for _seq, envelope in feed:
+            events.append(envelope)
+            state, _ = decide(state, envelope)
+    return state, events
+
+
+class RunNotControllable(ValueError):
+    """An operator command that cannot apply: unknown run, or one that already ended."""
+
+
+async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: str,
+                    echo: Callable[[Envelope], None]) -> int:
+    """Ask the coordinator to abort ``run_id``, then follow the run to its end; returns the run's exit code."""
+    nc = await _connect(settings)
+    try:
+        js = nc.jetstream()
+        subjects = settings.subjects
+        state, events = await read_run(js, settings, run_id)
+        if state is None:
+            raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+        if state.finished:
+            raise RunNotControllable(f"run {run_id} already ended: {state.outcome}; nothing to abort")
+        command = new_envelope(
+            AbortRun(reason=reason, requested_by=requested_by),
+            id=f"{run_id}.abort.{secrets.token_hex(4)}", source="/golive/cli", runid=run_id,
+            subject=subjects.command("coordinator", "abort"),
+        )
+        await js.publish(command.subject, command.to_json(), stream=subjects.command_stream,
+                         headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+        seen = {e.id for e in events}
+        async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
+            async for _seq, envelope in feed:
+                if envelope.id in seen:
+                    continue
+                echo(envelope)
+                if isinstance(envelope.data, RunFinished):
+                    return EXIT_BY_OUTCOME[envelope.data.outcome]
+    finally:
+        await nc.close()
+    return EXIT_NEEDS_HUMAN
+
+
+async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:
+    """One run's state and events, or every run's (folded from the coordinator's own events)."""
+    nc = await _connect(settings)
+    try:
+        js = nc.jetstream()
+        if run_id:
+            state, events = await read_run(js, settings, run_id)
+            return [(state, events)] if state else []
+        runs: dict[str, tuple[RunState | None, list[Envelope]]] = {}
+        subject = f"{settings.subjects.root}.evt.*.coordinator.>"
+        async with aclosing(read_events(js, subject)) as feed:
+            async for _seq, envelope in feed:
+                state, events = runs.get(envelope.runid, (None, []))
+                state, _ = decide(state, envelope)
+                runs[envelope.runid] = (state, [*events, envelope])
+        return [(s, e) for s, e in runs.values() if s is not None]
+    finally:
+        await nc.close()
 
 
 async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:

@@ -39,6 +39,14 @@ class StartRun(Message):
     requested_by: str = "cli"
 
 
+@message_type("golive.cmd.coordinator.abort.v1")
+class AbortRun(Message):
+    """Stop a run now: its compensations start at once. Recorded with who asked and why."""
+
+    reason: str = Field(min_length=1)
+    requested_by: str
+
+
 # --- migrator ----------------------------------------------------------------------------------
 
 

@@ -61,6 +61,14 @@ class CompensationStarted(Message):
     undoes: str
 
 
+@message_type("golive.coordinator.abort_requested.v1")
+class AbortRequested(Message):
+    """Someone asked to abort the run (`golive abort`); folding this event starts the compensations."""
+
+    reason: str
+    requested_by: str
+
+
 @message_type("golive.coordinator.run_finished.v1")
 class RunFinished(Message):
     outcome: Outcome

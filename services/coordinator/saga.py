@@ -28,6 +28,7 @@ from shared.commands import (
 )
 from shared.envelope import Envelope, Message
 from shared.events import (
+    AbortRequested,
     CommandFailed,
     CompensationStarted,
     MigrationsApplied,
@@ -112,11 +113,20 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         if state is not None:
             return state, []  # a duplicate start changes nothing
         return _start(item, data)
+    if isinstance(data, AbortRequested):
+        return _on_abort(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
     if state.compensating:
         return _on_compensation_result(state, item)
     return _on_step_result(state, item)
+
+
+def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """An abort fails the step in flight at once; during compensation or after the end it changes nothing."""
+    if state is None or state.finished or state.compensating:
+        return state, []
+    return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now)
 
 
 def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:

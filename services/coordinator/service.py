@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from services.coordinator.plan import Plan
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
 from shared.bus import Bus, CommandError, Work
-from shared.commands import StartRun, command_target
+from shared.commands import AbortRun, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
-from shared.events import RunStarted
+from shared.events import AbortRequested, RunStarted
 
 TICK_S = 1.0
 
@@ -114,6 +114,10 @@ def register(bus: Bus) -> RunDriver:
             deploy_id=cmd.deploy_id, previous_deploy_id=cmd.previous_deploy_id,
         )
 
+    async def on_abort(cmd: AbortRun, work: Work) -> AbortRequested:
+        return AbortRequested(reason=cmd.reason, requested_by=cmd.requested_by)
+
     bus.on_command(StartRun, on_start)
+    bus.on_command(AbortRun, on_abort)
     bus.consume_events(bus.subjects.all_events, "coordinator-events", driver.on_event)
     return driver

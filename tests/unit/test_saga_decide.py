@@ -683,3 +683,35 @@ def test_awaited_command_during_compensation_is_the_compensation_and_none_once_f
     while not run.state.finished:
         run.succeed()
     assert awaited_command(run.state) is None
+
+
+def abort(run, reason="error budget burning", by="maksim"):
+    from shared.events import AbortRequested
+
+    run.clock += timedelta(seconds=1)
+    return run.feed(new_envelope(AbortRequested(reason=reason, requested_by=by), id=f"{run.run_id}/abort/{len(run.inputs)}",
+                                 source="/golive/coordinator", runid=run.run_id, correlationid="run-1.abort.x",
+                                 time=run.clock))
+
+
+def test_abort_fails_the_step_in_flight_at_once_and_compensates_newest_first():
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+
+    outputs = abort(run)
+
+    failed = events(outputs)[0]
+    assert isinstance(failed, StepFailed) and failed.reason == "aborted by maksim: error budget burning"
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_abort_during_compensation_or_after_the_end_changes_nothing():
+    run = started_run()
+    run.advance_to("stage1:check:recent")
+    abort(run)
+    compensating = run.state
+    assert abort(run, reason="again") == [] and run.state is compensating
+    while not run.state.finished:
+        run.succeed()
+    finished_state = run.state
+    assert abort(run) == [] and run.state is finished_state

@@ -1,0 +1,64 @@
+"""The on-call engineer's controls on a live run: abort it, ask where it stands; bad requests change nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.harness import REPO, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services, settings, process_env, tmp_path):
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan["smoke"][0]["duration"] = "1s"
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "30s"  # long enough that only an abort ends it early
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-abort"],
+                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        seen, deadline = "", time.monotonic() + 60
+        while "stage1:check" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += run.stdout.readline()
+        started = time.monotonic()
+        aborted = run_cli("abort", "run-abort", "--reason", "error budget burning on the dashboards", env=process_env)
+        took = time.monotonic() - started
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+
+    assert aborted.returncode == 1, aborted.stdout + aborted.stderr
+    assert run.returncode == 1, out + err
+    assert took < 25  # well before the 30 s hold would have ended
+    assert "abort requested by" in aborted.stdout and "error budget burning" in aborted.stdout
+    weights = json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
+    assert weights["canary"]["weight"] == 0
+
+    status = run_cli("status", "run-abort", env=process_env)
+    assert status.returncode == 0, status.stderr
+    assert "state: rolled_back" in status.stdout
+    assert "aborted by" in status.stdout and "error budget burning" in status.stdout
+    listing = run_cli("status", env=process_env)
+    assert "run-abort" in listing.stdout and "rolled_back" in listing.stdout
+
+    again = run_cli("abort", "run-abort", "--reason", "twice", env=process_env)
+    assert again.returncode == 2 and "already ended: rolled_back" in again.stderr
+
+
+def test_abort_or_status_of_an_unknown_run_exits_2_and_sends_nothing(services, settings, process_env):
+    aborted = run_cli("abort", "run-nope", "--reason", "typo", env=process_env)
+    status = run_cli("status", "run-nope", env=process_env)
+    assert aborted.returncode == 2 and "no run run-nope" in aborted.stderr
+    assert status.returncode == 2 and "no run run-nope" in status.stderr
+    events = run_cli("events", "--run", "run-nope", env=process_env)
+    assert events.returncode == 1  # nothing was recorded for it
