@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from shared.envelope import Envelope
 from shared.events import (
+    RetryDue,
+    StepRetrying,
     AbortRequested,
     CommandFailed,
     CompensationStarted,
@@ -49,6 +51,10 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "bold red", f"step {d.step} failed: {d.reason}"
         case AbortRequested():
             return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
+        case StepRetrying():
+            return "yellow", f"{d.step} attempt {d.attempt} failed, trying again at {d.retry_at:%H:%M:%S}: {d.reason}"
+        case RetryDue():
+            return "dim", f"{d.step}: attempt {d.attempt}"
         case StepTimedOut():
             return "bold red", f"{d.step} timed out: no answer by {d.deadline:%H:%M:%S}"
         case CompensationStarted():

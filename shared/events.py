@@ -55,6 +55,24 @@ class StepTimedOut(Message):
     deadline: datetime
 
 
+@message_type("golive.coordinator.step_retrying.v1")
+class StepRetrying(Message):
+    """A transient failure: the step is tried again at ``retry_at`` (attempt ``attempt`` failed)."""
+
+    step: str
+    attempt: int
+    reason: str
+    retry_at: datetime
+
+
+@message_type("golive.coordinator.retry_due.v1")
+class RetryDue(Message):
+    """The backoff is over; folding this event (correlated to the failed command) sends the next try."""
+
+    step: str
+    attempt: int
+
+
 @message_type("golive.coordinator.compensation_started.v1")
 class CompensationStarted(Message):
     step: str

@@ -116,6 +116,15 @@ class Timeouts(Strict):
     step: Duration = Field(default=600.0, gt=0, description="how long a command may go unanswered beyond its own work")
 
 
+class Retries(Strict):
+    """Transient failures (a dependency that timed out, a 503) are retried with exponential backoff;
+    compensations are retried on any failure but invalid input, since undoing must not give up lightly."""
+
+    attempts: int = Field(default=3, ge=1, le=10, description="tries per step, the first included")
+    backoff: Duration = Field(default=2.0, gt=0, description="wait before the second try; doubles each time")
+    max_backoff: Duration = Field(default=60.0, gt=0)
+
+
 class Plan(Strict):
     """A go-live plan. See plans/skeleton.yaml for a small one."""
 
@@ -129,6 +138,7 @@ class Plan(Strict):
     canary: Canary
     rollback: Rollback = Rollback()
     timeouts: Timeouts = Timeouts()
+    retries: Retries = Retries()
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:

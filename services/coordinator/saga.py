@@ -28,6 +28,8 @@ from shared.commands import (
 )
 from shared.envelope import Envelope, Message
 from shared.events import (
+    RetryDue,
+    StepRetrying,
     AbortRequested,
     CommandFailed,
     CompensationStarted,
@@ -98,6 +100,8 @@ class RunState:
     failure: str | None = None
     outcome: str | None = None
     notes: tuple[str, ...] = field(default=())
+    attempt: int = 1  # of the command in flight
+    retry_at: datetime | None = None  # set while waiting out a backoff
 
     @property
     def finished(self) -> bool:
@@ -117,6 +121,10 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _on_abort(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
+    if isinstance(data, RetryDue):
+        return _resend(state, item.time)
+    if state.retry_at is not None:
+        return state, []  # waiting out a backoff: a late answer to the failed try changes nothing
     if state.compensating:
         return _on_compensation_result(state, item)
     return _on_step_result(state, item)
@@ -218,17 +226,22 @@ def awaited_command(state: RunState | None) -> SendCommand | None:
 
 
 def _step_command_id(state: RunState, position: int) -> str:
-    return f"{state.run_id}.{position}.{state.steps[position].name}"
+    return f"{state.run_id}.{position}.{state.steps[position].name}{_try_suffix(state)}"
 
 
 def _compensation_command_id(state: RunState, index: int) -> str:
-    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}"
+    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}{_try_suffix(state)}"
+
+
+def _try_suffix(state: RunState) -> str:
+    return f".try{state.attempt}" if state.attempt > 1 else ""
 
 
 def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
+    state = replace(state, attempt=1, retry_at=None)
     command_id = _step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo),) if step.undo else ())
     state = replace(
@@ -246,6 +259,8 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     step = state.steps[state.position]
     data = envelope.data
     if isinstance(data, CommandFailed):
+        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
+            return _schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
         return _fail(state, f"{step.name} failed: {data.reason}", envelope.time)
     if isinstance(data, StepTimedOut):
         return _fail(state, _timeout_reason(state, data), envelope.time)
@@ -260,7 +275,13 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
 
 
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """Past the deadline, say so as an event and change nothing: the event, once folded, fails the step."""
+    """Past the deadline (or a backoff), say so as an event and change nothing: the event, once folded,
+    fails the step (or sends the next try)."""
+    if state is not None and not state.finished and state.retry_at is not None:
+        if now < state.retry_at:
+            return state, []
+        due = RetryDue(step=_awaited_step(state), attempt=state.attempt + 1)
+        return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
     if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
         return state, []
     timed_out = StepTimedOut(step=_awaited_step(state), deadline=state.deadline)
@@ -271,6 +292,23 @@ def _awaited_step(state: RunState) -> str:
     if state.compensating and state.compensations:
         return f"undo:{state.compensations[-1].undoes}"
     return state.steps[state.position].name
+
+
+def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
+    policy = state.plan.retries
+    delay = min(policy.max_backoff, policy.backoff * 2 ** (state.attempt - 1))
+    state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
+    retrying = StepRetrying(step=_awaited_step(state), attempt=state.attempt, reason=reason, retry_at=state.retry_at)
+    return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
+
+
+def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
+    """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
+    work_s = 0.0 if state.compensating else state.steps[state.position].work_s
+    state = replace(state, attempt=state.attempt + 1, retry_at=None)
+    command = awaited_command(state)
+    state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
+    return state, [command]
 
 
 # --- failing and compensating ------------------------------------------------------------------
@@ -289,6 +327,7 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
         return _finish(state, "rolled_back", state.failure or "rolled back", now)
     comp = state.compensations[-1]
     index = len(state.compensations) - 1
+    state = replace(state, attempt=1, retry_at=None)
     command_id = _compensation_command_id(state, index)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
@@ -298,6 +337,12 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
 
 
 def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    data = envelope.data
+    undoing = state.compensations[-1].undoes
+    retryable = isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
+    if retryable and state.attempt < state.plan.retries.attempts:
+        why = _timeout_reason(state, data) if isinstance(data, StepTimedOut) else f"undoing {undoing} failed: {data.reason}"
+        return _schedule_retry(state, why, envelope.time)
     if isinstance(envelope.data, StepTimedOut):
         return _finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
     if isinstance(envelope.data, CommandFailed):

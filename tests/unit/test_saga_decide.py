@@ -19,6 +19,7 @@ from shared.commands import (
 )
 from shared.envelope import Message, new_envelope
 from shared.events import (
+    RetryDue,
     StepTimedOut,
     CommandFailed,
     CompensationStarted,
@@ -69,6 +70,8 @@ rollback:
   drop_indexes: true
 timeouts:
   step: 60s
+retries:
+  attempts: 1  # one try unless a test says otherwise
 """
 
 RUNBOOK_ORDER = [
@@ -159,13 +162,13 @@ class Run:
         return self.feed(envelope)
 
     def tick(self, at: datetime) -> list[Output]:
-        """The clock passes ``at``; a timeout event it yields comes back as the shell's consumer brings it.
+        """The clock passes ``at``; a timeout or retry-due event it yields comes back as the shell's consumer brings it.
         Returns what folding that event decided (the tick itself only reports the timeout)."""
         self.clock = at
         said = self.feed(Tick(at))
         outputs: list[Output] = []
         for out in said:
-            assert isinstance(out, EmitEvent) and isinstance(out.data, StepTimedOut), said
+            assert isinstance(out, EmitEvent) and isinstance(out.data, (StepTimedOut, RetryDue)), said
             outputs += self.feed(new_envelope(out.data, id=out.id, source="/golive/coordinator", runid=self.run_id,
                                               correlationid=out.correlationid, time=at))
         return outputs
@@ -715,3 +718,88 @@ def test_abort_during_compensation_or_after_the_end_changes_nothing():
         run.succeed()
     finished_state = run.state
     assert abort(run) == [] and run.state is finished_state
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def retrying_run() -> Run:
+    return started_run(plan=plan_from(**{"attempts: 1  # one try unless a test says otherwise": "attempts: 3\n  backoff: 2s"}))
+
+
+def transient(reason: str = "connection reset by the provider") -> CommandFailed:
+    return CommandFailed(service="traffic", command_type="golive.cmd.traffic.shift.v1", reason=reason, failure="transient")
+
+
+def test_transient_failure_is_tried_again_after_the_backoff_under_a_new_command_id():
+    from shared.events import StepRetrying
+
+    run = retrying_run()
+    run.advance_to("stage1:shift:10")
+    first_id = run.state.in_flight
+
+    said = run.answer(transient())
+    assert [type(e) for e in events(said)] == [StepRetrying] and commands(said) == []
+    assert run.tick(run.clock + timedelta(seconds=1)) == []  # still backing off
+    again = run.tick(run.clock + timedelta(seconds=1))
+
+    [command] = commands(again)
+    assert isinstance(command, ShiftTraffic) and command.weight == 10
+    assert run.state.in_flight == f"{first_id}.try2" != first_id
+    run.succeed()
+    assert run.current_step == "stage1:check:recent"
+
+
+def test_backoff_doubles_and_the_last_transient_failure_fails_the_step():
+    from shared.events import StepRetrying
+
+    run = retrying_run()
+    run.advance_to("stage1:shift:10")
+    run.answer(transient())
+    first = [e for e in events(run.outputs) if isinstance(e, StepRetrying)][-1]
+    run.tick(first.retry_at)
+    run.answer(transient())
+    second = [e for e in events(run.outputs) if isinstance(e, StepRetrying)][-1]
+    assert (second.retry_at - run.clock).total_seconds() == 4  # 2 s, then 4 s
+    run.tick(second.retry_at)
+
+    outputs = run.answer(transient("still resetting"))
+
+    assert isinstance(events(outputs)[0], StepFailed) and "still resetting" in events(outputs)[0].reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_fatal_and_invalid_failures_are_not_retried():
+    run = retrying_run()
+    run.advance_to("stage1:shift:10")
+    outputs = run.answer(failure("deployment dpl_x does not exist"))
+    assert isinstance(events(outputs)[0], StepFailed)
+
+
+def test_a_failing_compensation_is_retried_before_the_run_needs_a_human():
+    from shared.events import StepRetrying
+
+    run = retrying_run()
+    run.advance_to("stage1:check:recent")
+    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    for _ in range(2):
+        run.answer(failure("envoy admin API unreachable"))
+        retry = [e for e in events(run.outputs) if isinstance(e, StepRetrying)][-1]
+        assert retry.step == "undo:stage1:shift:10"
+        run.tick(retry.retry_at)
+        assert isinstance(run.awaited, RollbackTraffic)
+    outputs = run.answer(failure("envoy admin API unreachable"))
+    assert finished(outputs).outcome == "needs_human"
+
+
+def test_replaying_a_run_with_retries_rebuilds_the_same_state():
+    run = retrying_run()
+    run.advance_to("stage1:shift:10")
+    run.answer(transient())
+    run.tick(run.clock + timedelta(seconds=2))
+    run.succeed()
+    replayed = None
+    for item in run.inputs:
+        if not isinstance(item, Tick):
+            replayed, _ = decide(replayed, item)
+    assert replayed == run.state
