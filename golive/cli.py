@@ -112,6 +112,27 @@ def abort(
 
 
 @app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The run waiting at a gate")],
+    stage: Annotated[int | None, typer.Option(help="The stage you approve (guards against approving the wrong one)")] = None,
+    comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
+) -> None:
+    """Open the gate a run waits at (a stage with `approval: true`). Exit 2 if it waits at no gate."""
+    from golive.watch import RunNotControllable, approve_run
+
+    settings = Settings()
+    try:
+        gate = asyncio.run(approve_run(settings, run_id, stage, settings.nats_user or getpass.getuser(), comment))
+    except RunNotControllable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    out.print(f"approved {gate} of run {run_id}")
+
+
+@app.command()
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)")] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
     from golive.watch import run_statuses

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.envelope import Envelope
 from shared.events import (
+    ApprovalGranted,
     RetryDue,
     StepRetrying,
     AbortRequested,
@@ -49,6 +50,9 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
         case StepFailed():
             return "bold red", f"step {d.step} failed: {d.reason}"
+        case ApprovalGranted():
+            stage = f"stage {d.stage}" if d.stage else "the gate"
+            return "bold green", f"{stage} approved by {d.approved_by}" + (f": {d.comment}" if d.comment else "")
         case AbortRequested():
             return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
         case StepRetrying():

@@ -13,7 +13,7 @@ from nats.errors import NoServersError
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
-from shared.commands import AbortRun, StartRun
+from shared.commands import AbortRun, ApproveGate, StartRun
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished
@@ -119,6 +119,33 @@ async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: 
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN
+
+
+async def approve_run(settings: Settings, run_id: str, stage: int | None, approved_by: str, comment: str) -> str:
+    """Open the gate ``run_id`` waits at; returns the gate's step name. RunNotControllable if it waits at none."""
+    nc = await _connect(settings)
+    try:
+        js = nc.jetstream()
+        subjects = settings.subjects
+        state, _events = await read_run(js, settings, run_id)
+        if state is None:
+            raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+        step = state.steps[state.position] if state.position >= 0 else None
+        if state.finished or state.compensating or step is None or step.command is not None:
+            where = state.outcome or (step.name if step else "starting")
+            raise RunNotControllable(f"run {run_id} is not waiting for an approval (it is at: {where})")
+        if stage is not None and step.name != f"stage{stage}:gate":
+            raise RunNotControllable(f"run {run_id} waits at {step.name}, not at stage {stage}")
+        command = new_envelope(
+            ApproveGate(stage=stage, approved_by=approved_by, comment=comment),
+            id=f"{run_id}.approve.{state.position}", source="/golive/cli", runid=run_id,
+            subject=subjects.command("coordinator", "approve"),
+        )
+        await js.publish(command.subject, command.to_json(), stream=subjects.command_stream,
+                         headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+        return step.name
+    finally:
+        await nc.close()
 
 
 async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:

@@ -47,6 +47,15 @@ class AbortRun(Message):
     requested_by: str
 
 
+@message_type("golive.cmd.coordinator.approve.v1")
+class ApproveGate(Message):
+    """Open the gate a run waits at (`golive approve`); ``stage`` guards against approving the wrong one."""
+
+    stage: int | None = None
+    approved_by: str
+    comment: str = ""
+
+
 # --- migrator ----------------------------------------------------------------------------------
 
 

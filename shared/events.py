@@ -87,6 +87,15 @@ class AbortRequested(Message):
     requested_by: str
 
 
+@message_type("golive.coordinator.approval_granted.v1")
+class ApprovalGranted(Message):
+    """Someone approved the gate of ``stage``; folding this event opens it (if the run waits there)."""
+
+    stage: int | None
+    approved_by: str
+    comment: str = ""
+
+
 @message_type("golive.coordinator.run_finished.v1")
 class RunFinished(Message):
     outcome: Outcome

@@ -84,6 +84,7 @@ class Check(Strict):
 class Stage(Strict):
     weight: int = Field(gt=0, le=100)
     hold: Duration
+    approval: bool = Field(default=False, description="wait for `golive approve RUN --stage N` before shifting")
     checks: list[Check] = []
 
 
@@ -114,6 +115,7 @@ class Rollback(Strict):
 
 class Timeouts(Strict):
     step: Duration = Field(default=600.0, gt=0, description="how long a command may go unanswered beyond its own work")
+    approval: Duration = Field(default=3600.0, gt=0, description="how long a gate waits for approval before rolling back")
 
 
 class Retries(Strict):

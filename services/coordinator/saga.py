@@ -28,6 +28,7 @@ from shared.commands import (
 )
 from shared.envelope import Envelope, Message
 from shared.events import (
+    ApprovalGranted,
     RetryDue,
     StepRetrying,
     AbortRequested,
@@ -49,7 +50,7 @@ from shared.events import (
 class Step:
     name: str
     phase: Phase
-    command: Message
+    command: Message | None  # None: a gate, which waits for an approval instead of a service
     undo: Message | None = None
     # seconds of work the command itself asks for (a probe's duration); the plan's step timeout comes on top
     work_s: float = 0.0
@@ -119,6 +120,8 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _start(item, data)
     if isinstance(data, AbortRequested):
         return _on_abort(state, data, item.time)
+    if isinstance(data, ApprovalGranted):
+        return _on_approval(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
     if isinstance(data, RetryDue):
@@ -184,6 +187,9 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         steps.append(_check_step(plan, check, f"smoke:{check.probe}", "smoke", check.duration or 0.0))
     provider = plan.traffic.provider
     for n, stage in enumerate(plan.canary.stages, start=1):
+        if stage.approval:
+            # a gate's deadline (work + step timeout) is the plan's approval timeout
+            steps.append(Step(f"stage{n}:gate", "canary", None, work_s=plan.timeouts.approval - plan.timeouts.step))
         undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
         steps.append(Step(
             f"stage{n}:shift:{stage.weight}", "canary",
@@ -222,7 +228,8 @@ def awaited_command(state: RunState | None) -> SendCommand | None:
     if state.compensating:
         index = len(state.compensations) - 1
         return SendCommand(_compensation_command_id(state, index), state.compensations[index].command)
-    return SendCommand(_step_command_id(state, state.position), state.steps[state.position].command)
+    command = state.steps[state.position].command
+    return SendCommand(_step_command_id(state, state.position), command) if command else None
 
 
 def _step_command_id(state: RunState, position: int) -> str:
@@ -248,11 +255,25 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
         state, position=position, in_flight=command_id, compensations=compensations,
         deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
     )
-    detail = _describe_step(step)
-    return state, [
-        EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail)),
-        SendCommand(command_id, step.command),
-    ]
+    detail = _describe_step(step) if step.command else f"waiting for `golive approve {state.run_id} --stage {_stage_of(step)}`"
+    started = EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail))
+    if step.command is None:
+        return state, [started]
+    return state, [started, SendCommand(command_id, step.command)]
+
+
+def _stage_of(step: Step) -> int:
+    return int(step.name.split(":")[0].removeprefix("stage"))
+
+
+def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """An approval opens the gate the run waits at, if it names that stage (or none); otherwise nothing."""
+    if state is None or state.finished or state.compensating or state.retry_at is not None:
+        return state, []
+    step = state.steps[state.position]
+    if step.command is not None or approval.stage not in (None, _stage_of(step)):
+        return state, []
+    return _send_step(state, state.position + 1, now)
 
 
 def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:

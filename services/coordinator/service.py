@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from services.coordinator.plan import Plan
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
 from shared.bus import Bus, CommandError, Work
-from shared.commands import AbortRun, StartRun, command_target
+from shared.commands import AbortRun, ApproveGate, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
-from shared.events import AbortRequested, RunStarted
+from shared.events import AbortRequested, ApprovalGranted, RunStarted
 
 TICK_S = 1.0
 
@@ -119,5 +119,10 @@ def register(bus: Bus) -> RunDriver:
 
     bus.on_command(StartRun, on_start)
     bus.on_command(AbortRun, on_abort)
+
+    async def on_approve(cmd: ApproveGate, work: Work) -> ApprovalGranted:
+        return ApprovalGranted(stage=cmd.stage, approved_by=cmd.approved_by, comment=cmd.comment)
+
+    bus.on_command(ApproveGate, on_approve)
     bus.consume_events(bus.subjects.all_events, "coordinator-events", driver.on_event)
     return driver

@@ -62,3 +62,34 @@ def test_abort_or_status_of_an_unknown_run_exits_2_and_sends_nothing(services, s
     assert status.returncode == 2 and "no run run-nope" in status.stderr
     events = run_cli("events", "--run", "run-nope", env=process_env)
     assert events.returncode == 1  # nothing was recorded for it
+
+
+def test_gated_stage_waits_for_golive_approve_of_that_stage(services, settings, process_env, tmp_path):
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan["smoke"][0]["duration"] = "1s"
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "1s"
+    plan["canary"]["stages"][1]["approval"] = True
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-gate"],
+                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        seen, deadline = "", time.monotonic() + 60
+        while "stage2:gate" not in seen:
+            assert time.monotonic() < deadline, seen
+            seen += run.stdout.readline()
+        time.sleep(1.0)
+        assert run.poll() is None  # it waits, it does not move on by itself
+        wrong = run_cli("approve", "run-gate", "--stage", "3", env=process_env)
+        right = run_cli("approve", "run-gate", "--stage", "2", "--comment", "dashboards green", env=process_env)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert wrong.returncode == 2 and "waits at stage2:gate, not at stage 3" in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert run.returncode == 0, seen + out + err
+    assert "stage 2 approved by" in out and "dashboards green" in out
+    again = run_cli("approve", "run-gate", env=process_env)
+    assert again.returncode == 2 and "not waiting for an approval" in again.stderr

@@ -803,3 +803,62 @@ def test_replaying_a_run_with_retries_rebuilds_the_same_state():
         if not isinstance(item, Tick):
             replayed, _ = decide(replayed, item)
     assert replayed == run.state
+
+
+# --- gates --------------------------------------------------------------------------------------
+
+
+def gated_run() -> Run:
+    plan = plan_from(**{"    - weight: 100\n      hold: 60s": "    - weight: 100\n      hold: 60s\n      approval: true"})
+    return started_run(plan=plan)
+
+
+def approve(run, stage=None, by="maksim"):
+    from shared.events import ApprovalGranted
+
+    run.clock += timedelta(seconds=1)
+    return run.feed(new_envelope(ApprovalGranted(stage=stage, approved_by=by), id=f"{run.run_id}/approve/{len(run.inputs)}",
+                                 source="/golive/coordinator", runid=run.run_id, time=run.clock))
+
+
+def test_gated_stage_waits_for_approval_without_sending_anything():
+    run = gated_run()
+    run.advance_to("stage1:check:recent")
+
+    outputs = run.succeed()
+
+    assert run.current_step == "stage2:gate"
+    assert commands(outputs) == []
+    assert "golive approve run-1 --stage 2" in events(outputs)[0].detail
+
+
+def test_approval_of_the_waiting_stage_opens_the_gate_and_others_do_not():
+    run = gated_run()
+    run.advance_to("stage2:gate")
+
+    assert approve(run, stage=1) == [] and run.current_step == "stage2:gate"
+    outputs = approve(run, stage=2)
+
+    assert run.current_step == "stage2:shift:100"
+    assert [c.weight for c in work_commands(outputs)] == [100]
+    assert approve(run, stage=2) == []  # a second approval changes nothing
+
+
+def test_gate_without_approval_rolls_back_when_the_approval_timeout_passes():
+    run = gated_run()
+    run.advance_to("stage2:gate")
+    waiting_since = run.clock
+
+    assert run.tick(waiting_since + timedelta(minutes=59)) == []
+    outputs = run.tick(waiting_since + timedelta(hours=1))
+
+    assert "stage2:gate timed out" in events(outputs)[0].reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_approval_never_opens_a_gate_after_an_abort():
+    run = gated_run()
+    run.advance_to("stage2:gate")
+    abort(run)
+    assert approve(run, stage=2) == []
+    assert not any(isinstance(c, ShiftTraffic) and c.weight == 100 for c in run.commands.values())
