@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+from datetime import UTC, datetime
 import signal
 import threading
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from golive.render import describe
+from services.coordinator.window import describe_window, window_containing
 from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
 from shared.envelope import Envelope
 from shared.settings import Settings
@@ -45,6 +47,7 @@ def run(
     previous_deploy_id: Annotated[str | None, typer.Option(help="The deployment to roll back to")] = "stable",
     run_id: Annotated[str | None, typer.Option(help="Run id (default: generated)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as CloudEvents JSON lines")] = False,
+    force_window: Annotated[bool, typer.Option("--force-window", help="Start outside the plan's maintenance window")] = False,
 ) -> None:
     """Start a go-live and watch it. Exit 0 succeeded, 1 rolled back, 2 invalid input, 3 needs a human,
     4 bus unreachable. Ctrl-C stops watching; the run goes on (watch it again with `golive events --follow`)."""
@@ -57,10 +60,16 @@ def run(
         for problem in exc.problems:
             err.print(f"plan error: {escape(problem)}", style="red")
         raise typer.Exit(EXIT_INVALID) from None
+    window = checked.window.maintenance
+    if window and not force_window and not window_containing(datetime.now(UTC), window.days, window.start, window.end, window.timezone):
+        err.print(f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}): "
+                  "nothing started; use --force-window to start anyway", style="red")
+        raise typer.Exit(EXIT_INVALID)
     run_id = run_id or new_run_id()
     err.print(f"run {run_id}: {checked.name}, deployment {deploy_id} (previous {previous_deploy_id})", style="bold")
     try:
-        code = asyncio.run(start_and_watch(Settings(), checked, deploy_id, previous_deploy_id, run_id, _printer(as_json)))
+        code = asyncio.run(start_and_watch(Settings(), checked, deploy_id, previous_deploy_id, run_id, _printer(as_json),
+                                           force_window=force_window))
     except BusUnreachable as exc:
         err.print(str(exc), style="red")
         raise typer.Exit(EXIT_UNREACHABLE) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.envelope import Envelope
 from shared.events import (
+    WindowClosing,
     ApprovalGranted,
     RetryDue,
     StepRetrying,
@@ -53,6 +54,8 @@ def describe(envelope: Envelope) -> tuple[str, str]:
         case ApprovalGranted():
             stage = f"stage {d.stage}" if d.stage else "the gate"
             return "bold green", f"{stage} approved by {d.approved_by}" + (f": {d.comment}" if d.comment else "")
+        case WindowClosing():
+            return "bold yellow", f"maintenance window closes at {d.ends_at:%H:%M}: rolling back while it fits"
         case AbortRequested():
             return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
         case StepRetrying():

@@ -47,7 +47,7 @@ async def _connect(settings: Settings):
 
 async def start_and_watch(
     settings: Settings, plan: Plan, deploy_id: str, previous_deploy_id: str | None, run_id: str,
-    echo: Callable[[Envelope], None],
+    echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
     nc = await _connect(settings)
@@ -56,7 +56,8 @@ async def start_and_watch(
         js = nc.jetstream()
         subjects = settings.subjects
         start = new_envelope(
-            StartRun(plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id),
+            StartRun(plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
+                     force_window=force_window),
             id=f"{run_id}.start", source="/golive/cli", runid=run_id,
             subject=subjects.command("coordinator", "start_run"),
         )
@@ -68,7 +69,7 @@ async def start_and_watch(
                 if isinstance(envelope.data, RunFinished):
                     return EXIT_BY_OUTCOME[envelope.data.outcome]
                 if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start.id:
-                    return EXIT_INVALID
+                    return EXIT_INVALID  # the coordinator refused to start it (echoed above: why)
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN

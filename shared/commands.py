@@ -37,6 +37,7 @@ class StartRun(Message):
     deploy_id: str
     previous_deploy_id: str | None = None
     requested_by: str = "cli"
+    force_window: bool = False  # start outside the plan's maintenance window (recorded)
 
 
 @message_type("golive.cmd.coordinator.abort.v1")

@@ -29,6 +29,7 @@ class RunStarted(Message):
     plan_name: str
     deploy_id: str
     previous_deploy_id: str | None = None
+    window_ends_at: datetime | None = None  # of the maintenance window the run started in
 
 
 @message_type("golive.coordinator.phase_started.v1")
@@ -94,6 +95,14 @@ class ApprovalGranted(Message):
     stage: int | None
     approved_by: str
     comment: str = ""
+
+
+@message_type("golive.coordinator.window_closing.v1")
+class WindowClosing(Message):
+    """The maintenance window closes at ``ends_at`` and a rollback needs ``rollback_s``: the run must stop now."""
+
+    ends_at: datetime
+    rollback_s: float
 
 
 @message_type("golive.coordinator.run_finished.v1")

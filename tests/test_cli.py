@@ -73,3 +73,21 @@ def test_run_says_how_to_start_the_stack_when_the_bus_is_unreachable(tmp_path):
     assert result.returncode == 4
     assert "golive up" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_run_outside_the_maintenance_window_is_refused_before_anything_starts(tmp_path):
+    import datetime as dt
+
+    import yaml
+
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    today = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[dt.datetime.now(dt.UTC).weekday()]
+    other_days = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d != today]
+    plan["window"] = {"maintenance": {"days": other_days, "start": "00:00", "end": "23:59", "timezone": "UTC"}}
+    path = tmp_path / "windowed.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    env = {**os.environ, "GOLIVE_NATS_URL": "nats://127.0.0.1:1"}
+    result = run_cli("run", str(path), env=env)
+    assert result.returncode == 2
+    assert "outside the maintenance window" in result.stderr and "--force-window" in result.stderr
+    assert "cannot reach NATS" not in result.stderr

@@ -6,11 +6,13 @@ Errors name the path and, when the plan came from a file, the line: ``canary.sta
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.coordinator.durations import Duration
 from shared.commands import MigrationSession, ProviderSpec, Thresholds
@@ -118,6 +120,33 @@ class Timeouts(Strict):
     approval: Duration = Field(default=3600.0, gt=0, description="how long a gate waits for approval before rolling back")
 
 
+class MaintenanceWindow(Strict):
+    """When a run may start: ``days`` at ``start``-``end`` local time in ``timezone`` (runbook: Sun 02:00-04:00 UTC)."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Helsinki or UTC)") from None
+        return value
+
+
+class Window(Strict):
+    """The maintenance window and what to do before it closes."""
+
+    maintenance: MaintenanceWindow | None = None
+    rollback: Duration = Field(default=600.0, ge=0, description="time a rollback needs (runbook: under 10 min)")
+    at_end: Literal["rollback", "continue"] = Field(
+        default="rollback", description="rollback: start compensating while `rollback` still fits in the window")
+
+
 class Retries(Strict):
     """Transient failures (a dependency that timed out, a 503) are retried with exponential backoff;
     compensations are retried on any failure but invalid input, since undoing must not give up lightly."""
@@ -141,6 +170,7 @@ class Plan(Strict):
     rollback: Rollback = Rollback()
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
+    window: Window = Window()
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:

@@ -28,6 +28,7 @@ from shared.commands import (
 )
 from shared.envelope import Envelope, Message
 from shared.events import (
+    WindowClosing,
     ApprovalGranted,
     RetryDue,
     StepRetrying,
@@ -102,6 +103,7 @@ class RunState:
     outcome: str | None = None
     notes: tuple[str, ...] = field(default=())
     attempt: int = 1  # of the command in flight
+    window_cutoff: datetime | None = None  # past it, the run rolls back so the rollback fits in the window
     retry_at: datetime | None = None  # set while waiting out a backoff
 
     @property
@@ -120,6 +122,12 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _start(item, data)
     if isinstance(data, AbortRequested):
         return _on_abort(state, data, item.time)
+    if isinstance(data, WindowClosing):
+        if state is None or state.finished or state.compensating:
+            return state, []
+        reason = (f"the maintenance window closes at {data.ends_at:%H:%M %Z} and a rollback needs "
+                  f"{data.rollback_s / 60:g} min: rolling back before it closes")
+        return _fail(state, reason, item.time)
     if isinstance(data, ApprovalGranted):
         return _on_approval(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
@@ -157,6 +165,10 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
         previous_deploy_id=started.previous_deploy_id,
         started_at=envelope.time,
         steps=tuple(build_steps(plan, started.deploy_id, started.previous_deploy_id)),
+        window_cutoff=(
+            started.window_ends_at - timedelta(seconds=plan.window.rollback)
+            if started.window_ends_at and plan.window.at_end == "rollback" else None
+        ),
     )
     outputs = _notify(state, "start", f"Starting {plan.name} go-live", {
         "Environment": plan.notifications.environment,
@@ -298,6 +310,11 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
     """Past the deadline (or a backoff), say so as an event and change nothing: the event, once folded,
     fails the step (or sends the next try)."""
+    if (state is not None and not state.finished and not state.compensating and state.window_cutoff
+            and now >= state.window_cutoff):
+        closing = WindowClosing(ends_at=state.window_cutoff + timedelta(seconds=state.plan.window.rollback),
+                                rollback_s=state.plan.window.rollback)
+        return state, [EmitEvent(f"{state.run_id}/window_closing", closing)]
     if state is not None and not state.finished and state.retry_at is not None:
         if now < state.retry_at:
             return state, []

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from services.coordinator.plan import Plan
+from services.coordinator.window import describe_window, window_containing
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
 from shared.bus import Bus, CommandError, Work
 from shared.commands import AbortRun, ApproveGate, StartRun, command_target
@@ -109,9 +110,16 @@ def register(bus: Bus) -> RunDriver:
             plan = Plan.model_validate(cmd.plan)
         except ValidationError as exc:
             raise CommandError(f"invalid plan: {exc.error_count()} problem(s); run `golive plan check`", "invalid") from None
+        window = plan.window.maintenance
+        opened = window_containing(work.envelope.time, window.days, window.start, window.end, window.timezone) if window else None
+        if window and not opened and not cmd.force_window:
+            raise CommandError(
+                f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}); "
+                "start it inside the window, or force it with --force-window", "invalid")
         return RunStarted(
             plan=plan.model_dump(mode="json"), plan_name=plan.name,
             deploy_id=cmd.deploy_id, previous_deploy_id=cmd.previous_deploy_id,
+            window_ends_at=opened[1] if opened else None,
         )
 
     async def on_abort(cmd: AbortRun, work: Work) -> AbortRequested:

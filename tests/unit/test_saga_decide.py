@@ -862,3 +862,38 @@ def test_approval_never_opens_a_gate_after_an_abort():
     abort(run)
     assert approve(run, stage=2) == []
     assert not any(isinstance(c, ShiftTraffic) and c.weight == 100 for c in run.commands.values())
+
+
+# --- the maintenance window ---------------------------------------------------------------------
+
+
+def windowed_run(at_end: str = "rollback") -> Run:
+    plan = plan_from(**{"timeouts:\n  step: 60s": f"timeouts:\n  step: 60s\nwindow:\n  rollback: 10m\n  at_end: {at_end}"})
+    run = Run(plan=plan)
+    started = RunStarted(plan=plan.model_dump(mode="json"), plan_name=plan.name, deploy_id="deploy-new",
+                         previous_deploy_id="deploy-old", window_ends_at=T0 + timedelta(minutes=11))
+    run.feed(new_envelope(started, id="run-1/started", source="/golive/coordinator", runid="run-1", time=T0))
+    return run
+
+
+def test_run_rolls_back_when_only_the_rollback_time_is_left_in_the_window():
+    from shared.events import WindowClosing
+
+    run = windowed_run()
+    run.advance_to("stage1:check:recent")
+    assert decide(run.state, Tick(T0 + timedelta(seconds=59)))[1] == []  # the window ends in 10 min 1 s
+
+    _, said = decide(run.state, Tick(T0 + timedelta(minutes=1)))
+    [closing] = said
+    assert isinstance(closing.data, WindowClosing) and closing.data.ends_at == T0 + timedelta(minutes=11)
+    outputs = run.feed(new_envelope(closing.data, id=closing.id, source="/golive/coordinator", runid="run-1",
+                                    time=T0 + timedelta(minutes=1)))
+
+    assert "maintenance window closes" in events(outputs)[0].reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_window_policy_continue_lets_the_run_go_on():
+    run = windowed_run(at_end="continue")
+    run.advance_to("stage1:check:recent")
+    assert decide(run.state, Tick(T0 + timedelta(minutes=1)))[1] == []
