@@ -142,6 +142,27 @@ def approve(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run to report on")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: <artifacts dir>/<run>)")] = None,
+) -> None:
+    """Rebuild a run's artifacts from the event stream: report.md/json, prod_performance_validation.json, badges."""
+    from golive.watch import RunNotControllable, rebuild_artifacts
+
+    settings = Settings()
+    try:
+        written = asyncio.run(rebuild_artifacts(settings, run_id, out_dir or settings.artifacts_dir / run_id))
+    except RunNotControllable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    for path in written:
+        out.print(str(path))
+
+
+@app.command()
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)")] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
     from golive.watch import run_statuses

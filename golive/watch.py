@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from contextlib import aclosing
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 import nats
 from nats.errors import NoServersError
 
+from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
@@ -147,6 +149,18 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
         return step.name
     finally:
         await nc.close()
+
+
+async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) -> list[Path]:
+    """The run's lock-in artifacts, rebuilt from the event stream into ``directory``."""
+    nc = await _connect(settings)
+    try:
+        _state, events = await read_run(nc.jetstream(), settings, run_id)
+    finally:
+        await nc.close()
+    if not events:
+        raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+    return write_artifacts(build_artifacts(events), directory)
 
 
 async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     nats_creds_file: Path | None = None
     subject_root: str = "golive"
     state_dir: Path = Path(".golive")
+    artifacts_dir: Path = Field(default=Path("artifacts"), description="where runs leave their report, validation and badges")
     publish_timeout_s: float = Field(default=5.0, gt=0)
     graceful_timeout_s: float = Field(default=10.0, ge=0)
     max_deliver: int = Field(default=5, ge=1)

@@ -88,7 +88,7 @@ def database_url(postgres_admin_url) -> str:
 def settings(nats_url, tmp_path) -> Settings:
     """Settings with a subject root of this test's own: its own streams, consumers and subjects."""
     return Settings(nats_url=nats_url, subject_root=f"t{secrets.token_hex(5)}", state_dir=tmp_path / "state",
-                    graceful_timeout_s=5.0)
+                    artifacts_dir=tmp_path / "artifacts", graceful_timeout_s=5.0)
 
 
 @pytest.fixture
@@ -103,6 +103,7 @@ def process_env(settings, database_url, webhook) -> dict[str, str]:
     return service_env(settings.resolved_nats_url(), settings.state_dir, {
         "GOLIVE_SUBJECT_ROOT": settings.subject_root,
         "GOLIVE_GRACEFUL_TIMEOUT_S": str(settings.graceful_timeout_s),
+        "GOLIVE_ARTIFACTS_DIR": str(settings.artifacts_dir),
         DATABASE_ENV: database_url,
         WEBHOOK_ENV: webhook.url,
     })

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.plan import Plan
 from services.coordinator.window import describe_window, window_containing
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
@@ -53,6 +54,8 @@ class RunDriver:
                                     correlationid=out.correlationid)
         if new is not None:
             self.runs[new.run_id] = new
+            if new.finished and not (state is not None and state.finished):
+                await self._write_artifacts(new.run_id)
             if outputs:
                 self.bus.log.info("run.decided", run_id=new.run_id, position=new.position, outcome=new.outcome,
                                   compensating=new.compensating, outputs=[type(o.data).__name__ for o in outputs])
@@ -65,6 +68,18 @@ class RunDriver:
             causationid=cause.id if cause else None,
         )
         await self.bus.publish(envelope, envelope.subject or "", self.bus.subjects.command_stream)
+
+    async def _write_artifacts(self, run_id: str) -> None:
+        """Lock-in: the run's report, validation file and badges, rebuilt from its events."""
+        try:
+            js = self.bus.broker.connection.jetstream()
+            async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id))) as feed:
+                events = [envelope async for _seq, envelope in feed]
+            directory = self.bus.settings.artifacts_dir / run_id
+            written = await asyncio.to_thread(write_artifacts, build_artifacts(events), directory)
+            self.bus.log.info("run.artifacts_written", run_id=run_id, directory=str(directory), files=len(written))
+        except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
+            self.bus.log.error("run.artifacts_failed", run_id=run_id, error=str(exc))
 
     async def _replay(self, run_id: str, before_seq: int) -> RunState | None:
         js = self.bus.broker.connection.jetstream()

@@ -1,0 +1,199 @@
+"""Lock-in artifacts, built from a run's events (pure) and written under ``<artifacts>/<run>/`` (the shell).
+
+- ``prod_performance_validation.json``: the runbook's validation file. ``validation_metadata.overall_passed``
+  plus every check with its value, threshold, verdict and the samples behind it.
+- ``report.md`` and ``report.json``: timeline, phase durations, decisions with their numbers, final traffic.
+- ``badge-p95.svg``, ``badge-error-rate.svg``, ``badge-uptime.svg``: the runbook's status badges.
+
+Everything here is a function of the events, so `golive report RUN` rebuilds the same files from the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import anybadge
+
+from shared.envelope import Envelope
+from shared.events import (
+    CompensationStarted,
+    MigrationsApplied,
+    PhaseStarted,
+    ProbeCompleted,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    TrafficRolledBack,
+    TrafficShifted,
+)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    validation: dict
+    report: dict
+    markdown: str
+    badges: dict[str, str]  # file name -> SVG
+
+
+def build_artifacts(events: list[Envelope]) -> Artifacts:
+    """Every artifact of one run, from its events in stream order."""
+    started = next((e for e in events if isinstance(e.data, RunStarted)), None)
+    if started is None:
+        raise ValueError("no run_started event: not a run's events")
+    finished = next((e for e in events if isinstance(e.data, RunFinished)), None)
+    checks = _checks(events)
+    validation = {
+        "validation_metadata": {
+            "run_id": started.runid,
+            "plan": started.data.plan_name,
+            "deployment_id": started.data.deploy_id,
+            "previous_deployment_id": started.data.previous_deploy_id,
+            "outcome": finished.data.outcome if finished else "running",
+            "overall_passed": bool(finished and finished.data.outcome == "succeeded" and all(c["passed"] for c in checks)),
+            "generated_at": (finished or events[-1]).time.isoformat(),
+        },
+        "checks": checks,
+    }
+    report = {
+        "run_id": started.runid,
+        "plan": started.data.plan_name,
+        "deployment_id": started.data.deploy_id,
+        "previous_deployment_id": started.data.previous_deploy_id,
+        "started_at": started.time.isoformat(),
+        "outcome": finished.data.outcome if finished else "running",
+        "reason": finished.data.reason if finished else "",
+        "duration_s": round(finished.data.duration_s, 1) if finished else None,
+        "left_to_undo": finished.data.left_to_undo if finished else [],
+        "final_traffic": _final_traffic(events),
+        "phases": _phase_durations(events, finished.time if finished else events[-1].time),
+        "timeline": [{"time": e.time.isoformat(), "source": e.source.rsplit("/", 1)[-1], "what": line}
+                     for e in events if (line := _line(e))],
+    }
+    return Artifacts(validation, report, _markdown(report, checks), _badges(checks))
+
+
+def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
+    """Write the files (replacing older ones of the same run); returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "prod_performance_validation.json": json.dumps(artifacts.validation, indent=2),
+        "report.json": json.dumps(artifacts.report, indent=2),
+        "report.md": artifacts.markdown,
+        **artifacts.badges,
+    }
+    written = []
+    for name, text in files.items():
+        path = directory / name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+# --- the pieces ---------------------------------------------------------------------------------
+
+
+def _checks(events: list[Envelope]) -> list[dict]:
+    checks = []
+    for e in events:
+        if isinstance(e.data, ProbeCompleted):
+            for verdict in e.data.verdicts:
+                checks.append({
+                    "name": f"{e.data.label or 'probe'}: {e.data.probe} {verdict.metric}",
+                    "probe": e.data.probe, "stage": e.data.label, "metric": verdict.metric,
+                    "value": round(verdict.observed, 3), "threshold": verdict.limit, "passed": verdict.passed,
+                    "samples": e.data.count + e.data.errors, "measured_at": e.time.isoformat(),
+                })
+    return checks
+
+
+def _final_traffic(events: list[Envelope]) -> dict:
+    final: dict = {}
+    for e in events:
+        if isinstance(e.data, TrafficShifted):
+            final = {"canary": e.data.canary, "canary_weight": e.data.verified_weight, "provider": e.data.provider}
+        elif isinstance(e.data, TrafficRolledBack):
+            final = {"canary": e.data.canary, "canary_weight": e.data.verified_weight, "provider": e.data.provider,
+                     "rolled_back_to": e.data.to}
+    return final
+
+
+def _phase_durations(events: list[Envelope], end: datetime) -> list[dict]:
+    marks = [(e.time, e.data.phase) for e in events if isinstance(e.data, PhaseStarted)]
+    marks += [(e.time, "compensating") for e in events if isinstance(e.data, CompensationStarted)][:1]
+    marks.sort()
+    phases: list[dict] = []
+    for i, (at, phase) in enumerate(marks):
+        if phases and phases[-1]["phase"] == phase:
+            continue
+        phases.append({"phase": phase, "started_at": at.isoformat()})
+    for i, phase in enumerate(phases):
+        until = datetime.fromisoformat(phases[i + 1]["started_at"]) if i + 1 < len(phases) else end
+        phase["seconds"] = round((until - datetime.fromisoformat(phase["started_at"])).total_seconds(), 1)
+    return phases
+
+
+def _line(e: Envelope) -> str:
+    d = e.data
+    if isinstance(d, PhaseStarted):
+        return f"{d.step}: {d.detail}"
+    if isinstance(d, ProbeCompleted):
+        return f"{'passed' if d.passed else 'FAILED'}: {d.summary}"
+    if isinstance(d, TrafficShifted):
+        return f"traffic {d.weight}% to {d.canary} (read back {d.verified_weight}%)"
+    if isinstance(d, TrafficRolledBack):
+        return f"traffic rolled back to {d.to or 'stable'} (canary read back {d.verified_weight}%)"
+    if isinstance(d, MigrationsApplied):
+        return "migrations: " + ", ".join(f"{r.name} {r.action} in {r.seconds:.2f}s" for r in d.results)
+    if isinstance(d, StepFailed):
+        return f"FAILED {d.step}: {d.reason}"
+    if isinstance(d, CompensationStarted):
+        return f"undo {d.undoes}"
+    if isinstance(d, RunFinished):
+        return f"run {d.outcome}: {d.reason}"
+    return ""
+
+
+def _markdown(report: dict, checks: list[dict]) -> str:
+    lines = [
+        f"# Go-live report: {report['plan']}",
+        "",
+        f"- run: `{report['run_id']}`",
+        f"- deployment: `{report['deployment_id']}` (previous `{report['previous_deployment_id']}`)",
+        f"- outcome: **{report['outcome']}**" + (f": {report['reason']}" if report["reason"] else ""),
+        f"- started: {report['started_at']}; duration: {report['duration_s']} s",
+    ]
+    if report["left_to_undo"]:
+        lines.append(f"- left to undo by hand: {', '.join(report['left_to_undo'])}")
+    if traffic := report["final_traffic"]:
+        lines.append(f"- final traffic: {traffic.get('canary_weight')}% to `{traffic.get('canary')}` via {traffic.get('provider')}")
+    lines += ["", "## Phases", "", "| phase | started | seconds |", "|---|---|---|"]
+    lines += [f"| {p['phase']} | {p['started_at']} | {p['seconds']} |" for p in report["phases"]]
+    lines += ["", "## Checks", "", "| check | value | threshold | verdict | samples |", "|---|---|---|---|---|"]
+    lines += [f"| {c['name']} | {c['value']} | {c['threshold']} | {'pass' if c['passed'] else 'FAIL'} | {c['samples']} |"
+              for c in checks]
+    lines += ["", "## Timeline", "", "| time | source | what |", "|---|---|---|"]
+    lines += [f"| {t['time']} | {t['source']} | {t['what'].replace('|', '/')} |" for t in report["timeline"]]
+    return "\n".join(lines) + "\n"
+
+
+def _badges(checks: list[dict]) -> dict[str, str]:
+    p95 = max((c["value"] for c in checks if c["metric"] == "p95_ms"), default=None)
+    p95_ok = all(c["passed"] for c in checks if c["metric"] == "p95_ms")
+    rates = [c["value"] for c in checks if c["metric"] == "error_rate_pct"]
+    error_rate = max(rates, default=None)
+    rates_ok = all(c["passed"] for c in checks if c["metric"] == "error_rate_pct")
+    uptime = 100.0 - (sum(rates) / len(rates)) if rates else None
+    return {
+        "badge-p95.svg": _badge("p95", f"{p95:.0f} ms" if p95 is not None else "n/a", p95 is None or p95_ok),
+        "badge-error-rate.svg": _badge("error rate", f"{error_rate:.2f}%" if error_rate is not None else "n/a",
+                                       error_rate is None or rates_ok),
+        "badge-uptime.svg": _badge("uptime", f"{uptime:.2f}%" if uptime is not None else "n/a", uptime is None or uptime >= 99.9),
+    }
+
+
+def _badge(label: str, value: str, good: bool) -> str:
+    return anybadge.Badge(label, value, default_color="green" if good else "red").badge_svg_text

@@ -1,0 +1,61 @@
+"""Lock-in artifacts of real runs: the runbook's validation file, the report, the status badges."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from tests.harness import REPO, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def plan_file(tmp_path, breach: bool):
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan["smoke"][0]["duration"] = "1s"
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "1s"
+    if breach:
+        plan["probes"]["slow_query"] = {"query": "SELECT pg_sleep(0.03)"}
+        plan["canary"]["stages"][1]["checks"] = [{"probe": "slow_query", "thresholds": {"p95_ms": 20}}]
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_successful_run_leaves_a_passing_validation_file_report_and_badges(services, settings, process_env, tmp_path):
+    result = run_cli("run", str(plan_file(tmp_path, breach=False)), "--run-id", "run-lockin", env=process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    folder = settings.artifacts_dir / "run-lockin"
+    validation = json.loads((folder / "prod_performance_validation.json").read_text())
+    assert validation["validation_metadata"]["overall_passed"] is True
+    assert validation["validation_metadata"]["outcome"] == "succeeded"
+    assert {c["metric"] for c in validation["checks"]} == {"p95_ms", "error_rate_pct"}
+    assert len(validation["checks"]) == 8  # smoke + 3 stages, p95 and error rate each
+    assert all(c["passed"] and c["samples"] > 0 for c in validation["checks"])
+    report = json.loads((folder / "report.json").read_text())
+    assert report["final_traffic"]["canary_weight"] == 100
+    assert [p["phase"] for p in report["phases"]] == ["migrate", "smoke", "canary"]
+    assert "<svg" in (folder / "badge-p95.svg").read_text()
+    assert "# Go-live report: skeleton" in (folder / "report.md").read_text()
+
+
+def test_rolled_back_run_reports_the_failed_check_and_report_rebuilds_it(services, settings, process_env, tmp_path):
+    result = run_cli("run", str(plan_file(tmp_path, breach=True)), "--run-id", "run-lockin-bad", env=process_env)
+    assert result.returncode == 1, result.stdout + result.stderr
+
+    folder = settings.artifacts_dir / "run-lockin-bad"
+    validation = json.loads((folder / "prod_performance_validation.json").read_text())
+    assert validation["validation_metadata"]["overall_passed"] is False
+    failed = [c for c in validation["checks"] if not c["passed"]]
+    assert failed and failed[0]["probe"] == "slow_query" and failed[0]["value"] > 20
+    markdown = (folder / "report.md").read_text()
+    assert "**rolled_back**" in markdown and "FAIL" in markdown and "undo stage1:shift:10" in markdown
+
+    rebuilt = tmp_path / "rebuilt"
+    again = run_cli("report", "run-lockin-bad", "--out", str(rebuilt), env=process_env)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((rebuilt / "prod_performance_validation.json").read_text()) == validation
