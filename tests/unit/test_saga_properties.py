@@ -1,0 +1,217 @@
+"""Properties of decide() over random runs: answers that succeed, fail, fail transiently, come twice, come
+late or for another command; ticks of any length; aborts and approvals at any moment.
+
+Whatever happens: the run ends in a terminal state once the services answer; no traffic moves forward
+after the rollback began; every step that may have happened is compensated exactly once; a gate opens
+only after its approval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.coordinator.plan import parse_plan
+from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, decide
+from shared.commands import ApplyMigrations, RevertMigrations, RollbackTraffic, RunProbe, ShiftTraffic
+from shared.envelope import Message, new_envelope
+from shared.events import (
+    AbortRequested,
+    ApprovalGranted,
+    CommandFailed,
+    CompensationStarted,
+    IndexResult,
+    MigrationsApplied,
+    MigrationsReverted,
+    ProbeCompleted,
+    RetryDue,
+    RunStarted,
+    StepFailed,
+    StepTimedOut,
+    TrafficRolledBack,
+    TrafficShifted,
+    Verdict,
+    WindowClosing,
+)
+
+PLAN = parse_plan("""
+name: props
+database: {url_env: DB}
+migrations:
+  statements:
+    - {name: idx, sql: CREATE INDEX CONCURRENTLY idx_a ON t(a)}
+probes:
+  q: {query: SELECT 1}
+smoke:
+  - {probe: q, duration: 5s, thresholds: {p95_ms: 20}}
+canary:
+  stages:
+    - {weight: 10, hold: 30s, checks: [{probe: q}]}
+    - {weight: 50, hold: 30s, approval: true, checks: [{probe: q}]}
+    - {weight: 100, hold: 30s, checks: [{probe: q}]}
+rollback: {drop_indexes: true}
+timeouts: {step: 60s, approval: 10m}
+retries: {attempts: 3, backoff: 2s}
+window: {rollback: 10m}
+""")
+T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+
+
+def success(command: Message) -> Message:
+    if isinstance(command, ApplyMigrations):
+        return MigrationsApplied(results=[IndexResult(name="idx", index="idx_a", action="built", seconds=0.1)])
+    if isinstance(command, RunProbe):
+        return probe(True)
+    if isinstance(command, ShiftTraffic):
+        return TrafficShifted(provider="p", canary=command.canary, weight=command.weight, verified_weight=command.weight)
+    if isinstance(command, RollbackTraffic):
+        return TrafficRolledBack(provider="p", canary=command.canary, to=command.to, verified_weight=0)
+    if isinstance(command, RevertMigrations):
+        return MigrationsReverted(dropped=["idx_a"])
+    raise AssertionError(command)
+
+
+def probe(passed: bool) -> ProbeCompleted:
+    p95 = 3.0 if passed else 900.0
+    return ProbeCompleted(probe="q", count=100, errors=0, p50_ms=1, p95_ms=p95, p99_ms=p95, max_ms=p95, duration_s=5,
+                          verdicts=[Verdict(metric="p95_ms", limit=400, observed=p95, passed=passed)], passed=passed,
+                          summary="s")
+
+
+def failed(kind: str) -> CommandFailed:
+    return CommandFailed(service="s", command_type="t", reason="boom", failure=kind)
+
+
+@dataclass
+class World:
+    """decide() with the shell's loop: events it emits come back as inputs; the clock is ours."""
+
+    state: RunState | None = None
+    clock: datetime = T0
+    sent: list[SendCommand] = field(default_factory=list)
+    emitted: list[EmitEvent] = field(default_factory=list)
+    delivered: list = field(default_factory=list)
+    approvals: list[int | None] = field(default_factory=list)
+    log: list[tuple[str, object]] = field(default_factory=list)  # ("sent"/"approved"/"rollback_began", ...)
+    n: int = 0
+
+    def feed(self, data: Message, correlation: str | None) -> None:
+        self.n += 1
+        envelope = new_envelope(data, id=f"e{self.n}", source="/t", runid="run-p", correlationid=correlation, time=self.clock)
+        self.delivered.append(envelope)
+        self._apply(envelope)
+
+    def _apply(self, item) -> None:
+        self.state, outputs = decide(self.state, item)
+        for out in outputs:
+            if isinstance(out, SendCommand):
+                self.sent.append(out)
+                self.log.append(("sent", out.data))
+            else:
+                self.emitted.append(out)
+                if isinstance(out.data, StepFailed):
+                    self.log.append(("rollback_began", None))
+                if isinstance(out.data, (StepTimedOut, RetryDue, WindowClosing)):  # the shell's loop
+                    self.n += 1
+                    back = new_envelope(out.data, id=out.id, source="/golive/coordinator", runid="run-p",
+                                        correlationid=out.correlationid, time=self.clock)
+                    self.delivered.append(back)
+                    self._apply(back)
+
+    def tick(self, seconds: float) -> None:
+        self.clock += timedelta(seconds=seconds)
+        self._apply(Tick(self.clock))
+
+    def awaited(self) -> SendCommand | None:
+        if self.state is None or self.state.in_flight is None:
+            return None
+        return next((s for s in reversed(self.sent) if s.id == self.state.in_flight), None)
+
+
+ACTIONS = st.sampled_from([
+    "succeed", "succeed", "succeed", "succeed", "fail_probe", "fail_fatal", "fail_transient", "duplicate",
+    "stale", "tick_short", "tick_long", "abort", "approve_right", "approve_wrong",
+])
+
+
+def act(world: World, action: str, pick: int) -> None:
+    awaited = world.awaited()
+    if action == "succeed" and awaited:
+        world.feed(success(awaited.data), awaited.id)
+    elif action == "fail_probe" and awaited and isinstance(awaited.data, RunProbe):
+        world.feed(probe(False), awaited.id)
+    elif action == "fail_fatal" and awaited:
+        world.feed(failed("fatal"), awaited.id)
+    elif action == "fail_transient" and awaited:
+        world.feed(failed("transient"), awaited.id)
+    elif action == "duplicate" and world.delivered:
+        world.n += 1
+        world._apply(world.delivered[pick % len(world.delivered)])
+    elif action == "stale" and world.sent:
+        old = world.sent[pick % len(world.sent)]
+        world.feed(success(old.data) if not isinstance(old.data, type(None)) else failed("fatal"), old.id)
+    elif action == "tick_short":
+        world.tick(1 + pick % 5)
+    elif action == "tick_long":
+        world.tick(30 + pick % 900)
+    elif action == "abort":
+        world.feed(AbortRequested(reason="r", requested_by="u"), "abort")
+    elif action in ("approve_right", "approve_wrong"):
+        stage = 2 if action == "approve_right" else 3
+        world.approvals.append(stage)
+        world.log.append(("approved", stage))
+        world.feed(ApprovalGranted(stage=stage, approved_by="u"), "approve")
+
+
+def drain(world: World) -> None:
+    """Services answer everything with success from now on; time passes; nobody approves."""
+    for _ in range(200):
+        if world.state.finished:
+            return
+        awaited = world.awaited()
+        if awaited and world.state.retry_at is None:
+            world.feed(success(awaited.data), awaited.id)
+        else:
+            world.tick(120)
+    raise AssertionError(f"run did not end: {world.state}")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(ACTIONS, st.integers(0, 10_000)), max_size=40))
+def test_any_run_ends_and_keeps_its_promises(actions):
+    world = World()
+    started = RunStarted(plan=PLAN.model_dump(mode="json"), plan_name="props", deploy_id="new", previous_deploy_id="old")
+    world.feed(started, None)
+    for action, pick in actions:
+        if world.state.finished:
+            break
+        act(world, action, pick)
+    drain(world)
+
+    state = world.state
+    assert state.outcome in {"succeeded", "rolled_back", "needs_human"}
+
+    # no traffic moves forward once the rollback began
+    began = next((i for i, (kind, _) in enumerate(world.log) if kind == "rollback_began"), None)
+    if began is not None:
+        later = [d for kind, d in world.log[began:] if kind == "sent" and isinstance(d, ShiftTraffic)]
+        assert later == []
+
+    # every compensation runs once (retries re-send it; they do not start it again)
+    undone = [e.data.undoes for e in world.emitted if isinstance(e.data, CompensationStarted)]
+    assert len(undone) == len(set(undone))
+    shifted = any(isinstance(s.data, ShiftTraffic) for s in world.sent)
+    migrated = any(isinstance(s.data, ApplyMigrations) for s in world.sent)
+    if state.outcome == "rolled_back":
+        assert ("stage1:shift:10" in undone) == shifted
+        assert ("migrate" in undone) == migrated
+    if state.outcome == "succeeded":
+        assert undone == []
+
+    # the gate of stage 2 opens only after an approval of stage 2
+    first_50 = next((i for i, (kind, d) in enumerate(world.log)
+                     if kind == "sent" and isinstance(d, ShiftTraffic) and d.weight == 50), None)
+    if first_50 is not None:
+        assert ("approved", 2) in world.log[:first_50]
