@@ -41,10 +41,12 @@ class PhaseStarted(Message):
 
 @message_type("golive.coordinator.step_failed.v1")
 class StepFailed(Message):
-    """A step's failure as the coordinator judged it: why, with the numbers."""
+    """A step's failure as the coordinator judged it: why, with the numbers. ``cause`` is one word for
+    counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window."""
 
     step: str
     reason: str
+    cause: str = "failed"
 
 
 @message_type("golive.coordinator.step_timed_out.v1")

@@ -104,6 +104,7 @@ class RunState:
     notes: tuple[str, ...] = field(default=())
     attempt: int = 1  # of the command in flight
     window_cutoff: datetime | None = None  # past it, the run rolls back so the rollback fits in the window
+    failed_at: datetime | None = None
     retry_at: datetime | None = None  # set while waiting out a backoff
 
     @property
@@ -127,7 +128,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
             return state, []
         reason = (f"the maintenance window closes at {data.ends_at:%H:%M %Z} and a rollback needs "
                   f"{data.rollback_s / 60:g} min: rolling back before it closes")
-        return _fail(state, reason, item.time)
+        return _fail(state, reason, item.time, cause="window")
     if isinstance(data, ApprovalGranted):
         return _on_approval(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
@@ -145,7 +146,7 @@ def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> t
     """An abort fails the step in flight at once; during compensation or after the end it changes nothing."""
     if state is None or state.finished or state.compensating:
         return state, []
-    return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now)
+    return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
 
 
 def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
@@ -294,14 +295,14 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
             return _schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
-        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time)
+        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed")
     if isinstance(data, StepTimedOut):
-        return _fail(state, _timeout_reason(state, data), envelope.time)
+        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
     if isinstance(data, ProbeCompleted) and not data.passed:
-        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time)
+        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold")
     if isinstance(data, TrafficShifted) and isinstance(step.command, ShiftTraffic) and data.verified_weight != step.command.weight:
         reason = f"{step.name} failed: {data.provider} reads back {data.verified_weight}%, expected {step.command.weight}%"
-        return _fail(state, reason, envelope.time)
+        return _fail(state, reason, envelope.time, cause="read_back")
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
     return _send_step(state, state.position + 1, envelope.time)
@@ -352,10 +353,11 @@ def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
 # --- failing and compensating ------------------------------------------------------------------
 
 
-def _fail(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
+def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed") -> tuple[RunState, list[Output]]:
     step = state.steps[state.position].name
-    state = replace(state, failure=reason, compensating=True, in_flight=None, deadline=None)
-    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step, reason=reason))]
+    state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
+                    retry_at=None)
+    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step, reason=reason, cause=cause))]
     state, more = _send_compensation(state, now)
     return state, outputs + more
 

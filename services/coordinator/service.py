@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from services.coordinator.artifacts import build_artifacts, write_artifacts
+from services.coordinator.metrics import RunMetrics
 from services.coordinator.plan import Plan
 from services.coordinator.window import describe_window, window_containing
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, Tick, awaited_command, decide
@@ -31,6 +32,7 @@ class RunDriver:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
+        self.metrics = RunMetrics(bus.metrics.registry)
         self.runs: dict[str, RunState] = {}
         self.lock = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
@@ -46,6 +48,7 @@ class RunDriver:
 
     async def _apply(self, state: RunState | None, item: Envelope | Tick, cause: Envelope | None) -> None:
         new, outputs = decide(state, item)
+        self.metrics.observe(state, new, outputs, item.time if isinstance(item, Envelope) else item.now)
         for out in outputs:
             if isinstance(out, SendCommand):
                 await self._send(new, out, cause)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import yaml
 
@@ -54,6 +55,11 @@ def test_rolled_back_run_reports_the_failed_check_and_report_rebuilds_it(service
     assert failed and failed[0]["probe"] == "slow_query" and failed[0]["value"] > 20
     markdown = (folder / "report.md").read_text()
     assert "**rolled_back**" in markdown and "FAIL" in markdown and "undo stage1:shift:10" in markdown
+
+    metrics = httpx.get(f"http://127.0.0.1:{services.metrics_ports['coordinator']}/metrics").text
+    assert 'golive_runs_total{outcome="rolled_back"} 1.0' in metrics
+    assert 'golive_rollbacks_total{cause="threshold"} 1.0' in metrics
+    assert "golive_breach_to_rollback_seconds_count 1.0" in metrics
 
     rebuilt = tmp_path / "rebuilt"
     again = run_cli("report", "run-lockin-bad", "--out", str(rebuilt), env=process_env)
