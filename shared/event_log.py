@@ -9,20 +9,25 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shared.envelope import Envelope, ParseError, parse_envelope
 
 
 async def read_events(
-    js: JetStreamContext, subject: str, *, up_to_seq: int | None = None, follow: bool = False, patience_s: float = 10.0
+    js: JetStreamContext, subject: str, *, from_seq: int | None = None, up_to_seq: int | None = None,
+    follow: bool = False, patience_s: float = 10.0,
 ) -> AsyncIterator[tuple[int, Envelope]]:
     """Yield (stream sequence, envelope) for every event on ``subject`` from the first.
 
     Stops at the end of the stream (or at ``up_to_seq``); with ``follow`` it waits for new events until
     cancelled. Messages that do not parse are skipped here: the dead-letter path already kept them.
     """
-    sub = await js.subscribe(subject, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL, idle_heartbeat=2.0)
+    if up_to_seq is not None and from_seq is not None and from_seq > up_to_seq:
+        return
+    start = (ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=from_seq)
+             if from_seq else ConsumerConfig(deliver_policy=DeliverPolicy.ALL))
+    sub = await js.subscribe(subject, ordered_consumer=True, config=start, idle_heartbeat=2.0)
     try:
         info = await sub.consumer_info()
         # A push consumer starts delivering at once: by now messages may sit in our buffer, counted as

@@ -34,17 +34,26 @@ class RunDriver:
         self.bus = bus
         self.metrics = RunMetrics(bus.metrics.registry)
         self.runs: dict[str, RunState] = {}
+        self.applied: dict[str, int] = {}  # last stream sequence folded into each run's state
         self.lock = asyncio.Lock()
         self._ticker: asyncio.Task | None = None
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         async with self.lock:
-            state = self.runs.get(envelope.runid)
+            run_id = envelope.runid
+            state = self.runs.get(run_id)
+            if state is not None and seq <= self.applied[run_id]:
+                return  # a redelivery of an event this state already holds
             if state is None and not isinstance(envelope.data, RunStarted):
-                state = await self._replay(envelope.runid, before_seq=seq)
+                state = await self._replay(run_id, before_seq=seq)
                 if state is None:
                     return  # events of a run that never started (a rejected start): nothing to drive
+            elif state is not None:
+                # Other instances share this consumer: fold what they handled since, so we decide on the
+                # whole history (their outputs were theirs to publish; ours would be the same, deduplicated).
+                state = await self._catch_up(state, run_id, after_seq=self.applied[run_id], before_seq=seq)
             await self._apply(state, envelope, cause=envelope)
+            self.applied[run_id] = seq
 
     async def _apply(self, state: RunState | None, item: Envelope | Tick, cause: Envelope | None) -> None:
         new, outputs = decide(state, item)
@@ -83,6 +92,14 @@ class RunDriver:
             self.bus.log.info("run.artifacts_written", run_id=run_id, directory=str(directory), files=len(written))
         except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
             self.bus.log.error("run.artifacts_failed", run_id=run_id, error=str(exc))
+
+    async def _catch_up(self, state: RunState, run_id: str, after_seq: int, before_seq: int) -> RunState:
+        js = self.bus.broker.connection.jetstream()
+        subject = self.bus.subjects.events_of_run(run_id)
+        async with aclosing(read_events(js, subject, from_seq=after_seq + 1, up_to_seq=before_seq - 1)) as feed:
+            async for _seq, envelope in feed:
+                state, _ = decide(state, envelope)
+        return state
 
     async def _replay(self, run_id: str, before_seq: int) -> RunState | None:
         js = self.bus.broker.connection.jetstream()

@@ -92,3 +92,23 @@ def test_coordinator_killed_mid_run_is_replaced_and_the_run_finishes(services, s
     assert "run succeeded" in out
     log = (tmp_path / "logs" / "coordinator.log").read_text()
     assert "run.replayed" in log
+
+
+def test_two_coordinators_share_the_runs_and_each_run_still_ends_right(services, settings, process_env, tmp_path):
+    from golive.stack import wait_until_ready
+
+    services.start_one("coordinator", "-2")
+    asyncio.run(wait_until_ready(settings, ["coordinator"], services))
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = "0.5s"
+    plan["smoke"][0]["duration"] = "0.5s"
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    runs = [subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", f"run-pair-{i}",
+                              "--deploy-id", f"dpl_{i}"], env=process_env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=REPO) for i in range(3)]
+    results = [r.communicate(timeout=120) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0, 0], results
+    logs = [(tmp_path / "logs" / name).read_text() for name in ("coordinator.log", "coordinator-2.log")]
+    assert all("run.decided" in log for log in logs)  # both instances drove part of the work
