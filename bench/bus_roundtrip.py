@@ -39,7 +39,7 @@ from hdrh.histogram import HdrHistogram
 from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
 from golive.embedded import EmbeddedNats
-from shared.bus import ACK_WAIT_S, Bus, Work
+from shared.bus import Bus, Work
 from shared.envelope import Message, message_type, new_envelope
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
@@ -87,7 +87,7 @@ async def reference(url: str) -> AsyncIterator[RoundTrip]:
         await js.add_stream(StreamConfig(name=res_stream, subjects=[f"{root}.res.>"], retention=RetentionPolicy.LIMITS,
                                          storage=StorageType.FILE, duplicate_window=120.0))
         pull = await js.pull_subscribe(f"{root}.cmd.>", durable="worker", stream=cmd_stream,
-                                       config=ConsumerConfig(ack_wait=ACK_WAIT_S))
+                                       config=ConsumerConfig(ack_wait=30.0))
 
         async def work() -> None:
             while True:

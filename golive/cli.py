@@ -219,6 +219,41 @@ def plan_check(plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")]) -
 
 
 @app.command()
+def migrate(
+    plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the lint result and what would run; touch nothing")] = False,
+) -> None:
+    """The plan's migrations alone, outside a go-live: --dry-run prints the lint and what would run without
+    touching anything; without it they run now on the plan's database (same lock, history and repairs as
+    the migrator service). Exit 0 done, 1 failed, 2 invalid plan or lint errors."""
+    from services.coordinator.plan import PlanError, load_plan
+    from services.migrator.dry_run import dry_run as describe_dry_run
+    from shared.commands import ApplyMigrations, MigrationStatement
+
+    try:
+        loaded = load_plan(plan)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {escape(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    m = loaded.migrations
+    cmd = ApplyMigrations(
+        database_url_env=loaded.database.url_env, session=m.session, preflight=m.preflight, retry=m.retry,
+        statements=[MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply) for s in m.statements],
+    )
+    lines, ok = describe_dry_run(cmd)
+    for line in lines:
+        out.print(escape(line), style=None if ok or "ERROR" not in line else "red")
+    if not ok:
+        raise typer.Exit(EXIT_INVALID)
+    if dry_run:
+        return
+    from services.migrator.runner import migrate_now
+
+    raise typer.Exit(asyncio.run(migrate_now(cmd, out.print)))
+
+
+@app.command()
 def serve(
     name: Annotated[str, typer.Argument(help=f"Service: {', '.join(SERVICES)}")],
     metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0: any free port)")] = 0,

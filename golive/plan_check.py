@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.coordinator.plan import Plan, PlanError, load_plan
-from services.migrator.statements import StatementError, classify
+from services.migrator.statements import lint
+from services.notifier.sinks import known_types, sink_for
+from services.notifier.templates import check_templates
 
 
 def check_plan(path: Path) -> Plan:
@@ -13,10 +15,26 @@ def check_plan(path: Path) -> Plan:
     plan = load_plan(path)
     problems = []
     for i, statement in enumerate(plan.migrations.statements):
-        try:
-            classify(statement.sql)
-        except StatementError as exc:
-            problems.append(f"migrations.statements[{i}].sql ({statement.name}): {exc}")
+        linted = lint(statement.sql, statement.name, {w.rule: w.reason for w in statement.waive})
+        for finding in linted.errors:
+            problems.append(f"migrations.statements[{i}].sql ({statement.name}): {finding.describe()}")
+    problems += notification_problems(plan)
     if problems:
         raise PlanError(problems)
     return plan
+
+
+def notification_problems(plan: Plan) -> list[str]:
+    """Sinks of a type no module provides, and templates that do not compile or render."""
+    spec = plan.notifications
+    types = known_types()
+    problems = []
+    for name, sink in spec.sinks.items():
+        if sink.type not in types:
+            problems.append(f"notifications.sinks.{name}.type: no sink of type {sink.type!r} (types: {', '.join(types)})")
+            continue
+        try:
+            sink_for(sink)  # the sink's own settings (Slack's format, ...)
+        except ValueError as exc:
+            problems.append(f"notifications.sinks.{name}: {exc}")
+    return problems + check_templates(spec)

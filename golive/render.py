@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from shared.envelope import Envelope
 from shared.events import (
+    ProbeWindow,
+    MigrationProgress,
+    OldTransactionsFound,
+    TrafficDrift,
+    TrafficPromoted,
     WindowClosing,
     ApprovalGranted,
     RetryDue,
@@ -13,6 +18,7 @@ from shared.events import (
     CompensationStarted,
     MigrationsApplied,
     MigrationsReverted,
+    NotificationFailed,
     NotificationSent,
     PhaseStarted,
     ProbeCompleted,
@@ -43,10 +49,28 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return ("green" if d.passed else "red"), f"probe {'passed' if d.passed else 'FAILED'}: {d.summary}"
         case TrafficShifted():
             return "green", f"traffic: {d.weight}% to {d.canary} via {d.provider} (read back {d.verified_weight}%)"
+        case ProbeWindow():
+            w = d.stats
+            return "dim", (f"{d.probe}{' (baseline)' if d.target == 'baseline' else ''} window {d.index}: "
+                           f"p95 {w.p95_ms:.1f} ms, {w.errors} error(s) over {w.count + w.errors} requests")
+        case MigrationProgress():
+            pct = f" {d.overall_percent:.0f}%" if d.overall_percent is not None else ""
+            waiting = f", waiting on pid {d.blocking_pid}: {d.blocking_query}" if d.blocking_pid else ""
+            return "dim", f"migration {d.name}: {d.status} {d.phase}{pct}{waiting}"
+        case OldTransactionsFound():
+            return "yellow", (f"{len(d.transactions)} transaction(s) older than {d.threshold_s:g}s could block the build "
+                              f"(policy: {d.policy})")
+        case TrafficDrift():
+            return "bold red", (f"traffic drift: {d.provider} sends {d.observed_weight}% to {d.canary}, golive set "
+                                f"{d.expected_weight}%: refused to shift to {d.requested_weight}%")
+        case TrafficPromoted():
+            return "green", f"{d.canary} promoted via {d.provider} (read back {d.verified_weight}%)"
         case TrafficRolledBack():
             return "yellow", f"traffic rolled back to {d.to or 'stable'}: canary at {d.verified_weight}% (read back)"
         case NotificationSent():
             return "dim", f"notified {d.sink}: {d.kind}"
+        case NotificationFailed():
+            return "yellow", f"could not notify {d.sink} of {d.kind} after {d.attempts} attempt(s): {d.reason}"
         case CommandFailed():
             return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
         case StepFailed():

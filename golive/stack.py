@@ -24,12 +24,14 @@ from nats.js.errors import NotFoundError
 
 from golive.demo_data import create_database, seed
 from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
+from golive.envoy_proxy import Backend, EmbeddedEnvoy
 from golive.webhook_sink import WebhookSink
 from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
 DATABASE_ENV = "GOLIVE_DATABASE_URL"
 WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"
+ENVOY_ADMIN_ENV = "GOLIVE_ENVOY_ADMIN_URL"  # a plan's envoy provider names it: `admin_url_env: GOLIVE_ENVOY_ADMIN_URL`
 
 
 @dataclass
@@ -89,9 +91,12 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
     try:
         js = nc.jetstream()
         subjects = settings.subjects
-        pending = {(subjects.command_stream, name) for name in services}
+        # the notifier takes no commands: its durable consumer is on the event stream
+        pending = {(subjects.command_stream, name) for name in services if name != "notifier"}
         if "coordinator" in services:
             pending.add((subjects.event_stream, "coordinator-events"))
+        if "notifier" in services:
+            pending.add((subjects.event_stream, "notifier-events"))
         deadline = time.monotonic() + timeout_s
         while pending:
             if procs and (dead := procs.exited()):
@@ -120,8 +125,11 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
         create_database(pg.url, "golive")
         db_url = pg.url_for("golive")
         seed(db_url, seed_rows)
-        with WebhookSink(on_message=lambda body: echo(f"slack <- {body.get('text', '')}")) as sink:
-            env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url})
+        with WebhookSink(on_message=lambda body: echo(f"slack <- {body.get('text', '')}")) as sink, \
+                Backend("stable") as stable, Backend("canary") as canary, \
+                EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address) as envoy:
+            env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url,
+                                                    ENVOY_ADMIN_ENV: envoy.admin_url})
             services = ServiceProcesses(env, state_dir / "logs").start()
             try:
                 asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
@@ -129,11 +137,14 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                     "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
                     "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
                     "pids": {name: proc.pid for name, proc in services.procs.items()},
+                    "proxy": envoy.url, "envoy_admin": envoy.admin_url,
                 }
                 stack_file.write_text(json.dumps(stack, indent=2))
                 echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
                 echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
                 echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
+                echo(f"envoy      {envoy.url} -> stable 127.0.0.1:{stable.port}, canary 127.0.0.1:{canary.port}"
+                     f"  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
                 for name, port in services.metrics_ports.items():
                     echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
                 echo(f"logs       {state_dir / 'logs'}")

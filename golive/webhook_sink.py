@@ -1,24 +1,43 @@
 """A local HTTP server that receives Slack-format webhook posts: for `golive up`, the demo and tests.
 
 It speaks what Slack's incoming webhooks speak (POST JSON, answer 200 ``ok``), keeps what it received,
-and can be told to fail the next N posts with a status, to rehearse a flaky Slack.
+and can rehearse a bad day: fail the next N posts with a status (``fail_next``; a 429 carries
+``Retry-After: <retry_after>``), or never answer at all (``hang``: the connection stays open until the
+server stops). Every attempt is kept in ``attempts`` with its arrival time, so tests can see retries.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-class WebhookSink:
-    """Run with ``with WebhookSink() as sink: sink.url``; ``sink.received`` holds the JSON bodies."""
+@dataclass(frozen=True)
+class Attempt:
+    """One POST as it arrived: when (time.monotonic()), the status it got, its headers."""
 
-    def __init__(self, port: int = 0, on_message: Callable[[dict], None] | None = None) -> None:
+    at: float
+    status: int | None  # None: never answered
+    headers: dict[str, str]
+
+
+class WebhookSink:
+    """Run with ``with WebhookSink() as sink: sink.url``; ``sink.received`` holds the JSON bodies accepted."""
+
+    def __init__(self, port: int = 0, on_message: Callable[[dict], None] | None = None,
+                 path: str = "/services/local/webhook") -> None:
         self.received: list[dict] = []
+        self.attempts: list[Attempt] = []
         self.fail_next: list[int] = []
+        self.retry_after = "0"
+        self.hang = False
+        self.path = path
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._on_message = on_message
         sink = self
 
@@ -26,8 +45,14 @@ class WebhookSink:
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
+                headers = {k: v for k, v in self.headers.items()}
                 with sink._lock:
-                    status = sink.fail_next.pop(0) if sink.fail_next else 200
+                    hang = sink.hang
+                    status = 200 if hang else (sink.fail_next.pop(0) if sink.fail_next else 200)
+                    sink.attempts.append(Attempt(time.monotonic(), None if hang else status, headers))
+                if hang:
+                    sink._stopping.wait()  # hold the connection open, answer nothing
+                    return
                 if status != 200:
                     self._answer(status, b"rate_limited" if status == 429 else b"error")
                     return
@@ -45,7 +70,7 @@ class WebhookSink:
             def _answer(self, status: int, text: bytes) -> None:
                 self.send_response(status)
                 if status == 429:
-                    self.send_header("Retry-After", "0")
+                    self.send_header("Retry-After", sink.retry_after)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(text)))
                 self.end_headers()
@@ -55,21 +80,33 @@ class WebhookSink:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/services/local/webhook"
+        return f"http://127.0.0.1:{self._server.server_port}{self.path}"
 
     def texts(self) -> list[str]:
         with self._lock:
             return [m.get("text", "") for m in self.received]
+
+    def wait_for(self, predicate: Callable[[list[dict]], bool], timeout_s: float = 30.0) -> list[dict]:
+        """Wait until ``predicate(received)`` holds (messages arrive after the event that caused them)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                received = list(self.received)
+            if predicate(received) or time.monotonic() > deadline:
+                return received
+            time.sleep(0.05)
 
     def start(self) -> WebhookSink:
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # release hanging requests first, so shutdown does not wait on them
         self._server.shutdown()
         self._server.server_close()
 

@@ -34,7 +34,6 @@ from shared.secrets import redact
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics
 
-ACK_WAIT_S = 30.0  # commands: long work keeps its message with in-progress acks
 EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance's message comes back soon
 MAX_BODY_IN_DEAD_LETTER = 4096
 
@@ -198,7 +197,8 @@ class Bus:
             stream=JStream(self.subjects.command_stream, declare=False),
             durable=f"{self.service}",
             pull_sub=PullSub(batch_size=1, timeout=2.0),
-            config=ConsumerConfig(ack_wait=ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
+            # long work keeps its message with in-progress acks; a crashed instance's comes back after ack_wait
+            config=ConsumerConfig(ack_wait=self.settings.command_ack_wait_s, max_deliver=self.settings.max_deliver + 1),
             ack_policy=AckPolicy.MANUAL,
             max_workers=self.max_workers,
             title=f"{self.service} commands",
@@ -250,7 +250,7 @@ class Bus:
         attempt = _delivery_count(msg)
         log = self.log.bind(run_id=envelope.runid, command_id=envelope.id, type=envelope.type, attempt=attempt)
         log.info("command.received")
-        keepalive = asyncio.create_task(_keep_alive(msg, ACK_WAIT_S / 3))
+        keepalive = asyncio.create_task(_keep_alive(msg, self.settings.command_ack_wait_s / 3))
         started = time.perf_counter()
         try:
             result = await handler(envelope.data, Work(envelope, self.stopping, attempt))

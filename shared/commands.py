@@ -7,9 +7,9 @@ environment variable, never by value.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from shared.envelope import Message, message_type
 
@@ -60,9 +60,18 @@ class ApproveGate(Message):
 # --- migrator ----------------------------------------------------------------------------------
 
 
+class MigrationWaiver(Spec):
+    """A lint rule knowingly waived for one statement; the reason is recorded in the history."""
+
+    rule: str
+    reason: str = Field(min_length=1)
+
+
 class MigrationStatement(Spec):
     name: str
     sql: str
+    waive: list[MigrationWaiver] = []
+    reapply: bool = Field(default=False, description="apply even if this name was applied with another statement")
 
 
 class MigrationSession(Spec):
@@ -71,6 +80,22 @@ class MigrationSession(Spec):
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     statement_timeout_ms: int = Field(default=0, ge=0)
     application_name: str = "golive-migrator"
+    progress_interval_s: float = Field(default=0.5, gt=0, le=1.0, description="how often a build's progress is polled")
+
+
+class MigrationPreflight(Spec):
+    """What to do about transactions older than ``old_transaction_s`` (a build would wait for them)."""
+
+    old_transaction_s: float = Field(default=60.0, gt=0)
+    on_old_transactions: Literal["wait", "fail", "continue"] = "wait"
+    wait_max_s: float = Field(default=600.0, gt=0, description="with wait: fail when they are still there after this")
+
+
+class MigrationRetry(Spec):
+    """Retries of a statement that hit a lock timeout or lost its backend; the invalid index is dropped first."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    backoff_s: float = Field(default=1.0, ge=0, description="first pause; doubles each retry, capped at 30 s")
 
 
 @message_type("golive.cmd.migrator.apply.v1")
@@ -80,6 +105,8 @@ class ApplyMigrations(Message):
     database_url_env: str
     statements: list[MigrationStatement]
     session: MigrationSession = MigrationSession()
+    preflight: MigrationPreflight = MigrationPreflight()
+    retry: MigrationRetry = MigrationRetry()
 
 
 @message_type("golive.cmd.migrator.revert.v1")
@@ -89,6 +116,7 @@ class RevertMigrations(Message):
     database_url_env: str
     statements: list[MigrationStatement]
     session: MigrationSession = MigrationSession()
+    retry: MigrationRetry = MigrationRetry()
 
 
 # --- prober ------------------------------------------------------------------------------------
@@ -101,26 +129,153 @@ class Thresholds(Spec):
     p99_ms: float | None = Field(default=None, gt=0)
     error_rate_pct: float | None = Field(default=None, ge=0, le=100)
     min_samples: int = Field(default=1, ge=1)
+    # pg_health gauges, judged on their worst value over the run
+    replica_lag_s: float | None = Field(default=None, ge=0)
+    wal_lag_bytes: float | None = Field(default=None, ge=0)
+    connection_use_pct: float | None = Field(default=None, ge=0, le=100)
+    long_transactions: int | None = Field(default=None, ge=0)
+    # canary vs baseline: how much slower (p95, ms) the probed target may be before a significant difference fails it
+    p95_increase_ms: float | None = Field(default=None, ge=0)
+
+
+class FixedParams(Spec):
+    """The same parameter values for every request."""
+
+    kind: Literal["fixed"] = "fixed"
+    values: list[Any] = []
+
+
+class SampledParams(Spec):
+    """Each request takes a random row of ``query`` (run once when the probe starts; keep it small: LIMIT)."""
+
+    kind: Literal["sample"] = "sample"
+    query: str
+
+
+class SequenceParams(Spec):
+    """Request n (n = start, start + step, ...) formats ``template``: ``"{n}"`` is n itself, ``"evt_{n}"`` a string."""
+
+    kind: Literal["sequence"] = "sequence"
+    template: list[Any] = ["{n}"]
+    start: int = 1
+    step: int = 1
+
+
+ParamGenerator = Annotated[FixedParams | SampledParams | SequenceParams, Field(discriminator="kind")]
 
 
 class SqlProbeSpec(Spec):
+    """A named query. A query that may write runs in a transaction that is always rolled back, unless
+    ``allow_writes``; a read runs in a read-only session, so a write mistaken for a read fails instead."""
+
     kind: Literal["sql"] = "sql"
     name: str
     database_url_env: str
     query: str
-    params: list[Any] = []
+    params: list[Any] = Field(default=[], description="fixed parameter values (or params_from, not both)")
+    params_from: ParamGenerator | None = None
+    allow_writes: bool = False
     timeout_ms: int = Field(default=2_000, gt=0)
+
+    @model_validator(mode="after")
+    def _one_source_of_parameters(self) -> SqlProbeSpec:
+        if self.params and self.params_from is not None:
+            raise ValueError("give params (fixed values) or params_from (a generator), not both")
+        return self
+
+
+class HttpProbeSpec(Spec):
+    """An HTTP endpoint with ``curl -f`` semantics: a status >= 400 is an error; no redirects followed."""
+
+    kind: Literal["http"] = "http"
+    name: str
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = {}
+    headers_env: dict[str, str] = Field(default={}, description="header name -> environment variable holding its value")
+    body: str | None = None
+    expect_status: int | None = Field(default=None, ge=100, le=599, description="default: any status below 400")
+    body_contains: str | None = None
+    timeout_ms: int = Field(default=5_000, gt=0)
+
+
+class PgHealthProbeSpec(Spec):
+    """Postgres health gauges sampled at the load's rate: replica lag (on each replica), WAL lag bytes per
+    replica (pg_stat_replication on the primary), connection use against max_connections, long transactions."""
+
+    kind: Literal["pg_health"] = "pg_health"
+    name: str
+    database_url_env: str
+    replica_url_envs: list[str] = []
+    long_transaction_s: float = Field(default=60.0, gt=0)
+    timeout_ms: int = Field(default=2_000, gt=0)
+
+
+def _probe_kind(value: Any) -> str:
+    # messages written before probe kinds existed carry no kind: they are sql probes
+    if isinstance(value, dict):
+        return value.get("kind", "sql")
+    return getattr(value, "kind", "sql")
+
+
+ProbeSpec = Annotated[
+    Annotated[SqlProbeSpec, Tag("sql")] | Annotated[HttpProbeSpec, Tag("http")] | Annotated[PgHealthProbeSpec, Tag("pg_health")],
+    Discriminator(_probe_kind),
+]
+
+
+class LoadSpec(Spec):
+    """How requests are sent. ``open``: request i is due at t0 + i/rate whatever the answers do, and its
+    latency counts from that due time, so a stall shows as latency (no coordinated omission); ``concurrency``
+    connections share the schedule. ``closed``: ``concurrency`` workers, each sends when its last answer came."""
+
+    mode: Literal["closed", "open"] = "closed"
+    rate: float | None = Field(default=None, gt=0, le=1_000_000, description="requests per second (open loop)")
+    warmup_s: float = Field(default=0.0, ge=0, description="requests due in the first seconds are not counted")
+
+    @model_validator(mode="after")
+    def _open_loop_has_a_rate(self) -> LoadSpec:
+        if self.mode == "open" and self.rate is None:
+            raise ValueError("an open-loop load needs a rate (requests per second)")
+        return self
 
 
 @message_type("golive.cmd.prober.run.v1")
 class RunProbe(Message):
-    """Run one probe for ``duration_s`` seconds at a fixed concurrency and judge it."""
+    """Run one probe for ``duration_s`` seconds (or until a StopProbe names it) and judge it.
 
-    probe: SqlProbeSpec
+    With ``window_s``, a ProbeWindow event is published every window; with ``baseline`` (the stable
+    deployment), the baseline is probed with the same load at the same time and the result compares them."""
+
+    probe: ProbeSpec
     duration_s: float = Field(gt=0)
     concurrency: int = Field(default=1, ge=1, le=256)
+    load: LoadSpec = LoadSpec()
+    window_s: float | None = Field(default=None, gt=0)
+    baseline: ProbeSpec | None = None
     thresholds: Thresholds = Thresholds()
     label: str = ""
+
+    @model_validator(mode="after")
+    def _baseline_of_the_same_kind(self) -> RunProbe:
+        if self.baseline is not None and self.baseline.kind != self.probe.kind:
+            raise ValueError(f"baseline is a {self.baseline.kind} probe but the probe is {self.probe.kind}; compare like with like")
+        return self
+
+
+@message_type("golive.cmd.prober.stop.v1")
+class StopProbe(Message):
+    """Stop the running probe started by command ``command_id`` now and report what it measured.
+    Sent on core NATS (``stop_probe_subject``), not the command stream: it must reach the one instance
+    running that probe, and is meaningless once the probe is over."""
+
+    command_id: str
+    reason: str = ""
+
+
+def stop_probe_subject(subject_root: str, run_id: str) -> str:
+    """Core NATS subject every prober instance listens on for StopProbe of ``run_id``."""
+    return f"{subject_root}.ctl.prober.{run_id}"
 
 
 # --- traffic -----------------------------------------------------------------------------------
@@ -135,36 +290,133 @@ class ProviderSpec(Spec):
 
 @message_type("golive.cmd.traffic.shift.v1")
 class ShiftTraffic(Message):
-    """Send ``weight`` percent of traffic to the canary deployment, then read the weight back."""
+    """Send ``weight`` percent of traffic to the canary deployment, then read the weight back.
+
+    ``expected_previous_weight``: the canary weight golive set last (optimistic concurrency). If the provider
+    reads back anything else, someone changed traffic by hand: nothing is changed and traffic_drift is
+    published. None: compare with the weight the traffic service itself set last, if it knows one."""
 
     provider: ProviderSpec
     canary: str
     stable: str | None = None
     weight: int = Field(ge=0, le=100)
+    expected_previous_weight: int | None = Field(default=None, ge=0, le=100)
 
 
 @message_type("golive.cmd.traffic.rollback.v1")
 class RollbackTraffic(Message):
-    """Compensation: send all traffic back to ``to`` (the previous deployment); canary weight 0."""
+    """Compensation: send all traffic back to ``to`` (the previous deployment); canary weight 0.
+    Never refused for drift and never queued behind a shift of the same canary (it cancels it)."""
 
     provider: ProviderSpec
     canary: str
     to: str | None = None
 
 
+@message_type("golive.cmd.traffic.promote.v1")
+class PromoteTraffic(Message):
+    """Lock-in: make the canary the production deployment (all traffic on it), read back."""
+
+    provider: ProviderSpec
+    canary: str
+    stable: str | None = None
+
+
 # --- notifier ----------------------------------------------------------------------------------
+# The notifier takes no commands: it reads the event stream. What follows is the plan's ``notifications``
+# section, defined here because it travels inside RunStarted.plan and both the coordinator (validating the
+# plan) and the notifier (routing and rendering) read it.
+
+NotificationKind = Literal[
+    "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
+    "needs_human",
+]
+DEFAULT_NOTIFICATION_KINDS: tuple[str, ...] = (
+    "run_started", "stage_passed", "run_succeeded", "rollback_started", "run_rolled_back", "needs_human",
+)
+# the first plans' names for the runbook's messages, still accepted in ``on``
+LEGACY_NOTIFICATION_KINDS: dict[str, tuple[str, ...]] = {
+    "start": ("run_started",), "success": ("run_succeeded",), "rollback": ("rollback_started", "run_rolled_back"),
+}
+Severity = Literal["info", "success", "warning", "danger", "critical"]
+SEVERITY_ORDER: tuple[str, ...] = ("info", "success", "warning", "danger", "critical")
 
 
-class SinkSpec(Spec):
-    type: Literal["slack"] = "slack"
-    webhook_url_env: str
+class NotificationSink(Spec):
+    """Where messages go. ``type`` picks the sink module (slack, webhook, ...); sink-specific settings (Slack's
+    ``format: attachments|blocks``) ride along. The URL is a secret: only the variable's name is here."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    type: str = "slack"
+    # a name, not a URL: a URL pasted here would put the secret in the plan (and in RunStarted)
+    webhook_url_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                 description="environment variable holding the webhook URL (never the URL)")
+    attempts: int = Field(default=5, ge=1, le=20, description="posts before giving up")
+    timeout_s: float = Field(default=5.0, gt=0, le=300, description="how long one post may take")
+    give_up_after_s: float = Field(default=120.0, gt=0, description="bound on all attempts and their waits")
 
 
-@message_type("golive.cmd.notifier.notify.v1")
-class Notify(Message):
-    """Post one message. ``kind`` picks the runbook template; ``fields`` fill it."""
+class NotificationRoute(Spec):
+    """Which kinds of moment go to which sinks (none named: all), from which severity up, with which template."""
 
-    sink: SinkSpec
-    kind: Literal["start", "success", "rollback", "needs_human"]
-    title: str
-    fields: dict[str, str] = {}
+    events: list[NotificationKind] = Field(min_length=1)
+    sinks: list[str] = []
+    min_severity: Severity = "info"
+    template: str | None = Field(default=None, description="a template name; default: the kind's own")
+
+
+class MessageTemplate(Spec):
+    """A message as Jinja2 templates. Keys left out keep the default template's."""
+
+    text: str | None = None
+    fields: dict[str, str] | None = None
+    severity: Severity | None = None
+
+
+class NotificationsSpec(Spec):
+    """The communication plan: sinks, routes, templates and the words the runbook's messages use."""
+
+    sinks: dict[str, NotificationSink] = {}
+    on: list[Literal[
+        "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
+        "needs_human", "start", "success", "rollback",
+    ]] = list(DEFAULT_NOTIFICATION_KINDS)
+    routes: list[NotificationRoute] = Field(default=[], description="default: every kind in `on` to every sink")
+    templates: dict[str, MessageTemplate] = {}
+    environment: str = "Production"
+    maintenance_window: str = ""
+    report_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthands(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        # YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean True
+        if any(k is True for k in data) and "on" not in data:
+            data = {("on" if k is True else k): v for k, v in data.items()}
+        # ``slack: {webhook_url_env: ...}`` is a sink named slack
+        if "slack" in data:
+            data = dict(data)
+            slack = data.pop("slack")
+            if slack is not None:
+                data["sinks"] = {"slack": {"type": "slack", **slack}, **(data.get("sinks") or {})}
+        return data
+
+    @model_validator(mode="after")
+    def _routes_name_known_sinks_and_templates(self) -> NotificationsSpec:
+        for i, route in enumerate(self.routes):
+            unknown = [s for s in route.sinks if s not in self.sinks]
+            if unknown:
+                known = ", ".join(sorted(self.sinks)) or "none"
+                raise ValueError(f"routes[{i}] names sink(s) {', '.join(unknown)} that are not defined (sinks: {known})")
+            if route.template and route.template not in self.templates and route.template not in NotificationKind.__args__:
+                raise ValueError(f"routes[{i}] names template {route.template!r}, which is neither in templates nor a kind")
+        return self
+
+    def kinds_on(self) -> set[str]:
+        """The kinds ``on`` selects, legacy names expanded."""
+        kinds: set[str] = set()
+        for kind in self.on:
+            kinds.update(LEGACY_NOTIFICATION_KINDS.get(kind, (kind,)))
+        return kinds

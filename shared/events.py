@@ -121,8 +121,10 @@ class RunFinished(Message):
 class IndexResult(Spec):
     name: str
     index: str | None
-    action: Literal["built", "already_present", "rebuilt_invalid", "executed"]
+    action: Literal["built", "already_present", "rebuilt_invalid", "executed", "dropped", "absent", "kept"]
     seconds: float
+    attempts: int = 1
+    waived: list[str] = []
 
 
 @message_type("golive.migrator.migrations_applied.v1")
@@ -133,6 +135,45 @@ class MigrationsApplied(Message):
 @message_type("golive.migrator.migrations_reverted.v1")
 class MigrationsReverted(Message):
     dropped: list[str]
+    results: list[IndexResult] = []
+
+
+@message_type("golive.migrator.migration_progress.v1")
+class MigrationProgress(Message):
+    """Where one statement is, polled from pg_stat_progress_create_index (not an answer to the command).
+
+    ``status``: progress (a poll), waiting (on ``blocking_pid``), retrying (after ``error``), done (after
+    progress was shown). A statement done within one poll interval is reported by the result alone."""
+
+    name: str
+    index: str | None = None
+    status: Literal["progress", "waiting", "retrying", "done"]
+    attempt: int = 1
+    phase: str = ""
+    phase_percent: float | None = None
+    overall_percent: float | None = None
+    lockers_total: int = 0
+    lockers_done: int = 0
+    blocking_pid: int | None = None
+    blocking_query: str | None = None
+    elapsed_s: float = 0.0
+    error: str | None = None
+
+
+class OldTransaction(Spec):
+    pid: int
+    age_s: float
+    state: str
+    query: str
+
+
+@message_type("golive.migrator.old_transactions_found.v1")
+class OldTransactionsFound(Message):
+    """Preflight: transactions older than the plan's threshold that a build would wait for, and what was done."""
+
+    threshold_s: float
+    policy: Literal["wait", "fail", "continue"]
+    transactions: list[OldTransaction]
 
 
 # --- prober ------------------------------------------------------------------------------------
@@ -143,6 +184,52 @@ class Verdict(Spec):
     limit: float
     observed: float
     passed: bool
+    samples: int = 0  # the requests (answered or failed) this verdict rests on
+
+
+class LatencySummary(Spec):
+    """One target's numbers over a window or a whole run."""
+
+    count: int
+    errors: int
+    errors_by_class: dict[str, int] = {}
+    p50_ms: float
+    p90_ms: float = 0.0
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    achieved_rate: float = 0.0
+    gauges: dict[str, float] = {}
+
+
+class Comparison(Spec):
+    """Probed target (the canary) against the baseline (stable) under the same load. ``p_value``: two-sided
+    Mann-Whitney U on the latencies; ``prob_slower``: chance a canary request is slower than a stable one."""
+
+    verdict: Literal["worse", "better", "no difference"]
+    p95_delta_ms: float
+    error_rate_delta_pct: float
+    p_value: float
+    prob_slower: float
+    samples: int
+    baseline_samples: int
+    method: str = "mann-whitney-u"
+    reason: str = ""
+
+
+@message_type("golive.prober.probe_window.v1")
+class ProbeWindow(Message):
+    """One window of a running probe (monitoring feed; not an answer: its correlationid is empty and
+    ``command_id`` names the RunProbe)."""
+
+    command_id: str
+    probe: str
+    label: str = ""
+    target: Literal["probe", "baseline"] = "probe"
+    index: int
+    start_s: float
+    seconds: float
+    stats: LatencySummary
 
 
 @message_type("golive.prober.probe_completed.v1")
@@ -160,6 +247,16 @@ class ProbeCompleted(Message):
     verdicts: list[Verdict]
     passed: bool
     summary: str
+    kind: str = "sql"
+    p90_ms: float = 0.0
+    mode: Literal["closed", "open"] = "closed"
+    target_rate: float | None = None
+    achieved_rate: float = 0.0
+    gauges: dict[str, float] = {}
+    windows: int = 0
+    stopped: str | None = None
+    baseline: LatencySummary | None = None
+    comparison: Comparison | None = None
 
 
 # --- traffic -----------------------------------------------------------------------------------
@@ -167,18 +264,54 @@ class ProbeCompleted(Message):
 
 @message_type("golive.traffic.traffic_shifted.v1")
 class TrafficShifted(Message):
+    """The canary's weight was set and read back. ``before``: the weight read before the change (the weight
+    this command found, also when it is redelivered); ``after``: the weight read back after it; ``verified``:
+    after == weight; ``changed``: False when the provider already applied ``weight`` (an idempotent repeat)."""
+
     provider: str
     canary: str
     weight: int = Field(ge=0, le=100)
     verified_weight: int = Field(ge=0, le=100)
+    before: int | None = Field(default=None, ge=0, le=100)
+    after: int | None = Field(default=None, ge=0, le=100)
+    verified: bool = True
+    changed: bool = True
+    duration_s: float = 0.0
+
+
+@message_type("golive.traffic.traffic_drift.v1")
+class TrafficDrift(Message):
+    """Refused to shift: the provider applies a weight golive did not set (someone changed traffic by hand).
+    Nothing was changed; the saga treats this as a failed step."""
+
+    provider: str
+    canary: str
+    requested_weight: int = Field(ge=0, le=100)
+    expected_weight: int = Field(ge=0, le=100)
+    observed_weight: int = Field(ge=0, le=100)
 
 
 @message_type("golive.traffic.traffic_rolled_back.v1")
 class TrafficRolledBack(Message):
+    """Rollback done: all traffic on ``to``; the canary's weight read back (0)."""
+
     provider: str
     canary: str
     to: str | None
     verified_weight: int = Field(ge=0, le=100)
+    before: int | None = Field(default=None, ge=0, le=100)
+    cancelled_shifts: int = 0
+    duration_s: float = 0.0
+
+
+@message_type("golive.traffic.traffic_promoted.v1")
+class TrafficPromoted(Message):
+    """The canary is now production: all traffic on it, read back."""
+
+    provider: str
+    canary: str
+    verified_weight: int = Field(ge=0, le=100)
+    duration_s: float = 0.0
 
 
 # --- notifier ----------------------------------------------------------------------------------
@@ -186,9 +319,25 @@ class TrafficRolledBack(Message):
 
 @message_type("golive.notifier.notification_sent.v1")
 class NotificationSent(Message):
+    """One message reached one sink. ``event_id``: the run event it announces."""
+
     kind: str
     sink: str
     attempts: int
+    event_id: str = ""
+    severity: str = ""
+    text: str = ""
+
+
+@message_type("golive.notifier.notification_failed.v1")
+class NotificationFailed(Message):
+    """A message could not be delivered to a sink within the sink's bound; the run goes on regardless."""
+
+    kind: str
+    sink: str
+    attempts: int
+    reason: str
+    event_id: str = ""
 
 
 # --- any service -------------------------------------------------------------------------------

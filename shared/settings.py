@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(default=5.0, gt=0)
     graceful_timeout_s: float = Field(default=10.0, ge=0)
     max_deliver: int = Field(default=5, ge=1)
+    command_ack_wait_s: float = Field(
+        default=30.0, gt=0, description="how soon a command held by a crashed instance is redelivered (kept alive by "
+        "in-progress acks while work runs)")
     log_level: str = "INFO"
 
     @property

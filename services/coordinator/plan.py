@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from services.coordinator.durations import Duration
-from shared.commands import MigrationSession, ProviderSpec, Thresholds
+from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
+from shared.commands import LoadSpec, ParamGenerator
+from typing import Literal
 
 
 class _Problem(ValueError):
@@ -39,47 +40,64 @@ class Traffic(Strict):
     provider: ProviderSpec = ProviderSpec()
 
 
-class SlackSink(Strict):
-    webhook_url_env: str
-
-
-class Notifications(Strict):
-    slack: SlackSink | None = None
-    on: list[Literal["start", "success", "rollback", "needs_human"]] = ["start", "success", "rollback", "needs_human"]
-    environment: str = "Production"
-    maintenance_window: str = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _on_key_read_as_boolean(cls, data: object) -> object:
-        # YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean True
-        if isinstance(data, dict) and any(k is True for k in data) and "on" not in data:
-            data = {("on" if k is True else k): v for k, v in data.items()}
-        return data
+class Notifications(NotificationsSpec):
+    """The communication plan (shared.commands.NotificationsSpec): the notifier reads it from RunStarted."""
 
 
 class Statement(Strict):
     name: str
     sql: str
+    waive: list[MigrationWaiver] = Field(default=[], description="lint rules waived for this statement, each with a reason")
+    reapply: bool = Field(default=False, description="apply even if this name was applied with another statement")
 
 
 class Migrations(Strict):
     session: MigrationSession = MigrationSession()
+    preflight: MigrationPreflight = MigrationPreflight()
+    retry: MigrationRetry = MigrationRetry()
     statements: list[Statement] = []
 
 
 class Probe(Strict):
-    """A named SQL query, as the runbook's db_performance_check names them (stripe_upsert, ...)."""
+    """A named probe. ``sql`` (default): a query, as the runbook's db_performance_check names them
+    (stripe_upsert, ...); ``http``: an endpoint checked like ``curl -f``; ``pg_health``: replica lag, WAL lag,
+    connection use and long transactions. Secrets by environment variable: ``database_url_env`` (default:
+    the plan's database), ``headers_env``, ``replica_url_envs``."""
 
-    query: str
+    kind: Literal["sql", "http", "pg_health"] = "sql"
+    query: str | None = None
     params: list = []
+    params_from: ParamGenerator | None = None
+    allow_writes: bool = Field(default=False, description="let the query's writes commit (default: always rolled back)")
+    database_url_env: str | None = None
+    url: str | None = None
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    headers: dict[str, str] = {}
+    headers_env: dict[str, str] = {}
+    body: str | None = None
+    expect_status: int | None = None
+    body_contains: str | None = None
+    replica_url_envs: list[str] = []
+    long_transaction: Duration = 60.0
     timeout_ms: int = Field(default=2_000, gt=0)
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> Probe:
+        if self.kind == "sql" and not self.query:
+            raise _Problem(("query",), "an sql probe needs a query")
+        if self.kind == "http" and not self.url:
+            raise _Problem(("url",), "an http probe needs a url")
+        if self.params and self.params_from is not None:
+            raise _Problem(("params_from",), "give params (fixed values) or params_from (a generator), not both")
+        return self
 
 
 class Check(Strict):
     probe: str
     duration: Duration | None = Field(default=None, description="default: the stage's hold")
     concurrency: int = Field(default=1, ge=1, le=256)
+    load: LoadSpec = Field(default=LoadSpec(), description="closed loop (default) or open loop at a rate, warm-up")
+    window: Duration | None = Field(default=None, description="publish a probe_window event every window")
     thresholds: Thresholds = Thresholds()
 
 

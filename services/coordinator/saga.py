@@ -18,14 +18,13 @@ from services.coordinator.plan import Check, Plan
 from shared.commands import (
     ApplyMigrations,
     MigrationStatement,
-    Notify,
     RevertMigrations,
     RollbackTraffic,
     RunProbe,
     ShiftTraffic,
-    SinkSpec,
     SqlProbeSpec,
 )
+from shared.commands import HttpProbeSpec, PgHealthProbeSpec
 from shared.envelope import Envelope, Message
 from shared.events import (
     WindowClosing,
@@ -35,7 +34,9 @@ from shared.events import (
     AbortRequested,
     CommandFailed,
     CompensationStarted,
+    MigrationProgress,
     MigrationsApplied,
+    OldTransactionsFound,
     Phase,
     PhaseStarted,
     ProbeCompleted,
@@ -43,6 +44,7 @@ from shared.events import (
     RunStarted,
     StepFailed,
     StepTimedOut,
+    TrafficDrift,
     TrafficShifted,
 )
 
@@ -133,6 +135,8 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _on_approval(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
+    if isinstance(data, (MigrationProgress, OldTransactionsFound)):
+        return state, []  # the migrator reporting while it works, correlated to the command: not its answer
     if isinstance(data, RetryDue):
         return _resend(state, item.time)
     if state.retry_at is not None:
@@ -171,13 +175,8 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
             if started.window_ends_at and plan.window.at_end == "rollback" else None
         ),
     )
-    outputs = _notify(state, "start", f"Starting {plan.name} go-live", {
-        "Environment": plan.notifications.environment,
-        "Deployment ID": started.deploy_id,
-        "Maintenance Window": plan.notifications.maintenance_window or "-",
-    })
-    state, more = _send_step(state, 0, envelope.time)
-    return state, outputs + more
+    # announcing the run is the notifier's: it reads RunStarted from the event stream
+    return _send_step(state, 0, envelope.time)
 
 
 def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
@@ -185,20 +184,25 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
     steps: list[Step] = []
     db_env = plan.database.url_env
     if plan.migrations.statements:
-        statements = [MigrationStatement(name=s.name, sql=s.sql) for s in plan.migrations.statements]
+        migrations = plan.migrations
+        statements = [MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply)
+                      for s in migrations.statements]
         undo = (
-            RevertMigrations(database_url_env=db_env, statements=statements, session=plan.migrations.session)
+            RevertMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
+                             retry=migrations.retry)
             if plan.rollback.drop_indexes
             else None
         )
         steps.append(Step(
             "migrate", "migrate",
-            ApplyMigrations(database_url_env=db_env, statements=statements, session=plan.migrations.session),
+            ApplyMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
+                            preflight=migrations.preflight, retry=migrations.retry),
             undo,
         ))
     for check in plan.smoke:
         steps.append(_check_step(plan, check, f"smoke:{check.probe}", "smoke", check.duration or 0.0))
     provider = plan.traffic.provider
+    previous_weight = 0  # the canary gets no traffic before its first stage
     for n, stage in enumerate(plan.canary.stages, start=1):
         if stage.approval:
             # a gate's deadline (work + step timeout) is the plan's approval timeout
@@ -206,9 +210,12 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
         steps.append(Step(
             f"stage{n}:shift:{stage.weight}", "canary",
-            ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight),
+            # expected_previous_weight: the traffic service refuses (traffic_drift) if a human changed it since
+            ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight,
+                         expected_previous_weight=previous_weight),
             undo,
         ))
+        previous_weight = stage.weight
         for check in stage.checks:
             duration = check.duration if check.duration is not None else stage.hold
             steps.append(_check_step(plan, check, f"stage{n}:check:{check.probe}", "canary", duration, f"stage {n} ({stage.weight}%)"))
@@ -217,13 +224,26 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
 
 def _check_step(plan: Plan, check: Check, name: str, phase: Phase, duration: float, label: str = "") -> Step:
     probe = plan.probes[check.probe]
-    spec = SqlProbeSpec(
-        name=check.probe, database_url_env=plan.database.url_env, query=probe.query, params=probe.params,
-        timeout_ms=probe.timeout_ms,
-    )
-    command = RunProbe(probe=spec, duration_s=max(duration, 0.001), concurrency=check.concurrency,
-                       thresholds=check.thresholds, label=label or phase)
-    return Step(name, phase, command, work_s=duration)
+    database_url_env = probe.database_url_env or plan.database.url_env
+    spec: SqlProbeSpec | HttpProbeSpec | PgHealthProbeSpec
+    if probe.kind == "http":
+        spec = HttpProbeSpec(
+            name=check.probe, url=probe.url, method=probe.method, headers=probe.headers, headers_env=probe.headers_env,
+            body=probe.body, expect_status=probe.expect_status, body_contains=probe.body_contains, timeout_ms=probe.timeout_ms,
+        )
+    elif probe.kind == "pg_health":
+        spec = PgHealthProbeSpec(
+            name=check.probe, database_url_env=database_url_env, replica_url_envs=probe.replica_url_envs,
+            long_transaction_s=probe.long_transaction, timeout_ms=probe.timeout_ms,
+        )
+    else:
+        spec = SqlProbeSpec(
+            name=check.probe, database_url_env=database_url_env, query=probe.query, params=probe.params,
+            params_from=probe.params_from, allow_writes=probe.allow_writes, timeout_ms=probe.timeout_ms,
+        )
+    command = RunProbe(probe=spec, duration_s=max(duration, 0.001), concurrency=check.concurrency, load=check.load,
+                       window_s=check.window, thresholds=check.thresholds, label=label or phase)
+    return Step(name, phase, command, work_s=duration + check.load.warmup_s)
 
 
 # --- moving forward ----------------------------------------------------------------------------
@@ -300,6 +320,10 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
     if isinstance(data, ProbeCompleted) and not data.passed:
         return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold")
+    if isinstance(data, TrafficDrift):
+        reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
+                  f"golive set {data.expected_weight}% (traffic changed by hand)")
+        return _fail(state, reason, envelope.time, cause="drift")
     if isinstance(data, TrafficShifted) and isinstance(step.command, ShiftTraffic) and data.verified_weight != step.command.weight:
         reason = f"{step.name} failed: {data.provider} reads back {data.verified_weight}%, expected {step.command.weight}%"
         return _fail(state, reason, envelope.time, cause="read_back")
@@ -402,29 +426,7 @@ def _finish(state: RunState, outcome: str, reason: str, now: datetime) -> tuple[
     outputs: list[Output] = [
         EmitEvent(f"{state.run_id}/finished", RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
     ]
-    if outcome == "succeeded":
-        outputs += _notify(state, "success", f"{state.plan.name} go-live SUCCESS", {
-            "Status": "LIVE", "Duration": _minutes(duration), "Performance": "All criteria met",
-            "Deployment ID": state.deploy_id,
-        })
-    elif outcome == "rolled_back":
-        outputs += _notify(state, "rollback", f"{state.plan.name} rollback triggered", {
-            "Action": f"Rollback to previous deployment {state.previous_deploy_id or ''}".strip(),
-            "Reason": reason,
-        })
-    else:
-        outputs += _notify(state, "needs_human", f"{state.plan.name} rollback needs a human", {
-            "Reason": reason, "Left to undo": ", ".join(left) or "-",
-        })
     return state, outputs
-
-
-def _notify(state: RunState, kind: str, title: str, fields: dict[str, str]) -> list[Output]:
-    rules = state.plan.notifications
-    if rules.slack is None or kind not in rules.on:
-        return []
-    notice = Notify(sink=SinkSpec(webhook_url_env=rules.slack.webhook_url_env), kind=kind, title=title, fields=fields)
-    return [SendCommand(f"{state.run_id}.notify.{kind}", notice)]
 
 
 def _describe_step(step: Step) -> str:
@@ -437,7 +439,3 @@ def _describe_step(step: Step) -> str:
     if isinstance(command, ShiftTraffic):
         return f"{command.weight}% to {command.canary}"
     return ""
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} seconds"

@@ -1,52 +1,52 @@
-"""Migrator service shell: takes apply/revert commands off the bus and runs them on Postgres."""
+"""Migrator service shell: takes apply/revert commands off the bus and runs them on Postgres.
+
+Progress (MigrationProgress, OldTransactionsFound) is published while a command runs, correlated to it;
+the bus sends in-progress acks meanwhile, so JetStream does not redeliver a long build.
+"""
 
 from __future__ import annotations
 
-import psycopg
+import itertools
 
-from services.migrator.index_build import apply, drop_index, open_session
-from services.migrator.statements import StatementError, classify
+from services.migrator.runner import Context, MigrationFailed, apply_migrations, revert_migrations
 from shared.bus import Bus, CommandError, Work
 from shared.commands import ApplyMigrations, RevertMigrations
+from shared.envelope import Message
 from shared.events import MigrationsApplied, MigrationsReverted
 from shared.secrets import MissingSecret, redact, secret_from_env
-
-TRANSIENT_SQLSTATES = {"55P03", "57014", "40001", "40P01", "53300"}  # lock/statement timeout, conflicts, too many conns
 
 
 def register(bus: Bus) -> None:
     """Wire the migrator's command handlers onto ``bus``."""
 
+    def context(work: Work, env: str) -> Context:
+        url = _url(env)
+        envelope = work.envelope
+        counter = itertools.count()
+
+        async def emit(data: Message) -> None:
+            # one id per report and delivery: a redelivered command's reports are new facts, not duplicates
+            event_id = f"{envelope.id}/{data.short_name()}/{work.attempt}/{next(counter)}"
+            await bus.emit(data, run_id=envelope.runid, event_id=event_id, cause=envelope)
+
+        return Context(url=url, run_id=envelope.runid, command_id=envelope.id, applied_by=bus.source,
+                       emit=emit, stopping=work.stopping, log=bus.log.bind(run_id=envelope.runid))
+
     async def on_apply(cmd: ApplyMigrations, work: Work) -> MigrationsApplied:
+        ctx = context(work, cmd.database_url_env)
+        bus.log.info("migration.apply", run_id=work.envelope.runid, statements=[s.name for s in cmd.statements])
         try:
-            statements = [(s.name, classify(s.sql)) for s in cmd.statements]
-        except StatementError as exc:
-            raise CommandError(str(exc), "invalid") from None
-        url = _url(cmd.database_url_env)
-        results = []
-        try:
-            async with await open_session(url, cmd.session) as conn:
-                for name, statement in statements:
-                    bus.log.info("migration.statement", run_id=work.envelope.runid, name=name, kind=statement.kind)
-                    results.append(await apply(conn, name, statement))
-        except psycopg.Error as exc:
-            raise _database_error(exc, url) from None
-        return MigrationsApplied(results=results)
+            return await apply_migrations(cmd, ctx)
+        except MigrationFailed as exc:
+            raise CommandError(redact(exc.reason, ctx.url), exc.failure) from None
 
     async def on_revert(cmd: RevertMigrations, work: Work) -> MigrationsReverted:
+        ctx = context(work, cmd.database_url_env)
+        bus.log.info("migration.revert", run_id=work.envelope.runid, statements=[s.name for s in cmd.statements])
         try:
-            statements = [classify(s.sql) for s in cmd.statements]
-        except StatementError as exc:
-            raise CommandError(str(exc), "invalid") from None
-        indexes = [s.index for s in reversed(statements) if s.kind == "create_index" and s.index]
-        url = _url(cmd.database_url_env)
-        try:
-            async with await open_session(url, cmd.session) as conn:
-                for index in indexes:
-                    await drop_index(conn, index)
-        except psycopg.Error as exc:
-            raise _database_error(exc, url) from None
-        return MigrationsReverted(dropped=indexes)
+            return await revert_migrations(cmd, ctx)
+        except MigrationFailed as exc:
+            raise CommandError(redact(exc.reason, ctx.url), exc.failure) from None
 
     bus.on_command(ApplyMigrations, on_apply)
     bus.on_command(RevertMigrations, on_revert)
@@ -57,9 +57,3 @@ def _url(env: str) -> str:
         return secret_from_env(env)
     except MissingSecret as exc:
         raise CommandError(str(exc), "invalid") from None
-
-
-def _database_error(exc: psycopg.Error, url: str) -> CommandError:
-    sqlstate = getattr(exc, "sqlstate", None)
-    failure = "transient" if sqlstate in TRANSIENT_SQLSTATES or isinstance(exc, psycopg.OperationalError) else "fatal"
-    return CommandError(redact(f"{type(exc).__name__} [{sqlstate or '-'}]: {exc}", url), failure)

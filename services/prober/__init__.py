@@ -1,1 +1,1 @@
-"""Prober: latency and health measurements (named SQL queries first; HTTP and Postgres health later)."""
+"""Prober: latency, error and health measurements: SQL queries, HTTP endpoints, Postgres health, canary vs stable."""

@@ -1,31 +1,76 @@
-"""Latency statistics and threshold verdicts: pure functions over an HdrHistogram."""
+"""Latency statistics and threshold verdicts: pure functions over an HdrHistogram.
+
+A window holds one HdrHistogram (constant memory however many requests it sees), errors by class, the
+worst value of each health gauge, and optionally a bounded uniform sample of latencies (a reservoir) for
+comparing two targets.
+"""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
 from shared.commands import Thresholds
-from shared.events import Verdict
+from shared.events import LatencySummary, Verdict
 
 # 1 microsecond .. 1 hour, 3 significant digits: constant memory however long a probe runs.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
+RESERVOIR_SIZE = 5_000
+
+# gauges judged by a threshold of the same name (the worst value over the run is what counts)
+GAUGE_THRESHOLDS = ("replica_lag_s", "wal_lag_bytes", "connection_use_pct", "long_transactions")
+
+
+class Reservoir:
+    """A uniform random sample of at most ``size`` values from a stream (Vitter's algorithm R)."""
+
+    def __init__(self, size: int = RESERVOIR_SIZE, seed: int | None = None) -> None:
+        self.size = size
+        self.seen = 0
+        self.values: list[float] = []
+        self._random = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.seen += 1
+        if len(self.values) < self.size:
+            self.values.append(value)
+        else:
+            slot = self._random.randrange(self.seen)
+            if slot < self.size:
+                self.values[slot] = value
 
 
 @dataclass
 class LatencyWindow:
-    """Samples of one probe: latencies in a histogram, errors by class."""
+    """Samples of one probe: latencies in a histogram, errors by class, worst gauge values."""
 
     histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS))
     errors: Counter = field(default_factory=Counter)
+    gauges: dict[str, float] = field(default_factory=dict)
+    reservoir: Reservoir | None = None
 
     def record(self, seconds: float) -> None:
         self.histogram.record_value(max(_LOWEST_US, min(_HIGHEST_US, int(seconds * 1_000_000))))
+        if self.reservoir is not None:
+            self.reservoir.add(seconds * 1000.0)
 
     def record_error(self, error_class: str) -> None:
         self.errors[error_class] += 1
+
+    def record_gauges(self, values: dict[str, float]) -> None:
+        """Keep the worst (highest) value of each gauge."""
+        for name, value in values.items():
+            if name not in self.gauges or value > self.gauges[name]:
+                self.gauges[name] = value
+
+    def merge(self, other: LatencyWindow) -> None:
+        """Add ``other``'s samples into this window (the reservoir is not merged)."""
+        self.histogram.add(other.histogram)
+        self.errors.update(other.errors)
+        self.record_gauges(other.gauges)
 
     @property
     def count(self) -> int:
@@ -34,6 +79,10 @@ class LatencyWindow:
     @property
     def error_count(self) -> int:
         return sum(self.errors.values())
+
+    @property
+    def samples(self) -> int:
+        return self.count + self.error_count
 
     def percentile_ms(self, q: float) -> float:
         if self.count == 0:
@@ -47,31 +96,59 @@ class LatencyWindow:
         total = self.count + self.error_count
         return 100.0 * self.error_count / total if total else 0.0
 
+    def summary(self, seconds: float) -> LatencySummary:
+        """The window's numbers as published; ``achieved_rate`` = requests answered (ok or not) per second."""
+        return LatencySummary(
+            count=self.count, errors=self.error_count, errors_by_class=dict(self.errors),
+            p50_ms=self.percentile_ms(50), p90_ms=self.percentile_ms(90), p95_ms=self.percentile_ms(95),
+            p99_ms=self.percentile_ms(99), max_ms=self.max_ms(),
+            achieved_rate=round(self.samples / seconds, 3) if seconds > 0 else 0.0, gauges=dict(self.gauges),
+        )
+
 
 def judge(window: LatencyWindow, thresholds: Thresholds) -> tuple[list[Verdict], bool, str]:
     """Verdicts per threshold, overall pass, and a sentence that says why with the numbers."""
     verdicts: list[Verdict] = []
+    samples = window.count + window.error_count
     if thresholds.p95_ms is not None:
         observed = window.percentile_ms(95)
-        verdicts.append(Verdict(metric="p95_ms", limit=thresholds.p95_ms, observed=observed, passed=observed <= thresholds.p95_ms))
+        verdicts.append(Verdict(samples=samples, metric="p95_ms", limit=thresholds.p95_ms, observed=observed, passed=observed <= thresholds.p95_ms))
     if thresholds.p99_ms is not None:
         observed = window.percentile_ms(99)
-        verdicts.append(Verdict(metric="p99_ms", limit=thresholds.p99_ms, observed=observed, passed=observed <= thresholds.p99_ms))
+        verdicts.append(Verdict(samples=samples, metric="p99_ms", limit=thresholds.p99_ms, observed=observed, passed=observed <= thresholds.p99_ms))
     if thresholds.error_rate_pct is not None:
         observed = window.error_rate_pct()
         verdicts.append(
-            Verdict(metric="error_rate_pct", limit=thresholds.error_rate_pct, observed=observed, passed=observed <= thresholds.error_rate_pct)
+            Verdict(samples=samples, metric="error_rate_pct", limit=thresholds.error_rate_pct, observed=observed, passed=observed <= thresholds.error_rate_pct)
         )
-    samples = window.count + window.error_count
+    missing_gauges = []
+    for name in GAUGE_THRESHOLDS:
+        limit = getattr(thresholds, name)
+        if limit is None:
+            continue
+        if name not in window.gauges:
+            # a limit on a gauge never measured (every health sample failed) is no evidence of health
+            missing_gauges.append(name)
+            verdicts.append(Verdict(samples=samples, metric=name, limit=limit, observed=-1.0, passed=False))
+            continue
+        observed = window.gauges[name]
+        verdicts.append(Verdict(samples=samples, metric=name, limit=limit, observed=observed, passed=observed <= limit))
     enough = samples >= thresholds.min_samples
-    # a latency limit judged on no successful request would pass on a p95 of 0: that is no evidence
-    latency_judged = thresholds.p95_ms is not None or thresholds.p99_ms is not None
-    no_latency = latency_judged and window.count == 0
+    # no successful request is no evidence of anything (and a latency limit would pass on a p95 of 0)
+    no_latency = window.count == 0 and samples > 0
     passed = enough and not no_latency and all(v.passed for v in verdicts)
-    parts = [f"{v.metric.removesuffix('_ms').removesuffix('_pct')} {v.observed:.2f} {'<=' if v.passed else '>'} {v.limit:g}" for v in verdicts]
+    parts = [
+        f"{_short(v.metric)} {v.observed:.2f} {'<=' if v.passed else '>'} {v.limit:g}"
+        for v in verdicts if v.metric not in missing_gauges
+    ]
+    parts += [f"{_short(name)} never measured" for name in missing_gauges]
     if not enough:
         parts.append(f"only {samples} samples < {thresholds.min_samples} required")
     if no_latency:
         parts.append("no successful request to measure latency on")
     summary = f"{', '.join(parts) or 'no thresholds'} over {samples} requests"
     return verdicts, passed, summary
+
+
+def _short(metric: str) -> str:
+    return metric.removesuffix("_ms").removesuffix("_pct")

@@ -2,7 +2,8 @@
 
 For rehearsing a plan without touching real traffic. The file (``state_file`` in the provider spec,
 default ``<state dir>/traffic-dry-run.json``) holds ``{canary: {"weight": N, "stable": ID}}``; it is
-replaced atomically, so a reader never sees half a file.
+replaced atomically, so a reader never sees half a file. Editing the file by hand is how a rehearsal
+plays "someone changed traffic behind golive's back" (the next shift reports drift).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from services.traffic.provider import ProviderError
+from services.traffic.provider import Deployments, check_settings
 from shared.commands import ProviderSpec
 
 
@@ -25,17 +26,26 @@ class DryRunProvider:
     @classmethod
     def from_spec(cls, spec: ProviderSpec, state_dir: Path) -> DryRunProvider:
         extra = spec.model_extra or {}
-        unknown = set(extra) - {"state_file"}
-        if unknown:
-            raise ProviderError(f"dry-run provider: unknown settings {sorted(unknown)}")
+        check_settings("dry-run", extra, {"state_file"})
         return cls(Path(extra.get("state_file") or state_dir / "traffic-dry-run.json"))
+
+    async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
+        state = await asyncio.to_thread(self._read)
+        production = next((c for c, e in state.items() if e.get("weight") == 100 and e.get("promoted")), stable)
+        return Deployments(production=production, previous=stable, candidate=canary)
+
+    async def weight(self, canary: str) -> int:
+        state = await asyncio.to_thread(self._read)
+        return int(state.get(canary, {}).get("weight", 0))
 
     async def set_weight(self, canary: str, stable: str | None, weight: int) -> None:
         await asyncio.to_thread(self._update, canary, {"weight": weight, "stable": stable})
 
-    async def read_weight(self, canary: str) -> int:
-        state = await asyncio.to_thread(self._read)
-        return int(state.get(canary, {}).get("weight", 0))
+    async def verify(self, canary: str, weight: int) -> int:
+        return await self.weight(canary)
+
+    async def promote(self, canary: str, stable: str | None) -> None:
+        await asyncio.to_thread(self._update, canary, {"weight": 100, "stable": stable, "promoted": True})
 
     async def rollback(self, canary: str, to: str | None) -> None:
         await asyncio.to_thread(self._update, canary, {"weight": 0, "stable": to})

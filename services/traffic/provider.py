@@ -1,11 +1,17 @@
-"""The traffic provider protocol and the registry of providers by type name (Flagger's shape).
+"""The traffic provider protocol and the registry of providers by type name (Flagger's / Argo's shape).
 
-Adding a provider is one new module with a class that satisfies ``TrafficProvider`` and one line in
-``PROVIDERS``.
+A provider moves traffic between two deployments: the production one (stable) and the candidate
+(canary). Every change is read back (``verify``), never trusted. Errors are typed so the service can
+tell a retry that may work (rate limited, unavailable) from one that cannot (auth, not found, conflict).
+
+Adding a provider (HAProxy's runtime API, the Kubernetes Gateway API, ...) is one new module with a class
+that satisfies ``TrafficProvider`` and one line in ``PROVIDERS``.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -13,32 +19,97 @@ from shared.commands import ProviderSpec
 
 
 class ProviderError(Exception):
-    """A provider call failed. ``transient``: a retry may succeed (rate limit, unavailable)."""
+    """A provider call failed. ``transient``: a retry may succeed (rate limit, unavailable).
 
-    def __init__(self, reason: str, transient: bool = False) -> None:
+    The message says what failed and never holds a token or a secret URL."""
+
+    transient = False
+
+    def __init__(self, reason: str, transient: bool | None = None) -> None:
         super().__init__(reason)
-        self.transient = transient
+        if transient is not None:
+            self.transient = transient
+
+
+class AuthError(ProviderError):
+    """The provider refused the credentials (HTTP 401/403): fix the token; retrying cannot help."""
+
+
+class NotFoundError(ProviderError):
+    """The project or deployment does not exist (HTTP 404)."""
+
+
+class ConflictError(ProviderError):
+    """The provider's state does not allow the change (HTTP 409, or a weight it cannot express)."""
+
+
+class RateLimitedError(ProviderError):
+    """Still rate limited after the retries (HTTP 429). ``retry_after_s``: what the provider asked for."""
+
+    transient = True
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class UnavailableError(ProviderError):
+    """The provider did not answer or failed (connection refused, timeout, HTTP 5xx) after the retries."""
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class Deployments:
+    """Who is who: ``production`` serves now, ``previous`` is where a rollback goes, ``candidate`` is new."""
+
+    production: str | None
+    previous: str | None
+    candidate: str | None
 
 
 class TrafficProvider(Protocol):
     name: str
 
+    async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
+        """The current production, previous and candidate deployments, as the provider knows them."""
+
+    async def weight(self, canary: str) -> int:
+        """The canary weight (percent) the provider really applies now: read back, never remembered."""
+
     async def set_weight(self, canary: str, stable: str | None, weight: int) -> None:
         """Send ``weight`` percent of traffic to ``canary`` and the rest to ``stable``."""
 
-    async def read_weight(self, canary: str) -> int:
-        """The canary weight the provider really applies now (read back, never remembered)."""
+    async def verify(self, canary: str, weight: int) -> int:
+        """Read the weight back; returns what the provider applies (the caller compares with ``weight``)."""
+
+    async def promote(self, canary: str, stable: str | None) -> None:
+        """Make ``canary`` the production deployment: all traffic on it for good."""
 
     async def rollback(self, canary: str, to: str | None) -> None:
-        """Send all traffic to ``to`` (the previous deployment)."""
+        """Send all traffic to ``to`` (the previous deployment); the canary's weight becomes 0."""
+
+
+# type name -> "module:class"; imported on use so one provider's dependencies never burden another's users
+PROVIDERS: dict[str, str] = {
+    "dry-run": "services.traffic.dry_run:DryRunProvider",
+    "envoy": "services.traffic.envoy:EnvoyProvider",
+    "vercel": "services.traffic.vercel:VercelProvider",
+}
 
 
 def build_provider(spec: ProviderSpec, state_dir: Path) -> TrafficProvider:
     """The provider named by ``spec.type``, configured from the rest of the spec."""
-    from services.traffic.dry_run import DryRunProvider
+    target = PROVIDERS.get(spec.type)
+    if target is None:
+        raise ProviderError(f"unknown traffic provider {spec.type!r}; known: {', '.join(sorted(PROVIDERS))}")
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls).from_spec(spec, state_dir)
 
-    providers = {"dry-run": DryRunProvider}
-    factory = providers.get(spec.type)
-    if factory is None:
-        raise ProviderError(f"unknown traffic provider {spec.type!r}; known: {', '.join(sorted(providers))}")
-    return factory.from_spec(spec, state_dir)
+
+def check_settings(kind: str, extra: dict, allowed: set[str]) -> None:
+    """Refuse settings a provider does not know (a typo would otherwise be silently ignored)."""
+    unknown = set(extra) - allowed
+    if unknown:
+        raise ProviderError(f"{kind} provider: unknown settings {sorted(unknown)}; known: {sorted(allowed)}")
+

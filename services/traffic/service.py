@@ -1,38 +1,197 @@
-"""Traffic service shell: shift and rollback commands, each verified by reading the weight back."""
+"""Traffic service shell: shift, rollback and promote commands, each verified by reading the weight back.
+
+Ordering and concurrency (the service takes several commands at once, see golive/serve.py):
+- shifts of one canary run one at a time (a lock per canary), so two shifts never interleave;
+- a rollback takes no lock: it cancels the shifts of that canary still in flight in this process, fences
+  the run (a shift of that run arriving later, e.g. redelivered, is refused) and sets the weight at once.
+  It never waits behind a slow shift, and it never checks for drift: the way back is always open.
+Idempotence: the same shift twice changes traffic once (already there -> no change); a shift redelivered
+after a crash reports the weight its first attempt found, from the ledger.
+"""
 
 from __future__ import annotations
 
-from services.traffic.provider import ProviderError, build_provider
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from prometheus_client import Gauge
+
+from services.traffic.drift import judge_shift
+from services.traffic.ledger import Ledger
+from services.traffic.provider import ProviderError, TrafficProvider, build_provider
 from shared.bus import Bus, CommandError, Work
-from shared.commands import RollbackTraffic, ShiftTraffic
-from shared.events import TrafficRolledBack, TrafficShifted
+from shared.commands import PromoteTraffic, ProviderSpec, RollbackTraffic, ShiftTraffic
+from shared.events import TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
+from shared.secrets import redact
+
+KEEPER_EVERY_S = 2.0  # how often the weights of an envoy proxy are checked (and re-asserted after a restart)
 
 
-def register(bus: Bus) -> None:
-    """Wire the traffic service's command handlers onto ``bus``."""
-    state_dir = bus.settings.state_dir
+class SupersededByRollback(Exception):
+    pass
 
-    async def on_shift(cmd: ShiftTraffic, work: Work) -> TrafficShifted:
+
+class Traffic:
+    """The traffic service's state: providers (one per spec, reused), locks, in-flight shifts, the ledger."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.state_dir = bus.settings.state_dir
+        self.ledger = Ledger(self.state_dir / "traffic-ledger.json")
+        self.providers: dict[str, TrafficProvider] = {}
+        self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.in_flight: defaultdict[str, set[asyncio.Task]] = defaultdict(set)
+        self.watched: dict[tuple[str, str], TrafficProvider] = {}  # (spec key, canary) -> provider
+        self.keeper: asyncio.Task | None = None
+        self.weight_gauge = Gauge(
+            "golive_traffic_weight_percent", "Share of traffic per deployment, as read back from the provider",
+            ["provider", "deployment"], registry=bus.metrics.registry,
+        )
+
+    # --- wiring ---------------------------------------------------------------------------------
+
+    def provider(self, spec: ProviderSpec) -> tuple[str, TrafficProvider]:
+        key = spec.model_dump_json()
+        if key not in self.providers:
+            try:
+                self.providers[key] = build_provider(spec, self.state_dir)
+            except ProviderError as exc:
+                raise CommandError(str(exc), "invalid") from None
+        return key, self.providers[key]
+
+    async def start_ticking(self) -> None:
+        self.keeper = asyncio.create_task(self._keep_weights())
+
+    async def stop_ticking(self) -> None:
+        if self.keeper:
+            self.keeper.cancel()
+
+    async def _keep_weights(self) -> None:
+        """Read back the weights of every proxy this service shifted: a provider that lost its weights (an Envoy
+        restart) re-asserts them on read, so traffic goes back where golive put it without waiting for a command."""
+        while True:
+            await asyncio.sleep(KEEPER_EVERY_S)
+            for (_, canary), provider in list(self.watched.items()):
+                try:
+                    await provider.weight(canary)
+                except Exception as exc:  # a background check: log, keep checking, never take the service down
+                    self.bus.log.warning("traffic.keeper_failed", provider=provider.name, canary=canary,
+                                         reason=redact(f"{type(exc).__name__}: {exc}"))
+
+    def _gauge(self, provider: TrafficProvider, canary: str, stable: str | None, weight: int) -> None:
+        self.weight_gauge.labels(provider.name, canary).set(weight)
+        if stable:
+            self.weight_gauge.labels(provider.name, stable).set(100 - weight)
+
+    async def _save(self) -> None:
+        await asyncio.to_thread(self.ledger.save)
+
+    # --- shift ----------------------------------------------------------------------------------
+
+    async def on_shift(self, cmd: ShiftTraffic, work: Work) -> TrafficShifted | TrafficDrift:
+        inner = asyncio.create_task(self._shift(cmd, work))
+        self.in_flight[cmd.canary].add(inner)
         try:
-            provider = build_provider(cmd.provider, state_dir)
-            await provider.set_weight(cmd.canary, cmd.stable, cmd.weight)
-            verified = await provider.read_weight(cmd.canary)
+            return await inner
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being cancelled ourselves (shutdown): not a rollback's doing
+            raise CommandError(f"shift of {cmd.canary} to {cmd.weight}% superseded by a rollback", "fatal") from None
         except ProviderError as exc:
             raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
-        if verified != cmd.weight:
-            raise CommandError(f"{provider.name} reads back canary weight {verified}, expected {cmd.weight}", "fatal")
-        return TrafficShifted(provider=provider.name, canary=cmd.canary, weight=cmd.weight, verified_weight=verified)
+        finally:
+            self.in_flight[cmd.canary].discard(inner)
 
-    async def on_rollback(cmd: RollbackTraffic, work: Work) -> TrafficRolledBack:
+    async def _shift(self, cmd: ShiftTraffic, work: Work) -> TrafficShifted | TrafficDrift:
+        started = time.perf_counter()
+        run_id, command_id = work.envelope.runid, work.envelope.id
+        key, provider = self.provider(cmd.provider)
+        async with self.locks[cmd.canary]:
+            if self.ledger.fenced(run_id, cmd.canary):
+                raise CommandError(f"run {run_id} already rolled {cmd.canary} back; shift to {cmd.weight}% refused", "fatal")
+            observed = await provider.weight(cmd.canary)
+            expected = cmd.expected_previous_weight
+            if expected is None:
+                expected = self.ledger.last_set.get(f"{key}|{cmd.canary}")
+            decision = judge_shift(observed, cmd.weight, expected)
+            before = self.ledger.before.get(command_id, observed)
+            if decision.action == "drift":
+                self.bus.log.warning("traffic.drift", canary=cmd.canary, expected=expected, observed=observed)
+                return TrafficDrift(provider=provider.name, canary=cmd.canary, requested_weight=cmd.weight,
+                                    expected_weight=expected, observed_weight=observed)
+            if decision.action == "shift":
+                # written before the change: a redelivery after a crash reports the weight this command found
+                self.ledger.remember_before(command_id, observed)
+                await self._save()
+                await provider.set_weight(cmd.canary, cmd.stable, cmd.weight)
+            after = await provider.verify(cmd.canary, cmd.weight)
+            self.ledger.last_set[f"{key}|{cmd.canary}"] = after
+            await self._save()
+        self.watched[(key, cmd.canary)] = provider
+        self._gauge(provider, cmd.canary, cmd.stable, after)
+        return TrafficShifted(
+            provider=provider.name, canary=cmd.canary, weight=cmd.weight, verified_weight=after, before=before,
+            after=after, verified=after == cmd.weight, changed=before != cmd.weight,
+            duration_s=round(time.perf_counter() - started, 6),
+        )
+
+    # --- rollback -------------------------------------------------------------------------------
+
+    async def on_rollback(self, cmd: RollbackTraffic, work: Work) -> TrafficRolledBack:
+        started = time.perf_counter()
+        key, provider = self.provider(cmd.provider)
+        self.ledger.fence(work.envelope.runid, cmd.canary)
+        shifts = [t for t in self.in_flight[cmd.canary] if not t.done()]
+        for task in shifts:
+            task.cancel()
+        before = self.ledger.last_set.get(f"{key}|{cmd.canary}")
         try:
-            provider = build_provider(cmd.provider, state_dir)
+            # set first, read after: the fastest way back (the weight before comes from the ledger)
             await provider.rollback(cmd.canary, cmd.to)
-            verified = await provider.read_weight(cmd.canary)
+            after = await provider.verify(cmd.canary, 0)
         except ProviderError as exc:
             raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
-        if verified != 0:
-            raise CommandError(f"{provider.name} still sends {verified}% to {cmd.canary} after rollback", "fatal")
-        return TrafficRolledBack(provider=provider.name, canary=cmd.canary, to=cmd.to, verified_weight=verified)
+        self.ledger.last_set[f"{key}|{cmd.canary}"] = after
+        await self._save()
+        self.watched[(key, cmd.canary)] = provider
+        self._gauge(provider, cmd.canary, cmd.to, after)
+        if after != 0:
+            raise CommandError(f"{provider.name} still sends {after}% to {cmd.canary} after rollback", "fatal")
+        return TrafficRolledBack(provider=provider.name, canary=cmd.canary, to=cmd.to, verified_weight=after,
+                                 before=before, cancelled_shifts=len(shifts),
+                                 duration_s=round(time.perf_counter() - started, 6))
 
-    bus.on_command(ShiftTraffic, on_shift)
-    bus.on_command(RollbackTraffic, on_rollback)
+    # --- promote --------------------------------------------------------------------------------
+
+    async def on_promote(self, cmd: PromoteTraffic, work: Work) -> TrafficPromoted:
+        started = time.perf_counter()
+        key, provider = self.provider(cmd.provider)
+        try:
+            async with self.locks[cmd.canary]:
+                if self.ledger.fenced(work.envelope.runid, cmd.canary):
+                    raise CommandError(f"run {work.envelope.runid} rolled {cmd.canary} back; promote refused", "fatal")
+                await provider.promote(cmd.canary, cmd.stable)
+                after = await provider.verify(cmd.canary, 100)
+                self.ledger.last_set[f"{key}|{cmd.canary}"] = after
+                await self._save()
+        except ProviderError as exc:
+            raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
+        self._gauge(provider, cmd.canary, cmd.stable, after)
+        if after != 100:
+            raise CommandError(f"{provider.name} sends {after}% to {cmd.canary} after promote, expected 100%", "fatal")
+        return TrafficPromoted(provider=provider.name, canary=cmd.canary, verified_weight=after,
+                               duration_s=round(time.perf_counter() - started, 6))
+
+
+def register(bus: Bus) -> Traffic:
+    """Wire the traffic service's command handlers onto ``bus``."""
+    # httpx logs every request at INFO: the keeper's read-backs every few seconds would drown the service's log
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    traffic = Traffic(bus)
+    bus.on_command(ShiftTraffic, traffic.on_shift)
+    bus.on_command(RollbackTraffic, traffic.on_rollback)
+    bus.on_command(PromoteTraffic, traffic.on_promote)
+    return traffic

@@ -1,10 +1,13 @@
-"""The migrator runs only statements that are safe online, and says why it refuses the others."""
+"""The migrator runs only statements that are safe online, says why it refuses the others (rule ids,
+waivers), reads progress rows and refuses transaction-mode poolers: the pure core."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.migrator.statements import StatementError, classify
+from services.migrator.preflight import pooler_problem
+from services.migrator.progress import overall_percent, phase_percent, read_progress
+from services.migrator.statements import RULES, StatementError, classify, lint, split_statements
 
 
 @pytest.mark.parametrize(
@@ -108,3 +111,156 @@ def test_other_statements_are_refused_as_unsupported(sql):
 def test_vacuum_full_is_refused_for_its_exclusive_lock(sql):
     with pytest.raises(StatementError, match="exclusive lock"):
         classify(sql)
+
+
+# --- lint: rule ids, waivers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("CREATE INDEX idx_a ON events(a)", "require-concurrent-index-creation"),
+        ("DROP INDEX idx_a", "require-concurrent-index-deletion"),
+        ("REINDEX INDEX idx_a", "require-concurrent-reindex"),
+        ("CREATE INDEX CONCURRENTLY ON events(a)", "require-index-name"),
+        ("CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_a ON events(a)", "ban-if-not-exists"),
+        ("ANALYZE events; ANALYZE other", "one-statement-per-entry"),
+        ("BEGIN; CREATE INDEX CONCURRENTLY idx_a ON events(a); COMMIT", "ban-transaction-wrapper"),
+        ("BEGIN", "ban-transaction-wrapper"),
+        ("VACUUM FULL events", "ban-vacuum-full"),
+        ("ALTER TABLE events ADD COLUMN b int", "unsupported-statement"),
+        ("DROP INDEX CONCURRENTLY idx_a, idx_b", "unsupported-statement"),
+    ],
+)
+def test_lint_names_the_rule_each_bad_statement_breaks_with_reason_and_fix(sql, rule):
+    linted = lint(sql, "stmt")
+
+    assert rule in [f.rule for f in linted.errors]
+    finding = next(f for f in linted.errors if f.rule == rule)
+    assert (finding.name, finding.sql) == ("stmt", sql)
+    assert finding.reason == RULES[rule].reason and finding.fix == RULES[rule].fix
+    assert not linted.ok
+    with pytest.raises(StatementError) as refused:
+        classify(sql)
+    assert f"[{refused.value.rule}]" in str(refused.value)
+
+
+def test_lint_of_a_good_statement_has_no_findings():
+    linted = lint("CREATE INDEX CONCURRENTLY idx_a ON events(a)", "a")
+
+    assert linted.ok and linted.findings == [] and linted.statement.index == "idx_a"
+
+
+def test_a_waivable_rule_is_waived_per_statement_with_its_reason_recorded():
+    linted = lint("CREATE INDEX idx_small ON lookup(code)", "small", {"require-concurrent-index-creation": "200 rows"})
+
+    assert linted.ok and linted.errors == []
+    [waived] = linted.waived
+    assert (waived.rule, waived.waived) == ("require-concurrent-index-creation", "200 rows")
+    assert "waived: 200 rows" in waived.describe()
+    assert classify("CREATE INDEX idx_small ON lookup(code)", {"require-concurrent-index-creation": "200 rows"}).index == "idx_small"
+
+
+@pytest.mark.parametrize(
+    ("sql", "waivers", "says"),
+    [
+        ("ANALYZE a; ANALYZE b", {"one-statement-per-entry": "please"}, "several statements"),
+        ("ANALYZE a", {"require-concurrent-index-creation": "why"}, "which this statement does not break"),
+        ("ANALYZE a", {"no-such-rule": "why"}, "unknown rule 'no-such-rule'"),
+        ("ALTER TABLE a ADD b int", {"unsupported-statement": "trust me"}, "unsupported statement"),
+    ],
+)
+def test_waivers_that_cannot_apply_are_findings_themselves(sql, waivers, says):
+    linted = lint(sql, "x", waivers)
+
+    assert not linted.ok
+    assert any(says in f.reason for f in linted.errors)
+
+
+def test_semicolons_inside_quotes_and_comments_do_not_split_a_statement():
+    sql = "CREATE INDEX CONCURRENTLY idx_p ON events(a) WHERE note <> 'a;b' -- trailing; comment\n"
+
+    assert split_statements(sql) == ["CREATE INDEX CONCURRENTLY idx_p ON events(a) WHERE note <> 'a;b'"]
+    assert lint(sql).ok
+
+
+@pytest.mark.parametrize(
+    ("sql", "tables"),
+    [("VACUUM (ANALYZE) a, b", ("a", "b")), ("VACUUM ANALYZE", ()), ("ANALYZE a (x, y), s.b", ("a", "s.b"))],
+)
+def test_maintenance_statements_name_their_tables_or_the_whole_database(sql, tables):
+    assert classify(sql).tables == tables
+
+
+# --- progress: per-phase and overall percent ------------------------------------------------------
+
+
+def test_phase_percent_reads_the_counter_each_phase_advances():
+    assert phase_percent("building index: scanning table", 200, 50, 1000, 10) == 25.0
+    assert phase_percent("building index: loading tuples in tree", 200, 200, 1000, 100) == 10.0
+    assert phase_percent("index validation: scanning index", 0, 0, 1000, 500) == 50.0
+    assert phase_percent("index validation: scanning table", 400, 100, 1000, 900) == 25.0
+    assert phase_percent("waiting for old snapshots", 400, 400, 0, 0, 4, 1) == 25.0
+    # sorting reports no counter of its own; the scan's finished blocks must not read as 100%
+    assert phase_percent("building index: sorting live tuples", 200, 200, 0, 0) is None
+    assert phase_percent("initializing", 0, 0, 0, 0) is None
+
+
+def test_overall_percent_weights_the_phases_of_a_concurrent_build_in_order():
+    order = ["initializing", "waiting for writers before build", "building index: scanning table",
+             "building index: sorting live tuples", "building index: loading tuples in tree",
+             "waiting for writers before validation", "index validation: scanning index",
+             "index validation: sorting tuples", "index validation: scanning table", "waiting for old snapshots"]
+    points = [overall_percent(p, w) for p in order for w in (0, 50, 100)]
+
+    assert points == sorted(points) and points[0] == 0.0 and points[-1] < 100.0
+    assert overall_percent("building index: scanning table", 50) == 25.0
+    assert overall_percent("some future phase", 50) is None
+
+
+def test_a_progress_row_reads_as_phase_percentages_lockers_and_blocker():
+    row = ("waiting for old snapshots", 3, 1, 4242, 0, 0, 0, 0, 4242)
+
+    progress = read_progress(row, "SELECT 1")
+
+    assert (progress.phase, progress.phase_percent, progress.lockers_total, progress.lockers_done) == (
+        "waiting for old snapshots", 33.3, 3, 1)
+    assert (progress.blocking_pid, progress.blocking_query, progress.waiting) == (4242, "SELECT 1", True)
+    assert progress.overall_percent == 96.0
+
+
+# --- preflight: transaction-mode poolers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres.abc:pw@aws-0-eu-central-1.pooler.supabase.com:6543/postgres",
+        "postgresql://u:pw@db.example.com/postgres?pgbouncer=true",
+        "host=aws-0-eu.pooler.supabase.com port=6543 dbname=postgres",
+    ],
+)
+def test_a_transaction_mode_pooler_url_is_refused_without_echoing_the_password(url):
+    problem = pooler_problem(url)
+
+    assert problem and "transaction-mode pooler" in problem and "session-mode" in problem
+    assert "pw" not in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://postgres:pw@db.abc.supabase.co:5432/postgres",
+     "postgresql://postgres.abc:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres",
+     "postgresql://u@127.0.0.1/golive"],
+)
+def test_direct_and_session_mode_connections_pass(url):
+    assert pooler_problem(url) is None
+
+
+def test_other_sessions_queries_are_shown_without_credentials():
+    from services.migrator.progress import redact_query
+
+    shown = redact_query("ALTER ROLE app PASSWORD 'hunter2'; SELECT dblink('postgresql://u:s3cret@db/x', 'q')")
+
+    assert "hunter2" not in shown and "s3cret" not in shown
+    assert "ALTER ROLE app PASSWORD '***'" in shown

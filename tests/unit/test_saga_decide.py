@@ -11,7 +11,6 @@ from services.coordinator.plan import Plan, parse_plan
 from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
 from shared.commands import (
     ApplyMigrations,
-    Notify,
     RevertMigrations,
     RollbackTraffic,
     RunProbe,
@@ -204,12 +203,13 @@ def commands(outputs: list[Output]) -> list[Message]:
     return [o.data for o in outputs if isinstance(o, SendCommand)]
 
 
-def notifications(outputs: list[Output]) -> list[Notify]:
-    return [c for c in commands(outputs) if isinstance(c, Notify)]
+def notifications(outputs: list[Output]) -> list[Message]:
+    """Commands to the notifier: there must be none, it reads the run's events itself."""
+    return [c for c in commands(outputs) if c.TYPE.startswith("golive.cmd.notifier.")]
 
 
 def work_commands(outputs: list[Output]) -> list[Message]:
-    return [c for c in commands(outputs) if not isinstance(c, Notify)]
+    return [c for c in commands(outputs) if c not in notifications(outputs)]
 
 
 def finished(outputs: list[Output]) -> RunFinished:
@@ -220,23 +220,19 @@ def finished(outputs: list[Output]) -> RunFinished:
 # --- starting -----------------------------------------------------------------------------------
 
 
-def test_run_start_announces_the_go_live_then_starts_the_migrate_phase():
+def test_run_start_starts_the_migrate_phase_and_leaves_the_announcement_to_the_notifier():
     run = Run()
 
     outputs = run.start()
 
-    assert [type(o.data) for o in outputs] == [Notify, PhaseStarted, ApplyMigrations]
-    notice, phase, migrate = (o.data for o in outputs)
-    assert notice.kind == "start"
-    assert notice.sink.webhook_url_env == "SLACK_URL"
-    assert notice.fields["Deployment ID"] == "deploy-new"
-    assert notice.fields["Maintenance Window"] == "Sun 02:00-04:00 UTC"
+    assert [type(o.data) for o in outputs] == [PhaseStarted, ApplyMigrations]
+    phase, migrate = (o.data for o in outputs)
     assert (phase.phase, phase.step) == ("migrate", "migrate")
     assert migrate.database_url_env == "DB_URL"
     assert [(s.name, s.sql) for s in migrate.statements] == [
         ("events_created", "CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)")
     ]
-    assert run.state.in_flight == outputs[2].id
+    assert run.state.in_flight == outputs[1].id
     assert run.state.deadline == T0 + STEP_TIMEOUT
     assert run.state.outcome is None
 
@@ -259,9 +255,8 @@ def test_answers_before_the_run_started_are_ignored():
     assert outputs == []
 
 
-def test_run_without_a_slack_sink_sends_no_notifications():
-    plan = plan_from(**{"  slack:\n    webhook_url_env: SLACK_URL\n": ""})
-    run = started_run(plan=plan)
+def test_the_saga_sends_no_notifications_its_events_carry_what_the_notifier_needs():
+    run = started_run()
 
     run.advance_to("stage1:check:recent")
     run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
@@ -269,17 +264,9 @@ def test_run_without_a_slack_sink_sends_no_notifications():
         run.succeed()
 
     assert notifications(run.outputs) == []
+    (step_failed,) = [e for e in events(run.outputs) if isinstance(e, StepFailed)]
+    assert "p95 512.00 > 400" in step_failed.reason  # the rollback message's reason, with its numbers
     assert finished(run.outputs).outcome == "rolled_back"
-
-
-def test_notifications_are_sent_only_for_the_kinds_the_plan_lists():
-    plan = plan_from(**{"  maintenance_window:": "  on: [rollback]\n  maintenance_window:"})
-    run = started_run(plan=plan)
-
-    run.answer(failure("lock timeout"))
-    run.succeed()  # the index revert
-
-    assert [n.kind for n in notifications(run.outputs)] == ["rollback"]
 
 
 # --- moving forward -----------------------------------------------------------------------------
@@ -318,9 +305,7 @@ def test_whole_success_path_ends_succeeded_with_a_success_notification():
     assert result.outcome == "succeeded"
     assert result.left_to_undo == []
     assert result.duration_s == (run.clock - T0).total_seconds() == len(RUNBOOK_ORDER)
-    (notice,) = notifications(last)
-    assert notice.kind == "success"
-    assert notice.fields["Deployment ID"] == "deploy-new"
+    assert notifications(run.outputs) == []
     assert not any(isinstance(c, (RollbackTraffic, RevertMigrations)) for c in commands(run.outputs))
     assert not any(isinstance(e, (StepFailed, CompensationStarted)) for e in events(run.outputs))
 
@@ -375,10 +360,7 @@ def test_stage_rolls_back_traffic_before_reverting_indexes_after_a_failing_probe
     result = finished(done)
     assert result.outcome == "rolled_back"
     assert "p95 512.00 > 400" in result.reason
-    (notice,) = notifications(done)
-    assert notice.kind == "rollback"
-    assert "deploy-old" in notice.fields["Action"]
-    assert "p95 512.00 > 400" in notice.fields["Reason"]
+    assert notifications(run.outputs) == []
 
 
 def test_failed_command_rolls_back_with_the_services_reason():
@@ -444,9 +426,7 @@ def test_failing_compensation_ends_needs_human_naming_what_is_left_to_undo():
     assert "p95 512.00 > 400" in result.reason
     assert "envoy admin API unreachable" in result.reason
     assert work_commands(outputs) == []  # the index revert is not attempted behind a failed traffic rollback
-    (notice,) = notifications(outputs)
-    assert notice.kind == "needs_human"
-    assert notice.fields["Left to undo"] == "stage1:shift:10, migrate"
+    assert notifications(run.outputs) == []
 
 
 def test_finished_run_ignores_answers_and_ticks():
@@ -661,6 +641,63 @@ def test_shift_whose_weight_reads_back_wrong_fails_the_stage():
 
     assert "reads back 0%, expected 10%" in events(outputs)[0].reason
     assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_each_shift_expects_the_weight_of_the_stage_before_it():
+    run = started_run()
+    shifts = [s.command for s in run.state.steps if isinstance(s.command, ShiftTraffic)]
+
+    assert [(c.weight, c.expected_previous_weight) for c in shifts] == [(10, 0), (100, 10)]
+
+
+def test_traffic_drift_fails_the_stage_and_rolls_traffic_back():
+    from shared.events import TrafficDrift
+
+    run = started_run()
+    run.advance_to("stage2:shift:100")
+
+    outputs = run.answer(TrafficDrift(provider="envoy", canary="deploy-new", requested_weight=100,
+                                      expected_weight=10, observed_weight=30))
+
+    reason = events(outputs)[0].reason
+    assert "stage2:shift:100 refused" in reason and "30%" in reason and "10%" in reason
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+# --- migrator progress is not an answer ----------------------------------------------------------
+
+
+def test_migrator_progress_correlated_to_the_migrate_command_is_not_taken_as_its_answer():
+    from shared.events import MigrationProgress, OldTransaction, OldTransactionsFound
+
+    run = started_run()
+
+    outputs = run.answer(MigrationProgress(name="events_created", index="idx_events_created", status="waiting",
+                                           phase="waiting for old snapshots", blocking_pid=42))
+    outputs += run.answer(OldTransactionsFound(threshold_s=60, policy="wait", transactions=[
+        OldTransaction(pid=42, age_s=90.0, state="idle in transaction", query="SELECT 1")]))
+
+    assert outputs == [] and run.current_step == "migrate"
+    run.succeed()
+    assert run.current_step == "smoke:recent"
+
+
+def test_migrate_step_carries_the_plans_waivers_preflight_and_retry_policy():
+    plan = plan_from(**{
+        "      sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)\n":
+            "      sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)\n"
+            "      waive: [{rule: ban-if-not-exists, reason: checked by hand}]\n"
+            "      reapply: true\n"
+            "  preflight: {old_transaction_s: 30, on_old_transactions: fail}\n"
+            "  retry: {max_attempts: 5, backoff_s: 2}\n",
+    })
+    run = started_run(plan=plan)
+
+    apply = run.awaited
+    assert isinstance(apply, ApplyMigrations)
+    assert apply.statements[0].waive[0].rule == "ban-if-not-exists" and apply.statements[0].reapply
+    assert (apply.preflight.old_transaction_s, apply.preflight.on_old_transactions) == (30, "fail")
+    assert (apply.retry.max_attempts, apply.retry.backoff_s) == (5, 2)
 
 
 def test_awaited_command_is_the_one_sent_for_the_step_in_flight_so_a_restart_can_send_it_again():

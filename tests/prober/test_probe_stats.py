@@ -143,3 +143,14 @@ def test_latency_limit_fails_when_no_request_succeeded():
     verdicts, passed, summary = judge(window, Thresholds(p95_ms=400))
     assert not passed
     assert "no successful request" in summary
+
+
+def test_probe_whose_every_request_failed_fails_even_without_thresholds():
+    window = window_of([], errors={"connection": 3})
+    _, passed, summary = judge(window, Thresholds())
+    assert not passed and "no successful request" in summary
+
+
+def test_each_verdict_says_how_many_samples_it_rests_on():
+    verdicts, _, _ = judge(window_of([1.0] * 40, errors={"timeout": 2}), Thresholds(p95_ms=10, error_rate_pct=5))
+    assert [v.samples for v in verdicts] == [42, 42]

@@ -34,17 +34,16 @@ async def test_second_apply_reports_already_present_and_does_not_rebuild(databas
 
 
 async def test_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt(database_url):
-    unique = classify("CREATE UNIQUE INDEX CONCURRENTLY idx_stripe_id ON stripe_events(stripe_id)")
+    unique = classify("CREATE UNIQUE INDEX CONCURRENTLY idx_type_once ON stripe_events(type)")
     async with await open_session(database_url, SESSION) as conn:
-        await conn.execute("INSERT INTO stripe_events (stripe_id, type, created_at) VALUES ('evt_1', 'dup', now())")
         with pytest.raises(psycopg.errors.UniqueViolation):
-            await apply(conn, "stripe_id", unique)
-        valid, _ready = await index_state(conn, "idx_stripe_id")
+            await apply(conn, "type_once", unique)  # many rows share a type
+        valid, _ready = await index_state(conn, "idx_type_once")
         assert valid is False  # PostgreSQL leaves the failed build behind as an INVALID index
-        await conn.execute("DELETE FROM stripe_events WHERE type = 'dup'")
-        result = await apply(conn, "stripe_id", unique)
+        await conn.execute("DELETE FROM stripe_events WHERE id NOT IN (SELECT min(id) FROM stripe_events GROUP BY type)")
+        result = await apply(conn, "type_once", unique)
         assert result.action == "rebuilt_invalid"
-        assert await index_state(conn, "idx_stripe_id") == (True, True)
+        assert await index_state(conn, "idx_type_once") == (True, True)
 
 
 async def test_drop_index_is_idempotent(database_url):

@@ -1,0 +1,226 @@
+"""Moments worth a message: the notifier's pure view of a run, folded from the run's events.
+
+``observe(view, envelope) -> (view, moments)`` is a pure function, as the coordinator's decide() is: a
+notifier that restarts rebuilds the same view by replaying the run's events, dropping the moments.
+
+Moments (the kinds a plan routes): run_started, phase_started, stage_passed, rollback_started,
+run_succeeded, run_rolled_back, needs_human. A stage has passed when the run moves past it: a step of a
+later stage (or of a later phase) starts, or the run succeeds while in it. Stage membership is read from
+the step names the coordinator publishes (``stage<N>:shift:<weight>``, ``stage<N>:check:<probe>``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from shared.commands import NotificationsSpec
+from shared.envelope import Envelope
+from shared.events import CompensationStarted, PhaseStarted, ProbeCompleted, RunFinished, RunStarted, StepFailed
+
+_STAGE_STEP = re.compile(r"^stage(\d+):")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One check's measured values, as templates see them."""
+
+    step: str
+    probe: str
+    label: str
+    passed: bool
+    count: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    summary: str
+    verdicts: tuple[dict[str, Any], ...]
+
+    @property
+    def text(self) -> str:
+        """``stripe_recent p95 3.2 ms (limit 400), error_rate_pct 0 (limit 1), 120 requests``."""
+        judged = ", ".join(
+            f"{v['metric']} {v['observed']:g}{' ms' if v['metric'].endswith('_ms') else ''} (limit {v['limit']:g})"
+            for v in self.verdicts
+        )
+        return f"{self.probe} {judged or f'p95 {self.p95_ms:g} ms'}, {self.count} requests"
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What the notifier knows of one run."""
+
+    run_id: str
+    plan_name: str
+    plan: dict[str, Any]
+    notifications: NotificationsSpec
+    deploy_id: str
+    previous_deploy_id: str | None
+    started_at: datetime
+    phase: str = ""
+    step: str = ""
+    detail: str = ""
+    stage: int = 0  # the stage whose steps run now; 0 before the canary
+    results: tuple[ProbeResult, ...] = ()
+    failed_step: str = ""
+    reason: str = ""
+    compensating: bool = False
+    undone: tuple[str, ...] = field(default=())
+    outcome: str | None = None
+    duration_s: float = 0.0
+    left_to_undo: tuple[str, ...] = ()
+
+    @property
+    def stages(self) -> list[dict[str, Any]]:
+        return list(self.plan.get("canary", {}).get("stages", []))
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A kind of message due, the event that caused it, and the whole run context for templates."""
+
+    kind: str
+    event: Envelope
+    context: dict[str, Any]
+
+
+def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, list[Moment]]:
+    """Fold one event into the run's view; return the new view and the moments it makes due."""
+    data = envelope.data
+    if isinstance(data, RunStarted):
+        if view is not None:
+            return view, []  # a duplicate start
+        view = RunView(
+            run_id=envelope.runid, plan_name=data.plan_name, plan=data.plan,
+            notifications=NotificationsSpec.model_validate(data.plan.get("notifications") or {}),
+            deploy_id=data.deploy_id, previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
+        )
+        return view, [_moment("run_started", view, envelope)]
+    if view is None or view.outcome is not None:
+        return view, []
+    moments: list[Moment] = []
+    if isinstance(data, PhaseStarted):
+        stage = _stage_of(data.step)
+        if view.stage and not view.compensating and (stage is None or stage > view.stage):
+            moments.append(_moment("stage_passed", view, envelope, stage_number=view.stage))
+        view = replace(view, phase=data.phase, step=data.step, detail=data.detail, stage=stage or 0)
+        moments.append(_moment("phase_started", view, envelope))
+    elif isinstance(data, ProbeCompleted):
+        view = replace(view, results=view.results + (_result(view.step, data),))
+    elif isinstance(data, StepFailed):
+        view = replace(view, failed_step=data.step, reason=data.reason, compensating=True)
+        moments.append(_moment("rollback_started", view, envelope))
+    elif isinstance(data, CompensationStarted):
+        view = replace(view, undone=view.undone + (data.undoes,))
+    elif isinstance(data, RunFinished):
+        view = replace(view, outcome=data.outcome, duration_s=data.duration_s, left_to_undo=tuple(data.left_to_undo),
+                       reason=view.reason or data.reason)
+        if data.outcome == "succeeded":
+            if view.stage:
+                moments.append(_moment("stage_passed", view, envelope, stage_number=view.stage))
+            moments.append(_moment("run_succeeded", view, envelope))
+        elif data.outcome == "rolled_back":
+            moments.append(_moment("run_rolled_back", view, envelope))
+        else:
+            moments.append(_moment("needs_human", view, envelope))
+    return view, moments
+
+
+def _stage_of(step: str) -> int | None:
+    match = _STAGE_STEP.match(step)
+    return int(match.group(1)) if match else None
+
+
+def _result(step: str, data: ProbeCompleted) -> ProbeResult:
+    return ProbeResult(
+        step=step, probe=data.probe, label=data.label, passed=data.passed, count=data.count, errors=data.errors,
+        p50_ms=data.p50_ms, p95_ms=data.p95_ms, p99_ms=data.p99_ms, max_ms=data.max_ms, summary=data.summary,
+        verdicts=tuple(v.model_dump() for v in data.verdicts),
+    )
+
+
+def _moment(kind: str, view: RunView, envelope: Envelope, stage_number: int | None = None) -> Moment:
+    return Moment(kind, envelope, run_context(view, envelope, stage_number))
+
+
+def run_context(view: RunView, envelope: Envelope, stage_number: int | None = None) -> dict[str, Any]:
+    """Every name a template may use. Absent facts are empty, never missing, so templates stay simple."""
+    stages = view.stages
+    number = stage_number if stage_number is not None else view.stage
+    stage = None
+    if 1 <= number <= len(stages):
+        spec = stages[number - 1]
+        checks = [r for r in view.results if _stage_of(r.step) == number]
+        stage = {
+            "number": number, "weight": spec.get("weight"), "hold": spec.get("hold"),
+            "thresholds": [c.get("thresholds", {}) for c in spec.get("checks", [])],
+            "checks": checks, "checks_text": "; ".join(r.text for r in checks) or "no checks",
+        }
+    failing = [r for r in view.results if r.step == view.failed_step and not r.passed]
+    spec = view.notifications
+    data = envelope.data
+    return {
+        "run_id": view.run_id,
+        "plan_name": view.plan_name,
+        "plan": view.plan,
+        "environment": spec.environment,
+        "maintenance_window": spec.maintenance_window,
+        "report_url": spec.report_url.replace("{run_id}", view.run_id),
+        "deploy_id": view.deploy_id,
+        "previous_deploy_id": view.previous_deploy_id or "",
+        "phase": view.phase,
+        "step": view.step,
+        "detail": view.detail,
+        "stage": stage,
+        "stages_total": len(stages),
+        "weights": [s.get("weight") for s in stages],
+        "progress": _progress(stages, number, view, passed=stage_number is not None),
+        "results": list(view.results),
+        "failed_step": view.failed_step,
+        "failed_at": _failed_at(view),
+        "failed_checks": failing,
+        "reason": view.reason,
+        "undone": list(view.undone),
+        "outcome": view.outcome or "",
+        "duration_s": view.duration_s,
+        "duration": _duration(view.duration_s),
+        "left_to_undo": list(view.left_to_undo),
+        "event": {"id": envelope.id, "type": envelope.type, "time": envelope.time.isoformat(),
+                  "data": data.model_dump(mode="json")},
+    }
+
+
+def _progress(stages: list[dict[str, Any]], current: int, view: RunView, passed: bool = False) -> str:
+    """``10% ✓ → 50% ✓ → 100% …``: passed stages ticked, the current one marked, failed crossed."""
+    marks = []
+    for n, stage in enumerate(stages, start=1):
+        if view.outcome == "succeeded" or n < current or (passed and n == current):
+            mark = "✓"
+        elif n == current and view.compensating and _stage_of(view.failed_step) == n:
+            mark = "✗"
+        elif n == current:
+            mark = "…"
+        else:
+            mark = ""
+        marks.append(f"{stage.get('weight')}%{(' ' + mark) if mark else ''}")
+    return " → ".join(marks)
+
+
+def _failed_at(view: RunView) -> str:
+    number = _stage_of(view.failed_step)
+    if number and number <= len(view.stages):
+        return f"stage {number} ({view.stages[number - 1].get('weight')}%): {view.failed_step}"
+    return view.failed_step
+
+
+def _duration(seconds: float) -> str:
+    """The runbook's wording: ``45 minutes``; short runs in seconds."""
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} minutes"
+    return "1 second" if round(seconds) == 1 else f"{seconds:.0f} seconds"

@@ -1,0 +1,58 @@
+"""Slack incoming webhooks: the runbook's attachment format, or Block Kit (``format: blocks``).
+
+Attachments (the runbook's shape): ``{"text": ..., "attachments": [{"color": ..., "fields": [{"title",
+"value", "short": true}]}]}``, colour good / warning / danger or a hex value. Block Kit: a section with the
+text and a section of fields (``*Title*\\nvalue``), inside an attachment so the colour bar stays. Slack wants
+``&``, ``<`` and ``>`` escaped in text it formats; it shows them as typed.
+"""
+
+from __future__ import annotations
+
+from services.notifier.sinks import Outbound, sink_type
+from services.notifier.templates import Notice
+from shared.commands import NotificationSink
+
+COLORS = {"info": "#439FE0", "success": "good", "warning": "warning", "danger": "danger", "critical": "danger"}
+MAX_BLOCK_FIELDS = 10  # Slack's limit for a section's fields
+
+
+@sink_type("slack")
+class SlackWebhook:
+    """Slack incoming webhook. Settings: ``format: attachments`` (default) or ``blocks``."""
+
+    def __init__(self, config: NotificationSink) -> None:
+        extra = config.model_extra or {}
+        self.format = extra.get("format", "attachments")
+        if self.format not in ("attachments", "blocks"):
+            raise ValueError(f"slack sink format {self.format!r}: use attachments or blocks")
+
+    def outbound(self, notice: Notice) -> Outbound:
+        return Outbound(attachments(notice) if self.format == "attachments" else blocks(notice))
+
+
+def attachments(notice: Notice) -> dict:
+    """The runbook's payload: text plus one attachment with short fields, coloured by severity."""
+    return {
+        "text": escape(notice.text),
+        "attachments": [{
+            "color": COLORS.get(notice.severity, "#439FE0"),
+            "fields": [{"title": escape(t), "value": escape(v), "short": True} for t, v in notice.fields],
+        }],
+    }
+
+
+def blocks(notice: Notice) -> dict:
+    """Block Kit: ``text`` stays as the notification fallback; the blocks carry text and fields."""
+    layout: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": escape(notice.text)}}]
+    fields = [{"type": "mrkdwn", "text": f"*{escape(t)}*\n{escape(v)}"} for t, v in notice.fields]
+    for i in range(0, len(fields), MAX_BLOCK_FIELDS):
+        layout.append({"type": "section", "fields": fields[i:i + MAX_BLOCK_FIELDS]})
+    return {
+        "text": escape(notice.text),
+        "attachments": [{"color": COLORS.get(notice.severity, "#439FE0"), "blocks": layout}],
+    }
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, as its formatting guide asks."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

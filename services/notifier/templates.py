@@ -1,0 +1,203 @@
+"""Messages from Jinja2 templates: a default per kind of moment, which a plan may override or add to.
+
+The defaults reproduce the runbook's Communication Plan (start: warning, Environment / Deployment ID /
+Maintenance Window; success: good, Status LIVE / Duration / Performance; rollback: danger, Action / Reason)
+and add stage progress and the reason of a rollback with its numbers. A field whose value renders empty is
+left out, so ``Report: {{ report_url }}`` only shows when the plan gives a report link.
+
+Templates run in Jinja2's sandbox with StrictUndefined: a misspelt name is an error, which `golive plan
+check` reports before anything runs (``check_templates``). At run time a template that still fails falls
+back to the kind's default, so a message is never lost to a template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from services.notifier.moments import ProbeResult
+from shared.commands import MessageTemplate, NotificationKind, NotificationsSpec
+from shared.envelope import Envelope
+
+KINDS: tuple[str, ...] = NotificationKind.__args__
+
+_REPORT = {"Report": "{{ report_url }}"}
+
+DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
+    "run_started": MessageTemplate(
+        text="🚀 Starting {{ plan_name }} {{ environment }} Deployment",
+        severity="warning",
+        fields={
+            "Environment": "{{ environment }}",
+            "Deployment ID": "{{ deploy_id }}",
+            "Maintenance Window": "{{ maintenance_window or '-' }}",
+        },
+    ),
+    "phase_started": MessageTemplate(
+        text="▶️ {{ plan_name }}: {{ phase }} {{ step }}",
+        severity="info",
+        fields={"Detail": "{{ detail }}", "Progress": "{{ progress if stage else '' }}"},
+    ),
+    "stage_passed": MessageTemplate(
+        text="✅ {{ plan_name }} stage {{ stage.number }} of {{ stages_total }} passed: {{ stage.weight }}% on {{ deploy_id }}",
+        severity="info",
+        fields={
+            "Traffic": "{{ stage.weight }}% to {{ deploy_id }}",
+            "Checks": "{{ stage.checks_text }}",
+            "Progress": "{{ progress }}",
+        },
+    ),
+    "rollback_started": MessageTemplate(
+        text="🚨 {{ plan_name }} {{ environment }} Rollback Triggered",
+        severity="danger",
+        fields={
+            "Action": "Rollback to previous deployment{{ ' ' ~ previous_deploy_id if previous_deploy_id }}",
+            "Reason": "{{ reason }}",
+            "Failed at": "{{ failed_at }}",
+            "Progress": "{{ progress if stage else '' }}",
+            **_REPORT,
+        },
+    ),
+    "run_succeeded": MessageTemplate(
+        text="✅ {{ plan_name }} {{ environment }} Deployment SUCCESS",
+        severity="success",
+        fields={
+            "Status": "LIVE",
+            "Duration": "{{ duration }}",
+            "Performance": "All criteria met",
+            "Deployment ID": "{{ deploy_id }}",
+            "Stages": "{{ progress }}",
+            **_REPORT,
+        },
+    ),
+    "run_rolled_back": MessageTemplate(
+        text="↩️ {{ plan_name }} {{ environment }} rolled back to {{ previous_deploy_id or 'the previous deployment' }}",
+        severity="danger",
+        fields={
+            "Outcome": "Rolled back: {{ undone | join(', ') or 'nothing to undo' }}",
+            "Reason": "{{ reason }}",
+            "Duration": "{{ duration }}",
+            **_REPORT,
+        },
+    ),
+    "needs_human": MessageTemplate(
+        text="🆘 {{ plan_name }} {{ environment }} rollback needs a human",
+        severity="critical",
+        fields={
+            "Reason": "{{ reason }}",
+            "Left to undo": "{{ left_to_undo | join(', ') or '-' }}",
+            **_REPORT,
+        },
+    ),
+}
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A rendered message, ready for any sink."""
+
+    kind: str
+    severity: str
+    text: str
+    fields: tuple[tuple[str, str], ...]
+    event: Envelope
+
+
+class TemplateProblem(ValueError):
+    """A template that does not compile or render; the text says which and why."""
+
+
+def template_for(spec: NotificationsSpec, name: str, kind: str) -> MessageTemplate:
+    """The plan's template ``name`` laid over the default of ``name`` (or of ``kind``, for an added one)."""
+    base = DEFAULT_TEMPLATES.get(name) or DEFAULT_TEMPLATES[kind]
+    override = spec.templates.get(name)
+    if override is None:
+        return base
+    return MessageTemplate(
+        text=override.text if override.text is not None else base.text,
+        fields=override.fields if override.fields is not None else base.fields,
+        severity=override.severity or base.severity,
+    )
+
+
+def render(template: MessageTemplate, kind: str, context: dict[str, Any], event: Envelope) -> Notice:
+    """Render ``template`` with the run context; TemplateProblem if it fails."""
+    try:
+        text = _render(template.text or "", context)
+        fields = tuple((title, value) for title, source in (template.fields or {}).items()
+                       if (value := _render(source, context)))
+    except Exception as exc:  # a template may fail any way Python can (1 / 0, None + 1): all are its problem
+        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
+    return Notice(kind=kind, severity=template.severity or "info", text=text, fields=fields, event=event)
+
+
+def render_moment(spec: NotificationsSpec, name: str, kind: str, context: dict[str, Any], event: Envelope,
+                  on_problem=None) -> Notice:
+    """The plan's message for a moment; if the plan's template fails, the default one (``on_problem`` is told)."""
+    try:
+        return render(template_for(spec, name, kind), kind, context, event)
+    except TemplateProblem as exc:
+        if on_problem:
+            on_problem(name, str(exc))
+        return render(DEFAULT_TEMPLATES[kind], kind, context, event)
+
+
+def _render(source: str, context: dict[str, Any]) -> str:
+    return _ENV.from_string(source).render(context).strip()
+
+
+# --- plan check ----------------------------------------------------------------------------------
+
+
+def check_templates(spec: NotificationsSpec) -> list[str]:
+    """Every problem in the plan's templates, each as ``notifications.templates.NAME.WHERE: why``.
+
+    Each template is compiled and rendered against a full sample context of every kind it can serve, so a
+    misspelt name or a filter that does not exist is found here rather than at 02:00."""
+    problems = []
+    routed = {r.template: set(r.events) for r in spec.routes if r.template}
+    for name, override in spec.templates.items():
+        kinds = [name] if name in KINDS else sorted(routed.get(name, ())) or list(KINDS)
+        for kind in kinds:
+            template = template_for(spec, name, kind)
+            parts = {"text": template.text or "", **{f"fields.{k}": v for k, v in (template.fields or {}).items()}}
+            overridden = {"text"} if override.text is not None else set()
+            overridden |= {f"fields.{k}" for k in (override.fields or {})}
+            for where, source in parts.items():
+                if where not in overridden:
+                    continue
+                try:
+                    _render(source, sample_context(kind))
+                except Exception as exc:  # noqa: BLE001 (a template may fail any way Python can)
+                    problem = f"notifications.templates.{name}.{where}: {type(exc).__name__}: {exc}"
+                    if problem not in problems:
+                        problems.append(problem)
+    return problems
+
+
+def sample_context(kind: str) -> dict[str, Any]:
+    """A context with every name filled in, as a run at a stage would have it (for checking templates)."""
+    result = ProbeResult(
+        step="stage1:check:sample", probe="sample", label="stage 1 (10%)", passed=True, count=100, errors=0,
+        p50_ms=1.0, p95_ms=2.0, p99_ms=3.0, max_ms=4.0, summary="p95 2.00 <= 400 over 100 requests",
+        verdicts=({"metric": "p95_ms", "limit": 400.0, "observed": 2.0, "passed": True},),
+    )
+    return {
+        "run_id": "run-sample", "plan_name": "sample", "plan": {}, "environment": "Production",
+        "maintenance_window": "02:00-04:00 UTC", "report_url": "https://example.invalid/report",
+        "deploy_id": "dpl_new", "previous_deploy_id": "dpl_old", "phase": "canary", "step": "stage1:check:sample",
+        "detail": "", "stage": {"number": 1, "weight": 10, "hold": 60.0, "thresholds": [{"p95_ms": 400.0}],
+                                "checks": [result], "checks_text": result.text},
+        "stages_total": 3, "weights": [10, 50, 100], "progress": "10% ✓ → 50% … → 100%", "results": [result],
+        "failed_step": "stage1:check:sample", "failed_at": "stage 1 (10%): stage1:check:sample",
+        "failed_checks": [result], "reason": "stage1:check:sample failed: p95 512.00 > 400", "undone": ["migrate"],
+        "outcome": "rolled_back", "duration_s": 60.0, "duration": "60 seconds", "left_to_undo": [],
+        "event": {"id": "evt-sample", "type": f"golive.sample.{kind}.v1", "time": datetime.now(UTC).isoformat(),
+                  "data": {}},
+    }

@@ -1,0 +1,83 @@
+"""The http probe: one endpoint, ``curl -f`` semantics (a status >= 400 fails; redirects are not followed).
+
+Errors are classed: dns (the name does not resolve), connection (refused, reset), timeout, http_4xx,
+http_5xx, unexpected_status (not the expected one), body_mismatch. Header values can come from
+environment variables (tokens), and never appear in errors.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+
+from services.prober.kinds import (
+    BODY_MISMATCH, CONNECTION, DNS, HTTP_4XX, HTTP_5XX, TIMEOUT, UNEXPECTED_STATUS, ProbeFailure, secret,
+)
+from shared.commands import HttpProbeSpec
+
+
+class HttpTarget:
+    """An http probe target: one httpx.AsyncClient whose pool has a connection per worker."""
+
+    def __init__(self, spec: HttpProbeSpec, headers: dict[str, str]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self._headers = headers
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_spec(cls, spec: HttpProbeSpec, env: dict[str, str]) -> HttpTarget:
+        headers = dict(spec.headers)
+        for header, variable in spec.headers_env.items():
+            headers[header] = secret(env, variable, f"probe {spec.name} header {header}")
+        return cls(spec, headers)
+
+    async def open(self, concurrency: int) -> None:
+        self._client = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=httpx.Timeout(self.spec.timeout_ms / 1000),
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            follow_redirects=False,
+            trust_env=False,  # a proxy from the environment would measure the proxy, not the target
+        )
+
+    async def request(self, worker: int) -> None:
+        assert self._client is not None, "open() first"
+        try:
+            response = await self._client.request(self.spec.method, self.spec.url, content=self.spec.body)
+        except httpx.TimeoutException:
+            raise ProbeFailure(TIMEOUT) from None
+        except httpx.TransportError as exc:
+            raise ProbeFailure(DNS if _is_dns_failure(exc) else CONNECTION, type(exc).__name__) from None
+        status = response.status_code
+        if self.spec.expect_status is not None and status != self.spec.expect_status:
+            raise ProbeFailure(_status_class(status), f"status {status}, expected {self.spec.expect_status}")
+        if status >= 400:
+            raise ProbeFailure(_status_class(status), f"status {status}")
+        if self.spec.body_contains is not None and self.spec.body_contains not in response.text:
+            raise ProbeFailure(BODY_MISMATCH, "the body does not contain the expected text")
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def _status_class(status: int) -> str:
+    if 400 <= status < 500:
+        return HTTP_4XX
+    if status >= 500:
+        return HTTP_5XX
+    return UNEXPECTED_STATUS
+
+
+def _is_dns_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        if "Name or service not known" in str(seen) or "nodename nor servname" in str(seen) or "Temporary failure in name resolution" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

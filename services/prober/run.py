@@ -1,0 +1,157 @@
+"""One probe run, start to verdict: open the target(s), drive the load, publish windows, judge the total.
+
+No bus here: windows go to a ``publish_window`` callback and the result is returned, so the run can be
+driven by the service, a test or a benchmark alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from services.prober.compare import compare
+from services.prober.kinds import ProbeTarget
+from services.prober.targets import make_target
+from services.prober.load import Recorder, run_load
+from services.prober.stats import judge
+from shared.commands import RunProbe
+from shared.events import ProbeCompleted, ProbeWindow, Verdict
+
+WindowSink = Callable[[ProbeWindow], Awaitable[None]]
+
+
+@dataclass
+class StopSignal:
+    """Set to end a run early; ``reason`` says why (a stop command, the service shutting down)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+
+    def set(self, reason: str) -> None:
+        if not self.event.is_set():
+            self.reason = reason
+            self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+async def run_probe(
+    cmd: RunProbe, env: dict[str, str], *, command_id: str = "", stop: StopSignal | None = None,
+    publish_window: WindowSink | None = None, clock: Callable[[], float] = time.monotonic,
+) -> ProbeCompleted:
+    """Run ``cmd`` and return its result. Raises ProbeSetupError when the probe cannot start at all."""
+    stop = stop or StopSignal()
+    targets: dict[str, ProbeTarget] = {"probe": make_target(cmd.probe, env)}
+    if cmd.baseline is not None:
+        targets["baseline"] = make_target(cmd.baseline, env)
+    opened: list[ProbeTarget] = []
+    try:
+        for target in targets.values():
+            opened.append(target)
+            await target.open(cmd.concurrency)
+        return await _measure(cmd, targets, command_id, stop, publish_window, clock)
+    finally:
+        for target in opened:
+            await target.close()
+
+
+async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
+                   publish_window: WindowSink | None, clock) -> ProbeCompleted:
+    rate = cmd.load.rate if cmd.load.mode == "open" else None
+    t0 = clock() + 0.01  # both targets start on the same schedule
+    counted_from = t0 + cmd.load.warmup_s
+    end = counted_from + cmd.duration_s
+    recorders = {name: Recorder.starting(counted_from, reservoir_seed=i) for i, name in enumerate(targets)}
+    feed = _WindowFeed(cmd, command_id, recorders, counted_from, publish_window) if cmd.window_s and publish_window else None
+    loads = [
+        asyncio.create_task(run_load(target, recorders[name], concurrency=cmd.concurrency, rate=rate, t0=t0, end=end, clock=clock))
+        for name, target in targets.items()
+    ]
+    ticking = asyncio.create_task(feed.tick(clock)) if feed else None
+    stopper = asyncio.create_task(stop.event.wait())
+    try:
+        await asyncio.wait([*loads, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            for task in loads:
+                task.cancel()
+            await asyncio.gather(*loads, return_exceptions=True)
+        else:
+            await asyncio.gather(*loads)  # the other target ends on the same schedule
+    finally:
+        for task in (*loads, stopper, *([ticking] if ticking else [])):
+            task.cancel()
+        await asyncio.gather(*loads, stopper, *([ticking] if ticking else []), return_exceptions=True)
+    finished = min(clock(), end)
+    if feed is not None:
+        await feed.last(finished)  # the partial last window, so the feed adds up to the result
+    return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0)
+
+
+class _WindowFeed:
+    """Publishes every target's window every ``window_s`` seconds, counted from the end of the warm-up."""
+
+    def __init__(self, cmd: RunProbe, command_id: str, recorders: dict[str, Recorder], counted_from: float,
+                 publish: WindowSink) -> None:
+        self.cmd, self.command_id, self.recorders, self.counted_from, self.publish = cmd, command_id, recorders, counted_from, publish
+        self.index = 0
+
+    async def tick(self, clock) -> None:
+        # the warm-up's results are not recorded, so the first window starts empty at counted_from
+        while True:
+            boundary = self.counted_from + (self.index + 1) * self.cmd.window_s
+            await asyncio.sleep(max(0.0, boundary - clock()))
+            await self._emit(self.cmd.window_s)
+
+    async def last(self, finished: float) -> None:
+        start = self.counted_from + self.index * self.cmd.window_s
+        if finished - start > 0.001:
+            await self._emit(finished - start)
+
+    async def _emit(self, seconds: float) -> None:
+        index, self.index = self.index, self.index + 1
+        for name, recorder in self.recorders.items():
+            closed = recorder.rotate()
+            spec = self.cmd.probe if name == "probe" else self.cmd.baseline
+            window = ProbeWindow(command_id=self.command_id, probe=spec.name, label=self.cmd.label, target=name,
+                                 index=index, start_s=round(index * self.cmd.window_s, 3), seconds=round(seconds, 3),
+                                 stats=closed.summary(seconds))
+            try:
+                await self.publish(window)
+            except Exception:  # a window that cannot be published is lost from the feed, not from the result
+                pass
+
+
+def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int) -> ProbeCompleted:
+    recorder = recorders["probe"]
+    total = recorder.total
+    if recorder.unsent:
+        total.errors["unsent"] += recorder.unsent
+    verdicts, passed, summary = judge(total, cmd.thresholds)
+    comparison = baseline = None
+    if "baseline" in recorders:
+        base = recorders["baseline"]
+        if base.unsent:
+            base.total.errors["unsent"] += base.unsent
+        baseline = base.total.summary(measured_s)
+        comparison = compare(total, base.total, cmd.thresholds.p95_increase_ms)
+        if cmd.thresholds.p95_increase_ms is not None:
+            ok = comparison.verdict != "worse"
+            verdicts.append(Verdict(metric="p95_increase_ms", limit=cmd.thresholds.p95_increase_ms,
+                                    observed=comparison.p95_delta_ms, passed=ok,
+                                    samples=comparison.samples + comparison.baseline_samples))
+            passed = passed and ok
+        summary += f"; against the baseline: {comparison.reason}"
+    if stop.is_set():
+        summary += f"; stopped early: {stop.reason}"
+    stats = total.summary(measured_s)
+    return ProbeCompleted(
+        probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=stats.count, errors=stats.errors,
+        errors_by_class=stats.errors_by_class, p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p95_ms=stats.p95_ms,
+        p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=passed,
+        summary=f"{cmd.probe.name}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
+        achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
+        stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison,
+    )

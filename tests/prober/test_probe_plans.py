@@ -1,0 +1,94 @@
+"""Probes as a plan author writes them: every kind validates, bad ones are refused with the reason, and
+each check becomes the RunProbe the prober runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.coordinator.plan import PlanError, parse_plan
+from services.coordinator.saga import build_steps
+from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, SqlProbeSpec
+
+PLAN = """
+name: probes
+database: {url_env: GOLIVE_DATABASE_URL}
+probes:
+  signup_exists:
+    query: SELECT EXISTS (SELECT 1 FROM auth.users WHERE email = %s)
+    params_from: {kind: sample, query: "SELECT email FROM auth.users LIMIT 1000"}
+  app_health:
+    kind: http
+    url: http://127.0.0.1:8080/api/health
+    headers_env: {Authorization: APP_TOKEN}
+    body_contains: ok
+  db_health:
+    kind: pg_health
+    replica_url_envs: [GOLIVE_REPLICA_URL]
+    long_transaction: 30s
+smoke:
+  - probe: signup_exists
+    duration: 60s
+    concurrency: 4
+    load: {mode: open, rate: 200, warmup_s: 2}
+    window: 10s
+    thresholds: {p95_ms: 10, error_rate_pct: 1}
+canary:
+  stages:
+    - weight: 100
+      hold: 30s
+      checks:
+        - {probe: app_health, thresholds: {p95_ms: 400, error_rate_pct: 1}}
+        - {probe: db_health, load: {mode: open, rate: 1}, thresholds: {replica_lag_s: 8, wal_lag_bytes: 104857600, connection_use_pct: 80}}
+"""
+
+
+def probe_commands(text: str) -> dict[str, RunProbe]:
+    steps = build_steps(parse_plan(text), "dpl_new", "dpl_old")
+    return {step.name: step.command for step in steps if isinstance(step.command, RunProbe)}
+
+
+def test_each_probe_kind_becomes_its_run_probe_command():
+    commands = probe_commands(PLAN)
+
+    smoke = commands["smoke:signup_exists"]
+    assert isinstance(smoke.probe, SqlProbeSpec) and smoke.probe.params_from.kind == "sample"
+    assert (smoke.load.mode, smoke.load.rate, smoke.load.warmup_s, smoke.window_s) == ("open", 200, 2, 10)
+    assert smoke.probe.database_url_env == "GOLIVE_DATABASE_URL"
+    health = commands["stage1:check:app_health"]
+    assert isinstance(health.probe, HttpProbeSpec) and health.probe.headers_env == {"Authorization": "APP_TOKEN"}
+    assert health.duration_s == 30
+    db = commands["stage1:check:db_health"]
+    assert isinstance(db.probe, PgHealthProbeSpec) and db.probe.long_transaction_s == 30
+    assert db.thresholds.replica_lag_s == 8 and db.probe.replica_url_envs == ["GOLIVE_REPLICA_URL"]
+
+
+def test_a_run_probe_of_the_first_version_still_reads_as_an_sql_probe():
+    old = {"probe": {"name": "q", "database_url_env": "DB", "query": "SELECT 1"}, "duration_s": 1, "concurrency": 2}
+    cmd = RunProbe.model_validate(old)
+    assert isinstance(cmd.probe, SqlProbeSpec) and cmd.load.mode == "closed"
+
+
+def test_http_probe_without_a_url_is_refused():
+    with pytest.raises(PlanError, match="an http probe needs a url"):
+        parse_plan(PLAN.replace("url: http://127.0.0.1:8080/api/health", "url: null"))
+
+
+def test_sql_probe_without_a_query_is_refused():
+    with pytest.raises(PlanError, match="an sql probe needs a query"):
+        parse_plan(PLAN.replace("query: SELECT EXISTS (SELECT 1 FROM auth.users WHERE email = %s)", "query: null"))
+
+
+def test_open_loop_without_a_rate_is_refused():
+    with pytest.raises(PlanError, match="needs a rate"):
+        parse_plan(PLAN.replace("{mode: open, rate: 200, warmup_s: 2}", "{mode: open}"))
+
+
+def test_baseline_of_another_kind_is_refused():
+    with pytest.raises(ValueError, match="compare like with like"):
+        RunProbe(probe=HttpProbeSpec(name="a", url="http://x"), duration_s=1,
+                 baseline=SqlProbeSpec(name="b", database_url_env="DB", query="SELECT 1"))
+
+
+def test_fixed_params_and_a_generator_together_are_refused():
+    with pytest.raises(PlanError, match="not both"):
+        parse_plan(PLAN.replace("params_from: {kind: sample,", "params: [x]\n    params_from: {kind: sample,"))

@@ -1,0 +1,162 @@
+"""The traffic service on the real bus, shifting a real Envoy: events with before/after/verified/duration, the
+weight gauge, idempotence, drift refused, a rollback that never waits behind a slow shift, promote."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
+from shared.events import CommandFailed, TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
+from tests.traffic.conftest import Conversation, canary_share, envoy_spec, set_by_hand, started_traffic
+
+
+def shift(spec, weight: int, expected: int | None) -> ShiftTraffic:
+    return ShiftTraffic(provider=spec, canary="dpl_new", stable="dpl_old", weight=weight, expected_previous_weight=expected)
+
+
+def gauge(bus, deployment: str) -> float | None:
+    return bus.metrics.registry.get_sample_value(
+        "golive_traffic_weight_percent", {"provider": "envoy", "deployment": deployment})
+
+
+async def test_shift_is_verified_and_published_with_before_after_and_duration(settings, envoy, admin_relay):
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    try:
+        async with Conversation(settings, "run-shift") as talk:
+            await talk.send(shift(spec, 10, 0), "run-shift.1")
+            first = await talk.next()
+            await talk.send(shift(spec, 50, 10), "run-shift.2")
+            second = await talk.next()
+        share, _ = await canary_share(envoy.url, 400)
+    finally:
+        await bus.stop()
+    assert isinstance(first.data, TrafficShifted) and first.correlationid == "run-shift.1"
+    assert (first.data.before, first.data.after, first.data.verified, first.data.changed) == (0, 10, True, True)
+    assert (second.data.before, second.data.after, second.data.verified_weight) == (10, 50, 50)
+    assert 0 < second.data.duration_s < 30
+    assert gauge(bus, "dpl_new") == 50 and gauge(bus, "dpl_old") == 50
+    assert 35 <= share <= 65  # real requests follow (a loose bound on 400 requests; the split test is exact)
+
+
+async def test_the_same_shift_twice_changes_traffic_once(settings, envoy, admin_relay):
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    try:
+        async with Conversation(settings, "run-twice") as talk:
+            await talk.send(shift(spec, 10, 0), "run-twice.1")
+            first = await talk.next()
+            await talk.send(shift(spec, 10, 0), "run-twice.1-again")  # a new id: not deduplicated by NATS
+            second = await talk.next()
+    finally:
+        await bus.stop()
+    assert len(admin_relay.modifications()) == 1
+    assert first.data.changed and not second.data.changed
+    assert (second.data.before, second.data.after, second.data.verified) == (10, 10, True)
+
+
+async def test_weights_changed_by_hand_are_refused_with_traffic_drift(settings, envoy, admin_relay):
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    try:
+        async with Conversation(settings, "run-drift") as talk:
+            await talk.send(shift(spec, 10, 0), "run-drift.1")
+            assert isinstance((await talk.next()).data, TrafficShifted)
+            await set_by_hand(envoy.admin_url, 30)  # someone at a console
+            await talk.send(shift(spec, 50, 10), "run-drift.2")
+            drift = await talk.next()
+            # without expected_previous_weight the service compares with the weight it set itself
+            await talk.send(shift(spec, 50, None), "run-drift.3")
+            drift_again = await talk.next()
+    finally:
+        await bus.stop()
+    assert isinstance(drift.data, TrafficDrift) and drift.correlationid == "run-drift.2"
+    assert (drift.data.expected_weight, drift.data.observed_weight, drift.data.requested_weight) == (10, 30, 50)
+    assert isinstance(drift_again.data, TrafficDrift) and drift_again.data.expected_weight == 10
+    assert len(admin_relay.modifications()) == 1  # golive changed nothing after the human did
+    assert (await canary_share(envoy.url, 300))[0] > 15  # the human's 30% stands
+
+
+async def test_rollback_is_not_queued_behind_a_slow_shift(settings, envoy, admin_relay):
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    admin_relay.hold = re.compile(r"routing\.canary\.canary=50\b")  # Envoy applies it, the answer hangs
+    try:
+        async with Conversation(settings, "run-slow") as talk:
+            await talk.send(shift(spec, 10, 0), "run-slow.1")
+            assert isinstance((await talk.next()).data, TrafficShifted)
+            await talk.send(shift(spec, 50, 10), "run-slow.2")
+            await asyncio.wait_for(admin_relay.held.wait(), 20)  # the slow shift is in flight
+            await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-slow.undo")
+            answers = {e.correlationid: e.data for e in (await talk.next(), await talk.next())}
+            still_hanging = not admin_relay.release.is_set()
+            # a shift of this run arriving after its rollback (e.g. redelivered) must not undo it
+            await talk.send(shift(spec, 50, 10), "run-slow.late")
+            late = await talk.next()
+        admin_relay.release.set()
+        share, _ = await canary_share(envoy.url, 200)
+    finally:
+        admin_relay.release.set()
+        await bus.stop()
+    # the rollback was done while the shift's provider call was still hanging: it did not wait for it
+    assert still_hanging
+    rolled_back, superseded = answers["run-slow.undo"], answers["run-slow.2"]
+    assert isinstance(rolled_back, TrafficRolledBack)
+    assert rolled_back.verified_weight == 0 and rolled_back.cancelled_shifts == 1 and rolled_back.before == 10
+    assert isinstance(superseded, CommandFailed) and "superseded by a rollback" in superseded.reason
+    assert isinstance(late.data, CommandFailed) and "already rolled dpl_new back" in late.data.reason
+    assert share == 0.0
+
+
+async def test_promote_sends_all_traffic_to_the_canary(settings, envoy, admin_relay):
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    try:
+        async with Conversation(settings, "run-promote") as talk:
+            await talk.send(shift(spec, 50, 0), "run-promote.1")
+            await talk.next()
+            await talk.send(PromoteTraffic(provider=spec, canary="dpl_new", stable="dpl_old"), "run-promote.2")
+            promoted = await talk.next()
+        share, _ = await canary_share(envoy.url, 200)
+    finally:
+        await bus.stop()
+    assert isinstance(promoted.data, TrafficPromoted) and promoted.data.verified_weight == 100
+    assert share == 100.0 and gauge(bus, "dpl_new") == 100
+
+
+async def test_unknown_provider_is_an_invalid_command(settings):
+    from shared.commands import ProviderSpec
+
+    bus, _ = await started_traffic(settings)
+    try:
+        async with Conversation(settings, "run-bad") as talk:
+            await talk.send(shift(ProviderSpec(type="haproxy"), 10, 0), "run-bad.1")
+            answer = await talk.next()
+    finally:
+        await bus.stop()
+    assert isinstance(answer.data, CommandFailed) and answer.data.failure == "invalid"
+    assert "unknown traffic provider 'haproxy'" in answer.data.reason
+
+
+async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_command(settings, envoy, monkeypatch):
+    import services.traffic.service as traffic_service
+    from tests.traffic.test_traffic_killed_mid_shift import envoy_canary_weight
+
+    monkeypatch.setattr(traffic_service, "KEEPER_EVERY_S", 0.2)
+    bus, traffic = await started_traffic(settings)
+    await traffic.start_ticking()
+    try:
+        async with Conversation(settings, "run-keeper") as talk:
+            await talk.send(shift(envoy_spec(envoy.admin_url), 50, 0), "run-keeper.1")
+            assert isinstance((await talk.next()).data, TrafficShifted)
+        await asyncio.to_thread(envoy.restart)  # the override is gone: Envoy starts at 0% canary
+        for _ in range(100):  # up to ~10 s: the keeper checks every 0.2 s here
+            if await envoy_canary_weight(envoy.admin_url) == 50:
+                break
+            await asyncio.sleep(0.1)
+        weight = await envoy_canary_weight(envoy.admin_url)
+    finally:
+        await traffic.stop_ticking()
+        await bus.stop()
+    assert weight == 50
