@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 import getpass
 from datetime import UTC, datetime
 import signal
@@ -40,6 +41,34 @@ def _printer(as_json: bool):
     return echo
 
 
+@contextmanager
+def _exit_codes():
+    """What a command that talks to the bus can meet, as its exit code with the reason on stderr."""
+    from golive.watch import RunNotControllable
+
+    try:
+        yield
+    except RunNotControllable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    except BusUnreachable as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+
+
+def _checked_plan(path: Path):
+    """The plan at ``path`` after every check, or exit 2 listing every problem."""
+    from golive.plan_check import check_plan
+    from services.coordinator.plan import PlanError
+
+    try:
+        return check_plan(path)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {escape(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+
+
 @app.command()
 def run(
     plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")],
@@ -51,15 +80,7 @@ def run(
 ) -> None:
     """Start a go-live and watch it. Exit 0 succeeded, 1 rolled back, 2 invalid input, 3 needs a human,
     4 bus unreachable. Ctrl-C stops watching; the run goes on (watch it again with `golive events --follow`)."""
-    from golive.plan_check import check_plan
-    from services.coordinator.plan import PlanError
-
-    try:
-        checked = check_plan(plan)
-    except PlanError as exc:
-        for problem in exc.problems:
-            err.print(f"plan error: {escape(problem)}", style="red")
-        raise typer.Exit(EXIT_INVALID) from None
+    checked = _checked_plan(plan)
     window = checked.window.maintenance
     if window and not force_window and not window_containing(datetime.now(UTC), window.days, window.start, window.end, window.timezone):
         err.print(f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}): "
@@ -68,11 +89,9 @@ def run(
     run_id = run_id or new_run_id()
     err.print(f"run {run_id}: {checked.name}, deployment {deploy_id} (previous {previous_deploy_id})", style="bold")
     try:
-        code = asyncio.run(start_and_watch(Settings(), checked, deploy_id, previous_deploy_id, run_id, _printer(as_json),
-                                           force_window=force_window))
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        with _exit_codes():
+            code = asyncio.run(start_and_watch(Settings(), checked, deploy_id, previous_deploy_id, run_id,
+                                               _printer(as_json), force_window=force_window))
     except KeyboardInterrupt:
         err.print(f"stopped watching; run {run_id} goes on: `golive events --run {run_id} --follow`")
         raise typer.Exit(130) from None
@@ -87,10 +106,8 @@ def events(
 ) -> None:
     """Show the event stream (all runs, or one with --run), as lines or as CloudEvents JSON."""
     try:
-        code = asyncio.run(show_events(Settings(), run_id, follow, _printer(as_json)))
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
+        with _exit_codes():
+            code = asyncio.run(show_events(Settings(), run_id, follow, _printer(as_json)))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
     if code:
@@ -105,18 +122,12 @@ def abort(
 ) -> None:
     """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
     (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
-    from golive.watch import RunNotControllable, abort_run
+    from golive.watch import abort_run
 
     settings = Settings()
     who = settings.nats_user or getpass.getuser()
-    try:
+    with _exit_codes():
         code = asyncio.run(abort_run(settings, run_id, reason, who, _printer(False)))
-    except RunNotControllable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_INVALID) from None
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
     raise typer.Exit(code)
 
 
@@ -127,17 +138,11 @@ def approve(
     comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
 ) -> None:
     """Open the gate a run waits at (a stage with `approval: true`). Exit 2 if it waits at no gate."""
-    from golive.watch import RunNotControllable, approve_run
+    from golive.watch import approve_run
 
     settings = Settings()
-    try:
+    with _exit_codes():
         gate = asyncio.run(approve_run(settings, run_id, stage, settings.nats_user or getpass.getuser(), comment))
-    except RunNotControllable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_INVALID) from None
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
     out.print(f"approved {gate} of run {run_id}")
 
 
@@ -147,17 +152,11 @@ def report(
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: <artifacts dir>/<run>)")] = None,
 ) -> None:
     """Rebuild a run's artifacts from the event stream: report.md/json, prod_performance_validation.json, badges."""
-    from golive.watch import RunNotControllable, rebuild_artifacts
+    from golive.watch import rebuild_artifacts
 
     settings = Settings()
-    try:
+    with _exit_codes():
         written = asyncio.run(rebuild_artifacts(settings, run_id, out_dir or settings.artifacts_dir / run_id))
-    except RunNotControllable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_INVALID) from None
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
     for path in written:
         out.print(str(path))
 
@@ -168,11 +167,8 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
     from golive.watch import run_statuses
     from rich.table import Table
 
-    try:
+    with _exit_codes():
         runs = asyncio.run(run_statuses(Settings(), run_id))
-    except BusUnreachable as exc:
-        err.print(str(exc), style="red")
-        raise typer.Exit(EXIT_UNREACHABLE) from None
     if not runs:
         err.print(f"no run {run_id}" if run_id else "no runs yet", style="red" if run_id else None)
         raise typer.Exit(EXIT_INVALID if run_id else 0)
@@ -204,15 +200,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
 @plan_app.command("check")
 def plan_check(plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")]) -> None:
     """Validate a plan: every problem with its path, line and reason. Exit 0 valid, 2 invalid."""
-    from golive.plan_check import check_plan
-    from services.coordinator.plan import PlanError
-
-    try:
-        checked = check_plan(plan)
-    except PlanError as exc:
-        for problem in exc.problems:
-            err.print(f"plan error: {escape(problem)}", style="red")
-        raise typer.Exit(EXIT_INVALID) from None
+    checked = _checked_plan(plan)
     stages = " -> ".join(f"{s.weight}%" for s in checked.canary.stages)
     out.print(f"{plan}: valid plan {checked.name!r}: {len(checked.migrations.statements)} migration(s), "
               f"{len(checked.smoke)} smoke check(s), stages {stages}")
@@ -289,16 +277,9 @@ def demo(
     state_dir: Annotated[Path | None, typer.Option(help="Where data, logs and the stack file live")] = None,
 ) -> None:
     """Start the embedded stack, run a plan on it while you watch, stop the stack. Exits with the run's code."""
-    from golive.plan_check import check_plan
     from golive.stack import run_stack
-    from services.coordinator.plan import PlanError
 
-    try:
-        checked = check_plan(plan)
-    except PlanError as exc:
-        for problem in exc.problems:
-            err.print(f"plan error: {escape(problem)}", style="red")
-        raise typer.Exit(EXIT_INVALID) from None
+    checked = _checked_plan(plan)
     settings = Settings()
     state_dir = (state_dir or settings.state_dir).resolve()
     stop, ready = threading.Event(), threading.Event()

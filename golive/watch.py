@@ -15,7 +15,7 @@ from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
-from shared.commands import AbortRun, ApproveGate, StartRun
+from shared.commands import AbortRun, ApproveGate, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished
@@ -47,6 +47,16 @@ async def _connect(settings: Settings):
         ) from None
 
 
+async def _send_to_coordinator(js, settings: Settings, data, run_id: str, command_id: str) -> Envelope:
+    """Publish a command to the coordinator (``command_id`` deduplicates a re-send) and return its envelope."""
+    service, action = command_target(type(data))
+    subject = settings.subjects.command(service, action)
+    command = new_envelope(data, id=command_id, source="/golive/cli", runid=run_id, subject=subject)
+    await js.publish(subject, command.to_json(), stream=settings.subjects.command_stream,
+                     headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+    return command
+
+
 async def start_and_watch(
     settings: Settings, plan: Plan, deploy_id: str, previous_deploy_id: str | None, run_id: str,
     echo: Callable[[Envelope], None], force_window: bool = False,
@@ -57,14 +67,9 @@ async def start_and_watch(
         await ensure_streams(settings)
         js = nc.jetstream()
         subjects = settings.subjects
-        start = new_envelope(
-            StartRun(plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
-                     force_window=force_window),
-            id=f"{run_id}.start", source="/golive/cli", runid=run_id,
-            subject=subjects.command("coordinator", "start_run"),
-        )
-        await js.publish(start.subject, start.to_json(), stream=subjects.command_stream,
-                         headers={"Nats-Msg-Id": start.id}, timeout=settings.publish_timeout_s)
+        start = await _send_to_coordinator(js, settings, StartRun(
+            plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
+            force_window=force_window), run_id, f"{run_id}.start")
         async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
             async for _seq, envelope in feed:
                 echo(envelope)
@@ -104,13 +109,8 @@ async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: 
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
         if state.finished:
             raise RunNotControllable(f"run {run_id} already ended: {state.outcome}; nothing to abort")
-        command = new_envelope(
-            AbortRun(reason=reason, requested_by=requested_by),
-            id=f"{run_id}.abort.{secrets.token_hex(4)}", source="/golive/cli", runid=run_id,
-            subject=subjects.command("coordinator", "abort"),
-        )
-        await js.publish(command.subject, command.to_json(), stream=subjects.command_stream,
-                         headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+        await _send_to_coordinator(js, settings, AbortRun(reason=reason, requested_by=requested_by), run_id,
+                                   f"{run_id}.abort.{secrets.token_hex(4)}")
         seen = {e.id for e in events}
         async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
             async for _seq, envelope in feed:
@@ -129,7 +129,6 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
     nc = await _connect(settings)
     try:
         js = nc.jetstream()
-        subjects = settings.subjects
         state, _events = await read_run(js, settings, run_id)
         if state is None:
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
@@ -139,13 +138,8 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
             raise RunNotControllable(f"run {run_id} is not waiting for an approval (it is at: {where})")
         if stage is not None and step.name != f"stage{stage}:gate":
             raise RunNotControllable(f"run {run_id} waits at {step.name}, not at stage {stage}")
-        command = new_envelope(
-            ApproveGate(stage=stage, approved_by=approved_by, comment=comment),
-            id=f"{run_id}.approve.{state.position}", source="/golive/cli", runid=run_id,
-            subject=subjects.command("coordinator", "approve"),
-        )
-        await js.publish(command.subject, command.to_json(), stream=subjects.command_stream,
-                         headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+        await _send_to_coordinator(js, settings, ApproveGate(stage=stage, approved_by=approved_by, comment=comment),
+                                   run_id, f"{run_id}.approve.{state.position}")
         return step.name
     finally:
         await nc.close()

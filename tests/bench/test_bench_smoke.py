@@ -1,4 +1,4 @@
-"""Smoke test for bench/bus_roundtrip.py: a tiny run must work and print its verdict line.
+"""Smoke tests of every benchmark in bench/: a tiny run must work and end with its verdict line.
 
 Timings are not checked (benchmarks do not gate CI); the exit code may be 0 (met) or 1 (missed).
 """
@@ -8,17 +8,29 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-VERDICT = re.compile(r"^bus_roundtrip: ratio [0-9.]+ \(target [0-9.]+\): (met|missed)$")
+import pytest
+
+from tests.harness import REPO
+
+TINY_RUNS = {
+    "bus_roundtrip": ["--n", "20", "--warmup", "5"],
+    "notifier_window": ["--n", "20", "--warmup", "2"],
+    "traffic_shift": ["--n", "5", "--warmup", "1"],
+    "prober_vs_pgbench": ["--rate", "50", "--block", "1", "--blocks", "1", "--max-blocks", "1", "--users", "200",
+                          "--warmup", "0.1"],
+    "migrator_vs_psql": ["--rows", "5000", "--rounds", "1"],  # plus the test server's URL: no server of its own
+}
 
 
-def test_bus_roundtrip_smoke() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bus_roundtrip.py"), "--n", "20", "--warmup", "5"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
+@pytest.mark.parametrize("name", sorted(TINY_RUNS))
+def test_benchmark_runs_at_a_tiny_size_and_prints_its_verdict(name, request) -> None:
+    args = list(TINY_RUNS[name])
+    if name == "migrator_vs_psql":
+        args += ["--database-url", request.getfixturevalue("postgres_admin_url")]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / f"{name}.py"), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
     lines = done.stdout.strip().splitlines()
     assert done.returncode in (0, 1), done.stdout + done.stderr
-    assert lines and VERDICT.match(lines[-1]), done.stdout + done.stderr
+    verdict = re.compile(rf"^{name}: ratio [0-9.]+ \(target [0-9.]+\): (met|missed)$")
+    assert lines and verdict.match(lines[-1]), done.stdout + done.stderr
