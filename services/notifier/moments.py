@@ -168,7 +168,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         "plan_name": view.plan_name,
         "plan": view.plan,
         "environment": spec.environment,
-        "maintenance_window": spec.maintenance_window,
+        "maintenance_window": spec.maintenance_window or _plan_window(view.plan),
         "report_url": spec.report_url.replace("{run_id}", view.run_id),
         "deploy_id": view.deploy_id,
         "previous_deploy_id": view.previous_deploy_id or "",
@@ -224,3 +224,12 @@ def _duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.1f} minutes"
     return "1 second" if round(seconds) == 1 else f"{seconds:.0f} seconds"
+
+
+def _plan_window(plan: dict) -> str:
+    """The plan's maintenance window as the runbook writes it (``Sun 02:00-04:00 UTC``), or "" without one."""
+    window = (plan.get("window") or {}).get("maintenance")
+    if not window:
+        return ""
+    days = ",".join(d.capitalize() for d in window["days"])
+    return f"{days} {str(window['start'])[:5]}-{str(window['end'])[:5]} {window.get('timezone', 'UTC')}"

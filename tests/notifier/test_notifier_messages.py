@@ -245,3 +245,12 @@ def test_the_readme_notifications_example_is_a_valid_communication_plan():
     spec = NotificationsSpec.model_validate(example)
     assert check_templates(spec) == []
     assert {s.type for s in spec.sinks.values()} == {"slack", "webhook"}
+
+
+def test_start_message_window_defaults_to_the_plans_maintenance_window():
+    from services.notifier.moments import _plan_window
+
+    plan = {"window": {"maintenance": {"days": ["sat", "sun"], "start": "02:00:00", "end": "04:00:00",
+                                       "timezone": "Europe/Helsinki"}}}
+    assert _plan_window(plan) == "Sat,Sun 02:00-04:00 Europe/Helsinki"
+    assert _plan_window({}) == ""
