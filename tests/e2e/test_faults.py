@@ -103,6 +103,7 @@ def test_two_coordinators_share_the_runs_and_each_run_still_ends_right(services,
     for stage in plan["canary"]["stages"]:
         stage["hold"] = "0.5s"
     plan["smoke"][0]["duration"] = "0.5s"
+    plan["smoke"][0]["thresholds"]["p95_ms"] = 400  # three runs at once on 2 cores: this test is about coordination
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan))
     runs = [subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", f"run-pair-{i}",
