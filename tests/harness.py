@@ -13,3 +13,35 @@ def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0) -> subpro
     """Run `golive ...` as a user would, in its own process."""
     return subprocess.run([sys.executable, "-m", "golive", *args], env=env, capture_output=True, text=True,
                           timeout=timeout_s, cwd=REPO)
+
+
+def skeleton_plan(tmp_path: Path, hold: str = "1s", smoke: str = "1s", edit=None) -> Path:
+    """plans/skeleton.yaml with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
+    import yaml
+
+    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan["smoke"][0]["duration"] = smoke
+    for stage in plan["canary"]["stages"]:
+        stage["hold"] = hold
+    if edit:
+        edit(plan)
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """`golive run` in the background, its output readable line by line."""
+    return subprocess.Popen([sys.executable, "-m", "golive", "run", str(plan), "--run-id", run_id, *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0) -> str:
+    """Read the run's output until a line contains ``text``; returns what was read."""
+    import time
+
+    seen, deadline = "", time.monotonic() + timeout_s
+    while text not in seen:
+        assert time.monotonic() < deadline and run.poll() is None, seen
+        seen += run.stdout.readline()
+    return seen

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 
 import nats
 import pytest
-import yaml
 
+from golive.stack import ServiceProcesses, wait_until_ready
 from shared.commands import RunProbe, SqlProbeSpec, Thresholds
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import ProbeCompleted
-from golive.stack import wait_until_ready
-from tests.harness import REPO
+from tests.harness import skeleton_plan, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
 
 def test_prober_stopped_mid_probe_hands_the_work_back_to_another_instance(settings, process_env, tmp_path):
-    from golive.stack import ServiceProcesses
-
     procs = ServiceProcesses(process_env, tmp_path / "logs")
     try:
         first = procs.start_one("prober", "-1")
@@ -65,21 +60,9 @@ def test_prober_stopped_mid_probe_hands_the_work_back_to_another_instance(settin
 
 
 def test_coordinator_killed_mid_run_is_replaced_and_the_run_finishes(services, settings, process_env, tmp_path):
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "2s"
-    plan["smoke"][0]["duration"] = "1s"
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-
-    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-kill"],
-                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    run = start_run(skeleton_plan(tmp_path, hold="2s"), "run-kill", process_env)
     try:
-        deadline = time.monotonic() + 60
-        seen = ""
-        while "stage1:check" not in seen:  # wait until the canary's first hold runs
-            assert time.monotonic() < deadline, seen
-            seen += run.stdout.readline()
+        seen = wait_for_output(run, "stage1:check")  # the canary's first hold runs
         coordinator = services.procs["coordinator"]
         coordinator.kill()  # SIGKILL: no graceful anything
         coordinator.wait(10)
@@ -95,20 +78,13 @@ def test_coordinator_killed_mid_run_is_replaced_and_the_run_finishes(services, s
 
 
 def test_two_coordinators_share_the_runs_and_each_run_still_ends_right(services, settings, process_env, tmp_path):
-    from golive.stack import wait_until_ready
-
     services.start_one("coordinator", "-2")
     asyncio.run(wait_until_ready(settings, ["coordinator"], services))
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "0.5s"
-    plan["smoke"][0]["duration"] = "0.5s"
-    plan["smoke"][0]["thresholds"]["p95_ms"] = 400  # three runs at once on 2 cores: this test is about coordination
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    runs = [subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", f"run-pair-{i}",
-                              "--deploy-id", f"dpl_{i}"], env=process_env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, cwd=REPO) for i in range(3)]
+    def lenient_smoke(plan: dict) -> None:
+        plan["smoke"][0]["thresholds"]["p95_ms"] = 400  # three runs at once on 2 cores: this test is about coordination
+
+    path = skeleton_plan(tmp_path, hold="0.5s", smoke="0.5s", edit=lenient_smoke)
+    runs = [start_run(path, f"run-pair-{i}", process_env, "--deploy-id", f"dpl_{i}") for i in range(3)]
     results = [r.communicate(timeout=120) for r in runs]
     assert [r.returncode for r in runs] == [0, 0, 0], results
     logs = [(tmp_path / "logs" / name).read_text() for name in ("coordinator.log", "coordinator-2.log")]

@@ -6,24 +6,18 @@ import json
 
 import httpx
 import pytest
-import yaml
 
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli, skeleton_plan
 
 pytestmark = pytest.mark.e2e
 
 
 def plan_file(tmp_path, breach: bool):
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["smoke"][0]["duration"] = "1s"
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "1s"
-    if breach:
+    def slow_stage_2(plan: dict) -> None:
         plan["probes"]["slow_query"] = {"query": "SELECT pg_sleep(0.03)"}
         plan["canary"]["stages"][1]["checks"] = [{"probe": "slow_query", "thresholds": {"p95_ms": 20}}]
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return path
+
+    return skeleton_plan(tmp_path, edit=slow_stage_2 if breach else None)
 
 
 def test_successful_run_leaves_a_passing_validation_file_report_and_badges(services, settings, process_env, tmp_path):

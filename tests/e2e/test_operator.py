@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli, skeleton_plan, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
 
 def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services, settings, process_env, tmp_path):
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["smoke"][0]["duration"] = "1s"
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "30s"  # long enough that only an abort ends it early
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-abort"],
-                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    run = start_run(skeleton_plan(tmp_path, hold="30s"), "run-abort", process_env)  # only an abort ends it early
     try:
-        seen, deadline = "", time.monotonic() + 60
-        while "stage1:check" not in seen:
-            assert time.monotonic() < deadline, seen
-            seen += run.stdout.readline()
+        wait_for_output(run, "stage1:check")
         started = time.monotonic()
         aborted = run_cli("abort", "run-abort", "--reason", "error budget burning on the dashboards", env=process_env)
         took = time.monotonic() - started
@@ -65,20 +52,12 @@ def test_abort_or_status_of_an_unknown_run_exits_2_and_sends_nothing(services, s
 
 
 def test_gated_stage_waits_for_golive_approve_of_that_stage(services, settings, process_env, tmp_path):
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["smoke"][0]["duration"] = "1s"
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "1s"
-    plan["canary"]["stages"][1]["approval"] = True
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    run = subprocess.Popen([sys.executable, "-m", "golive", "run", str(path), "--run-id", "run-gate"],
-                           env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    def gate_stage_2(plan: dict) -> None:
+        plan["canary"]["stages"][1]["approval"] = True
+
+    run = start_run(skeleton_plan(tmp_path, edit=gate_stage_2), "run-gate", process_env)
     try:
-        seen, deadline = "", time.monotonic() + 60
-        while "stage2:gate" not in seen:
-            assert time.monotonic() < deadline, seen
-            seen += run.stdout.readline()
+        seen = wait_for_output(run, "stage2:gate")
         time.sleep(1.0)
         assert run.poll() is None  # it waits, it does not move on by itself
         wrong = run_cli("approve", "run-gate", "--stage", "3", env=process_env)
