@@ -310,8 +310,8 @@ def demo(
             err.print(f"run {run_id}: {checked.name} on the embedded stack", style="bold")
             run_settings = settings.model_copy(update={"nats_url": stack["nats_url"], "state_dir": state_dir})
             code = asyncio.run(start_and_watch(run_settings, checked, "canary", "stable", run_id, _printer(False)))
-            out.print(f"artifacts and logs under {state_dir}; replay with "
-                      f"`GOLIVE_STATE_DIR={state_dir} golive events --run {run_id}` while a stack runs")
+            out.print(f"artifacts: {(settings.artifacts_dir / run_id).resolve()}; logs: {state_dir / 'logs'}; "
+                      f"`golive events --run {run_id}` replays the run while a stack runs")
     except KeyboardInterrupt:
         code = 130
     finally:
