@@ -27,25 +27,26 @@ from shared.commands import (
 from shared.commands import HttpProbeSpec, PgHealthProbeSpec
 from shared.envelope import Envelope, Message
 from shared.events import (
-    WindowClosing,
-    ApprovalGranted,
-    RetryDue,
-    StepRetrying,
     AbortRequested,
+    ApprovalGranted,
     CommandFailed,
     CompensationStarted,
-    MigrationProgress,
     MigrationsApplied,
-    OldTransactionsFound,
+    MigrationsReverted,
     Phase,
     PhaseStarted,
     ProbeCompleted,
+    RetryDue,
     RunFinished,
     RunStarted,
     StepFailed,
+    StepRetrying,
     StepTimedOut,
     TrafficDrift,
+    TrafficPromoted,
+    TrafficRolledBack,
     TrafficShifted,
+    WindowClosing,
 )
 
 
@@ -114,6 +115,14 @@ class RunState:
         return self.outcome is not None
 
 
+# What can answer the command in flight: a result, a failure, or the saga's own timeout and retry events.
+# Anything else correlated to the command is a report while the work goes on and changes nothing.
+ANSWERS = (
+    MigrationsApplied, MigrationsReverted, ProbeCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
+    TrafficDrift, CommandFailed, StepTimedOut, RetryDue,
+)
+
+
 def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
     """Fold one input into the run; return the new state and what to publish."""
     if isinstance(item, Tick):
@@ -135,8 +144,8 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _on_approval(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
-    if isinstance(data, (MigrationProgress, OldTransactionsFound)):
-        return state, []  # the migrator reporting while it works, correlated to the command: not its answer
+    if not isinstance(data, ANSWERS):
+        return state, []  # a report while the work goes on (progress, old transactions): not its answer
     if isinstance(data, RetryDue):
         return _resend(state, item.time)
     if state.retry_at is not None:

@@ -934,3 +934,15 @@ def test_window_policy_continue_lets_the_run_go_on():
     run = windowed_run(at_end="continue")
     run.advance_to("stage1:check:recent")
     assert decide(run.state, Tick(T0 + timedelta(minutes=1)))[1] == []
+
+
+def test_a_correlated_event_that_is_no_answer_leaves_the_step_waiting():
+    from shared.events import NotificationSent
+
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    waiting = run.state
+
+    outputs = run.answer(NotificationSent(kind="stage_passed", sink="slack", attempts=1))
+
+    assert outputs == [] and run.state is waiting
