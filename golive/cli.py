@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from golive.render import describe
+from golive.render import OUTCOME_STYLE, describe
 from services.coordinator.window import describe_window, window_containing
 from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
 from shared.envelope import Envelope
@@ -165,7 +165,6 @@ def report(
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)")] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
     from golive.watch import run_statuses
-    from rich.table import Table
 
     with _exit_codes():
         runs = asyncio.run(run_statuses(Settings(), run_id))
@@ -188,13 +187,15 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
             style, text = describe(envelope)
             out.print(f"  {envelope.time:%H:%M:%S} {escape(text)}", style=style or None)
         return
-    table = Table("run", "plan", "deployment", "started", "state", "duration / reason")
+    # one line per run, never wrapped: people grep it and copy run ids out of it
+    out.print(f"{'started':<17} {'run':<30} {'plan':<16} {'deployment':<14} {'state':<13} duration / reason", style="bold")
     for state, events in sorted(runs, key=lambda r: r[0].started_at):
         finished = next((e.data for e in events if e.type == "golive.coordinator.run_finished.v1"), None)
         detail = f"{finished.duration_s:.0f}s: {finished.reason}" if finished else (state.failure or "")
-        table.add_row(state.run_id, state.plan.name, state.deploy_id, f"{state.started_at:%Y-%m-%d %H:%M}",
-                      state.outcome or ("compensating" if state.compensating else "running"), escape(detail))
-    out.print(table)
+        # the list folds only the coordinator's own events: its outcome comes from run_finished
+        where = finished.outcome if finished else ("compensating" if state.compensating else "running")
+        out.print(f"{state.started_at:%Y-%m-%d %H:%M} {state.run_id:<30} {state.plan.name:<16} {state.deploy_id:<14} "
+                  f"{where:<13} {escape(detail)}", style=OUTCOME_STYLE.get(where))
 
 
 @plan_app.command("check")
