@@ -263,6 +263,17 @@ class RunProbe(Message):
         return self
 
 
+@message_type("golive.cmd.prober.run_set.v1")
+class RunProbes(Message):
+    """Run several probes at once on the same clock: a canary stage's hold (its checks and the plan's
+    guard probe) for ``duration_s``, or until a StopProbe names this command. Windows of every probe are
+    published as ProbeWindow events carrying this command's id; the answer is one ProbesCompleted."""
+
+    probes: list[RunProbe] = Field(min_length=1)
+    duration_s: float = Field(gt=0)
+    label: str = ""
+
+
 @message_type("golive.cmd.prober.stop.v1")
 class StopProbe(Message):
     """Stop the running probe started by command ``command_id`` now and report what it measured.

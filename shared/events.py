@@ -262,6 +262,35 @@ class ProbeCompleted(Message):
 # --- traffic -----------------------------------------------------------------------------------
 
 
+@message_type("golive.prober.probes_completed.v1")
+class ProbesCompleted(Message):
+    """The answer to RunProbes: each probe's result; ``passed`` when every one passed."""
+
+    results: list[ProbeCompleted]
+    passed: bool
+    summary: str
+    duration_s: float
+    stopped: str | None = None
+
+
+@message_type("golive.coordinator.window_judged.v1")
+class WindowJudged(Message):
+    """The coordinator's verdict on one probe window of a canary stage (per-window analysis), with its numbers:
+    "stage 2 (50%): window 4 failed: p95 512 ms > 400 ms over 1,204 requests (2 consecutive)"."""
+
+    step: str
+    probe: str
+    index: int
+    verdict: Literal["pass", "fail", "inconclusive"]
+    reason: str
+    count: int = 0
+    p95_ms: float | None = None
+    error_rate_pct: float | None = None
+    failures: int = 0  # failed windows of this stage so far, this one included
+    consecutive_failures: int = 0
+    guard: bool = False  # a guard (replica lag, WAL lag, pool use) breached: the stage fails at once
+
+
 @message_type("golive.traffic.traffic_shifted.v1")
 class TrafficShifted(Message):
     """The canary's weight was set and read back. ``before``: the weight read before the change (the weight
