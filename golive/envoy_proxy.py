@@ -4,7 +4,8 @@
 session (a process started from a shell that exits may otherwise be signalled) on free loopback ports,
 waits until its admin interface says it is ready, and stops it on ``stop()`` (use it as a context manager).
 ``Backend`` is a tiny HTTP server that answers every request with its own name: two of them stand in for
-the stable and the canary deployment in ``golive up``, the demo, the tests and the benchmark.
+the stable and the canary deployment in the traffic tests and the benchmarks (`golive up` and the demo run
+the demo app, golive/demo_app.py, instead).
 """
 
 from __future__ import annotations

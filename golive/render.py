@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from shared.envelope import Envelope
+from shared.events import WatchBreached, WatchCheckCompleted, WatchEnded, WatchStarted, WatchSummary
+from shared.events import ContinueRequested, PauseRequested, ProbesCompleted, RetryRequested, WindowJudged
 from shared.events import (
     ProbeWindow,
     MigrationProgress,
@@ -47,6 +49,9 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "yellow", "migrations reverted: dropped " + (", ".join(d.dropped) or "nothing")
         case ProbeCompleted():
             return ("green" if d.passed else "red"), f"probe {'passed' if d.passed else 'FAILED'}: {d.summary}"
+        case ProbesCompleted():
+            stopped = f" (stopped: {d.stopped})" if d.stopped else ""
+            return ("green" if d.passed else "red"), f"probes {'passed' if d.passed else 'FAILED'}: {d.summary}{stopped}"
         case TrafficShifted():
             return "green", f"traffic: {d.weight}% to {d.canary} via {d.provider} (read back {d.verified_weight}%)"
         case ProbeWindow():
@@ -80,8 +85,29 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             return "bold green", f"{stage} approved by {d.approved_by}" + (f": {d.comment}" if d.comment else "")
         case WindowClosing():
             return "bold yellow", f"maintenance window closes at {d.ends_at:%H:%M}: rolling back while it fits"
+        case PauseRequested():
+            return "bold yellow", f"paused by {d.requested_by}: {d.reason} (`golive continue {envelope.runid}` lets it go on)"
+        case ContinueRequested():
+            return "bold green", f"continued by {d.requested_by}" + (f": {d.reason}" if d.reason else "")
+        case RetryRequested():
+            return "bold yellow", f"compensations retried by {d.requested_by}" + (f": {d.reason}" if d.reason else "")
+        case WindowJudged():
+            # the reason already says where, which window and why: "stage 2 (50%): q window 4 failed: p95 ..."
+            style = {"pass": "dim", "fail": "bold red" if d.guard else "red", "inconclusive": "yellow"}[d.verdict]
+            return style, d.reason
         case AbortRequested():
             return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
+        case WatchStarted():
+            return "cyan", (f"[post-deploy] watching {d.deploy_id} every {d.health_every_s:g}s until "
+                            f"{d.ends_at:%Y-%m-%d %H:%M:%S}: {', '.join(d.checks) or 'no checks'}")
+        case WatchCheckCompleted():
+            return ("green" if d.passed else "red"), f"[post-deploy] check {d.index + 1} {'passed' if d.passed else 'FAILED'}: {d.summary}"
+        case WatchBreached():
+            return "bold red", f"[post-deploy] breach: {d.reason}"
+        case WatchSummary():
+            return "bold", f"[post-deploy] summary {d.index + 1}: {d.summary}"
+        case WatchEnded():
+            return "bold", f"[post-deploy] watch ended: {d.checks} check(s), {d.breaches} breach(es); {d.reason}"
         case StepRetrying():
             return "yellow", f"{d.step} attempt {d.attempt} failed, trying again at {d.retry_at:%H:%M:%S}: {d.reason}"
         case RetryDue():

@@ -51,6 +51,6 @@ def build_service(name: str, settings: Settings, metrics: ServiceMetrics | None 
 async def serve(name: str, settings: Settings, metrics_port: int) -> None:
     """Run service ``name`` until SIGINT or SIGTERM."""
     metrics = ServiceMetrics(name)
-    metrics.serve(metrics_port)
+    metrics.serve(metrics_port, host=settings.metrics_host)
     app, _bus = build_service(name, settings, metrics)
     await app.run()

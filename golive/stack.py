@@ -22,9 +22,11 @@ from pathlib import Path
 import nats
 from nats.js.errors import NotFoundError
 
-from golive.demo_data import create_database, seed
+from golive.demo_app import DemoApp
+from golive.demo_data import DEMO_ROWS, create_database, seed_demo
 from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from golive.envoy_proxy import Backend, EmbeddedEnvoy
+from golive.envoy_proxy import EmbeddedEnvoy
+from golive.replica import StreamingReplica
 from golive.webhook_sink import WebhookSink
 from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
@@ -32,6 +34,8 @@ from shared.subjects import SERVICES
 DATABASE_ENV = "GOLIVE_DATABASE_URL"
 WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"
 ENVOY_ADMIN_ENV = "GOLIVE_ENVOY_ADMIN_URL"  # a plan's envoy provider names it: `admin_url_env: GOLIVE_ENVOY_ADMIN_URL`
+REPLICA_ENV = "GOLIVE_REPLICA_URL"  # the read replica the guards watch (a streaming standby of the embedded server)
+APP_URL_ENV = "GOLIVE_APP_URL"  # the app's production address (Envoy's listener): http probes use ${GOLIVE_APP_URL}
 
 
 @dataclass
@@ -115,21 +119,29 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
         await nc.close()
 
 
-def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = 50_000,
-              on_ready: Callable[[dict], None] | None = None) -> None:
-    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse."""
+def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = DEMO_ROWS,
+              on_ready: Callable[[dict], None] | None = None, on_slack: Callable[[dict], None] | None = None) -> None:
+    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse.
+
+    ``on_slack`` gets each message the local Slack receiver takes (default: its text is echoed)."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     stack_file = state_dir / STACK_FILE
     with EmbeddedNats(state_dir / "nats") as nats, EmbeddedPostgres(state_dir / "postgres") as pg:
         create_database(pg.url, "golive")
         db_url = pg.url_for("golive")
-        seed(db_url, seed_rows)
-        with WebhookSink(on_message=lambda body: echo(f"slack <- {body.get('text', '')}")) as sink, \
-                Backend("stable") as stable, Backend("canary") as canary, \
+        started = time.monotonic()
+        seed_demo(db_url, seed_rows)
+        echo(f"seeded     {seed_rows:,} rows in each runbook table in {time.monotonic() - started:.1f} s")
+        # the two deployments of the demo app (golive/demo_app.py) behind Envoy, split by runtime weights
+        with StreamingReplica(pg, state_dir / "replica") as replica, \
+                WebhookSink(on_message=on_slack or (lambda body: echo(f"slack <- {body.get('text', '')}"))) as sink, \
+                DemoApp("stable", db_url, state_dir / "logs") as stable, \
+                DemoApp("canary", db_url, state_dir / "logs") as canary, \
                 EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address) as envoy:
             env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url,
-                                                    ENVOY_ADMIN_ENV: envoy.admin_url})
+                                                    ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
+                                                    REPLICA_ENV: replica.url_for("golive")})
             services = ServiceProcesses(env, state_dir / "logs").start()
             try:
                 asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
@@ -138,20 +150,24 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                     "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
                     "pids": {name: proc.pid for name, proc in services.procs.items()},
                     "proxy": envoy.url, "envoy_admin": envoy.admin_url,
+                    "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
                 }
                 stack_file.write_text(json.dumps(stack, indent=2))
                 echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
                 echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
+                echo(f"replica    127.0.0.1:{replica.server.port}  streaming standby (url in ${REPLICA_ENV})")
                 echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
-                echo(f"envoy      {envoy.url} -> stable 127.0.0.1:{stable.port}, canary 127.0.0.1:{canary.port}"
-                     f"  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
+                echo(f"envoy      {envoy.url} (in ${APP_URL_ENV}) -> app stable 127.0.0.1:{stable.port}, canary "
+                     f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
                 for name, port in services.metrics_ports.items():
                     echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
                 echo(f"logs       {state_dir / 'logs'}")
                 if on_ready:
                     on_ready(stack)
                 else:
-                    echo("ready: in another terminal, `golive run plans/skeleton.yaml`; Ctrl-C here stops everything")
+                    echo("ready: in another terminal, `golive run plans/skeleton.yaml`, or the runbook: `golive run "
+                         "plans/supabase-golive.yaml --time-scale 120 --force-window` (then `golive approve RUN` for its "
+                         "backup gate); Ctrl-C here stops everything")
                 while not stop.wait(1.0):
                     if dead := services.exited():
                         echo(f"a service exited: {dead}; stopping the stack (see {state_dir / 'logs'})")

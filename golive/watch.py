@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 from contextlib import aclosing
@@ -15,7 +16,7 @@ from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
-from shared.commands import AbortRun, ApproveGate, StartRun, command_target
+from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished
@@ -97,31 +98,104 @@ class RunNotControllable(ValueError):
     """An operator command that cannot apply: unknown run, or one that already ended."""
 
 
-async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: str,
-                    echo: Callable[[Envelope], None]) -> int:
-    """Ask the coordinator to abort ``run_id``, then follow the run to its end; returns the run's exit code."""
+CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request
+
+
+async def _operate(settings: Settings, run_id: str, refuse: Callable[[RunState], str | None], data, action: str,
+                   echo: Callable[[Envelope], None], follow_to_end: bool) -> int:
+    """Send one operator command to ``run_id`` if ``refuse(state)`` has nothing against it (else RunNotControllable,
+    and nothing is sent). ``follow_to_end``: print the run's events until it finishes and return its exit code;
+    otherwise print only the coordinator's record of the request and return 0."""
     nc = await _connect(settings)
     try:
         js = nc.jetstream()
-        subjects = settings.subjects
         state, events = await read_run(js, settings, run_id)
         if state is None:
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
-        if state.finished:
-            raise RunNotControllable(f"run {run_id} already ended: {state.outcome}; nothing to abort")
-        await _send_to_coordinator(js, settings, AbortRun(reason=reason, requested_by=requested_by), run_id,
-                                   f"{run_id}.abort.{secrets.token_hex(4)}")
+        if why := refuse(state):
+            raise RunNotControllable(f"run {run_id} {why}")
+        command = await _send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
         seen = {e.id for e in events}
-        async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
-            async for _seq, envelope in feed:
-                if envelope.id in seen:
-                    continue
-                echo(envelope)
-                if isinstance(envelope.data, RunFinished):
-                    return EXIT_BY_OUTCOME[envelope.data.outcome]
+        try:
+            async with asyncio.timeout(None if follow_to_end else CONFIRM_TIMEOUT_S):
+                async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), follow=True)) as feed:
+                    async for _seq, envelope in feed:
+                        if envelope.id in seen:
+                            continue
+                        answers = envelope.correlationid == command.id
+                        if follow_to_end or answers:
+                            echo(envelope)
+                        if follow_to_end and isinstance(envelope.data, RunFinished):
+                            return EXIT_BY_OUTCOME[envelope.data.outcome]
+                        if answers and not follow_to_end:
+                            return EXIT_INVALID if isinstance(envelope.data, CommandFailed) else 0
+        except TimeoutError:
+            raise BusUnreachable(
+                f"{action} of run {run_id} was sent but the coordinator has not recorded it in "
+                f"{CONFIRM_TIMEOUT_S:g}s: is it running? `golive status {run_id}` shows whether it took effect"
+            ) from None
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN
+
+
+def _where(state: RunState) -> str:
+    if state.finished:
+        return state.outcome or ""
+    if state.compensating:
+        return "rolling back"
+    return state.steps[state.position].name if state.position >= 0 else "starting"
+
+
+async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: str,
+                    echo: Callable[[Envelope], None]) -> int:
+    """Ask the coordinator to abort ``run_id``, then follow the run to its end; returns the run's exit code."""
+    def refuse(state: RunState) -> str | None:
+        return f"already ended: {state.outcome}; nothing to abort" if state.finished else None
+
+    return await _operate(settings, run_id, refuse, AbortRun(reason=reason, requested_by=requested_by), "abort",
+                          echo, follow_to_end=True)
+
+
+async def pause_run(settings: Settings, run_id: str, reason: str, requested_by: str,
+                    echo: Callable[[Envelope], None]) -> int:
+    """Hold ``run_id`` before its next step (the step in flight goes on; failures still roll back)."""
+    def refuse(state: RunState) -> str | None:
+        if state.finished:
+            return f"already ended: {state.outcome}; nothing to pause"
+        if state.compensating:
+            return "is rolling back; a pause holds only a run going forward (`golive abort` is already in effect)"
+        if state.paused_by:
+            return f"is already paused ({state.paused_by}); `golive continue {run_id}` lets it go on"
+        return None
+
+    return await _operate(settings, run_id, refuse, PauseRun(reason=reason, requested_by=requested_by), "pause",
+                          echo, follow_to_end=False)
+
+
+async def continue_run(settings: Settings, run_id: str, reason: str, requested_by: str,
+                       echo: Callable[[Envelope], None]) -> int:
+    """Let a paused run go on: the step it held back is sent now."""
+    def refuse(state: RunState) -> str | None:
+        if state.paused_by and not state.finished and not state.compensating:
+            return None
+        return f"is not paused (it is at: {_where(state)}); nothing to continue"
+
+    return await _operate(settings, run_id, refuse, ContinueRun(reason=reason, requested_by=requested_by),
+                          "continue", echo, follow_to_end=False)
+
+
+async def retry_run(settings: Settings, run_id: str, reason: str, requested_by: str,
+                    echo: Callable[[Envelope], None]) -> int:
+    """Run what a needs_human run has left to undo again, then follow it to its new end; returns its exit code."""
+    def refuse(state: RunState) -> str | None:
+        if state.outcome == "needs_human":
+            return None
+        return (f"does not need a human (it is: {_where(state)}); only a run that ended needs_human "
+                "has compensations to retry")
+
+    return await _operate(settings, run_id, refuse, RetryRun(reason=reason, requested_by=requested_by), "retry",
+                          echo, follow_to_end=True)
 
 
 async def approve_run(settings: Settings, run_id: str, stage: int | None, approved_by: str, comment: str) -> str:
@@ -155,6 +229,37 @@ async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) ->
     if not events:
         raise RunNotControllable(f"no run {run_id} (see `golive status`)")
     return write_artifacts(build_artifacts(events), directory)
+
+
+async def weekly_artifacts(settings: Settings, since: datetime, until: datetime, directory: Path) -> list[Path]:
+    """The weekly performance report of the runs that started in ``[since, until)``, from every run's events."""
+    from services.coordinator.weekly import weekly_report, write_weekly
+
+    nc = await _connect(settings)
+    try:
+        await ensure_streams(settings)
+        async with aclosing(read_events(nc.jetstream(), settings.subjects.all_events)) as feed:
+            events = [envelope async for _seq, envelope in feed]
+    finally:
+        await nc.close()
+    return write_weekly(weekly_report(events, since, until), directory)
+
+
+async def watch_states(settings: Settings, run_id: str | None):
+    """The post-deploy watch of one run, or of every run that has one, folded from the coordinator's events."""
+    from services.coordinator.post_deploy import WatchState, decide as decide_watch
+
+    nc = await _connect(settings)
+    try:
+        await ensure_streams(settings)
+        subject = settings.subjects.events_of_run(run_id) if run_id else f"{settings.subjects.root}.evt.*.coordinator.>"
+        watches: dict[str, WatchState | None] = {}
+        async with aclosing(read_events(nc.jetstream(), subject)) as feed:
+            async for _seq, envelope in feed:
+                watches[envelope.runid], _ = decide_watch(watches.get(envelope.runid), envelope)
+    finally:
+        await nc.close()
+    return [w for w in watches.values() if w is not None and w.started_at is not None]
 
 
 async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:

@@ -83,6 +83,15 @@ class HandBack(Exception):
     """Raised by long work that stopped because the service is shutting down: redeliver it elsewhere."""
 
 
+class Defer(Exception):
+    """Raised by an event handler that must not handle this event here (another instance owns its run):
+    redeliver it after ``delay_s``, without counting it as a failure."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(f"deferred {delay_s:.1f} s")
+        self.delay_s = delay_s
+
+
 @dataclass
 class Work:
     """What a handler gets besides the payload: the envelope and the shutdown signal."""
@@ -108,6 +117,8 @@ class Bus:
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
     _consuming: bool = field(init=False, default=False)
+    _command_subscriber: Any = field(init=False, default=None)
+    _js: Any = field(init=False, default=None)  # for publish_all: its async-ack inbox is made once
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -151,7 +162,26 @@ class Bus:
 
     async def _shutdown(self) -> None:
         self.log.info("service.stopping", graceful_timeout_s=self.settings.graceful_timeout_s)
+        await self._stop_fetching_commands()
         self.stopping.set()
+
+    async def _stop_fetching_commands(self) -> None:
+        """Leave the command consumer before handlers hear ``stopping``, so work they hand back goes to
+        another instance. FastStream unsubscribes only after the handlers finish: until then this instance's
+        pull request (alive up to the PullSub timeout) would get the handed-back command straight back, and
+        a subscriber that is stopping leaves it unacked until ack_wait."""
+        subscriber = self._command_subscriber
+        if subscriber is None or subscriber.subscription is None:
+            return
+        subscriber.running = False  # FastStream's flag: its pull loop ends after the fetch in progress
+        # taken from FastStream too, whose own stop would otherwise unsubscribe it a second time (an error)
+        pull, subscriber.subscription = subscriber.subscription, None
+        try:
+            # the server delivers nothing more to a pull request whose inbox has no subscriber; the UNSUB
+            # goes out on the connection ahead of any hand-back's NAK, so the server has seen it first
+            await pull.unsubscribe()
+        except nats.errors.Error as exc:  # a closed or reconnecting connection: no pull request to withdraw
+            self.log.warning("bus.unsubscribe_failed", error=redact(f"{type(exc).__name__}: {exc}"))
 
     # --- publishing -----------------------------------------------------------------------------
 
@@ -165,10 +195,28 @@ class Bus:
             timeout=self.settings.publish_timeout_s,
         )
 
-    async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None,
-                   correlationid: str | None = None) -> Envelope:
-        """Publish an event of this service for ``run_id`` (correlation: given, else that of ``cause``)."""
-        envelope = new_envelope(
+    async def publish_all(self, messages: Sequence[tuple[Envelope, str]]) -> None:
+        """Publish ``(envelope, stream)`` pairs in this order, then wait for all their PubAcks together: one
+        round trip for a decision's events and commands instead of one each. The server stores them in the
+        order sent (one connection, written in sequence); any refused publish raises after all are sent."""
+        if self._js is None:
+            self._js = self.broker.connection.jetstream()
+        acks = []
+        for envelope, stream in messages:
+            acks.append(await self._js.publish_async(
+                envelope.subject or "", envelope.to_json(), stream=stream,
+                headers={"Nats-Msg-Id": envelope.id, "Content-Type": "application/cloudevents+json"},
+            ))
+        if acks:
+            await asyncio.wait_for(asyncio.gather(*acks), self.settings.publish_timeout_s)
+        for envelope, stream in messages:
+            if stream == self.subjects.event_stream:
+                self.metrics.events_published.labels(self.service, envelope.type).inc()
+
+    def event_envelope(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None,
+                       correlationid: str | None = None) -> Envelope:
+        """An event of this service for ``run_id`` (correlation: given, else that of ``cause``), unsent."""
+        return new_envelope(
             data,
             id=event_id,
             source=self.source,
@@ -177,6 +225,11 @@ class Bus:
             correlationid=correlationid or correlation_of(cause),
             causationid=cause.id if cause else None,
         )
+
+    async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None,
+                   correlationid: str | None = None) -> Envelope:
+        """Publish an event of this service for ``run_id`` (correlation: given, else that of ``cause``)."""
+        envelope = self.event_envelope(data, run_id=run_id, event_id=event_id, cause=cause, correlationid=correlationid)
         await self.publish(envelope, envelope.subject or "", self.subjects.event_stream)
         self.metrics.events_published.labels(self.service, data.TYPE).inc()
         return envelope
@@ -192,7 +245,7 @@ class Bus:
         if not self._command_handlers or self._consuming:
             return
         self._consuming = True
-        self.broker.subscriber(
+        self._command_subscriber = self.broker.subscriber(
             self.subjects.commands_of(self.service),
             stream=JStream(self.subjects.command_stream, declare=False),
             durable=f"{self.service}",
@@ -203,10 +256,13 @@ class Bus:
             max_workers=self.max_workers,
             title=f"{self.service} commands",
             description=", ".join(m.TYPE for m in self._command_handlers),
-        )(self._on_command)
+        )
+        self._command_subscriber(self._on_command)
 
-    def consume_events(self, subject: str, durable: str, handler: Callable[[Envelope, int], Awaitable[None]]) -> None:
-        """Durable pull consumer on the event stream (for services that react to events)."""
+    def consume_events(self, subject: str, durable: str, handler: Callable[[Envelope, int], Awaitable[None]],
+                       max_deliver: int | None = None) -> None:
+        """Durable pull consumer on the event stream (for services that react to events). ``max_deliver``:
+        -1 for handlers that may Defer an event any number of times (each deferral is a delivery)."""
 
         async def on_event(msg: NatsMessage) -> None:
             try:
@@ -217,6 +273,9 @@ class Bus:
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             try:
                 await handler(envelope, msg.raw_message.metadata.sequence.stream)
+            except Defer as exc:
+                await msg.nack(delay=exc.delay_s)
+                return
             except Exception as exc:  # a bug or a broken dependency: retry, bounded
                 await self._retry_or_give_up(msg, envelope, exc)
                 return
@@ -229,7 +288,7 @@ class Bus:
             stream=JStream(self.subjects.event_stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=1, timeout=2.0),
-            config=ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=self.settings.max_deliver + 1),
+            config=ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1),
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.MANUAL,
             max_workers=1,

@@ -57,6 +57,32 @@ class ApproveGate(Message):
     comment: str = ""
 
 
+@message_type("golive.cmd.coordinator.pause.v1")
+class PauseRun(Message):
+    """Hold a run where it is (`golive pause`): the step in flight finishes, the next one waits for ContinueRun.
+    Failures still roll back and an abort still works while paused."""
+
+    reason: str = Field(min_length=1)
+    requested_by: str
+
+
+@message_type("golive.cmd.coordinator.continue.v1")
+class ContinueRun(Message):
+    """Let a paused run move on (`golive continue`)."""
+
+    requested_by: str
+    reason: str = ""
+
+
+@message_type("golive.cmd.coordinator.retry.v1")
+class RetryRun(Message):
+    """Run the compensations a needs_human run has left to undo again, from the first not done (`golive retry`),
+    once the cause is fixed."""
+
+    requested_by: str
+    reason: str = ""
+
+
 # --- migrator ----------------------------------------------------------------------------------
 
 
@@ -189,7 +215,9 @@ class HttpProbeSpec(Spec):
 
     kind: Literal["http"] = "http"
     name: str
-    url: str = Field(pattern=r"^https?://")
+    # `${NAME}/api/health`: the base comes from environment variable NAME where the prober runs, so a plan
+    # names its app's address (a per-environment value) the way it names its database
+    url: str = Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})")
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = {}
     headers_env: dict[str, str] = Field(default={}, description="header name -> environment variable holding its value")
@@ -207,6 +235,8 @@ class PgHealthProbeSpec(Spec):
     name: str
     database_url_env: str
     replica_url_envs: list[str] = []
+    # PgBouncer's admin console (database "pgbouncer"): each pool's use, (cl_active + cl_waiting) / pool_size
+    pgbouncer_admin_url_env: str | None = None
     long_transaction_s: float = Field(default=60.0, gt=0)
     timeout_ms: int = Field(default=2_000, gt=0)
 
@@ -340,10 +370,11 @@ class PromoteTraffic(Message):
 
 NotificationKind = Literal[
     "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-    "needs_human",
+    "needs_human", "watch_breached", "watch_summary",
 ]
 DEFAULT_NOTIFICATION_KINDS: tuple[str, ...] = (
     "run_started", "stage_passed", "run_succeeded", "rollback_started", "run_rolled_back", "needs_human",
+    "watch_breached",  # the post-deploy watch (plan post_deploy): a check breached after the go-live
 )
 # the first plans' names for the runbook's messages, still accepted in ``on``
 LEGACY_NOTIFICATION_KINDS: dict[str, tuple[str, ...]] = {
@@ -390,7 +421,7 @@ class NotificationsSpec(Spec):
     sinks: dict[str, NotificationSink] = {}
     on: list[Literal[
         "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-        "needs_human", "start", "success", "rollback",
+        "needs_human", "watch_breached", "watch_summary", "start", "success", "rollback",
     ]] = list(DEFAULT_NOTIFICATION_KINDS)
     routes: list[NotificationRoute] = Field(default=[], description="default: every kind in `on` to every sink")
     templates: dict[str, MessageTemplate] = {}

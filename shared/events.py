@@ -42,7 +42,8 @@ class PhaseStarted(Message):
 @message_type("golive.coordinator.step_failed.v1")
 class StepFailed(Message):
     """A step's failure as the coordinator judged it: why, with the numbers. ``cause`` is one word for
-    counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window."""
+    counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window,
+    analysis (failed windows of a stage hold reached a limit), guard (a guard window breached)."""
 
     step: str
     reason: str
@@ -99,6 +100,31 @@ class ApprovalGranted(Message):
     comment: str = ""
 
 
+@message_type("golive.coordinator.pause_requested.v1")
+class PauseRequested(Message):
+    """Someone paused the run (`golive pause`); folding this event holds it before its next step."""
+
+    reason: str
+    requested_by: str
+
+
+@message_type("golive.coordinator.continue_requested.v1")
+class ContinueRequested(Message):
+    """Someone let a paused run go on (`golive continue`); folding this event releases what was held."""
+
+    requested_by: str
+    reason: str = ""
+
+
+@message_type("golive.coordinator.retry_requested.v1")
+class RetryRequested(Message):
+    """Someone asked a needs_human run to undo what is left again (`golive retry`); folding this event
+    starts the first compensation not done."""
+
+    requested_by: str
+    reason: str = ""
+
+
 @message_type("golive.coordinator.window_closing.v1")
 class WindowClosing(Message):
     """The maintenance window closes at ``ends_at`` and a rollback needs ``rollback_s``: the run must stop now."""
@@ -113,6 +139,79 @@ class RunFinished(Message):
     reason: str
     duration_s: float
     left_to_undo: list[str] = []
+
+
+# --- coordinator: the post-deploy watch (the runbook's "next 7 days") ------------------------------
+
+
+class WatchProbe(Spec):
+    """One probe's numbers in a post-deploy check."""
+
+    probe: str
+    passed: bool
+    count: int = 0
+    errors: int = 0
+    p95_ms: float = 0.0
+    error_rate_pct: float = 0.0
+    summary: str = ""
+
+
+@message_type("golive.coordinator.watch_started.v1")
+class WatchStarted(Message):
+    """The run succeeded and the plan has ``post_deploy``: the deployment is checked every ``health_every_s``
+    until ``ends_at``, with a summary every ``summary_every_s``."""
+
+    deploy_id: str
+    period_s: float
+    health_every_s: float
+    summary_every_s: float
+    ends_at: datetime
+    checks: list[str]
+
+
+@message_type("golive.coordinator.watch_check_completed.v1")
+class WatchCheckCompleted(Message):
+    """Post-deploy check ``index`` (0-based): its probes' numbers and verdict; ``error`` when it could not run."""
+
+    index: int
+    passed: bool
+    summary: str
+    probes: list[WatchProbe] = []
+    error: str = ""
+    next_check_at: datetime | None = None
+
+
+@message_type("golive.coordinator.watch_breached.v1")
+class WatchBreached(Message):
+    """A post-deploy check breached its thresholds (the notifier tells Slack by default)."""
+
+    index: int
+    deploy_id: str
+    probes: list[str]
+    reason: str
+
+
+@message_type("golive.coordinator.watch_summary.v1")
+class WatchSummary(Message):
+    """The checks since the previous summary (the runbook's daily summary): how many passed, breaches, worst p95."""
+
+    index: int
+    since: datetime
+    until: datetime
+    checks: int
+    passed: int
+    breaches: int
+    worst_p95_ms: dict[str, float] = {}
+    summary: str = ""
+
+
+@message_type("golive.coordinator.watch_ended.v1")
+class WatchEnded(Message):
+    """The post-deploy period is over."""
+
+    checks: int
+    breaches: int
+    reason: str
 
 
 # --- migrator ----------------------------------------------------------------------------------

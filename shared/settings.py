@@ -35,7 +35,12 @@ class Settings(BaseSettings):
     command_ack_wait_s: float = Field(
         default=30.0, gt=0, description="how soon a command held by a crashed instance is redelivered (kept alive by "
         "in-progress acks while work runs)")
+    lease_ttl_s: float = Field(
+        default=15.0, gt=0, description="how long a coordinator's hold on a run lasts without renewal: a crashed "
+        "coordinator's runs are taken over after it")
     log_level: str = "INFO"
+    metrics_host: str = Field(default="127.0.0.1", description="address /metrics listens on; 0.0.0.0 in a container, "
+                              "so Prometheus in another container can scrape it")
 
     @property
     def subjects(self) -> Subjects:

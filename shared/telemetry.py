@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 def configure_logging(service: str, level: str = "INFO") -> structlog.stdlib.BoundLogger:
     """JSON lines on stderr, one per event, with the service name on every line."""
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    # httpx logs every request at INFO: a probe's thousands per second would drown the service's own lines
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

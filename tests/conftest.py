@@ -103,6 +103,7 @@ def process_env(settings, database_url, webhook) -> dict[str, str]:
     return service_env(settings.resolved_nats_url(), settings.state_dir, {
         "GOLIVE_SUBJECT_ROOT": settings.subject_root,
         "GOLIVE_GRACEFUL_TIMEOUT_S": str(settings.graceful_timeout_s),
+        "GOLIVE_LEASE_TTL_S": "4",  # a killed coordinator's runs are taken over after 4 s, not 15
         "GOLIVE_ARTIFACTS_DIR": str(settings.artifacts_dir),
         DATABASE_ENV: database_url,
         WEBHOOK_ENV: webhook.url,

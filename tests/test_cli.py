@@ -91,3 +91,12 @@ def test_run_outside_the_maintenance_window_is_refused_before_anything_starts(tm
     assert result.returncode == 2
     assert "outside the maintenance window" in result.stderr and "--force-window" in result.stderr
     assert "cannot reach NATS" not in result.stderr
+
+
+def test_operator_commands_are_documented_and_say_what_they_need():
+    result = run_cli("--help", env=dict(os.environ))
+    for command in ("approve", "abort", "pause", "continue", "retry", "status"):
+        assert command in result.stdout
+    missing_reason = run_cli("pause", "run-1", env=dict(os.environ))
+    assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
+

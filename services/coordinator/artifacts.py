@@ -4,6 +4,8 @@
   plus every check with its value, threshold, verdict and the samples behind it.
 - ``report.md`` and ``report.json``: timeline, phase durations, decisions with their numbers, final traffic.
 - ``badge-p95.svg``, ``badge-error-rate.svg``, ``badge-uptime.svg``: the runbook's status badges.
+- ``chart.png`` (chart.py: p95 and error rate over time per deployment, stages, thresholds, rollback) and
+  ``report.html`` (report_html.py: the report as one page with the chart embedded).
 
 Everything here is a function of the events, so `golive report RUN` rebuilds the same files from the stream.
 """
@@ -17,17 +19,21 @@ from pathlib import Path
 
 import anybadge
 
+from services.coordinator.chart import chart_data, render_chart
+from services.coordinator.report_html import render_html
 from shared.envelope import Envelope
 from shared.events import (
     CompensationStarted,
     MigrationsApplied,
     PhaseStarted,
     ProbeCompleted,
+    ProbesCompleted,
     RunFinished,
     RunStarted,
     StepFailed,
     TrafficRolledBack,
     TrafficShifted,
+    WindowJudged,
 )
 
 
@@ -37,14 +43,18 @@ class Artifacts:
     report: dict
     markdown: str
     badges: dict[str, str]  # file name -> SVG
+    chart: bytes | None = None  # chart.png
+    html: str = ""  # report.html
 
 
-def build_artifacts(events: list[Envelope]) -> Artifacts:
-    """Every artifact of one run, from its events in stream order."""
+def build_artifacts(events: list[Envelope], chart: bool = True) -> Artifacts:
+    """Every artifact of one run, from its events in stream order; ``chart=False`` leaves out chart.png and
+    report.html (drawing takes a few hundred ms: the coordinator writes the other files first)."""
     started = next((e for e in events if isinstance(e.data, RunStarted)), None)
     if started is None:
         raise ValueError("no run_started event: not a run's events")
-    finished = next((e for e in events if isinstance(e.data, RunFinished)), None)
+    # the last one: `golive retry` ends a needs_human run a second time
+    finished = next((e for e in reversed(events) if isinstance(e.data, RunFinished)), None)
     checks = _checks(events)
     validation = {
         "validation_metadata": {
@@ -72,8 +82,17 @@ def build_artifacts(events: list[Envelope]) -> Artifacts:
         "phases": _phase_durations(events, finished.time if finished else events[-1].time),
         "timeline": [{"time": e.time.isoformat(), "source": e.source.rsplit("/", 1)[-1], "what": line}
                      for e in events if (line := _line(e))],
+        # the coordinator's verdict on every window of a stage hold, with its reason and numbers
+        "decisions": [{"time": e.time.isoformat(), "step": e.data.step, "probe": e.data.probe, "window": e.data.index,
+                       "verdict": e.data.verdict, "guard": e.data.guard, "reason": e.data.reason}
+                      for e in events if isinstance(e.data, WindowJudged)],
     }
-    return Artifacts(validation, report, _markdown(report, checks), _badges(checks))
+    markdown = _markdown(report, checks)
+    if not chart:
+        return Artifacts(validation, report, markdown, _badges(checks))
+    png = render_chart(chart_data(events))
+    markdown = markdown.replace("\n## Phases", "\n![p95 and error rate over time](chart.png)\n\n## Phases", 1)
+    return Artifacts(validation, report, markdown, _badges(checks), png, render_html(report, checks, png))
 
 
 def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
@@ -85,12 +104,27 @@ def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
         "report.md": artifacts.markdown,
         **artifacts.badges,
     }
+    if artifacts.html:
+        files["report.html"] = artifacts.html
     written = []
     for name, text in files.items():
         path = directory / name
         path.write_text(text)
         written.append(path)
+    if artifacts.chart:
+        (path := directory / "chart.png").write_bytes(artifacts.chart)
+        written.append(path)
     return written
+
+
+def write_report_pages(events_json: list[bytes], directory: str) -> list[str]:
+    """Every artifact including chart.png and report.html, from the events as JSON: the entry point of the
+    coordinator's drawing process (matplotlib holds the GIL for hundreds of ms: never in the deciding one)."""
+    import shared.commands  # noqa: F401  (a fresh process: register the message types before parsing)
+    from shared.envelope import parse_envelope
+
+    events = [parse_envelope(raw) for raw in events_json]
+    return [str(path) for path in write_artifacts(build_artifacts(events), Path(directory))]
 
 
 # --- the pieces ---------------------------------------------------------------------------------
@@ -99,13 +133,15 @@ def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
 def _checks(events: list[Envelope]) -> list[dict]:
     checks = []
     for e in events:
-        if isinstance(e.data, ProbeCompleted):
-            for verdict in e.data.verdicts:
+        # a stage hold or final validation answers with ProbesCompleted: each of its results is a check
+        results = e.data.results if isinstance(e.data, ProbesCompleted) else [e.data] if isinstance(e.data, ProbeCompleted) else []
+        for result in results:
+            for verdict in result.verdicts:
                 checks.append({
-                    "name": f"{e.data.label or 'probe'}: {e.data.probe} {verdict.metric}",
-                    "probe": e.data.probe, "stage": e.data.label, "metric": verdict.metric,
+                    "name": f"{result.label or 'probe'}: {result.probe} {verdict.metric}",
+                    "probe": result.probe, "stage": result.label, "metric": verdict.metric,
                     "value": round(verdict.observed, 3), "threshold": verdict.limit, "passed": verdict.passed,
-                    "samples": e.data.count + e.data.errors, "measured_at": e.time.isoformat(),
+                    "samples": result.count + result.errors, "measured_at": e.time.isoformat(),
                 })
     return checks
 
@@ -140,6 +176,10 @@ def _line(e: Envelope) -> str:
     d = e.data
     if isinstance(d, PhaseStarted):
         return f"{d.step}: {d.detail}"
+    if isinstance(d, WindowJudged) and d.verdict != "pass":  # passing windows are in report.json's decisions
+        return d.reason
+    if isinstance(d, ProbesCompleted):
+        return f"{'passed' if d.passed else 'FAILED'}: {d.summary}"
     if isinstance(d, ProbeCompleted):
         return f"{'passed' if d.passed else 'FAILED'}: {d.summary}"
     if isinstance(d, TrafficShifted):

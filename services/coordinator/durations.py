@@ -1,4 +1,4 @@
-"""Durations as plans write them: ``90``, ``90s``, ``2m``, ``1h30m``, ``250ms``."""
+"""Durations as plans write them: ``90``, ``90s``, ``2m``, ``1h30m``, ``250ms``, ``7d``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import math
 import re
 from typing import Annotated
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: object) -> float:
@@ -34,4 +34,7 @@ def parse_duration(value: object) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# the schema says what a plan may hold (a number or "1h30m"), not the float it becomes
+_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0},
+                     {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$"}]}
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_SCHEMA)]

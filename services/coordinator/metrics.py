@@ -7,8 +7,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.coordinator.saga import EmitEvent, Output, RunState
-from shared.commands import ShiftTraffic
+from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand
+from shared.commands import PromoteTraffic, ShiftTraffic
 from shared.events import StepFailed
 
 
@@ -32,11 +32,15 @@ class RunMetrics:
         for out in outputs:
             if isinstance(out, EmitEvent) and isinstance(out.data, StepFailed):
                 self.rollbacks.labels(out.data.cause).inc()
-            elif isinstance(out.data, ShiftTraffic):
+            elif isinstance(out, SendCommand) and isinstance(out.data, ShiftTraffic):
                 self.weight.labels(*labels).set(out.data.weight)
+            elif isinstance(out, SendCommand) and isinstance(out.data, PromoteTraffic):
+                self.weight.labels(*labels).set(100)
         if after.finished and not (before is not None and before.finished):
             self.runs.labels(after.outcome).inc()
             if after.outcome == "rolled_back":
                 self.weight.labels(*labels).set(0)
+                # failed_at is the failing input's time: for analysis and guard failures the window's event,
+                # so this measures from the breach as measured, not from when the hold would have ended
                 if after.failed_at is not None:
                     self.breach_to_rollback.observe((at - after.failed_at).total_seconds())

@@ -6,17 +6,20 @@ Errors name the path and, when the plan came from a file, the line: ``canary.sta
 
 from __future__ import annotations
 
+import json
 from datetime import time
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from services.coordinator.durations import Duration
 from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
 from shared.commands import LoadSpec, ParamGenerator
-from typing import Literal
+from typing import Annotated, Literal
+
+DEPLOYMENT = "{deployment}"  # in an http probe's url (or targets.deployment_url): the deployment's id
 
 
 class _Problem(ValueError):
@@ -78,6 +81,8 @@ class Probe(Strict):
     expect_status: int | None = None
     body_contains: str | None = None
     replica_url_envs: list[str] = []
+    pgbouncer_admin_url_env: str | None = Field(
+        default=None, description="pg_health: PgBouncer's admin console URL (database pgbouncer), to gauge each pool's use")
     long_transaction: Duration = 60.0
     timeout_ms: int = Field(default=2_000, gt=0)
 
@@ -99,6 +104,20 @@ class Check(Strict):
     load: LoadSpec = Field(default=LoadSpec(), description="closed loop (default) or open loop at a rate, warm-up")
     window: Duration | None = Field(default=None, description="publish a probe_window event every window")
     thresholds: Thresholds = Thresholds()
+
+
+class Gate(Strict):
+    """A manual step of the preflight: the run waits for `golive approve RUN` (runbook: "Confirm backup completion")."""
+
+    gate: str = Field(min_length=1, description="what the operator confirms by approving")
+
+
+def _preflight_kind(value: object) -> str:
+    return "gate" if isinstance(value, Gate) or (isinstance(value, dict) and "gate" in value) else "check"
+
+
+# each item is a check (a probe: backup confirmed by a SQL or HTTP probe, connectivity) or a manual gate
+PreflightItem = Annotated[Annotated[Check, Tag("check")] | Annotated[Gate, Tag("gate")], Discriminator(_preflight_kind)]
 
 
 class Stage(Strict):
@@ -127,6 +146,75 @@ class Canary(Strict):
                 f"the last stage's weight is {previous}; the last stage must send 100% to the new deployment",
             )
         return self
+
+
+class Targets(Strict):
+    """Where deployments answer. ``deployment_url``: a template with ``{deployment}`` (Vercel-style per-deployment
+    URLs); an http probe whose url is a path (``/api/health``) is resolved against it."""
+
+    # or `${GOLIVE_APP_URL}/deployments/{deployment}`: the base from that environment variable where the prober runs
+    deployment_url: str | None = Field(default=None, pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})",
+                                       examples=["https://app-{deployment}.vercel.app"])
+
+    @field_validator("deployment_url")
+    @classmethod
+    def _names_the_deployment(cls, value: str | None) -> str | None:
+        if value is not None and DEPLOYMENT not in value:
+            raise ValueError(f"a deployment_url template must contain {DEPLOYMENT} (where the deployment id goes)")
+        return value
+
+
+class Analysis(Strict):
+    """Per-window analysis of canary stage checks: each window of a check is judged against the check's
+    thresholds as it closes, so a breaching stage fails without waiting for the end of its hold.
+
+    Failed windows are counted per stage (all its checks together); consecutive failures per check."""
+
+    interval: Duration = Field(default=30.0, gt=0, description="window length (a check's `window` overrides it)")
+    min_samples: int = Field(default=20, ge=1, description="fewer requests in a window: inconclusive")
+    failure_limit: int = Field(default=3, ge=1, description="failed windows in a stage that fail it")
+    consecutive_failure_limit: int = Field(default=2, ge=1, description="consecutive failed windows of a check that fail the stage")
+    inconclusive: Literal["ignore", "fail"] = Field(
+        default="ignore", description="ignore: neither a failure nor a break of a streak; fail: counted as a failed window")
+
+
+class Guards(Strict):
+    """Database guards: a pg_health probe runs through every canary stage's hold, and one window over a limit
+    fails the stage at once (runbook: replica lag, WAL lag, connection pool use)."""
+
+    probe: str = Field(description="a pg_health probe of `probes`")
+    sample_every: Duration = Field(default=1.0, gt=0, description="how often the gauges are read")
+    replica_lag_s: float | None = Field(default=None, ge=0)
+    wal_lag_bytes: float | None = Field(default=None, ge=0)
+    connection_use_pct: float | None = Field(default=None, ge=0, le=100)
+    long_transactions: int | None = Field(default=None, ge=0)
+
+    def limits(self) -> dict[str, float]:
+        """Gauge name -> limit, for the limits set."""
+        return {k: v for k, v in self.model_dump(exclude={"probe", "sample_every"}).items() if v is not None}
+
+
+class Baseline(Strict):
+    """Canary no worse than stable: http checks whose url names ``{deployment}`` also probe the previous
+    deployment with the same load at the same time; a significantly slower canary fails the check."""
+
+    p95_increase_ms: float = Field(ge=0, description="how much higher the canary's p95 may be than stable's")
+
+
+class LockIn(Strict):
+    """After final validation: make the new deployment production (shared.commands.PromoteTraffic)."""
+
+    promote: bool = Field(default=False, description="promote the canary; the run succeeds once it is read back")
+
+
+class PostDeploy(Strict):
+    """The runbook's "next 7 days": health checks every ``health_every`` and a summary every ``summary_every``
+    for ``period`` after the run succeeded."""
+
+    period: Duration = Field(default=7 * 86400.0, gt=0)
+    health_every: Duration = Field(default=3600.0, gt=0)
+    summary_every: Duration = Field(default=86400.0, gt=0)
+    checks: list[Check] = []
 
 
 class Rollback(Strict):
@@ -180,11 +268,19 @@ class Plan(Strict):
     name: str
     database: Database
     traffic: Traffic = Traffic()
+    targets: Targets = Targets()
     notifications: Notifications = Notifications()
+    preflight: list[PreflightItem] = Field(default=[], description="checks and manual gates before anything changes")
     migrations: Migrations = Migrations()
     probes: dict[str, Probe] = {}
     smoke: list[Check] = []
     canary: Canary
+    analysis: Analysis | None = Field(default=None, description="absent: a stage is judged on its totals only")
+    guards: Guards | None = None
+    baseline: Baseline | None = None
+    final_validation: list[Check] = Field(default=[], description="after the last stage's hold")
+    lock_in: LockIn = LockIn()
+    post_deploy: PostDeploy | None = None
     rollback: Rollback = Rollback()
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
@@ -192,15 +288,13 @@ class Plan(Strict):
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:
-        checks = [(("smoke", i), c) for i, c in enumerate(self.smoke)] + [
-            (("canary", "stages", s, "checks", i), c) for s, st in enumerate(self.canary.stages) for i, c in enumerate(st.checks)
-        ]
-        for where, check in checks:
+        needs_duration = {"preflight", "smoke", "final_validation", "post_deploy"}
+        for where, check in self.checks():
             if check.probe not in self.probes:
                 known = ", ".join(sorted(self.probes)) or "none"
                 raise _Problem((*where, "probe"), f"no probe named {check.probe!r} (probes: {known})")
-            if where[0] == "smoke" and check.duration is None:
-                raise _Problem((*where, "duration"), "a smoke check needs a duration")
+            if where[0] in needs_duration and check.duration is None:
+                raise _Problem((*where, "duration"), f"a {where[0].replace('_', ' ')} check needs a duration")
         first: dict[str, int] = {}
         for i, statement in enumerate(self.migrations.statements):
             if statement.name in first:
@@ -210,6 +304,91 @@ class Plan(Strict):
                 )
             first[statement.name] = i
         return self
+
+    @model_validator(mode="after")
+    def _deployment_only_in_http_urls(self) -> Plan:
+        for name, probe in self.probes.items():
+            for field_name in ("query", "body"):
+                if DEPLOYMENT in (getattr(probe, field_name) or ""):
+                    raise _Problem(("probes", name, field_name),
+                                   f"{DEPLOYMENT} is filled in http probe urls only; put it in an http probe's url")
+            if probe.kind != "http" or not probe.url:
+                continue
+            if probe.url.startswith("/"):
+                if self.targets.deployment_url is None:
+                    raise _Problem(("probes", name, "url"),
+                                   "a path needs targets.deployment_url to resolve against (or give a full http(s) url)")
+            elif not probe.url.startswith(("http://", "https://", "${")):  # ${VAR}: the prober reads the base from VAR
+                raise _Problem(("probes", name, "url"), "an http probe's url starts with http:// or https://, ${ENV_VAR} "
+                                                        "(a base from the environment) or / (a path on "
+                                                        "targets.deployment_url)")
+        return self
+
+    @model_validator(mode="after")
+    def _guards_and_baseline_have_their_probes(self) -> Plan:
+        if self.guards is not None:
+            probe = self.probes.get(self.guards.probe)
+            if probe is None:
+                known = ", ".join(sorted(n for n, p in self.probes.items() if p.kind == "pg_health")) or "none"
+                raise _Problem(("guards", "probe"), f"no probe named {self.guards.probe!r} (pg_health probes: {known})")
+            if probe.kind != "pg_health":
+                raise _Problem(("guards", "probe"), f"{self.guards.probe!r} is a {probe.kind} probe; guards read a "
+                                                     "pg_health probe's gauges (replica lag, WAL lag, connection use)")
+            if not self.guards.limits():
+                raise _Problem(("guards",), "set at least one limit: replica_lag_s, wal_lag_bytes, connection_use_pct "
+                                            "or long_transactions")
+        if self.baseline is not None and not any(
+            self.names_deployment(c.probe) for stage in self.canary.stages for c in stage.checks
+        ):
+            raise _Problem(("baseline",), f"a baseline compares http checks whose url names {DEPLOYMENT} (or is a path on "
+                                          "targets.deployment_url); no canary stage has one")
+        return self
+
+    @model_validator(mode="after")
+    def _stage_windows_tell_checks_apart(self) -> Plan:
+        # a window names its probe only: two checks of one probe in a stage (or the guard's) would be confused
+        guard = self.guards.probe if self.guards else None
+        for s, stage in enumerate(self.canary.stages):
+            seen: set[str] = set()
+            for i, check in enumerate(stage.checks):
+                if check.probe in seen or check.probe == guard:
+                    what = "the guard probe, which runs in every stage already" if check.probe == guard else "checked twice"
+                    raise _Problem(("canary", "stages", s, "checks", i, "probe"),
+                                   f"{check.probe!r} is {what}; a stage checks each probe once")
+                seen.add(check.probe)
+        return self
+
+    def checks(self) -> list[tuple[tuple[str | int, ...], Check]]:
+        """Every check of the plan with where it is (for validation and errors)."""
+        found: list[tuple[tuple[str | int, ...], Check]] = [
+            (("preflight", i), item) for i, item in enumerate(self.preflight) if isinstance(item, Check)]
+        found += [(("smoke", i), c) for i, c in enumerate(self.smoke)]
+        found += [(("canary", "stages", s, "checks", i), c)
+                  for s, st in enumerate(self.canary.stages) for i, c in enumerate(st.checks)]
+        found += [(("final_validation", i), c) for i, c in enumerate(self.final_validation)]
+        if self.post_deploy is not None:
+            found += [(("post_deploy", "checks", i), c) for i, c in enumerate(self.post_deploy.checks)]
+        return found
+
+    def names_deployment(self, probe_name: str) -> bool:
+        """Whether probe ``probe_name`` is an http probe aimed at one deployment (its url is filled per deployment)."""
+        probe = self.probes.get(probe_name)
+        return bool(probe and probe.kind == "http" and probe.url
+                    and (DEPLOYMENT in probe.url or probe.url.startswith("/")))
+
+    def probe_url(self, probe_name: str, deployment: str) -> str:
+        """The url of http probe ``probe_name`` for ``deployment``: a path is resolved on targets.deployment_url,
+        ``{deployment}`` is replaced by the deployment's id."""
+        url = self.probes[probe_name].url or ""
+        if url.startswith("/") and self.targets.deployment_url:
+            url = self.targets.deployment_url.rstrip("/") + url
+        return url.replace(DEPLOYMENT, deployment)
+
+
+def plan_schema() -> str:
+    """The plan's JSON Schema as text (docs/plan.schema.json; `golive plan schema` prints it): editors use it
+    to complete and check plan files. Durations are numbers of seconds or strings like ``30s``."""
+    return json.dumps(Plan.model_json_schema(mode="validation"), indent=2, sort_keys=True) + "\n"
 
 
 class PlanError(ValueError):
@@ -245,7 +424,7 @@ def parse_plan(text: str, origin: str = "<plan>") -> Plan:
 
 
 def _describe(err: dict, root: yaml.Node | None) -> str:
-    loc = list(err["loc"])
+    loc = [p for i, p in enumerate(err["loc"]) if not (i == 2 and err["loc"][0] == "preflight" and p in ("check", "gate"))]
     message = err["msg"].removeprefix("Value error, ")
     problem = err.get("ctx", {}).get("error")
     if isinstance(problem, _Problem):  # found by a model's own validator: point at the value, not the model

@@ -3,10 +3,16 @@
 No I/O and no clock: time comes from the inputs (event timestamps, ticks), so replaying a run's events
 rebuilds the same state and the same deadlines after a restart.
 
-A run is a list of steps built from the plan (migrate, smoke checks, each canary stage's shift and
-checks). Each step is one command; the step's compensation is registered *before* the command is sent,
+A run is a list of steps built from the plan (steps.py), in runbook order: preflight (checks and manual
+gates), migrate, smoke checks, each canary stage's [gate,] shift and hold, final validation, lock-in. Each
+step is one command; the step's compensation is registered *before* the command is sent,
 so a step whose outcome is unknown (it timed out) is undone too. On any failure the registered
 compensations run newest first; if one fails the run ends needs_human, naming what is left to undo.
+
+A stage's hold is one RunProbes (its checks plus the guard probe). Its windows are judged as they close
+(services/coordinator/analysis.py): failed windows are counted per stage, consecutive ones per check, and
+reaching analysis.failure_limit or consecutive_failure_limit, or one guard window over a limit, fails the
+stage at once; the probes still running are then stopped (StopProbes).
 """
 
 from __future__ import annotations
@@ -14,18 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from services.coordinator.plan import Check, Plan
-from shared.commands import (
-    ApplyMigrations,
-    MigrationStatement,
-    RevertMigrations,
-    RollbackTraffic,
-    RunProbe,
-    ShiftTraffic,
-    SqlProbeSpec,
-)
-from shared.commands import HttpProbeSpec, PgHealthProbeSpec
+from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
+from services.coordinator.plan import Plan
+from services.coordinator.steps import Step, build_steps, describe_step
+from shared.commands import RunProbe, RunProbes, ShiftTraffic
 from shared.envelope import Envelope, Message
+from shared.events import ContinueRequested, PauseRequested, RetryRequested
 from shared.events import (
     AbortRequested,
     ApprovalGranted,
@@ -33,9 +33,10 @@ from shared.events import (
     CompensationStarted,
     MigrationsApplied,
     MigrationsReverted,
-    Phase,
     PhaseStarted,
     ProbeCompleted,
+    ProbesCompleted,
+    ProbeWindow,
     RetryDue,
     RunFinished,
     RunStarted,
@@ -47,17 +48,8 @@ from shared.events import (
     TrafficRolledBack,
     TrafficShifted,
     WindowClosing,
+    WindowJudged,
 )
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    phase: Phase
-    command: Message | None  # None: a gate, which waits for an approval instead of a service
-    undo: Message | None = None
-    # seconds of work the command itself asks for (a probe's duration); the plan's step timeout comes on top
-    work_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,16 @@ class EmitEvent:
     correlationid: str | None = None  # default: that of the input that caused it
 
 
-Output = SendCommand | EmitEvent
+@dataclass(frozen=True)
+class StopProbes:
+    """Stop the probes of command ``command_id`` now (the run failed while they ran): the shell publishes a
+    shared.commands.StopProbe on core NATS, so the prober stops measuring for a run that is rolling back."""
+
+    command_id: str
+    reason: str
+
+
+Output = SendCommand | EmitEvent | StopProbes
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,15 @@ class RunState:
     window_cutoff: datetime | None = None  # past it, the run rolls back so the rollback fits in the window
     failed_at: datetime | None = None
     retry_at: datetime | None = None  # set while waiting out a backoff
+    # per-window analysis of the stage hold in flight (reset with each step): its failed windows, and the
+    # windows judged (probe, index), so that a redelivered window is not counted twice
+    tally: StageTally = StageTally()
+    judged_windows: frozenset[tuple[str, int]] = frozenset()
+    # operator controls: `golive pause` / `continue` / `retry`
+    paused_by: str | None = None  # "maksim: looking at the dashboards" while paused
+    paused_at: datetime | None = None
+    held_next: int | None = None  # the step a paused run would have sent next, kept until continue
+    retry_round: int = 0  # `golive retry` rounds: the compensations sent again need ids of their own
 
     @property
     def finished(self) -> bool:
@@ -118,7 +128,7 @@ class RunState:
 # What can answer the command in flight: a result, a failure, or the saga's own timeout and retry events.
 # Anything else correlated to the command is a report while the work goes on and changes nothing.
 ANSWERS = (
-    MigrationsApplied, MigrationsReverted, ProbeCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
+    MigrationsApplied, MigrationsReverted, ProbeCompleted, ProbesCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
     TrafficDrift, CommandFailed, StepTimedOut, RetryDue,
 )
 
@@ -134,6 +144,12 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _start(item, data)
     if isinstance(data, AbortRequested):
         return _on_abort(state, data, item.time)
+    if isinstance(data, PauseRequested):
+        return _on_pause(state, data, item.time)
+    if isinstance(data, ContinueRequested):
+        return _on_continue(state, item.time)
+    if isinstance(data, RetryRequested):
+        return _on_retry(state, data, item.time)
     if isinstance(data, WindowClosing):
         if state is None or state.finished or state.compensating:
             return state, []
@@ -142,6 +158,8 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return _fail(state, reason, item.time, cause="window")
     if isinstance(data, ApprovalGranted):
         return _on_approval(state, data, item.time)
+    if isinstance(data, ProbeWindow):
+        return _on_window(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
     if not isinstance(data, ANSWERS):
@@ -160,6 +178,48 @@ def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> t
     if state is None or state.finished or state.compensating:
         return state, []
     return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
+
+
+def _holding(state: RunState) -> bool:
+    """Paused and going forward: a pause never holds a rollback back."""
+    return state.paused_by is not None and not state.compensating and not state.finished
+
+
+def _on_pause(state: RunState | None, pause: PauseRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """Hold the run before its next step. The step in flight goes on (a hold keeps measuring) and its
+    failures still roll back; only moving on waits. The step's timeout stops counting until continue."""
+    if state is None or state.finished or state.compensating or state.paused_by is not None:
+        return state, []
+    return replace(state, paused_by=f"{pause.requested_by}: {pause.reason}", paused_at=now), []
+
+
+def _on_continue(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """Release a paused run: send the step it held back, or give the step in flight back the time it was paused."""
+    if state is None or state.paused_by is None:
+        return state, []
+    paused_for = now - state.paused_at
+    held, state = state.held_next, replace(state, paused_by=None, paused_at=None, held_next=None)
+    if state.finished or state.compensating:
+        return state, []
+    if held is not None:
+        return _send_step(state, held, now)
+    if state.deadline is not None:
+        state = replace(state, deadline=state.deadline + paused_for)
+    return state, []
+
+
+def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """A needs_human run undoes what is left again, from the compensation that failed (newest first, as before)."""
+    if state is None or state.outcome != "needs_human":
+        return state, []
+    why = f"; {retry.reason}" if retry.reason else ""
+    state = replace(state, outcome=None, compensating=True, retry_round=state.retry_round + 1,
+                    failure=f"{state.failure}; retried by {retry.requested_by}{why}")
+    return _send_compensation(state, now)
+
+
+def _round_suffix(state: RunState, sep: str) -> str:
+    return f"{sep}retry{state.retry_round}" if state.retry_round else ""
 
 
 def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
@@ -188,73 +248,6 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
     return _send_step(state, 0, envelope.time)
 
 
-def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
-    """The run's steps in runbook order, each with the compensation that undoes it."""
-    steps: list[Step] = []
-    db_env = plan.database.url_env
-    if plan.migrations.statements:
-        migrations = plan.migrations
-        statements = [MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply)
-                      for s in migrations.statements]
-        undo = (
-            RevertMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
-                             retry=migrations.retry)
-            if plan.rollback.drop_indexes
-            else None
-        )
-        steps.append(Step(
-            "migrate", "migrate",
-            ApplyMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
-                            preflight=migrations.preflight, retry=migrations.retry),
-            undo,
-        ))
-    for check in plan.smoke:
-        steps.append(_check_step(plan, check, f"smoke:{check.probe}", "smoke", check.duration or 0.0))
-    provider = plan.traffic.provider
-    previous_weight = 0  # the canary gets no traffic before its first stage
-    for n, stage in enumerate(plan.canary.stages, start=1):
-        if stage.approval:
-            # a gate's deadline (work + step timeout) is the plan's approval timeout
-            steps.append(Step(f"stage{n}:gate", "canary", None, work_s=plan.timeouts.approval - plan.timeouts.step))
-        undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
-        steps.append(Step(
-            f"stage{n}:shift:{stage.weight}", "canary",
-            # expected_previous_weight: the traffic service refuses (traffic_drift) if a human changed it since
-            ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight,
-                         expected_previous_weight=previous_weight),
-            undo,
-        ))
-        previous_weight = stage.weight
-        for check in stage.checks:
-            duration = check.duration if check.duration is not None else stage.hold
-            steps.append(_check_step(plan, check, f"stage{n}:check:{check.probe}", "canary", duration, f"stage {n} ({stage.weight}%)"))
-    return steps
-
-
-def _check_step(plan: Plan, check: Check, name: str, phase: Phase, duration: float, label: str = "") -> Step:
-    probe = plan.probes[check.probe]
-    database_url_env = probe.database_url_env or plan.database.url_env
-    spec: SqlProbeSpec | HttpProbeSpec | PgHealthProbeSpec
-    if probe.kind == "http":
-        spec = HttpProbeSpec(
-            name=check.probe, url=probe.url, method=probe.method, headers=probe.headers, headers_env=probe.headers_env,
-            body=probe.body, expect_status=probe.expect_status, body_contains=probe.body_contains, timeout_ms=probe.timeout_ms,
-        )
-    elif probe.kind == "pg_health":
-        spec = PgHealthProbeSpec(
-            name=check.probe, database_url_env=database_url_env, replica_url_envs=probe.replica_url_envs,
-            long_transaction_s=probe.long_transaction, timeout_ms=probe.timeout_ms,
-        )
-    else:
-        spec = SqlProbeSpec(
-            name=check.probe, database_url_env=database_url_env, query=probe.query, params=probe.params,
-            params_from=probe.params_from, allow_writes=probe.allow_writes, timeout_ms=probe.timeout_ms,
-        )
-    command = RunProbe(probe=spec, duration_s=max(duration, 0.001), concurrency=check.concurrency, load=check.load,
-                       window_s=check.window, thresholds=check.thresholds, label=label or phase)
-    return Step(name, phase, command, work_s=duration + check.load.warmup_s)
-
-
 # --- moving forward ----------------------------------------------------------------------------
 
 
@@ -279,7 +272,7 @@ def _step_command_id(state: RunState, position: int) -> str:
 
 
 def _compensation_command_id(state: RunState, index: int) -> str:
-    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}{_try_suffix(state)}"
+    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}{_round_suffix(state, '.')}{_try_suffix(state)}"
 
 
 def _try_suffix(state: RunState) -> str:
@@ -287,25 +280,36 @@ def _try_suffix(state: RunState) -> str:
 
 
 def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
+    if _holding(state):
+        # paused: keep where it would go; nothing is in flight, so no timeout fires and a late answer changes nothing
+        return replace(state, held_next=position, in_flight=None, deadline=None), []
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    state = replace(state, attempt=1, retry_at=None)
+    state = replace(state, attempt=1, retry_at=None, **_NO_WINDOWS_JUDGED)
     command_id = _step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo),) if step.undo else ())
     state = replace(
         state, position=position, in_flight=command_id, compensations=compensations,
         deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
     )
-    detail = _describe_step(step) if step.command else f"waiting for `golive approve {state.run_id} --stage {_stage_of(step)}`"
+    detail = describe_step(step) if step.command else _describe_gate(state, step)
     started = EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail))
     if step.command is None:
         return state, [started]
     return state, [started, SendCommand(command_id, step.command)]
 
 
-def _stage_of(step: Step) -> int:
-    return int(step.name.split(":")[0].removeprefix("stage"))
+def _stage_of(step: Step) -> int | None:
+    """The stage a step belongs to; None before the canary (a preflight gate)."""
+    head = step.name.split(":")[0]
+    return int(head.removeprefix("stage")) if head.startswith("stage") else None
+
+
+def _describe_gate(state: RunState, step: Step) -> str:
+    if step.prompt:  # a preflight gate: approved without a stage
+        return f"{step.prompt}: waiting for `golive approve {state.run_id}`"
+    return f"waiting for `golive approve {state.run_id} --stage {_stage_of(step)}`"
 
 
 def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -324,11 +328,13 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
             return _schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
-        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed")
+        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
+                     probes_ended=True)
     if isinstance(data, StepTimedOut):
         return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted) and not data.passed:
-        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold")
+    if isinstance(data, ProbeCompleted | ProbesCompleted) and not data.passed:
+        # a hold also fails on its totals: windows each within limits can add up to a breach
+        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold", probes_ended=True)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
                   f"golive set {data.expected_weight}% (traffic changed by hand)")
@@ -356,6 +362,8 @@ def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, li
         return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
     if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
         return state, []
+    if _holding(state):
+        return state, []  # a paused step's timeout waits; continue gives it back the time it was paused
     timed_out = StepTimedOut(step=_awaited_step(state), deadline=state.deadline)
     return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
 
@@ -378,19 +386,90 @@ def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
     work_s = 0.0 if state.compensating else state.steps[state.position].work_s
     state = replace(state, attempt=state.attempt + 1, retry_at=None)
+    if not state.compensating:
+        state = replace(state, **_NO_WINDOWS_JUDGED)  # a hold tried again starts over: its windows count anew
     command = awaited_command(state)
     state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
     return state, [command]
 
 
+# --- per-window analysis of a stage hold -----------------------------------------------------------
+
+_NO_WINDOWS_JUDGED = {"tally": StageTally(), "judged_windows": frozenset()}
+
+
+def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:
+    """Judge one window of the stage hold in flight; fail the stage at once when a limit is reached.
+
+    A window is a report, not an answer: it names the hold by ``command_id`` (no correlationid). Windows of
+    other steps, of the baseline, of a finished or compensating run, or seen before change nothing."""
+    if (state is None or state.finished or state.compensating or state.in_flight is None
+            or window.command_id != state.in_flight or window.target != "probe"):
+        return state, []
+    step = state.steps[state.position]
+    key = (window.probe, window.index)
+    if not isinstance(step.command, RunProbes) or not step.name.endswith(":hold") or key in state.judged_windows:
+        return state, []
+    plan, label = state.plan, step.command.label
+    if plan.guards is not None and window.probe == plan.guards.probe:
+        return _judge_guard_window(state, step.name, window, label, now)
+    check = next((p for p in step.command.probes if p.probe.name == window.probe), None)
+    if plan.analysis is None or check is None:
+        return state, []
+    verdict = judge_window(window, check.thresholds, plan.analysis.min_samples)
+    tally, limit = count_window(state.tally, window.probe, verdict.verdict, plan.analysis)
+    streak = tally.streak(window.probe)
+    word = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}[verdict.verdict]
+    reason = f"{label}: {window.probe} window {window.index} {word}: {verdict.why}"
+    if verdict.verdict != "pass" and streak > 1:
+        reason += f" ({streak} consecutive)"
+    state = replace(state, tally=tally, judged_windows=state.judged_windows | {key})
+    judged = _judged_event(state, window, step.name, verdict, reason, tally.failures, streak)
+    if limit is None:
+        return state, [judged]
+    state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="analysis")
+    return state, [judged, *failed]
+
+
+def _judge_guard_window(state: RunState, step: str, window: ProbeWindow, label: str,
+                        now: datetime) -> tuple[RunState, list[Output]]:
+    """A guard window over any limit fails the stage at once: replica lag or a full pool does not wait for a streak."""
+    verdict = judge_guard(window, state.plan.guards.limits())
+    word = {"pass": "within limits", "fail": "breached", "inconclusive": "inconclusive"}[verdict.verdict]
+    reason = f"{label}: guard {window.probe} window {window.index} {word}: {verdict.why}"
+    state = replace(state, judged_windows=state.judged_windows | {(window.probe, window.index)})
+    judged = _judged_event(state, window, step, verdict, reason, state.tally.failures, 0, guard=True)
+    if verdict.verdict != "fail":
+        return state, [judged]
+    state, failed = _fail(state, f"{step} failed: {reason}", now, cause="guard")
+    return state, [judged, *failed]
+
+
+def _judged_event(state: RunState, window: ProbeWindow, step: str, verdict: WindowVerdict, reason: str, failures: int,
+                  streak: int, guard: bool = False) -> EmitEvent:
+    return EmitEvent(
+        f"{state.run_id}/judged/{window.command_id}/{window.probe}/{window.index}",
+        WindowJudged(step=step, probe=window.probe, index=window.index, verdict=verdict.verdict, reason=reason,
+                     count=verdict.count, p95_ms=verdict.p95_ms, error_rate_pct=verdict.error_rate_pct,
+                     failures=failures, consecutive_failures=streak, guard=guard),
+    )
+
+
 # --- failing and compensating ------------------------------------------------------------------
 
 
-def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed") -> tuple[RunState, list[Output]]:
-    step = state.steps[state.position].name
+def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
+          probes_ended: bool = False) -> tuple[RunState, list[Output]]:
+    """Fail the step in flight and start compensating. Probes still running for it are stopped (they would
+    measure a deployment that is being rolled back) unless ``probes_ended``: their answer is what failed it."""
+    step = state.steps[state.position]
+    running = (state.in_flight if isinstance(step.command, RunProbe | RunProbes) and not probes_ended
+               and state.retry_at is None else None)
     state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
                     retry_at=None)
-    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step, reason=reason, cause=cause))]
+    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, reason=reason, cause=cause))]
+    if running is not None:
+        outputs.append(StopProbes(running, f"run {state.run_id} is rolling back: {reason}"))
     state, more = _send_compensation(state, now)
     return state, outputs + more
 
@@ -404,7 +483,7 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
     command_id = _compensation_command_id(state, index)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
-        EmitEvent(f"{state.run_id}/undo/{index}", CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
+        EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}", CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
         SendCommand(command_id, comp.command),
     ]
 
@@ -433,18 +512,6 @@ def _finish(state: RunState, outcome: str, reason: str, now: datetime) -> tuple[
     left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
     state = replace(state, outcome=outcome, in_flight=None, deadline=None)
     outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/finished", RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
+        EmitEvent(f"{state.run_id}/finished{_round_suffix(state, '/')}", RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
     ]
     return state, outputs
-
-
-def _describe_step(step: Step) -> str:
-    command = step.command
-    if isinstance(command, ApplyMigrations):
-        return f"{len(command.statements)} statement(s)"
-    if isinstance(command, RunProbe):
-        limits = ", ".join(f"{k} {v:g}" for k, v in command.thresholds.model_dump(exclude_none=True).items() if k != "min_samples")
-        return f"{command.probe.name} for {command.duration_s:g}s ({limits or 'no thresholds'})"
-    if isinstance(command, ShiftTraffic):
-        return f"{command.weight}% to {command.canary}"
-    return ""

@@ -115,6 +115,7 @@ _CREATE = re.compile(
     rf"(?:\s+(?P<name>{_NAME}|\"[^\"]+\"))?\s+ON\s",
     re.IGNORECASE,
 )
+_ON_TABLE = re.compile(rf"\s*(?:ONLY\s+)?(?P<table>{_NAME})", re.IGNORECASE)
 _DROP = re.compile(rf"^DROP\s+INDEX\s+(?P<conc>CONCURRENTLY\s+)?(IF\s+EXISTS\s+)?(?P<name>{_NAME})\s*(?P<rest>.*)$",
                    re.IGNORECASE | re.DOTALL)
 _REINDEX = re.compile(rf"^REINDEX\s+(\([^)]*\)\s*)?INDEX\s+(?P<conc>CONCURRENTLY\s+)?(?P<name>{_NAME})\s*$", re.IGNORECASE)
@@ -208,6 +209,11 @@ def _read(body: str) -> tuple[Statement | None, list[str]]:
         if m.group("ine"):
             rules.append("ban-if-not-exists")
         name = m.group("name")
+        table = _ON_TABLE.match(body, m.end())
+        if name and "." not in name and table and "." in table.group("table"):
+            # an index lives in its table's schema: `... idx ON auth.users` builds auth.idx, which an
+            # unqualified lookup (search_path) would not find
+            name = f"{table.group('table').rsplit('.', 1)[0]}.{name}"
         return (Statement("create_index", body, name) if name else None), rules
     if m := _DROP.match(body):
         if m.group("rest").strip() and not re.fullmatch(r"(CASCADE|RESTRICT)", m.group("rest").strip(), re.IGNORECASE):

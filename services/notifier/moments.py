@@ -4,7 +4,8 @@
 notifier that restarts rebuilds the same view by replaying the run's events, dropping the moments.
 
 Moments (the kinds a plan routes): run_started, phase_started, stage_passed, rollback_started,
-run_succeeded, run_rolled_back, needs_human. A stage has passed when the run moves past it: a step of a
+run_succeeded, run_rolled_back, needs_human; after a run succeeded, its post-deploy watch's
+watch_breached and watch_summary. A stage has passed when the run moves past it: a step of a
 later stage (or of a later phase) starts, or the run succeeds while in it. Stage membership is read from
 the step names the coordinator publishes (``stage<N>:shift:<weight>``, ``stage<N>:check:<probe>``).
 """
@@ -18,7 +19,8 @@ from typing import Any
 
 from shared.commands import NotificationsSpec
 from shared.envelope import Envelope
-from shared.events import CompensationStarted, PhaseStarted, ProbeCompleted, RunFinished, RunStarted, StepFailed
+from shared.events import CompensationStarted, PhaseStarted, ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, StepFailed
+from shared.events import WatchBreached, WatchEnded, WatchSummary
 
 _STAGE_STEP = re.compile(r"^stage(\d+):")
 
@@ -73,6 +75,12 @@ class RunView:
     outcome: str | None = None
     duration_s: float = 0.0
     left_to_undo: tuple[str, ...] = ()
+    watch_ended: bool = False
+
+    @property
+    def watching(self) -> bool:
+        """A succeeded run whose plan has a post-deploy watch still going: its breaches are still to tell."""
+        return self.outcome == "succeeded" and bool(self.plan.get("post_deploy")) and not self.watch_ended
 
     @property
     def stages(self) -> list[dict[str, Any]]:
@@ -100,7 +108,9 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
             deploy_id=data.deploy_id, previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
         )
         return view, [_moment("run_started", view, envelope)]
-    if view is None or view.outcome is not None:
+    if view is not None and view.outcome is not None:
+        return _after_the_run(view, envelope)
+    if view is None:
         return view, []
     moments: list[Moment] = []
     if isinstance(data, PhaseStarted):
@@ -111,6 +121,8 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         moments.append(_moment("phase_started", view, envelope))
     elif isinstance(data, ProbeCompleted):
         view = replace(view, results=view.results + (_result(view.step, data),))
+    elif isinstance(data, ProbesCompleted):  # a stage hold: every probe of the stage is one of its checks
+        view = replace(view, results=view.results + tuple(_result(view.step, r) for r in data.results))
     elif isinstance(data, StepFailed):
         view = replace(view, failed_step=data.step, reason=data.reason, compensating=True)
         moments.append(_moment("rollback_started", view, envelope))
@@ -130,6 +142,18 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
     return view, moments
 
 
+def _after_the_run(view: RunView, envelope: Envelope) -> tuple[RunView, list[Moment]]:
+    """The post-deploy watch of a succeeded run: its breaches and summaries are moments; its end ends the view."""
+    data = envelope.data
+    if isinstance(data, WatchBreached):
+        return view, [_moment("watch_breached", view, envelope, reason=data.reason)]
+    if isinstance(data, WatchSummary):
+        return view, [_moment("watch_summary", view, envelope, reason=data.summary)]
+    if isinstance(data, WatchEnded):
+        return replace(view, watch_ended=True), []
+    return view, []
+
+
 def _stage_of(step: str) -> int | None:
     match = _STAGE_STEP.match(step)
     return int(match.group(1)) if match else None
@@ -143,8 +167,11 @@ def _result(step: str, data: ProbeCompleted) -> ProbeResult:
     )
 
 
-def _moment(kind: str, view: RunView, envelope: Envelope, stage_number: int | None = None) -> Moment:
-    return Moment(kind, envelope, run_context(view, envelope, stage_number))
+def _moment(kind: str, view: RunView, envelope: Envelope, stage_number: int | None = None, reason: str = "") -> Moment:
+    context = run_context(view, envelope, stage_number)
+    if reason:  # a watch's moment: why it is told, rather than the run's reason
+        context["reason"] = reason
+    return Moment(kind, envelope, context)
 
 
 def run_context(view: RunView, envelope: Envelope, stage_number: int | None = None) -> dict[str, Any]:

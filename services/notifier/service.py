@@ -76,7 +76,7 @@ class Notifier:
         for moment in moments:
             await self._announce(view, moment)
         if view is not None:
-            if view.outcome is not None:
+            if view.outcome is not None and not view.watching:
                 self.runs.pop(view.run_id, None)
                 self.finished.append(view.run_id)
             else:

@@ -84,6 +84,21 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
             **_REPORT,
         },
     ),
+    "watch_breached": MessageTemplate(
+        text="⚠️ {{ plan_name }} {{ environment }}: post-deploy check failed on {{ deploy_id }}",
+        severity="danger",
+        fields={
+            "Reason": "{{ reason }}",
+            "Deployment ID": "{{ deploy_id }}",
+            "Action": "The deployment stays live: check it, and roll back by hand if it must go",
+            **_REPORT,
+        },
+    ),
+    "watch_summary": MessageTemplate(
+        text="📊 {{ plan_name }} {{ environment }}: post-deploy summary for {{ deploy_id }}",
+        severity="info",
+        fields={"Summary": "{{ reason }}", **_REPORT},
+    ),
     "needs_human": MessageTemplate(
         text="🆘 {{ plan_name }} {{ environment }} rollback needs a human",
         severity="critical",

@@ -7,6 +7,7 @@ environment variables (tokens), and never appear in errors.
 
 from __future__ import annotations
 
+import re
 import socket
 
 import httpx
@@ -15,6 +16,9 @@ from services.prober.kinds import (
     BODY_MISMATCH, CONNECTION, DNS, HTTP_4XX, HTTP_5XX, TIMEOUT, UNEXPECTED_STATUS, ProbeFailure, secret,
 )
 from shared.commands import HttpProbeSpec
+
+
+_URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class HttpTarget:
@@ -31,6 +35,9 @@ class HttpTarget:
         headers = dict(spec.headers)
         for header, variable in spec.headers_env.items():
             headers[header] = secret(env, variable, f"probe {spec.name} header {header}")
+        if match := _URL_FROM_ENV.match(spec.url):  # `${GOLIVE_APP_URL}/api/health`
+            base = secret(env, match.group(1), f"probe {spec.name} url").rstrip("/")
+            spec = spec.model_copy(update={"url": base + spec.url[match.end():]})
         return cls(spec, headers)
 
     async def open(self, concurrency: int) -> None:

@@ -15,6 +15,7 @@ when ``stop`` is set, whichever is first; requests in flight at a stop are aband
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ CLOSED_LOOP_BACKOFF_S = 0.1
 # a request due before the end is still sent if a worker gets to it this soon after the end (it belongs to
 # the run; dropping it would favour the target); after that, what is left counts as unsent
 END_GRACE_S = 0.5
+PARK_FALLBACK_S = 0.005  # how late past its due time a parked worker wakes when the thread does not wake it
 
 
 @dataclass
@@ -73,46 +75,98 @@ async def run_load(
     if rate is None:
         await asyncio.gather(*(_closed_worker(target, recorder, w, t0, end, clock) for w in range(concurrency)))
         return
-    schedule = _Schedule(t0, rate, end, concurrency, asyncio.get_running_loop(), clock)
+    schedule = _Schedule(t0, rate, end, asyncio.get_running_loop(), clock)
     ticker = threading.Thread(target=schedule.tick, name="golive-prober-schedule", daemon=True)
     ticker.start()
     try:
         await asyncio.gather(*(_open_worker(target, recorder, w, schedule, clock) for w in range(concurrency)))
     finally:  # also on a stop: what was due by now and not sent is unsent
-        schedule.stopped.set()
+        schedule.stop()
         recorder.unsent += schedule.unsent(min(end, clock()))
 
 
 class _Schedule:
-    """Open-loop due times, released by a thread of their own and taken by the workers in turn.
+    """Open-loop due times: request i is due at t0 + i/rate, and a free worker claims the next one.
 
-    The releasing thread sleeps with the OS's microsecond timer: the event loop's timers wake up to a
-    millisecond late (epoll's resolution), which would add a millisecond to every latency measured from
-    the due time and make a fast query look slow."""
+    A worker that finishes after its next request fell due claims it at once: when the target keeps the
+    workers busy (a high rate), requests go out without any hand-over. Only a worker with nothing due
+    parks, and a thread of its own wakes it at the next due time: that thread sleeps with the OS's
+    microsecond timer, where the event loop's timers wake up to a millisecond late (epoll's resolution),
+    which would add a millisecond to every latency measured from the due time and make a fast query look
+    slow. While no worker is parked the thread sleeps, costing the loop nothing."""
 
-    def __init__(self, t0: float, rate: float, end: float, workers: int, loop: asyncio.AbstractEventLoop,
+    def __init__(self, t0: float, rate: float, end: float, loop: asyncio.AbstractEventLoop,
                  clock: Callable[[], float]) -> None:
-        self.t0, self.rate, self.end, self.workers, self.loop, self.clock = t0, rate, end, workers, loop, clock
-        self.due: asyncio.Queue[float | None] = asyncio.Queue()
-        self.stopped = threading.Event()
+        self.t0, self.rate, self.end, self.loop, self.clock = t0, rate, end, loop, clock
         self.taken = 0
+        self.parked: collections.deque[asyncio.Future] = collections.deque()
+        self.someone_parked = threading.Event()  # set by the loop, waited on by the thread
+        self.stopped = threading.Event()
+
+    def due(self, i: int) -> float:
+        return self.t0 + i / self.rate
+
+    def claim(self, now: float) -> float | None:
+        """The next due time if it has come (the caller sends it), else None."""
+        due = self.due(self.taken)
+        if due > now or due >= self.end:
+            return None
+        self.taken += 1
+        return due
+
+    @property
+    def exhausted(self) -> bool:
+        return self.due(self.taken) >= self.end
+
+    async def park(self) -> None:
+        """Wait until the thread says the next request is due (or the run is over)."""
+        woken = self.loop.create_future()
+        self.parked.append(woken)
+        self.someone_parked.set()
+        # The thread wakes us at the due time, to the microsecond. The loop's own timer is the fallback: a
+        # wake-up that never comes (a run seen to hang at its end once) then costs a few ms of precision,
+        # never the run.
+        fallback = max(0.0, self.due(self.taken) - self.clock()) + PARK_FALLBACK_S
+        await asyncio.wait([woken], timeout=fallback)
+        if not woken.done():
+            woken.cancel()  # no longer parked: _wake_one skips it
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.someone_parked.set()  # the thread may be waiting for a parked worker
 
     def tick(self) -> None:
         i = 0
         try:
             while not self.stopped.is_set():
-                due = self.t0 + i / self.rate
+                self.someone_parked.wait()
+                i = max(i, self.taken)  # what busy workers claimed themselves needs no wake-up
+                due = self.due(i)
                 if due >= self.end:
                     break
                 wait = due - self.clock()
                 if wait > 0 and self.stopped.wait(wait):
                     return
-                self.loop.call_soon_threadsafe(self.due.put_nowait, due)
+                self.loop.call_soon_threadsafe(self._wake_one)
                 i += 1
-            for _ in range(self.workers):
-                self.loop.call_soon_threadsafe(self.due.put_nowait, None)
+            self.loop.call_soon_threadsafe(self._wake_all)
         except RuntimeError:  # the loop closed under us (the run was abandoned): nothing is waiting
             return
+
+    def _wake_one(self) -> None:
+        while self.parked:
+            woken = self.parked.popleft()
+            if not woken.done():  # not cancelled (a stop)
+                woken.set_result(None)
+                break
+        if not self.parked:
+            self.someone_parked.clear()
+
+    def _wake_all(self) -> None:
+        while self.parked:
+            woken = self.parked.popleft()
+            if not woken.done():
+                woken.set_result(None)
 
     def unsent(self, until: float) -> int:
         """Requests due before ``until`` that no worker got to send (the target was too slow to keep up)."""
@@ -124,10 +178,16 @@ class _Schedule:
 
 async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, schedule: _Schedule, clock) -> None:
     while True:
-        due = await schedule.due.get()
-        if due is None or clock() >= schedule.end + END_GRACE_S:
-            return  # whatever is still due stays unsent: counted by the schedule
-        schedule.taken += 1
+        now = clock()
+        due = schedule.claim(now)
+        if due is None:
+            if schedule.exhausted or schedule.stopped.is_set():
+                return
+            await schedule.park()
+            continue
+        if now >= schedule.end + END_GRACE_S:
+            schedule.taken -= 1  # not sent: whatever is still due stays unsent, counted by the schedule
+            return
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:

@@ -4,7 +4,9 @@
   replayed all it received (an idle primary must not read as lag). Per replica: ``replica_lag_s:<ENV>``.
 - ``wal_lag_bytes``: on the primary, pg_stat_replication's sent-but-not-replayed bytes per replica
   (``wal_lag_bytes:<application_name>``), the worst as ``wal_lag_bytes``.
-- ``connection_use_pct``: client connections in pg_stat_activity against max_connections.
+- ``connection_use_pct``: client connections in pg_stat_activity against max_connections; with
+  ``pgbouncer_admin_url_env``, the worst of that and every PgBouncer pool's use (pgbouncer.py, which also
+  gives each pool's own gauge), so one limit guards the pool the application actually goes through.
 - ``long_transactions``: client transactions open longer than ``long_transaction_s``.
 """
 
@@ -16,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, secret
+from services.prober.pgbouncer import sample_pools
 from shared.commands import PgHealthProbeSpec
 from shared.secrets import redact
 
@@ -37,16 +40,19 @@ SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL
             ELSE extract(epoch FROM now() - coalesce(pg_last_xact_replay_timestamp(), pg_postmaster_start_time()))::float8
        END
 """
+PGBOUNCER = ":pgbouncer"  # its connections' key (replicas are keyed by their variable, which has no colon)
 
 
 class PgHealthTarget:
     """Health gauges of a primary and its replicas (see the module docstring)."""
 
-    def __init__(self, spec: PgHealthProbeSpec, primary_url: str, replica_urls: dict[str, str]) -> None:
+    def __init__(self, spec: PgHealthProbeSpec, primary_url: str, replica_urls: dict[str, str],
+                 pgbouncer_admin_url: str | None = None) -> None:
         self.spec = spec
         self.name = spec.name
         self._primary = primary_url
         self._replicas = replica_urls
+        self._pgbouncer = pgbouncer_admin_url
         self._timeout_s = spec.timeout_ms / 1000
         self._connections: dict[tuple[int, str], psycopg.AsyncConnection] = {}
 
@@ -54,7 +60,9 @@ class PgHealthTarget:
     def from_spec(cls, spec: PgHealthProbeSpec, env: dict[str, str]) -> PgHealthTarget:
         primary = secret(env, spec.database_url_env, f"probe {spec.name}")
         replicas = {name: secret(env, name, f"probe {spec.name} replica") for name in spec.replica_url_envs}
-        return cls(spec, primary, replicas)
+        pgbouncer = (secret(env, spec.pgbouncer_admin_url_env, f"probe {spec.name} PgBouncer admin console")
+                     if spec.pgbouncer_admin_url_env else None)
+        return cls(spec, primary, replicas, pgbouncer)
 
     async def open(self, concurrency: int) -> None:
         self._connections = {}
@@ -69,6 +77,11 @@ class PgHealthTarget:
                 raise ProbeFailure(SQL, f"replica {env_name} is not in recovery: it is not a replica")
             gauges[f"replica_lag_s:{env_name}"] = lag
             gauges["replica_lag_s"] = max(gauges.get("replica_lag_s", 0.0), lag)
+        if self._pgbouncer is not None:
+            pools = await self._query(worker, PGBOUNCER, self._pgbouncer, sample_pools)
+            gauges.update(pools)
+            if "pgbouncer_pool_use_pct" in pools:
+                gauges["connection_use_pct"] = max(gauges["connection_use_pct"], pools["pgbouncer_pool_use_pct"])
         return gauges
 
     async def close(self) -> None:
@@ -96,11 +109,7 @@ class PgHealthTarget:
             async with asyncio.timeout(self._timeout_s + 0.5):
                 conn = self._connections.get(key)
                 if conn is None or conn.closed:
-                    conn = await psycopg.AsyncConnection.connect(
-                        url, autocommit=True, connect_timeout=max(1, int(self._timeout_s + 0.999))
-                    )
-                    await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{self.spec.timeout_ms}ms")))
-                    await conn.execute("SET application_name = 'golive-prober-health'")
+                    conn = await self._connect(url, admin_console=which == PGBOUNCER)
                     self._connections[key] = conn
                 return await sample(conn)
         except TimeoutError:
@@ -113,6 +122,16 @@ class PgHealthTarget:
             raise ProbeFailure(CONNECTION, redact(str(exc), url)) from None
         except psycopg.Error as exc:
             raise ProbeFailure(SQL, redact(str(exc), url)) from None
+
+    async def _connect(self, url: str, admin_console: bool) -> psycopg.AsyncConnection:
+        timeout = max(1, int(self._timeout_s + 0.999))
+        if admin_console:  # PgBouncer's console: simple query protocol only, and no session settings to make
+            return await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=timeout,
+                                                         cursor_factory=psycopg.AsyncClientCursor)
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=timeout)
+        await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{self.spec.timeout_ms}ms")))
+        await conn.execute("SET application_name = 'golive-prober-health'")
+        return conn
 
     async def _drop(self, key: tuple[int, str]) -> None:
         conn = self._connections.pop(key, None)

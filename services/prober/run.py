@@ -1,4 +1,5 @@
-"""One probe run, start to verdict: open the target(s), drive the load, publish windows, judge the total.
+"""Probe runs, start to verdict: open the target(s), drive the load, publish windows, judge the total; one
+probe, or several at once on one clock (a canary stage's hold).
 
 No bus here: windows go to a ``publish_window`` callback and the result is returned, so the run can be
 driven by the service, a test or a benchmark alike.
@@ -8,16 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from services.prober.compare import compare
 from services.prober.kinds import ProbeTarget
 from services.prober.targets import make_target
-from services.prober.load import Recorder, run_load
+from services.prober.load import END_GRACE_S, Recorder, run_load
 from services.prober.stats import judge
-from shared.commands import RunProbe
-from shared.events import ProbeCompleted, ProbeWindow, Verdict
+from shared.commands import RunProbe, RunProbes
+from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
 
@@ -43,25 +44,71 @@ async def run_probe(
     publish_window: WindowSink | None = None, clock: Callable[[], float] = time.monotonic,
 ) -> ProbeCompleted:
     """Run ``cmd`` and return its result. Raises ProbeSetupError when the probe cannot start at all."""
+    [result] = await run_probes([cmd], env, command_id=command_id, stop=stop, publish_window=publish_window, clock=clock)
+    return result
+
+
+async def run_probes(
+    cmds: Sequence[RunProbe], env: dict[str, str], *, command_id: str = "", stop: StopSignal | None = None,
+    publish_window: WindowSink | None = None, clock: Callable[[], float] = time.monotonic,
+) -> list[ProbeCompleted]:
+    """Run every probe of ``cmds`` at once on one clock and return their results in the same order.
+
+    Every target is opened first and then all start together, so a slow connect or sampling query of one
+    probe does not shift its windows against the others'. ``stop`` ends them all. Raises ProbeSetupError
+    when any probe cannot start (the others are closed again without having sent a request)."""
     stop = stop or StopSignal()
-    targets: dict[str, ProbeTarget] = {"probe": make_target(cmd.probe, env)}
-    if cmd.baseline is not None:
-        targets["baseline"] = make_target(cmd.baseline, env)
     opened: list[ProbeTarget] = []
-    try:
+
+    async def open_targets(cmd: RunProbe) -> dict[str, ProbeTarget]:
+        targets: dict[str, ProbeTarget] = {"probe": make_target(cmd.probe, env)}
+        if cmd.baseline is not None:
+            targets["baseline"] = make_target(cmd.baseline, env)
         for target in targets.values():
             opened.append(target)
             await target.open(cmd.concurrency)
-        return await _measure(cmd, targets, command_id, stop, publish_window, clock)
+        return targets
+
+    try:
+        prepared = await asyncio.gather(*(open_targets(cmd) for cmd in cmds), return_exceptions=True)
+        for outcome in prepared:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        t0 = clock() + 0.01  # every probe, and each probe's baseline, start on the same schedule
+        runs = [asyncio.create_task(_measure(cmd, targets, command_id, stop, publish_window, clock, t0))
+                for cmd, targets in zip(cmds, prepared)]
+        try:
+            return list(await asyncio.gather(*runs))
+        finally:  # one probe's unforeseen error ends the others before their targets close
+            for task in runs:
+                task.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
     finally:
         for target in opened:
             await target.close()
 
 
+def probes_of(cmd: RunProbes) -> list[RunProbe]:
+    """The probes of a RunProbes as they run: the set's duration (one hold for all), the set's label
+    where a probe has none."""
+    return [probe.model_copy(update={"duration_s": cmd.duration_s, "label": probe.label or cmd.label})
+            for probe in cmd.probes]
+
+
+def probes_completed(results: Sequence[ProbeCompleted], stop: StopSignal) -> ProbesCompleted:
+    """The answer to a RunProbes: passed when every probe passed; the failing probes lead the summary."""
+    failing = [r for r in results if not r.passed]
+    passing = [r for r in results if r.passed]
+    head = f"{len(failing)} of {len(results)} probes failed" if failing else f"all {len(results)} probes passed"
+    summary = "; ".join([head, *(r.summary for r in failing + passing)])
+    return ProbesCompleted(results=list(results), passed=not failing, summary=summary,
+                           duration_s=max((r.duration_s for r in results), default=0.0),
+                           stopped=stop.reason if stop.is_set() else None)
+
+
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
-                   publish_window: WindowSink | None, clock) -> ProbeCompleted:
+                   publish_window: WindowSink | None, clock, t0: float) -> ProbeCompleted:
     rate = cmd.load.rate if cmd.load.mode == "open" else None
-    t0 = clock() + 0.01  # both targets start on the same schedule
     counted_from = t0 + cmd.load.warmup_s
     end = counted_from + cmd.duration_s
     recorders = {name: Recorder.starting(counted_from, reservoir_seed=i) for i, name in enumerate(targets)}
@@ -79,7 +126,15 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
                 task.cancel()
             await asyncio.gather(*loads, return_exceptions=True)
         else:
-            await asyncio.gather(*loads)  # the other target ends on the same schedule
+            # the other target ends on the same schedule. A load still going past the end, the grace for the
+            # last requests and a request's own timeout is stuck: it is cut there, so a hold always answers.
+            limit = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + 1.0 - clock()
+            done, stuck = await asyncio.wait(loads, timeout=max(0.0, limit))
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            for task in done:
+                task.result()  # an unforeseen error ends the probe, as before
     finally:
         for task in (*loads, stopper, *([ticking] if ticking else [])):
             task.cancel()

@@ -1,9 +1,11 @@
 """Prober service shell: runs probes asked for on the bus and reports their numbers and verdicts.
 
-Windows of a running probe are published as ProbeWindow events (a monitoring feed: they carry the
-command id in ``command_id`` and no correlationid, so nothing mistakes a window for the answer). A probe
-is stopped early by a StopProbe on the core NATS subject ``<root>.ctl.prober.<run_id>``, which every
-instance hears and only the one running that probe acts on; it then answers with what it measured.
+A RunProbe runs one probe and answers ProbeCompleted; a RunProbes runs several at once on one clock (a
+canary stage's hold: its checks and the guard probe) and answers one ProbesCompleted. Windows of a running
+probe are published as ProbeWindow events (a monitoring feed: they carry the command id in ``command_id``
+and no correlationid, so nothing mistakes a window for the answer). A probe or a set is stopped early by a
+StopProbe on the core NATS subject ``<root>.ctl.prober.<run_id>``, which every instance hears and only the
+one running it acts on; it then answers with what it measured.
 """
 
 from __future__ import annotations
@@ -11,23 +13,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from faststream.nats import NatsMessage
 
 from services.prober.kinds import ProbeSetupError
-from services.prober.run import StopSignal, run_probe
+from services.prober.run import StopSignal, WindowSink, probes_completed, probes_of, run_probe, run_probes
 from shared.bus import Bus, CommandError, HandBack, Work
-from shared.commands import RunProbe, StopProbe, stop_probe_subject
+from shared.commands import RunProbe, RunProbes, StopProbe, stop_probe_subject
 from shared.envelope import ParseError, new_envelope, parse_envelope
-from shared.events import ProbeCompleted, ProbeWindow
+from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow
 from shared.secrets import redact
 
 SHUTDOWN = "the prober is shutting down"
-# The bus's pull requests live 2 s (PullSub timeout in shared/bus.py), and FastStream unsubscribes only
-# after the handlers finish: work handed back sooner can be delivered straight back to this leaving
-# instance and then waits out ack_wait. Waiting until the last pull request has expired sends it elsewhere.
-HAND_BACK_AFTER_S = 2.5
 MAX_EARLY_STOPS = 1_000
+T = TypeVar("T")
 
 
 def register(bus: Bus) -> dict[str, StopSignal]:
@@ -36,38 +37,68 @@ def register(bus: Bus) -> dict[str, StopSignal]:
     # a stop can overtake its probe (core NATS is faster than the stream and a busy instance): kept a while
     early_stops: OrderedDict[str, str] = OrderedDict()
 
-    async def on_run(cmd: RunProbe, work: Work) -> ProbeCompleted:
+    async def stoppable(work: Work, measure: Callable[[StopSignal], Awaitable[T]]) -> T:
+        """Run ``measure`` as the work of ``work``'s command: stoppable by a StopProbe naming it, handed
+        back when the service shuts down, failed when a probe cannot start."""
         command_id = work.envelope.id
         stop = StopSignal()
         running[command_id] = stop
         if command_id in early_stops:
             stop.set(early_stops.pop(command_id))
         shutdown = asyncio.create_task(_on_shutdown(work.stopping, stop))
-
-        async def publish_window(window: ProbeWindow) -> None:
-            # a window answers nothing: no correlationid; its cause is the command
-            envelope = new_envelope(
-                window, id=f"{command_id}/window/{window.target}/{window.index}", source=bus.source,
-                runid=work.envelope.runid, subject=bus.subjects.event(work.envelope.runid, bus.service, window.short_name()),
-                causationid=command_id,
-            )
-            try:
-                await bus.publish(envelope, envelope.subject or "", bus.subjects.event_stream)
-            except Exception as exc:  # the feed misses a window; the probe and its result go on
-                bus.log.warning("probe.window_not_published", run_id=work.envelope.runid, index=window.index,
-                                error=redact(f"{type(exc).__name__}: {exc}"))
-
         try:
-            result = await run_probe(cmd, dict(os.environ), command_id=command_id, stop=stop, publish_window=publish_window)
+            result = await measure(stop)
         except ProbeSetupError as exc:
             raise CommandError(redact(str(exc)), "transient" if exc.transient else "invalid") from None
         finally:
             shutdown.cancel()
             running.pop(command_id, None)
         if stop.reason == SHUTDOWN:
-            await asyncio.sleep(HAND_BACK_AFTER_S)
-            raise HandBack()  # partial numbers would judge a shorter run than asked: another instance redoes it
+            # partial numbers would judge a shorter run than asked: another instance redoes it (the bus left
+            # the command consumer before saying ``stopping``, so the hand-back does not come back here)
+            raise HandBack()
+        return result
+
+    def window_publisher(work: Work, event_id: Callable[[ProbeWindow], str]) -> WindowSink:
+        async def publish_window(window: ProbeWindow) -> None:
+            # a window answers nothing: no correlationid; its cause is the command
+            envelope = new_envelope(
+                window, id=event_id(window), source=bus.source, runid=work.envelope.runid,
+                subject=bus.subjects.event(work.envelope.runid, bus.service, window.short_name()),
+                causationid=work.envelope.id,
+            )
+            try:
+                await bus.publish(envelope, envelope.subject or "", bus.subjects.event_stream)
+            except Exception as exc:  # the feed misses a window; the probe and its result go on
+                bus.log.warning("probe.window_not_published", run_id=work.envelope.runid, probe=window.probe,
+                                index=window.index, error=redact(f"{type(exc).__name__}: {exc}"))
+
+        return publish_window
+
+    async def on_run(cmd: RunProbe, work: Work) -> ProbeCompleted:
+        command_id = work.envelope.id
+        publish = window_publisher(work, lambda w: f"{command_id}/window/{w.target}/{w.index}")
+        result = await stoppable(work, lambda stop: run_probe(cmd, dict(os.environ), command_id=command_id, stop=stop,
+                                                              publish_window=publish))
         bus.log.info("probe.completed", run_id=work.envelope.runid, probe=cmd.probe.name, passed=result.passed,
+                     summary=result.summary)
+        return result
+
+    async def on_run_set(cmd: RunProbes, work: Work) -> ProbesCompleted:
+        command_id = work.envelope.id
+        names = [probe.probe.name for probe in cmd.probes]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise CommandError(f"probes {', '.join(twice)} appear more than once in one RunProbes; their windows "
+                               "would be indistinguishable: give every probe of a hold its own name", "invalid")
+        publish = window_publisher(work, lambda w: f"{command_id}/window/{w.probe}/{w.target}/{w.index}")
+        probes = probes_of(cmd)
+
+        async def measure(stop: StopSignal) -> ProbesCompleted:
+            results = await run_probes(probes, dict(os.environ), command_id=command_id, stop=stop, publish_window=publish)
+            return probes_completed(results, stop)
+
+        result = await stoppable(work, measure)
+        bus.log.info("probes.completed", run_id=work.envelope.runid, probes=names, passed=result.passed,
                      summary=result.summary)
         return result
 
@@ -89,6 +120,7 @@ def register(bus: Bus) -> dict[str, StopSignal]:
                 early_stops.popitem(last=False)
 
     bus.on_command(RunProbe, on_run)
+    bus.on_command(RunProbes, on_run_set)
     bus.broker.subscriber(stop_probe_subject(bus.subjects.root, "*"), title="prober stop")(on_stop)
     return running
 

@@ -55,10 +55,16 @@ def envoy_config(*, listen_port: int, admin_port: int, stable: tuple[str, int], 
             "retry_policy": {"retry_on": "reset,connect-failure", "num_retries": 2},
         },
     }
+    # per-deployment routes (Vercel's deployment URLs): /deployments/<name>/... reaches that deployment alone,
+    # whatever the weights, so a plan can check the new deployment itself (`targets.deployment_url`)
+    deployment_routes = [
+        {"match": {"prefix": f"/deployments/{name}/"}, "route": {"cluster": name, "prefix_rewrite": "/"}}
+        for name in (STABLE, CANARY)
+    ]
     http_manager = {
         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": "golive",
-        "route_config": {"name": "golive", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [route]}]},
+        "route_config": {"name": "golive", "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [*deployment_routes, route]}]},
         "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
     }

@@ -15,6 +15,7 @@ from tests.harness import REPO
 
 TINY_RUNS = {
     "bus_roundtrip": ["--n", "20", "--warmup", "5"],
+    "decision_latency": ["--n", "5", "--warmup", "1"],
     "notifier_window": ["--n", "20", "--warmup", "2"],
     "traffic_shift": ["--n", "5", "--warmup", "1"],
     "prober_vs_pgbench": ["--rate", "50", "--block", "1", "--blocks", "1", "--max-blocks", "1", "--users", "200",

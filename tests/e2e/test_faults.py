@@ -4,6 +4,7 @@ replaced and the run carries on from the event stream."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 
@@ -62,7 +63,7 @@ def test_prober_stopped_mid_probe_hands_the_work_back_to_another_instance(settin
 def test_coordinator_killed_mid_run_is_replaced_and_the_run_finishes(services, settings, process_env, tmp_path):
     run = start_run(skeleton_plan(tmp_path, hold="2s"), "run-kill", process_env)
     try:
-        seen = wait_for_output(run, "stage1:check")  # the canary's first hold runs
+        seen = wait_for_output(run, "stage1:hold")  # the canary's first hold runs
         coordinator = services.procs["coordinator"]
         coordinator.kill()  # SIGKILL: no graceful anything
         coordinator.wait(10)
@@ -88,4 +89,7 @@ def test_two_coordinators_share_the_runs_and_each_run_still_ends_right(services,
     results = [r.communicate(timeout=120) for r in runs]
     assert [r.returncode for r in runs] == [0, 0, 0], results
     logs = [(tmp_path / "logs" / name).read_text() for name in ("coordinator.log", "coordinator-2.log")]
-    assert all("run.decided" in log for log in logs)  # both instances drove part of the work
+    # one driver per run (its lease): together they drove every run, each run by one of them
+    driven = [{e["run_id"] for e in map(json.loads, (l for l in log.splitlines() if l.startswith("{")))
+               if e.get("event") == "run.decided"} for log in logs]
+    assert driven[0] | driven[1] == {f"run-pair-{i}" for i in range(3)} and not driven[0] & driven[1], driven

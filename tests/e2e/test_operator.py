@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services, settings, process_env, tmp_path):
     run = start_run(skeleton_plan(tmp_path, hold="30s"), "run-abort", process_env)  # only an abort ends it early
     try:
-        wait_for_output(run, "stage1:check")
+        wait_for_output(run, "stage1:hold")
         started = time.monotonic()
         aborted = run_cli("abort", "run-abort", "--reason", "error budget burning on the dashboards", env=process_env)
         took = time.monotonic() - started

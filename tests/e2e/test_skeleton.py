@@ -80,9 +80,9 @@ def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
     steps = [e.data.step for e in events if isinstance(e.data, PhaseStarted)]
     assert steps == [
         "migrate", "smoke:stripe_recent",
-        "stage1:shift:10", "stage1:check:stripe_recent",
-        "stage2:shift:50", "stage2:check:stripe_recent",
-        "stage3:shift:100", "stage3:check:stripe_recent",
+        "stage1:shift:10", "stage1:hold",
+        "stage2:shift:50", "stage2:hold",
+        "stage3:shift:100", "stage3:hold",
     ]
     assert all(e.specversion == "1.0" and e.runid == "run-e2e-ok" for e in events)
     assert {e.source for e in events} == {f"/golive/{s}" for s in ("coordinator", "migrator", "prober", "traffic", "notifier")}
@@ -104,7 +104,7 @@ def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
                      "--run-id", "run-e2e-breach", env=process_env)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "stage2:check:slow_query failed" in result.stdout
+    assert "stage2:hold failed" in result.stdout and "slow_query" in result.stdout
     events = run_events(settings, "run-e2e-breach")
     undone = [e.data.undoes for e in events if isinstance(e.data, CompensationStarted)]
     assert undone == ["stage1:shift:10", "migrate"]  # newest first

@@ -12,6 +12,7 @@ from shared.events import (
     CompensationStarted,
     PhaseStarted,
     ProbeCompleted,
+    ProbesCompleted,
     RunFinished,
     RunStarted,
     StepFailed,
@@ -62,8 +63,9 @@ class RunLog:
     def stage(self, n: int, weight: int, p95: float = 3.0, limit: float = 400.0) -> RunLog:
         self.add(PhaseStarted(phase="canary", step=f"stage{n}:shift:{weight}", detail=f"{weight}% to dpl_new"))
         self.add(TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight), "traffic")
-        self.add(PhaseStarted(phase="canary", step=f"stage{n}:check:stripe_recent", detail="stripe_recent for 2s"))
-        self.add(probe(p95 <= limit, p95, limit), "prober")
+        self.add(PhaseStarted(phase="canary", step=f"stage{n}:hold", detail="2s: stripe_recent"))
+        result = probe(p95 <= limit, p95, limit)  # a stage hold answers with every probe of the stage
+        self.add(ProbesCompleted(results=[result], passed=result.passed, summary=result.summary, duration_s=2.0), "prober")
         return self
 
     def succeed(self) -> RunLog:

@@ -3,6 +3,7 @@ stream to a replica), and shorthand for building RunProbe commands."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+import psycopg
 
 from golive.embedded import EmbeddedPostgres, free_port, wait_for_port
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
@@ -82,3 +85,58 @@ def wait_until(condition, timeout_s: float = 10.0, what: str = "condition") -> N
             return
         time.sleep(0.05)
     raise AssertionError(f"{what} not reached within {timeout_s} s")
+
+
+class PgBouncer:
+    """A pgbouncer process on 127.0.0.1 in front of the test PostgreSQL (transaction pooling, trust)."""
+
+    def __init__(self, port: int, pool_size: int) -> None:
+        self.port, self.pool_size = port, pool_size
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def admin_url(self) -> str:
+        return self.url("pgbouncer")
+
+
+@pytest.fixture
+def pgbouncer(postgres_admin_url) -> PgBouncer:
+    binary = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/local/sbin")
+    if binary is None:
+        pytest.fail("pgbouncer is not installed: `apt-get install pgbouncer` (Debian, Ubuntu) or `brew install pgbouncer`")
+    server = psycopg.conninfo.conninfo_to_dict(postgres_admin_url)
+    port, pool_size = free_port(), 4
+    folder = Path(tempfile.mkdtemp(prefix="golive-pgbouncer-"))
+    (folder / "users.txt").write_text('"postgres" ""\n')
+    (folder / "pgbouncer.ini").write_text(f"""[databases]
+* = host={server.get("host", "127.0.0.1")} port={server.get("port", 5432)}
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {folder / "users.txt"}
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = {pool_size}
+""")
+    folder.chmod(0o755)  # as root, pgbouncer runs as nobody (it refuses root) and must read its files
+    for file in folder.iterdir():
+        file.chmod(0o644)
+    args = [binary, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(folder / "pgbouncer.ini")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, 15, proc, "pgbouncer")
+        yield PgBouncer(port, pool_size)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        if proc.stderr:
+            proc.stderr.close()
+        shutil.rmtree(folder, ignore_errors=True)

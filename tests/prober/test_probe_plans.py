@@ -7,7 +7,7 @@ import pytest
 
 from services.coordinator.plan import PlanError, parse_plan
 from services.coordinator.saga import build_steps
-from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, SqlProbeSpec
+from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, RunProbes, SqlProbeSpec
 
 PLAN = """
 name: probes
@@ -43,8 +43,12 @@ canary:
 
 
 def probe_commands(text: str) -> dict[str, RunProbe]:
+    """Each RunProbe by step name; a stage hold's (one RunProbes) as ``stage<N>:hold:<probe>``."""
     steps = build_steps(parse_plan(text), "dpl_new", "dpl_old")
-    return {step.name: step.command for step in steps if isinstance(step.command, RunProbe)}
+    commands = {step.name: step.command for step in steps if isinstance(step.command, RunProbe)}
+    commands |= {f"{step.name}:{p.probe.name}": p for step in steps if isinstance(step.command, RunProbes)
+                 for p in step.command.probes}
+    return commands
 
 
 def test_each_probe_kind_becomes_its_run_probe_command():
@@ -54,10 +58,10 @@ def test_each_probe_kind_becomes_its_run_probe_command():
     assert isinstance(smoke.probe, SqlProbeSpec) and smoke.probe.params_from.kind == "sample"
     assert (smoke.load.mode, smoke.load.rate, smoke.load.warmup_s, smoke.window_s) == ("open", 200, 2, 10)
     assert smoke.probe.database_url_env == "GOLIVE_DATABASE_URL"
-    health = commands["stage1:check:app_health"]
+    health = commands["stage1:hold:app_health"]
     assert isinstance(health.probe, HttpProbeSpec) and health.probe.headers_env == {"Authorization": "APP_TOKEN"}
     assert health.duration_s == 30
-    db = commands["stage1:check:db_health"]
+    db = commands["stage1:hold:db_health"]
     assert isinstance(db.probe, PgHealthProbeSpec) and db.probe.long_transaction_s == 30
     assert db.thresholds.replica_lag_s == 8 and db.probe.replica_url_envs == ["GOLIVE_REPLICA_URL"]
 

@@ -51,7 +51,7 @@ def test_weights_changed_by_hand_mid_run_are_refused_and_the_run_rolls_back(sett
             while not any(isinstance(e.data, RunFinished) for e in events):
                 event = parse_envelope((await feed.next_msg(timeout=60)).data)
                 events.append(event)
-                if isinstance(event.data, PhaseStarted) and event.data.step.startswith("stage1:check"):
+                if isinstance(event.data, PhaseStarted) and event.data.step == "stage1:hold":
                     await set_by_hand(envoy.admin_url, 30)  # someone at a console, during stage 1's hold
             code = await asyncio.wait_for(run.wait(), 30)
             share, _ = await canary_share(envoy.url, 200)

@@ -117,7 +117,8 @@ def test_envoy_spec_without_admin_url_or_with_unknown_settings_is_refused(tmp_pa
 def test_generated_config_routes_by_runtime_weights_with_an_admin_layer():
     config = envoy_config(listen_port=1, admin_port=2, stable=("127.0.0.1", 3), canary=("127.0.0.1", 4), canary_weight=10)
     route = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    weighted = route["route_config"]["virtual_hosts"][0]["routes"][0]["route"]["weighted_clusters"]
+    # the split is the last route (prefix "/"); before it, one route per deployment (/deployments/<name>/)
+    weighted = route["route_config"]["virtual_hosts"][0]["routes"][-1]["route"]["weighted_clusters"]
     assert weighted["runtime_key_prefix"] == "routing.canary"
     assert [(c["name"], c["weight"]) for c in weighted["clusters"]] == [("stable", 90), ("canary", 10)]
     assert [next(iter(set(layer) - {"name"})) for layer in config["layered_runtime"]["layers"]] == ["static_layer", "admin_layer"]

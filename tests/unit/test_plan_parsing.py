@@ -223,3 +223,145 @@ def test_unreadable_plan_file_is_reported_with_its_path(tmp_path):
 
     with pytest.raises(PlanError, match=f"^{missing}: cannot read: "):
         load_plan(missing)
+
+
+# --- preflight, targets, analysis, guards, baseline, final validation, lock-in, post_deploy ------------
+
+RUNBOOK_KEYS = VALID.replace("probes:\n  recent:\n    query: SELECT 1\n", """\
+probes:
+  recent:
+    query: SELECT 1
+  app_health:
+    kind: http
+    url: /api/health
+  db_health:
+    kind: pg_health
+""").replace("      checks: [{probe: recent}]", "      checks: [{probe: recent}, {probe: app_health}]") + """\
+targets:
+  deployment_url: "http://127.0.0.1:8080/deployments/{deployment}"
+preflight:
+  - {gate: Confirm backup completion}
+  - {probe: recent, duration: 2s, thresholds: {error_rate_pct: 0}}
+analysis: {interval: 10s, min_samples: 5, failure_limit: 2, consecutive_failure_limit: 2, inconclusive: fail}
+guards: {probe: db_health, replica_lag_s: 8, wal_lag_bytes: 104857600, connection_use_pct: 80}
+baseline: {p95_increase_ms: 50}
+final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]
+lock_in: {promote: true}
+post_deploy: {period: 7d, health_every: 1h, summary_every: 1d, checks: [{probe: recent, duration: 30s}]}
+"""
+
+
+def runbook_variant(old: str, new: str) -> str:
+    assert RUNBOOK_KEYS.count(old) == 1, f"{old!r} must occur once in the plan text"
+    return RUNBOOK_KEYS.replace(old, new)
+
+
+def test_runbook_keys_parse_with_their_defaults_and_durations():
+    plan = parse_plan(RUNBOOK_KEYS)
+
+    gate, check = plan.preflight
+    assert gate.gate == "Confirm backup completion" and check.probe == "recent" and check.duration == 2.0
+    assert (plan.analysis.interval, plan.analysis.min_samples, plan.analysis.inconclusive) == (10.0, 5, "fail")
+    assert plan.guards.limits() == {"replica_lag_s": 8, "wal_lag_bytes": 104857600, "connection_use_pct": 80}
+    assert plan.guards.sample_every == 1.0
+    assert plan.baseline.p95_increase_ms == 50 and plan.lock_in.promote
+    assert plan.final_validation[0].duration == 10.0
+    assert (plan.post_deploy.period, plan.post_deploy.health_every, plan.post_deploy.summary_every) == (604800, 3600, 86400)
+    assert plan.probe_url("app_health", "dpl_new") == "http://127.0.0.1:8080/deployments/dpl_new/api/health"
+
+
+def test_plan_without_the_new_keys_keeps_totals_only_judging_and_no_lock_in():
+    plan = parse_plan(VALID)
+
+    assert plan.analysis is None and plan.guards is None and plan.baseline is None
+    assert plan.preflight == [] and plan.final_validation == [] and not plan.lock_in.promote
+
+
+def test_guard_probe_that_is_not_pg_health_is_rejected_at_guards_probe():
+    text = runbook_variant("guards: {probe: db_health,", "guards: {probe: recent,")
+
+    assert the_problem(text) == (
+        f"guards.probe (line {line_of(text, 'guards:')}): 'recent' is a sql probe; guards read a pg_health probe's "
+        "gauges (replica lag, WAL lag, connection use)"
+    )
+
+
+def test_guard_naming_an_unknown_probe_lists_the_pg_health_probes():
+    text = runbook_variant("guards: {probe: db_health,", "guards: {probe: db,")
+
+    assert the_problem(text).endswith("no probe named 'db' (pg_health probes: db_health)")
+
+
+def test_guards_without_any_limit_are_rejected():
+    text = runbook_variant("guards: {probe: db_health, replica_lag_s: 8, wal_lag_bytes: 104857600, connection_use_pct: 80}",
+                           "guards: {probe: db_health}")
+
+    assert "guards (line" in the_problem(text) and "set at least one limit" in the_problem(text)
+
+
+def test_deployment_placeholder_outside_an_http_url_is_rejected():
+    text = runbook_variant("    query: SELECT 1\n", "    query: SELECT '{deployment}'\n")
+
+    assert the_problem(text).startswith(f"probes.recent.query (line {line_of(text, 'SELECT')}): {{deployment}} is filled "
+                                        "in http probe urls only")
+
+
+def test_deployment_url_template_must_name_the_deployment():
+    text = runbook_variant('deployment_url: "http://127.0.0.1:8080/deployments/{deployment}"',
+                           'deployment_url: "http://127.0.0.1:8080/deployments"')
+
+    assert the_problem(text).startswith(f"targets.deployment_url (line {line_of(text, 'deployment_url')}): ")
+    assert "{deployment}" in the_problem(text)
+
+
+def test_http_probe_path_needs_targets_deployment_url():
+    text = runbook_variant('targets:\n  deployment_url: "http://127.0.0.1:8080/deployments/{deployment}"\n', "")
+
+    problem = the_problem(text)
+    assert problem.startswith(f"probes.app_health.url (line {line_of(text, 'url: /api/health')}): ")
+    assert "targets.deployment_url" in problem
+
+
+def test_baseline_needs_an_http_check_aimed_at_a_deployment():
+    text = runbook_variant("    url: /api/health\n", "    url: http://127.0.0.1:8080/api/health\n")
+
+    assert the_problem(text).startswith(f"baseline (line {line_of(text, 'baseline:')}): a baseline compares http checks")
+
+
+def test_preflight_check_without_a_duration_is_rejected_at_its_line():
+    text = runbook_variant("  - {probe: recent, duration: 2s, thresholds: {error_rate_pct: 0}}",
+                           "  - {probe: recent, thresholds: {error_rate_pct: 0}}")
+
+    assert the_problem(text) == (
+        f"preflight[1].duration (line {line_of(text, '- {probe: recent, thresholds')}): a preflight check needs a duration"
+    )
+
+
+def test_preflight_gate_with_an_unknown_key_names_the_item_without_its_union_tag():
+    text = runbook_variant("  - {gate: Confirm backup completion}", "  - {gate: Confirm backup completion, stage: 1}")
+
+    assert the_problem(text) == (
+        f"preflight[0].stage (line {line_of(text, 'Confirm backup')}): Extra inputs are not permitted"
+    )
+
+
+def test_stage_checking_a_probe_twice_or_the_guard_probe_is_rejected():
+    twice = runbook_variant("{probe: app_health}]", "{probe: app_health}, {probe: recent}]")
+    guard = runbook_variant("{probe: app_health}]", "{probe: app_health}, {probe: db_health}]")
+
+    assert the_problem(twice).startswith("canary.stages[0].checks[2].probe (line")
+    assert "'recent' is checked twice; a stage checks each probe once" in the_problem(twice)
+    assert "'db_health' is the guard probe" in the_problem(guard)
+
+
+def test_final_validation_check_needs_a_duration():
+    text = runbook_variant("final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]",
+                           "final_validation: [{probe: recent, thresholds: {p95_ms: 100}}]")
+
+    assert the_problem(text).startswith("final_validation[0].duration (line")
+
+
+def test_unknown_inconclusive_policy_is_rejected():
+    text = runbook_variant("inconclusive: fail", "inconclusive: pass")
+
+    assert the_problem(text).startswith(f"analysis.inconclusive (line {line_of(text, 'inconclusive')}): ")

@@ -14,6 +14,8 @@ from shared.commands import (
     RevertMigrations,
     RollbackTraffic,
     RunProbe,
+    PromoteTraffic,
+    RunProbes,
     ShiftTraffic,
 )
 from shared.envelope import Message, new_envelope
@@ -27,9 +29,11 @@ from shared.events import (
     MigrationsReverted,
     PhaseStarted,
     ProbeCompleted,
+    ProbesCompleted,
     RunFinished,
     RunStarted,
     StepFailed,
+    TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
     Verdict,
@@ -77,9 +81,9 @@ RUNBOOK_ORDER = [
     "migrate",
     "smoke:recent",
     "stage1:shift:10",
-    "stage1:check:recent",
+    "stage1:hold",
     "stage2:shift:100",
-    "stage2:check:recent",
+    "stage2:hold",
 ]
 
 
@@ -101,6 +105,10 @@ def success_answer(command: Message) -> Message:
         ])
     if isinstance(command, RunProbe):
         return probe_result(command.probe.name, passed=True, summary="p95 3.10 <= 400 over 300 requests")
+    if isinstance(command, RunProbes):
+        return hold_result(passed=True, probes=[p.probe.name for p in command.probes])
+    if isinstance(command, PromoteTraffic):
+        return TrafficPromoted(provider=command.provider.type, canary=command.canary, verified_weight=100)
     if isinstance(command, ShiftTraffic):
         return TrafficShifted(provider=command.provider.type, canary=command.canary, weight=command.weight,
                               verified_weight=command.weight)
@@ -117,6 +125,13 @@ def probe_result(probe: str, *, passed: bool, summary: str) -> ProbeCompleted:
         probe=probe, count=300, errors=0, p50_ms=1.2, p95_ms=p95, p99_ms=p95 + 1, max_ms=p95 + 2, duration_s=30.0,
         verdicts=[Verdict(metric="p95_ms", limit=400.0, observed=p95, passed=passed)], passed=passed, summary=summary,
     )
+
+
+def hold_result(*, passed: bool, probes: list[str] = ["recent"]) -> ProbesCompleted:
+    """The answer to a stage hold: every probe's result (only the first fails when not ``passed``)."""
+    summary = "p95 3.10 <= 400 over 300 requests" if passed else "p95 512.00 > 400 over 300 requests"
+    results = [probe_result(p, passed=passed or i > 0, summary=summary) for i, p in enumerate(probes)]
+    return ProbesCompleted(results=results, passed=passed, summary=f"{probes[0]}: {summary}", duration_s=30.0)
 
 
 def failure(reason: str) -> CommandFailed:
@@ -258,8 +273,8 @@ def test_answers_before_the_run_started_are_ignored():
 def test_the_saga_sends_no_notifications_its_events_carry_what_the_notifier_needs():
     run = started_run()
 
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
     while not run.state.finished:
         run.succeed()
 
@@ -282,8 +297,9 @@ def test_each_success_advances_to_the_next_step_in_runbook_order():
     assert [p.step for p in phases] == RUNBOOK_ORDER
     assert [p.phase for p in phases] == ["migrate", "smoke", "canary", "canary", "canary", "canary"]
     sent = work_commands(run.outputs)
-    assert [type(c) for c in sent] == [ApplyMigrations, RunProbe, ShiftTraffic, RunProbe, ShiftTraffic, RunProbe]
-    smoke, shift10, check10, shift100, check100 = sent[1:]
+    assert [type(c) for c in sent] == [ApplyMigrations, RunProbe, ShiftTraffic, RunProbes, ShiftTraffic, RunProbes]
+    smoke, shift10, hold10, shift100, hold100 = sent[1:]
+    [check10], [check100] = hold10.probes, hold100.probes  # one check each, no guards
     assert (shift10.weight, shift100.weight) == (10, 100)
     assert (shift10.canary, shift10.stable) == ("deploy-new", "deploy-old")
     assert smoke.duration_s == 5.0
@@ -291,7 +307,9 @@ def test_each_success_advances_to_the_next_step_in_runbook_order():
     assert check10.duration_s == 30.0  # no duration of its own: the stage's hold
     assert check10.thresholds.error_rate_pct == 1
     assert check100.duration_s == 10.0
-    assert check10.label == "stage 1 (10%)"
+    assert check10.label == hold10.label == "stage 1 (10%)"
+    assert (hold10.duration_s, hold100.duration_s) == (30.0, 10.0)
+    assert check10.window_s is None  # no analysis: a stage is judged on its totals
 
 
 def test_whole_success_path_ends_succeeded_with_a_success_notification():
@@ -336,13 +354,13 @@ def test_plan_without_migrations_starts_with_the_smoke_checks():
 
 def test_stage_rolls_back_traffic_before_reverting_indexes_after_a_failing_probe():
     run = started_run()
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
 
-    failed = run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    failed = run.answer(hold_result(passed=False))
 
     assert [type(o.data) for o in failed] == [StepFailed, CompensationStarted, RollbackTraffic]
     step_failed, undo_traffic, rollback = (o.data for o in failed)
-    assert step_failed.step == "stage1:check:recent"
+    assert step_failed.step == "stage1:hold"
     assert "p95 512.00 > 400 over 300 requests" in step_failed.reason
     assert undo_traffic.undoes == "stage1:shift:10"
     assert (rollback.canary, rollback.to) == ("deploy-new", "deploy-old")
@@ -392,9 +410,9 @@ def test_failure_before_any_traffic_shift_only_reverts_the_indexes():
 
 def test_plan_without_drop_indexes_has_no_index_revert():
     run = started_run(plan=plan_from(**{"drop_indexes: true": "drop_indexes: false"}))
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
 
-    failed = run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    failed = run.answer(hold_result(passed=False))
     assert [type(c) for c in work_commands(failed)] == [RollbackTraffic]
     done = run.succeed()
 
@@ -414,8 +432,8 @@ def test_failure_with_nothing_to_undo_ends_rolled_back_at_once():
 
 def test_failing_compensation_ends_needs_human_naming_what_is_left_to_undo():
     run = started_run()
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
 
     outputs = run.answer(failure("envoy admin API unreachable"))
 
@@ -526,8 +544,8 @@ def test_late_answer_to_a_timed_out_step_is_ignored():
 
 def test_compensation_that_times_out_ends_needs_human():
     run = started_run()
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
     rollback_sent = run.clock
 
     outputs = run.tick(rollback_sent + STEP_TIMEOUT)
@@ -577,8 +595,8 @@ def test_stale_answer_to_an_earlier_step_is_ignored():
 
 def rolled_back_run(run_id: str = "run-1") -> Run:
     run = started_run(run_id=run_id)
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
     while not run.state.finished:
         run.succeed()
     return run
@@ -598,7 +616,7 @@ def test_replaying_the_same_inputs_rebuilds_the_same_state_and_outputs():
 
 def test_replaying_a_prefix_resumes_with_the_same_deadline():
     original = started_run()
-    original.advance_to("stage1:check:recent")
+    original.advance_to("stage1:hold")
 
     state = None
     for item in original.inputs:
@@ -716,8 +734,8 @@ def test_awaited_command_during_compensation_is_the_compensation_and_none_once_f
     from services.coordinator.saga import awaited_command
 
     run = started_run()
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
     assert isinstance(awaited_command(run.state).data, RollbackTraffic)
     assert awaited_command(run.state).id == run.state.in_flight
     while not run.state.finished:
@@ -736,7 +754,7 @@ def abort(run, reason="error budget burning", by="maksim"):
 
 def test_abort_fails_the_step_in_flight_at_once_and_compensates_newest_first():
     run = started_run()
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
 
     outputs = abort(run)
 
@@ -747,7 +765,7 @@ def test_abort_fails_the_step_in_flight_at_once_and_compensates_newest_first():
 
 def test_abort_during_compensation_or_after_the_end_changes_nothing():
     run = started_run()
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
     abort(run)
     compensating = run.state
     assert abort(run, reason="again") == [] and run.state is compensating
@@ -784,7 +802,7 @@ def test_transient_failure_is_tried_again_after_the_backoff_under_a_new_command_
     assert isinstance(command, ShiftTraffic) and command.weight == 10
     assert run.state.in_flight == f"{first_id}.try2" != first_id
     run.succeed()
-    assert run.current_step == "stage1:check:recent"
+    assert run.current_step == "stage1:hold"
 
 
 def test_backoff_doubles_and_the_last_transient_failure_fails_the_step():
@@ -817,8 +835,8 @@ def test_a_failing_compensation_is_retried_before_the_run_needs_a_human():
     from shared.events import StepRetrying
 
     run = retrying_run()
-    run.advance_to("stage1:check:recent")
-    run.answer(probe_result("recent", passed=False, summary="p95 512.00 > 400 over 300 requests"))
+    run.advance_to("stage1:hold")
+    run.answer(hold_result(passed=False))
     for _ in range(2):
         run.answer(failure("envoy admin API unreachable"))
         retry = [e for e in events(run.outputs) if isinstance(e, StepRetrying)][-1]
@@ -860,7 +878,7 @@ def approve(run, stage=None, by="maksim"):
 
 def test_gated_stage_waits_for_approval_without_sending_anything():
     run = gated_run()
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
 
     outputs = run.succeed()
 
@@ -917,7 +935,7 @@ def test_run_rolls_back_when_only_the_rollback_time_is_left_in_the_window():
     from shared.events import WindowClosing
 
     run = windowed_run()
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
     assert decide(run.state, Tick(T0 + timedelta(seconds=59)))[1] == []  # the window ends in 10 min 1 s
 
     _, said = decide(run.state, Tick(T0 + timedelta(minutes=1)))
@@ -932,7 +950,7 @@ def test_run_rolls_back_when_only_the_rollback_time_is_left_in_the_window():
 
 def test_window_policy_continue_lets_the_run_go_on():
     run = windowed_run(at_end="continue")
-    run.advance_to("stage1:check:recent")
+    run.advance_to("stage1:hold")
     assert decide(run.state, Tick(T0 + timedelta(minutes=1)))[1] == []
 
 
@@ -946,3 +964,161 @@ def test_a_correlated_event_that_is_no_answer_leaves_the_step_waiting():
     outputs = run.answer(NotificationSent(kind="stage_passed", sink="slack", attempts=1))
 
     assert outputs == [] and run.state is waiting
+
+
+# --- operator controls: pause, continue, retry ----------------------------------------------------
+
+
+def control(run, data, after: timedelta = timedelta(seconds=1)):
+    """An operator's request as the coordinator records it (PauseRequested, ContinueRequested, RetryRequested)."""
+    run.clock += after
+    return run.feed(new_envelope(data, id=f"{run.run_id}/control/{len(run.inputs)}", source="/golive/coordinator",
+                                 runid=run.run_id, correlationid=f"{run.run_id}.control.x", time=run.clock))
+
+
+def pause(run, by="maksim", reason="checking the dashboards", after: timedelta = timedelta(seconds=1)):
+    from shared.events import PauseRequested
+
+    return control(run, PauseRequested(reason=reason, requested_by=by), after)
+
+
+def resume(run, after: timedelta = timedelta(seconds=1)):
+    from shared.events import ContinueRequested
+
+    return control(run, ContinueRequested(requested_by="maksim"), after)
+
+
+def retry(run, after: timedelta = timedelta(seconds=1)):
+    from shared.events import RetryRequested
+
+    return control(run, RetryRequested(requested_by="maksim", reason="envoy admin is back"), after)
+
+
+def test_paused_run_keeps_a_passing_result_and_sends_the_next_step_only_on_continue():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    assert pause(run) == []
+    assert run.state.paused_by == "maksim: checking the dashboards"
+
+    held = run.succeed()  # the shift in flight finishes while paused
+
+    assert held == [] and run.state.in_flight is None
+    assert run.current_step == "stage1:shift:10"  # it holds where it is
+    assert run.tick(run.clock + timedelta(hours=1)) == []  # however long the pause lasts
+    released = resume(run)
+    assert [type(e) for e in events(released)] == [PhaseStarted]
+    assert events(released)[0].step == run.current_step != "stage1:shift:10"
+    assert len(work_commands(released)) == 1 and run.state.paused_by is None
+    assert run.state.deadline > run.clock  # the next step's deadline counts from the continue
+
+
+def test_paused_step_does_not_time_out_and_continue_gives_back_the_time_it_was_paused():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    deadline = run.state.deadline
+    pause(run)
+    paused_at = run.clock
+    assert run.tick(deadline + timedelta(minutes=10)) == []  # past its deadline, but paused
+
+    resume(run, after=timedelta(minutes=10))
+
+    assert run.state.deadline == deadline + (run.clock - paused_at)
+    assert run.current_step == "stage1:shift:10" and run.state.in_flight is not None
+    run.succeed()
+    assert run.current_step != "stage1:shift:10"  # not paused any more: it moves on by itself
+
+
+def test_a_failure_or_an_abort_while_paused_still_rolls_back():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    pause(run)
+    failed = run.answer(failure("deployment dpl_x does not exist"))
+    assert isinstance(events(failed)[0], StepFailed) and [type(c) for c in work_commands(failed)] == [RollbackTraffic]
+
+    held = started_run(run_id="run-2")
+    held.advance_to("stage1:shift:10")
+    pause(held)
+    held.succeed()
+    aborted = abort(held)
+    assert isinstance(events(aborted)[0], StepFailed) and [type(c) for c in work_commands(aborted)] == [RollbackTraffic]
+    while not held.state.finished:  # the compensations' own timeouts and answers are not held by the pause
+        held.succeed()
+    assert held.state.outcome == "rolled_back"
+
+
+def test_pause_while_compensating_or_finished_and_continue_of_a_run_not_paused_change_nothing():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    before = run.state
+    assert resume(run) == [] and run.state is before
+    run.answer(failure("deployment dpl_x does not exist"))
+    compensating = run.state
+    assert pause(run) == [] and run.state is compensating
+    while not run.state.finished:
+        run.succeed()
+    finished_state = run.state
+    assert pause(run) == [] and run.state is finished_state
+
+
+def needs_human_run() -> Run:
+    """A run whose traffic rollback failed: left to undo stage1:shift:10, then migrate."""
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    run.answer(failure("deployment dpl_x does not exist"))
+    outputs = run.answer(failure("envoy admin API unreachable"))
+    assert finished(outputs).left_to_undo == ["stage1:shift:10", "migrate"]
+    return run
+
+
+def test_retry_of_a_needs_human_run_undoes_what_is_left_from_the_first_not_done_and_ends_rolled_back():
+    run = needs_human_run()
+    first_try = {o.id for o in run.outputs}
+
+    outputs = retry(run)
+
+    assert [type(e) for e in events(outputs)] == [CompensationStarted]
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+    assert run.state.outcome is None and run.state.compensating
+    run.succeed()
+    assert isinstance(run.awaited, RevertMigrations)
+    done = run.succeed()
+    assert finished(done).outcome == "rolled_back" and "retried by maksim" in finished(done).reason
+    retried_ids = {o.id for o in run.outputs} - first_try
+    assert len(retried_ids) == 5  # new command and event ids: JetStream would drop a re-send of the first ones
+
+
+def test_retry_that_fails_again_ends_needs_human_again_and_can_be_retried_once_more():
+    run = needs_human_run()
+    retry(run)
+    again = run.answer(failure("envoy admin API still unreachable"))
+    assert finished(again).outcome == "needs_human" and "still unreachable" in finished(again).reason
+    retry(run)
+    assert run.state.in_flight.endswith(".retry2")
+
+
+def test_retry_of_a_run_that_does_not_need_a_human_changes_nothing():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    running = run.state
+    assert retry(run) == [] and run.state is running
+    run.answer(failure("deployment dpl_x does not exist"))
+    while not run.state.finished:
+        run.succeed()
+    rolled_back = run.state
+    assert retry(run) == [] and run.state is rolled_back
+
+
+def test_replaying_a_run_with_pause_continue_and_retry_rebuilds_the_same_state():
+    run = started_run()
+    run.advance_to("stage1:shift:10")
+    pause(run)
+    run.succeed()
+    resume(run)
+    run.answer(failure("deployment dpl_x does not exist"))
+    run.answer(failure("envoy admin API unreachable"))
+    retry(run)
+    replayed = None
+    for item in run.inputs:
+        if not isinstance(item, Tick):
+            replayed, _ = decide(replayed, item)
+    assert replayed == run.state

@@ -1,0 +1,185 @@
+"""A run's steps, built from its plan in runbook order, each with the compensation that undoes it.
+
+preflight (checks, and manual gates opened by `golive approve RUN`) -> migrate -> smoke -> for each stage:
+[gate], shift, hold (ONE RunProbes: the stage's checks and the guard probe on one clock) -> final validation
+(one RunProbes) -> lock-in (PromoteTraffic). Pure: the saga (saga.py) decides what to do with them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.coordinator.plan import Analysis, Check, Gate, Plan
+from shared.commands import (
+    ApplyMigrations,
+    HttpProbeSpec,
+    LoadSpec,
+    MigrationStatement,
+    PgHealthProbeSpec,
+    PromoteTraffic,
+    RevertMigrations,
+    RollbackTraffic,
+    RunProbe,
+    RunProbes,
+    ShiftTraffic,
+    SqlProbeSpec,
+    Thresholds,
+)
+from shared.envelope import Message
+from shared.events import Phase
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a run: the command that does it (None: a gate) and the compensation that undoes it."""
+
+    name: str
+    phase: Phase
+    command: Message | None  # None: a gate, which waits for an approval instead of a service
+    undo: Message | None = None
+    # seconds of work the command itself asks for (a probe's duration); the plan's step timeout comes on top
+    work_s: float = 0.0
+    prompt: str = ""  # a preflight gate: what the operator confirms by approving
+
+
+
+def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
+    """The run's steps in runbook order, each with the compensation that undoes it."""
+    steps: list[Step] = []
+    db_env = plan.database.url_env
+    for i, item in enumerate(plan.preflight, start=1):
+        if isinstance(item, Gate):
+            # a gate's deadline (work + step timeout) is the plan's approval timeout
+            steps.append(Step(f"preflight:gate:{i}", "preflight", None,
+                              work_s=plan.timeouts.approval - plan.timeouts.step, prompt=item.gate))
+        else:
+            probe = probe_command(plan, item, item.duration or 0.0, "preflight", deploy_id)
+            steps.append(Step(f"preflight:check:{item.probe}", "preflight", probe, work_s=_work_s(probe)))
+    if plan.migrations.statements:
+        migrations = plan.migrations
+        statements = [MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply)
+                      for s in migrations.statements]
+        undo = (
+            RevertMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
+                             retry=migrations.retry)
+            if plan.rollback.drop_indexes
+            else None
+        )
+        steps.append(Step(
+            "migrate", "migrate",
+            ApplyMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
+                            preflight=migrations.preflight, retry=migrations.retry),
+            undo,
+        ))
+    for check in plan.smoke:
+        probe = probe_command(plan, check, check.duration or 0.0, "smoke", deploy_id)
+        steps.append(Step(f"smoke:{check.probe}", "smoke", probe, work_s=_work_s(probe)))
+    provider = plan.traffic.provider
+    previous_weight = 0  # the canary gets no traffic before its first stage
+    for n, stage in enumerate(plan.canary.stages, start=1):
+        if stage.approval:
+            steps.append(Step(f"stage{n}:gate", "canary", None, work_s=plan.timeouts.approval - plan.timeouts.step))
+        undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
+        steps.append(Step(
+            f"stage{n}:shift:{stage.weight}", "canary",
+            # expected_previous_weight: the traffic service refuses (traffic_drift) if a human changed it since
+            ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight,
+                         expected_previous_weight=previous_weight),
+            undo,
+        ))
+        previous_weight = stage.weight
+        label = f"stage {n} ({stage.weight}%)"
+        interval = plan.analysis.interval if plan.analysis else None
+        probes = [
+            probe_command(plan, check, check.duration if check.duration is not None else stage.hold, label, deploy_id,
+                       previous, window_s=check.window or interval)
+            for check in stage.checks
+        ]
+        if plan.guards is not None:
+            probes.append(_guard_probe(plan, stage.hold, label))
+        if probes:
+            hold = RunProbes(probes=probes, duration_s=max(p.duration_s for p in probes), label=label)
+            steps.append(Step(f"stage{n}:hold", "canary", hold, work_s=_work_s(hold)))
+    if plan.final_validation:
+        label = "final validation"
+        probes = [probe_command(plan, check, check.duration or 0.0, label, deploy_id, previous)
+                  for check in plan.final_validation]
+        validation = RunProbes(probes=probes, duration_s=max(p.duration_s for p in probes), label=label)
+        steps.append(Step("final_validation", "final_validation", validation, work_s=_work_s(validation)))
+    if plan.lock_in.promote:
+        steps.append(Step("lock_in:promote", "lock_in", PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
+    return steps
+
+
+def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_id: str, previous: str | None = None,
+               window_s: float | None = None) -> RunProbe:
+    """The RunProbe of one check. An http probe aimed at a deployment probes ``deploy_id``; with the plan's
+    ``baseline`` and a previous deployment, that one is probed the same way and the check compares them."""
+    thresholds = check.thresholds
+    baseline = None
+    if plan.names_deployment(check.probe) and plan.baseline is not None and previous is not None:
+        baseline = _probe_spec(plan, check.probe, previous)
+        thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
+    return RunProbe(probe=_probe_spec(plan, check.probe, deploy_id), duration_s=max(duration, 0.001),
+                    concurrency=check.concurrency, load=check.load, window_s=window_s or check.window,
+                    baseline=baseline, thresholds=thresholds, label=label)
+
+
+def _guard_probe(plan: Plan, hold: float, label: str) -> RunProbe:
+    """The guard's pg_health probe for one stage's hold, sampled every guards.sample_every, its windows
+    the analysis interval, judged on the guard limits."""
+    guards = plan.guards
+    interval = (plan.analysis or Analysis()).interval
+    return RunProbe(probe=_probe_spec(plan, guards.probe, ""), duration_s=max(hold, 0.001),
+                    load=LoadSpec(mode="open", rate=1.0 / guards.sample_every), window_s=interval,
+                    thresholds=Thresholds(**guards.limits()), label=label)
+
+
+def _probe_spec(plan: Plan, name: str, deployment: str) -> SqlProbeSpec | HttpProbeSpec | PgHealthProbeSpec:
+    probe = plan.probes[name]
+    database_url_env = probe.database_url_env or plan.database.url_env
+    if probe.kind == "http":
+        return HttpProbeSpec(
+            name=name, url=plan.probe_url(name, deployment), method=probe.method, headers=probe.headers,
+            headers_env=probe.headers_env, body=probe.body, expect_status=probe.expect_status,
+            body_contains=probe.body_contains, timeout_ms=probe.timeout_ms,
+        )
+    if probe.kind == "pg_health":
+        return PgHealthProbeSpec(
+            name=name, database_url_env=database_url_env, replica_url_envs=probe.replica_url_envs,
+            long_transaction_s=probe.long_transaction, timeout_ms=probe.timeout_ms,
+            pgbouncer_admin_url_env=probe.pgbouncer_admin_url_env,
+        )
+    return SqlProbeSpec(
+        name=name, database_url_env=database_url_env, query=probe.query, params=probe.params,
+        params_from=probe.params_from, allow_writes=probe.allow_writes, timeout_ms=probe.timeout_ms,
+    )
+
+
+def _work_s(command: RunProbe | RunProbes) -> float:
+    """Seconds of work a probe command asks for: its duration and warm-up (the step timeout comes on top)."""
+    probes = command.probes if isinstance(command, RunProbes) else [command]
+    return max(p.duration_s + p.load.warmup_s for p in probes)
+
+
+def describe_step(step: Step) -> str:
+    """One line on what a step's command asks for (PhaseStarted.detail)."""
+    command = step.command
+    if isinstance(command, ApplyMigrations):
+        return f"{len(command.statements)} statement(s)"
+    if isinstance(command, RunProbe):
+        return _describe_probe(command)
+    if isinstance(command, RunProbes):
+        return f"{command.duration_s:g}s: " + "; ".join(_describe_probe(p, with_duration=False) for p in command.probes)
+    if isinstance(command, ShiftTraffic):
+        return f"{command.weight}% to {command.canary}"
+    if isinstance(command, PromoteTraffic):
+        return f"promote {command.canary} to production"
+    return ""
+
+
+def _describe_probe(command: RunProbe, with_duration: bool = True) -> str:
+    limits = ", ".join(f"{k} {v:g}" for k, v in command.thresholds.model_dump(exclude_none=True).items() if k != "min_samples")
+    windows = f", windows of {command.window_s:g}s" if command.window_s and not with_duration else ""
+    duration = f" for {command.duration_s:g}s" if with_duration else ""
+    return f"{command.probe.name}{duration} ({limits or 'no thresholds'}{windows})"

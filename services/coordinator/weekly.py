@@ -1,0 +1,172 @@
+"""The runbook's weekly performance report, aggregated from the event stream of every run.
+
+``weekly_report(events, since, until)`` is pure: it groups events by run, keeps the runs that started in
+``[since, until)``, and returns runs with outcome and duration, counts by outcome, rollbacks by cause and by
+the step that failed, and each probe's p95 per run in start order (its trend over the week).
+``weekly_markdown(report)`` renders it. `golive report --weekly` writes both as
+``weekly_performance_report_<YYYYWW>.json`` and ``.md`` (the runbook's name: year and week of the last day).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from shared.envelope import Envelope
+from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, StepFailed, WatchBreached
+from shared.secrets import redact
+
+
+def week_label(until: datetime) -> str:
+    """``202646``: year and week of the period's last day, as the runbook names the file (``date +%Y%W``:
+    weeks start on Monday)."""
+    return (until.astimezone(UTC) - timedelta(microseconds=1)).strftime("%Y%W")
+
+
+def report_file_stem(until: datetime) -> str:
+    return f"weekly_performance_report_{week_label(until)}"
+
+
+def weekly_report(events: list[Envelope], since: datetime, until: datetime) -> dict:
+    """Every run that started in ``[since, until)``, aggregated. ``events``: any runs' events in stream order."""
+    by_run: dict[str, list[Envelope]] = {}
+    for e in events:
+        by_run.setdefault(e.runid, []).append(e)
+    runs = []
+    for run_events in by_run.values():
+        summary = _run_summary(run_events)
+        if summary and since <= summary["_started"] < until:
+            runs.append(summary)
+    runs.sort(key=lambda r: r["_started"])
+    outcomes = Counter(r["outcome"] for r in runs)
+    durations = [r["duration_s"] for r in runs if r["duration_s"] is not None]
+    rollbacks = [r for r in runs if r["rollback"]]
+    ended = sum(outcomes[o] for o in ("succeeded", "rolled_back", "needs_human"))
+    return {
+        "week": week_label(until),
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "runs_total": len(runs),
+        "outcomes": {o: outcomes[o] for o in ("succeeded", "rolled_back", "needs_human", "running")},
+        "success_rate_pct": round(100.0 * outcomes["succeeded"] / ended, 1) if ended else None,
+        "duration_s": {
+            "median": round(statistics.median(durations), 1) if durations else None,
+            "mean": round(statistics.fmean(durations), 1) if durations else None,
+            "max": round(max(durations), 1) if durations else None,
+        },
+        "rollbacks": {
+            "total": len(rollbacks),
+            "by_cause": dict(Counter(r["rollback"]["cause"] for r in rollbacks).most_common()),
+            "by_step": dict(Counter(r["rollback"]["step"] for r in rollbacks).most_common()),
+            "list": [{"run_id": r["run_id"], **r["rollback"]} for r in rollbacks],
+        },
+        "post_deploy_breaches": sum(r["post_deploy_breaches"] for r in runs),
+        "p95_trends": _trends(runs),
+        "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
+    }
+
+
+def _run_summary(events: list[Envelope]) -> dict | None:
+    started = next((e for e in events if isinstance(e.data, RunStarted)), None)
+    if started is None:
+        return None  # a rejected start or a stream cut before the run: nothing to report
+    # the last one: `golive retry` ends a needs_human run a second time
+    finished = next((e.data for e in reversed(events) if isinstance(e.data, RunFinished)), None)
+    failed = next((e.data for e in events if isinstance(e.data, StepFailed)), None)
+    p95: dict[str, float] = {}
+    for e in events:
+        results = [e.data] if isinstance(e.data, ProbeCompleted) else list(e.data.results) if isinstance(e.data, ProbesCompleted) else []
+        for r in results:
+            if r.count:  # a probe with no answered request has no p95 worth trending
+                p95[r.probe] = max(p95.get(r.probe, 0.0), r.p95_ms)  # the run's worst: what a gate is judged on
+    return {
+        "_started": started.time,
+        "run_id": started.runid,
+        "plan": started.data.plan_name,
+        "deployment_id": started.data.deploy_id,
+        "started_at": started.time.isoformat(),
+        "outcome": finished.outcome if finished else "running",
+        "duration_s": round(finished.duration_s, 1) if finished else None,
+        "reason": finished.reason if finished else "",
+        "rollback": {"step": failed.step, "cause": failed.cause, "reason": failed.reason} if failed else None,
+        "post_deploy_breaches": sum(1 for e in events if isinstance(e.data, WatchBreached)),
+        "p95_ms": {probe: round(v, 2) for probe, v in sorted(p95.items())},
+    }
+
+
+def _trends(runs: list[dict]) -> dict[str, dict]:
+    """Per probe: its worst p95 in each run (start order), and the change from the first run to the last."""
+    trends: dict[str, dict] = {}
+    for r in runs:
+        for probe, p95 in r["p95_ms"].items():
+            trends.setdefault(probe, {"runs": []})["runs"].append(
+                {"run_id": r["run_id"], "started_at": r["started_at"], "p95_ms": p95})
+    for trend in trends.values():
+        values = [p["p95_ms"] for p in trend["runs"]]
+        trend["first_ms"], trend["last_ms"], trend["max_ms"] = values[0], values[-1], max(values)
+        trend["median_ms"] = round(statistics.median(values), 2)
+        trend["change_ms"] = round(values[-1] - values[0], 2)
+    return dict(sorted(trends.items()))
+
+
+def weekly_markdown(report: dict) -> str:
+    """The weekly report as Markdown: summary, rollbacks, p95 trends, every run."""
+    d, o = report["duration_s"], report["outcomes"]
+    rate = f"{report['success_rate_pct']}%" if report["success_rate_pct"] is not None else "n/a"
+    lines = [
+        f"# Weekly performance report {report['week'][:4]}-W{report['week'][4:]}",
+        "",
+        f"{report['since']} to {report['until']}",
+        "",
+        f"- runs: **{report['runs_total']}**: {o['succeeded']} succeeded, {o['rolled_back']} rolled back, "
+        f"{o['needs_human']} needed a human, {o['running']} still running",
+        f"- success rate: {rate}",
+        f"- duration: median {_s(d['median'])}, mean {_s(d['mean'])}, longest {_s(d['max'])}",
+        f"- post-deploy breaches (after a run succeeded): {report['post_deploy_breaches']}",
+        "",
+        "## Rollbacks",
+        "",
+    ]
+    rb = report["rollbacks"]
+    if not rb["total"]:
+        lines.append("None this week.")
+    else:
+        lines.append("By cause: " + ", ".join(f"{c} {n}" for c, n in rb["by_cause"].items()) + "; "
+                     "by step: " + ", ".join(f"{s} {n}" for s, n in rb["by_step"].items()))
+        lines += ["", "| run | step | cause | reason |", "|---|---|---|---|"]
+        lines += [f"| {r['run_id']} | {r['step']} | {r['cause']} | {_cell(r['reason'])} |" for r in rb["list"]]
+    lines += ["", "## p95 trends (worst p95 per run)", ""]
+    if not report["p95_trends"]:
+        lines.append("No probe results this week.")
+    else:
+        lines += ["| probe | runs | first | last | change | median | worst |", "|---|---|---|---|---|---|---|"]
+        for probe, t in report["p95_trends"].items():
+            lines.append(f"| {probe} | {len(t['runs'])} | {t['first_ms']:g} | {t['last_ms']:g} | {t['change_ms']:+g} | "
+                         f"{t['median_ms']:g} | {t['max_ms']:g} |")
+    lines += ["", "## Runs", "", "| started | run | plan | deployment | outcome | duration | reason |",
+              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['started_at']} | {r['run_id']} | {r['plan']} | {r['deployment_id']} | {r['outcome']} | "
+              f"{_s(r['duration_s'])} | {_cell(r['reason'])} |" for r in report["runs"]]
+    return "\n".join(lines) + "\n"
+
+
+def _s(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:g} s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/").replace("\n", " ")
+
+
+def write_weekly(report: dict, directory: Path) -> list[Path]:
+    """Write ``weekly_performance_report_<YYYYWW>.json`` and ``.md`` into ``directory``; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"weekly_performance_report_{report['week']}"
+    json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
+    # reasons quote what services reported (already redacted): scrubbed once more, as these files travel
+    json_path.write_text(redact(json.dumps(report, indent=2)))
+    md_path.write_text(redact(weekly_markdown(report)))
+    return [json_path, md_path]

@@ -1,0 +1,75 @@
+"""Per-window analysis and guards end to end: the coordinator judges each window of a stage hold as the
+prober publishes it, rolls back at the breach instead of at the end of the hold, and stops the hold's probes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from shared.events import ProbesCompleted, StepFailed, WindowJudged
+from tests.e2e.test_skeleton import run_events
+from tests.harness import run_cli, skeleton_plan
+
+pytestmark = pytest.mark.e2e
+
+HOLD_S = 30  # far longer than the test takes: only the analysis (or the guard) ends it
+
+
+def long_first_stage(**extra):
+    def edit(plan: dict) -> None:
+        plan["canary"]["stages"][0]["hold"] = f"{HOLD_S}s"
+        plan.update(extra)
+    return edit
+
+
+def stopped_hold(settings, run_id: str) -> ProbesCompleted:
+    """The hold's answer: it comes after the rollback began (the prober stops when told), so wait for it."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answers = [e.data for e in run_events(settings, run_id) if isinstance(e.data, ProbesCompleted)]
+        if answers:
+            return answers[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no probes_completed for {run_id}: the hold was not stopped")
+
+
+def test_breaching_windows_roll_the_stage_back_before_its_hold_ends_and_stop_its_probes(
+    services, settings, process_env, tmp_path
+):
+    def slow_stage_1(plan: dict) -> None:
+        long_first_stage(analysis={"interval": "500ms", "min_samples": 3, "consecutive_failure_limit": 2})(plan)
+        plan["probes"]["slow_query"] = {"query": "SELECT pg_sleep(0.03)"}
+        plan["canary"]["stages"][0]["checks"] = [{"probe": "slow_query", "thresholds": {"p95_ms": 20}}]
+
+    result = run_cli("run", str(skeleton_plan(tmp_path, edit=slow_stage_1)), "--run-id", "run-windows", env=process_env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "slow_query window 1 failed: p95" in result.stdout and "(2 consecutive)" in result.stdout
+    events = [e.data for e in run_events(settings, "run-windows")]
+    [failed] = [e for e in events if isinstance(e, StepFailed)]
+    assert (failed.step, failed.cause) == ("stage1:hold", "analysis")
+    assert [w.verdict for w in events if isinstance(w, WindowJudged)][:2] == ["fail", "fail"]
+    hold = stopped_hold(settings, "run-windows")
+    assert hold.stopped and "stop requested" in hold.stopped and "rolling back" in hold.stopped
+    assert hold.duration_s < HOLD_S / 2
+
+
+def test_guard_breach_rolls_the_stage_back_at_its_first_window(services, settings, process_env, tmp_path):
+    # any client connection is over a 0.01% limit: the real pg_health gauge breaches at once
+    edit = long_first_stage(analysis={"interval": "500ms"},
+                            guards={"probe": "db_health", "connection_use_pct": 0.01, "sample_every": "200ms"})
+
+    def with_guard(plan: dict) -> None:
+        edit(plan)
+        plan["probes"]["db_health"] = {"kind": "pg_health"}
+
+    result = run_cli("run", str(skeleton_plan(tmp_path, edit=with_guard)), "--run-id", "run-guard", env=process_env)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    events = [e.data for e in run_events(settings, "run-guard")]
+    [failed] = [e for e in events if isinstance(e, StepFailed)]
+    assert (failed.step, failed.cause) == ("stage1:hold", "guard")
+    assert "guard db_health window 0 breached: connection use" in failed.reason
+    assert any(isinstance(w, WindowJudged) and w.guard and w.verdict == "fail" for w in events)
+    assert stopped_hold(settings, "run-guard").duration_s < HOLD_S / 2

@@ -1,0 +1,267 @@
+"""deploy/nats.conf, the accounts file docker-compose.yml mounts, proven on a real nats-server.
+
+Each service connects as its own user and can do its job (a whole go-live runs with the five services and
+the CLI each on their own credentials, and the server logs no violation), but cannot publish another
+service's commands or events (the server refuses: a permissions violation). The monitoring user reads a
+run's events with an ordered consumer (examples/subscribe_run.py, plain nats-py) and cannot publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig
+
+from golive.embedded import EmbeddedNats
+from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
+from shared.bus import ensure_streams
+from shared.envelope import new_envelope
+from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
+from shared.settings import Settings
+from shared.subjects import SERVICES, Subjects
+from tests.harness import REPO, run_cli, skeleton_plan
+
+NATS_CONF = REPO / "deploy" / "nats.conf"
+USERS = (*SERVICES, "operator", "monitoring")
+ROOT = Subjects()  # the file names the default root's subjects and streams
+
+
+def password_env(user: str) -> str:
+    """The variable deploy/nats.conf reads a user's password from (docker-compose.yml sets it from .env)."""
+    return f"GOLIVE_{user.upper()}_NATS_PASSWORD"
+
+
+@dataclass
+class SecuredNats:
+    server: EmbeddedNats
+    passwords: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def url_as(self, user: str) -> str:
+        return self.url.replace("nats://", f"nats://{user}:{self.passwords[user]}@")
+
+    def env_as(self, user: str, env: dict[str, str]) -> dict[str, str]:
+        """A process's environment that connects as ``user`` (the way docker-compose.yml configures each service)."""
+        return {**env, "GOLIVE_NATS_URL": self.url, "GOLIVE_NATS_USER": user, "GOLIVE_NATS_PASSWORD": self.passwords[user]}
+
+    def violations(self) -> list[str]:
+        log = (self.server.data_dir / "nats-server.log").read_text()
+        return [line for line in log.splitlines() if "Violation" in line]
+
+
+@pytest.fixture
+def secured_nats(tmp_path) -> SecuredNats:
+    """A nats-server of this test's own, started with the very file docker-compose.yml uses."""
+    passwords = {user: f"test-{user}-{secrets.token_hex(6)}" for user in USERS}
+    env = {**os.environ, **{password_env(user): password for user, password in passwords.items()}}
+    with EmbeddedNats(tmp_path / "secured-nats", config_file=NATS_CONF, env=env) as server:
+        yield SecuredNats(server, passwords)
+
+
+async def streams_exist(secured: SecuredNats) -> None:
+    """The streams, as any service's start (or the CLI's) creates them."""
+    await ensure_streams(Settings(nats_url=secured.url_as("operator")))
+
+
+class Client:
+    """One user's connection, collecting the permission violations the server reports to it."""
+
+    def __init__(self, secured: SecuredNats, user: str) -> None:
+        self.secured, self.user = secured, user
+        self.errors: list[str] = []
+        self.changed = asyncio.Event()
+
+    async def __aenter__(self) -> Client:
+        async def on_error(exc: Exception) -> None:
+            self.errors.append(str(exc))
+            self.changed.set()
+
+        self.nc = await nats.connect(self.secured.url, user=self.user, password=self.secured.passwords[self.user],
+                                     error_cb=on_error, max_reconnect_attempts=0)
+        self.js = self.nc.jetstream(timeout=5)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.nc.close()
+
+    async def refused(self, what: str, subject: str) -> None:
+        """Wait until the server reports a ``what`` ("publish", "subscription") violation on ``subject``."""
+        expected = f'permissions violation for {what} to "{subject}"'.lower()  # nats-py lowercases it
+        while not any(expected in e.lower() for e in self.errors):
+            self.changed.clear()
+            await asyncio.wait_for(self.changed.wait(), 10)
+
+
+# --- the permission matrix ---------------------------------------------------------------------------
+
+RUN = "run-perm"
+
+# (user, subjects it may publish on a stream, subjects it must not publish)
+PUBLISH = [
+    ("coordinator",
+     [ROOT.command("migrator", "apply"), ROOT.command("prober", "run"), ROOT.command("traffic", "shift"),
+      ROOT.event(RUN, "coordinator", "run_started"), ROOT.dead_letter("coordinator")],
+     [ROOT.command("coordinator", "start_run"), ROOT.event(RUN, "traffic", "traffic_shifted"),
+      ROOT.event(RUN, "notifier", "notification_sent"), ROOT.dead_letter("migrator"),
+      "$KV.GOLIVE_NOTIFICATIONS.k"]),  # the notifier's delivery ledger
+    ("migrator",
+     [ROOT.event(RUN, "migrator", "migrations_applied"), ROOT.dead_letter("migrator")],
+     [ROOT.command("migrator", "apply"), ROOT.command("traffic", "rollback"),
+      ROOT.event(RUN, "coordinator", "run_finished"), ROOT.event(RUN, "prober", "probe_completed"),
+      f"$KV.GOLIVE_LEASES.{RUN}", f"$JS.API.STREAM.DELETE.{ROOT.command_stream}"]),
+    ("prober",
+     [ROOT.event(RUN, "prober", "probe_window"), ROOT.dead_letter("prober")],
+     [ROOT.command("prober", "run"), ROOT.command("migrator", "revert"), ROOT.event(RUN, "coordinator", "step_failed"),
+      f"{ROOT.root}.ctl.prober.{RUN}"]),
+    ("traffic",
+     [ROOT.event(RUN, "traffic", "traffic_shifted"), ROOT.dead_letter("traffic")],
+     [ROOT.command("traffic", "shift"), ROOT.command("coordinator", "abort"),
+      ROOT.event(RUN, "migrator", "migrations_reverted"), f"{ROOT.root}.ctl.prober.{RUN}"]),
+    ("notifier",
+     [ROOT.event(RUN, "notifier", "notification_sent"), ROOT.dead_letter("notifier")],
+     [ROOT.command("coordinator", "start_run"), ROOT.command("traffic", "rollback"),
+      ROOT.event(RUN, "coordinator", "run_finished"), f"$KV.GOLIVE_LEASES.{RUN}"]),  # the coordinator's run leases
+    ("operator",
+     [ROOT.command("coordinator", "start_run"), ROOT.command("coordinator", "abort")],
+     [ROOT.command("traffic", "shift"), ROOT.command("migrator", "apply"), ROOT.event(RUN, "coordinator", "run_started")]),
+    ("monitoring",
+     [],
+     [ROOT.command("coordinator", "start_run"), ROOT.command("traffic", "rollback"),
+      ROOT.event(RUN, "coordinator", "run_finished"), ROOT.dead_letter("notifier"), f"{ROOT.root}.ctl.prober.{RUN}",
+      # nor may it change or delete a stream, or consume the command queue (a work queue: reading is taking)
+      f"$JS.API.STREAM.DELETE.{ROOT.event_stream}", f"$JS.API.STREAM.UPDATE.{ROOT.event_stream}",
+      f"$JS.API.STREAM.PURGE.{ROOT.event_stream}", f"$JS.API.CONSUMER.CREATE.{ROOT.command_stream}"]),
+]
+
+
+@pytest.mark.parametrize("user, allowed, denied", PUBLISH, ids=[row[0] for row in PUBLISH])
+async def test_each_user_publishes_only_its_own_commands_and_events(secured_nats, user, allowed, denied):
+    await streams_exist(secured_nats)
+    async with Client(secured_nats, user) as client:
+        for subject in allowed:  # the stream stored it: the PubAck names the stream
+            ack = await client.js.publish(subject, b"{}", headers={"Nats-Msg-Id": f"{user}/{subject}"})
+            assert ack.stream in {ROOT.command_stream, ROOT.event_stream, ROOT.dead_letter_stream}, subject
+        for subject in denied:
+            await client.nc.publish(subject, b"{}")
+        for subject in denied:
+            await client.refused("publish", subject)
+    assert not [line for line in secured_nats.violations() if f"user:{user}" in line and
+                any(f'"{s}"' in line for s in allowed)]
+
+
+async def test_a_service_cannot_consume_another_services_commands(secured_nats):
+    await streams_exist(secured_nats)
+    steal = f"$JS.API.CONSUMER.CREATE.{ROOT.command_stream}.migrator.{ROOT.commands_of('traffic')}"
+    steal_by_name = f"$JS.API.CONSUMER.CREATE.{ROOT.command_stream}.traffic.{ROOT.commands_of('traffic')}"
+    async with Client(secured_nats, "migrator") as migrator:
+        # its own durable consumer, on its own commands: allowed (as `golive serve migrator` does at start)
+        await migrator.js.add_consumer(ROOT.command_stream, ConsumerConfig(
+            name="migrator", durable_name="migrator", filter_subject=ROOT.commands_of("migrator")))
+        await migrator.nc.publish(steal, b"{}")
+        await migrator.nc.publish(steal_by_name, b"{}")
+        await migrator.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{ROOT.command_stream}.traffic", b"{}")
+        await migrator.refused("publish", steal)
+        await migrator.refused("publish", steal_by_name)
+        await migrator.refused("publish", f"$JS.API.CONSUMER.MSG.NEXT.{ROOT.command_stream}.traffic")
+    async with Client(secured_nats, "traffic") as traffic:
+        await traffic.nc.subscribe(f"{ROOT.root}.ctl.prober.*")  # the prober's stop subject
+        await traffic.nc.subscribe(ROOT.commands_of("traffic"))  # commands only come through its consumer
+        await traffic.refused("subscription", f"{ROOT.root}.ctl.prober.*")
+        await traffic.refused("subscription", ROOT.commands_of("traffic"))
+
+
+async def test_only_the_coordinator_stops_a_probe_on_the_core_subject_every_prober_hears(secured_nats):
+    stop = f"{ROOT.root}.ctl.prober.{RUN}"
+    async with Client(secured_nats, "prober") as prober, Client(secured_nats, "coordinator") as coordinator, \
+            Client(secured_nats, "operator") as operator:
+        heard = await prober.nc.subscribe(f"{ROOT.root}.ctl.prober.*")
+        await prober.nc.flush()
+        await operator.nc.publish(stop, b"from the operator")
+        await operator.refused("publish", stop)
+        await coordinator.nc.publish(stop, b"from the coordinator")
+        message = await heard.next_msg(timeout=10)
+    assert message.data == b"from the coordinator"  # the operator's never arrived: it was refused first
+
+
+def subscribe_run(run_id: str, secured: SecuredNats) -> subprocess.CompletedProcess:
+    """examples/subscribe_run.py as the monitoring team runs it: its own process, the monitoring user."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "examples" / "subscribe_run.py"), run_id], capture_output=True, text=True,
+        timeout=60, env={**os.environ, "NATS_URL": secured.url, "NATS_USER": "monitoring",
+                         "NATS_PASSWORD": secured.passwords["monitoring"]})
+
+
+async def test_monitoring_reads_a_run_with_an_ordered_consumer_and_cannot_publish(secured_nats, tmp_path):
+    await streams_exist(secured_nats)
+    async with Client(secured_nats, "coordinator") as coordinator:
+        for i, data in enumerate([RunStarted(plan={}, plan_name="skeleton", deploy_id="dpl_new"),
+                                  PhaseStarted(phase="migrate", step="migrate"),
+                                  RunFinished(outcome="succeeded", reason="all stages passed", duration_s=1.0)]):
+            envelope = new_envelope(data, id=f"{RUN}/{i}", source="/golive/coordinator", runid=RUN,
+                                    subject=ROOT.event(RUN, "coordinator", data.short_name()))
+            await coordinator.js.publish(envelope.subject, envelope.to_json(), headers={"Nats-Msg-Id": envelope.id})
+
+    printed = subscribe_run(RUN, secured_nats)
+
+    assert printed.returncode == 0, printed.stderr
+    types = [line.split()[1] for line in printed.stdout.splitlines()]
+    assert types == [RunStarted.TYPE, PhaseStarted.TYPE, RunFinished.TYPE]
+    assert '"outcome":"succeeded"' in printed.stdout.splitlines()[-1]
+    assert secured_nats.passwords["monitoring"] not in printed.stdout + printed.stderr
+    async with Client(secured_nats, "monitoring") as monitoring:
+        await monitoring.nc.publish(ROOT.event(RUN, "coordinator", "run_finished"), b"{}")
+        await monitoring.refused("publish", ROOT.event(RUN, "coordinator", "run_finished"))
+        info = await monitoring.js.stream_info(ROOT.event_stream)
+    assert info.state.messages == 3  # the refused event never reached the stream
+    assert not [line for line in secured_nats.violations() if "user:coordinator" in line]
+
+
+@pytest.mark.e2e
+def test_a_whole_go_live_runs_with_every_service_on_its_own_credentials(
+        secured_nats, database_url, webhook, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}  # nothing of the session's own bus
+    base.update({"GOLIVE_STATE_DIR": str(tmp_path / "state"), "GOLIVE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+                 "GOLIVE_GRACEFUL_TIMEOUT_S": "5", "PYTHONUNBUFFERED": "1",
+                 DATABASE_ENV: database_url, WEBHOOK_ENV: webhook.url})
+    groups = [ServiceProcesses(secured_nats.env_as(name, base), tmp_path / "logs") for name in SERVICES]
+    try:
+        for name, group in zip(SERVICES, groups):
+            group.start((name,))
+        try:
+            asyncio.run(wait_until_ready(Settings(nats_url=secured_nats.url_as("operator")), SERVICES))
+        except (TimeoutError, RuntimeError) as exc:  # most likely a subject deploy/nats.conf does not allow yet
+            raise AssertionError(f"{exc}; refused by deploy/nats.conf: {secured_nats.violations()}") from None
+        plan = skeleton_plan(tmp_path)
+        result = run_cli("run", str(plan), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
+                         "--run-id", "run-secured", env=secured_nats.env_as("operator", base))
+        received = webhook.wait_for(lambda r: any("SUCCESS" in m["text"] for m in r)) if result.returncode == 0 else []
+    finally:
+        for group in groups:
+            group.stop()
+    logs = {p.name: p.read_text() for p in (tmp_path / "logs").glob("*.log")}
+    assert result.returncode == 0, (result.stdout + result.stderr + "".join(t[-3000:] for t in logs.values())
+                                    + f"\nrefused by deploy/nats.conf: {secured_nats.violations()}")
+    assert "run succeeded" in result.stdout
+    assert any("SUCCESS" in m["text"] for m in received)  # the notifier read the events and kept its ledger (KV)
+    for name, text in logs.items():
+        assert secured_nats.passwords[name.removesuffix(".log")] not in text, name
+
+    # the monitoring team follows the same run with plain nats-py, as examples/subscribe_run.py does
+    printed = subscribe_run("run-secured", secured_nats)
+    assert printed.returncode == 0, printed.stderr
+    types = [line.split()[1] for line in printed.stdout.splitlines()]
+    assert types[0] == RunStarted.TYPE and RunFinished.TYPE in types
+    assert {MigrationsApplied.TYPE, TrafficShifted.TYPE} <= set(types), types
+    sources = {line.split()[2] for line in printed.stdout.splitlines()}
+    assert {f"/golive/{s}" for s in ("coordinator", "migrator", "prober", "traffic")} <= sources
+    assert secured_nats.violations() == []  # nothing any of them needed was refused
