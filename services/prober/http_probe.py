@@ -7,6 +7,7 @@ environment variables (tokens), and never appear in errors.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 
@@ -52,8 +53,11 @@ class HttpTarget:
     async def request(self, worker: int) -> None:
         assert self._client is not None, "open() first"
         try:
-            response = await self._client.request(self.spec.method, self.spec.url, content=self.spec.body)
-        except httpx.TimeoutException:
+            # httpx times each read, not the whole answer: a target that trickles its body would hold a worker
+            # (and the hold) forever; the probe's timeout bounds the whole request
+            async with asyncio.timeout(self.spec.timeout_ms / 1000):
+                response = await self._client.request(self.spec.method, self.spec.url, content=self.spec.body)
+        except (httpx.TimeoutException, TimeoutError):
             raise ProbeFailure(TIMEOUT) from None
         except httpx.TransportError as exc:
             raise ProbeFailure(DNS if _is_dns_failure(exc) else CONNECTION, type(exc).__name__) from None

@@ -21,6 +21,7 @@ from shared.commands import RunProbe, RunProbes
 from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
+CANCEL_WAIT_S = 2.0  # how long a cancelled load may take to end before the hold answers without it
 
 
 @dataclass
@@ -119,26 +120,26 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     ]
     ticking = asyncio.create_task(feed.tick(clock)) if feed else None
     stopper = asyncio.create_task(stop.event.wait())
+    # A load still going past the end, the grace for the last requests and a request's own timeout is stuck:
+    # it is cut there, so a hold always answers (a run was seen to hang at its end; its windows went on empty).
+    cut_at = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + 1.0
     try:
-        await asyncio.wait([*loads, stopper], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*loads, stopper], timeout=max(0.0, cut_at - clock()), return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             for task in loads:
                 task.cancel()
             await asyncio.gather(*loads, return_exceptions=True)
         else:
-            # the other target ends on the same schedule. A load still going past the end, the grace for the
-            # last requests and a request's own timeout is stuck: it is cut there, so a hold always answers.
-            limit = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + 1.0 - clock()
-            done, stuck = await asyncio.wait(loads, timeout=max(0.0, limit))
-            for task in stuck:
-                task.cancel()
-            await asyncio.gather(*stuck, return_exceptions=True)
+            # the other target ends on the same schedule
+            done, stuck = await asyncio.wait(loads, timeout=max(0.0, cut_at - clock()))
             for task in done:
                 task.result()  # an unforeseen error ends the probe, as before
     finally:
-        for task in (*loads, stopper, *([ticking] if ticking else [])):
+        tasks = [*loads, stopper, *([ticking] if ticking else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*loads, stopper, *([ticking] if ticking else []), return_exceptions=True)
+        # bounded: a task that does not end on cancel must not keep the hold from answering
+        await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
     finished = min(clock(), end)
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result

@@ -117,3 +117,31 @@ async def test_equal_canary_and_stable_make_no_difference(http_target):
 async def test_a_failure_no_probe_kind_foresaw_is_counted_and_the_probe_goes_on(http_target):
     result = await run_probe(http_command("http://[::1/health", duration_s=0.3), {})  # an URL httpx cannot parse
     assert result.count == 0 and set(result.errors_by_class) == {"other"} and not result.passed
+
+
+async def test_a_target_that_trickles_its_answer_is_a_timeout_and_the_probe_ends_on_time():
+    """httpx bounds each read, not a whole answer: a body sent a byte at a time would hold every worker, and
+    the hold would never answer. The probe's own timeout bounds the request."""
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+            while True:
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/slow"
+    try:
+        result = await asyncio.wait_for(  # a hold that never answered would hang here
+            run_probe(http_command(url, duration_s=1.0, concurrency=2, timeout_ms=300,
+                                   load=LoadSpec(mode="open", rate=10)), {}), 20)
+    finally:
+        server.close()
+
+    assert result.count == 0 and result.errors_by_class.get("timeout", 0) >= 2, result
