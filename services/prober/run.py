@@ -21,7 +21,9 @@ from shared.commands import RunProbe, RunProbes
 from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
-CANCEL_WAIT_S = 2.0  # how long a cancelled load may take to end before the hold answers without it
+# past the end, its grace and a request's timeout: room for a client-side cancel of a frozen server's query
+# to finish (psycopg waits for the server's answer to the cancel) before a load counts as stuck
+CUT_AFTER_S = 10.0
 
 
 @dataclass
@@ -120,11 +122,12 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     ]
     ticking = asyncio.create_task(feed.tick(clock)) if feed else None
     stopper = asyncio.create_task(stop.event.wait())
-    # A load still going past the end, the grace for the last requests and a request's own timeout is stuck:
+    # A load still going past the end, the grace for the last requests, a request's own timeout and CUT_AFTER_S is stuck:
     # it is cut there, so a hold always answers (a run was seen to hang at its end; its windows went on empty).
-    cut_at = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + 1.0
+    cut_at = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + CUT_AFTER_S
+    cutter = asyncio.create_task(_cut_at(cut_at, loads, clock))
     try:
-        await asyncio.wait([*loads, stopper], timeout=max(0.0, cut_at - clock()), return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*loads, stopper, cutter], return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
             for task in loads:
                 task.cancel()
@@ -133,17 +136,25 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
             # the other target ends on the same schedule
             done, stuck = await asyncio.wait(loads, timeout=max(0.0, cut_at - clock()))
             for task in done:
-                task.result()  # an unforeseen error ends the probe, as before
+                if not task.cancelled():  # cancelled: cut as stuck
+                    task.result()  # an unforeseen error ends the probe, as before
     finally:
-        tasks = [*loads, stopper, *([ticking] if ticking else [])]
+        tasks = [*loads, stopper, cutter, *([ticking] if ticking else [])]
         for task in tasks:
             task.cancel()
-        # bounded: a task that does not end on cancel must not keep the hold from answering
-        await asyncio.wait(tasks, timeout=CANCEL_WAIT_S)
+        await asyncio.gather(*tasks, return_exceptions=True)
     finished = min(clock(), end)
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
     return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0)
+
+
+async def _cut_at(when: float, loads: list[asyncio.Task], clock) -> None:
+    """Cancel the loads still running at ``when``: stuck past the end of the hold, its grace and a request's
+    timeout, they would keep the hold from answering."""
+    await asyncio.sleep(max(0.0, when - clock()))
+    for task in loads:
+        task.cancel()
 
 
 class _WindowFeed:
