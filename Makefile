@@ -29,9 +29,10 @@ pgbouncer:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
 
-# two workers, one per core: most of the suite waits on real servers; a test file stays on one worker
+# one process: two xdist workers on two cores cut the time to 7 min, but starved the timing-sensitive tests
+# (open-loop stalls, canary vs stable) into failing; see the README
 test: install pgbouncer
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q
 
 bench: install
 	$(BIN)/python bench/bus_roundtrip.py
