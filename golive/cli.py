@@ -429,7 +429,7 @@ def serve(
     from services.prober.event_loop import new_event_loop
 
     # the prober's maximum rate is its event loop's cost per request: it runs on uvloop where installed
-    with asyncio.Runner(loop_factory=new_event_loop if name == "prober" else None) as runner:
+    with _exit_codes(), asyncio.Runner(loop_factory=new_event_loop if name == "prober" else None) as runner:
         runner.run(serve_service(name, Settings(), metrics_port))
 
 

@@ -21,14 +21,10 @@ from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished
 from shared.secrets import redact
-from shared.settings import Settings
+from shared.settings import BusUnreachable, Settings
 
 EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
-
-
-class BusUnreachable(RuntimeError):
-    pass
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -17,12 +17,21 @@ from shared.subjects import Subjects
 STACK_FILE = "stack.json"
 
 
+class BusUnreachable(RuntimeError):
+    """The bus cannot be reached: no address configured, or nobody answers there (the CLI's exit 4)."""
+
+
+class NoBusAddress(BusUnreachable):
+    """Neither GOLIVE_NATS_URL nor a running embedded stack's file says where the bus is."""
+
+
 class Settings(BaseSettings):
     """How a golive process reaches the bus and where it keeps local state."""
 
     model_config = SettingsConfigDict(env_prefix="GOLIVE_", extra="ignore")
 
-    nats_url: str | None = Field(default=None, description="NATS URL; default: the one `golive up` wrote, else nats://127.0.0.1:4222")
+    nats_url: str | None = Field(default=None, description="NATS URL; default: the one `golive up` wrote (never a "
+                                 "guessed localhost: another team's server may listen there)")
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_creds_file: Path | None = None
@@ -47,13 +56,18 @@ class Settings(BaseSettings):
         return Subjects(self.subject_root)
 
     def resolved_nats_url(self) -> str:
-        """The configured URL, else the one the embedded stack (`golive up`) recorded, else localhost."""
+        """The configured URL, else the one the embedded stack (`golive up`) recorded; else NoBusAddress.
+
+        Never a default such as 127.0.0.1:4222: on a shared machine that is someone else's server, and golive
+        would create its streams there and wait on it silently."""
         if self.nats_url:
             return self.nats_url
         stack = read_stack_file(self.state_dir)
         if stack and stack.get("nats_url"):
             return str(stack["nats_url"])
-        return "nats://127.0.0.1:4222"
+        raise NoBusAddress(
+            f"no NATS address: set GOLIVE_NATS_URL, or start the embedded stack with `golive up` (it writes "
+            f"{self.state_dir / STACK_FILE}, which golive reads from this folder)")
 
 
 def read_stack_file(state_dir: Path) -> dict | None:
