@@ -8,6 +8,9 @@
   while long work runs; a crash is retried with backoff up to ``max_deliver`` times and then reported
   as CommandFailed; a body that does not parse goes to ``<root>.dlq.<service>`` and the service keeps
   running; on shutdown, long work is handed back (nak) so another instance takes it.
+- Trust: an event counts only when its subject, envelope and type agree on who sent it, and a command only
+  when its type names its subject (shared/provenance.py); anything else is dead-lettered with the reason.
+  With ``guard_runs``, work for a run that is unknown or has ended is refused (shared/run_guard.py).
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ from faststream.specification import AsyncAPI
 from nats.js.errors import BadRequestError
 
 from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
+from shared.event_log import last_events
 from shared.events import CommandFailed, DeadLettered, FailureClass
+from shared.provenance import command_origin_problem, event_origin_problem, source_of
+from shared.run_guard import lifecycle_subjects, work_refusal
 from shared.secrets import redact
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics
@@ -79,6 +85,15 @@ class CommandError(Exception):
         self.failure = failure
 
 
+class UnknownRun(Exception):
+    """Raised by a handler whose command names a run the event log does not know: there is no run to record a
+    refusal in, so the command is dead-lettered with ``reason``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class HandBack(Exception):
     """Raised by long work that stopped because the service is shutting down: redeliver it elsewhere."""
 
@@ -113,6 +128,8 @@ class Bus:
     metrics: ServiceMetrics
     log: Any
     max_workers: int = 1
+    # refuse work whose run is unknown or has ended (shared/run_guard.py): services that change production
+    guard_runs: bool = False
     broker: NatsBroker = field(init=False)
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
@@ -123,7 +140,7 @@ class Bus:
     def __post_init__(self) -> None:
         s = self.settings
         self.subjects = s.subjects
-        self.source = f"/golive/{self.service}"
+        self.source = source_of(self.service)
         self.broker = NatsBroker(
             s.resolved_nats_url(),
             security=_security(s),
@@ -270,6 +287,9 @@ class Bus:
             except ParseError as exc:
                 await self._dead_letter(msg, str(exc))
                 return
+            if problem := event_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
+                await self._dead_letter(msg, f"not trusted: {problem}")  # a forged event is never handled
+                return
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             try:
                 await handler(envelope, msg.raw_message.metadata.sequence.stream)
@@ -301,6 +321,9 @@ class Bus:
         except ParseError as exc:
             await self._dead_letter(msg, str(exc))
             return
+        if problem := command_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
+            await self._dead_letter(msg, f"not trusted: {problem}")
+            return
         handler = self._command_handlers.get(type(envelope.data))
         if handler is None:
             await self._dead_letter(msg, f"{self.service} does not handle {envelope.type}")
@@ -312,7 +335,11 @@ class Bus:
         keepalive = asyncio.create_task(_keep_alive(msg, self.settings.command_ack_wait_s / 3))
         started = time.perf_counter()
         try:
+            await self._check_run(envelope)
             result = await handler(envelope.data, Work(envelope, self.stopping, attempt))
+        except UnknownRun as exc:
+            await self._dead_letter(msg, exc.reason)
+            return
         except HandBack:
             log.info("command.handed_back")
             await msg.nack(delay=0)
@@ -336,6 +363,22 @@ class Bus:
         await msg.ack()
         self.metrics.commands.labels(self.service, envelope.type, "done").inc()
         log.info("command.done", seconds=round(time.perf_counter() - started, 3))
+
+    async def _check_run(self, envelope: Envelope) -> None:
+        """With ``guard_runs``: UnknownRun, or CommandError (invalid), when the command's run does not take work
+        now. The run's lifecycle is read from the event log; a failed read is retried like a failed handler."""
+        if not self.guard_runs:
+            return
+        if self._js is None:
+            self._js = self.broker.connection.jetstream()
+        events = await last_events(self._js, self.subjects.event_stream,
+                                   lifecycle_subjects(self.subjects, envelope.runid))
+        refusal = work_refusal(envelope.type, envelope.runid, [e for _seq, e in events])
+        if refusal is None:
+            return
+        if not refusal.run_known:
+            raise UnknownRun(refusal.reason)
+        raise CommandError(refusal.reason, "invalid")
 
     async def _retry_or_give_up(self, msg: NatsMessage, envelope: Envelope, exc: Exception) -> None:
         attempt = _delivery_count(msg)

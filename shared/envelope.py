@@ -16,6 +16,10 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 CONTENT_TYPE = "application/json"
+# The largest body a service parses. Checked before json.loads, so a huge body costs a length check, not memory and
+# a core; below the nats-server's default max_payload (1 MiB), so the bound is ours, not the broker's accident.
+# A plan travels in StartRun and RunStarted: half a MiB of JSON is far beyond any real runbook.
+MAX_MESSAGE_BYTES = 512 * 1024
 
 
 class Message(BaseModel):
@@ -106,6 +110,8 @@ def new_envelope(
 
 def parse_envelope(raw: bytes) -> Envelope:
     """Decode and validate a message body; raise ParseError saying what is wrong."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise ParseError(f"body is {len(raw)} bytes; a message may have at most {MAX_MESSAGE_BYTES}")
     try:
         body: Any = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
