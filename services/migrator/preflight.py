@@ -14,7 +14,7 @@ import re
 import psycopg
 from psycopg import conninfo
 
-from services.migrator.progress import redact_query
+from services.migrator.query_text import MAX_READ_CHARS, shown_query
 from shared.events import OldTransaction
 
 TRANSACTION_POOLER_PORTS = {"6543"}  # Supabase's transaction-mode pooler (session mode and direct: 5432)
@@ -22,7 +22,7 @@ USE_INSTEAD = ("use the direct connection or a session-mode pooler (Supabase: po
                "db.<project>.supabase.co or the session pooler); CREATE INDEX CONCURRENTLY needs one session throughout")
 
 _OLD_TRANSACTIONS = """
-SELECT pid, extract(epoch FROM now() - xact_start)::float8, coalesce(state, ''), left(coalesce(query, ''), 300)
+SELECT pid, extract(epoch FROM now() - xact_start)::float8, coalesce(state, ''), left(coalesce(query, ''), %s)
 FROM pg_stat_activity
 WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database()
   AND backend_type = 'client backend' AND now() - xact_start > make_interval(secs => %s)
@@ -59,8 +59,8 @@ async def session_problem(conn: psycopg.AsyncConnection, application_name: str) 
 
 async def old_transactions(conn: psycopg.AsyncConnection, older_than_s: float) -> list[OldTransaction]:
     """Transactions on this database open for longer than ``older_than_s`` (a build would wait for them)."""
-    rows = await (await conn.execute(_OLD_TRANSACTIONS, (older_than_s,))).fetchall()
-    return [OldTransaction(pid=r[0], age_s=round(r[1], 1), state=r[2], query=redact_query(r[3])) for r in rows]
+    rows = await (await conn.execute(_OLD_TRANSACTIONS, (MAX_READ_CHARS, older_than_s))).fetchall()
+    return [OldTransaction(pid=r[0], age_s=round(r[1], 1), state=r[2], query=shown_query(r[3])) for r in rows]
 
 
 def describe(transactions: list[OldTransaction]) -> str:

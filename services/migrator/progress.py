@@ -9,14 +9,13 @@ reports what changed.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import psycopg
 
-from shared.secrets import redact
+from services.migrator.query_text import MAX_READ_CHARS, shown_query
 
 # (start, end) of each phase on the overall 0-100 scale, in the order a concurrent build goes through them
 PHASE_SPAN: dict[str, tuple[float, float]] = {
@@ -35,7 +34,6 @@ PHASE_SPAN: dict[str, tuple[float, float]] = {
     "waiting for readers before dropping": (99.0, 100.0),
 }
 WAITING_PHASES = {p for p in PHASE_SPAN if p.startswith("waiting")}
-MAX_QUERY_CHARS = 300
 
 _PROGRESS = """
 SELECT p.phase, p.lockers_total, p.lockers_done, p.current_locker_pid,
@@ -126,16 +124,9 @@ async def poll_once(conn: psycopg.AsyncConnection, pid: int) -> Progress | None:
 
 
 async def _query_of(conn: psycopg.AsyncConnection, pid: int) -> str | None:
-    row = await (await conn.execute(_QUERY_OF, (MAX_QUERY_CHARS, pid))).fetchone()
-    return redact_query(row[0]) if row and row[0] is not None else None
-
-
-_PASSWORD_LITERAL = re.compile(r"(?i)(password\s+)('(?:[^']|'')*'?)")
-
-
-def redact_query(query: str) -> str:
-    """Another session's query, as shown in events: credentials removed (URLs, password=..., PASSWORD '...')."""
-    return redact(_PASSWORD_LITERAL.sub(r"\1'***'", query))
+    """The blocker's query as it may be shown: normalised, no literal (query_text.py)."""
+    row = await (await conn.execute(_QUERY_OF, (MAX_READ_CHARS, pid))).fetchone()
+    return shown_query(row[0]) if row and row[0] is not None else None
 
 
 Report = Callable[[Progress, float], Awaitable[None]]

@@ -16,13 +16,16 @@ from dataclasses import dataclass, field
 import psycopg
 
 from services.migrator import history
+from services.migrator.failures import is_retryable, reply_may_be_lost
 from services.migrator.index_build import (
     BuildInvalid,
+    DefinitionMismatch,
+    DropFailed,
     check_built,
     drop_index,
     drop_invalid_leftover,
     execute,
-    index_state,
+    find_index,
     open_session,
     prepare,
 )
@@ -42,8 +45,6 @@ from shared.events import (
 )
 from shared.secrets import redact
 
-# lock_timeout, statement_timeout or cancel, the backend terminated, deadlock, serialization, too many connections
-RETRYABLE_SQLSTATES = {"55P03", "57014", "57P01", "40P01", "40001", "53300"}
 MAX_BACKOFF_S = 30.0
 
 Emit = Callable[[Message], Awaitable[None]]
@@ -102,14 +103,15 @@ async def revert_migrations(cmd: RevertMigrations, ctx: Context) -> MigrationsRe
     """Drop the indexes the statements create, newest first (DROP INDEX CONCURRENTLY IF EXISTS): those this
     run (``ctx.run_id``) built, and any left invalid; a valid index that was there before the run is kept."""
     linted = [lint(s.sql, s.name, {w.rule: w.reason for w in s.waive}) for s in cmd.statements]
-    targets = [(s.name, one.statement.index) for s, one in zip(cmd.statements, linted, strict=True)
-               if one.statement is not None and one.statement.kind == "create_index" and one.statement.index]
+    targets = [(s.name, one.statement) for s, one in zip(cmd.statements, linted, strict=True)
+               if one.statement is not None and one.statement.kind == "create_index" and one.statement.index_name]
     results = []
     async with _Session(ctx, cmd.session) as session:
-        for name, index in reversed(targets):
+        for name, built in reversed(targets):
             if ctx.stopping.is_set():
                 raise HandBack()
-            drop = Statement("drop_index", f"DROP INDEX CONCURRENTLY IF EXISTS {index}", index)
+            drop = Statement("drop_index", f"DROP INDEX CONCURRENTLY IF EXISTS {built.index}", built.index,
+                             index_name=built.index_name, table=built.table)
             results.append(await _run_recorded(session, "revert", name, drop, [], cmd.retry, ctx))
     return MigrationsReverted(dropped=[r.index for r in results if r.action == "dropped" and r.index], results=results)
 
@@ -147,7 +149,7 @@ class _Session:
         try:
             self.conn = await open_session(self.ctx.url, self.settings)
         except psycopg.Error as exc:
-            raise MigrationFailed(_describe_error(exc, self.ctx.url), "transient") from None
+            raise MigrationFailed(_describe_error(exc, self.ctx.url), "transient" if is_retryable(exc) else "fatal") from None
 
         async def told(holder: int | None) -> None:
             await self.ctx.emit(MigrationProgress(name="(lock)", status="waiting", phase="waiting for another migrator",
@@ -243,16 +245,25 @@ async def _run_recorded(session: _Session, operation: str, name: str, statement:
 async def _with_retries(session: _Session, name: str, statement: Statement, operation: str, retry: MigrationRetry,
                         ctx: Context) -> tuple[str, int]:
     """Bounded retries with backoff on lock timeouts and lost backends; the invalid index is dropped first
-    (by ``prepare`` on the next attempt). On giving up, nothing invalid is left behind."""
+    (by ``prepare`` on the next attempt). On giving up, nothing invalid is left behind.
+
+    The first attempt's finding (built, rebuilt_invalid) is what is reported, except when a retry finds the
+    index valid after PostgreSQL answered the failed attempt with an error: that attempt built nothing, so
+    another session built it, and it is reported as already_present."""
     first_action: str | None = None
+    lost_reply = False
     for attempt in range(1, retry.max_attempts + 1):
         try:
             action = await _attempt(session, name, statement, operation, attempt, ctx)
+            if action == "already_present" and first_action is not None and not lost_reply:
+                if ctx.log is not None:
+                    ctx.log.info("migration.built_by_another_session", name=name, index=statement.index)
+                return action, attempt
             return (first_action or action), attempt
-        except (psycopg.Error, BuildInvalid) as exc:
+        except (psycopg.Error, BuildInvalid, DropFailed, DefinitionMismatch) as exc:
             reason = _describe_error(exc, ctx.url)
-            sqlstate = getattr(exc, "sqlstate", None)
-            retryable = sqlstate in RETRYABLE_SQLSTATES or isinstance(exc, psycopg.OperationalError)
+            retryable = isinstance(exc, psycopg.Error) and is_retryable(exc)
+            lost_reply = reply_may_be_lost(exc)
             if first_action is None:
                 first_action = getattr(exc, "golive_action", None)
             if not retryable or attempt == retry.max_attempts:
@@ -271,12 +282,13 @@ async def _attempt(session: _Session, name: str, statement: Statement, operation
                    ctx: Context) -> str:
     conn = session.conn
     if operation == "revert":
-        state = await index_state(conn, statement.index)
-        if state is None:
+        row = await find_index(conn, statement.index_name, statement.table)
+        if row is None:
             return "absent"
-        if state == (True, True) and not await history.built_by_run(conn, ctx.run_id, name):
+        if row.usable and not await history.built_by_run(conn, ctx.run_id, name):
             return "kept"  # it was there before this run: undoing the run leaves it (an invalid one is dropped)
-        await _with_progress(session, name, statement, attempt, ctx, lambda: drop_index(conn, statement.index))
+        # drop_index reads pg_index back: "dropped" is reported only once the index is gone
+        await _with_progress(session, name, statement, attempt, ctx, lambda: drop_index(conn, row))
         return "dropped"
     action = await prepare(conn, statement)
     if action == "already_present":
@@ -326,7 +338,7 @@ async def _clean_up(session: _Session, statement: Statement, ctx: Context) -> st
         if await drop_invalid_leftover(session.conn, statement):
             return f"; the invalid index {statement.index} was dropped"
         return ""
-    except (psycopg.Error, MigrationFailed) as exc:
+    except (psycopg.Error, MigrationFailed, DropFailed) as exc:
         why = exc.reason if isinstance(exc, MigrationFailed) else _describe_error(exc, ctx.url)
         return f"; the invalid index {statement.index} could NOT be dropped ({why}): drop it by hand"
 
@@ -394,5 +406,12 @@ async def migrate_now(cmd: ApplyMigrations, say: Callable[[str], None]) -> int:
         say(f"failed ({exc.failure}): {redact(exc.reason, url)}")
         return 2 if exc.failure == "invalid" else 1
     for r in applied.results:
-        say(f"{r.name}: {r.action} in {r.seconds:.2f}s" + (f" after {r.attempts} attempts" if r.attempts > 1 else ""))
+        say(_result_line(r))
     return 0
+
+
+def _result_line(r: IndexResult) -> str:
+    """One line per statement's result; an index found valid on a retry was built by another session."""
+    if r.action == "already_present" and r.attempts > 1:
+        return f"{r.name}: already_present (built by another session while attempt {r.attempts - 1} failed)"
+    return f"{r.name}: {r.action} in {r.seconds:.2f}s" + (f" after {r.attempts} attempts" if r.attempts > 1 else "")

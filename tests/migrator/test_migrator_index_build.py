@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.migrator.index_build import apply, drop_index, index_state, open_session
+from services.migrator.index_build import apply, drop_statement_index, index_state, open_session
 from services.migrator.statements import classify
 from shared.commands import MigrationSession
 
@@ -14,9 +14,10 @@ SESSION = MigrationSession(lock_timeout_ms=2000, application_name="golive-migrat
 
 async def test_build_runs_outside_any_transaction_and_leaves_a_valid_index(database_url):
     async with await open_session(database_url, SESSION) as conn:
-        result = await apply(conn, "created", classify("CREATE INDEX CONCURRENTLY idx_created ON stripe_events(created_at)"))
+        statement = classify("CREATE INDEX CONCURRENTLY idx_created ON stripe_events(created_at)")
+        result = await apply(conn, "created", statement)
         assert result.action == "built"
-        assert await index_state(conn, "idx_created") == (True, True)
+        assert await index_state(conn, statement) == (True, True)
         assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
         settings = await (await conn.execute("SELECT current_setting('lock_timeout'), current_setting('application_name')")).fetchone()
         assert settings == ("2s", "golive-migrator-test")
@@ -38,17 +39,18 @@ async def test_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt(datab
     async with await open_session(database_url, SESSION) as conn:
         with pytest.raises(psycopg.errors.UniqueViolation):
             await apply(conn, "type_once", unique)  # many rows share a type
-        valid, _ready = await index_state(conn, "idx_type_once")
+        valid, _ready = await index_state(conn, unique)
         assert valid is False  # PostgreSQL leaves the failed build behind as an INVALID index
         await conn.execute("DELETE FROM stripe_events WHERE id NOT IN (SELECT min(id) FROM stripe_events GROUP BY type)")
         result = await apply(conn, "type_once", unique)
         assert result.action == "rebuilt_invalid"
-        assert await index_state(conn, "idx_type_once") == (True, True)
+        assert await index_state(conn, unique) == (True, True)
 
 
 async def test_drop_index_is_idempotent(database_url):
     async with await open_session(database_url, SESSION) as conn:
-        await apply(conn, "c", classify("CREATE INDEX CONCURRENTLY idx_drop_me ON stripe_events(created_at)"))
-        await drop_index(conn, "idx_drop_me")
-        await drop_index(conn, "idx_drop_me")
-        assert await index_state(conn, "idx_drop_me") is None
+        statement = classify("CREATE INDEX CONCURRENTLY idx_drop_me ON stripe_events(created_at)")
+        await apply(conn, "c", statement)
+        assert await drop_statement_index(conn, statement) is True
+        assert await drop_statement_index(conn, statement) is False
+        assert await index_state(conn, statement) is None
