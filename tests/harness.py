@@ -45,3 +45,17 @@ def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0) -
         assert time.monotonic() < deadline and run.poll() is None, seen
         seen += run.stdout.readline()
     return seen
+
+
+async def record_run_started(js, subjects, run_id: str) -> int:
+    """Record ``run_id``'s run_started as the coordinator does, so services that refuse work for an unknown run
+    (shared/run_guard.py) take commands a test sends them directly; returns its stream sequence. Idempotent."""
+    from shared.envelope import new_envelope
+    from shared.events import RunStarted
+
+    started = new_envelope(RunStarted(plan={}, plan_name="test", deploy_id="dpl_new"), id=f"{run_id}/started",
+                           source="/golive/coordinator", runid=run_id,
+                           subject=subjects.event(run_id, "coordinator", "run_started"))
+    ack = await js.publish(started.subject, started.to_json(), stream=subjects.event_stream,
+                           headers={"Nats-Msg-Id": started.id})
+    return ack.seq

@@ -26,7 +26,8 @@ from services.coordinator.post_deploy_driver import PostDeployDriver, register_w
 from services.coordinator.plan import Plan
 from services.coordinator.window import describe_window, window_containing
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
-from shared.bus import Bus, CommandError, Defer, Work
+from services.coordinator.control import operator_refusal
+from shared.bus import Bus, CommandError, Defer, UnknownRun, Work
 from shared.commands import AbortRun, ApproveGate, StartRun, StopProbe, command_target, stop_probe_subject
 from shared.secrets import redact
 from shared.envelope import Envelope, new_envelope
@@ -342,7 +343,17 @@ def register(bus: Bus) -> RunDriver:
     """Wire the coordinator onto ``bus``: start-run commands and the event feed."""
     driver = RunDriver(bus)
 
-    async def on_start(cmd: StartRun, work: Work) -> RunStarted:
+    async def history(work: Work) -> list[Envelope]:
+        return [envelope for _seq, envelope in await driver._history(work.envelope.runid)]
+
+    async def on_start(cmd: StartRun, work: Work) -> RunStarted | None:
+        run_id = work.envelope.runid
+        started = next((e for e in await history(work) if isinstance(e.data, RunStarted)), None)
+        if started is not None:  # a run id starts one run: a replayed or repeated start changes nothing
+            if started.correlationid == work.envelope.id:
+                return None  # this very start, redelivered: it was answered already
+            raise CommandError(f"run {run_id} already exists (started {started.time:%Y-%m-%d %H:%M:%S %Z}); "
+                               "a run id starts one run: start a new run with a new id", "invalid")
         try:
             plan = Plan.model_validate(cmd.plan)
         except ValidationError as exc:
@@ -359,25 +370,39 @@ def register(bus: Bus) -> RunDriver:
             window_ends_at=opened[1] if opened else None,
         )
 
+    async def applies(cmd, work: Work) -> None:
+        """Refuse an operator command that cannot apply to its run now (control.py): UnknownRun or CommandError."""
+        state = fold(None, await history(work))
+        action = type(cmd).TYPE.split(".")[3]
+        if state is None:
+            raise UnknownRun(f"{action} refused: no run {work.envelope.runid} (see `golive status`)")
+        if why := operator_refusal(cmd, state):
+            raise CommandError(f"{action} refused: {why}", "invalid")
+
     async def on_abort(cmd: AbortRun, work: Work) -> AbortRequested:
+        await applies(cmd, work)
         return AbortRequested(reason=cmd.reason, requested_by=cmd.requested_by)
 
     bus.on_command(StartRun, on_start)
     bus.on_command(AbortRun, on_abort)
 
     async def on_approve(cmd: ApproveGate, work: Work) -> ApprovalGranted:
+        await applies(cmd, work)
         return ApprovalGranted(stage=cmd.stage, approved_by=cmd.approved_by, comment=cmd.comment)
 
     bus.on_command(ApproveGate, on_approve)
 
     # operator controls: the command is recorded as an event; folding it through decide() is what acts
     async def on_pause(cmd: PauseRun, work: Work) -> PauseRequested:
+        await applies(cmd, work)
         return PauseRequested(reason=cmd.reason, requested_by=cmd.requested_by)
 
     async def on_continue(cmd: ContinueRun, work: Work) -> ContinueRequested:
+        await applies(cmd, work)
         return ContinueRequested(requested_by=cmd.requested_by, reason=cmd.reason)
 
     async def on_retry(cmd: RetryRun, work: Work) -> RetryRequested:
+        await applies(cmd, work)
         return RetryRequested(requested_by=cmd.requested_by, reason=cmd.reason)
 
     bus.on_command(PauseRun, on_pause)

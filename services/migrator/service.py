@@ -48,6 +48,7 @@ def register(bus: Bus) -> None:
         except MigrationFailed as exc:
             raise CommandError(redact(exc.reason, ctx.url), exc.failure) from None
 
+    bus.guard_runs = True  # no migration for a run that is unknown or has ended (shared/run_guard.py)
     bus.on_command(ApplyMigrations, on_apply)
     bus.on_command(RevertMigrations, on_revert)
 

@@ -191,6 +191,7 @@ def register(bus: Bus) -> Traffic:
     # httpx logs every request at INFO: the keeper's read-backs every few seconds would drown the service's log
     logging.getLogger("httpx").setLevel(logging.WARNING)
     traffic = Traffic(bus)
+    bus.guard_runs = True  # traffic of a run that is unknown or has ended is never touched (shared/run_guard.py)
     bus.on_command(ShiftTraffic, traffic.on_shift)
     bus.on_command(RollbackTraffic, traffic.on_rollback)
     bus.on_command(PromoteTraffic, traffic.on_promote)

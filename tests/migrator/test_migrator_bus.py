@@ -15,6 +15,7 @@ from shared.events import CommandFailed, MigrationProgress, MigrationsApplied
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
 from tests.migrator.migrator_db import history_rows, index_rows
+from tests.harness import record_run_started
 
 DB_ENV = "GOLIVE_MIGRATOR_BUS_TEST_DB"
 APPLY = ApplyMigrations(
@@ -29,6 +30,7 @@ async def send(settings: Settings, data, command_id: str, msg_id: str, run_id: s
     nc = await nats.connect(settings.resolved_nats_url())
     try:
         body = new_envelope(data, id=command_id, source="/tests", runid=run_id).to_json()
+        await record_run_started(nc.jetstream(), settings.subjects, run_id)  # the migrator works only for a run
         await nc.jetstream().publish(settings.subjects.command("migrator", "apply"), body,
                                      stream=settings.subjects.command_stream, headers={"Nats-Msg-Id": msg_id})
     finally:

@@ -21,7 +21,7 @@ from shared.bus import ensure_streams
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationsApplied
-from tests.harness import REPO
+from tests.harness import REPO, record_run_started
 from tests.migrator.migrator_db import history_rows, index_rows
 
 ACK_WAIT_S = 3.0
@@ -69,6 +69,7 @@ async def test_migrator_killed_mid_build_is_redelivered_repaired_and_finished(
         try:
             js = nc.jetstream()
             command = new_envelope(APPLY, id="run-kill.migrate", source="/tests", runid="run-kill")
+            await record_run_started(js, settings.subjects, "run-kill")  # the migrator works only for a run
             await js.publish(settings.subjects.command("migrator", "apply"), command.to_json(),
                              stream=settings.subjects.command_stream, headers={"Nats-Msg-Id": command.id})
             pid = await asyncio.wait_for(build_pid(big_url), 60)

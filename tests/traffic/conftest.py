@@ -20,6 +20,8 @@ from shared.commands import ProviderSpec
 from shared.envelope import Envelope, Message, new_envelope, parse_envelope
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from tests.harness import record_run_started
 
 
 @pytest.fixture
@@ -164,7 +166,11 @@ class Conversation:
     async def __aenter__(self) -> Conversation:
         self.nc = await nats.connect(self.settings.resolved_nats_url())
         self.js = self.nc.jetstream()
-        self.sub = await self.js.subscribe(self.settings.subjects.events_of_run(self.run_id), ordered_consumer=True)
+        # traffic works only for a run that started (shared/run_guard.py); its answers are what follows the start
+        started = await record_run_started(self.js, self.settings.subjects, self.run_id)
+        self.sub = await self.js.subscribe(self.settings.subjects.events_of_run(self.run_id), ordered_consumer=True,
+                                          config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                                                opt_start_seq=started + 1))
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -1,0 +1,54 @@
+"""Whether an operator command applies to a run now (README: Operating a run), as a pure rule.
+
+A command that cannot apply changes nothing and says why: `approve` of a run not waiting at a gate (or at
+another stage's gate), `abort` or `pause` of a run that ended, `pause` of a run rolling back or already
+paused, `continue` of a run that is not paused, `retry` of a run that does not need a human. The coordinator
+refuses such a command as it arrives, so a command sent around the CLI (or racing the run's end) is refused
+too, instead of being recorded as if it had been heard.
+"""
+
+from __future__ import annotations
+
+from services.coordinator.saga import RunState
+from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun
+from shared.envelope import Message
+
+
+def where(state: RunState) -> str:
+    """Where a run is, in a few words: its outcome, rolling back, the step in flight, or starting."""
+    if state.finished:
+        return state.outcome or ""
+    if state.compensating:
+        return "rolling back"
+    return state.steps[state.position].name if state.position >= 0 else "starting"
+
+
+def operator_refusal(command: Message, state: RunState) -> str | None:
+    """Why ``command`` cannot apply to the run in ``state`` (the fold of its events), or None when it can."""
+    run_id = state.run_id
+    if isinstance(command, AbortRun):
+        return f"run {run_id} already ended: {state.outcome}; nothing to abort" if state.finished else None
+    if isinstance(command, PauseRun):
+        if state.finished:
+            return f"run {run_id} already ended: {state.outcome}; nothing to pause"
+        if state.compensating:
+            return f"run {run_id} is rolling back; a pause holds only a run going forward"
+        if state.paused_by:
+            return f"run {run_id} is already paused ({state.paused_by})"
+        return None
+    if isinstance(command, ContinueRun):
+        if state.paused_by and not state.finished and not state.compensating:
+            return None
+        return f"run {run_id} is not paused (it is at: {where(state)}); nothing to continue"
+    if isinstance(command, RetryRun):
+        if state.outcome == "needs_human":
+            return None
+        return f"run {run_id} does not need a human (it is: {where(state)}); nothing to retry"
+    if isinstance(command, ApproveGate):
+        step = state.steps[state.position] if state.position >= 0 else None
+        if state.finished or state.compensating or state.retry_at is not None or step is None or step.command is not None:
+            return f"run {run_id} is not waiting for an approval (it is at: {where(state)})"
+        if command.stage is not None and step.name != f"stage{command.stage}:gate":
+            return f"run {run_id} waits at {step.name}, not at stage {command.stage}"
+        return None
+    return None
