@@ -15,8 +15,8 @@ _WHAT = {
 }
 
 
-def dry_run(cmd: ApplyMigrations) -> tuple[list[str], bool]:
-    """Lines to print and whether the lint passed."""
+def dry_run(cmd: ApplyMigrations, *, dry: bool = True) -> tuple[list[str], bool]:
+    """Lines to print and whether the lint passed. ``dry`` False: the same plan, said as what runs now."""
     session, preflight, retry = cmd.session, cmd.preflight, cmd.retry
     lines = ["lint:"]
     linted = [lint(s.sql, s.name, {w.rule: w.reason for w in s.waive}) for s in cmd.statements]
@@ -31,7 +31,7 @@ def dry_run(cmd: ApplyMigrations) -> tuple[list[str], bool]:
         lines.append("nothing would run: fix the errors above or waive a waivable rule with a reason")
         return lines, False
     lines += [
-        "would run (dry run: nothing was touched):",
+        "would run (dry run: nothing was touched):" if dry else "running now:",
         "  refuse a transaction-mode pooler; take the advisory lock; record history in golive_migrations",
         f"  session: SET lock_timeout = '{session.lock_timeout_ms}ms', statement_timeout = "
         f"'{session.statement_timeout_ms}ms', application_name = '{session.application_name}'; "
