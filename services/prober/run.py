@@ -24,6 +24,8 @@ WindowSink = Callable[[ProbeWindow], Awaitable[None]]
 # past the end, its grace and a request's timeout: room for a client-side cancel of a frozen server's query
 # to finish (psycopg waits for the server's answer to the cancel) before a load counts as stuck
 CUT_AFTER_S = 10.0
+# how long the window being published when a hold ends may take (a PubAck's own timeout is 5 s by default)
+FEED_CLOSE_S = 10.0
 
 
 @dataclass
@@ -139,10 +141,12 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
                 if not task.cancelled():  # cancelled: cut as stuck
                     task.result()  # an unforeseen error ends the probe, as before
     finally:
-        tasks = [*loads, stopper, cutter, *([ticking] if ticking else [])]
+        tasks = [*loads, stopper, cutter]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if feed is not None and ticking is not None:
+            await feed.close(ticking)
     finished = min(clock(), end)
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
@@ -158,19 +162,40 @@ async def _cut_at(when: float, loads: list[asyncio.Task], clock) -> None:
 
 
 class _WindowFeed:
-    """Publishes every target's window every ``window_s`` seconds, counted from the end of the warm-up."""
+    """Publishes every target's window every ``window_s`` seconds, counted from the end of the warm-up.
+
+    The feed is closed, not cancelled: a window being published when the hold ends is finished first. A
+    cancellation is not a reliable stop here: on Python 3.11 ``asyncio.wait_for`` (nats-py awaits a PubAck with
+    it) drops a cancel that arrives as its future completes, and a feed relying on it published empty windows
+    forever while its hold never answered."""
 
     def __init__(self, cmd: RunProbe, command_id: str, recorders: dict[str, Recorder], counted_from: float,
                  publish: WindowSink) -> None:
         self.cmd, self.command_id, self.recorders, self.counted_from, self.publish = cmd, command_id, recorders, counted_from, publish
         self.index = 0
+        self._closing = asyncio.Event()
 
     async def tick(self, clock) -> None:
         # the warm-up's results are not recorded, so the first window starts empty at counted_from
-        while True:
-            boundary = self.counted_from + (self.index + 1) * self.cmd.window_s
-            await asyncio.sleep(max(0.0, boundary - clock()))
-            await self._emit(self.cmd.window_s)
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            while not self._closing.is_set():
+                boundary = self.counted_from + (self.index + 1) * self.cmd.window_s
+                await asyncio.wait([closing], timeout=max(0.0, boundary - clock()))
+                if self._closing.is_set():
+                    return  # the rest of this window is the hold's last, published by last()
+                await self._emit(self.cmd.window_s)
+        finally:
+            closing.cancel()
+
+    async def close(self, ticking: asyncio.Task) -> None:
+        """Stop ticking once the window in flight (if any) is published; bounded by the publish timeout and
+        then cancelled, again and again until it is done, since one cancel can be dropped."""
+        self._closing.set()
+        await asyncio.wait([ticking], timeout=FEED_CLOSE_S)
+        while not ticking.done():
+            ticking.cancel()
+            await asyncio.wait([ticking], timeout=0.1)
 
     async def last(self, finished: float) -> None:
         start = self.counted_from + self.index * self.cmd.window_s
