@@ -28,6 +28,7 @@ from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from golive.envoy_proxy import EmbeddedEnvoy
 from golive.replica import StreamingReplica
 from golive.webhook_sink import WebhookSink
+from shared.bus import connect_options
 from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
@@ -91,7 +92,7 @@ def service_env(nats_url: str, state_dir: Path, extra: dict[str, str] | None = N
 async def wait_until_ready(settings: Settings, services: Iterable[str], procs: ServiceProcesses | None = None,
                            timeout_s: float = 30.0) -> None:
     """Wait until each service's durable consumer exists (it is ready to take work); fail if one exits."""
-    nc = await nats.connect(settings.resolved_nats_url())
+    nc = await nats.connect(**await connect_options(settings))  # the user's credentials and its own inbox prefix
     try:
         js = nc.jetstream()
         subjects = settings.subjects

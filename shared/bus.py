@@ -1,6 +1,8 @@
 """The bus: how every golive service talks to NATS JetStream.
 
-- ``ensure_streams`` creates (or updates) the command, event and dead-letter streams.
+- ``ensure_streams`` creates the command, event and dead-letter streams when missing and never changes an existing
+  one (it says what differs); ``connect_options`` connects with the user's own inbox prefix.
+- Each durable consumer a service reads is recreated if someone deletes it (shared/durables.py).
 - ``Bus.publish`` sends an envelope with ``Nats-Msg-Id`` = envelope id, so a re-send is deduplicated.
 - ``Bus.on_command`` registers a handler on the service's durable pull consumer, which every instance of
   the service shares (start more processes to scale out). The wrapper gives each handler the same
@@ -29,8 +31,9 @@ from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, 
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from faststream.specification import AsyncAPI
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
+from shared.durables import Durable, keep_durables
 from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
 from shared.event_log import last_events
 from shared.events import CommandFailed, DeadLettered, FailureClass
@@ -50,8 +53,9 @@ def redelivery_delay(attempt: int) -> float:
 
 
 async def connect_options(settings: Settings) -> dict[str, Any]:
-    """nats-py connection options from settings (credentials never logged)."""
-    options: dict[str, Any] = {"servers": [settings.resolved_nats_url()]}
+    """nats-py connection options from settings (credentials never logged). Replies come to the user's own inbox
+    prefix (deploy/nats.conf lets no user read another's)."""
+    options: dict[str, Any] = {"servers": [settings.resolved_nats_url()], "inbox_prefix": settings.inbox_prefix()}
     if settings.nats_user:
         options["user"] = settings.nats_user
     if settings.nats_password:
@@ -61,18 +65,47 @@ async def connect_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-async def ensure_streams(settings: Settings, replicas: int = 1) -> None:
-    """Create the streams, or bring an existing stream's configuration up to date."""
+# what golive sets on its streams (shared/subjects.py): an existing stream that differs on one of them is reported
+STREAM_SETTINGS = ("subjects", "retention", "storage", "discard", "max_age", "duplicate_window", "num_replicas")
+
+
+def settings_differences(expected: Any, actual: Any, names: Sequence[str]) -> list[str]:
+    """``name: golive sets X, the server has Y`` for each setting in ``names`` on which two configs differ (a setting
+    golive leaves unset is the server's to choose)."""
+    def shown(value: Any) -> Any:
+        value = getattr(value, "value", value)  # enums as their wire name
+        return sorted(value) if isinstance(value, list) else value
+
+    return [f"{name}: golive sets {shown(getattr(expected, name))!r}, the server has {shown(getattr(actual, name))!r}"
+            for name in names
+            if getattr(expected, name) is not None and shown(getattr(expected, name)) != shown(getattr(actual, name))]
+
+
+async def ensure_streams(settings: Settings, replicas: int = 1, log: Any = None) -> dict[str, list[str]]:
+    """Create each stream that is missing; never change one that exists. Its limits are the operator's (an update
+    would put back a max_age or max_bytes set on purpose, and services may not update streams at all under
+    deploy/nats.conf): what differs from golive's settings is returned by stream, and logged with ``log``."""
     nc = await nats.connect(**await connect_options(settings), connect_timeout=5, max_reconnect_attempts=3)
+    differences: dict[str, list[str]] = {}
     try:
         js = nc.jetstream()
         for config in settings.subjects.stream_configs(replicas=replicas):
             try:
-                await js.add_stream(config)
-            except BadRequestError:
-                await js.update_stream(config)
+                info = await js.stream_info(config.name)
+            except NotFoundError:
+                try:
+                    await js.add_stream(config)
+                    continue
+                except BadRequestError:  # created meanwhile by another process, maybe otherwise: compare below
+                    info = await js.stream_info(config.name)
+            if found := settings_differences(config, info.config, STREAM_SETTINGS):
+                differences[config.name] = found
+                if log is not None:
+                    log.warning("stream.settings_differ", stream=config.name, differences=found,
+                                action="kept the server's settings (change them with the nats CLI if intended)")
     finally:
         await nc.drain()
+    return differences
 
 
 class CommandError(Exception):
@@ -136,6 +169,8 @@ class Bus:
     _consuming: bool = field(init=False, default=False)
     _command_subscriber: Any = field(init=False, default=None)
     _js: Any = field(init=False, default=None)  # for publish_all: its async-ack inbox is made once
+    _durables: list[Durable] = field(init=False, default_factory=list)
+    _keeping_durables: asyncio.Task | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -147,8 +182,11 @@ class Bus:
             graceful_timeout=s.graceful_timeout_s,
             middlewares=[NatsPrometheusMiddleware(registry=self.metrics.registry, app_name=self.service)],
             max_reconnect_attempts=-1,
+            inbox_prefix=s.inbox_prefix(),  # replies only this user may read (deploy/nats.conf)
             log_level=10,  # FastStream's per-message lines at DEBUG; golive logs its own structured lines
         )
+        # FastStream gives pull subscriptions nats-py's "_INBOX." unless told: they must use this user's prefix too
+        self._pull_inbox = f"{s.inbox_prefix()}.".encode()
 
     # --- app ------------------------------------------------------------------------------------
 
@@ -158,7 +196,7 @@ class Bus:
             self.broker,
             specification=AsyncAPI(title=title, version="1"),
             on_startup=[self._startup],
-            after_startup=list(after_startup),
+            after_startup=[self._keep_durables, *after_startup],
             on_shutdown=[self._shutdown, *on_shutdown],
         )
 
@@ -167,6 +205,7 @@ class Bus:
         self.start_consuming_commands()
         await self._startup()
         await self.broker.start()
+        await self._keep_durables()
 
     async def stop(self) -> None:
         """Stop consuming: long work sees ``stopping`` and hands itself back; then the connection drains."""
@@ -174,10 +213,23 @@ class Bus:
         await self.broker.stop()
 
     async def _startup(self) -> None:
-        await ensure_streams(self.settings)
+        await ensure_streams(self.settings, log=self.log)
         self.log.info("bus.ready", nats=redact(self.settings.resolved_nats_url()), root=self.subjects.root)
 
+    async def _keep_durables(self) -> None:
+        """Recreate this service's durable consumers when someone deletes one (shared/durables.py)."""
+        if self._durables and self._keeping_durables is None:
+            self._keeping_durables = asyncio.create_task(
+                keep_durables(self.broker.connection.jetstream(), self._durables, self.log))
+
+    def _durable(self, stream: str, name: str, filter_subject: str, config: ConsumerConfig,
+                 deliver_policy: DeliverPolicy = DeliverPolicy.ALL) -> None:
+        self._durables.append(Durable(stream, name, filter_subject, config.ack_wait, config.max_deliver, deliver_policy))
+
     async def _shutdown(self) -> None:
+        if self._keeping_durables is not None:
+            self._keeping_durables.cancel()
+            self._keeping_durables = None
         self.log.info("service.stopping", graceful_timeout_s=self.settings.graceful_timeout_s)
         await self._stop_fetching_commands()
         self.stopping.set()
@@ -262,13 +314,16 @@ class Bus:
         if not self._command_handlers or self._consuming:
             return
         self._consuming = True
+        # long work keeps its message with in-progress acks; a crashed instance's comes back after ack_wait
+        config = ConsumerConfig(ack_wait=self.settings.command_ack_wait_s, max_deliver=self.settings.max_deliver + 1)
+        self._durable(self.subjects.command_stream, self.service, self.subjects.commands_of(self.service), config)
         self._command_subscriber = self.broker.subscriber(
             self.subjects.commands_of(self.service),
             stream=JStream(self.subjects.command_stream, declare=False),
             durable=f"{self.service}",
             pull_sub=PullSub(batch_size=1, timeout=2.0),
-            # long work keeps its message with in-progress acks; a crashed instance's comes back after ack_wait
-            config=ConsumerConfig(ack_wait=self.settings.command_ack_wait_s, max_deliver=self.settings.max_deliver + 1),
+            inbox_prefix=self._pull_inbox,
+            config=config,
             ack_policy=AckPolicy.MANUAL,
             max_workers=self.max_workers,
             title=f"{self.service} commands",
@@ -303,12 +358,15 @@ class Bus:
                 keepalive.cancel()
             await msg.ack()
 
+        config = ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1)
+        self._durable(self.subjects.event_stream, durable, subject, config, DeliverPolicy.NEW)
         self.broker.subscriber(
             subject,
             stream=JStream(self.subjects.event_stream, declare=False),
             durable=durable,
             pull_sub=PullSub(batch_size=1, timeout=2.0),
-            config=ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1),
+            inbox_prefix=self._pull_inbox,
+            config=config,
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.MANUAL,
             max_workers=1,

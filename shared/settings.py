@@ -7,7 +7,9 @@ that holds them, and the service reads it when it needs it (see shared.secrets).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.subjects import Subjects
 
 STACK_FILE = "stack.json"
+DEFAULT_INBOX_PREFIX = "_INBOX"  # nats-py's and every NATS client's default
 
 
 class BusUnreachable(RuntimeError):
@@ -35,6 +38,10 @@ class Settings(BaseSettings):
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_creds_file: Path | None = None
+    nats_inbox_prefix: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="where this process's replies (PubAcks, JetStream API answers, pull deliveries) arrive; default "
+        "_INBOX_<user> when a user is set (deploy/nats.conf lets each user read only its own), else _INBOX")
     subject_root: str = "golive"
     state_dir: Path = Path(".golive")
     artifacts_dir: Path = Field(default=Path("artifacts"), description="where runs leave their report, validation and badges")
@@ -55,6 +62,17 @@ class Settings(BaseSettings):
     def subjects(self) -> Subjects:
         return Subjects(self.subject_root)
 
+    def inbox_prefix(self) -> str:
+        """The inbox prefix to connect with: the setting, else ``_INBOX_<user>`` (the user of the settings or of the
+        URL), else NATS's shared ``_INBOX``. Its first token is the user's own, so no grant of another user's prefix,
+        nor the ``_INBOX.>`` that NATS setups commonly give everyone, matches it."""
+        if self.nats_inbox_prefix:
+            return self.nats_inbox_prefix
+        user = self.nats_user or _url_user(self.nats_url)
+        if not user:
+            return DEFAULT_INBOX_PREFIX
+        return f"{DEFAULT_INBOX_PREFIX}_{re.sub(r'[^A-Za-z0-9_-]', '_', user)}"
+
     def resolved_nats_url(self) -> str:
         """The configured URL, else the one the embedded stack (`golive up`) recorded; else NoBusAddress.
 
@@ -68,6 +86,14 @@ class Settings(BaseSettings):
         raise NoBusAddress(
             f"no NATS address: set GOLIVE_NATS_URL, or start the embedded stack with `golive up` (it writes "
             f"{self.state_dir / STACK_FILE}, which golive reads from this folder)")
+
+
+def _url_user(url: str | None) -> str | None:
+    """The user named in a NATS URL (the first of a comma-separated list), never its password."""
+    if not url:
+        return None
+    first = url.split(",")[0].strip()
+    return urlsplit(first if "://" in first else f"nats://{first}").username
 
 
 def read_stack_file(state_dir: Path) -> dict | None:

@@ -3,7 +3,8 @@
 Each service connects as its own user and can do its job (a whole go-live runs with the five services and
 the CLI each on their own credentials, and the server logs no violation), but cannot publish another
 service's commands or events (the server refuses: a permissions violation). The monitoring user reads a
-run's events with an ordered consumer (examples/subscribe_run.py, plain nats-py) and cannot publish.
+run's events with a consumer it names (examples/subscribe_run.py, plain nats-py) and cannot publish. Every
+other forbidden operation of every user: tests/security/test_nats_permission_matrix.py.
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ class Client:
             self.errors.append(str(exc))
             self.changed.set()
 
+        # replies on the user's own inbox prefix, as golive's connections (shared/bus.py) and the example use
+        inbox = Settings(nats_url=self.secured.url, nats_user=self.user).inbox_prefix()
         self.nc = await nats.connect(self.secured.url, user=self.user, password=self.secured.passwords[self.user],
-                                     error_cb=on_error, max_reconnect_attempts=0)
+                                     inbox_prefix=inbox, error_cb=on_error, max_reconnect_attempts=0)
         self.js = self.nc.jetstream(timeout=5)
         return self
 
@@ -201,7 +204,7 @@ def subscribe_run(run_id: str, secured: SecuredNats) -> subprocess.CompletedProc
                          "NATS_PASSWORD": secured.passwords["monitoring"]})
 
 
-async def test_monitoring_reads_a_run_with_an_ordered_consumer_and_cannot_publish(secured_nats, tmp_path):
+async def test_monitoring_reads_a_run_with_a_consumer_of_its_own_and_cannot_publish(secured_nats, tmp_path):
     await streams_exist(secured_nats)
     async with Client(secured_nats, "coordinator") as coordinator:
         for i, data in enumerate([RunStarted(plan={}, plan_name="skeleton", deploy_id="dpl_new"),
