@@ -15,11 +15,16 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from services.coordinator.durations import Duration
+from services.coordinator.plan_yaml import UnsafeYaml, load_yaml, read_plan_file
 from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
-from shared.commands import LoadSpec, ParamGenerator
-from typing import Annotated, Literal
+from shared.commands import LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
+from typing import Annotated, Callable, Literal
 
 DEPLOYMENT = "{deployment}"  # in an http probe's url (or targets.deployment_url): the deployment's id
+# A plan's lists and maps are bounded so that a checked plan is also small to hold, send and run (the runbook's
+# plan has a handful of each; a generated 50 MB plan once asked for 397 index builds)
+MAX_ITEMS = 100
+MAX_STAGES = 20
 
 
 class _Problem(ValueError):
@@ -46,6 +51,12 @@ class Traffic(Strict):
 class Notifications(NotificationsSpec):
     """The communication plan (shared.commands.NotificationsSpec): the notifier reads it from RunStarted."""
 
+    # bounded like every list of a plan (MAX_ITEMS): a plan file is checked, then held and sent whole
+    sinks: dict[str, NotificationSink] = Field(default={}, max_length=MAX_ITEMS)
+    routes: list[NotificationRoute] = Field(default=[], max_length=MAX_ITEMS,
+                                            description="default: every kind in `on` to every sink")
+    templates: dict[str, MessageTemplate] = Field(default={}, max_length=MAX_ITEMS)
+
 
 class Statement(Strict):
     name: str
@@ -58,7 +69,7 @@ class Migrations(Strict):
     session: MigrationSession = MigrationSession()
     preflight: MigrationPreflight = MigrationPreflight()
     retry: MigrationRetry = MigrationRetry()
-    statements: list[Statement] = []
+    statements: list[Statement] = Field(default=[], max_length=MAX_ITEMS)
 
 
 class Probe(Strict):
@@ -69,7 +80,7 @@ class Probe(Strict):
 
     kind: Literal["sql", "http", "pg_health"] = "sql"
     query: str | None = None
-    params: list = []
+    params: list = Field(default=[], max_length=MAX_ITEMS)
     params_from: ParamGenerator | None = None
     allow_writes: bool = Field(default=False, description="let the query's writes commit (default: always rolled back)")
     database_url_env: str | None = None
@@ -124,11 +135,11 @@ class Stage(Strict):
     weight: int = Field(gt=0, le=100)
     hold: Duration
     approval: bool = Field(default=False, description="wait for `golive approve RUN --stage N` before shifting")
-    checks: list[Check] = []
+    checks: list[Check] = Field(default=[], max_length=MAX_ITEMS)
 
 
 class Canary(Strict):
-    stages: list[Stage] = Field(min_length=1)
+    stages: list[Stage] = Field(min_length=1, max_length=MAX_STAGES)
 
     @model_validator(mode="after")
     def _weights_increase_to_100(self) -> Canary:
@@ -214,7 +225,7 @@ class PostDeploy(Strict):
     period: Duration = Field(default=7 * 86400.0, gt=0)
     health_every: Duration = Field(default=3600.0, gt=0)
     summary_every: Duration = Field(default=86400.0, gt=0)
-    checks: list[Check] = []
+    checks: list[Check] = Field(default=[], max_length=MAX_ITEMS)
 
 
 class Rollback(Strict):
@@ -270,15 +281,16 @@ class Plan(Strict):
     traffic: Traffic = Traffic()
     targets: Targets = Targets()
     notifications: Notifications = Notifications()
-    preflight: list[PreflightItem] = Field(default=[], description="checks and manual gates before anything changes")
+    preflight: list[PreflightItem] = Field(default=[], max_length=MAX_ITEMS,
+                                           description="checks and manual gates before anything changes")
     migrations: Migrations = Migrations()
-    probes: dict[str, Probe] = {}
-    smoke: list[Check] = []
+    probes: dict[str, Probe] = Field(default={}, max_length=MAX_ITEMS)
+    smoke: list[Check] = Field(default=[], max_length=MAX_ITEMS)
     canary: Canary
     analysis: Analysis | None = Field(default=None, description="absent: a stage is judged on its totals only")
     guards: Guards | None = None
     baseline: Baseline | None = None
-    final_validation: list[Check] = Field(default=[], description="after the last stage's hold")
+    final_validation: list[Check] = Field(default=[], max_length=MAX_ITEMS, description="after the last stage's hold")
     lock_in: LockIn = LockIn()
     post_deploy: PostDeploy | None = None
     rollback: Rollback = Rollback()
@@ -401,24 +413,39 @@ class PlanError(ValueError):
 
 def load_plan(path: Path) -> Plan:
     """Read and validate a plan file; raise PlanError listing every problem."""
+    return load_plan_with_lines(path)[0]
+
+
+def load_plan_with_lines(path: Path) -> tuple[Plan, Callable[[list], int | None]]:
+    """The valid plan in ``path`` and the line of a path in it (``["notifications", "templates", "x"]`` -> 12),
+    for checks that run after validation; PlanError listing every problem. The file is read and parsed within
+    bounds (plan_yaml: at most 1 MiB, no aliases, no deep nesting) whatever it holds."""
     try:
-        text = path.read_text()
+        text = read_plan_file(path)
     except OSError as exc:
         raise PlanError([f"{path}: cannot read: {exc.strerror}"]) from None
-    return parse_plan(text, str(path))
+    except UnsafeYaml as exc:
+        raise PlanError([f"{path}: {exc.problem}"]) from None
+    plan, root = _parse(text, str(path))
+    return plan, lambda loc: _line_of(root, list(loc))
 
 
 def parse_plan(text: str, origin: str = "<plan>") -> Plan:
     """Validate plan YAML text; PlanError on any problem."""
+    return _parse(text, origin)[0]
+
+
+def _parse(text: str, origin: str) -> tuple[Plan, yaml.Node | None]:
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data, root = load_yaml(text)
+    except UnsafeYaml as exc:
+        raise PlanError([f"{origin}: {exc.problem}"]) from None
     except yaml.YAMLError as exc:
         raise PlanError([f"{origin}: not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise PlanError([f"{origin}: a plan is a YAML mapping"])
     try:
-        return Plan.model_validate(data)
+        return Plan.model_validate(data), root
     except ValidationError as exc:
         raise PlanError([_describe(err, root) for err in exc.errors()]) from None
 

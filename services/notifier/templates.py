@@ -5,21 +5,21 @@ Maintenance Window; success: good, Status LIVE / Duration / Performance; rollbac
 and add stage progress and the reason of a rollback with its numbers. A field whose value renders empty is
 left out, so ``Report: {{ report_url }}`` only shows when the plan gives a report link.
 
-Templates run in Jinja2's sandbox with StrictUndefined: a misspelt name is an error, which `golive plan
-check` reports before anything runs (``check_templates``). At run time a template that still fails falls
-back to the kind's default, so a message is never lost to a template.
+Templates run in Jinja2's sandbox with StrictUndefined and within limits of steps, time and size
+(sandbox.py: a template that loops, recurses or builds huge strings is cut off): a misspelt name or a
+template over a limit is an error, which `golive plan check` reports before anything runs
+(``check_templates``). At run time a template that still fails falls back to the kind's default, so a
+message is never lost to a template, and no template can hang the notifier.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-from jinja2 import StrictUndefined
-from jinja2.sandbox import SandboxedEnvironment
+from typing import Any, Callable
 
 from services.notifier.moments import ProbeResult
+from services.notifier.sandbox import render_bounded
 from shared.commands import MessageTemplate, NotificationKind, NotificationsSpec
 from shared.envelope import Envelope
 
@@ -110,9 +110,6 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
     ),
 }
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-
-
 @dataclass(frozen=True)
 class Notice:
     """A rendered message, ready for any sink."""
@@ -148,7 +145,7 @@ def render(template: MessageTemplate, kind: str, context: dict[str, Any], event:
         fields = tuple((title, value) for title, source in (template.fields or {}).items()
                        if (value := _render(source, context)))
     except Exception as exc:  # a template may fail any way Python can (1 / 0, None + 1): all are its problem
-        raise TemplateProblem(f"{type(exc).__name__}: {exc}") from None
+        raise TemplateProblem(_problem(exc)) from None
     return Notice(kind=kind, severity=template.severity or "info", text=text, fields=fields, event=event)
 
 
@@ -164,17 +161,24 @@ def render_moment(spec: NotificationsSpec, name: str, kind: str, context: dict[s
 
 
 def _render(source: str, context: dict[str, Any]) -> str:
-    return _ENV.from_string(source).render(context).strip()
+    return render_bounded(source, context)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):  # said plainly: Python's own words name no limit of ours
+        return "RecursionError: cut off: the template recurses without end"
+    return f"{type(exc).__name__}: {exc}"
 
 
 # --- plan check ----------------------------------------------------------------------------------
 
 
-def check_templates(spec: NotificationsSpec) -> list[str]:
-    """Every problem in the plan's templates, each as ``notifications.templates.NAME.WHERE: why``.
+def check_templates(spec: NotificationsSpec, line_of: Callable[[list], int | None] | None = None) -> list[str]:
+    """Every problem in the plan's templates, each as ``notifications.templates.NAME.WHERE (line N): why``
+    (the line when ``line_of`` maps a path to its line in the plan file).
 
     Each template is compiled and rendered against a full sample context of every kind it can serve, so a
-    misspelt name or a filter that does not exist is found here rather than at 02:00."""
+    misspelt name, a filter that does not exist or a template over a limit is found here rather than at 02:00."""
     problems = []
     routed = {r.template: set(r.events) for r in spec.routes if r.template}
     for name, override in spec.templates.items():
@@ -190,7 +194,10 @@ def check_templates(spec: NotificationsSpec) -> list[str]:
                 try:
                     _render(source, sample_context(kind))
                 except Exception as exc:  # noqa: BLE001 (a template may fail any way Python can)
-                    problem = f"notifications.templates.{name}.{where}: {type(exc).__name__}: {exc}"
+                    loc = ["notifications", "templates", name, *where.split(".", 1)]
+                    line = line_of(loc) if line_of else None
+                    at = f" (line {line})" if line else ""
+                    problem = f"notifications.templates.{name}.{where}{at}: {_problem(exc)}"
                     if problem not in problems:
                         problems.append(problem)
     return problems
