@@ -84,8 +84,8 @@ async def open_session(url: str, session: MigrationSession) -> psycopg.AsyncConn
 async def find_index(conn: psycopg.AsyncConnection, index: Name, table: Name | None = None) -> IndexRow | None:
     """The index by its exact catalog name, or None. Unqualified: in ``table``'s schema when given (where
     CREATE INDEX puts it), else where the search_path finds it."""
-    params = {"name": index.name, "schema": index.schema, "table": table.regclass() if table and not index.schema else None,
-              "quoted": index.regclass()}
+    params = {"name": index.name, "schema": index.schema, "quoted": index.regclass(),
+              "table": table.regclass() if table and not index.schema else None}
     row = await (await conn.execute(_FIND, params)).fetchone()
     return IndexRow(*row) if row else None
 
@@ -155,7 +155,7 @@ async def execute(conn: psycopg.AsyncConnection, statement: Statement) -> None:
     refuses a string of several commands there ("cannot insert multiple commands into a prepared
     statement"), so nothing but the one statement the lint read can ever run."""
     async with conn.cursor() as cur:
-        await cur.execute(statement.sql.encode(), binary=True)
+        await cur.execute(statement.sql.encode(), binary=True, prepare=False)  # unnamed: nothing kept server-side
 
 
 async def check_built(conn: psycopg.AsyncConnection, statement: Statement) -> None:
@@ -265,8 +265,9 @@ async def _as_postgresql_defines_it(conn: psycopg.AsyncConnection, statement: St
             await conn.execute(sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
                 sql.Identifier(SHADOW), sql.Identifier(*statement.table.parts())))
             async with conn.cursor() as cur:
-                await cur.execute(shadow.encode(), binary=True)  # one statement, deparsed from the parse tree
-            row = await (await conn.execute("SELECT pg_get_indexdef(%s::regclass)", (f"pg_temp.{SHADOW}_idx",))).fetchone()
+                await cur.execute(shadow.encode(), binary=True, prepare=False)  # one statement, from the parse tree
+            row = await (await conn.execute("SELECT pg_get_indexdef(%s::regclass)",
+                                            (f"pg_temp.{SHADOW}_idx",))).fetchone()
     except psycopg.Error:
         return None  # no TEMP privilege, say: the texts differ, so the indexes are taken to differ
     return _canonical(row[0])

@@ -149,7 +149,8 @@ class _Session:
         try:
             self.conn = await open_session(self.ctx.url, self.settings)
         except psycopg.Error as exc:
-            raise MigrationFailed(_describe_error(exc, self.ctx.url), "transient" if is_retryable(exc) else "fatal") from None
+            failure = "transient" if is_retryable(exc) else "fatal"  # a refused login is never transient
+            raise MigrationFailed(_describe_error(exc, self.ctx.url), failure) from None
 
         async def told(holder: int | None) -> None:
             await self.ctx.emit(MigrationProgress(name="(lock)", status="waiting", phase="waiting for another migrator",

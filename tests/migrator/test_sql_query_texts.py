@@ -47,7 +47,8 @@ def command(policy: str) -> ApplyMigrations:
     return ApplyMigrations(
         database_url_env="MIGRATE_TEST_DB", session=SESSION, retry=MigrationRetry(max_attempts=1),
         preflight=MigrationPreflight(old_transaction_s=0.001, on_old_transactions=policy),
-        statements=[MigrationStatement(name="big_kind", sql="CREATE INDEX CONCURRENTLY idx_big_kind ON big_events (kind)")])
+        statements=[MigrationStatement(name="big_kind",
+                                       sql="CREATE INDEX CONCURRENTLY idx_big_kind ON big_events (kind)")])
 
 
 async def test_a_blockers_password_never_reaches_an_event(password_blocker, recorder, context):
