@@ -21,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, BucketNotFoundError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+
+from shared.buckets import open_bucket
 
 
 @dataclass(frozen=True)
@@ -105,17 +107,13 @@ class Leases:
 
     @classmethod
     async def open(cls, js: JetStreamContext, root: str, ttl_s: float, owner: str | None = None) -> Leases:
-        bucket = leases_bucket(root)
-        try:
-            kv = await js.key_value(bucket)
-            # the bucket's TTL is the one that expires keys: every coordinator must judge leases by it, even
-            # one started with another GOLIVE_LEASE_TTL_S (delete the bucket to change it)
-            ttl_s = (await kv.status()).ttl or ttl_s
-        except BucketNotFoundError:
-            kv = await js.create_key_value(KeyValueConfig(
-                bucket=bucket, history=1, ttl=ttl_s, storage=StorageType.FILE,
-                description="golive coordinator: which coordinator drives each run (expires unless renewed)",
-            ))
+        kv = await open_bucket(js, KeyValueConfig(
+            bucket=leases_bucket(root), history=1, ttl=ttl_s, storage=StorageType.FILE,
+            description="golive coordinator: which coordinator drives each run (expires unless renewed)",
+        ))
+        # the bucket's TTL is the one that expires keys: every coordinator must judge leases by it, even one
+        # started with another GOLIVE_LEASE_TTL_S (open_bucket never changes an existing bucket)
+        ttl_s = (await kv.status()).ttl or ttl_s
         return cls(kv, owner or new_owner_id(), ttl_s)
 
     async def holder(self, run_id: str) -> Lease | None:

@@ -29,9 +29,10 @@ from typing import Any
 import httpx
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError
 
 from services.notifier.sinks import Outbound
+from shared.buckets import open_bucket
 from shared.commands import NotificationSink
 from shared.secrets import redact
 
@@ -140,13 +141,10 @@ class DeliveryLedger:
 
     @classmethod
     async def open(cls, js: JetStreamContext, bucket: str) -> DeliveryLedger:
-        try:
-            kv = await js.key_value(bucket)
-        except BucketNotFoundError:
-            kv = await js.create_key_value(KeyValueConfig(
-                bucket=bucket, history=1, ttl=LEDGER_TTL_S, storage=StorageType.FILE,
-                description="golive notifier: deliveries done, so a redelivered event is not posted twice",
-            ))
+        kv = await open_bucket(js, KeyValueConfig(
+            bucket=bucket, history=1, ttl=LEDGER_TTL_S, storage=StorageType.FILE,
+            description="golive notifier: deliveries done, so a redelivered event is not posted twice",
+        ))
         return cls(kv)
 
     @staticmethod

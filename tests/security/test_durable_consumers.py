@@ -10,8 +10,9 @@ import asyncio
 import json
 
 import nats
-from nats.js.api import DeliverPolicy
+from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 
+from shared.buckets import open_bucket
 from shared.bus import ensure_streams
 from shared.durables import Durable, check_durable
 from shared.telemetry import configure_logging
@@ -125,3 +126,31 @@ async def test_a_missing_stream_is_created_with_golives_settings(settings):
         await nc.close()
     subjects = settings.subjects
     assert {subjects.command_stream, subjects.event_stream, subjects.dead_letter_stream} <= names
+
+
+class Recorded:
+    """A logger that keeps its warnings (event name and fields)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[tuple[str, dict]] = []
+
+    def warning(self, event: str, **fields) -> None:
+        self.warnings.append((event, fields))
+
+
+async def test_an_existing_kv_bucket_keeps_its_settings_and_the_difference_is_named(settings):
+    bucket = f"{settings.subject_root.upper()}_LEASES"
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        await open_bucket(js, KeyValueConfig(bucket=bucket, history=1, ttl=60.0, storage=StorageType.FILE))
+        recorded = Recorded()
+
+        kv = await open_bucket(js, KeyValueConfig(bucket=bucket, history=1, ttl=4.0, storage=StorageType.FILE),
+                               recorded)
+
+        assert (await kv.status()).ttl == 60.0  # as the operator (or the first coordinator) made it
+        [(event, fields)] = recorded.warnings
+        assert event == "kv.settings_differ" and [d.split(":")[0] for d in fields["differences"]] == ["max_age"]
+    finally:
+        await nc.close()
