@@ -32,7 +32,7 @@ from shared.commands import AbortRun, ApproveGate, StartRun, StopProbe, command_
 from shared.secrets import redact
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
-from shared.events import AbortRequested, ApprovalGranted, RunStarted
+from shared.events import AbortRequested, ApprovalGranted, RunFinished, RunStarted
 from shared.commands import ContinueRun, PauseRun, RetryRun
 from shared.events import ContinueRequested, PauseRequested, RetryRequested
 
@@ -103,11 +103,13 @@ class RunDriver:
         if held_by_other(await leases.holder(run_id), leases.owner, datetime.now(UTC), leases.ttl_s):
             raise Defer(DEFER_S)
         history = await self._history(run_id)
-        final = fold(None, [envelope for _seq, envelope in history])
-        if final is None or final.finished:
-            if final is not None:
-                self.runs[run_id] = final
-            return final  # never started (a rejected start), or over: nothing to drive
+        if not any(isinstance(envelope.data, RunStarted) for _seq, envelope in history):
+            return None  # never started (a rejected start): nothing to drive
+        if is_over([envelope for _seq, envelope in history]):
+            self.runs[run_id] = fold(None, [envelope for _seq, envelope in history])
+            return self.runs[run_id]
+        # not over, even when the fold of every event says so: an answer no coordinator handled yet (its
+        # coordinator died after sending the last command) decides the end, and its outputs are still to publish
         await self._acquire(run_id)
         done = handled_through([envelope for _seq, envelope in history], self.bus.source)
         state = fold(None, [envelope for _seq, envelope in history[:done + 1]])
@@ -310,6 +312,14 @@ class RunDriver:
                             await self._apply(state, Tick(datetime.now(UTC)), cause=None)
                         except Exception as exc:  # publishing failed: the next tick tries again
                             self.bus.log.warning("run.tick_failed", run_id=state.run_id, error=str(exc))
+
+
+def is_over(history: list[Envelope]) -> bool:
+    """A run is over only when its run_finished is in the history, after any `golive retry` that reopened it: the
+    fold of its events can reach an outcome whose run_finished (and final message, and artifacts) nobody sent."""
+    last_finish = max((i for i, e in enumerate(history) if isinstance(e.data, RunFinished)), default=-1)
+    last_retry = max((i for i, e in enumerate(history) if isinstance(e.data, RetryRequested)), default=-1)
+    return last_finish > last_retry
 
 
 def fold(state: RunState | None, events: list[Envelope]) -> RunState | None:
