@@ -9,7 +9,8 @@ The guard asks the server about each durable consumer of the service every few s
 got (its ack floor). When one is gone it creates it again with the same settings: a consumer of the command
 queue from its first message (a work queue keeps only what is not yet done), an event consumer from just after
 the ack floor last seen, so no event is skipped (a few handled ones may come again: handlers are idempotent).
-The pull subscription already running asks the same consumer name, so it simply gets messages again.
+The pull subscription already running asks the same consumer name, so it simply gets messages again. A consumer
+whose filter someone changed (a create request that names it is taken as an update) gets its filter back.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ async def check_durable(js: Any, durable: Durable, log: Any) -> bool:
         log.warning("consumer.recreated", consumer=durable.name, stream=durable.stream,
                     from_sequence=config.opt_start_seq, reason="the durable consumer was deleted")
         return True
+    if info.config.filter_subject != durable.filter_subject:  # narrowed by a request naming it: put it back
+        config = durable.recreation()
+        config.deliver_policy, config.opt_start_seq = info.config.deliver_policy, info.config.opt_start_seq
+        await js.add_consumer(durable.stream, config)
+        log.warning("consumer.restored", consumer=durable.name, stream=durable.stream,
+                    found_filter=info.config.filter_subject, filter=durable.filter_subject)
     durable.acked_up_to = info.ack_floor.stream_seq if info.ack_floor else None
     return False
 

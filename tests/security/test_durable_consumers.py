@@ -154,3 +154,24 @@ async def test_an_existing_kv_bucket_keeps_its_settings_and_the_difference_is_na
         assert event == "kv.settings_differ" and [d.split(":")[0] for d in fields["differences"]] == ["max_age"]
     finally:
         await nc.close()
+
+
+async def test_a_durable_whose_filter_someone_narrowed_gets_it_back(settings):
+    await ensure_streams(settings)
+    stream, subject = settings.subjects.event_stream, settings.subjects.all_events
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        durable = Durable(stream, "watched", subject, ack_wait_s=5.0, max_deliver=3, deliver_policy=DeliverPolicy.NEW)
+        await js.add_consumer(stream, durable.recreation())
+        narrowed = durable.recreation()
+        narrowed.filter_subject = settings.subjects.event("nobody", "coordinator", "x")
+        await js.add_consumer(stream, narrowed)  # what an unnamed create request naming it does
+        recorded = Recorded()
+
+        assert not await check_durable(js, durable, recorded)
+
+        assert (await js.consumer_info(stream, "watched")).config.filter_subject == subject
+        assert [event for event, _ in recorded.warnings] == ["consumer.restored"]
+    finally:
+        await nc.close()
