@@ -21,12 +21,14 @@ from pathlib import Path
 
 import nats
 from nats.js.errors import NotFoundError
+from prometheus_client import CollectorRegistry, start_http_server
 
 from golive.demo_app import DemoApp
 from golive.demo_data import DEMO_ROWS, create_database, seed_demo
 from golive.embedded import EmbeddedNats, EmbeddedPostgres, free_port
 from golive.envoy_proxy import EmbeddedEnvoy
 from golive.replica import StreamingReplica
+from golive.supervise import Supervisor
 from golive.webhook_sink import WebhookSink
 from shared.bus import connect_options
 from shared.settings import STACK_FILE, Settings
@@ -47,6 +49,7 @@ class ServiceProcesses:
     log_dir: Path
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # key (service and instance) -> service
 
     def start(self, names: tuple[str, ...] = SERVICES) -> ServiceProcesses:
         for name in names:
@@ -54,12 +57,19 @@ class ServiceProcesses:
         return self
 
     def start_one(self, name: str, instance: str = "") -> subprocess.Popen:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        port = free_port()
         key = f"{name}{instance}"
+        self.names[key] = name
+        return self._spawn(key, free_port())
+
+    def restart(self, key: str) -> subprocess.Popen:
+        """Start the service ``key`` again, on the same metrics port (Prometheus keeps scraping it), same log."""
+        return self._spawn(key, self.metrics_ports[key])
+
+    def _spawn(self, key: str, port: int) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{key}.log", "ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "golive", "serve", name, "--metrics-port", str(port)],
+            [sys.executable, "-m", "golive", "serve", self.names[key], "--metrics-port", str(port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -144,11 +154,14 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                                                     ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
                                                     REPLICA_ENV: replica.url_for("golive")})
             services = ServiceProcesses(env, state_dir / "logs").start()
+            supervisor_registry = CollectorRegistry()  # golive up's own metrics: restarts of its services
+            metrics_server, _thread = start_http_server(0, addr="127.0.0.1", registry=supervisor_registry)
             try:
                 asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
                 stack = {
                     "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
                     "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
+                    "stack_metrics": metrics_server.server_port,
                     "pids": {name: proc.pid for name, proc in services.procs.items()},
                     "proxy": envoy.url, "envoy_admin": envoy.admin_url,
                     "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
@@ -162,6 +175,8 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                      f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
                 for name, port in services.metrics_ports.items():
                     echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
+                echo(f"stack      pid {os.getpid()}  metrics http://127.0.0.1:{metrics_server.server_port}/metrics "
+                     "(services restarted after a crash)")
                 echo(f"logs       {state_dir / 'logs'}")
                 if on_ready:
                     on_ready(stack)
@@ -169,10 +184,14 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                     echo("ready: in another terminal, `golive run plans/skeleton.yaml`, or the runbook: `golive run "
                          "plans/supabase-golive.yaml --time-scale 120 --force-window` (then `golive approve RUN` for its "
                          "backup gate); Ctrl-C here stops everything")
-                while not stop.wait(1.0):
-                    if dead := services.exited():
-                        echo(f"a service exited: {dead}; stopping the stack (see {state_dir / 'logs'})")
+                supervisor = Supervisor(services, echo, registry=supervisor_registry)
+                while not stop.wait(0.25):
+                    if supervisor.check():  # the stack file names the pids alive now
+                        stack["pids"] = {name: proc.pid for name, proc in services.procs.items()}
+                        stack_file.write_text(json.dumps(stack, indent=2))
+                    if supervisor.gave_up:
                         break
             finally:
                 services.stop()
+                metrics_server.shutdown()
                 stack_file.unlink(missing_ok=True)

@@ -63,11 +63,25 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
         metrics = httpx.get(f"http://127.0.0.1:{stack['metrics']['migrator']}/metrics").text
         assert 'golive_commands_total{outcome="done",service="migrator",type="golive.cmd.migrator.apply.v1"} 1.0' in metrics
         assert "faststream_received_messages_total" in metrics
+
+        # a crashed service is started again; the stack stays up, says so and counts it
+        os.kill(stack["pids"]["traffic"], signal.SIGKILL)
+        while (restarted := json.loads((state / "stack.json").read_text()))["pids"]["traffic"] == stack["pids"]["traffic"]:
+            assert up.poll() is None and time.monotonic() < deadline + 120, "traffic was not restarted"
+            time.sleep(0.2)
+        assert _alive(restarted["pids"]["traffic"])
+        stack_metrics = httpx.get(f"http://127.0.0.1:{stack['stack_metrics']}/metrics").text
+        assert 'golive_stack_service_restarts_total{service="traffic"} 1.0' in stack_metrics
+        again = run_cli("run", "plans/skeleton.yaml", "--run-id", "run-up-again", "--deploy-id", "dpl-second",
+                        env=env, timeout_s=120)
+        assert again.returncode == 0, again.stdout + again.stderr  # the restarted traffic service shifts again
+        stack = restarted
     finally:
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
     assert "stack stopped" in output
+    assert "traffic exited with code -9; restarting it" in output and "traffic restarted: pid" in output
     children = list(stack["pids"].values())
     assert not [pid for pid in children if _alive(pid)], "services still running after Ctrl-C"
     assert not (state / "stack.json").exists()
