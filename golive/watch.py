@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from contextlib import aclosing
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import nats
 from nats.errors import NoServersError
@@ -19,7 +19,7 @@ from services.coordinator.saga import RunState, decide
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
-from shared.events import CommandFailed, RunFinished
+from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.secrets import redact
 from shared.settings import BusUnreachable, Settings
 
@@ -64,19 +64,50 @@ async def start_and_watch(
         await ensure_streams(settings)
         js = nc.jetstream()
         subjects = settings.subjects
+        expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
         start = await _send_to_coordinator(js, settings, StartRun(
             plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
-            force_window=force_window), run_id, f"{run_id}.start")
-        async with aclosing(read_events(js, subjects.events_of_run(run_id), follow=True)) as feed:
+            force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start")
+        last_seq = await _await_acceptance(js, settings, run_id, start.id, echo)
+        if last_seq < 0:
+            return EXIT_INVALID  # the coordinator refused to start it (echoed: why)
+        async with aclosing(read_events(js, subjects.events_of_run(run_id), from_seq=last_seq + 1,
+                                        follow=True)) as feed:
             async for _seq, envelope in feed:
                 echo(envelope)
                 if isinstance(envelope.data, RunFinished):
                     return EXIT_BY_OUTCOME[envelope.data.outcome]
-                if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start.id:
-                    return EXIT_INVALID  # the coordinator refused to start it (echoed above: why)
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN
+
+
+ACCEPTANCE_POLL_S = 0.25
+
+
+async def _await_acceptance(js, settings: Settings, run_id: str, start_id: str,
+                            echo: Callable[[Envelope], None]) -> int:
+    """Wait (bounded by the start timeout) until a coordinator accepts the start: the stream sequence of the last
+    event echoed, or -1 if it refused the start. No coordinator in time: BusUnreachable (the start expires).
+
+    Polled with reads that end, not a followed read cut by a timeout: a cancellation can be lost on Python 3.11
+    (asyncio.wait_for drops one that arrives as its future completes), and this wait must end."""
+    deadline = asyncio.get_running_loop().time() + settings.start_timeout_s
+    last_seq = 0
+    while True:
+        async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), from_seq=last_seq + 1)) as feed:
+            async for seq, envelope in feed:
+                echo(envelope)
+                last_seq = seq
+                if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start_id:
+                    return -1
+                if isinstance(envelope.data, RunStarted):
+                    return last_seq
+        if asyncio.get_running_loop().time() >= deadline:
+            raise BusUnreachable(
+                f"no coordinator accepted run {run_id} within {settings.start_timeout_s:g} s (is one running? "
+                "`golive up`, or `golive serve coordinator`); the start expires and will not run later")
+        await asyncio.sleep(ACCEPTANCE_POLL_S)
 
 
 async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None, list[Envelope]]:

@@ -7,6 +7,7 @@ environment variable, never by value.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -38,6 +39,8 @@ class StartRun(Message):
     previous_deploy_id: str | None = None
     requested_by: str = "cli"
     force_window: bool = False  # start outside the plan's maintenance window (recorded)
+    # a start nobody accepted in time never runs later (the CLI gave up on it and said so): refused after this
+    expires_at: datetime | None = None
 
 
 @message_type("golive.cmd.coordinator.abort.v1")

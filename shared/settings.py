@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     command_ack_wait_s: float = Field(
         default=30.0, gt=0, description="how soon a command held by a crashed instance is redelivered (kept alive by "
         "in-progress acks while work runs)")
+    start_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long `golive run` waits for a coordinator to accept the start (exit 4 "
+        "after it; the start then expires and never runs later)")
     lease_ttl_s: float = Field(
         default=15.0, gt=0, description="how long a coordinator's hold on a run lasts without renewal: a crashed "
         "coordinator's runs are taken over after it")

@@ -364,6 +364,9 @@ def register(bus: Bus) -> RunDriver:
                 return None  # this very start, redelivered: it was answered already
             raise CommandError(f"run {run_id} already exists (started {started.time:%Y-%m-%d %H:%M:%S %Z}); "
                                "a run id starts one run: start a new run with a new id", "invalid")
+        if cmd.expires_at is not None and datetime.now(UTC) > cmd.expires_at:
+            raise CommandError(f"start of run {run_id} expired at {cmd.expires_at:%Y-%m-%d %H:%M:%S %Z} before a "
+                               "coordinator took it (the CLI gave up waiting); start it again", "invalid")
         try:
             plan = Plan.model_validate(cmd.plan)
         except ValidationError as exc:
