@@ -13,10 +13,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from shared.envelope import Message, message_type
+from shared.ids import DeploymentId
+from shared.secrets import EnvName, PlainUrl, check_extras
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # errors never quote the input back: a value in the wrong field may be a secret
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 def command_target(message: type[Message]) -> tuple[str, str]:
@@ -35,8 +38,8 @@ class StartRun(Message):
     """Start a go-live: the validated plan (as a plain dict) and the deployment pair."""
 
     plan: dict[str, Any]
-    deploy_id: str
-    previous_deploy_id: str | None = None
+    deploy_id: DeploymentId
+    previous_deploy_id: DeploymentId | None = None
     requested_by: str = "cli"
     force_window: bool = False  # start outside the plan's maintenance window (recorded)
     # a start nobody accepted in time never runs later (the CLI gave up on it and said so): refused after this
@@ -131,7 +134,7 @@ class MigrationRetry(Spec):
 class ApplyMigrations(Message):
     """Run statements one at a time, each alone in autocommit, outside any transaction."""
 
-    database_url_env: str
+    database_url_env: EnvName
     statements: list[MigrationStatement]
     session: MigrationSession = MigrationSession()
     preflight: MigrationPreflight = MigrationPreflight()
@@ -142,7 +145,7 @@ class ApplyMigrations(Message):
 class RevertMigrations(Message):
     """Compensation: drop the indexes that ``statements`` create (DROP INDEX CONCURRENTLY IF EXISTS), newest first."""
 
-    database_url_env: str
+    database_url_env: EnvName
     statements: list[MigrationStatement]
     session: MigrationSession = MigrationSession()
     retry: MigrationRetry = MigrationRetry()
@@ -199,7 +202,7 @@ class SqlProbeSpec(Spec):
 
     kind: Literal["sql"] = "sql"
     name: str
-    database_url_env: str
+    database_url_env: EnvName
     query: str
     params: list[Any] = Field(default=[], description="fixed parameter values (or params_from, not both)")
     params_from: ParamGenerator | None = None
@@ -220,10 +223,10 @@ class HttpProbeSpec(Spec):
     name: str
     # `${NAME}/api/health`: the base comes from environment variable NAME where the prober runs, so a plan
     # names its app's address (a per-environment value) the way it names its database
-    url: str = Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})")
+    url: PlainUrl = Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})")
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = {}
-    headers_env: dict[str, str] = Field(default={}, description="header name -> environment variable holding its value")
+    headers_env: dict[str, EnvName] = Field(default={}, description="header name -> environment variable holding its value")
     body: str | None = None
     expect_status: int | None = Field(default=None, ge=100, le=599, description="default: any status below 400")
     body_contains: str | None = None
@@ -236,10 +239,10 @@ class PgHealthProbeSpec(Spec):
 
     kind: Literal["pg_health"] = "pg_health"
     name: str
-    database_url_env: str
-    replica_url_envs: list[str] = []
+    database_url_env: EnvName
+    replica_url_envs: list[EnvName] = []
     # PgBouncer's admin console (database "pgbouncer"): each pool's use, (cl_active + cl_waiting) / pool_size
-    pgbouncer_admin_url_env: str | None = None
+    pgbouncer_admin_url_env: EnvName | None = None
     long_transaction_s: float = Field(default=60.0, gt=0)
     timeout_ms: int = Field(default=2_000, gt=0)
 
@@ -328,8 +331,13 @@ def stop_probe_subject(subject_root: str, run_id: str) -> str:
 class ProviderSpec(Spec):
     """Which traffic provider to use and its settings (secrets by env var name)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
     type: str = "dry-run"
+
+    @model_validator(mode="after")
+    def _secrets_by_name(self) -> ProviderSpec:
+        check_extras(self.model_extra or {})
+        return self
 
 
 @message_type("golive.cmd.traffic.shift.v1")
@@ -341,8 +349,8 @@ class ShiftTraffic(Message):
     published. None: compare with the weight the traffic service itself set last, if it knows one."""
 
     provider: ProviderSpec
-    canary: str
-    stable: str | None = None
+    canary: DeploymentId
+    stable: DeploymentId | None = None
     weight: int = Field(ge=0, le=100)
     expected_previous_weight: int | None = Field(default=None, ge=0, le=100)
 
@@ -353,8 +361,8 @@ class RollbackTraffic(Message):
     Never refused for drift and never queued behind a shift of the same canary (it cancels it)."""
 
     provider: ProviderSpec
-    canary: str
-    to: str | None = None
+    canary: DeploymentId
+    to: DeploymentId | None = None
 
 
 @message_type("golive.cmd.traffic.promote.v1")
@@ -362,8 +370,8 @@ class PromoteTraffic(Message):
     """Lock-in: make the canary the production deployment (all traffic on it), read back."""
 
     provider: ProviderSpec
-    canary: str
-    stable: str | None = None
+    canary: DeploymentId
+    stable: DeploymentId | None = None
 
 
 # --- notifier ----------------------------------------------------------------------------------
@@ -391,14 +399,18 @@ class NotificationSink(Spec):
     """Where messages go. ``type`` picks the sink module (slack, webhook, ...); sink-specific settings (Slack's
     ``format: attachments|blocks``) ride along. The URL is a secret: only the variable's name is here."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
     type: str = "slack"
     # a name, not a URL: a URL pasted here would put the secret in the plan (and in RunStarted)
-    webhook_url_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                 description="environment variable holding the webhook URL (never the URL)")
+    webhook_url_env: EnvName = Field(description="environment variable holding the webhook URL (never the URL)")
     attempts: int = Field(default=5, ge=1, le=20, description="posts before giving up")
     timeout_s: float = Field(default=5.0, gt=0, le=300, description="how long one post may take")
     give_up_after_s: float = Field(default=120.0, gt=0, description="bound on all attempts and their waits")
+
+    @model_validator(mode="after")
+    def _secrets_by_name(self) -> NotificationSink:
+        check_extras(self.model_extra or {})
+        return self
 
 
 class NotificationRoute(Spec):
@@ -430,7 +442,7 @@ class NotificationsSpec(Spec):
     templates: dict[str, MessageTemplate] = {}
     environment: str = "Production"
     maintenance_window: str = ""
-    report_url: str = ""
+    report_url: PlainUrl = ""
 
     @model_validator(mode="before")
     @classmethod

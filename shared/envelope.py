@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.ids import RunId
+
 CONTENT_TYPE = "application/json"
 # The largest body a service parses. Checked before json.loads, so a huge body costs a length check, not memory and
 # a core; below the nats-server's default max_payload (1 MiB), so the bound is ours, not the broker's accident.
@@ -68,7 +70,7 @@ class Envelope(BaseModel):
     subject: str | None = None
     time: datetime
     datacontenttype: Literal["application/json"] = CONTENT_TYPE
-    runid: str = Field(min_length=1)
+    runid: RunId  # a subject token and a folder name: shared.ids says what it may hold
     correlationid: str | None = None
     causationid: str | None = None
     data: Message

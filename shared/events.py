@@ -14,6 +14,7 @@ from pydantic import Field
 
 from shared.commands import Spec
 from shared.envelope import Message, message_type
+from shared.ids import DeploymentId
 
 # --- coordinator: the run ----------------------------------------------------------------------
 
@@ -27,8 +28,8 @@ Outcome = Literal["succeeded", "rolled_back", "needs_human"]
 class RunStarted(Message):
     plan: dict[str, Any]
     plan_name: str
-    deploy_id: str
-    previous_deploy_id: str | None = None
+    deploy_id: DeploymentId
+    previous_deploy_id: DeploymentId | None = None
     window_ends_at: datetime | None = None  # of the maintenance window the run started in
 
 

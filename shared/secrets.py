@@ -8,6 +8,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
+# scheme://user:password@host: the one shape of credential a plan or a command may never carry
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@")
+
+NO_PASSWORD_IN_PLANS = ("holds a URL with a password (not shown): a plan names secrets by environment variable; "
+                        "put the URL in one (e.g. DATABASE_URL) and name that variable instead")
 
 
 class MissingSecret(LookupError):
@@ -16,15 +28,90 @@ class MissingSecret(LookupError):
 
 def secret_from_env(name: str) -> str:
     """Value of environment variable ``name``; the error names the variable, never a value."""
-    value = os.environ.get(name)
+    value = os.environ.get(name) if is_env_name(name) else None
     if not value:
-        raise MissingSecret(f"environment variable {name} is not set (the plan names it; set it for this service)")
+        raise MissingSecret(f"environment variable {describe_env_name(name)} is not set (the plan names it; "
+                            "set it for this service)")
     return value
+
+
+def is_env_name(name: object) -> bool:
+    """Whether ``name`` can be an environment variable's name (letters, digits and '_', not first a digit)."""
+    return isinstance(name, str) and bool(_ENV_NAME.fullmatch(name))
+
+
+def describe_env_name(name: object) -> str:
+    """``name`` for an error message if it is a variable's name; else a placeholder (it may be a secret value)."""
+    return str(name) if is_env_name(name) else "(not a variable name; the value given is not shown)"
+
+
+def has_password(text: str) -> bool:
+    """Whether ``text`` contains a URL with a password (``scheme://user:password@host``)."""
+    return bool(_URL_PASSWORD.search(text))
+
+
+def find_password(data: object) -> tuple[str | int, ...] | None:
+    """Where the first URL with a password is in ``data`` (nested mappings and lists, keys included), or None.
+
+    Each container is visited once, so data whose parts are shared (YAML aliases) is walked in linear time."""
+    return next(_password_paths(data, (), set()), None)
+
+
+def _password_paths(data: object, where: tuple, seen: set[int]) -> Iterator[tuple[str | int, ...]]:
+    if isinstance(data, str):
+        if has_password(data):
+            yield where
+        return
+    if not isinstance(data, (dict, list, tuple)) or id(data) in seen:
+        return
+    seen.add(id(data))
+    items = data.items() if isinstance(data, dict) else enumerate(data)
+    for key, value in items:
+        if isinstance(key, str) and has_password(key):
+            yield (*where, key)
+        yield from _password_paths(value, (*where, key), seen)
+
+
+def _env_name_problem(value: object) -> str | None:
+    # the value is never quoted back: a name field holding a value holds a secret, more often than not
+    if is_env_name(value):
+        return None
+    what = "a URL with a password" if isinstance(value, str) and has_password(value) else "not a variable name"
+    return (f"names an environment variable (letters, digits and '_', e.g. DATABASE_URL), never holds its value; "
+            f"this is {what} (not shown)")
+
+
+def _env_name(value: str) -> str:
+    if problem := _env_name_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _no_password(value: str) -> str:
+    if has_password(value):
+        raise ValueError(NO_PASSWORD_IN_PLANS)
+    return value
+
+
+# the type of every field that names a secret by environment variable (``database_url_env``, ``token_env``, ...)
+EnvName = Annotated[str, AfterValidator(_env_name), Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})]
+# the type of every URL a plan or a command carries in clear (a probe's url, a report link)
+PlainUrl = Annotated[str, AfterValidator(_no_password)]
+
+
+def check_extras(extras: dict[str, object]) -> None:
+    """The rule for free-form settings (a provider's or a sink's extra keys): keys ending in ``_env`` name a
+    variable, and no value holds a URL with a password. ValueError naming the key (never the value)."""
+    for key, value in extras.items():
+        if key.endswith("_env") and (problem := _env_name_problem(value)):
+            raise ValueError(f"{key} {problem}")
+        if find_password(value) is not None:
+            raise ValueError(f"{key} {NO_PASSWORD_IN_PLANS}")
 
 
 _PATTERNS = [
     # scheme://user:password@host  -> scheme://user:***@host
-    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@"), r"\g<pre>***@"),
+    (_URL_PASSWORD, r"\g<pre>***@"),
     # password=... in libpq keyword strings
     (re.compile(r"(?i)(password\s*=\s*)('[^']*'|\S+)"), r"\1***"),
     # Slack incoming-webhook paths

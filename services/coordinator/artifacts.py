@@ -35,6 +35,7 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
+from shared.ids import check_id
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,20 @@ def build_artifacts(events: list[Envelope], chart: bool = True) -> Artifacts:
     png = render_chart(chart_data(events))
     markdown = markdown.replace("\n## Phases", "\n![p95 and error rate over time](chart.png)\n\n## Phases", 1)
     return Artifacts(validation, report, markdown, _badges(checks), png, render_html(report, checks, png))
+
+
+class OutsideArtifacts(ValueError):
+    """A run's artifacts folder that would not be inside the artifacts folder."""
+
+
+def run_directory(artifacts_dir: Path, run_id: str) -> Path:
+    """``<artifacts_dir>/<run_id>``, the folder a run's artifacts go to. InvalidId for what is not a run id
+    (``../x``, ``/tmp/x``); OutsideArtifacts if the folder would resolve outside ``artifacts_dir`` (a symlink)."""
+    directory = artifacts_dir / check_id(run_id)
+    if not directory.resolve().is_relative_to(artifacts_dir.resolve()):
+        raise OutsideArtifacts(f"the artifacts of run {run_id} would go to {directory.resolve()}, outside "
+                               f"{artifacts_dir.resolve()}; nothing written")
+    return directory
 
 
 def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:

@@ -18,6 +18,7 @@ from services.coordinator.durations import Duration
 from services.coordinator.plan_yaml import UnsafeYaml, load_yaml, read_plan_file
 from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
 from shared.commands import LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
+from shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, PlainUrl, find_password
 from typing import Annotated, Callable, Literal
 
 DEPLOYMENT = "{deployment}"  # in an http probe's url (or targets.deployment_url): the deployment's id
@@ -37,11 +38,12 @@ class _Problem(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # errors never quote the input back: a value in the wrong field may be a secret
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class Database(Strict):
-    url_env: str = Field(description="Environment variable holding the primary's URL (never the URL itself)")
+    url_env: EnvName = Field(description="Environment variable holding the primary's URL (never the URL itself)")
 
 
 class Traffic(Strict):
@@ -83,16 +85,16 @@ class Probe(Strict):
     params: list = Field(default=[], max_length=MAX_ITEMS)
     params_from: ParamGenerator | None = None
     allow_writes: bool = Field(default=False, description="let the query's writes commit (default: always rolled back)")
-    database_url_env: str | None = None
-    url: str | None = None
+    database_url_env: EnvName | None = None
+    url: PlainUrl | None = None
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = {}
-    headers_env: dict[str, str] = {}
+    headers_env: dict[str, EnvName] = {}
     body: str | None = None
     expect_status: int | None = None
     body_contains: str | None = None
-    replica_url_envs: list[str] = []
-    pgbouncer_admin_url_env: str | None = Field(
+    replica_url_envs: list[EnvName] = []
+    pgbouncer_admin_url_env: EnvName | None = Field(
         default=None, description="pg_health: PgBouncer's admin console URL (database pgbouncer), to gauge each pool's use")
     long_transaction: Duration = 60.0
     timeout_ms: int = Field(default=2_000, gt=0)
@@ -164,7 +166,7 @@ class Targets(Strict):
     URLs); an http probe whose url is a path (``/api/health``) is resolved against it."""
 
     # or `${GOLIVE_APP_URL}/deployments/{deployment}`: the base from that environment variable where the prober runs
-    deployment_url: str | None = Field(default=None, pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})",
+    deployment_url: PlainUrl | None = Field(default=None, pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})",
                                        examples=["https://app-{deployment}.vercel.app"])
 
     @field_validator("deployment_url")
@@ -297,6 +299,15 @@ class Plan(Strict):
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
     window: Window = Window()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_password_anywhere(cls, data: object) -> object:
+        # before any field is read: a password pasted anywhere (an extra setting, a name, a query) stops the plan
+        # here, so no other message can quote it and no RunStarted can carry it
+        if (where := find_password(data)) is not None:
+            raise _Problem(where, NO_PASSWORD_IN_PLANS)
+        return data
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from services.coordinator.artifacts import build_artifacts, write_artifacts, write_report_pages
+from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
@@ -235,7 +235,7 @@ class RunDriver:
             js = self.bus.broker.connection.jetstream()
             async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id))) as feed:
                 events = [envelope async for _seq, envelope in feed]
-            directory = self.bus.settings.artifacts_dir / run_id
+            directory = run_directory(self.bus.settings.artifacts_dir, run_id)  # never outside artifacts/
             # the files readers look for on run_finished first (quick); the chart and report.html next, drawn
             # in another process and not awaited: matplotlib would hold the GIL, and so every run's decisions
             written = await asyncio.to_thread(lambda: write_artifacts(build_artifacts(events, chart=False), directory))
