@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 from golive.live import watching
-from golive.render import OUTCOME_STYLE, describe
+from golive.render import OUTCOME_STYLE, describe, terminal
 from services.coordinator.window import describe_window, window_containing
 from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
 from shared.envelope import Envelope
+from shared.ids import InvalidId, check_id
+from shared.secrets import redact
 from shared.settings import Settings
 from shared.subjects import SERVICES
 
@@ -30,8 +30,26 @@ plan_app = typer.Typer(help="Work with plan files.", no_args_is_help=True)
 app.add_typer(plan_app, name="plan")
 docs_app = typer.Typer(help="Regenerate the documents generated from the code.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = terminal()  # markup off: every line below may carry a plan's, a service's or a database's text
+err = terminal(stderr=True)
+
+
+def _valid_id(what: str):
+    """A typer callback: a run or deployment id is checked as the command line is read, before anything is sent
+    or written (it becomes a subject token and a folder name): exit 2 with the rule."""
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_id(value, what)
+            except InvalidId as exc:
+                err.print(str(exc), style="red")
+                raise typer.Exit(EXIT_INVALID) from None
+        return value
+
+    return check
+
+
+_run_id, _deployment_id = _valid_id("run id"), _valid_id("deployment id")
 
 
 def _printer(as_json: bool):
@@ -70,16 +88,17 @@ def _checked_plan(path: Path):
         return check_plan(path)
     except PlanError as exc:
         for problem in exc.problems:
-            err.print(f"plan error: {escape(problem)}", style="red")
+            err.print(f"plan error: {redact(problem)}", style="red")
         raise typer.Exit(EXIT_INVALID) from None
 
 
 @app.command()
 def run(
     plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")],
-    deploy_id: Annotated[str, typer.Option(help="The new deployment to roll out")] = "canary",
-    previous_deploy_id: Annotated[str | None, typer.Option(help="The deployment to roll back to")] = "stable",
-    run_id: Annotated[str | None, typer.Option(help="Run id (default: generated)")] = None,
+    deploy_id: Annotated[str, typer.Option(help="The new deployment to roll out", callback=_deployment_id)] = "canary",
+    previous_deploy_id: Annotated[str | None, typer.Option(help="The deployment to roll back to",
+                                                           callback=_deployment_id)] = "stable",
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: generated)", callback=_run_id)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as CloudEvents JSON lines")] = False,
     force_window: Annotated[bool, typer.Option("--force-window", help="Start outside the plan's maintenance window")] = False,
     time_scale: Annotated[float, typer.Option("--time-scale", min=1, help="Rehearse with every duration of the plan "
@@ -111,7 +130,7 @@ def run(
 
 @app.command()
 def events(
-    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's events")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run's events", callback=_run_id)] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print CloudEvents JSON lines")] = False,
 ) -> None:
@@ -128,7 +147,7 @@ def events(
 
 @app.command()
 def abort(
-    run_id: Annotated[str, typer.Argument(help="The run to abort")],
+    run_id: Annotated[str, typer.Argument(help="The run to abort", callback=_run_id)],
     reason: Annotated[str, typer.Option(help="Why (recorded in the run's events, sent to Slack)")],
 ) -> None:
     """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
@@ -144,7 +163,7 @@ def abort(
 
 @app.command()
 def approve(
-    run_id: Annotated[str, typer.Argument(help="The run waiting at a gate")],
+    run_id: Annotated[str, typer.Argument(help="The run waiting at a gate", callback=_run_id)],
     stage: Annotated[int | None, typer.Option(help="The stage you approve (guards against approving the wrong one)")] = None,
     comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
 ) -> None:
@@ -159,7 +178,7 @@ def approve(
 
 @app.command()
 def pause(
-    run_id: Annotated[str, typer.Argument(help="The run to hold")],
+    run_id: Annotated[str, typer.Argument(help="The run to hold", callback=_run_id)],
     reason: Annotated[str, typer.Option(help="Why (recorded in the run's events)")],
 ) -> None:
     """Hold a run where it is: the step in flight finishes (a hold keeps measuring), the next one waits for
@@ -175,7 +194,7 @@ def pause(
 
 @app.command("continue")
 def continue_(
-    run_id: Annotated[str, typer.Argument(help="The paused run")],
+    run_id: Annotated[str, typer.Argument(help="The paused run", callback=_run_id)],
     reason: Annotated[str, typer.Option(help="Recorded with the request")] = "",
 ) -> None:
     """Let a paused run go on: the step it held back starts now. Exit 2 when the run is not paused."""
@@ -189,7 +208,7 @@ def continue_(
 
 @app.command()
 def retry(
-    run_id: Annotated[str, typer.Argument(help="The run that needs a human")],
+    run_id: Annotated[str, typer.Argument(help="The run that needs a human", callback=_run_id)],
     reason: Annotated[str, typer.Option(help="What was fixed (recorded in the run's events)")] = "",
 ) -> None:
     """Once the cause is fixed, run what a needs_human run has left to undo again, from the first not done.
@@ -205,7 +224,7 @@ def retry(
 
 @app.command()
 def resume(
-    run_id: Annotated[str, typer.Argument(help="The run to drive from this process")],
+    run_id: Annotated[str, typer.Argument(help="The run to drive from this process", callback=_run_id)],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 2 at once if another coordinator drives it")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print events as CloudEvents JSON lines")] = False,
 ) -> None:
@@ -217,7 +236,7 @@ def resume(
     try:
         with _exit_codes(), watching(out, as_json, _printer(as_json)) as echo:
             code = asyncio.run(resume_run(Settings(), run_id, not no_wait, echo,
-                                          lambda text: err.print(escape(text), style="yellow")))
+                                          lambda text: err.print(text, style="yellow")))
     except KeyboardInterrupt:
         err.print(f"stopped driving run {run_id}; its lease is released for another coordinator")
         raise typer.Exit(130) from None
@@ -226,7 +245,7 @@ def resume(
 
 @app.command()
 def report(
-    run_id: Annotated[str | None, typer.Argument(help="The run to report on")] = None,
+    run_id: Annotated[str | None, typer.Argument(help="The run to report on", callback=_run_id)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: <artifacts dir>/<run>, or <artifacts dir> with --weekly)")] = None,
     weekly: Annotated[bool, typer.Option("--weekly", help="The weekly performance report of all runs instead")] = False,
     since: Annotated[str | None, typer.Option(help="With --weekly: start (YYYY-MM-DD or ISO time, UTC; default: until - 7 days)")] = None,
@@ -236,6 +255,7 @@ def report(
     prod_performance_validation.json, badges. With --weekly: weekly_performance_report_<YYYYWW>.json/.md of
     every run that started in the week (outcomes, durations, rollbacks by cause, p95 trends)."""
     from golive.watch import rebuild_artifacts, weekly_artifacts
+    from services.coordinator.artifacts import OutsideArtifacts, run_directory
 
     settings = Settings()
     if weekly == (run_id is not None):
@@ -246,7 +266,12 @@ def report(
             start, end = _week_bounds(since, until)
             written = asyncio.run(weekly_artifacts(settings, start, end, out_dir or settings.artifacts_dir))
         else:
-            written = asyncio.run(rebuild_artifacts(settings, run_id, out_dir or settings.artifacts_dir / run_id))
+            try:
+                directory = out_dir or run_directory(settings.artifacts_dir, run_id)
+            except OutsideArtifacts as exc:
+                err.print(str(exc), style="red")
+                raise typer.Exit(EXIT_INVALID) from None
+            written = asyncio.run(rebuild_artifacts(settings, run_id, directory))
     for path in written:
         out.print(str(path))
 
@@ -274,7 +299,7 @@ def _week_bounds(since: str | None, until: str | None) -> tuple[datetime, dateti
 
 
 @app.command()
-def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)")] = None) -> None:
+def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=_run_id)] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
     from golive.watch import run_statuses
 
@@ -292,9 +317,9 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         out.print(f"state: {where}; step {state.position + 1}/{len(state.steps)} {step}")
         if state.paused_by and where == "running":
             held = f"; holding before {state.steps[state.held_next].name}" if state.held_next is not None and state.held_next < len(state.steps) else ""
-            out.print(f"paused by {escape(state.paused_by)}{held}: `golive continue {state.run_id}`", style="bold yellow")
+            out.print(f"paused by {state.paused_by}{held}: `golive continue {state.run_id}`", style="bold yellow")
         if state.failure:
-            out.print(f"why: {escape(state.failure)}", style="red")
+            out.print(f"why: {state.failure}", style="red")
         if state.compensations and not state.finished:
             out.print("left to undo: " + ", ".join(c.undoes for c in reversed(state.compensations)))
         from collections import Counter
@@ -311,7 +336,7 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         out.print("last decisions:")
         for envelope in decisions[-10:]:
             style, text = describe(envelope)
-            out.print(f"  {envelope.time:%H:%M:%S} {escape(text)}", style=style or None)
+            out.print(f"  {envelope.time:%H:%M:%S} {text}", style=style or None)
         return
     # one line per run, never wrapped: people grep it and copy run ids out of it
     out.print(f"{'started':<17} {'run':<30} {'plan':<16} {'deployment':<14} {'state':<13} duration / reason", style="bold")
@@ -326,11 +351,11 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         where = finished.outcome if finished else (
             "compensating" if state.compensating or retrying else "paused" if state.paused_by else "running")
         out.print(f"{state.started_at:%Y-%m-%d %H:%M} {state.run_id:<30} {state.plan.name:<16} {state.deploy_id:<14} "
-                  f"{where:<13} {escape(detail)}", style=OUTCOME_STYLE.get(where))
+                  f"{where:<13} {detail}", style=OUTCOME_STYLE.get(where))
 
 
 @app.command()
-def watch(run_id: Annotated[str | None, typer.Argument(help="One run (default: every run with a watch)")] = None) -> None:
+def watch(run_id: Annotated[str | None, typer.Argument(help="One run (default: every run with a watch)", callback=_run_id)] = None) -> None:
     """The post-deploy watch (plan `post_deploy`) of a succeeded run: checks done, the last result, the next
     check and the breaches; without RUN, one line per watched run."""
     from golive.watch import watch_states
@@ -349,7 +374,7 @@ def watch(run_id: Annotated[str | None, typer.Argument(help="One run (default: e
         if not run_id:
             continue
         if w.last is not None:
-            out.print(f"last check ({w.last.index + 1}): {'passed' if w.last.passed else 'FAILED'}: {escape(w.last.summary)}",
+            out.print(f"last check ({w.last.index + 1}): {'passed' if w.last.passed else 'FAILED'}: {w.last.summary}",
                       style="green" if w.last.passed else "red")
             for p in w.last.probes:
                 out.print(f"  {p.probe}: p95 {p.p95_ms:.1f} ms, error rate {p.error_rate_pct:g}% over {p.count + p.errors} requests")
@@ -397,7 +422,7 @@ def migrate(
         loaded = load_plan(plan)
     except PlanError as exc:
         for problem in exc.problems:
-            err.print(f"plan error: {escape(problem)}", style="red")
+            err.print(f"plan error: {redact(problem)}", style="red")
         raise typer.Exit(EXIT_INVALID) from None
     m = loaded.migrations
     cmd = ApplyMigrations(
@@ -406,7 +431,7 @@ def migrate(
     )
     lines, ok = describe_dry_run(cmd)
     for line in lines:
-        out.print(escape(line), style=None if ok or "ERROR" not in line else "red")
+        out.print(line, style=None if ok or "ERROR" not in line else "red")
     if not ok:
         raise typer.Exit(EXIT_INVALID)
     if dry_run:
@@ -445,7 +470,7 @@ def up(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_stack(state_dir or settings.state_dir, lambda line: out.print(escape(line)), stop)
+    run_stack(state_dir or settings.state_dir, out.print, stop)
     out.print("stack stopped")
 
 
@@ -478,7 +503,7 @@ def demo(
                           bad_canary=bad_canary, from_stage=from_stage, time_scale=time_scale)
     try:
         with watching(out, False, quiet_lines(_printer(False))) as echo:
-            code, run_id = run_demo(options, settings, lambda line: out.print(escape(line), style="dim"), echo)
+            code, run_id = run_demo(options, settings, lambda line: out.print(line, style="dim"), echo)
     except RuntimeError as exc:
         err.print(str(exc), style="red")
         raise typer.Exit(EXIT_UNREACHABLE) from None

@@ -229,5 +229,6 @@ def _window_table(windows: tuple[WindowRow, ...]) -> Table:
         verdict = Text(w.verdict or "measuring", style=style)
         if w.verdict and w.verdict != "pass" and w.reason:
             verdict.append(f" ({w.reason})")
-        table.add_row(w.probe, str(w.index), p95, errors, str(w.requests), verdict)
+        # Text, not str: a table renders a str cell as markup, and a probe's name is the plan author's text
+        table.add_row(Text(w.probe), str(w.index), p95, errors, str(w.requests), verdict)
     return table

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Console
+
 from shared.envelope import Envelope
 from shared.events import WatchBreached, WatchCheckCompleted, WatchEnded, WatchStarted, WatchSummary
 from shared.events import ContinueRequested, PauseRequested, ProbesCompleted, RetryRequested, WindowJudged
@@ -33,6 +35,13 @@ from shared.events import (
 )
 
 OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}
+
+
+def terminal(stderr: bool = False) -> Console:
+    """A console for golive's output, with Rich markup off: what golive prints is mostly someone else's text (plan
+    and step names, reasons, SQL, a blocker's query), so a ``[/oops]`` in it is printed as typed instead of crashing
+    the CLI, and ``[bold red]`` does not restyle it. Styles go in ``style=`` or in ``Text`` objects."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
 
 
 def describe(envelope: Envelope) -> tuple[str, str]:
