@@ -1,8 +1,13 @@
-"""The migrations history (table golive_migrations) and the one-migrator-per-database lock.
+"""The migrations history (table golive_migrations), who owns an index, and the one-migrator-per-database lock.
 
 Rows are written in autocommit on the session connection between statements, never during a build, so
 the history holds no transaction a build would wait for. The lock is a session-level advisory lock
 (not a transaction-level one: a transaction held open would make our own build wait for it).
+
+Ownership: the run that starts a build owns the index, whatever its migrator saw of the build's end. A row's
+``owns_index`` is set and committed before CREATE INDEX is sent (``claim``), and cleared only when PostgreSQL
+answered the build with an error (``release``: the build left nothing valid). An index belongs to the run of
+its name's latest claim, unless a revert dropped it since; a revert drops a valid index only for its owner.
 """
 
 from __future__ import annotations
@@ -35,10 +40,27 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     duration_ms bigint,
     error text,
     error_statement text,
-    applied_by text NOT NULL
+    applied_by text NOT NULL,
+    owns_index boolean NOT NULL DEFAULT false
 )
 """
 _INDEX = f"CREATE INDEX IF NOT EXISTS {TABLE}_name ON {TABLE} (name, id)"
+_HAS_OWNS_INDEX = f"""
+SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('{TABLE}') AND attname = 'owns_index'
+               AND NOT attisdropped)
+"""
+# A table written before owns_index: its runs owned what they reported built (they recorded nothing earlier).
+_ADD_OWNS_INDEX = (
+    f"ALTER TABLE {TABLE} ADD COLUMN owns_index boolean NOT NULL DEFAULT false",
+    (f"UPDATE {TABLE} SET owns_index = true WHERE operation = 'apply' AND status = 'succeeded' "
+     "AND action IN ('built', 'rebuilt_invalid')"),
+)
+# The run whose claim on the name is the latest, or a revert's drop since (then owns_index is false).
+_OWNER = f"""
+SELECT run_id, status = 'succeeded', owns_index FROM {TABLE}
+WHERE name = %s AND (owns_index OR (operation = 'revert' AND status = 'succeeded' AND action = 'dropped'))
+ORDER BY id DESC LIMIT 1
+"""
 
 
 def checksum(sql: str) -> str:
@@ -60,12 +82,17 @@ class Applied:
 
 
 async def ensure_table(conn: psycopg.AsyncConnection) -> None:
-    """Create the history table once (under the advisory lock, so two migrators never race here)."""
+    """Create the history table once, or add owns_index to an earlier version's (under the advisory lock, so
+    two migrators never race here; the ALTER only when the column is missing, as it locks the table)."""
     exists = await (await conn.execute("SELECT to_regclass(%s)", (TABLE,))).fetchone()
-    if exists and exists[0]:
+    if not (exists and exists[0]):
+        await conn.execute(_CREATE)
+        await conn.execute(_INDEX)
         return
-    await conn.execute(_CREATE)
-    await conn.execute(_INDEX)
+    if not (await (await conn.execute(_HAS_OWNS_INDEX)).fetchone())[0]:
+        async with conn.transaction():  # the column and its backfill together, or neither
+            for step in _ADD_OWNS_INDEX:
+                await conn.execute(step)
 
 
 async def last_finished(conn: psycopg.AsyncConnection, name: str) -> Applied | None:
@@ -87,13 +114,31 @@ async def done_by_command(conn: psycopg.AsyncConnection, command_id: str, operat
     return Applied(*row) if row else None
 
 
-async def built_by_run(conn: psycopg.AsyncConnection, run_id: str, name: str) -> bool:
-    """Whether run ``run_id`` built the index of ``name`` (a revert drops only what its run built)."""
-    row = await (await conn.execute(
-        f"SELECT EXISTS (SELECT FROM {TABLE} WHERE run_id = %s AND name = %s AND operation = 'apply' "
-        "AND status = 'succeeded' AND action IN ('built', 'rebuilt_invalid'))", (run_id, name),
-    )).fetchone()
-    return bool(row[0])
+@dataclass(frozen=True)
+class Owner:
+    """The run that owns an index, and whether the end of its build was recorded (its claiming row succeeded:
+    a command answered it); unrecorded, the migrator died, or lost the server's reply, after sending it."""
+
+    run_id: str
+    recorded: bool
+
+
+async def owner(conn: psycopg.AsyncConnection, name: str) -> Owner | None:
+    """Who owns the index of ``name``: the run of its latest claim; None when a revert dropped it since or no
+    run ever started its build (it was there before, or another session built it)."""
+    row = await (await conn.execute(_OWNER, (name,))).fetchone()
+    return Owner(row[0], row[1]) if row and row[2] else None
+
+
+async def claim(conn: psycopg.AsyncConnection, row_id: int) -> None:
+    """Row ``row_id``'s run owns the index from now on: committed before its build is sent, so a migrator that
+    dies at any later moment leaves the ownership behind."""
+    await conn.execute(f"UPDATE {TABLE} SET owns_index = true WHERE id = %s", (row_id,))
+
+
+async def release(conn: psycopg.AsyncConnection, row_id: int) -> None:
+    """PostgreSQL answered the row's build with an error: the build left nothing valid, the run owns nothing."""
+    await conn.execute(f"UPDATE {TABLE} SET owns_index = false WHERE id = %s", (row_id,))
 
 
 async def start(conn: psycopg.AsyncConnection, *, run_id: str, command_id: str, operation: str, name: str,
@@ -120,8 +165,9 @@ async def fail_abandoned(conn: psycopg.AsyncConnection) -> int:
     """Rows left 'running' by a migrator that died. Called holding the advisory lock: no other migrator
     runs, so every such row was abandoned. Returns how many."""
     cur = await conn.execute(
-        f"UPDATE {TABLE} SET status = 'failed', finished_at = now(), "
-        "error = 'abandoned: the migrator stopped mid-statement' WHERE status = 'running'"
+        f"UPDATE {TABLE} SET status = 'failed', finished_at = now(), error = CASE WHEN owns_index "
+        "THEN 'abandoned: the migrator stopped after sending its build; the index is this run''s' "
+        "ELSE 'abandoned: the migrator stopped mid-statement' END WHERE status = 'running'"
     )
     return cur.rowcount
 

@@ -28,6 +28,7 @@ from services.migrator.index_build import (
     find_index,
     open_session,
     prepare,
+    wait_until_not_building,
 )
 from services.migrator.preflight import describe, old_transactions, pooler_problem, session_problem
 from services.migrator.progress import Progress, poll_until_cancelled
@@ -101,7 +102,8 @@ async def apply_migrations(cmd: ApplyMigrations, ctx: Context) -> MigrationsAppl
 
 async def revert_migrations(cmd: RevertMigrations, ctx: Context) -> MigrationsReverted:
     """Drop the indexes the statements create, newest first (DROP INDEX CONCURRENTLY IF EXISTS): those this
-    run (``ctx.run_id``) built, and any left invalid; a valid index that was there before the run is kept."""
+    run (``ctx.run_id``) owns, having started their build (seen to its end or not), and any left invalid; a
+    valid index that was there before the run, or that another session built, is kept."""
     linted = [lint(s.sql, s.name, {w.rule: w.reason for w in s.waive}) for s in cmd.statements]
     targets = [(s.name, one.statement) for s, one in zip(cmd.statements, linted, strict=True)
                if one.statement is not None and one.statement.kind == "create_index" and one.statement.index_name]
@@ -227,7 +229,7 @@ async def _run_recorded(session: _Session, operation: str, name: str, statement:
                               name=name, statement=statement.sql, waivers=waivers, applied_by=ctx.applied_by)
     started = time.perf_counter()
     try:
-        action, attempts = await _with_retries(session, name, statement, operation, retry, ctx)
+        action, attempts = await _with_retries(session, row, name, statement, operation, retry, ctx)
     except MigrationFailed as exc:
         await session.reopen_if_broken()
         await history.finish(session.conn, row, status="failed", action=None, attempts=exc.attempts,
@@ -243,20 +245,19 @@ async def _run_recorded(session: _Session, operation: str, name: str, statement:
                        attempts=attempts, waived=waived)
 
 
-async def _with_retries(session: _Session, name: str, statement: Statement, operation: str, retry: MigrationRetry,
-                        ctx: Context) -> tuple[str, int]:
+async def _with_retries(session: _Session, row: int, name: str, statement: Statement, operation: str,
+                        retry: MigrationRetry, ctx: Context) -> tuple[str, int]:
     """Bounded retries with backoff on lock timeouts and lost backends; the invalid index is dropped first
     (by ``prepare`` on the next attempt). On giving up, nothing invalid is left behind.
 
     The first attempt's finding (built, rebuilt_invalid) is what is reported, except when a retry finds the
-    index valid after PostgreSQL answered the failed attempt with an error: that attempt built nothing, so
-    another session built it, and it is reported as already_present."""
+    index valid after PostgreSQL answered the failed attempt with an error: that attempt built nothing (its
+    claim was released), so another session built it, and it is reported as already_present."""
     first_action: str | None = None
-    lost_reply = False
     for attempt in range(1, retry.max_attempts + 1):
         try:
-            action = await _attempt(session, name, statement, operation, attempt, ctx)
-            if action == "already_present" and first_action is not None and not lost_reply:
+            action = await _attempt(session, row, name, statement, operation, attempt, ctx)
+            if action == "already_present" and first_action is not None:
                 if ctx.log is not None:
                     ctx.log.info("migration.built_by_another_session", name=name, index=statement.index)
                 return action, attempt
@@ -264,10 +265,16 @@ async def _with_retries(session: _Session, name: str, statement: Statement, oper
         except (psycopg.Error, BuildInvalid, DropFailed, DefinitionMismatch) as exc:
             reason = _describe_error(exc, ctx.url)
             retryable = isinstance(exc, psycopg.Error) and is_retryable(exc)
-            lost_reply = reply_may_be_lost(exc)
+            # PostgreSQL answered the build with an error: it left nothing valid, so nothing is this run's. A lost
+            # reply keeps the claim: the build may have finished all the same.
+            answered = getattr(exc, "golive_action", None) is not None and not reply_may_be_lost(exc)
             if first_action is None:
                 first_action = getattr(exc, "golive_action", None)
             if not retryable or attempt == retry.max_attempts:
+                if answered:
+                    with contextlib.suppress(psycopg.Error, MigrationFailed):  # the failure is what is reported
+                        await session.reopen_if_broken()
+                        await history.release(session.conn, row)
                 left = await _clean_up(session, statement, ctx)
                 why = f"{name}: {reason}" + (f" (after {attempt} attempts)" if attempt > 1 else "") + left
                 raise MigrationFailed(why, "transient" if retryable else "fatal", attempt) from None
@@ -276,24 +283,30 @@ async def _with_retries(session: _Session, name: str, statement: Statement, oper
                                              error=reason))
             await asyncio.sleep(delay)
             await session.reopen_if_broken()
+            if answered:  # before the next attempt asks who owns the index
+                await history.release(session.conn, row)
     raise AssertionError("unreachable")
 
 
-async def _attempt(session: _Session, name: str, statement: Statement, operation: str, attempt: int,
+async def _attempt(session: _Session, row_id: int, name: str, statement: Statement, operation: str, attempt: int,
                    ctx: Context) -> str:
     conn = session.conn
     if operation == "revert":
-        row = await find_index(conn, statement.index_name, statement.table)
-        if row is None:
-            return "absent"
-        if row.usable and not await history.built_by_run(conn, ctx.run_id, name):
-            return "kept"  # it was there before this run: undoing the run leaves it (an invalid one is dropped)
-        # drop_index reads pg_index back: "dropped" is reported only once the index is gone
-        await _with_progress(session, name, statement, attempt, ctx, lambda: drop_index(conn, row))
-        return "dropped"
+        return await _revert_one(session, name, statement, attempt, ctx)
     action = await prepare(conn, statement)
+    builds = statement.kind == "create_index" and statement.index_name is not None
     if action == "already_present":
+        owner = await history.owner(conn, name) if builds else None
+        if owner is not None and owner.run_id == ctx.run_id and not owner.recorded:
+            # this run started the build (an earlier delivery or attempt) and died, or lost the reply, before
+            # recording its end: this command is the first to see it, and reports what the run did
+            await history.claim(conn, row_id)
+            if ctx.log is not None:
+                ctx.log.info("migration.build_finished_unseen", name=name, index=statement.index)
+            return "built"
         return action
+    if builds:
+        await history.claim(conn, row_id)  # committed before the build is sent: the run owns what it starts
     try:
         await _with_progress(session, name, statement, attempt, ctx, lambda: execute(conn, statement))
         await check_built(conn, statement)
@@ -301,6 +314,23 @@ async def _attempt(session: _Session, name: str, statement: Statement, operation
         exc.golive_action = action  # the first attempt's finding (built / rebuilt_invalid) is what is reported
         raise
     return action
+
+
+async def _revert_one(session: _Session, name: str, statement: Statement, attempt: int, ctx: Context) -> str:
+    """Drop the statement's index when this run owns it or it is invalid; keep a valid one of anyone else."""
+    conn = session.conn
+    row = await find_index(conn, statement.index_name, statement.table)
+    if row is not None and not row.usable:  # a build in progress reads invalid: judge it once it has ended
+        await wait_until_not_building(conn, row.oid)
+        row = await find_index(conn, statement.index_name, statement.table)
+    if row is None:
+        return "absent"
+    owner = await history.owner(conn, name)
+    if row.usable and (owner is None or owner.run_id != ctx.run_id):
+        return "kept"  # there before this run, or another session's: undoing the run leaves it
+    # drop_index reads pg_index back: "dropped" is reported only once the index is gone
+    await _with_progress(session, name, statement, attempt, ctx, lambda: drop_index(conn, row))
+    return "dropped"
 
 
 async def _with_progress(session: _Session, name: str, statement: Statement, attempt: int, ctx: Context,
