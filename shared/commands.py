@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from shared.envelope import Message, message_type
 from shared.ids import DeploymentId
-from shared.secrets import EnvName, PlainUrl, check_extras
+from shared.secrets import EnvName, PlainUrl, check_extras, refuse_password
 
 
 class Spec(BaseModel):
@@ -216,14 +216,17 @@ class SqlProbeSpec(Spec):
         return self
 
 
+# an http(s) URL, or `${NAME}/api/health`: the base comes from environment variable NAME where the prober runs, so
+# a plan names its app's address (a per-environment value) the way it names its database; never with a password
+HttpUrl = Annotated[str, Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})"), AfterValidator(refuse_password)]
+
+
 class HttpProbeSpec(Spec):
     """An HTTP endpoint with ``curl -f`` semantics: a status >= 400 is an error; no redirects followed."""
 
     kind: Literal["http"] = "http"
     name: str
-    # `${NAME}/api/health`: the base comes from environment variable NAME where the prober runs, so a plan
-    # names its app's address (a per-environment value) the way it names its database
-    url: PlainUrl = Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})")
+    url: HttpUrl
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     headers: dict[str, str] = {}
     headers_env: dict[str, EnvName] = Field(default={}, description="header name -> environment variable holding its value")

@@ -87,7 +87,8 @@ def _env_name(value: str) -> str:
     return value
 
 
-def _no_password(value: str) -> str:
+def refuse_password(value: str) -> str:
+    """``value`` unless it holds a URL with a password (ValueError, not quoting it): a validator for text fields."""
     if has_password(value):
         raise ValueError(NO_PASSWORD_IN_PLANS)
     return value
@@ -96,7 +97,7 @@ def _no_password(value: str) -> str:
 # the type of every field that names a secret by environment variable (``database_url_env``, ``token_env``, ...)
 EnvName = Annotated[str, AfterValidator(_env_name), Field(json_schema_extra={"pattern": ENV_NAME_PATTERN})]
 # the type of every URL a plan or a command carries in clear (a probe's url, a report link)
-PlainUrl = Annotated[str, AfterValidator(_no_password)]
+PlainUrl = Annotated[str, AfterValidator(refuse_password)]
 
 
 def check_extras(extras: dict[str, object]) -> None:

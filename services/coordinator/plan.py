@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from services.coordinator.durations import Duration
 from services.coordinator.plan_yaml import UnsafeYaml, load_yaml, read_plan_file
 from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
-from shared.commands import LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
+from shared.commands import HttpUrl, LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
 from shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, PlainUrl, find_password
 from typing import Annotated, Callable, Literal
 
@@ -166,8 +166,7 @@ class Targets(Strict):
     URLs); an http probe whose url is a path (``/api/health``) is resolved against it."""
 
     # or `${GOLIVE_APP_URL}/deployments/{deployment}`: the base from that environment variable where the prober runs
-    deployment_url: PlainUrl | None = Field(default=None, pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})",
-                                       examples=["https://app-{deployment}.vercel.app"])
+    deployment_url: HttpUrl | None = Field(default=None, examples=["https://app-{deployment}.vercel.app"])
 
     @field_validator("deployment_url")
     @classmethod
