@@ -89,8 +89,7 @@ async def _keep_driving(driver: RunDriver, run_id: str, say: Callable[[str], Non
             if driving:
                 say(f"run {run_id}: lost its lease (another coordinator took it over); watching it")
                 driving = False
-            state = driver.runs.get(run_id)
-            if state is None or not state.finished:
+            if run_id not in driver.finished:
                 with contextlib.suppress(Defer):
                     await driver.take_over(run_id)
         if run_id in driver.held and not driving:

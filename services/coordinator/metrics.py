@@ -18,6 +18,8 @@ class RunMetrics:
         self.position = Gauge("golive_run_step", "Index of the step a run is at", ["run_id", "plan"], registry=registry)
         self.weight = Gauge("golive_run_canary_weight", "Canary weight last asked for", ["run_id", "plan"], registry=registry)
         self.rollbacks = Counter("golive_rollbacks_total", "Rollbacks started, by cause", ["cause"], registry=registry)
+        self.driving = Gauge("golive_coordinator_runs_in_memory", "Runs this coordinator drives now (ended runs "
+                             "leave memory)", registry=registry)
         self.breach_to_rollback = Histogram(
             "golive_breach_to_rollback_seconds", "From the failure a run rolls back for to the end of its rollback",
             registry=registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 600),
@@ -44,3 +46,11 @@ class RunMetrics:
                 # so this measures from the breach as measured, not from when the hold would have ended
                 if after.failed_at is not None:
                     self.breach_to_rollback.observe((at - after.failed_at).total_seconds())
+
+    def forget(self, state: RunState) -> None:
+        """A run ended: its per-run series go (a long-lived coordinator must not grow one series per run ever)."""
+        for gauge in (self.position, self.weight):
+            try:
+                gauge.remove(state.run_id, state.plan.name)
+            except KeyError:
+                pass  # never set (a run that ended before any shift)

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import sys
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -37,6 +43,8 @@ from shared.commands import ContinueRun, PauseRun, RetryRun
 from shared.events import ContinueRequested, PauseRequested, RetryRequested
 
 TICK_S = 1.0
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+FINISHED_REMEMBERED = 10_000  # ids of ended runs kept to drop their late events cheaply (~1 MB at most)
 DEFER_S = 0.5  # an event of a run another coordinator drives comes back this soon (maybe to that one)
 
 
@@ -49,8 +57,12 @@ class RunDriver:
         self.bus = bus
         self.only_run = only_run
         self.metrics = RunMetrics(bus.metrics.registry)
-        self.runs: dict[str, RunState] = {}
+        self.runs: dict[str, RunState] = {}  # the runs this process drives, until they end
         self.applied: dict[str, int] = {}  # last stream sequence folded into each run's state
+        # runs that ended, by id (outcome), so their late events (notifications) are dropped without a replay;
+        # bounded: a coordinator that ran for months must not keep every run it ever drove
+        self.finished: OrderedDict[str, str] = OrderedDict()
+        self.metrics.driving.set_function(lambda: len(self.runs))
         self.held: dict[str, Lease] = {}  # the leases of the runs this process drives
         self._leases: Leases | None = None
         self.lock = asyncio.Lock()
@@ -75,9 +87,11 @@ class RunDriver:
         if self.only_run and run_id != self.only_run:
             return
         async with self.lock:
+            if run_id in self.finished:
+                if not isinstance(envelope.data, RetryRequested):
+                    return  # reports after the end (notifications): nothing left to decide, unless `golive retry`
+                del self.finished[run_id]  # reopened: replayed from its events below
             state = self.runs.get(run_id)
-            if state is not None and state.finished and not isinstance(envelope.data, RetryRequested):
-                return  # reports after the end (notifications): nothing left to decide, unless `golive retry`
             if run_id in self.held and not await self._still_held(run_id):
                 raise Defer(DEFER_S)
             if run_id not in self.held:
@@ -91,6 +105,7 @@ class RunDriver:
             state = await self._catch_up(state, run_id, after_seq=self.applied[run_id], before_seq=seq)
             await self._apply(state, envelope, cause=envelope)
             self.applied[run_id] = seq
+            self._forget_if_finished(run_id)
 
     async def _take(self, run_id: str) -> RunState | None:
         """Start driving a run this process does not hold: its history, its lease, then what nobody did yet.
@@ -106,8 +121,9 @@ class RunDriver:
         if not any(isinstance(envelope.data, RunStarted) for _seq, envelope in history):
             return None  # never started (a rejected start): nothing to drive
         if is_over([envelope for _seq, envelope in history]):
-            self.runs[run_id] = fold(None, [envelope for _seq, envelope in history])
-            return self.runs[run_id]
+            final = fold(None, [envelope for _seq, envelope in history])
+            self._remember_finished(run_id, final.outcome if final and final.outcome else "ended")
+            return final
         # not over, even when the fold of every event says so: an answer no coordinator handled yet (its
         # coordinator died after sending the last command) decides the end, and its outputs are still to publish
         await self._acquire(run_id)
@@ -120,6 +136,7 @@ class RunDriver:
             await self._apply(state, envelope, cause=envelope)
             state = self.runs[run_id]
         self.runs[run_id], self.applied[run_id] = state, history[-1][0]
+        self._forget_if_finished(run_id)
         # A fold replays inputs, not our publishes: a coordinator killed between deciding and publishing
         # leaves a run that awaits a command nobody may have sent. Send it again (same id: deduplicated by
         # JetStream, and services are idempotent beyond its window).
@@ -161,6 +178,21 @@ class RunDriver:
             except LeaseLost as exc:
                 self._drop(run_id, str(exc))
                 return False
+
+    def _forget_if_finished(self, run_id: str) -> None:
+        """A run that ended leaves memory (its artifacts are written, its lease released): only its id is kept."""
+        state = self.runs.get(run_id)
+        if state is not None and state.finished:
+            self.runs.pop(run_id, None)
+            self.applied.pop(run_id, None)
+            self.metrics.forget(state)
+            self._remember_finished(run_id, state.outcome or "ended")
+
+    def _remember_finished(self, run_id: str, outcome: str) -> None:
+        self.finished[run_id] = outcome
+        self.finished.move_to_end(run_id)
+        while len(self.finished) > FINISHED_REMEMBERED:
+            self.finished.popitem(last=False)
 
     def _drop(self, run_id: str, why: str) -> None:
         self.held.pop(run_id, None)
@@ -250,7 +282,8 @@ class RunDriver:
         try:
             if self._drawer is None:
                 # spawn, not fork: this process runs threads and an event loop that a fork would copy mid-flight
-                self._drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                self._drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                   initializer=die_with_parent, initargs=(os.getpid(),))
             written = await asyncio.get_running_loop().run_in_executor(
                 self._drawer, write_report_pages, [e.to_json() for e in events], str(directory))
             self.bus.log.info("run.report_drawn", run_id=run_id, directory=str(directory), files=len(written))
@@ -312,6 +345,17 @@ class RunDriver:
                             await self._apply(state, Tick(datetime.now(UTC)), cause=None)
                         except Exception as exc:  # publishing failed: the next tick tries again
                             self.bus.log.warning("run.tick_failed", run_id=state.run_id, error=str(exc))
+                        self._forget_if_finished(state.run_id)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In the chart worker: end when the coordinator ends, even by kill -9 (no orphaned workers, each holding
+    matplotlib's memory, and with them multiprocessing's resource tracker, which waits for its last user)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the coordinator died before the line above took effect
+        os._exit(0)
 
 
 def is_over(history: list[Envelope]) -> bool:
