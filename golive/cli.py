@@ -429,7 +429,7 @@ def migrate(
         database_url_env=loaded.database.url_env, session=m.session, preflight=m.preflight, retry=m.retry,
         statements=[MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply) for s in m.statements],
     )
-    lines, ok = describe_dry_run(cmd)
+    lines, ok = describe_dry_run(cmd, dry=dry_run)
     for line in lines:
         out.print(line, style=None if ok or "ERROR" not in line else "red")
     if not ok:

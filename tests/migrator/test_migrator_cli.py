@@ -71,6 +71,7 @@ def test_migrate_runs_the_plans_statements_with_progress_and_history(big_url, tm
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "big_created: built in" in done.stdout and "analyze_big: executed in" in done.stdout
+    assert "dry run" not in done.stdout  # a real migrate says it runs now, not "would run (dry run)"
     assert index_rows(big_url) == [("idx_big_created", True, True)]
     assert again.returncode == 0 and "big_created: already_present" in again.stdout
     assert big_url not in done.stdout + done.stderr
