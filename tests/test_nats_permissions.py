@@ -14,6 +14,7 @@ import os
 import secrets
 import subprocess
 import sys
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import nats
@@ -24,6 +25,7 @@ from golive.embedded import EmbeddedNats
 from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.bus import ensure_streams
 from shared.envelope import new_envelope
+from shared.event_log import read_events
 from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
 from shared.settings import Settings
 from shared.subjects import SERVICES, Subjects
@@ -227,6 +229,41 @@ async def test_monitoring_reads_a_run_with_a_consumer_of_its_own_and_cannot_publ
         info = await monitoring.js.stream_info(ROOT.event_stream)
     assert info.state.messages == 3  # the refused event never reached the stream
     assert not [line for line in secured_nats.violations() if "user:coordinator" in line]
+
+
+async def publish_run(secured: SecuredNats, run_id: str, events: list) -> None:
+    """``events`` of run ``run_id``, as the coordinator publishes them."""
+    async with Client(secured, "coordinator") as coordinator:
+        for i, data in enumerate(events):
+            envelope = new_envelope(data, id=f"{run_id}/{len(events)}/{i}", source="/golive/coordinator", runid=run_id,
+                                    subject=ROOT.event(run_id, "coordinator", data.short_name()))
+            await coordinator.js.publish(envelope.subject, envelope.to_json(), headers={"Nats-Msg-Id": envelope.id})
+
+
+@pytest.mark.parametrize("user", ["coordinator", "notifier", "operator", "monitoring"])
+async def test_each_reader_replays_and_follows_a_run_with_consumers_it_names_and_nothing_is_refused(
+        secured_nats, user):
+    """shared/event_log.py reads the log as the coordinator (replay), the notifier (a run's history), the operator
+    (golive events, run, status) and monitoring do: through consumers named in the create subject, under
+    deploy/nats.conf's per-name grants (the unnamed create subject is nobody's)."""
+    await streams_exist(secured_nats)
+    run = f"run-read-{user}"
+    first = [RunStarted(plan={}, plan_name="skeleton", deploy_id="dpl_new"), PhaseStarted(phase="migrate", step="m")]
+    await publish_run(secured_nats, run, first)
+    async with Client(secured_nats, user) as reader:
+        async with aclosing(read_events(reader.js, ROOT.events_of_run(run))) as feed:
+            replayed = [(seq, envelope.type) async for seq, envelope in feed]
+        assert [t for _, t in replayed] == [RunStarted.TYPE, PhaseStarted.TYPE]
+        async with aclosing(read_events(reader.js, ROOT.events_of_run(run), from_seq=replayed[1][0])) as feed:
+            assert [envelope.type async for _, envelope in feed] == [PhaseStarted.TYPE]
+        async with aclosing(read_events(reader.js, ROOT.events_of_run(run), up_to_seq=replayed[0][0])) as feed:
+            assert [envelope.type async for _, envelope in feed] == [RunStarted.TYPE]
+        async with aclosing(read_events(reader.js, ROOT.events_of_run(run), follow=True)) as feed:
+            followed = [(await anext(feed))[1].type, (await anext(feed))[1].type]
+            await publish_run(secured_nats, run, [RunFinished(outcome="succeeded", reason="ok", duration_s=1.0)])
+            followed.append((await anext(feed))[1].type)
+        assert followed == [RunStarted.TYPE, PhaseStarted.TYPE, RunFinished.TYPE]
+    assert [line for line in secured_nats.violations() if f"user:{user}" in line] == []
 
 
 @pytest.mark.e2e

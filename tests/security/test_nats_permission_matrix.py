@@ -2,7 +2,9 @@
 nats-server started with that very file (the ``secured_nats`` fixture of tests/test_nats_permissions.py).
 
 Forbidden to everyone: changing, purging or deleting a stream (or a message of it, the audit log), deleting or
-taking over another user's durable consumer, reading another user's replies (each user has its own inbox prefix,
+taking over another user's durable consumer by any subject (the unnamed create subject, which the server takes
+with a ``name`` in the body as an update of that consumer, is nobody's), reading another user's replies (each user
+has its own inbox prefix,
 GOLIVE_NATS_INBOX_PREFIX), publishing another service's events, dead letters or commands, writing a KV bucket that
 is not its own. Each row is one (user, operation); a refusal is the server's permissions violation, or, for a
 request the subject allows but the server turns down, an error answer and the consumer left as it was.
@@ -10,10 +12,11 @@ request the subject allows but the server turns down, an error answer and the co
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
-from nats.js.api import ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.settings import Settings
 from shared.subjects import SERVICES
@@ -31,6 +34,7 @@ DURABLES = {
     (EVT, "coordinator-watch", ROOT.all_events): "coordinator",
     (EVT, "notifier-events", ROOT.all_events): "notifier",
 }
+DELIVER = {CMD: DeliverPolicy.ALL, EVT: DeliverPolicy.NEW}  # as shared/bus.py creates the durables
 # whose commands each user may send (everything else is forbidden)
 COMMANDS_TO = {"coordinator": {"migrator", "prober", "traffic"}, "operator": {"coordinator"}}
 KV_OWNER = {LEASES: "coordinator", LEDGER: "notifier"}
@@ -46,6 +50,8 @@ def forbidden_publishes(user: str) -> list[str]:
     subjects = []
     for stream in STREAMS:  # the streams' settings and contents are the operator's, not any golive user's
         subjects += [f"$JS.API.STREAM.{verb}.{stream}" for verb in ("UPDATE", "DELETE", "PURGE", "MSG.DELETE")]
+        # a consumer without a name in the subject: the server takes a name in the body as an update of that consumer
+        subjects.append(f"$JS.API.CONSUMER.CREATE.{stream}")
     for (stream, name, filter_subject), owner in DURABLES.items():
         if owner == user:
             continue
@@ -64,8 +70,8 @@ def forbidden_publishes(user: str) -> list[str]:
     if user != "coordinator":
         subjects.append(f"{ROOT.root}.ctl.prober.{RUN}")
     subjects += [f"$KV.{bucket}.forged" for bucket, owner in KV_OWNER.items() if owner != user]
-    if user == "monitoring":  # reads only: not even its own kind of consumer on the command queue
-        subjects += [f"$JS.API.CONSUMER.CREATE.{CMD}", f"$JS.API.STREAM.CREATE.{EVT}"]
+    if user == "monitoring":  # reads only: not even a stream of its own
+        subjects += [f"$JS.API.STREAM.CREATE.{EVT}"]
     return subjects
 
 
@@ -98,43 +104,82 @@ async def test_the_server_refuses_every_forbidden_operation_of_each_user(secured
             await client.refused("subscription", subject)
 
 
-# Users whose replay of the event log (shared/event_log.py: nats-py's ordered consumer) still needs the unnamed
-# ephemeral-create subject; the report of this change says why and what would close it.
-ORDERED_READERS = {"coordinator", "notifier", "operator"}
+def narrowed(stream: str, name: str) -> tuple[str, dict]:
+    """A filter that would starve durable ``name`` of all it reads, and a config that sets it (with other limits):
+    what cannot be updated (the deliver and ack policies) as the owner made it, so the server would take it."""
+    narrow = f"{ROOT.root}.evt.none.>" if stream == EVT else f"{ROOT.root}.cmd.none.x"
+    return narrow, {"filter_subject": narrow, "ack_policy": "explicit", "deliver_policy": DELIVER[stream].value,
+                    "max_deliver": 1, "description": "hijacked"}
 
 
-@pytest.mark.parametrize("user", sorted(set(USERS) - ORDERED_READERS))
-async def test_a_reader_cannot_take_over_the_coordinators_durable_by_naming_it_in_an_ephemeral_request(
-        secured_nats, user):
-    """The server turns down a durable name on ``$JS.API.CONSUMER.CREATE.<stream>`` (ephemerals only) but takes a
-    ``name`` there as an update of the consumer of that name: whoever may send that request could narrow
-    coordinator-events' filter and freeze every run. Monitoring and the services that read no log do not get it:
-    monitoring names its consumers in the subject, where the durables' names are denied."""
+def hijacks(user: str, stream: str, name: str) -> list[tuple[str, dict]]:
+    """Every request by which ``user`` could create, change or take durable ``name``: each subject a consumer can
+    be created on, with the name in the subject, in the body, or both."""
+    narrow, config = narrowed(stream, name)
+    mine = f"{user}-mine"
+    return [
+        (f"$JS.API.CONSUMER.CREATE.{stream}", {"durable_name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}", {"name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{name}", {"name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{name}", {"name": name, "durable_name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{narrow}", {"name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{ROOT.all_events if stream == EVT else ROOT.commands_of(name)}",
+         {"name": name, **config, "filter_subject": ROOT.all_events if stream == EVT else ROOT.commands_of(name)}),
+        (f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}", {"durable_name": name, **config}),
+        # a name of its own in the subject, another's in the request
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{mine}.{narrow}", {"name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{mine}.{narrow}", {"name": mine, "durable_name": name, **config}),
+        (f"$JS.API.CONSUMER.CREATE.{stream}.{mine}", {"name": mine, "durable_name": name, **config}),
+    ]
+
+
+async def answer_or_refusal(client: Client, subject: str, body: dict) -> dict | None:
+    """The server's answer to the request ``body`` on ``subject``, or None when it refused the publish."""
+    reply = client.nc.new_inbox()
+    answers = await client.nc.subscribe(reply, max_msgs=1)
+    await client.nc.publish(subject, json.dumps(body).encode(), reply=reply)
+    answered = asyncio.ensure_future(answers.next_msg(timeout=30))
+    refused = asyncio.ensure_future(client.refused("publish", subject))
+    try:
+        done, _ = await asyncio.wait({answered, refused}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in (answered, refused):
+            waiting.cancel()
+    return json.loads(answered.result().data) if answered in done else None
+
+
+async def durables_exist(secured) -> dict[tuple[str, str], ConsumerConfig]:
+    """Every durable of DURABLES, created by its owner as the services do; their configs as the server keeps them."""
+    configs = {}
+    for (stream, name, filter_subject), owner in DURABLES.items():
+        async with Client(secured, owner) as client:
+            info = await client.js.add_consumer(stream, ConsumerConfig(
+                name=name, durable_name=name, filter_subject=filter_subject, ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DELIVER[stream], ack_wait=30.0))
+        configs[(stream, name)] = info.config
+    return configs
+
+
+@pytest.mark.parametrize("user", USERS)
+async def test_no_user_can_create_or_change_another_users_durable_consumer_by_any_subject(secured_nats, user):
+    """Whoever may change ``coordinator-events``' filter freezes every run; the unnamed create subject took a
+    ``name`` in the body as such an update, so every user that replayed the log with nats-py's ordered consumer
+    could. Each request is refused by the permissions, or turned down by the server, or makes a consumer of the
+    name the user's own subject gives; every durable is left exactly as its owner made it."""
     await streams_exist(secured_nats)
-    async with Client(secured_nats, "coordinator") as coordinator:
-        await coordinator.js.add_consumer(EVT, ConsumerConfig(
-            name="coordinator-events", durable_name="coordinator-events", filter_subject=ROOT.all_events,
-            ack_policy="explicit", deliver_policy="new"))
-    narrowed = {"deliver_policy": "new", "ack_policy": "explicit", "filter_subject": f"{ROOT.root}.evt.none.>"}
-    unnamed, own_name = f"$JS.API.CONSUMER.CREATE.{EVT}", f"$JS.API.CONSUMER.CREATE.{EVT}.{user}-mine"
-    hijacks = [(unnamed, {"durable_name": "coordinator-events", **narrowed}),
-               (unnamed, {"name": "coordinator-events", **narrowed}),
-               # a name of its own in the subject, another's in the request
-               (own_name, {"name": "coordinator-events", **narrowed}),
-               (own_name, {"name": f"{user}-mine", "durable_name": "coordinator-events", **narrowed})]
+    before = await durables_exist(secured_nats)
+    outcomes = []
     async with Client(secured_nats, user) as client:
-        for subject, config in hijacks:
-            body = json.dumps({"stream_name": EVT, "config": config}).encode()
-            reply = client.nc.new_inbox()
-            answers = await client.nc.subscribe(reply)
-            await client.nc.publish(subject, body, reply=reply)
-            try:
-                answer = json.loads((await answers.next_msg(timeout=2)).data)
-            except TimeoutError:  # no answer: the publish was refused by the permissions
-                await client.refused("publish", subject)
-            else:  # turned down, or a consumer of the subject's name made: never the one the request named
-                assert "error" in answer or answer["name"] == f"{user}-mine", (user, subject, config, answer)
-            await answers.unsubscribe()
-    async with Client(secured_nats, "coordinator") as coordinator:
-        info = await coordinator.js.consumer_info(EVT, "coordinator-events")
-    assert info.config.filter_subject == ROOT.all_events and info.config.durable_name == "coordinator-events"
+        for (stream, name, _), owner in DURABLES.items():
+            if owner == user:
+                continue
+            for subject, config in hijacks(user, stream, name):
+                answer = await answer_or_refusal(client, subject, {"stream_name": stream, "config": config})
+                if answer is not None and "error" not in answer and answer.get("name") != f"{user}-mine":
+                    outcomes.append((subject, config, answer))
+    assert outcomes == []
+    async with Client(secured_nats, "coordinator") as reader:
+        after = {key: (await reader.js.consumer_info(*key)).config for key in before if key[0] == EVT}
+    async with Client(secured_nats, "operator") as reader:
+        after |= {key: (await reader.js.consumer_info(*key)).config for key in before if key[0] == CMD}
+    assert after == before
