@@ -390,7 +390,8 @@ class Bus:
         attempt = _delivery_count(msg)
         log = self.log.bind(run_id=envelope.runid, command_id=envelope.id, type=envelope.type, attempt=attempt)
         log.info("command.received")
-        keepalive = asyncio.create_task(_keep_alive(msg, self.settings.command_ack_wait_s / 3))
+        # five in-progress acks per ack_wait: a busy event loop can miss a few before the command is redelivered
+        keepalive = asyncio.create_task(_keep_alive(msg, self.settings.command_ack_wait_s / 5))
         started = time.perf_counter()
         try:
             await self._check_run(envelope)

@@ -49,8 +49,9 @@ class Settings(BaseSettings):
     graceful_timeout_s: float = Field(default=10.0, ge=0)
     max_deliver: int = Field(default=5, ge=1)
     command_ack_wait_s: float = Field(
-        default=30.0, gt=0, description="how soon a command held by a crashed instance is redelivered (kept alive by "
-        "in-progress acks while work runs)")
+        default=5.0, gt=0, description="how soon a command held by a crashed instance is redelivered to a live one "
+        "(a rollback included): short, since work in progress keeps its command with an in-progress ack every fifth "
+        "of it")
     start_timeout_s: float = Field(
         default=30.0, gt=0, description="how long `golive run` waits for a coordinator to accept the start (exit 4 "
         "after it; the start then expires and never runs later)")

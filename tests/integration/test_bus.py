@@ -159,3 +159,34 @@ async def test_long_work_is_handed_back_on_shutdown_and_finished_by_another_inst
     finally:
         await second.stop()
     assert isinstance(answer.data, TrafficShifted) and answer.correlationid == "cmd-long"
+
+
+async def test_a_command_held_by_a_dead_instance_goes_to_a_live_one_within_a_short_ack_wait(settings):
+    """A crashed service's command (a rollback included) is not held for 30 s: the command consumer's ack_wait,
+    read back from the server, is the default of a few seconds, and another instance takes the command then.
+    Work in progress keeps its command meanwhile (in-progress acks), so a short ack_wait redelivers nothing alive."""
+    settings = Settings(nats_url=settings.nats_url, subject_root=settings.subject_root)  # the defaults
+    assert settings.command_ack_wait_s <= 5
+    taken: list[tuple[str, int]] = []
+    held = asyncio.Event()
+
+    async def dies_holding_it(cmd: ShiftTraffic, work: Work):
+        held.set()
+        await asyncio.sleep(3600)  # the instance dies below with the command in hand
+
+    async def takes_it(cmd: ShiftTraffic, work: Work):
+        taken.append((work.envelope.id, work.attempt))
+        return shifted(cmd)
+
+    dying = await started_bus(settings, dies_holding_it)
+    await send(settings, shift(), "cmd-held")
+    await asyncio.wait_for(held.wait(), 15)
+    info = await dying.broker.connection.jetstream().consumer_info(settings.subjects.command_stream, "traffic")
+    assert info.config.ack_wait == settings.command_ack_wait_s
+    await dying.broker.connection.close()  # gone without an ack or a hand-back: as kill -9 leaves it
+    live = await started_bus(settings, takes_it)
+    try:
+        [answer] = await next_events(settings, settings.subjects.all_events, 1, timeout_s=30)
+    finally:
+        await live.stop()
+    assert isinstance(answer.data, TrafficShifted) and taken == [("cmd-held", 2)]
