@@ -53,9 +53,10 @@ def redelivery_delay(attempt: int) -> float:
 
 
 async def connect_options(settings: Settings) -> dict[str, Any]:
-    """nats-py connection options from settings (credentials never logged). Replies come to the user's own inbox
+    """nats-py connection options from settings (credentials never logged): every server of GOLIVE_NATS_URL's
+    comma-separated list (nats-py reconnects to another when one goes away). Replies come to the user's own inbox
     prefix (deploy/nats.conf lets no user read another's)."""
-    options: dict[str, Any] = {"servers": [settings.resolved_nats_url()], "inbox_prefix": settings.inbox_prefix()}
+    options: dict[str, Any] = {"servers": settings.servers(), "inbox_prefix": settings.inbox_prefix()}
     if settings.nats_user:
         options["user"] = settings.nats_user
     if settings.nats_password:
@@ -81,10 +82,12 @@ def settings_differences(expected: Any, actual: Any, names: Sequence[str]) -> li
             if getattr(expected, name) is not None and shown(getattr(expected, name)) != shown(getattr(actual, name))]
 
 
-async def ensure_streams(settings: Settings, replicas: int = 1, log: Any = None) -> dict[str, list[str]]:
-    """Create each stream that is missing; never change one that exists. Its limits are the operator's (an update
-    would put back a max_age or max_bytes set on purpose, and services may not update streams at all under
-    deploy/nats.conf): what differs from golive's settings is returned by stream, and logged with ``log``."""
+async def ensure_streams(settings: Settings, replicas: int | None = None, log: Any = None) -> dict[str, list[str]]:
+    """Create each stream that is missing, with ``replicas`` (default: GOLIVE_STREAM_REPLICAS); never change one that
+    exists. Its limits and replicas are the operator's (an update would put back a max_age or max_bytes set on
+    purpose, and services may not update streams at all under deploy/nats.conf): what differs from golive's settings
+    is returned by stream, and logged with ``log``."""
+    replicas = settings.stream_replicas if replicas is None else replicas
     nc = await nats.connect(**await connect_options(settings), connect_timeout=5, max_reconnect_attempts=3)
     differences: dict[str, list[str]] = {}
     try:
@@ -170,6 +173,7 @@ class Bus:
     _command_subscriber: Any = field(init=False, default=None)
     _js: Any = field(init=False, default=None)  # for publish_all: its async-ack inbox is made once
     _durables: list[Durable] = field(init=False, default_factory=list)
+    _handling: set[str] = field(init=False, default_factory=set)  # ids of the commands this instance works on now
     _keeping_durables: asyncio.Task | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -177,7 +181,7 @@ class Bus:
         self.subjects = s.subjects
         self.source = source_of(self.service)
         self.broker = NatsBroker(
-            s.resolved_nats_url(),
+            s.servers(),  # every node of a cluster: the connection moves to another when one goes away
             security=_security(s),
             graceful_timeout=s.graceful_timeout_s,
             middlewares=[NatsPrometheusMiddleware(registry=self.metrics.registry, app_name=self.service)],
@@ -389,7 +393,21 @@ class Bus:
 
         attempt = _delivery_count(msg)
         log = self.log.bind(run_id=envelope.runid, command_id=envelope.id, type=envelope.type, attempt=attempt)
+        if envelope.id in self._handling:
+            # redelivered while this instance still works on it (its event loop missed the in-progress acks for a
+            # whole ack_wait): one copy of the work, not two; the one running acks it
+            log.warning("command.redelivered_while_handled")
+            await msg.in_progress()
+            return
         log.info("command.received")
+        self._handling.add(envelope.id)
+        try:
+            await self._handle_command(msg, envelope, handler, attempt, log)
+        finally:
+            self._handling.discard(envelope.id)
+
+    async def _handle_command(self, msg: NatsMessage, envelope: Envelope, handler: Handler, attempt: int,
+                              log: Any) -> None:
         # five in-progress acks per ack_wait: a busy event loop can miss a few before the command is redelivered
         keepalive = asyncio.create_task(_keep_alive(msg, self.settings.command_ack_wait_s / 5))
         started = time.perf_counter()

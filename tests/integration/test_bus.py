@@ -4,6 +4,7 @@ dead letters, hand-back on shutdown."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 
 import nats
@@ -190,3 +191,28 @@ async def test_a_command_held_by_a_dead_instance_goes_to_a_live_one_within_a_sho
     finally:
         await live.stop()
     assert isinstance(answer.data, TrafficShifted) and taken == [("cmd-held", 2)]
+
+
+async def test_a_command_redelivered_while_this_instance_still_works_on_it_is_not_run_twice(settings):
+    """A stalled event loop misses its in-progress acks for a whole ack_wait and the command comes back to the same
+    instance while its work goes on: one copy of the work runs, and the command is answered once."""
+    settings = settings.model_copy(update={"command_ack_wait_s": 1.0})
+    calls: list[int] = []
+
+    async def stalls(cmd: ShiftTraffic, work: Work):
+        calls.append(work.attempt)
+        await asyncio.sleep(0.1)
+        time.sleep(1.6)  # the event loop stalls past ack_wait: the server redelivers the command
+        await asyncio.sleep(1.0)  # the redelivery arrives while this work is still in progress
+        return shifted(cmd)
+
+    bus = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"), max_workers=2)
+    bus.on_command(ShiftTraffic, stalls)
+    await bus.start()
+    try:
+        await send(settings, shift(), "cmd-stalled")
+        [answer] = await next_events(settings, settings.subjects.all_events, 1, timeout_s=30)
+        await asyncio.sleep(2.0)  # room for a second run of the work, had there been one
+    finally:
+        await bus.stop()
+    assert isinstance(answer.data, TrafficShifted) and calls == [1]
