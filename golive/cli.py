@@ -315,6 +315,12 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         out.print(f"run {state.run_id}: plan {state.plan.name}, deployment {state.deploy_id} "
                   f"(previous {state.previous_deploy_id})")
         out.print(f"state: {where}; step {state.position + 1}/{len(state.steps)} {step}")
+        from shared.events import TrafficTargetTaken
+
+        # one run per traffic target (services/traffic/target_lock.py): the hold ends with the run, unless it needs a human
+        if taken := next((e.data for e in events if isinstance(e.data, TrafficTargetTaken)), None):
+            hold = "released" if state.outcome in ("succeeded", "rolled_back") else "held by this run"
+            out.print(f"traffic target: {taken.target} ({hold}; canary at {taken.weight}% when the run took it)")
         if state.paused_by and where == "running":
             held = f"; holding before {state.steps[state.held_next].name}" if state.held_next is not None and state.held_next < len(state.steps) else ""
             out.print(f"paused by {state.paused_by}{held}: `golive continue {state.run_id}`", style="bold yellow")

@@ -343,13 +343,25 @@ class ProviderSpec(Spec):
         return self
 
 
+@message_type("golive.cmd.traffic.take.v1")
+class TakeTrafficTarget(Message):
+    """A run's first traffic step: hold the provider's target (the routing the canary/stable pair goes through)
+    for this run alone, and read its weights back. Refused, with the holder's run id, while another run holds
+    it; answered by traffic_target_taken with the canary weight found (what the first shift expects)."""
+
+    provider: ProviderSpec
+    canary: DeploymentId
+    stable: DeploymentId | None = None
+
+
 @message_type("golive.cmd.traffic.shift.v1")
 class ShiftTraffic(Message):
     """Send ``weight`` percent of traffic to the canary deployment, then read the weight back.
 
-    ``expected_previous_weight``: the canary weight golive set last (optimistic concurrency). If the provider
-    reads back anything else, someone changed traffic by hand: nothing is changed and traffic_drift is
-    published. None: compare with the weight the traffic service itself set last, if it knows one."""
+    ``expected_previous_weight``: the canary weight golive set last, or read back when the run took the target
+    (optimistic concurrency). If the provider reads back anything else, someone changed traffic by hand:
+    nothing is changed and traffic_drift is published. None: compare with the weight read back when the run
+    took the target, else the one the traffic service itself set last, if it knows one."""
 
     provider: ProviderSpec
     canary: DeploymentId

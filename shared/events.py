@@ -391,6 +391,17 @@ class WindowJudged(Message):
     guard: bool = False  # a guard (replica lag, WAL lag, pool use) breached: the stage fails at once
 
 
+@message_type("golive.traffic.traffic_target_taken.v1")
+class TrafficTargetTaken(Message):
+    """The run holds the traffic target (``target``: which routing) until it ends; ``weight``: the canary weight
+    read back from the provider when it took it, what the run's first shift expects to find."""
+
+    provider: str
+    canary: str
+    target: str
+    weight: int = Field(ge=0, le=100)
+
+
 @message_type("golive.traffic.traffic_shifted.v1")
 class TrafficShifted(Message):
     """The canary's weight was set and read back. ``before``: the weight read before the change (the weight
@@ -422,7 +433,9 @@ class TrafficDrift(Message):
 
 @message_type("golive.traffic.traffic_rolled_back.v1")
 class TrafficRolledBack(Message):
-    """Rollback done: all traffic on ``to``; the canary's weight read back (0)."""
+    """Rollback done: all traffic on ``to``; the canary's weight read back (0). ``changed`` False: this run never
+    moved traffic on the target (its shifts were refused or never applied, or another run holds the target), so
+    nothing was changed and ``verified_weight`` is the weight read back as it stands."""
 
     provider: str
     canary: str
@@ -431,6 +444,7 @@ class TrafficRolledBack(Message):
     before: int | None = Field(default=None, ge=0, le=100)
     cancelled_shifts: int = 0
     duration_s: float = 0.0
+    changed: bool = True
 
 
 @message_type("golive.traffic.traffic_promoted.v1")

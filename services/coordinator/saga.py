@@ -9,6 +9,11 @@ step is one command; the step's compensation is registered *before* the command 
 so a step whose outcome is unknown (it timed out) is undone too. On any failure the registered
 compensations run newest first; if one fails the run ends needs_human, naming what is left to undo.
 
+Before its first step a run takes its traffic target (position -1, TakeTrafficTarget): one run per target at a
+time. Refused (another run holds it), the run ends at once with the holder's run id and nothing to undo;
+taken, the canary weight the provider read back is what the first shift expects to find. A shift refused for
+drift changed nothing, so its own compensation is dropped.
+
 A stage's hold is one RunProbes (its checks plus the guard probe). Its windows are judged as they close
 (services/coordinator/analysis.py): failed windows are counted per stage, consecutive ones per check, and
 reaching analysis.failure_limit or consecutive_failure_limit, or one guard window over a limit, fails the
@@ -22,8 +27,8 @@ from datetime import datetime, timedelta
 
 from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
 from services.coordinator.plan import Plan
-from services.coordinator.steps import Step, build_steps, describe_step
-from shared.commands import RunProbe, RunProbes, ShiftTraffic
+from services.coordinator.steps import Step, build_steps, describe_step, take_command
+from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
 from shared.events import ContinueRequested, PauseRequested, RetryRequested
 from shared.events import (
@@ -47,6 +52,7 @@ from shared.events import (
     TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
+    TrafficTargetTaken,
     WindowClosing,
     WindowJudged,
 )
@@ -119,6 +125,8 @@ class RunState:
     paused_at: datetime | None = None
     held_next: int | None = None  # the step a paused run would have sent next, kept until continue
     retry_round: int = 0  # `golive retry` rounds: the compensations sent again need ids of their own
+    take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
+    target_weight: int | None = None  # the canary weight read back when the run took its traffic target
 
     @property
     def finished(self) -> bool:
@@ -129,8 +137,9 @@ class RunState:
 # Anything else correlated to the command is a report while the work goes on and changes nothing.
 ANSWERS = (
     MigrationsApplied, MigrationsReverted, ProbeCompleted, ProbesCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
-    TrafficDrift, CommandFailed, StepTimedOut, RetryDue,
+    TrafficDrift, TrafficTargetTaken, CommandFailed, StepTimedOut, RetryDue,
 )
+TAKE_STEP = "traffic:take"
 
 
 def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
@@ -232,6 +241,7 @@ def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
 
 def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:
     plan = Plan.model_validate(started.plan)
+    take = take_command(plan, started.deploy_id, started.previous_deploy_id)
     state = RunState(
         run_id=envelope.runid,
         plan=plan,
@@ -243,9 +253,36 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
             started.window_ends_at - timedelta(seconds=plan.window.rollback)
             if started.window_ends_at and plan.window.at_end == "rollback" else None
         ),
+        take=take,
     )
     # announcing the run is the notifier's: it reads RunStarted from the event stream
+    if take is not None:
+        return _send_take(state, envelope.time)
     return _send_step(state, 0, envelope.time)
+
+
+def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
+    """Take the run's traffic target before anything runs: a run that cannot hold it must not start."""
+    command_id = _step_command_id(state, -1)
+    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
+    return state, [SendCommand(command_id, state.take)]
+
+
+def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    """Taken: remember the weight read back (the first shift expects it) and start. Refused or failed: the run
+    ends with nothing to undo, since it changed nothing (a take that timed out ends with its run, too)."""
+    data = envelope.data
+    if isinstance(data, TrafficTargetTaken):
+        return _send_step(replace(state, target_weight=data.weight), 0, envelope.time)
+    if isinstance(data, CommandFailed):
+        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
+            return _schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
+        refused = data.failure == "invalid"  # another run holds the target (or the run may not take it)
+        return _fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
+                     cause="refused" if refused else "service_failed")
+    if isinstance(data, StepTimedOut):
+        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
+    return state, []  # not an answer to a take
 
 
 # --- moving forward ----------------------------------------------------------------------------
@@ -263,11 +300,28 @@ def awaited_command(state: RunState | None) -> SendCommand | None:
     if state.compensating:
         index = len(state.compensations) - 1
         return SendCommand(_compensation_command_id(state, index), state.compensations[index].command)
-    command = state.steps[state.position].command
+    command = _command(state, _current_step(state))
     return SendCommand(_step_command_id(state, state.position), command) if command else None
 
 
+def _current_step(state: RunState) -> Step:
+    """The step in flight; before the first one, the take of the run's traffic target."""
+    if state.position < 0:
+        return Step(TAKE_STEP, "preflight", state.take)
+    return state.steps[state.position]
+
+
+def _command(state: RunState, step: Step) -> Message | None:
+    """The step's command as sent: the first shift expects the canary weight read back when the run took its target."""
+    command = step.command
+    if isinstance(command, ShiftTraffic) and command.expected_previous_weight is None and state.target_weight is not None:
+        return command.model_copy(update={"expected_previous_weight": state.target_weight})
+    return command
+
+
 def _step_command_id(state: RunState, position: int) -> str:
+    if position < 0:
+        return f"{state.run_id}.take{_try_suffix(state)}"
     return f"{state.run_id}.{position}.{state.steps[position].name}{_try_suffix(state)}"
 
 
@@ -297,7 +351,7 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     started = EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail))
     if step.command is None:
         return state, [started]
-    return state, [started, SendCommand(command_id, step.command)]
+    return state, [started, SendCommand(command_id, _command(state, step))]
 
 
 def _stage_of(step: Step) -> int | None:
@@ -314,7 +368,7 @@ def _describe_gate(state: RunState, step: Step) -> str:
 
 def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
     """An approval opens the gate the run waits at, if it names that stage (or none); otherwise nothing."""
-    if state is None or state.finished or state.compensating or state.retry_at is not None:
+    if state is None or state.finished or state.compensating or state.retry_at is not None or state.position < 0:
         return state, []
     step = state.steps[state.position]
     if step.command is not None or approval.stage not in (None, _stage_of(step)):
@@ -323,6 +377,8 @@ def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetim
 
 
 def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
+    if state.position < 0:
+        return _on_take_result(state, envelope)
     step = state.steps[state.position]
     data = envelope.data
     if isinstance(data, CommandFailed):
@@ -337,7 +393,11 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold", probes_ended=True)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
-                  f"golive set {data.expected_weight}% (traffic changed by hand)")
+                  f"golive expected {data.expected_weight}% (traffic changed by hand)")
+        # refused: nothing was changed, so this step's own compensation has nothing to undo (a rollback now
+        # would override the human); what earlier steps changed is still undone
+        if state.compensations and state.compensations[-1].undoes == step.name:
+            state = replace(state, compensations=state.compensations[:-1])
         return _fail(state, reason, envelope.time, cause="drift")
     if isinstance(data, TrafficShifted) and isinstance(step.command, ShiftTraffic) and data.verified_weight != step.command.weight:
         reason = f"{step.name} failed: {data.provider} reads back {data.verified_weight}%, expected {step.command.weight}%"
@@ -371,7 +431,7 @@ def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, li
 def _awaited_step(state: RunState) -> str:
     if state.compensating and state.compensations:
         return f"undo:{state.compensations[-1].undoes}"
-    return state.steps[state.position].name
+    return _current_step(state).name
 
 
 def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
@@ -384,7 +444,7 @@ def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunSta
 
 def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
-    work_s = 0.0 if state.compensating else state.steps[state.position].work_s
+    work_s = 0.0 if state.compensating else _current_step(state).work_s
     state = replace(state, attempt=state.attempt + 1, retry_at=None)
     if not state.compensating:
         state = replace(state, **_NO_WINDOWS_JUDGED)  # a hold tried again starts over: its windows count anew
@@ -462,7 +522,7 @@ def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
           probes_ended: bool = False) -> tuple[RunState, list[Output]]:
     """Fail the step in flight and start compensating. Probes still running for it are stopped (they would
     measure a deployment that is being rolled back) unless ``probes_ended``: their answer is what failed it."""
-    step = state.steps[state.position]
+    step = _current_step(state)
     running = (state.in_flight if isinstance(step.command, RunProbe | RunProbes) and not probes_ended
                and state.retry_at is None else None)
     state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,

@@ -23,6 +23,7 @@ from shared.commands import (
     RunProbes,
     ShiftTraffic,
     SqlProbeSpec,
+    TakeTrafficTarget,
     Thresholds,
 )
 from shared.envelope import Message
@@ -75,7 +76,9 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         probe = probe_command(plan, check, check.duration or 0.0, "smoke", deploy_id)
         steps.append(Step(f"smoke:{check.probe}", "smoke", probe, work_s=_work_s(probe)))
     provider = plan.traffic.provider
-    previous_weight = 0  # the canary gets no traffic before its first stage
+    # the first stage expects what the provider read back when the run took its target (the saga fills it in from
+    # traffic_target_taken): never a constant, or a go-live after a promote would call its own target drift
+    previous_weight: int | None = None
     for n, stage in enumerate(plan.canary.stages, start=1):
         if stage.approval:
             steps.append(Step(f"stage{n}:gate", "canary", None, work_s=plan.timeouts.approval - plan.timeouts.step))
@@ -83,6 +86,7 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         steps.append(Step(
             f"stage{n}:shift:{stage.weight}", "canary",
             # expected_previous_weight: the traffic service refuses (traffic_drift) if a human changed it since
+            # golive set it or read it back
             ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight,
                          expected_previous_weight=previous_weight),
             undo,
@@ -109,6 +113,14 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
     if plan.lock_in.promote:
         steps.append(Step("lock_in:promote", "lock_in", PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
     return steps
+
+
+def take_command(plan: Plan, deploy_id: str, previous: str | None) -> TakeTrafficTarget | None:
+    """The run's first traffic step, before anything else runs: hold the provider's target for this run and read
+    its weights back. None: the run moves no traffic."""
+    if not plan.canary.stages and not plan.lock_in.promote:
+        return None
+    return TakeTrafficTarget(provider=plan.traffic.provider, canary=deploy_id, stable=previous)
 
 
 def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_id: str, previous: str | None = None,
@@ -175,6 +187,8 @@ def describe_step(step: Step) -> str:
         return f"{command.weight}% to {command.canary}"
     if isinstance(command, PromoteTraffic):
         return f"promote {command.canary} to production"
+    if isinstance(command, TakeTrafficTarget):
+        return f"hold the traffic target of {command.canary} for this run"
     return ""
 
 

@@ -29,6 +29,10 @@ class DryRunProvider:
         check_settings("dry-run", extra, {"state_file"})
         return cls(Path(extra.get("state_file") or state_dir / "traffic-dry-run.json"))
 
+    def target(self, canary: str, stable: str | None) -> str:
+        # the file keeps one entry per canary: that entry is what a run shifts
+        return f"dry-run {self.state_file} canary {canary}"
+
     async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
         state = await asyncio.to_thread(self._read)
         production = next((c for c, e in state.items() if e.get("weight") == 100 and e.get("promoted")), stable)

@@ -37,6 +37,7 @@ class EnvoyProvider:
                  timeout_s: float = 2.0) -> None:
         self.admin_url = admin_url.rstrip("/")
         self.state_file = state_file
+        self.runtime_prefix = runtime_prefix
         self.stable_key, self.canary_key = runtime_keys(runtime_prefix)
         self.client = httpx.AsyncClient(base_url=self.admin_url, timeout=timeout_s, trust_env=False)
         self.reasserted = 0  # how many times lost weights were put back (visible to tests and logs)
@@ -59,6 +60,11 @@ class EnvoyProvider:
                    float(extra.get("timeout_s") or 2.0))
 
     # --- the protocol ---------------------------------------------------------------------------
+
+    def target(self, canary: str, stable: str | None) -> str:
+        # one route of one proxy: its two runtime keys split traffic whichever deployments sit behind them
+        url = urlsplit(self.admin_url)
+        return f"envoy {url.scheme}://{url.hostname}:{url.port or 80} {self.runtime_prefix}"
 
     async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
         last = await asyncio.to_thread(self._read_state)

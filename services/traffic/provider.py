@@ -71,6 +71,10 @@ class Deployments:
 class TrafficProvider(Protocol):
     name: str
 
+    def target(self, canary: str, stable: str | None) -> str:
+        """What this provider routes for the pair, as a name (no secret): two runs on one target undo each
+        other's traffic, so a target is held by one run at a time (services/traffic/target_lock.py)."""
+
     async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
         """The current production, previous and candidate deployments, as the provider knows them."""
 

@@ -7,6 +7,10 @@ Ordering and concurrency (the service takes several commands at once, see golive
   It never waits behind a slow shift, and it never checks for drift: the way back is always open.
 Idempotence: the same shift twice changes traffic once (already there -> no change); a shift redelivered
 after a crash reports the weight its first attempt found, from the ledger.
+One run per target (services/traffic/target_lock.py): a run takes its provider's target before its first shift
+(take; a shift or promote of a run that has not takes it then) and holds it until the run ends; another run's
+take, shift or promote is refused with the holder's run id. A rollback changes traffic only when its run holds
+the target and may have changed it: the compensation of a shift that was refused or never applied changes nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from prometheus_client import Gauge
 from services.traffic.drift import judge_shift
 from services.traffic.ledger import Ledger
 from services.traffic.provider import ProviderError, TrafficProvider, build_provider
+from services.traffic.target_lock import Hold, TargetHeld, TargetLocks
 from shared.bus import Bus, CommandError, Work
-from shared.commands import PromoteTraffic, ProviderSpec, RollbackTraffic, ShiftTraffic
-from shared.events import TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
+from shared.commands import PromoteTraffic, ProviderSpec, RollbackTraffic, ShiftTraffic, TakeTrafficTarget
+from shared.events import TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted, TrafficTargetTaken
 from shared.secrets import redact
 
 KEEPER_EVERY_S = 2.0  # how often the weights of an envoy proxy are checked (and re-asserted after a restart)
@@ -45,6 +50,7 @@ class Traffic:
         self.in_flight: defaultdict[str, set[asyncio.Task]] = defaultdict(set)
         self.watched: dict[tuple[str, str], TrafficProvider] = {}  # (spec key, canary) -> provider
         self.keeper: asyncio.Task | None = None
+        self._targets: TargetLocks | None = None
         self.weight_gauge = Gauge(
             "golive_traffic_weight_percent", "Share of traffic per deployment, as read back from the provider",
             ["provider", "deployment"], registry=bus.metrics.registry,
@@ -88,6 +94,38 @@ class Traffic:
     async def _save(self) -> None:
         await asyncio.to_thread(self.ledger.save)
 
+    # --- the run's hold on its target ---------------------------------------------------------------
+
+    async def targets(self) -> TargetLocks:
+        if self._targets is None:
+            self._targets = await TargetLocks.open(self.bus.broker.connection.jetstream(), self.bus.subjects,
+                                                   self.bus.log)
+        return self._targets
+
+    async def _hold(self, run_id: str, provider: TrafficProvider, canary: str, stable: str | None) -> Hold:
+        """The run's hold on the pair's target, taken now if the run has none; refused while another run holds it."""
+        try:
+            return await (await self.targets()).take(run_id, provider.target(canary, stable), canary,
+                                                     lambda: provider.weight(canary))
+        except TargetHeld as exc:
+            raise CommandError(str(exc), "invalid") from None
+
+    async def _before_change(self, hold: Hold) -> Hold:
+        """Written before the run first changes traffic: from then on its rollback has something to undo."""
+        try:
+            return await (await self.targets()).mark_applied(hold)
+        except TargetHeld as exc:
+            raise CommandError(str(exc), "invalid") from None
+
+    async def on_take(self, cmd: TakeTrafficTarget, work: Work) -> TrafficTargetTaken:
+        """Hold the target for the run and read its weight back (what the run's first shift expects)."""
+        _, provider = self.provider(cmd.provider)
+        try:
+            hold = await self._hold(work.envelope.runid, provider, cmd.canary, cmd.stable)
+        except ProviderError as exc:
+            raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
+        return TrafficTargetTaken(provider=provider.name, canary=cmd.canary, target=hold.target, weight=hold.weight)
+
     # --- shift ----------------------------------------------------------------------------------
 
     async def on_shift(self, cmd: ShiftTraffic, work: Work) -> TrafficShifted | TrafficDrift:
@@ -112,10 +150,11 @@ class Traffic:
         async with self.locks[cmd.canary]:
             if self.ledger.fenced(run_id, cmd.canary):
                 raise CommandError(f"run {run_id} already rolled {cmd.canary} back; shift to {cmd.weight}% refused", "fatal")
+            hold = await self._hold(run_id, provider, cmd.canary, cmd.stable)
             observed = await provider.weight(cmd.canary)
             expected = cmd.expected_previous_weight
             if expected is None:
-                expected = self.ledger.last_set.get(f"{key}|{cmd.canary}")
+                expected = self.ledger.last_set.get(f"{key}|{cmd.canary}", hold.weight)
             decision = judge_shift(observed, cmd.weight, expected)
             before = self.ledger.before.get(command_id, observed)
             if decision.action == "drift":
@@ -126,6 +165,7 @@ class Traffic:
                 # written before the change: a redelivery after a crash reports the weight this command found
                 self.ledger.remember_before(command_id, observed)
                 await self._save()
+                await self._before_change(hold)
                 await provider.set_weight(cmd.canary, cmd.stable, cmd.weight)
             after = await provider.verify(cmd.canary, cmd.weight)
             self.ledger.last_set[f"{key}|{cmd.canary}"] = after
@@ -148,6 +188,9 @@ class Traffic:
         for task in shifts:
             task.cancel()
         before = self.ledger.last_set.get(f"{key}|{cmd.canary}")
+        hold = await (await self.targets()).hold_of(provider.target(cmd.canary, cmd.to))
+        if hold is None or hold.run_id != work.envelope.runid or not hold.applied:
+            return await self._nothing_to_roll_back(cmd, provider, started, len(shifts))
         try:
             # set first, read after: the fastest way back (the weight before comes from the ledger)
             await provider.rollback(cmd.canary, cmd.to)
@@ -164,6 +207,18 @@ class Traffic:
                                  before=before, cancelled_shifts=len(shifts),
                                  duration_s=round(time.perf_counter() - started, 6))
 
+    async def _nothing_to_roll_back(self, cmd: RollbackTraffic, provider: TrafficProvider, started: float,
+                                    cancelled: int) -> TrafficRolledBack:
+        """The run never moved traffic on this target (its shifts were refused or never applied, or another run
+        holds it): undoing nothing is changing nothing. The weight is read back as it stands."""
+        try:
+            now = await provider.weight(cmd.canary)
+        except ProviderError as exc:
+            raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
+        return TrafficRolledBack(provider=provider.name, canary=cmd.canary, to=cmd.to, verified_weight=now, before=now,
+                                 cancelled_shifts=cancelled, duration_s=round(time.perf_counter() - started, 6),
+                                 changed=False)
+
     # --- promote --------------------------------------------------------------------------------
 
     async def on_promote(self, cmd: PromoteTraffic, work: Work) -> TrafficPromoted:
@@ -173,6 +228,7 @@ class Traffic:
             async with self.locks[cmd.canary]:
                 if self.ledger.fenced(work.envelope.runid, cmd.canary):
                     raise CommandError(f"run {work.envelope.runid} rolled {cmd.canary} back; promote refused", "fatal")
+                await self._before_change(await self._hold(work.envelope.runid, provider, cmd.canary, cmd.stable))
                 await provider.promote(cmd.canary, cmd.stable)
                 after = await provider.verify(cmd.canary, 100)
                 self.ledger.last_set[f"{key}|{cmd.canary}"] = after
@@ -192,6 +248,7 @@ def register(bus: Bus) -> Traffic:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     traffic = Traffic(bus)
     bus.guard_runs = True  # traffic of a run that is unknown or has ended is never touched (shared/run_guard.py)
+    bus.on_command(TakeTrafficTarget, traffic.on_take)
     bus.on_command(ShiftTraffic, traffic.on_shift)
     bus.on_command(RollbackTraffic, traffic.on_rollback)
     bus.on_command(PromoteTraffic, traffic.on_promote)

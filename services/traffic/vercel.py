@@ -82,6 +82,11 @@ class VercelProvider:
 
     # --- the protocol ---------------------------------------------------------------------------
 
+    def target(self, canary: str, stable: str | None) -> str:
+        # a project has one rolling release at a time, whichever deployments it moves between
+        team = f" team {self.team_id}" if self.team_id else ""
+        return f"vercel {self.client.base_url.host} project {self.project}{team}"
+
     async def resolve(self, canary: str | None, stable: str | None) -> Deployments:
         listed = await self._call("GET", "/v6/deployments", params={
             "projectId": self.project, "target": "production", "limit": 5})

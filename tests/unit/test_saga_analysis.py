@@ -162,6 +162,7 @@ def test_without_a_previous_deployment_there_is_no_baseline():
     run = Run(plan=plan_from(PLAN))
     started = RunStarted(plan=run.plan.model_dump(mode="json"), plan_name="checkout", deploy_id="deploy-new")
     run.feed(new_envelope(started, id="run-1/started", source="/golive/coordinator", runid="run-1", time=run.clock))
+    run.succeed()  # the traffic target is taken
     approve(run)
     run.advance_to("stage1:hold")
 

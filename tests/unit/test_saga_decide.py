@@ -17,6 +17,7 @@ from shared.commands import (
     PromoteTraffic,
     RunProbes,
     ShiftTraffic,
+    TakeTrafficTarget,
 )
 from shared.envelope import Message, new_envelope
 from shared.events import (
@@ -36,6 +37,7 @@ from shared.events import (
     TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
+    TrafficTargetTaken,
     Verdict,
 )
 
@@ -116,6 +118,8 @@ def success_answer(command: Message) -> Message:
         return TrafficRolledBack(provider=command.provider.type, canary=command.canary, to=command.to, verified_weight=0)
     if isinstance(command, RevertMigrations):
         return MigrationsReverted(dropped=[f"idx_{s.name}" for s in command.statements])
+    if isinstance(command, TakeTrafficTarget):
+        return TrafficTargetTaken(provider=command.provider.type, canary=command.canary, target="dry-run t", weight=0)
     raise AssertionError(f"no success answer for {type(command).__name__}")
 
 
@@ -160,11 +164,16 @@ class Run:
         self.commands.update({o.id: o.data for o in outputs if isinstance(o, SendCommand)})
         return outputs
 
-    def start(self) -> list[Output]:
+    def start(self, take: bool = True) -> list[Output]:
+        """Start the run; with ``take``, the traffic service holds its target at once (canary at 0%), and what
+        follows is returned (tests/unit/test_saga_traffic_target.py drives the take itself)."""
         started = RunStarted(plan=self.plan.model_dump(mode="json"), plan_name=self.plan.name,
                              deploy_id="deploy-new", previous_deploy_id="deploy-old")
-        return self.feed(new_envelope(started, id=f"{self.run_id}/started", source="golive.coordinator",
-                                      runid=self.run_id, time=self.clock))
+        outputs = self.feed(new_envelope(started, id=f"{self.run_id}/started", source="golive.coordinator",
+                                         runid=self.run_id, time=self.clock))
+        if take and self.state is not None and isinstance(self.commands.get(self.state.in_flight), TakeTrafficTarget):
+            return self.answer(success_answer(self.awaited), after=timedelta(0))
+        return outputs
 
     def answer(self, data: Message, *, correlationid: str | None = None, after: timedelta = timedelta(seconds=1)) -> list[Output]:
         """An event answering the awaited command (or ``correlationid``), ``after`` the previous input."""
@@ -297,8 +306,9 @@ def test_each_success_advances_to_the_next_step_in_runbook_order():
     assert [p.step for p in phases] == RUNBOOK_ORDER
     assert [p.phase for p in phases] == ["migrate", "smoke", "canary", "canary", "canary", "canary"]
     sent = work_commands(run.outputs)
-    assert [type(c) for c in sent] == [ApplyMigrations, RunProbe, ShiftTraffic, RunProbes, ShiftTraffic, RunProbes]
-    smoke, shift10, hold10, shift100, hold100 = sent[1:]
+    assert [type(c) for c in sent] == [TakeTrafficTarget, ApplyMigrations, RunProbe, ShiftTraffic, RunProbes,
+                                       ShiftTraffic, RunProbes]
+    smoke, shift10, hold10, shift100, hold100 = sent[2:]
     [check10], [check100] = hold10.probes, hold100.probes  # one check each, no guards
     assert (shift10.weight, shift100.weight) == (10, 100)
     assert (shift10.canary, shift10.stable) == ("deploy-new", "deploy-old")
@@ -662,8 +672,10 @@ def test_shift_whose_weight_reads_back_wrong_fails_the_stage():
 
 
 def test_each_shift_expects_the_weight_of_the_stage_before_it():
-    run = started_run()
-    shifts = [s.command for s in run.state.steps if isinstance(s.command, ShiftTraffic)]
+    run = started_run()  # the target is taken with the canary read back at 0%
+    while not run.state.finished:
+        run.succeed()
+    shifts = [c for c in commands(run.outputs) if isinstance(c, ShiftTraffic)]
 
     assert [(c.weight, c.expected_previous_weight) for c in shifts] == [(10, 0), (100, 10)]
 

@@ -26,6 +26,7 @@ from shared.commands import (
     RunProbe,
     RunProbes,
     ShiftTraffic,
+    TakeTrafficTarget,
 )
 from shared.envelope import Message, new_envelope
 from shared.events import (
@@ -47,6 +48,7 @@ from shared.events import (
     TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
+    TrafficTargetTaken,
     Verdict,
     WindowClosing,
 )
@@ -100,6 +102,8 @@ def success(command: Message) -> Message:
         return TrafficRolledBack(provider="p", canary=command.canary, to=command.to, verified_weight=0)
     if isinstance(command, RevertMigrations):
         return MigrationsReverted(dropped=["idx_a"])
+    if isinstance(command, TakeTrafficTarget):
+        return TrafficTargetTaken(provider="p", canary=command.canary, target="p t", weight=0)
     raise AssertionError(command)
 
 
@@ -280,7 +284,10 @@ def test_any_run_ends_and_keeps_its_promises(actions, preflight_gate):
                      if kind == "sent" and isinstance(d, ShiftTraffic) and d.weight == 50), None)
     if first_50 is not None:
         assert ("approved", 2) in world.log[:first_50] or ("approved", None) in world.log[:first_50]
-    first_sent = next((i for i, (kind, d) in enumerate(world.log) if kind == "sent"), None)
+    # the traffic target is taken before anything else is sent; the preflight gate holds back everything after
+    assert isinstance(world.sent[0].data, TakeTrafficTarget)
+    first_sent = next((i for i, (kind, d) in enumerate(world.log)
+                       if kind == "sent" and not isinstance(d, TakeTrafficTarget)), None)
     if preflight_gate and first_sent is not None:
         assert ("approved", None) in world.log[:first_sent]
     event(f"outcome {state.outcome}; cause {next((e.data.cause for e in world.emitted if isinstance(e.data, StepFailed)), '-')}")
