@@ -3,7 +3,10 @@
 It speaks what Slack's incoming webhooks speak (POST JSON, answer 200 ``ok``), keeps what it received,
 and can rehearse a bad day: fail the next N posts with a status (``fail_next``; a 429 carries
 ``Retry-After: <retry_after>``), or never answer at all (``hang``: the connection stays open until the
-server stops). Every attempt is kept in ``attempts`` with its arrival time, so tests can see retries.
+server stops). ``hold_if`` holds the posts whose JSON body it picks: they wait, unanswered, until ``release()``
+accepts them (or the server stops; then they are never answered nor received), so a test can keep a post in
+flight while it kills the sender or checks what else gets through. Every attempt is kept in ``attempts`` with
+its arrival time, so tests can see retries.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class WebhookSink:
         self.fail_next: list[int] = []
         self.retry_after = "0"
         self.hang = False
+        self.hold_if: Callable[[dict], bool] | None = None
+        self._held: list[dict] = []
+        self._release = threading.Event()
         self.path = path
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -61,6 +67,8 @@ class WebhookSink:
                 except json.JSONDecodeError:
                     self._answer(400, b"invalid_payload")
                     return
+                if not sink._held_then_released(body):
+                    return  # the server stopped while holding it: never answered, never received
                 with sink._lock:
                     sink.received.append(body)
                 if sink._on_message:
@@ -86,6 +94,40 @@ class WebhookSink:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_port}{self.path}"
+
+    def _held_then_released(self, body: dict) -> bool:
+        """Hold ``body`` while ``hold_if`` picks it; True once released (or never held), False if the server stopped."""
+        with self._lock:
+            hold = self.hold_if is not None and self.hold_if(body)
+            if not hold:
+                return True
+            self._held.append(body)
+            release = self._release
+        while not (release.is_set() or self._stopping.is_set()):
+            release.wait(0.05)
+        with self._lock:
+            self._held.remove(body)
+        return release.is_set()
+
+    def held(self) -> list[dict]:
+        """The bodies of the posts held now (arrived, not answered)."""
+        with self._lock:
+            return list(self._held)
+
+    def release(self) -> None:
+        """Accept every post held now (posts arriving later are held again while ``hold_if`` picks them)."""
+        with self._lock:
+            release, self._release = self._release, threading.Event()
+        release.set()
+
+    def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+        """Wait until ``condition()`` holds; return whether it did."""
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def texts(self) -> list[str]:
         with self._lock:

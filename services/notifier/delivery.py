@@ -5,8 +5,11 @@ Retries: 5xx, 408, 429 and connection errors or timeouts are retried with expone
 ``Retry-After`` is honoured (never retried sooner). Any other 4xx is final (a revoked webhook does not come
 back). All attempts and waits together stay within the sink's ``give_up_after_s``; then DeliveryFailed.
 
-Exactly once per (event, sink): the ledger, a JetStream KV bucket, records each delivery before the event is
-acked, and a redelivered event whose delivery is recorded is not posted again. The window that remains is
+Exactly once per (event, sink): the ledger, a JetStream KV bucket, records each delivery when the receiver has
+confirmed it (or it failed for good), and the event is acked only once each of its deliveries is recorded. Whether a
+message was already told is read from the ledger and from nothing else (never from how far a replay got). While a
+delivery runs, its ledger key holds a claim (the instance, and a lease it renews): another instance, or this one
+restarted, waits for the claim to lapse instead of posting too. The window that remains is
 between the receiver accepting the post and the ledger's write being acknowledged: a notifier killed inside
 it posts again after restart. Slack webhooks take no idempotency key, so no client can close that window; the
 notifier measures it on every delivery (``ledger_window_ms`` in the ``notification.sent`` log line and the
@@ -29,7 +32,7 @@ from typing import Any
 import httpx
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from services.notifier.sinks import Outbound
 from shared.buckets import open_bucket
@@ -37,6 +40,7 @@ from shared.commands import NotificationSink
 from shared.secrets import redact
 
 LEDGER_TTL_S = 7 * 24 * 3600.0  # far beyond any redelivery; keeps the bucket small
+CLAIM_LEASE_S = 10.0  # a killed instance's claim lapses this long after its last renewal; then another posts
 RETRYABLE = {408, 429}
 
 
@@ -100,8 +104,10 @@ async def post(client: httpx.AsyncClient, url: str, outbound: Outbound, policy: 
                                  attempt - 1)
         wait: float | None = None
         try:
-            response = await client.post(url, content=body, headers=headers, timeout=min(policy.timeout_s, left))
-        except httpx.TimeoutException:
+            # httpx's timeout bounds each read, not the whole post: a receiver that trickles bytes is cut here
+            async with asyncio.timeout(min(policy.timeout_s, left)):
+                response = await client.post(url, content=body, headers=headers, timeout=min(policy.timeout_s, left))
+        except (httpx.TimeoutException, TimeoutError):
             problem = f"no answer within {min(policy.timeout_s, left):g}s"
         except httpx.HTTPError as exc:
             problem = redact(f"{type(exc).__name__}: {exc}", url)
@@ -133,16 +139,33 @@ def _short(response: httpx.Response) -> str:
 # --- the ledger -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Claim:
+    """The ledger's answer to "may I deliver this now?": already done (its record), taken by the asker (the
+    revision to renew from), or held by another instance whose lease has not lapsed (``held_by``)."""
+
+    done: dict | None = None
+    revision: int | None = None
+    held_by: str = ""
+
+
+class LostClaim(Exception):
+    """The claim changed under its holder: its lease lapsed and another instance took the delivery over."""
+
+
 class DeliveryLedger:
-    """Which (event, kind, sink) deliveries are done, in a JetStream KV bucket shared by all notifier instances."""
+    """Which (event, kind, sink) deliveries are done, in a JetStream KV bucket shared by all notifier instances.
+
+    A key holds either the outcome of a delivery (``{"outcome": "sent" | "failed", ...}``) or, while one runs, a claim
+    (``{"claim": instance, "until": epoch seconds}``). Claims compare lease ends with this host's clock."""
 
     def __init__(self, kv) -> None:
         self.kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext, bucket: str) -> DeliveryLedger:
+    async def open(cls, js: JetStreamContext, bucket: str, replicas: int = 1) -> DeliveryLedger:
         kv = await open_bucket(js, KeyValueConfig(
-            bucket=bucket, history=1, ttl=LEDGER_TTL_S, storage=StorageType.FILE,
+            bucket=bucket, history=1, ttl=LEDGER_TTL_S, storage=StorageType.FILE, replicas=replicas,
             description="golive notifier: deliveries done, so a redelivered event is not posted twice",
         ))
         return cls(kv)
@@ -153,14 +176,41 @@ class DeliveryLedger:
         return hashlib.sha256(f"{event_id}\n{kind}\n{sink}".encode()).hexdigest()
 
     async def get(self, key: str) -> dict | None:
-        """The record of a delivery, or None if it has not happened."""
+        """The record of a delivery, or None if it has not happened (a claim is not a record)."""
+        _revision, value = await self._read(key)
+        return value if value is not None and "outcome" in value else None
+
+    async def claim(self, key: str, owner: str, lease_s: float = CLAIM_LEASE_S) -> Claim:
+        """Take the delivery ``key`` for ``owner`` unless it is done or another instance's lease still runs."""
+        revision, value = await self._read(key)
+        if value is not None and "outcome" in value:
+            return Claim(done=value)
+        if value is not None and value.get("claim") != owner and value.get("until", 0) > time.time():
+            return Claim(held_by=str(value.get("claim")))
+        claim = json.dumps({"claim": owner, "until": time.time() + lease_s}).encode()
+        try:
+            if revision is None:
+                return Claim(revision=await self.kv.create(key, claim))
+            return Claim(revision=await self.kv.update(key, claim, last=revision))
+        except KeyWrongLastSequenceError:  # another instance was faster: look again
+            return await self.claim(key, owner, lease_s)
+
+    async def renew(self, key: str, owner: str, revision: int, lease_s: float = CLAIM_LEASE_S) -> int:
+        """Extend ``owner``'s claim held at ``revision``; the new revision, or LostClaim if the key changed since."""
+        claim = json.dumps({"claim": owner, "until": time.time() + lease_s}).encode()
+        try:
+            return await self.kv.update(key, claim, last=revision)
+        except KeyWrongLastSequenceError as exc:
+            raise LostClaim(f"the claim on {key[:12]} changed: another instance took the delivery over") from exc
+
+    async def _read(self, key: str) -> tuple[int | None, dict | None]:
         try:
             entry = await self.kv.get(key)
-        except KeyNotFoundError:
-            return None
+        except KeyNotFoundError:  # never written, deleted or expired
+            return None, None
         if entry.value is None:
-            return None
-        return json.loads(entry.value)
+            return entry.revision, None
+        return entry.revision, json.loads(entry.value)
 
     async def record(self, key: str, outcome: dict) -> None:
         """Write (and wait for the server to acknowledge) that the delivery is done."""

@@ -63,6 +63,19 @@ def sent(kind: str):
     return lambda e: isinstance(e.data, NotificationSent) and e.data.kind == kind
 
 
+async def acked_up_to(settings, seq: int, timeout_s: float = 30.0) -> None:
+    """Wait until the notifier's durable consumer has acked every event up to stream sequence ``seq``."""
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        async def floor() -> None:
+            while (await nc.jetstream().consumer_info(settings.subjects.event_stream, "notifier-events")
+                   ).ack_floor.stream_seq < seq:
+                await asyncio.sleep(0.1)
+        await asyncio.wait_for(floor(), timeout_s)
+    finally:
+        await nc.close()
+
+
 def kinds_received(webhook) -> list[str]:
     return [t.split(" ", 1)[0] for t in webhook.texts()]
 
@@ -79,7 +92,9 @@ async def test_notifier_killed_after_posting_and_before_acking_does_not_post_aga
     notifiers.env = {**notifier_env, KILL_AT_ENV: "recorded:rollback_started"}
     first = notifiers.start_one("notifier", "-a")
     await wait_until_ready(settings, ["notifier"], None)
-    await publish(settings, started, failed)
+    await publish(settings, started)
+    await acked_up_to(settings, 1)  # A told the start and acked it: B will not get it again
+    await publish(settings, failed)
     assert await asyncio.to_thread(first.wait, 60) == -signal.SIGKILL
     assert len(webhook.texts()) == 2 and "Rollback Triggered" in webhook.texts()[1]
 
