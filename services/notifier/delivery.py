@@ -1,4 +1,4 @@
-"""Delivery: one message to one sink, at most once, with bounded retries.
+"""Delivery: one message to one sink, exactly once, with bounded retries and a bounded time per post.
 
 Retries: 5xx, 408, 429 and connection errors or timeouts are retried with exponential backoff and jitter
 (half the step fixed, half random, so instances that failed together do not retry together); a 429's
