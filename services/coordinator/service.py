@@ -25,11 +25,13 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from services.coordinator.active_runs import ActiveRuns
 from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
-from services.coordinator.plan import Plan
+from services.coordinator.plan import plan_from_dict
+from shared.plan_versions import PlanVersionError
 from services.coordinator.window import describe_window, window_containing
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
 from services.coordinator.control import operator_refusal
@@ -65,12 +67,14 @@ class RunDriver:
         self.metrics.driving.set_function(lambda: len(self.runs))
         self.held: dict[str, Lease] = {}  # the leases of the runs this process drives
         self._leases: Leases | None = None
+        self._active: ActiveRuns | None = None
         self.lock = asyncio.Lock()
         # Lease writes have their own lock and task: a slow decision (artifacts, a chart) must not hold up
         # renewals, and one lease is never renewed twice at once (the second compare-and-set would fail).
         self._lease_lock = asyncio.Lock()
         self._renewer: asyncio.Task | None = None
         self._ticker: asyncio.Task | None = None
+        self._adopter: asyncio.Task | None = None
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
         self._drawer: ProcessPoolExecutor | None = None  # draws charts (artifacts), started on first use
         self._drawing: set[asyncio.Task] = set()
@@ -78,8 +82,14 @@ class RunDriver:
     async def leases(self) -> Leases:
         if self._leases is None:
             self._leases = await Leases.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
-                                             self.bus.settings.lease_ttl_s)
+                                             self.bus.settings.lease_ttl_s, replicas=self.bus.settings.stream_replicas)
         return self._leases
+
+    async def active_runs(self) -> ActiveRuns:
+        if self._active is None:
+            self._active = await ActiveRuns.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
+                                                 self.bus.settings.stream_replicas)
+        return self._active
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its run. Defer: another coordinator drives that run."""
@@ -162,6 +172,7 @@ class RunDriver:
                 raise Defer(DEFER_S) from None
             self.held[run_id] = lease
         self.bus.log.info("lease.acquired", run_id=run_id, owner=lease.owner, ttl_s=leases.ttl_s)
+        await (await self.active_runs()).add(run_id)
 
     async def _still_held(self, run_id: str) -> bool:
         """Our lease is live, or renewed now; otherwise the run is dropped (someone else drives it)."""
@@ -232,6 +243,7 @@ class RunDriver:
             if new.finished and not (state is not None and state.finished):
                 await self._write_artifacts(new.run_id)
                 await self._release(new.run_id)
+                await (await self.active_runs()).remove(new.run_id)
             if outputs:
                 self.bus.log.info("run.decided", run_id=new.run_id, position=new.position, outcome=new.outcome,
                                   compensating=new.compensating,
@@ -310,6 +322,7 @@ class RunDriver:
     async def start_ticking(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever())
         self._renewer = asyncio.create_task(self._renew_forever())
+        self._adopter = asyncio.create_task(self._adopt_forever())
         if self.watch:
             await self.watch.start_ticking()
 
@@ -320,7 +333,7 @@ class RunDriver:
             await asyncio.wait(self._drawing, timeout=10)
         if self._drawer is not None:
             self._drawer.shutdown(wait=False, cancel_futures=True)
-        for task in (self._ticker, self._renewer):
+        for task in (self._ticker, self._renewer, self._adopter):
             if task:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -334,6 +347,40 @@ class RunDriver:
                     await self._still_held(run_id)
                 except Exception as exc:  # the bus is away: the lease may still be ours; try again soon
                     self.bus.log.warning("lease.renew_failed", run_id=run_id, error=str(exc))
+
+    async def _adopt_forever(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            try:
+                await self.adopt_orphans()
+            except Exception as exc:  # the bus is away: the next round tries again
+                self.bus.log.warning("run.adopt_failed", error=redact(str(exc)))
+
+    async def adopt_orphans(self) -> None:
+        """Take over every started, unended run whose lease expired: its coordinator died, and the run may send no
+        event for a long time (a hold), so waiting for one would leave its timeouts and ticks undriven."""
+        leases, active = await self.leases(), await self.active_runs()
+        for run_id in await active.list():
+            if run_id in self.held or (self.only_run and run_id != self.only_run):
+                continue
+            if run_id in self.finished:
+                await active.remove(run_id)  # its driver died between run_finished and saying so here
+                continue
+            holder = await leases.holder(run_id)
+            if holder is not None and not is_expired(holder, datetime.now(UTC), leases.ttl_s):
+                continue
+            async with self.lock:
+                if run_id in self.held:
+                    continue
+                try:
+                    await self._take(run_id)
+                except Defer:
+                    continue
+            if run_id in self.held:
+                self.bus.log.info("run.adopted", run_id=run_id,
+                                  reason="its coordinator's lease expired; taken over without waiting for an event")
+            elif run_id in self.finished:
+                await active.remove(run_id)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -412,7 +459,9 @@ def register(bus: Bus) -> RunDriver:
             raise CommandError(f"start of run {run_id} expired at {cmd.expires_at:%Y-%m-%d %H:%M:%S %Z} before a "
                                "coordinator took it (the CLI gave up waiting); start it again", "invalid")
         try:
-            plan = Plan.model_validate(cmd.plan)
+            plan = plan_from_dict(cmd.plan)
+        except PlanVersionError as exc:
+            raise CommandError(f"invalid plan: {exc}", "invalid") from None
         except ValidationError as exc:
             raise CommandError(f"invalid plan: {exc.error_count()} problem(s); run `golive plan check`", "invalid") from None
         window = plan.window.maintenance
@@ -422,7 +471,8 @@ def register(bus: Bus) -> RunDriver:
                 f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}); "
                 "start it inside the window, or force it with --force-window", "invalid")
         return RunStarted(
-            plan=plan.model_dump(mode="json"), plan_name=plan.name,
+            # the version travels typed beside the plan, never inside it: one place says which format the dict is in
+            plan=plan.model_dump(mode="json", exclude={"version"}), plan_version=plan.version, plan_name=plan.name,
             deploy_id=cmd.deploy_id, previous_deploy_id=cmd.previous_deploy_id,
             window_ends_at=opened[1] if opened else None,
         )
