@@ -48,8 +48,8 @@ def forged_pass(command_id: str, source: str) -> bytes:
 
 async def forge_smoke_answers(secured) -> list[str]:
     """Wait for the smoke step, then publish forged passing answers to its command as the migrator user."""
-    reader = await nats.connect(secured.url_as("operator"))
-    forger = await nats.connect(secured.url_as("migrator"))
+    reader = await nats.connect(secured.url_as("operator"), inbox_prefix="_INBOX_operator")
+    forger = await nats.connect(secured.url_as("migrator"), inbox_prefix="_INBOX_migrator")
     try:
         async with aclosing(read_events(reader.jetstream(), ROOT.events_of_run(RUN), follow=True)) as feed:
             async for _seq, envelope in feed:
@@ -71,7 +71,7 @@ async def forge_smoke_answers(secured) -> list[str]:
 
 
 async def dead_letters(secured) -> dict[str, int]:
-    nc = await nats.connect(secured.url_as("operator"))
+    nc = await nats.connect(secured.url_as("operator"), inbox_prefix="_INBOX_operator")
     try:
         info = await nc.jetstream().stream_info(ROOT.dead_letter_stream, subjects_filter=ROOT.all_dead_letters)
         return dict(info.state.subjects or {})
@@ -80,7 +80,7 @@ async def dead_letters(secured) -> dict[str, int]:
 
 
 async def run_as_read(secured) -> list:
-    nc = await nats.connect(secured.url_as("operator"))
+    nc = await nats.connect(secured.url_as("operator"), inbox_prefix="_INBOX_operator")
     try:
         async with aclosing(read_events(nc.jetstream(), ROOT.events_of_run(RUN))) as feed:
             return [envelope async for _seq, envelope in feed]
