@@ -68,11 +68,15 @@ def _printer(as_json: bool):
 def _exit_codes():
     """What a command that talks to the bus can meet, as its exit code with the reason on stderr."""
     from golive.watch import RunNotControllable
+    from shared.plan_versions import PlanVersionError
 
     try:
         yield
     except RunNotControllable as exc:
         err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    except PlanVersionError as exc:  # a stored run's plan this golive cannot read (a newer golive started it)
+        err.print(f"cannot read a run's plan: {exc}", style="red")
         raise typer.Exit(EXIT_INVALID) from None
     except BusUnreachable as exc:
         err.print(str(exc), style="red")

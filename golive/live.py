@@ -92,7 +92,7 @@ def fold(view: LiveView, envelope: Envelope) -> LiveView:
         view = replace(view, decisions=(*view.decisions, decision)[-DECISIONS_SHOWN:])
     match d:
         case RunStarted():
-            return replace(view, run_id=envelope.runid, plan=d.plan_name, deploy_id=d.deploy_id, stages=_stages(d.plan))
+            return replace(view, run_id=envelope.runid, plan=d.plan_name, deploy_id=d.deploy_id, stages=_stages(d))
         case PhaseStarted():
             stage = _stage_number(d.step)
             hold = d.step.endswith(":hold") or ":check:" in d.step
@@ -188,11 +188,11 @@ def watching(console: Console, as_json: bool, line: Callable[[Envelope], None]) 
 # --- the fold's helpers ------------------------------------------------------------------------
 
 
-def _stages(plan: dict) -> tuple[tuple[int, float, dict[str, tuple[float | None, float | None]]], ...]:
-    from services.coordinator.plan import Plan
+def _stages(started: RunStarted) -> tuple[tuple[int, float, dict[str, tuple[float | None, float | None]]], ...]:
+    from services.coordinator.plan import plan_of
 
     stages = []
-    for stage in Plan.model_validate(plan).canary.stages:
+    for stage in plan_of(started).canary.stages:
         limits = {c.probe: (c.thresholds.p95_ms, c.thresholds.error_rate_pct) for c in stage.checks}
         stages.append((stage.weight, float(stage.hold), limits))
     return tuple(stages)

@@ -1,8 +1,20 @@
 """Events: facts that happened. Subject ``<root>.evt.<run_id>.<source>.<name>``.
 
 The event stream is the audit log, the monitoring feed and the coordinator's memory. Every event that
-answers a command carries that command's id as ``correlationid``. Adding a field is compatible;
-renaming or removing one is a new version.
+answers a command carries that command's id as ``correlationid``.
+
+Events are forever: the stream keeps them 400 days, and today's code reads every one of them back (status,
+report, resume, a restarted coordinator). So, for every event type, **additive changes only within a version**:
+
+- a new field must have a default that says what events without it meant (they are read with that default);
+- never rename or remove a field, narrow its type or change what a value means within a version: that is a new
+  type name (``.v2``), registered beside the old one, which stays readable;
+- the plan inside ``run_started`` has a version of its own (``plan_version``; shared/plan_versions.py upgrades
+  older plans).
+
+tests/test_recorded_stream.py holds today's models to this: it parses a recorded stream of real runs
+(tests/recorded/) with them (payloads forbid unknown keys, so a renamed or removed field fails it) and replays
+it through `golive status`, `report` and `resume`.
 """
 
 from __future__ import annotations
@@ -26,11 +38,19 @@ Outcome = Literal["succeeded", "rolled_back", "needs_human"]
 
 @message_type("golive.coordinator.run_started.v1")
 class RunStarted(Message):
+    """A run began. ``plan``: the validated plan as a dict, written in plan format ``plan_version`` (absent in runs
+    started before plans had versions: 1). Read it back only through shared.plan_versions.plan_data (or the
+    coordinator's plan_of), which upgrades an older plan to today's."""
+
     plan: dict[str, Any]
+    plan_version: int = 1
     plan_name: str
     deploy_id: DeploymentId
     previous_deploy_id: DeploymentId | None = None
     window_ends_at: datetime | None = None  # of the maintenance window the run started in
+    # the run takes its traffic target before its first step (services/traffic/target_lock.py); runs started before
+    # targets were taken (absent: False) never took one, and replayed they must not wait for it
+    takes_traffic_target: bool = False
 
 
 @message_type("golive.coordinator.phase_started.v1")

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass, field
 
 from shared.envelope import Envelope
+from shared.plan_versions import plan_data
 from shared.events import (
     CompensationStarted,
     ProbeCompleted,
@@ -113,7 +114,7 @@ def chart_data(events: list[Envelope]) -> ChartData:
         series=tuple(Series(probe, dep, tuple(points)) for (probe, dep), points in lines.items()),
         stages=stages,
         # a stage's limits stop applying when the rollback starts
-        thresholds=_thresholds(started.data.plan, stages, at(rollback) if rollback else end_s),
+        thresholds=_thresholds(plan_data(started.data), stages, at(rollback) if rollback else end_s),
         rollback_s=at(rollback) if rollback else None,
         rollback_reason=rollback.data.reason if rollback and isinstance(rollback.data, StepFailed) else "",
         end_s=end_s,

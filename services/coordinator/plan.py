@@ -18,6 +18,9 @@ from services.coordinator.durations import Duration
 from services.coordinator.plan_yaml import UnsafeYaml, load_yaml, read_plan_file
 from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
 from shared.commands import HttpUrl, LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
+from shared.events import RunStarted
+from shared.plan_versions import CURRENT as PLAN_VERSION
+from shared.plan_versions import PlanVersionError, plan_data, upgrade_plan
 from shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, PlainUrl, find_password
 from typing import Annotated, Callable, Literal
 
@@ -277,6 +280,8 @@ class Retries(Strict):
 class Plan(Strict):
     """A go-live plan. See plans/skeleton.yaml for a small one."""
 
+    version: int = Field(default=PLAN_VERSION, description=f"the plan format's version (absent: 1); golive reads older "
+                                                           f"versions by upgrading them (current: {PLAN_VERSION})")
     name: str
     database: Database
     traffic: Traffic = Traffic()
@@ -307,6 +312,15 @@ class Plan(Strict):
         if (where := find_password(data)) is not None:
             raise _Problem(where, NO_PASSWORD_IN_PLANS)
         return data
+
+    @field_validator("version")
+    @classmethod
+    def _current_version(cls, value: int) -> int:
+        # an older plan is upgraded before it is validated (plan_of, plan_from_dict, plan files)
+        if value != PLAN_VERSION:
+            raise ValueError(f"version {value} is not the current plan version ({PLAN_VERSION}); read plans through "
+                             "plan_from_dict or plan_of, which upgrade older versions")
+        return value
 
     @model_validator(mode="after")
     def _probes_exist(self) -> Plan:
@@ -407,6 +421,17 @@ class Plan(Strict):
         return url.replace(DEPLOYMENT, deployment)
 
 
+def plan_of(started: RunStarted) -> Plan:
+    """The plan a run started with (its ``run_started``), upgraded to today's version and validated: the one way
+    to read a stored run's plan. PlanVersionError when this golive cannot read its version."""
+    return Plan.model_validate(plan_data(started))
+
+
+def plan_from_dict(data: dict) -> Plan:
+    """A plan from a dict (a StartRun's, a parsed file's): upgraded from its ``version`` (absent: 1), validated."""
+    return Plan.model_validate(upgrade_plan(data))
+
+
 def plan_schema() -> str:
     """The plan's JSON Schema as text (docs/plan.schema.json; `golive plan schema` prints it): editors use it
     to complete and check plan files. Durations are numbers of seconds or strings like ``30s``."""
@@ -455,6 +480,10 @@ def _parse(text: str, origin: str) -> tuple[Plan, yaml.Node | None]:
     if not isinstance(data, dict):
         raise PlanError([f"{origin}: a plan is a YAML mapping"])
     try:
+        data = upgrade_plan(data)
+    except PlanVersionError as exc:
+        raise PlanError([f"{_where(['version'], root)}: {exc}"]) from None
+    try:
         return Plan.model_validate(data), root
     except ValidationError as exc:
         raise PlanError([_describe(err, root) for err in exc.errors()]) from None
@@ -467,10 +496,13 @@ def _describe(err: dict, root: yaml.Node | None) -> str:
     if isinstance(problem, _Problem):  # found by a model's own validator: point at the value, not the model
         loc += problem.where
         message = problem.reason
+    return f"{_where(loc, root)}: {message}"
+
+
+def _where(loc: list, root: yaml.Node | None) -> str:
     path = _path(loc)
     line = _line_of(root, loc)
-    where = f"{path} (line {line})" if line else path
-    return f"{where}: {message}"
+    return f"{path} (line {line})" if line else path
 
 
 def _path(loc: list) -> str:

@@ -21,6 +21,7 @@ from services.coordinator.plan import Plan, PostDeploy
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
 from services.coordinator.steps import probe_command
 from shared.commands import RunProbes
+from shared.plan_versions import plan_data
 from shared.envelope import Envelope
 from shared.events import (
     CommandFailed,
@@ -88,10 +89,12 @@ def decide(state: WatchState | None, item: Envelope | Tick) -> tuple[WatchState 
         return _on_tick(state, item.now) if state is not None and state.watching else (state, [])
     data = item.data
     if isinstance(data, RunStarted):
-        if state is not None or not data.plan.get("post_deploy"):
-            return state, []  # a duplicate start, or a plan without a watch: nothing to keep
-        plan = Plan.model_validate(data.plan)
-        return WatchState(item.runid, plan, data.deploy_id, data.previous_deploy_id), []
+        if state is not None:
+            return state, []  # a duplicate start
+        plan = plan_data(data)  # the run's plan as of today's version, validated only when there is a watch to keep
+        if not plan.get("post_deploy"):
+            return state, []  # a plan without a watch: nothing to keep
+        return WatchState(item.runid, Plan.model_validate(plan), data.deploy_id, data.previous_deploy_id), []
     if state is None or state.ended:
         return state, []
     if isinstance(data, RunFinished):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
-from services.coordinator.plan import Plan
+from services.coordinator.plan import Plan, plan_of
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
@@ -240,8 +240,8 @@ def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
 
 
 def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:
-    plan = Plan.model_validate(started.plan)
-    take = take_command(plan, started.deploy_id, started.previous_deploy_id)
+    plan = plan_of(started)
+    take = take_command(plan, started.deploy_id, started.previous_deploy_id) if started.takes_traffic_target else None
     state = RunState(
         run_id=envelope.runid,
         plan=plan,

@@ -474,7 +474,7 @@ def register(bus: Bus) -> RunDriver:
             # the version travels typed beside the plan, never inside it: one place says which format the dict is in
             plan=plan.model_dump(mode="json", exclude={"version"}), plan_version=plan.version, plan_name=plan.name,
             deploy_id=cmd.deploy_id, previous_deploy_id=cmd.previous_deploy_id,
-            window_ends_at=opened[1] if opened else None,
+            window_ends_at=opened[1] if opened else None, takes_traffic_target=True,
         )
 
     async def applies(cmd, work: Work) -> None:

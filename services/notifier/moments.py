@@ -21,6 +21,7 @@ from shared.commands import NotificationsSpec
 from shared.envelope import Envelope
 from shared.events import CompensationStarted, PhaseStarted, ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, StepFailed
 from shared.events import WatchBreached, WatchEnded, WatchSummary
+from shared.plan_versions import plan_data
 
 _STAGE_STEP = re.compile(r"^stage(\d+):")
 
@@ -102,9 +103,10 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
     if isinstance(data, RunStarted):
         if view is not None:
             return view, []  # a duplicate start
+        plan = plan_data(data)  # today's version of the run's plan, whatever version it was stored in
         view = RunView(
-            run_id=envelope.runid, plan_name=data.plan_name, plan=data.plan,
-            notifications=NotificationsSpec.model_validate(data.plan.get("notifications") or {}),
+            run_id=envelope.runid, plan_name=data.plan_name, plan=plan,
+            notifications=NotificationsSpec.model_validate(plan.get("notifications") or {}),
             deploy_id=data.deploy_id, previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
         )
         return view, [_moment("run_started", view, envelope)]

@@ -168,7 +168,7 @@ class Run:
         """Start the run; with ``take``, the traffic service holds its target at once (canary at 0%), and what
         follows is returned (tests/unit/test_saga_traffic_target.py drives the take itself)."""
         started = RunStarted(plan=self.plan.model_dump(mode="json"), plan_name=self.plan.name,
-                             deploy_id="deploy-new", previous_deploy_id="deploy-old")
+                             deploy_id="deploy-new", previous_deploy_id="deploy-old", takes_traffic_target=True)
         outputs = self.feed(new_envelope(started, id=f"{self.run_id}/started", source="golive.coordinator",
                                          runid=self.run_id, time=self.clock))
         if take and self.state is not None and isinstance(self.commands.get(self.state.in_flight), TakeTrafficTarget):
@@ -938,7 +938,8 @@ def windowed_run(at_end: str = "rollback") -> Run:
     plan = plan_from(**{"timeouts:\n  step: 60s": f"timeouts:\n  step: 60s\nwindow:\n  rollback: 10m\n  at_end: {at_end}"})
     run = Run(plan=plan)
     started = RunStarted(plan=plan.model_dump(mode="json"), plan_name=plan.name, deploy_id="deploy-new",
-                         previous_deploy_id="deploy-old", window_ends_at=T0 + timedelta(minutes=11))
+                         previous_deploy_id="deploy-old", window_ends_at=T0 + timedelta(minutes=11),
+                         takes_traffic_target=True)
     run.feed(new_envelope(started, id="run-1/started", source="/golive/coordinator", runid="run-1", time=T0))
     return run
 

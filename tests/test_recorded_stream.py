@@ -1,0 +1,171 @@
+"""Events are forever: a recorded stream of real runs stays readable by today's code.
+
+tests/recorded/events-v1.jsonl holds every message of the event stream of three runs made before plans had
+versions (one succeeded, one rolled back at stage 2 by its windows, one succeeded and watched after the go-live;
+tests/recorded/record.py made it). Today's models must parse every message (additive changes only within a
+version: shared/events.py), and `golive status`, `report`, `resume` and `watch` must read the runs back from a
+real nats-server, as they would read runs stored 400 days ago.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from pathlib import Path
+
+import nats
+import pytest
+
+import shared.commands  # noqa: F401  (registers every message type, as a service does)
+from golive.stack import service_env
+from services.coordinator.plan import plan_of
+from shared.bus import ensure_streams
+from shared.envelope import parse_envelope
+from shared.events import RunStarted
+from shared.provenance import event_origin_problem
+from shared.settings import Settings
+from shared.subjects import Subjects
+from tests.harness import run_cli
+
+RECORDED = Path(__file__).parent / "recorded" / "events-v1.jsonl"
+RECORDED_ROOT = "rec"
+RUNS = {"run-rec-ok": "succeeded", "run-rec-rollback": "rolled_back", "run-rec-watch": "succeeded"}
+STAGES_PASSED = [(f"stage {n} ({w}%): stripe_recent {m}", True) for n, w in ((1, 10), (2, 50), (3, 100))
+                 for m in ("p95_ms", "error_rate_pct")]
+SMOKE_PASSED = [("smoke: stripe_recent p95_ms", True), ("smoke: stripe_recent error_rate_pct", True)]
+VERDICTS = {  # each run's checks in prod_performance_validation.json: the smoke test's and each stage's verdicts
+    "run-rec-ok": SMOKE_PASSED + STAGES_PASSED,
+    "run-rec-rollback": SMOKE_PASSED + STAGES_PASSED[:2] + [("stage 2 (50%): slow_query p95_ms", False)],
+    "run-rec-watch": SMOKE_PASSED + STAGES_PASSED + [(f"post-deploy check {n}: slow_query p95_ms", False) for n in (1, 2, 3)],
+}
+
+
+def recorded() -> list[dict]:
+    return [json.loads(line) for line in RECORDED.read_text().splitlines()]
+
+
+def body_bytes(line: dict) -> bytes:
+    return json.dumps(line["body"], separators=(",", ":")).encode()
+
+
+def test_every_recorded_message_is_read_by_todays_models():
+    # payload models forbid unknown keys: a field renamed or removed since the recording fails here, by name
+    lines = recorded()
+    problems = []
+    for line in lines:
+        try:
+            envelope = parse_envelope(body_bytes(line))
+        except ValueError as exc:
+            problems.append(f"{line['subject']}: {exc}")
+            continue
+        if why := event_origin_problem(line["subject"], envelope, RECORDED_ROOT):
+            problems.append(why)
+    assert not problems, "\n".join(problems)
+    # the recording keeps covering what a run says: a re-recording that lost a kind of event would test less
+    types = {line["body"]["type"].split(".")[2] for line in lines}
+    assert {"run_started", "phase_started", "migrations_applied", "probes_completed", "traffic_shifted",
+            "probe_window", "window_judged", "step_failed", "compensation_started", "traffic_rolled_back",
+            "migrations_reverted", "run_finished", "watch_started", "watch_check_completed", "watch_breached",
+            "watch_summary", "watch_ended", "notification_sent"} <= types, types
+    assert {line["body"]["runid"] for line in lines} == set(RUNS)
+
+
+def test_the_recorded_runs_have_no_plan_version_and_read_their_plans_as_version_1():
+    starts = [line["body"]["data"] for line in recorded() if line["body"]["type"].endswith(".run_started.v1")]
+    assert len(starts) == 3 and all("plan_version" not in data and "version" not in data["plan"] for data in starts)
+    for data in starts:
+        plan = plan_of(RunStarted.model_validate(data))
+        assert plan.version == 1 and plan.name == "skeleton" and len(plan.canary.stages) == 3
+
+
+async def publish(settings: Settings, lines: list[dict]) -> None:
+    """Every recorded message into ``settings``' root: its subjects, its stream name and each envelope's
+    ``subject`` rewritten; ids, times and everything else as recorded."""
+    old, new = Subjects(RECORDED_ROOT), settings.subjects
+    await ensure_streams(settings)
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        for line in lines:
+            subject = new.root + line["subject"].removeprefix(old.root)
+            body = {**line["body"], "subject": subject} if line["body"].get("subject") else line["body"]
+            headers = {k: new.event_stream if v == old.event_stream else v for k, v in line["headers"].items()}
+            await js.publish(subject, json.dumps(body, separators=(",", ":")).encode(), headers=headers)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture(scope="module")
+def replayed(nats_url, tmp_path_factory) -> dict[str, str]:
+    """The environment of a CLI pointed at a fresh subject root holding the recorded stream."""
+    tmp = tmp_path_factory.mktemp("replayed")
+    settings = Settings(nats_url=nats_url, subject_root=f"t{secrets.token_hex(5)}", state_dir=tmp / "state",
+                        artifacts_dir=tmp / "artifacts")
+    asyncio.run(publish(settings, recorded()))
+    return service_env(nats_url, settings.state_dir, {"GOLIVE_SUBJECT_ROOT": settings.subject_root,
+                                                     "GOLIVE_ARTIFACTS_DIR": str(settings.artifacts_dir)})
+
+
+def test_status_lists_every_recorded_run_with_its_outcome(replayed):
+    result = run_cli("status", env=replayed)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[2]: line.split() for line in result.stdout.splitlines()[1:]}
+    assert {run: row[5] for run, row in rows.items()} == RUNS, result.stdout
+    assert all(row[3] == "skeleton" for row in rows.values())
+
+
+def test_status_of_the_rolled_back_run_gives_its_stage_verdicts_and_why(replayed):
+    result = run_cli("status", "run-rec-rollback", env=replayed)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "run run-rec-rollback: plan skeleton, deployment dpl_breach (previous dpl_old)" in out
+    assert "state: rolled_back" in out
+    assert "why: stage2:hold failed: stage 2 (50%): slow_query window 1 failed: p95 31.98 ms > 20 ms" in out
+    # stage 1's windows passed, stage 2's two failed ones ended its hold
+    assert "windows judged: 2 pass, 2 fail, 0 inconclusive" in out
+    assert "stage 2 (50%): slow_query window 0 failed: p95 33.12 ms > 20 ms over 16 requests" in out
+    assert "[compensating] undo stage1:shift:10" in out and "[compensating] undo migrate" in out
+    assert "run rolled_back after 3.4s" in out
+
+
+def test_status_of_the_succeeded_run_ends_at_its_last_step(replayed):
+    result = run_cli("status", "run-rec-ok", env=replayed)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "state: succeeded; step 8/8" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("run_id", list(RUNS))
+def test_report_rebuilds_every_artifact_of_a_recorded_run(replayed, run_id, tmp_path):
+    result = run_cli("report", run_id, "--out", str(tmp_path), env=replayed)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    written = {Path(line).name for line in result.stdout.split()}
+    assert {"report.md", "report.html", "report.json", "prod_performance_validation.json", "chart.png"} <= written
+    assert any(name.endswith(".svg") for name in written), written
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["run_id"], report["outcome"]) == (run_id, RUNS[run_id])
+    validation = json.loads((tmp_path / "prod_performance_validation.json").read_text())
+    assert [(c["name"], c["passed"]) for c in validation["checks"]] == VERDICTS[run_id]
+    # the watched run went live, but its post-deploy checks breached: not every check passed
+    assert validation["validation_metadata"]["overall_passed"] is (run_id == "run-rec-ok")
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("run_id", list(RUNS))
+def test_resume_of_a_recorded_run_says_it_already_ended(replayed, run_id):
+    result = run_cli("resume", run_id, "--no-wait", env=replayed)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"run {run_id} already ended: {RUNS[run_id]}" in result.stderr
+
+
+def test_watch_of_the_recorded_watched_run_gives_its_checks_and_breaches(replayed):
+    result = run_cli("watch", "run-rec-watch", env=replayed)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "run run-rec-watch: ended dpl_watch" in result.stdout and "checks 3/3, breaches 3, summaries 2" in result.stdout
+    assert "last check (3): FAILED" in result.stdout
