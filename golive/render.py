@@ -32,6 +32,7 @@ from shared.events import (
     StepTimedOut,
     TrafficRolledBack,
     TrafficShifted,
+    TrafficTargetTaken,
 )
 
 OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}
@@ -79,8 +80,14 @@ def describe(envelope: Envelope) -> tuple[str, str]:
                                 f"{d.expected_weight}%: refused to shift to {d.requested_weight}%")
         case TrafficPromoted():
             return "green", f"{d.canary} promoted via {d.provider} (read back {d.verified_weight}%)"
+        case TrafficRolledBack() if not d.changed:
+            return "yellow", (f"traffic left as it was: this run never moved it; canary at {d.verified_weight}% "
+                              "(read back)")
         case TrafficRolledBack():
             return "yellow", f"traffic rolled back to {d.to or 'stable'}: canary at {d.verified_weight}% (read back)"
+        case TrafficTargetTaken():
+            return "dim", (f"traffic target {d.target} held by this run until it ends; canary {d.canary} at "
+                           f"{d.weight}% (read back)")
         case NotificationSent():
             return "dim", f"notified {d.sink}: {d.kind}"
         case NotificationFailed():
