@@ -31,12 +31,18 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from golive.demo_data import create_database, seed  # noqa: E402
-from golive.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready  # noqa: E402
-from golive.webhook_sink import WebhookSink  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.subjects import SERVICES  # noqa: E402
+from golive.demo_data import create_database, seed
+from golive.embedded import EmbeddedNats, EmbeddedPostgres
+from golive.stack import (
+    DATABASE_ENV,
+    WEBHOOK_ENV,
+    ServiceProcesses,
+    service_env,
+    wait_until_ready,
+)
+from golive.webhook_sink import WebhookSink
+from shared.settings import Settings
+from shared.subjects import SERVICES
 
 ROOT = "rec"
 ROWS = 2_000  # the skeleton's probes read stripe_events: a small table keeps them fast
@@ -136,7 +142,7 @@ def record(out: Path) -> None:
                     result = subprocess.run(
                         [sys.executable, "-m", "golive", "run", str(write_plan(work, run_id, change)), "--run-id", run_id,
                          "--deploy-id", deployment, "--previous-deploy-id", "dpl_old", "--json"],
-                        env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+                        env=env, cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
                     if result.returncode != expected:
                         raise SystemExit(f"{run_id}: exit {result.returncode}, expected {expected}\n{result.stderr}")
                     print(f"{run_id}: exit {result.returncode}", file=sys.stderr)

@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from services.coordinator.plan import Plan, PlanError, parse_plan, plan_from_dict, plan_of
+from services.coordinator.plan import (
+    Plan,
+    PlanError,
+    parse_plan,
+    plan_from_dict,
+    plan_of,
+)
 from services.coordinator.saga import decide
 from shared import plan_versions
 from shared.envelope import new_envelope
