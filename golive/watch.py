@@ -13,6 +13,7 @@ import nats
 from nats.errors import NoServersError
 
 from services.coordinator.artifacts import build_artifacts, write_artifacts
+from services.coordinator.control import operator_refusal
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
@@ -20,7 +21,6 @@ from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryR
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished, RunStarted
-from shared.secrets import redact
 from shared.settings import BusUnreachable, Settings
 
 EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -39,7 +39,7 @@ async def _connect(settings: Settings):
                                   allow_reconnect=True)
     except (NoServersError, OSError, TimeoutError) as exc:
         raise BusUnreachable(
-            f"cannot reach NATS at {redact(settings.resolved_nats_url())} ({type(exc).__name__}); "
+            f"cannot reach NATS at {settings.shown_nats_url()} ({type(exc).__name__}); "
             "start the stack with `golive up` or set GOLIVE_NATS_URL"
         ) from None
 
@@ -128,10 +128,11 @@ class RunNotControllable(ValueError):
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request
 
 
-async def _operate(settings: Settings, run_id: str, refuse: Callable[[RunState], str | None], data, action: str,
-                   echo: Callable[[Envelope], None], follow_to_end: bool) -> int:
-    """Send one operator command to ``run_id`` if ``refuse(state)`` has nothing against it (else RunNotControllable,
-    and nothing is sent). ``follow_to_end``: print the run's events until it finishes and return its exit code;
+async def _operate(settings: Settings, run_id: str, data, action: str, echo: Callable[[Envelope], None],
+                   follow_to_end: bool) -> int:
+    """Send one operator command to ``run_id`` unless the coordinator's own rule refuses it for the run as it stands
+    (services/coordinator/control.py: RunNotControllable, and nothing is sent; the coordinator applies the same rule
+    when the command arrives). ``follow_to_end``: print the run's events until it finishes and return its exit code;
     otherwise print only the coordinator's record of the request and return 0."""
     nc = await _connect(settings)
     try:
@@ -139,8 +140,8 @@ async def _operate(settings: Settings, run_id: str, refuse: Callable[[RunState],
         state, events = await read_run(js, settings, run_id)
         if state is None:
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
-        if why := refuse(state):
-            raise RunNotControllable(f"run {run_id} {why}")
+        if why := operator_refusal(data, state):
+            raise RunNotControllable(why)
         command = await _send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
         seen = {e.id for e in events}
         try:
@@ -166,62 +167,31 @@ async def _operate(settings: Settings, run_id: str, refuse: Callable[[RunState],
     return EXIT_NEEDS_HUMAN
 
 
-def _where(state: RunState) -> str:
-    if state.finished:
-        return state.outcome or ""
-    if state.compensating:
-        return "rolling back"
-    return state.steps[state.position].name if state.position >= 0 else "starting"
-
-
 async def abort_run(settings: Settings, run_id: str, reason: str, requested_by: str,
                     echo: Callable[[Envelope], None]) -> int:
     """Ask the coordinator to abort ``run_id``, then follow the run to its end; returns the run's exit code."""
-    def refuse(state: RunState) -> str | None:
-        return f"already ended: {state.outcome}; nothing to abort" if state.finished else None
-
-    return await _operate(settings, run_id, refuse, AbortRun(reason=reason, requested_by=requested_by), "abort",
+    return await _operate(settings, run_id, AbortRun(reason=reason, requested_by=requested_by), "abort",
                           echo, follow_to_end=True)
 
 
 async def pause_run(settings: Settings, run_id: str, reason: str, requested_by: str,
                     echo: Callable[[Envelope], None]) -> int:
     """Hold ``run_id`` before its next step (the step in flight goes on; failures still roll back)."""
-    def refuse(state: RunState) -> str | None:
-        if state.finished:
-            return f"already ended: {state.outcome}; nothing to pause"
-        if state.compensating:
-            return "is rolling back; a pause holds only a run going forward (`golive abort` is already in effect)"
-        if state.paused_by:
-            return f"is already paused ({state.paused_by}); `golive continue {run_id}` lets it go on"
-        return None
-
-    return await _operate(settings, run_id, refuse, PauseRun(reason=reason, requested_by=requested_by), "pause",
+    return await _operate(settings, run_id, PauseRun(reason=reason, requested_by=requested_by), "pause",
                           echo, follow_to_end=False)
 
 
 async def continue_run(settings: Settings, run_id: str, reason: str, requested_by: str,
                        echo: Callable[[Envelope], None]) -> int:
     """Let a paused run go on: the step it held back is sent now."""
-    def refuse(state: RunState) -> str | None:
-        if state.paused_by and not state.finished and not state.compensating:
-            return None
-        return f"is not paused (it is at: {_where(state)}); nothing to continue"
-
-    return await _operate(settings, run_id, refuse, ContinueRun(reason=reason, requested_by=requested_by),
+    return await _operate(settings, run_id, ContinueRun(reason=reason, requested_by=requested_by),
                           "continue", echo, follow_to_end=False)
 
 
 async def retry_run(settings: Settings, run_id: str, reason: str, requested_by: str,
                     echo: Callable[[Envelope], None]) -> int:
     """Run what a needs_human run has left to undo again, then follow it to its new end; returns its exit code."""
-    def refuse(state: RunState) -> str | None:
-        if state.outcome == "needs_human":
-            return None
-        return (f"does not need a human (it is: {_where(state)}); only a run that ended needs_human "
-                "has compensations to retry")
-
-    return await _operate(settings, run_id, refuse, RetryRun(reason=reason, requested_by=requested_by), "retry",
+    return await _operate(settings, run_id, RetryRun(reason=reason, requested_by=requested_by), "retry",
                           echo, follow_to_end=True)
 
 
@@ -233,15 +203,11 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
         state, _events = await read_run(js, settings, run_id)
         if state is None:
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
-        step = state.steps[state.position] if state.position >= 0 else None
-        if state.finished or state.compensating or step is None or step.command is not None:
-            where = state.outcome or (step.name if step else "starting")
-            raise RunNotControllable(f"run {run_id} is not waiting for an approval (it is at: {where})")
-        if stage is not None and step.name != f"stage{stage}:gate":
-            raise RunNotControllable(f"run {run_id} waits at {step.name}, not at stage {stage}")
-        await _send_to_coordinator(js, settings, ApproveGate(stage=stage, approved_by=approved_by, comment=comment),
-                                   run_id, f"{run_id}.approve.{state.position}")
-        return step.name
+        approve = ApproveGate(stage=stage, approved_by=approved_by, comment=comment)
+        if why := operator_refusal(approve, state):
+            raise RunNotControllable(why)
+        await _send_to_coordinator(js, settings, approve, run_id, f"{run_id}.approve.{state.position}")
+        return state.steps[state.position].name
     finally:
         await nc.close()
 

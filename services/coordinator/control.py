@@ -32,9 +32,10 @@ def operator_refusal(command: Message, state: RunState) -> str | None:
         if state.finished:
             return f"run {run_id} already ended: {state.outcome}; nothing to pause"
         if state.compensating:
-            return f"run {run_id} is rolling back; a pause holds only a run going forward"
+            return (f"run {run_id} is rolling back; a pause holds only a run going forward (`golive abort` is already "
+                    "in effect)")
         if state.paused_by:
-            return f"run {run_id} is already paused ({state.paused_by})"
+            return f"run {run_id} is already paused ({state.paused_by}); `golive continue {run_id}` lets it go on"
         return None
     if isinstance(command, ContinueRun):
         if state.paused_by and not state.finished and not state.compensating:
@@ -43,7 +44,8 @@ def operator_refusal(command: Message, state: RunState) -> str | None:
     if isinstance(command, RetryRun):
         if state.outcome == "needs_human":
             return None
-        return f"run {run_id} does not need a human (it is: {where(state)}); nothing to retry"
+        return (f"run {run_id} does not need a human (it is: {where(state)}); only a run that ended needs_human has "
+                "compensations to retry")
     if isinstance(command, ApproveGate):
         step = state.steps[state.position] if state.position >= 0 else None
         if state.finished or state.compensating or state.retry_at is not None or step is None or step.command is not None:
