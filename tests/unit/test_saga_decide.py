@@ -10,6 +10,7 @@ import pytest
 from services.coordinator.plan import Plan, parse_plan
 from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
 from shared.commands import (
+    AbortRun,
     ApplyMigrations,
     RevertMigrations,
     RollbackTraffic,
@@ -18,6 +19,7 @@ from shared.commands import (
     RunProbes,
     ShiftTraffic,
     TakeTrafficTarget,
+    command_target,
 )
 from shared.envelope import Message, new_envelope
 from shared.events import (
@@ -227,13 +229,22 @@ def commands(outputs: list[Output]) -> list[Message]:
     return [o.data for o in outputs if isinstance(o, SendCommand)]
 
 
-def notifications(outputs: list[Output]) -> list[Message]:
-    """Commands to the notifier: there must be none, it reads the run's events itself."""
-    return [c for c in commands(outputs) if c.TYPE.startswith("golive.cmd.notifier.")]
+WORKERS = {"migrator", "prober", "traffic"}  # the services the saga sends work to; the notifier reads events itself
+
+
+def stray_commands(outputs: list[Output]) -> list[Message]:
+    """Commands the saga sent to anything but a work service (the notifier, itself): there must be none."""
+    return [c for c in commands(outputs) if command_target(type(c))[0] not in WORKERS]
 
 
 def work_commands(outputs: list[Output]) -> list[Message]:
-    return [c for c in commands(outputs) if c not in notifications(outputs)]
+    return [c for c in commands(outputs) if command_target(type(c))[0] in WORKERS]
+
+
+def test_stray_commands_finds_a_command_to_another_service():
+    """The check below can fail: a coordinator command among the outputs is found."""
+    stray = SendCommand("x", AbortRun(reason="r", requested_by="me"))
+    assert stray_commands([stray]) == [stray.data]
 
 
 def finished(outputs: list[Output]) -> RunFinished:
@@ -287,7 +298,7 @@ def test_the_saga_sends_no_notifications_its_events_carry_what_the_notifier_need
     while not run.state.finished:
         run.succeed()
 
-    assert notifications(run.outputs) == []
+    assert stray_commands(run.outputs) == []
     (step_failed,) = [e for e in events(run.outputs) if isinstance(e, StepFailed)]
     assert "p95 512.00 > 400" in step_failed.reason  # the rollback message's reason, with its numbers
     assert finished(run.outputs).outcome == "rolled_back"
@@ -333,7 +344,7 @@ def test_whole_success_path_ends_succeeded_with_a_success_notification():
     assert result.outcome == "succeeded"
     assert result.left_to_undo == []
     assert result.duration_s == (run.clock - T0).total_seconds() == len(RUNBOOK_ORDER)
-    assert notifications(run.outputs) == []
+    assert stray_commands(run.outputs) == []
     assert not any(isinstance(c, (RollbackTraffic, RevertMigrations)) for c in commands(run.outputs))
     assert not any(isinstance(e, (StepFailed, CompensationStarted)) for e in events(run.outputs))
 
@@ -388,7 +399,7 @@ def test_stage_rolls_back_traffic_before_reverting_indexes_after_a_failing_probe
     result = finished(done)
     assert result.outcome == "rolled_back"
     assert "p95 512.00 > 400" in result.reason
-    assert notifications(run.outputs) == []
+    assert stray_commands(run.outputs) == []
 
 
 def test_failed_command_rolls_back_with_the_services_reason():
@@ -454,7 +465,7 @@ def test_failing_compensation_ends_needs_human_naming_what_is_left_to_undo():
     assert "p95 512.00 > 400" in result.reason
     assert "envoy admin API unreachable" in result.reason
     assert work_commands(outputs) == []  # the index revert is not attempted behind a failed traffic rollback
-    assert notifications(run.outputs) == []
+    assert stray_commands(run.outputs) == []
 
 
 def test_finished_run_ignores_answers_and_ticks():
