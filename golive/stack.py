@@ -120,8 +120,8 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
                 try:
                     await js.consumer_info(stream, name)
                     pending.discard((stream, name))
-                except NotFoundError:
-                    pass
+                except (NotFoundError, nats.errors.TimeoutError):  # not yet; on a cluster, its stream may be
+                    pass                                          # electing a leader (the API then does not answer)
             if pending:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"services not ready after {timeout_s:.0f} s: {sorted(n for _, n in pending)}")

@@ -31,7 +31,7 @@ from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, 
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from faststream.specification import AsyncAPI
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.durables import Durable, keep_durables
 from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
@@ -93,14 +93,9 @@ async def ensure_streams(settings: Settings, replicas: int | None = None, log: A
     try:
         js = nc.jetstream()
         for config in settings.subjects.stream_configs(replicas=replicas):
-            try:
-                info = await js.stream_info(config.name)
-            except NotFoundError:
-                try:
-                    await js.add_stream(config)
-                    continue
-                except BadRequestError:  # created meanwhile by another process, maybe otherwise: compare below
-                    info = await js.stream_info(config.name)
+            info = await until_answered(lambda config=config: _created_or_found(js, config))
+            if info is None:
+                continue
             if found := settings_differences(config, info.config, STREAM_SETTINGS):
                 differences[config.name] = found
                 if log is not None:
@@ -109,6 +104,37 @@ async def ensure_streams(settings: Settings, replicas: int | None = None, log: A
     finally:
         await nc.drain()
     return differences
+
+
+async def _created_or_found(js: Any, config: Any) -> Any:
+    """None when the stream was missing and is now created, else the existing stream's info."""
+    try:
+        return await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return None
+        except BadRequestError:  # created meanwhile by another process, maybe otherwise: compare it
+            return await js.stream_info(config.name)
+
+
+# what a JetStream API request meets on a cluster while a leader is being elected (the cluster starting, a stream
+# just created by another process, a node gone): nobody answers for a few seconds, then the new leader does
+UNANSWERED = (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError)
+ELECTION_WAIT_S = 30.0
+
+
+async def until_answered(request: Callable[[], Awaitable[Any]], wait_s: float = ELECTION_WAIT_S) -> Any:
+    """``request()``'s answer, asked again while JetStream does not answer (UNANSWERED) for up to ``wait_s``; the
+    last error after that. Only for requests that may be repeated (reads, creations that tolerate existing)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return await request()
+        except UNANSWERED:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
 
 
 class CommandError(Exception):
@@ -218,7 +244,7 @@ class Bus:
 
     async def _startup(self) -> None:
         await ensure_streams(self.settings, log=self.log)
-        self.log.info("bus.ready", nats=redact(self.settings.resolved_nats_url()), root=self.subjects.root)
+        self.log.info("bus.ready", nats=self.settings.shown_nats_url(), root=self.subjects.root)
 
     async def _keep_durables(self) -> None:
         """Recreate this service's durable consumers when someone deletes one (shared/durables.py)."""

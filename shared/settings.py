@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         default=None, pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
         description="where this process's replies (PubAcks, JetStream API answers, pull deliveries) arrive; default "
         "_INBOX_<user> when a user is set (deploy/nats.conf lets each user read only its own), else _INBOX")
+    stream_replicas: int = Field(
+        default=1, ge=1, le=5, description="replicas of the streams and KV buckets golive creates (3 on a NATS "
+        "cluster: each survives a node's loss); existing ones keep theirs")
     subject_root: str = "golive"
     state_dir: Path = Path(".golive")
     artifacts_dir: Path = Field(default=Path("artifacts"), description="where runs leave their report, validation and badges")
@@ -77,27 +80,50 @@ class Settings(BaseSettings):
             return DEFAULT_INBOX_PREFIX
         return f"{DEFAULT_INBOX_PREFIX}_{re.sub(r'[^A-Za-z0-9_-]', '_', user)}"
 
+    def servers(self) -> list[str]:
+        """The NATS servers to connect to (nats-py's ``servers``): each URL of the resolved, comma-separated list."""
+        return nats_servers(self.resolved_nats_url())
+
+    def shown_nats_url(self) -> str:
+        """The servers as logs and messages show them: ``scheme://***@host:port``, whatever the URLs carry before
+        the ``@`` (a user and password, or a token alone, which pattern-based redaction cannot tell from a user)."""
+        return ",".join(_without_credentials(u) for u in self.servers())
+
     def resolved_nats_url(self) -> str:
-        """The configured URL, else the one the embedded stack (`golive up`) recorded; else NoBusAddress.
+        """The configured URL, else the one the embedded stack (`golive up`) recorded; else NoBusAddress. A cluster
+        is a comma-separated list of its nodes' URLs; each comes back with its scheme (``nats://`` when none).
 
         Never a default such as 127.0.0.1:4222: on a shared machine that is someone else's server, and golive
         would create its streams there and wait on it silently."""
-        if self.nats_url:
-            return self.nats_url
+        if self.nats_url and (servers := nats_servers(self.nats_url)):
+            return ",".join(servers)
         stack = read_stack_file(self.state_dir)
-        if stack and stack.get("nats_url"):
-            return str(stack["nats_url"])
+        if stack and stack.get("nats_url") and (servers := nats_servers(str(stack["nats_url"]))):
+            return ",".join(servers)
         raise NoBusAddress(
             f"no NATS address: set GOLIVE_NATS_URL, or start the embedded stack with `golive up` (it writes "
             f"{self.state_dir / STACK_FILE}, which golive reads from this folder)")
 
 
+def nats_servers(url: str) -> list[str]:
+    """The URLs of a comma-separated list of NATS servers, each with a scheme (``nats://`` when it has none, as nats-py
+    assumes), so every URL reads the same to nats-py and to redaction (shared.secrets hides ``scheme://user:pass@``)."""
+    return [u if "://" in u else f"nats://{u}" for u in (part.strip() for part in url.split(",")) if u]
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}" if "@" in parts.netloc else host).geturl()
+
+
 def _url_user(url: str | None) -> str | None:
-    """The user named in a NATS URL (the first of a comma-separated list), never its password."""
-    if not url:
+    """The user named in a NATS URL (the first of a comma-separated list), never its password. ``nats://secret@host``
+    names no user: nats-py sends a lone user part as a token, which must not become a subject (the inbox prefix)."""
+    if not url or not (servers := nats_servers(url)):
         return None
-    first = url.split(",")[0].strip()
-    return urlsplit(first if "://" in first else f"nats://{first}").username
+    parts = urlsplit(servers[0])
+    return parts.username if parts.password is not None else None
 
 
 def read_stack_file(state_dir: Path) -> dict | None:

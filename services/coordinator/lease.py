@@ -106,9 +106,10 @@ class Leases:
         self.ttl_s = ttl_s
 
     @classmethod
-    async def open(cls, js: JetStreamContext, root: str, ttl_s: float, owner: str | None = None) -> Leases:
+    async def open(cls, js: JetStreamContext, root: str, ttl_s: float, owner: str | None = None,
+                   replicas: int = 1) -> Leases:
         kv = await open_bucket(js, KeyValueConfig(
-            bucket=leases_bucket(root), history=1, ttl=ttl_s, storage=StorageType.FILE,
+            bucket=leases_bucket(root), history=1, ttl=ttl_s, storage=StorageType.FILE, replicas=replicas,
             description="golive coordinator: which coordinator drives each run (expires unless renewed)",
         ))
         # the bucket's TTL is the one that expires keys: every coordinator must judge leases by it, even one

@@ -99,7 +99,7 @@ class Traffic:
     async def targets(self) -> TargetLocks:
         if self._targets is None:
             self._targets = await TargetLocks.open(self.bus.broker.connection.jetstream(), self.bus.subjects,
-                                                   self.bus.log)
+                                                   self.bus.log, self.bus.settings.stream_replicas)
         return self._targets
 
     async def _hold(self, run_id: str, provider: TrafficProvider, canary: str, stable: str | None) -> Hold:

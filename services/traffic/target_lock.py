@@ -114,9 +114,9 @@ class TargetLocks:
         self.subjects = subjects
 
     @classmethod
-    async def open(cls, js: JetStreamContext, subjects: Subjects, log=None) -> TargetLocks:
+    async def open(cls, js: JetStreamContext, subjects: Subjects, log=None, replicas: int = 1) -> TargetLocks:
         kv = await open_bucket(js, KeyValueConfig(
-            bucket=targets_bucket(subjects.root), history=1, storage=StorageType.FILE,
+            bucket=targets_bucket(subjects.root), history=1, storage=StorageType.FILE, replicas=replicas,
             description="golive traffic: which run holds each traffic target (until that run ends)",
         ), log)
         return cls(kv, js, subjects)
