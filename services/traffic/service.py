@@ -2,11 +2,13 @@
 
 Ordering and concurrency (the service takes several commands at once, see golive/serve.py):
 - shifts of one canary run one at a time (a lock per canary), so two shifts never interleave;
-- a rollback takes no lock: it cancels the shifts of that canary still in flight in this process, fences
-  the run (a shift of that run arriving later, e.g. redelivered, is refused) and sets the weight at once.
-  It never waits behind a slow shift, and it never checks for drift: the way back is always open.
+- a rollback takes no lock: it fences the run (a shift of that run on any instance, in flight or arriving later,
+  e.g. redelivered, is refused or undoes itself: services/traffic/ledger.py says in which order), cancels the
+  shifts of that canary still in flight in this process and sets the weight at once. It never waits behind a
+  slow shift, and it never checks for drift: the way back is always open.
 Idempotence: the same shift twice changes traffic once (already there -> no change); a shift redelivered
-after a crash reports the weight its first attempt found, from the ledger.
+after a crash, to any instance, reports the weight its first attempt found, from the ledger.
+Several instances share nothing but the bus: the ledger and the targets' holds are JetStream KV buckets.
 One run per target (services/traffic/target_lock.py): a run takes its provider's target before its first shift
 (take; a shift or promote of a run that has not takes it then) and holds it until the run ends; another run's
 take, shift or promote is refused with the holder's run id. A rollback changes traffic only when its run holds
@@ -19,16 +21,29 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import Gauge
 
 from services.traffic.drift import judge_shift
-from services.traffic.ledger import Ledger
+from services.traffic.ledger import Fenced, Ledger, RunGuard
 from services.traffic.provider import ProviderError, TrafficProvider, build_provider
 from services.traffic.target_lock import Hold, TargetHeld, TargetLocks
 from shared.bus import Bus, CommandError, Work
-from shared.commands import PromoteTraffic, ProviderSpec, RollbackTraffic, ShiftTraffic, TakeTrafficTarget
-from shared.events import TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted, TrafficTargetTaken
+from shared.commands import (
+    PromoteTraffic,
+    ProviderSpec,
+    RollbackTraffic,
+    ShiftTraffic,
+    TakeTrafficTarget,
+)
+from shared.events import (
+    TrafficDrift,
+    TrafficPromoted,
+    TrafficRolledBack,
+    TrafficShifted,
+    TrafficTargetTaken,
+)
 from shared.secrets import redact
 
 KEEPER_EVERY_S = 2.0  # how often the weights of an envoy proxy are checked (and re-asserted after a restart)
@@ -44,7 +59,7 @@ class Traffic:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.state_dir = bus.settings.state_dir
-        self.ledger = Ledger(self.state_dir / "traffic-ledger.json")
+        self._ledger: Ledger | None = None
         self.providers: dict[str, TrafficProvider] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.in_flight: defaultdict[str, set[asyncio.Task]] = defaultdict(set)
@@ -91,8 +106,11 @@ class Traffic:
         if stable:
             self.weight_gauge.labels(provider.name, stable).set(100 - weight)
 
-    async def _save(self) -> None:
-        await asyncio.to_thread(self.ledger.save)
+    async def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = await Ledger.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
+                                             self.bus.settings.stream_replicas, self.bus.log)
+        return self._ledger
 
     # --- the run's hold on its target ---------------------------------------------------------------
 
@@ -147,29 +165,33 @@ class Traffic:
         started = time.perf_counter()
         run_id, command_id = work.envelope.runid, work.envelope.id
         key, provider = self.provider(cmd.provider)
+        ledger = await self.ledger()
         async with self.locks[cmd.canary]:
-            if self.ledger.fenced(run_id, cmd.canary):
-                raise CommandError(f"run {run_id} already rolled {cmd.canary} back; shift to {cmd.weight}% refused", "fatal")
+            guard = await self._guard(ledger.guard(run_id, cmd.canary), cmd.weight)
             hold = await self._hold(run_id, provider, cmd.canary, cmd.stable)
             observed = await provider.weight(cmd.canary)
+            guard = await self._guard(ledger.confirm(guard), cmd.weight)  # C1: not rolled back before we read
             expected = cmd.expected_previous_weight
             if expected is None:
-                expected = self.ledger.last_set.get(f"{key}|{cmd.canary}", hold.weight)
+                last = await ledger.last_set(f"{key}|{cmd.canary}")
+                expected = hold.weight if last is None else last
             decision = judge_shift(observed, cmd.weight, expected)
-            before = self.ledger.before.get(command_id, observed)
+            recorded = await ledger.before(command_id)
+            before = observed if recorded is None else recorded
             if decision.action == "drift":
                 self.bus.log.warning("traffic.drift", canary=cmd.canary, expected=expected, observed=observed)
                 return TrafficDrift(provider=provider.name, canary=cmd.canary, requested_weight=cmd.weight,
                                     expected_weight=expected, observed_weight=observed)
             if decision.action == "shift":
                 # written before the change: a redelivery after a crash reports the weight this command found
-                self.ledger.remember_before(command_id, observed)
-                await self._save()
-                await self._before_change(hold)
-                await provider.set_weight(cmd.canary, cmd.stable, cmd.weight)
+                before = await ledger.remember_before(command_id, observed)
+                hold = await self._before_change(hold)
+                guard = await self._guard(ledger.confirm(guard), cmd.weight)  # C2: right before the provider call
+                await self._change_unless_fenced(guard, provider, cmd.stable, hold.target,
+                                                 lambda: provider.set_weight(cmd.canary, cmd.stable, cmd.weight),
+                                                 f"shift of {cmd.canary} to {cmd.weight}%")
             after = await provider.verify(cmd.canary, cmd.weight)
-            self.ledger.last_set[f"{key}|{cmd.canary}"] = after
-            await self._save()
+            await ledger.record_set(f"{key}|{cmd.canary}", after)
         self.watched[(key, cmd.canary)] = provider
         self._gauge(provider, cmd.canary, cmd.stable, after)
         return TrafficShifted(
@@ -178,16 +200,47 @@ class Traffic:
             duration_s=round(time.perf_counter() - started, 6),
         )
 
+    async def _guard(self, check: Awaitable[RunGuard], weight: int | None = None) -> RunGuard:
+        """A fence check (ledger.guard or ledger.confirm): a fenced run's command is refused, nothing changed."""
+        try:
+            return await check
+        except Fenced as exc:
+            action = "promote refused" if weight is None else f"shift to {weight}% refused"
+            raise CommandError(f"{exc}; {action}", "fatal") from None
+
+    async def _change_unless_fenced(self, guard: RunGuard, provider: TrafficProvider, stable: str | None,
+                                    target: str, change: Callable[[], Awaitable[None]], what: str) -> None:
+        """Call the provider (``change``), then confirm once more (C3): if the run was fenced meanwhile, its
+        rollback may have set the canary back before this call landed, so undo it the rollback's way (on the run's
+        own hold only) and refuse."""
+        ledger = await self.ledger()
+        try:
+            await change()
+        finally:
+            try:
+                await ledger.confirm(guard)
+                fenced = False
+            except Fenced:
+                fenced = True
+            if fenced:
+                hold = await (await self.targets()).hold_of(target)
+                if hold is not None and hold.run_id == guard.run_id:
+                    await provider.rollback(guard.canary, stable)
+                self.bus.log.warning("traffic.undone_after_rollback", canary=guard.canary, what=what)
+                raise CommandError(f"{what} superseded by a rollback (undone)", "fatal")
+
     # --- rollback -------------------------------------------------------------------------------
 
     async def on_rollback(self, cmd: RollbackTraffic, work: Work) -> TrafficRolledBack:
         started = time.perf_counter()
         key, provider = self.provider(cmd.provider)
-        self.ledger.fence(work.envelope.runid, cmd.canary)
+        ledger = await self.ledger()
+        # F, first: from here on no shift of this run reaches the provider unnoticed, on any instance (ledger.py)
+        await ledger.fence(work.envelope.runid, cmd.canary)
         shifts = [t for t in self.in_flight[cmd.canary] if not t.done()]
         for task in shifts:
             task.cancel()
-        before = self.ledger.last_set.get(f"{key}|{cmd.canary}")
+        before = await ledger.last_set(f"{key}|{cmd.canary}")
         hold = await (await self.targets()).hold_of(provider.target(cmd.canary, cmd.to))
         if hold is None or hold.run_id != work.envelope.runid or not hold.applied:
             return await self._nothing_to_roll_back(cmd, provider, started, len(shifts))
@@ -197,8 +250,7 @@ class Traffic:
             after = await provider.verify(cmd.canary, 0)
         except ProviderError as exc:
             raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
-        self.ledger.last_set[f"{key}|{cmd.canary}"] = after
-        await self._save()
+        await ledger.record_set(f"{key}|{cmd.canary}", after)
         self.watched[(key, cmd.canary)] = provider
         self._gauge(provider, cmd.canary, cmd.to, after)
         if after != 0:
@@ -224,15 +276,18 @@ class Traffic:
     async def on_promote(self, cmd: PromoteTraffic, work: Work) -> TrafficPromoted:
         started = time.perf_counter()
         key, provider = self.provider(cmd.provider)
+        ledger = await self.ledger()
         try:
             async with self.locks[cmd.canary]:
-                if self.ledger.fenced(work.envelope.runid, cmd.canary):
-                    raise CommandError(f"run {work.envelope.runid} rolled {cmd.canary} back; promote refused", "fatal")
-                await self._before_change(await self._hold(work.envelope.runid, provider, cmd.canary, cmd.stable))
-                await provider.promote(cmd.canary, cmd.stable)
+                guard = await self._guard(ledger.guard(work.envelope.runid, cmd.canary))
+                hold = await self._before_change(await self._hold(work.envelope.runid, provider, cmd.canary,
+                                                                  cmd.stable))
+                guard = await self._guard(ledger.confirm(guard))  # the shift's order: ledger.py
+                await self._change_unless_fenced(guard, provider, cmd.stable, hold.target,
+                                                 lambda: provider.promote(cmd.canary, cmd.stable),
+                                                 f"promote of {cmd.canary}")
                 after = await provider.verify(cmd.canary, 100)
-                self.ledger.last_set[f"{key}|{cmd.canary}"] = after
-                await self._save()
+                await ledger.record_set(f"{key}|{cmd.canary}", after)
         except ProviderError as exc:
             raise CommandError(str(exc), "transient" if exc.transient else "fatal") from None
         self._gauge(provider, cmd.canary, cmd.stable, after)
