@@ -4,19 +4,38 @@ A lease says who drives a run; it expires when its holder dies, and then its key
 runs exist to be driven at all, so a standby coordinator can take over a run whose holder died without waiting for
 a new event of that run (a run in a 30-minute hold sends none). A coordinator adds a run when it takes it and removes
 it once the run's run_finished is published.
+
+The post-deploy watches that began and have not ended are here too, under ``watch.<run_id>`` (a run id never holds a
+dot, so the two never meet): a watch runs days after its run ended, and a standby takes over one whose driver died
+the same way, from this bounded listing rather than from the whole event history. Their value says which check was
+last sent and when, so the one taking over does not send it a second time.
 """
 
 from __future__ import annotations
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
 from shared.buckets import open_bucket
+
+WATCH_PREFIX = "watch."
 
 
 def active_runs_bucket(root: str) -> str:
     return f"{root.upper()}_ACTIVE_RUNS"
+
+
+def watch_key(run_id: str) -> str:
+    """The key of a run's post-deploy watch, here and in the leases bucket: never a run's own key."""
+    return f"{WATCH_PREFIX}{run_id}"
+
+
+def split_keys(keys: list[str]) -> tuple[list[str], list[str]]:
+    """(run ids, run ids of watches) among the bucket's keys, each sorted."""
+    runs = sorted(k for k in keys if not k.startswith(WATCH_PREFIX))
+    watches = sorted(k[len(WATCH_PREFIX):] for k in keys if k.startswith(WATCH_PREFIX))
+    return runs, watches
 
 
 class ActiveRuns:
@@ -43,7 +62,29 @@ class ActiveRuns:
             pass
 
     async def list(self) -> list[str]:
+        """The runs started and not ended (not the watches)."""
+        return split_keys(await self._keys())[0]
+
+    async def watches(self) -> list[str]:
+        """The run ids whose post-deploy watch began and has not ended."""
+        return split_keys(await self._keys())[1]
+
+    async def put_watch(self, run_id: str, note: bytes = b"") -> None:
+        await self.kv.put(watch_key(run_id), note)
+
+    async def watch_note(self, run_id: str) -> bytes:
+        """What the watch's driver last noted (b"": nothing, or no such watch)."""
         try:
-            return sorted(await self.kv.keys())
+            entry = await self.kv.get(watch_key(run_id))
+        except (KeyNotFoundError, KeyDeletedError):
+            return b""
+        return entry.value or b""
+
+    async def remove_watch(self, run_id: str) -> None:
+        await self.remove(watch_key(run_id))
+
+    async def _keys(self) -> list[str]:
+        try:
+            return list(await self.kv.keys())
         except NoKeysError:
             return []
