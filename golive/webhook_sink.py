@@ -4,9 +4,9 @@ It speaks what Slack's incoming webhooks speak (POST JSON, answer 200 ``ok``), k
 and can rehearse a bad day: fail the next N posts with a status (``fail_next``; a 429 carries
 ``Retry-After: <retry_after>``), or never answer at all (``hang``: the connection stays open until the
 server stops). ``hold_if`` holds the posts whose JSON body it picks: they wait, unanswered, until ``release()``
-accepts them (or the server stops; then they are never answered nor received), so a test can keep a post in
-flight while it kills the sender or checks what else gets through. Every attempt is kept in ``attempts`` with
-its arrival time, so tests can see retries.
+accepts them (or the server stops, or ``drop_held()`` drops them; then they are never answered nor received), so a
+test can keep a post in flight while it kills the sender or checks what else gets through. Every attempt is kept
+in ``attempts`` with its arrival time, so tests can see retries.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class WebhookSink:
         self.hold_if: Callable[[dict], bool] | None = None
         self._held: list[dict] = []
         self._release = threading.Event()
+        self._drop = threading.Event()
         self.path = path
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -102,12 +103,12 @@ class WebhookSink:
             if not hold:
                 return True
             self._held.append(body)
-            release = self._release
-        while not (release.is_set() or self._stopping.is_set()):
+            release, drop = self._release, self._drop
+        while not (release.is_set() or drop.is_set() or self._stopping.is_set()):
             release.wait(0.05)
         with self._lock:
             self._held.remove(body)
-        return release.is_set()
+        return release.is_set() and not drop.is_set()  # dropped stays dropped, whatever a release did after
 
     def held(self) -> list[dict]:
         """The bodies of the posts held now (arrived, not answered)."""
@@ -119,6 +120,13 @@ class WebhookSink:
         with self._lock:
             release, self._release = self._release, threading.Event()
         release.set()
+
+    def drop_held(self) -> None:
+        """Answer and keep none of the posts held now, as if their connections broke before the receiver took them
+        (a sender killed mid-post); posts arriving later are held again while ``hold_if`` picks them."""
+        with self._lock:
+            drop, self._drop = self._drop, threading.Event()
+        drop.set()
 
     def wait_until(self, condition: Callable[[], bool], timeout_s: float = 30.0) -> bool:
         """Wait until ``condition()`` holds; return whether it did."""
