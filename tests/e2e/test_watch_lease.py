@@ -11,14 +11,18 @@ import json
 import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import nats
 import pytest
 
+from services.coordinator.post_deploy_driver import PostDeployDriver
+from shared.bus import Bus
 from shared.commands import RunProbes, command_target
 from shared.event_log import read_events
 from shared.events import WatchCheckCompleted, WatchEnded
+from shared.telemetry import ServiceMetrics, configure_logging
 from tests.harness import REPO, skeleton_plan
 
 pytestmark = pytest.mark.e2e
@@ -30,17 +34,16 @@ def watched(plan: dict) -> None:
                                        "thresholds": {"p95_ms": 400, "error_rate_pct": 1.0}}]}
 
 
-async def watch_with_two_coordinators(services, settings, process_env, tmp_path: Path, run_id: str,
-                                      kill_after_check: int | None = None) -> tuple[Counter, list, WatchEnded, str]:
-    """Run a watched go-live with two coordinators; the check commands published (by id), the checks completed
-    (in stream order), the watch's end, and the log name of the coordinator killed (if any)."""
+async def watch_a_run(settings, process_env, tmp_path: Path, run_id: str,
+                      after_check: Callable[[int], Awaitable[None]] | None = None) -> tuple[Counter, list, WatchEnded]:
+    """Run a watched go-live; the check commands published (by id), the checks completed (in stream order) and the
+    watch's end. ``after_check(index)`` is awaited as each check's completion is read from the stream."""
     nc = await nats.connect(settings.resolved_nats_url())
     published: Counter = Counter()
 
     async def on_command(msg) -> None:
         published[json.loads(msg.data)["id"]] += 1
 
-    killed = ""
     try:
         await nc.subscribe(settings.subjects.command(*command_target(RunProbes)), cb=on_command)
         plan = skeleton_plan(tmp_path, hold="1s", smoke="1s", edit=watched)
@@ -53,15 +56,13 @@ async def watch_with_two_coordinators(services, settings, process_env, tmp_path:
         js = nc.jetstream()
 
         async def follow() -> WatchEnded:
-            nonlocal killed
             events = read_events(js, settings.subjects.events_of_run(run_id), follow=True)
             async with contextlib.aclosing(events) as feed:
                 async for _seq, envelope in feed:
                     if isinstance(envelope.data, WatchCheckCompleted):
                         completed.append(envelope.data)
-                        if envelope.data.index == kill_after_check and not killed:
-                            killed = driver_of_watch(tmp_path / "logs", run_id)
-                            services.procs[killed].send_signal(signal.SIGKILL)
+                        if after_check:
+                            await after_check(envelope.data.index)
                     if isinstance(envelope.data, WatchEnded):
                         return envelope.data
             raise AssertionError("the event feed ended")
@@ -69,7 +70,7 @@ async def watch_with_two_coordinators(services, settings, process_env, tmp_path:
         ended = await asyncio.wait_for(follow(), 120)  # a watch nobody drives never ends: fail, do not hang
     finally:
         await nc.close()
-    return Counter({k: n for k, n in published.items() if k.startswith(f"{run_id}/watch/")}), completed, ended, killed
+    return Counter({k: n for k, n in published.items() if k.startswith(f"{run_id}/watch/")}), completed, ended
 
 
 def logged(log: Path, event: str, run_id: str) -> list[dict]:
@@ -98,8 +99,7 @@ def assert_each_check_once(published: Counter, completed: list, ended: WatchEnde
 
 def test_two_coordinators_drive_one_watch_and_send_each_check_once(services, settings, process_env, tmp_path):
     services.start_one("coordinator", "-b")
-    published, completed, ended, _ = asyncio.run(
-        watch_with_two_coordinators(services, settings, process_env, tmp_path, "watch-two"))
+    published, completed, ended = asyncio.run(watch_a_run(settings, process_env, tmp_path, "watch-two"))
     assert_each_check_once(published, completed, ended, "watch-two")
     deciders = {log.stem for log in (tmp_path / "logs").glob("coordinator*.log")
                 if logged(log, "watch.decided", "watch-two")}
@@ -108,10 +108,50 @@ def test_two_coordinators_drive_one_watch_and_send_each_check_once(services, set
 
 def test_the_other_coordinator_finishes_a_watch_whose_driver_was_killed(services, settings, process_env, tmp_path):
     services.start_one("coordinator", "-b")
-    published, completed, ended, killed = asyncio.run(
-        watch_with_two_coordinators(services, settings, process_env, tmp_path, "watch-killed", kill_after_check=1))
+    killed = ""
+
+    async def kill_its_driver(index: int) -> None:
+        nonlocal killed
+        if index == 1:
+            killed = driver_of_watch(tmp_path / "logs", "watch-killed")
+            services.procs[killed].send_signal(signal.SIGKILL)
+
+    published, completed, ended = asyncio.run(
+        watch_a_run(settings, process_env, tmp_path, "watch-killed", after_check=kill_its_driver))
     assert killed, "the watch ended before its driver could be killed"
     assert_each_check_once(published, completed, ended, "watch-killed")
     survivor = ({"coordinator", "coordinator-b"} - {killed}).pop()
     # taken over once the killed one's lease expired (by the adopter, or by an answer handed back until then)
     assert logged(tmp_path / "logs" / f"{survivor}.log", "watch.taken", "watch-killed")
+
+
+def test_a_watch_whose_driver_died_is_adopted_from_the_listing_without_an_event(services, settings, process_env,
+                                                                                  tmp_path):
+    """The adopting driver here consumes no event at all: only the listing of live watches can show it the watch."""
+    adopted = []
+
+    async def kill_and_adopt(index: int) -> None:
+        if index != 0:
+            return
+        services.procs["coordinator"].send_signal(signal.SIGKILL)  # the only coordinator: it drives the watch
+        bus = Bus(settings, "coordinator", ServiceMetrics("coordinator"), configure_logging("coordinator", "WARNING"))
+        await bus.start()
+        driver = PostDeployDriver(bus)  # not registered: no consumer, no event of the run reaches it
+        try:
+            deadline = asyncio.get_running_loop().time() + 60
+            while "watch-adopted" not in driver.held:  # once the dead one's lease expired (4 s in tests)
+                assert asyncio.get_running_loop().time() < deadline, "the watch was never adopted"
+                await driver.take_over_orphans()
+                await asyncio.sleep(0.5)
+            adopted.append(driver.watches["watch-adopted"])
+        finally:
+            await driver.stop_ticking()  # hands the watch back at once: a coordinator process finishes it
+            await bus.stop()
+        services.start_one("coordinator", "-after")
+
+    published, completed, ended = asyncio.run(
+        watch_a_run(settings, process_env, tmp_path, "watch-adopted", after_check=kill_and_adopt))
+    [state] = adopted
+    assert state.watching and state.checks_done >= 1
+    assert_each_check_once(published, completed, ended, "watch-adopted")
+    assert logged(tmp_path / "logs" / "coordinator-after.log", "watch.taken", "watch-adopted")
