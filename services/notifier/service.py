@@ -146,6 +146,10 @@ class Notifier:
                 # RunStarted is a run's first event: without it before this one, it never comes
                 self._finish(run_id, seq)
                 return None, []  # a run that never started (a refused start, a test's commands): nothing to tell
+        elif view is not None and last is not None and seq > last + 1:
+            # events of this run may have gone to another instance (the consumer is shared): fold them first, so a
+            # moment that depends on what came before ("stage 1 passed" on stage 2's start) is seen here too
+            view = await self._catch_up(view, run_id, after_seq=last, before_seq=seq)
         view, moments = observe(view, envelope)
         if view is not None and view.outcome is not None and not view.watching:
             self.runs.pop(run_id, None)
@@ -159,6 +163,15 @@ class Notifier:
         self.finished[run_id] = seq
         while len(self.finished) > FINISHED_RUNS_KEPT:
             self.finished.popitem(last=False)
+
+    async def _catch_up(self, view: RunView, run_id: str, after_seq: int, before_seq: int) -> RunView:
+        js = self.bus.broker.connection.jetstream()
+        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id), from_seq=after_seq + 1,
+                                        up_to_seq=before_seq - 1)) as feed:
+            async for _seq, envelope in feed:
+                if envelope.source != self.bus.source:
+                    view, _ = observe(view, envelope)  # told or not is the ledger's to say, when they come here
+        return view
 
     async def _replay(self, run_id: str, before_seq: int) -> RunView | None:
         js = self.bus.broker.connection.jetstream()
