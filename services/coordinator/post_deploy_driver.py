@@ -334,12 +334,9 @@ Pending = list[tuple[Envelope, list[Output]]]  # decisions to publish, each with
 def take_over(history: list[Envelope], coordinator_source: str) -> tuple[WatchState | None, Pending]:
     """The watch of a run's ``history`` and the decisions nobody published yet, each with its cause.
 
-    Folded silently up to the last event a coordinator already handled (the cause of its last decision; a decision
-    of the clock: the event before it), then each later event decided again, keeping its outputs: its driver died
-    before publishing them (an answer it never recorded, the run's end that starts the watch)."""
-    # here, not at the top: service.py imports this module
-    from services.coordinator.service import handled_through
-
+    Folded silently up to the last event a coordinator already handled, then each later event decided again, keeping
+    its outputs: its driver died before publishing them (an answer it never recorded, the run's end that starts the
+    watch). Decisions already published among them are the watch's own events: folding those changes nothing."""
     done = handled_through(history, coordinator_source)
     state: WatchState | None = None
     for envelope in history[:done + 1]:
@@ -350,6 +347,19 @@ def take_over(history: list[Envelope], coordinator_source: str) -> tuple[WatchSt
         if outputs:
             pending.append((envelope, outputs))
     return state, pending
+
+
+def handled_through(history: list[Envelope], coordinator_source: str) -> int:
+    """Index of the cause of the last decision a coordinator made on an event of ``history`` (-1: none).
+
+    Its driver applies a watch's events in stream order (those handed back by other instances first), so that event
+    and all before it were handled. A decision of the clock proves nothing of the kind here: an answer another
+    instance was handing back may sit before it, unhandled (unlike service.handled_through for a run)."""
+    position = {envelope.id: i for i, envelope in enumerate(history)}
+    for envelope in reversed(history):
+        if envelope.source == coordinator_source and envelope.causationid in position:
+            return position[envelope.causationid]
+    return -1
 
 
 def sent_note(state: WatchState) -> bytes:

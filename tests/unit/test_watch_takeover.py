@@ -3,6 +3,7 @@ which decisions nobody published yet (published now), and the check it had out (
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from services.coordinator.active_runs import split_keys, watch_key
@@ -11,7 +12,14 @@ from services.coordinator.post_deploy_driver import restore_sent, sent_note, tak
 from services.coordinator.saga import EmitEvent, SendCommand, Tick
 from shared.bus import correlation_of
 from shared.envelope import Envelope, new_envelope
-from shared.events import ProbesCompleted, RunFinished, WatchCheckCompleted, WatchStarted
+from shared.events import (
+    ProbesCompleted,
+    RunFinished,
+    WatchCheckCompleted,
+    WatchStarted,
+    WatchSummary,
+)
+from shared.ids import ID_PATTERN
 from tests.unit.report_runs import T0, RunBuilder
 from tests.unit.test_report_post_deploy import PLAN
 
@@ -135,4 +143,20 @@ def test_a_note_of_a_check_already_answered_or_unreadable_changes_nothing():
 def test_watches_and_runs_share_the_active_runs_bucket_without_meeting():
     keys = [watch_key("run-b"), "run-a", watch_key("run-a"), "run-c"]
     assert split_keys(keys) == (["run-a", "run-c"], ["run-a", "run-b"])
-    assert watch_key("run-a") != "run-a" and "." not in "run-a"  # run ids never hold a dot (shared/ids.py)
+    assert not re.fullmatch(ID_PATTERN, watch_key("run-a"))  # no run id is ever a watch's key
+
+
+def test_an_answer_handed_back_past_a_decision_of_the_clock_is_still_recorded():
+    stream = Stream()
+    stream.succeed()
+    for n in range(23):
+        stream.answer(START + n * HOUR + timedelta(seconds=31), n)
+        stream.tick(START + (n + 1) * HOUR)  # the next check goes out
+    # check 23's answer is in the stream, handed back by another instance, when the daily summary is decided
+    stream.answer(START + 23 * HOUR + timedelta(seconds=31), 23, handled=False)
+    stream.tick(START + 24 * HOUR)
+    assert isinstance(stream.events[-1].data, WatchSummary) and stream.events[-1].causationid is None
+    state, [(cause, outputs)] = take_over(stream.events, COORDINATOR)  # the driver died: nobody recorded it
+    assert cause.correlationid == check_command_id("run-w", 23)
+    assert [o.data.index for o in outputs if isinstance(o.data, WatchCheckCompleted)] == [23]
+    assert state.checks_done == 24 and state.summaries == 1
