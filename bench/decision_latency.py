@@ -35,8 +35,8 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from golive.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
 from golive.embedded import EmbeddedNats  # noqa: E402
+from golive.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
 from golive.stack import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
 from shared.commands import StartRun  # noqa: E402
 from shared.envelope import new_envelope, parse_envelope  # noqa: E402

@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from golive.demo_data import RUNBOOK_QUERIES, SCHEMA, fill_runbook_tables  # noqa: E402
 from golive.embedded import EmbeddedPostgres, postgres_bin_dir  # noqa: E402
 from services.prober.event_loop import new_event_loop  # noqa: E402
-from services.prober.targets import make_target  # noqa: E402
 from services.prober.load import Recorder, run_load  # noqa: E402
 from services.prober.stats import LatencyWindow  # noqa: E402
+from services.prober.targets import make_target  # noqa: E402
 from shared.commands import SampledParams, SqlProbeSpec  # noqa: E402
 
 NAME = "prober_vs_pgbench"
@@ -59,7 +59,8 @@ SUSTAINED_P99_MS = 10.0  # an open loop that keeps its schedule answers signup_e
 # pipelined BEGIN; ...; ROLLBACK (one round trip), as the prober sends them.
 PGBENCH_SCRIPTS = {
     "stripe_upsert": "\\set n random(1, 1000000000)\n\\startpipeline\nBEGIN;\n"
-                     "INSERT INTO stripe_events (stripe_id, type, created_at, payload) VALUES ('evt_bench_' || :n, 'invoice.paid', now(), '{}') "
+                     "INSERT INTO stripe_events (stripe_id, type, created_at, payload) "
+                     "VALUES ('evt_bench_' || :n, 'invoice.paid', now(), '{}') "
                      "ON CONFLICT (stripe_id) DO UPDATE SET payload = EXCLUDED.payload, type = EXCLUDED.type;\nROLLBACK;\n\\endpipeline\n",
     "netvisor_pick": "\\startpipeline\nBEGIN;\n" + RUNBOOK_QUERIES["netvisor_pick"]["query"] + ";\nROLLBACK;\n\\endpipeline\n",
     "review_list": "\\set u random(1, :users)\n"

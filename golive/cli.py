@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from contextlib import contextmanager
 import getpass
-from datetime import UTC, datetime
 import signal
 import threading
+from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -16,8 +16,8 @@ from rich.text import Text
 
 from golive.live import watching
 from golive.render import OUTCOME_STYLE, describe, terminal
-from services.coordinator.window import describe_window, window_containing
 from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
+from services.coordinator.window import describe_window, window_containing
 from shared.envelope import Envelope
 from shared.ids import InvalidId, check_id
 from shared.secrets import redact
@@ -250,7 +250,8 @@ def resume(
 @app.command()
 def report(
     run_id: Annotated[str | None, typer.Argument(help="The run to report on", callback=_run_id)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder (default: <artifacts dir>/<run>, or <artifacts dir> with --weekly)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder (default: <artifacts dir>/<run>, or <artifacts dir> with --weekly)")] = None,
     weekly: Annotated[bool, typer.Option("--weekly", help="The weekly performance report of all runs instead")] = False,
     since: Annotated[str | None, typer.Option(help="With --weekly: start (YYYY-MM-DD or ISO time, UTC; default: until - 7 days)")] = None,
     until: Annotated[str | None, typer.Option(help="With --weekly: end, exclusive (default: since + 7 days, else now)")] = None,
@@ -326,7 +327,8 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
             hold = "released" if state.outcome in ("succeeded", "rolled_back") else "held by this run"
             out.print(f"traffic target: {taken.target} ({hold}; canary at {taken.weight}% when the run took it)")
         if state.paused_by and where == "running":
-            held = f"; holding before {state.steps[state.held_next].name}" if state.held_next is not None and state.held_next < len(state.steps) else ""
+            held_next = state.held_next if state.held_next is not None and state.held_next < len(state.steps) else None
+            held = f"; holding before {state.steps[held_next].name}" if held_next is not None else ""
             out.print(f"paused by {state.paused_by}{held}: `golive continue {state.run_id}`", style="bold yellow")
         if state.failure:
             out.print(f"why: {state.failure}", style="red")

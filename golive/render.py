@@ -5,34 +5,42 @@ from __future__ import annotations
 from rich.console import Console
 
 from shared.envelope import Envelope
-from shared.events import WatchBreached, WatchCheckCompleted, WatchEnded, WatchStarted, WatchSummary
-from shared.events import ContinueRequested, PauseRequested, ProbesCompleted, RetryRequested, WindowJudged
 from shared.events import (
-    ProbeWindow,
-    MigrationProgress,
-    OldTransactionsFound,
-    TrafficDrift,
-    TrafficPromoted,
-    WindowClosing,
-    ApprovalGranted,
-    RetryDue,
-    StepRetrying,
     AbortRequested,
+    ApprovalGranted,
     CommandFailed,
     CompensationStarted,
+    ContinueRequested,
+    MigrationProgress,
     MigrationsApplied,
     MigrationsReverted,
     NotificationFailed,
     NotificationSent,
+    OldTransactionsFound,
+    PauseRequested,
     PhaseStarted,
     ProbeCompleted,
+    ProbesCompleted,
+    ProbeWindow,
+    RetryDue,
+    RetryRequested,
     RunFinished,
     RunStarted,
     StepFailed,
+    StepRetrying,
     StepTimedOut,
+    TrafficDrift,
+    TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
     TrafficTargetTaken,
+    WatchBreached,
+    WatchCheckCompleted,
+    WatchEnded,
+    WatchStarted,
+    WatchSummary,
+    WindowClosing,
+    WindowJudged,
 )
 
 OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from pathlib import Path
-from contextlib import aclosing
 from collections.abc import Callable
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import nats
 from nats.errors import NoServersError
@@ -15,8 +15,8 @@ from nats.errors import NoServersError
 from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
 from services.coordinator.plan import Plan
-from shared.bus import connect_options, ensure_streams
 from services.coordinator.saga import RunState, decide
+from shared.bus import connect_options, ensure_streams
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
@@ -240,7 +240,8 @@ async def weekly_artifacts(settings: Settings, since: datetime, until: datetime,
 
 async def watch_states(settings: Settings, run_id: str | None):
     """The post-deploy watch of one run, or of every run that has one, folded from the coordinator's events."""
-    from services.coordinator.post_deploy import WatchState, decide as decide_watch
+    from services.coordinator.post_deploy import WatchState
+    from services.coordinator.post_deploy import decide as decide_watch
 
     nc = await _connect(settings)
     try:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 
+import shared.commands  # noqa: F401  (registers the command types)
+import shared.events  # noqa: F401  (registers the event types)
 from shared.envelope import registered_types
 from shared.subjects import SERVICES, Subjects
 from tests.harness import REPO
-
-import shared.commands  # noqa: F401  (registers the command types)
-import shared.events  # noqa: F401  (registers the event types)
 
 
 def test_every_message_type_is_versioned_and_named_for_its_source():

@@ -13,7 +13,6 @@ import io
 from dataclasses import dataclass, field
 
 from shared.envelope import Envelope
-from shared.plan_versions import plan_data
 from shared.events import (
     CompensationStarted,
     ProbeCompleted,
@@ -24,6 +23,7 @@ from shared.events import (
     TrafficRolledBack,
     TrafficShifted,
 )
+from shared.plan_versions import plan_data
 
 
 @dataclass(frozen=True)

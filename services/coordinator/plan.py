@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import time
 from pathlib import Path
+from typing import Annotated, Callable, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -16,13 +17,25 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 from services.coordinator.durations import Duration
 from services.coordinator.plan_yaml import UnsafeYaml, load_yaml, read_plan_file
-from shared.commands import MigrationPreflight, MigrationRetry, MigrationSession, MigrationWaiver, NotificationsSpec, ProviderSpec, Thresholds
-from shared.commands import HttpUrl, LoadSpec, MessageTemplate, NotificationRoute, NotificationSink, ParamGenerator
+from shared.commands import (
+    HttpUrl,
+    LoadSpec,
+    MessageTemplate,
+    MigrationPreflight,
+    MigrationRetry,
+    MigrationSession,
+    MigrationWaiver,
+    NotificationRoute,
+    NotificationSink,
+    NotificationsSpec,
+    ParamGenerator,
+    ProviderSpec,
+    Thresholds,
+)
 from shared.events import RunStarted
 from shared.plan_versions import CURRENT as PLAN_VERSION
 from shared.plan_versions import PlanVersionError, plan_data, upgrade_plan
 from shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, PlainUrl, find_password
-from typing import Annotated, Callable, Literal
 
 DEPLOYMENT = "{deployment}"  # in an http probe's url (or targets.deployment_url): the deployment's id
 # A plan's lists and maps are bounded so that a checked plan is also small to hold, send and run (the runbook's

@@ -21,7 +21,6 @@ from services.coordinator.plan import Plan, PostDeploy
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
 from services.coordinator.steps import probe_command
 from shared.commands import RunProbes
-from shared.plan_versions import plan_data
 from shared.envelope import Envelope
 from shared.events import (
     CommandFailed,
@@ -36,6 +35,7 @@ from shared.events import (
     WatchStarted,
     WatchSummary,
 )
+from shared.plan_versions import plan_data
 
 
 @dataclass(frozen=True)

@@ -30,19 +30,21 @@ from services.coordinator.plan import Plan, plan_of
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
-from shared.events import ContinueRequested, PauseRequested, RetryRequested
 from shared.events import (
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
     CompensationStarted,
+    ContinueRequested,
     MigrationsApplied,
     MigrationsReverted,
+    PauseRequested,
     PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
     ProbeWindow,
     RetryDue,
+    RetryRequested,
     RunFinished,
     RunStarted,
     StepFailed,
@@ -543,7 +545,8 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
     command_id = _compensation_command_id(state, index)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
-        EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}", CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
+        EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}",
+                  CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
         SendCommand(command_id, comp.command),
     ]
 
@@ -572,6 +575,7 @@ def _finish(state: RunState, outcome: str, reason: str, now: datetime) -> tuple[
     left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
     state = replace(state, outcome=outcome, in_flight=None, deadline=None)
     outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/finished{_round_suffix(state, '/')}", RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
+        EmitEvent(f"{state.run_id}/finished{_round_suffix(state, '/')}",
+                  RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
     ]
     return state, outputs

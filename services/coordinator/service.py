@@ -27,22 +27,38 @@ from pydantic import ValidationError
 
 from services.coordinator.active_runs import ActiveRuns
 from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
+from services.coordinator.control import operator_refusal
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
 from services.coordinator.metrics import RunMetrics
-from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
 from services.coordinator.plan import plan_from_dict
-from shared.plan_versions import PlanVersionError
-from services.coordinator.window import describe_window, window_containing
+from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
-from services.coordinator.control import operator_refusal
+from services.coordinator.window import describe_window, window_containing
 from shared.bus import Bus, CommandError, Defer, UnknownRun, Work
-from shared.commands import AbortRun, ApproveGate, StartRun, StopProbe, command_target, stop_probe_subject
-from shared.secrets import redact
+from shared.commands import (
+    AbortRun,
+    ApproveGate,
+    ContinueRun,
+    PauseRun,
+    RetryRun,
+    StartRun,
+    StopProbe,
+    command_target,
+    stop_probe_subject,
+)
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
-from shared.events import AbortRequested, ApprovalGranted, RunFinished, RunStarted
-from shared.commands import ContinueRun, PauseRun, RetryRun
-from shared.events import ContinueRequested, PauseRequested, RetryRequested
+from shared.events import (
+    AbortRequested,
+    ApprovalGranted,
+    ContinueRequested,
+    PauseRequested,
+    RetryRequested,
+    RunFinished,
+    RunStarted,
+)
+from shared.plan_versions import PlanVersionError
+from shared.secrets import redact
 
 TICK_S = 1.0
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies

@@ -19,8 +19,18 @@ from typing import Any
 
 from shared.commands import NotificationsSpec
 from shared.envelope import Envelope
-from shared.events import CompensationStarted, PhaseStarted, ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, StepFailed
-from shared.events import WatchBreached, WatchEnded, WatchSummary
+from shared.events import (
+    CompensationStarted,
+    PhaseStarted,
+    ProbeCompleted,
+    ProbesCompleted,
+    RunFinished,
+    RunStarted,
+    StepFailed,
+    WatchBreached,
+    WatchEnded,
+    WatchSummary,
+)
 from shared.plan_versions import plan_data
 
 _STAGE_STEP = re.compile(r"^stage(\d+):")

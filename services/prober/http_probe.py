@@ -14,10 +14,17 @@ import socket
 import httpx
 
 from services.prober.kinds import (
-    BODY_MISMATCH, CONNECTION, DNS, HTTP_4XX, HTTP_5XX, TIMEOUT, UNEXPECTED_STATUS, ProbeFailure, secret,
+    BODY_MISMATCH,
+    CONNECTION,
+    DNS,
+    HTTP_4XX,
+    HTTP_5XX,
+    TIMEOUT,
+    UNEXPECTED_STATUS,
+    ProbeFailure,
+    secret,
 )
 from shared.commands import HttpProbeSpec
-
 
 _URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -88,7 +95,8 @@ def _is_dns_failure(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, socket.gaierror):
             return True
-        if "Name or service not known" in str(seen) or "nodename nor servname" in str(seen) or "Temporary failure in name resolution" in str(seen):
+        unresolved = ("Name or service not known", "nodename nor servname", "Temporary failure in name resolution")
+        if any(text in str(seen) for text in unresolved):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

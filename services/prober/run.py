@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from services.prober.compare import compare
 from services.prober.kinds import ProbeTarget
-from services.prober.targets import make_target
 from services.prober.load import END_GRACE_S, Recorder, run_load
 from services.prober.stats import judge
+from services.prober.targets import make_target
 from shared.commands import RunProbe, RunProbes
 from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
 

@@ -2,7 +2,8 @@
 
 A read runs in autocommit on a read-only session (one round trip; a write mistaken for a read fails
 with an SQL error instead of changing data). A query that may write runs in a transaction that is always
-rolled back (BEGIN, query, ROLLBACK pipelined in one round trip), unless the plan allows writes. Each request has a timeout on the server (statement_timeout)
+rolled back (BEGIN, query, ROLLBACK pipelined in one round trip), unless the plan allows writes. Each request has a
+timeout on the server (statement_timeout)
 and on the client (a frozen server or network cannot hold a worker). A broken connection is dropped and
 remade on the worker's next request, so a database restart costs errors, never the probe.
 """

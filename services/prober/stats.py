@@ -112,14 +112,17 @@ def judge(window: LatencyWindow, thresholds: Thresholds) -> tuple[list[Verdict],
     samples = window.count + window.error_count
     if thresholds.p95_ms is not None:
         observed = window.percentile_ms(95)
-        verdicts.append(Verdict(samples=samples, metric="p95_ms", limit=thresholds.p95_ms, observed=observed, passed=observed <= thresholds.p95_ms))
+        verdicts.append(Verdict(samples=samples, metric="p95_ms", limit=thresholds.p95_ms, observed=observed,
+                                passed=observed <= thresholds.p95_ms))
     if thresholds.p99_ms is not None:
         observed = window.percentile_ms(99)
-        verdicts.append(Verdict(samples=samples, metric="p99_ms", limit=thresholds.p99_ms, observed=observed, passed=observed <= thresholds.p99_ms))
+        verdicts.append(Verdict(samples=samples, metric="p99_ms", limit=thresholds.p99_ms, observed=observed,
+                                passed=observed <= thresholds.p99_ms))
     if thresholds.error_rate_pct is not None:
         observed = window.error_rate_pct()
         verdicts.append(
-            Verdict(samples=samples, metric="error_rate_pct", limit=thresholds.error_rate_pct, observed=observed, passed=observed <= thresholds.error_rate_pct)
+            Verdict(samples=samples, metric="error_rate_pct", limit=thresholds.error_rate_pct, observed=observed,
+                    passed=observed <= thresholds.error_rate_pct)
         )
     missing_gauges = []
     for name in GAUGE_THRESHOLDS:

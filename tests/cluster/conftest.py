@@ -50,7 +50,8 @@ def cluster_env(cluster_settings, database_url, webhook) -> dict[str, str]:
         "GOLIVE_STREAM_REPLICAS": str(s.stream_replicas),
         "GOLIVE_SUBJECT_ROOT": s.subject_root,
         "GOLIVE_GRACEFUL_TIMEOUT_S": str(s.graceful_timeout_s),
-        "GOLIVE_LEASE_TTL_S": "4",
+        # the default lease TTL (15 s), as on a production cluster: a leader election after a node's loss takes a few
+        # seconds, during which a coordinator cannot renew its lease
         "GOLIVE_ARTIFACTS_DIR": str(s.artifacts_dir),
         DATABASE_ENV: database_url,
         WEBHOOK_ENV: webhook.url,

@@ -58,7 +58,7 @@ async def test_an_operators_stream_and_bucket_are_kept_and_their_other_replicas_
     subjects = cluster_settings.subjects
     nc = await nats.connect(**await connect_options(cluster_settings))
     try:
-        js = nc.jetstream()
+        js = nc.jetstream(timeout=30)  # the operator's own requests: a loaded machine's cluster may answer slowly
         # made by an operator before golive first ran: R1, a week's retention
         mine = subjects.stream_configs(replicas=1)[1]
         await js.add_stream(replace(mine, max_age=7 * 86400.0))

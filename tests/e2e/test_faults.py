@@ -90,6 +90,6 @@ def test_two_coordinators_share_the_runs_and_each_run_still_ends_right(services,
     assert [r.returncode for r in runs] == [0, 0, 0], results
     logs = [(tmp_path / "logs" / name).read_text() for name in ("coordinator.log", "coordinator-2.log")]
     # one driver per run (its lease): together they drove every run, each run by one of them
-    driven = [{e["run_id"] for e in map(json.loads, (l for l in log.splitlines() if l.startswith("{")))
+    driven = [{e["run_id"] for e in map(json.loads, (line for line in log.splitlines() if line.startswith("{")))
                if e.get("event") == "run.decided"} for log in logs]
     assert driven[0] | driven[1] == {f"run-pair-{i}" for i in range(3)} and not driven[0] & driven[1], driven

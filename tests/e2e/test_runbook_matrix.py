@@ -49,7 +49,13 @@ from golive.webhook_sink import WebhookSink
 from services.coordinator.plan import Plan, parse_plan
 from shared.envelope import Envelope
 from shared.events import (
-    PhaseStarted, RunFinished, StepFailed, TrafficPromoted, TrafficRolledBack, TrafficShifted, WindowJudged,
+    PhaseStarted,
+    RunFinished,
+    StepFailed,
+    TrafficPromoted,
+    TrafficRolledBack,
+    TrafficShifted,
+    WindowJudged,
 )
 from shared.settings import Settings
 from shared.subjects import SERVICES

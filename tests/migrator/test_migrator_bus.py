@@ -14,8 +14,8 @@ from shared.envelope import Envelope, new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationProgress, MigrationsApplied
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
-from tests.migrator.migrator_db import history_rows, index_rows
 from tests.harness import record_run_started
+from tests.migrator.migrator_db import history_rows, index_rows
 
 DB_ENV = "GOLIVE_MIGRATOR_BUS_TEST_DB"
 APPLY = ApplyMigrations(

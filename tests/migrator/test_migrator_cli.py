@@ -40,7 +40,8 @@ def test_dry_run_prints_the_lint_and_what_would_run_and_touches_nothing(big_url,
     done = run_cli("migrate", str(plan), "--dry-run", env={**os.environ, "MIGRATE_TEST_DB": big_url})
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "waived  other_note: CREATE INDEX without CONCURRENTLY blocks writes [require-concurrent-index-creation] waived: two rows" in done.stdout
+    assert ("waived  other_note: CREATE INDEX without CONCURRENTLY blocks writes [require-concurrent-index-creation] "
+            "waived: two rows") in done.stdout
     assert "1. big_created: build idx_big_created" in done.stdout
     assert "3. analyze_big: analyze big_events" in done.stdout
     assert "SET lock_timeout = '2000ms'" in done.stdout

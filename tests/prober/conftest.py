@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
-
 import psycopg
+import pytest
 
 from golive.embedded import EmbeddedPostgres, free_port, wait_for_port
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds

@@ -17,8 +17,20 @@ import pytest
 import yaml
 
 from shared.commands import (
-    AbortRun, ApplyMigrations, ApproveGate, ContinueRun, MigrationStatement, PauseRun, PromoteTraffic, ProviderSpec,
-    RetryRun, RevertMigrations, RollbackTraffic, ShiftTraffic, StartRun, command_target,
+    AbortRun,
+    ApplyMigrations,
+    ApproveGate,
+    ContinueRun,
+    MigrationStatement,
+    PauseRun,
+    PromoteTraffic,
+    ProviderSpec,
+    RetryRun,
+    RevertMigrations,
+    RollbackTraffic,
+    ShiftTraffic,
+    StartRun,
+    command_target,
 )
 from shared.envelope import MAX_MESSAGE_BYTES, Message, new_envelope, parse_envelope, registered_types
 from shared.event_log import read_events

@@ -8,7 +8,14 @@ import pytest
 
 from shared.envelope import new_envelope
 from shared.events import (
-    CommandFailed, ProbeCompleted, RetryRequested, RunFinished, RunStarted, Verdict, WatchEnded, WatchStarted,
+    CommandFailed,
+    ProbeCompleted,
+    RetryRequested,
+    RunFinished,
+    RunStarted,
+    Verdict,
+    WatchEnded,
+    WatchStarted,
 )
 from shared.provenance import event_origin_problem
 from shared.run_guard import work_refusal
@@ -78,7 +85,7 @@ def test_an_event_is_trusted_when_subject_source_type_and_run_agree():
 @pytest.mark.parametrize("subject, envelope, why", [
     (f"golive.evt.{RUN}.migrator.probe_completed", event(PASSED, "migrator"), "belongs to prober, not to migrator"),
     (f"golive.evt.{RUN}.migrator.probe_completed", event(PASSED, "prober"), "source '/golive/prober'"),
-    (f"golive.evt.other.prober.probe_completed", event(PASSED, "prober"), "runid 'run-g' is not the run"),
+    ("golive.evt.other.prober.probe_completed", event(PASSED, "prober"), "runid 'run-g' is not the run"),
     (f"golive.evt.{RUN}.prober.run_finished", event(PASSED, "prober"), "last token"),
     (f"golive.evt.{RUN}.traffic.command_failed",
      event(CommandFailed(service="prober", command_type="t", reason="r"), "traffic"), "names service 'prober'"),

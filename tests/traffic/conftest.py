@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 import nats
 import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from golive.envoy_proxy import Backend, EmbeddedEnvoy
 from shared.bus import Bus
@@ -20,7 +21,6 @@ from shared.commands import ProviderSpec
 from shared.envelope import Envelope, Message, new_envelope, parse_envelope
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from tests.harness import record_run_started
 
 

@@ -12,10 +12,10 @@ from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, 
 from shared.commands import (
     AbortRun,
     ApplyMigrations,
+    PromoteTraffic,
     RevertMigrations,
     RollbackTraffic,
     RunProbe,
-    PromoteTraffic,
     RunProbes,
     ShiftTraffic,
     TakeTrafficTarget,
@@ -23,8 +23,6 @@ from shared.commands import (
 )
 from shared.envelope import Message, new_envelope
 from shared.events import (
-    RetryDue,
-    StepTimedOut,
     CommandFailed,
     CompensationStarted,
     IndexResult,
@@ -33,9 +31,11 @@ from shared.events import (
     PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
+    RetryDue,
     RunFinished,
     RunStarted,
     StepFailed,
+    StepTimedOut,
     TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
