@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer demo up test bench clean
+.PHONY: install pgbouncer demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -31,7 +31,11 @@ pgbouncer:
 
 # one process: two xdist workers on two cores cut the time to 7 min, but starved the timing-sensitive tests
 # (open-loop stalls, canary vs stable) into failing; see the README
-test: install pgbouncer
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: install pgbouncer lint
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -93,11 +94,11 @@ async def ensure_streams(settings: Settings, replicas: int | None = None, log: A
     try:
         js = nc.jetstream()
         for config in settings.subjects.stream_configs(replicas=replicas):
-            info = await until_answered(lambda config=config: _created_or_found(js, config))
+            info = await until_answered(functools.partial(_created_or_found, js, config))
             if info is None:
                 continue
             if found := settings_differences(config, info.config, STREAM_SETTINGS):
-                differences[config.name] = found
+                differences[str(config.name)] = found
                 if log is not None:
                     log.warning("stream.settings_differ", stream=config.name, differences=found,
                                 action="kept the server's settings (change them with the nats CLI if intended)")
@@ -254,7 +255,9 @@ class Bus:
 
     def _durable(self, stream: str, name: str, filter_subject: str, config: ConsumerConfig,
                  deliver_policy: DeliverPolicy = DeliverPolicy.ALL) -> None:
-        self._durables.append(Durable(stream, name, filter_subject, config.ack_wait, config.max_deliver, deliver_policy))
+        # both are set on every consumer config golive builds; the defaults only satisfy the type
+        self._durables.append(Durable(stream, name, filter_subject, config.ack_wait or 30.0, config.max_deliver or -1,
+                                      deliver_policy))
 
     async def _shutdown(self) -> None:
         if self._keeping_durables is not None:

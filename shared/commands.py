@@ -8,7 +8,7 @@ environment variable, never by value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
@@ -398,10 +398,15 @@ NotificationKind = Literal[
     "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
     "needs_human", "watch_breached", "watch_summary",
 ]
-DEFAULT_NOTIFICATION_KINDS: tuple[str, ...] = (
+DEFAULT_NOTIFICATION_KINDS: tuple[NotificationKind, ...] = (
     "run_started", "stage_passed", "run_succeeded", "rollback_started", "run_rolled_back", "needs_human",
     "watch_breached",  # the post-deploy watch (plan post_deploy): a check breached after the go-live
 )
+# what ``on`` accepts: the kinds, and the first plans' names for the runbook's three messages
+OnKind = Literal[
+    "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
+    "needs_human", "watch_breached", "watch_summary", "start", "success", "rollback",
+]
 # the first plans' names for the runbook's messages, still accepted in ``on``
 LEGACY_NOTIFICATION_KINDS: dict[str, tuple[str, ...]] = {
     "start": ("run_started",), "success": ("run_succeeded",), "rollback": ("rollback_started", "run_rolled_back"),
@@ -449,10 +454,7 @@ class NotificationsSpec(Spec):
     """The communication plan: sinks, routes, templates and the words the runbook's messages use."""
 
     sinks: dict[str, NotificationSink] = {}
-    on: list[Literal[
-        "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-        "needs_human", "watch_breached", "watch_summary", "start", "success", "rollback",
-    ]] = list(DEFAULT_NOTIFICATION_KINDS)
+    on: list[OnKind] = list[OnKind](DEFAULT_NOTIFICATION_KINDS)
     routes: list[NotificationRoute] = Field(default=[], description="default: every kind in `on` to every sink")
     templates: dict[str, MessageTemplate] = {}
     environment: str = "Production"
@@ -482,7 +484,7 @@ class NotificationsSpec(Spec):
             if unknown:
                 known = ", ".join(sorted(self.sinks)) or "none"
                 raise ValueError(f"routes[{i}] names sink(s) {', '.join(unknown)} that are not defined (sinks: {known})")
-            if route.template and route.template not in self.templates and route.template not in NotificationKind.__args__:
+            if route.template and route.template not in self.templates and route.template not in get_args(NotificationKind):
                 raise ValueError(f"routes[{i}] names template {route.template!r}, which is neither in templates nor a kind")
         return self
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.ids import RunId
 
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE: Literal["application/json"] = "application/json"
 # The largest body a service parses. Checked before json.loads, so a huge body costs a length check, not memory and
 # a core; below the nats-server's default max_payload (1 MiB), so the bound is ours, not the broker's accident.
 # A plan travels in StartRun and RunStarted: half a MiB of JSON is far beyond any real runbook.

@@ -122,7 +122,7 @@ class LogReader:
         # a config with a name (and a filter) is created on CONSUMER.CREATE.<stream>.<name>.<filter>
         info = await self.js.add_consumer(self.stream, config, timeout=self.patience_s)
         self._inbox = await self.nc.subscribe(self.nc.new_inbox())
-        return info.num_pending
+        return info.num_pending or 0
 
     async def pull(self, wait_s: float | None = None) -> list[Msg]:
         """The next events, up to BATCH: those there are now, or with ``wait_s`` the first to come within it
@@ -190,5 +190,5 @@ async def last_events(js: JetStreamContext, stream: str, subjects: list[str]) ->
         except NotFoundError:
             continue
         if (envelope := trusted_event(subject, msg.data or b"", subject.split(".", 1)[0])) is not None:
-            found.append((msg.seq, envelope))
+            found.append((msg.seq or 0, envelope))
     return sorted(found, key=lambda item: item[0])
