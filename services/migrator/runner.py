@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import psycopg
 
 from services.migrator import history
-from services.migrator.failures import is_retryable, reply_may_be_lost
 from services.migrator.index_build import (
     BuildInvalid,
     DefinitionMismatch,
@@ -44,6 +43,7 @@ from shared.events import (
     MigrationsReverted,
     OldTransactionsFound,
 )
+from shared.postgres_failures import is_retryable, reply_may_be_lost
 from shared.secrets import redact
 
 MAX_BACKOFF_S = 30.0

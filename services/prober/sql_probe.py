@@ -20,6 +20,7 @@ from psycopg import sql
 from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, ProbeSetupError, secret
 from services.prober.params import MAX_SAMPLED_ROWS, Params
 from shared.commands import SampledParams, SqlProbeSpec
+from shared.postgres_failures import is_auth_failure
 from shared.secrets import redact
 
 _READ_START = re.compile(r"^\s*(select|with|values|show|table|explain)\b", re.I)
@@ -69,9 +70,9 @@ class SqlTarget:
                 async with await psycopg.AsyncConnection.connect(self._url, autocommit=True, connect_timeout=10) as conn:
                     cur = await conn.execute(generator.query)
                     rows = await cur.fetchmany(MAX_SAMPLED_ROWS)
-            except psycopg.OperationalError as exc:
+            except psycopg.OperationalError as exc:  # the server may be back in a moment; refused credentials are not
                 raise ProbeSetupError(redact(f"probe {self.name}: the sampling query could not run: {exc}", self._url),
-                                      transient=True) from None
+                                      transient=not is_auth_failure(exc)) from None
             except psycopg.Error as exc:
                 raise ProbeSetupError(redact(f"probe {self.name}: the sampling query failed: {exc}", self._url)) from None
         try:
