@@ -153,23 +153,32 @@ class RunDriver:
         # not over, even when the fold of every event says so: an answer no coordinator handled yet (its
         # coordinator died after sending the last command) decides the end, and its outputs are still to publish
         await self._acquire(run_id)
-        done = handled_through([envelope for _seq, envelope in history], self.bus.source)
-        state = fold(None, [envelope for _seq, envelope in history[:done + 1]])
-        if state is not None:
-            self.bus.log.info("run.replayed", run_id=run_id, position=state.position, outcome=state.outcome)
-        before = awaited_command(state)
-        for seq, envelope in history[done + 1:]:
-            await self._apply(state, envelope, cause=envelope)
-            state = self.runs[run_id]
-        self.runs[run_id], self.applied[run_id] = state, history[-1][0]
-        self._forget_if_finished(run_id)
-        # A fold replays inputs, not our publishes: a coordinator killed between deciding and publishing
-        # leaves a run that awaits a command nobody may have sent. Send it again (same id: deduplicated by
-        # JetStream, and services are idempotent beyond its window).
-        after = awaited_command(state)
-        if before is not None and after is not None and before.id == after.id:
-            await self._send(state, after, cause=None)
-        return state
+        try:
+            done = handled_through([envelope for _seq, envelope in history], self.bus.source)
+            state = fold(None, [envelope for _seq, envelope in history[:done + 1]])
+            if state is not None:
+                self.bus.log.info("run.replayed", run_id=run_id, position=state.position, outcome=state.outcome)
+            before = awaited_command(state)
+            for seq, envelope in history[done + 1:]:
+                await self._apply(state, envelope, cause=envelope)
+                state = self.runs[run_id]
+            self.runs[run_id], self.applied[run_id] = state, history[-1][0]
+            self._forget_if_finished(run_id)
+            # A fold replays inputs, not our publishes: a coordinator killed between deciding and publishing
+            # leaves a run that awaits a command nobody may have sent. Send it again (same id: deduplicated by
+            # JetStream, and services are idempotent beyond its window).
+            after = awaited_command(state)
+            if before is not None and after is not None and before.id == after.id:
+                await self._send(state, after, cause=None)
+            return state
+        except BaseException:
+            # half taken (a publish failed: the bus is away, a cluster elects a leader): let go of the run here, so
+            # the next delivery of one of its events takes it again from its history, instead of finding it held
+            # with no state (the lease stays ours until then: taking it again is a renewal)
+            self.held.pop(run_id, None)
+            self.runs.pop(run_id, None)
+            self.applied.pop(run_id, None)
+            raise
 
     async def take_over(self, run_id: str) -> RunState | None:
         """Drive ``run_id`` from where its events stand now (`golive resume`). Defer while another
