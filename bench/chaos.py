@@ -1,6 +1,6 @@
 """Chaos benchmark: kill -9 one service at chosen and at random moments of real runs, and check every run ends right.
 
-    python bench/chaos.py [--trials N] [--seed S] [--targeted-only]
+    python bench/chaos.py [--trials N] [--seed S] [--targeted-only] [--smoke] [--only 'migrator @'] [--keep]
 
 One embedded stack for all trials (nats-server and PostgreSQL from their wheels, a local Slack receiver, the five
 services as child processes supervised as under `golive up`: a killed service is started again after a short
@@ -96,7 +96,8 @@ class Moment:
     """Where a targeted trial kills ``service``: ``delay_s`` after the first event ``when`` matches (or, with
     ``in_flight``, once a message of that kind is held at the receiver: the notifier is killed mid-post).
     ``freeze`` = (service, event): that service is stopped (SIGSTOP) from that event until the kill, so the
-    command the kill point follows waits for it (the kill lands before its answer, every time)."""
+    command the kill point follows waits for it (the kill lands before its answer, every time). ``logged``: kill
+    once the service's own log shows that event for the run (it is doing the work now: the kill lands mid-work)."""
 
     name: str
     service: str
@@ -106,6 +107,7 @@ class Moment:
     delay_s: float = 0.0
     freeze: tuple[str, Callable[[Event], bool]] | None = None
     in_flight: str | None = None  # a message kind (see MESSAGE_KINDS)
+    logged: str | None = None  # an event name in the service's log (``migration.apply``)
 
 
 TARGETED: tuple[Moment, ...] = (
@@ -119,7 +121,7 @@ TARGETED: tuple[Moment, ...] = (
     Moment("rollback started", "coordinator", typed("step_failed"), failing=True),
     Moment("last compensation, before its answer", "coordinator", typed("compensation_started", undoes="migrate"),
            failing=True, freeze=("migrator", typed("step_failed"))),
-    Moment("migrate", "migrator", step_is("migrate"), delay_s=0.05),
+    Moment("index build (mid-build)", "migrator", None, logged="migration.apply"),
     Moment("revert (compensation)", "migrator", typed("compensation_started", undoes="migrate"), failing=True,
            freeze=("migrator", typed("step_failed"))),
     Moment("smoke", "prober", step_starts("smoke:"), delay_s=0.5),
@@ -156,9 +158,11 @@ class Trial:
         return f"{self.service} @ {where} ({kind})"
 
 
-def trials_for(count: int, rng: random.Random, targeted_only: bool, smoke: bool) -> list[Trial]:
-    """The targeted trials first, then random ones up to ``count`` (``smoke``: only the CI form's few cases)."""
-    moments = [m for m in TARGETED if not smoke or (m.service, m.name) in SMOKE_MOMENTS]
+def trials_for(count: int, rng: random.Random, targeted_only: bool, smoke: bool, only: str = "") -> list[Trial]:
+    """The targeted trials first, then random ones up to ``count`` (``smoke``: only the CI form's few cases;
+    ``only``: the targeted trials whose ``service @ moment`` contains it)."""
+    moments = [m for m in TARGETED if (not smoke or (m.service, m.name) in SMOKE_MOMENTS)
+               and only in f"{m.service} @ {m.name}"]
     trials = [Trial(i + 1, m.service, m, m.failing, m.gate, m.delay_s) for i, m in enumerate(moments[:count])]
     while not targeted_only and len(trials) < count:
         failing = rng.random() < 1 / 3
@@ -390,6 +394,8 @@ class KillSwitch:
         self.approve_due = False
         self.approved = False
         self.finished: float | None = None  # monotonic time run_finished was seen
+        self.log = stack.logs / f"{trial.service}.log"
+        self.log_offset = self.log.stat().st_size if self.log.exists() else 0
 
     @property
     def awaits_message(self) -> bool:
@@ -412,6 +418,8 @@ class KillSwitch:
         moment, sink = self.moment, self.stack.sink
         if moment and moment.in_flight and self.killed_at is None and sink.held():
             self.kill_at = time.monotonic()
+        if moment and moment.logged and self.kill_at is None and self.logged(moment.logged):
+            self.kill_at = time.monotonic() + moment.delay_s
         due = self.kill_at is not None and time.monotonic() >= self.kill_at
         if due and self.killed_at is None and (self.finished is None or self.awaits_message):
             self.stack.kill(self.trial.service)
@@ -423,6 +431,16 @@ class KillSwitch:
         gate_kill_pending = self.trial.service == "coordinator" and moment and moment.gate and self.killed_at is None
         if self.approve_due and not self.approved and not gate_kill_pending:
             self.approved = approve(self.stack, self.run_id)
+
+    def logged(self, name: str) -> bool:
+        """Whether the victim's log has shown ``name`` for this run since the trial began (read as it grows)."""
+        with open(self.log, "rb") as log:
+            log.seek(self.log_offset)
+            chunk = log.read()
+        complete = chunk[:chunk.rfind(b"\n") + 1]
+        self.log_offset += len(complete)
+        return any(f'"run_id": "{self.run_id}"' in line and f'"event": "{name}"' in line
+                   for line in complete.decode(errors="replace").splitlines())
 
     def done(self) -> bool:
         if self.finished is None:
@@ -609,12 +627,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targeted-only", action="store_true", help="no random trials")
     parser.add_argument("--smoke", action="store_true", help="only the CI form's cases (coordinator before the last "
                         "answer, traffic during rollback, notifier with a message in flight)")
-    parser.add_argument("--rows", type=int, default=20_000, help="rows seeded in stripe_events")
+    parser.add_argument("--only", default="", help="only the targeted trials whose 'service @ moment' contains this")
+    parser.add_argument("--rows", type=int, default=100_000, help="rows seeded in stripe_events")
     parser.add_argument("--stuck-after", type=float, default=120.0, help="seconds without run_finished: stuck")
     parser.add_argument("--keep", action="store_true", help="keep the stack's folder (logs) afterwards")
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
-    trials = trials_for(args.trials, rng, args.targeted_only, args.smoke)
+    trials = trials_for(args.trials, rng, args.targeted_only, args.smoke, args.only)
     base = Path(tempfile.mkdtemp(prefix="golive-chaos-"))
     print(f"chaos: {len(trials)} trials (seed {args.seed}), stack under {base}", flush=True)
     results: list[Result] = []
