@@ -122,6 +122,8 @@ TARGETED: tuple[Moment, ...] = (
     Moment("last compensation, before its answer", "coordinator", typed("compensation_started", undoes="migrate"),
            failing=True, freeze=("migrator", typed("step_failed"))),
     Moment("index build (mid-build)", "migrator", None, logged="migration.apply"),
+    # the server finishes the build after its client died: the rollback must still drop the run's index
+    Moment("index build (mid-build), then rollback", "migrator", None, failing=True, logged="migration.apply"),
     Moment("revert (compensation)", "migrator", typed("compensation_started", undoes="migrate"), failing=True,
            freeze=("migrator", typed("step_failed"))),
     Moment("smoke", "prober", step_starts("smoke:"), delay_s=0.5),
