@@ -10,7 +10,7 @@ import nats
 
 from services.prober.service import register
 from shared.bus import Bus
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe, stop_probe_subject
+from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, StopProbe, command_target, stop_probe_subject
 from shared.envelope import Envelope, new_envelope, parse_envelope
 from shared.events import CommandFailed, ProbeCompleted, ProbeWindow
 from shared.settings import Settings
@@ -26,9 +26,10 @@ async def started_prober(settings: Settings) -> Bus:
     return bus
 
 
-async def send_run(nc, settings: Settings, cmd: RunProbe, command_id: str) -> None:
+async def send_run(nc, settings: Settings, cmd: RunProbe | RunProbes, command_id: str) -> None:
+    """On the command's own subject: a command on another type's subject is dead-lettered as untrusted."""
     body = new_envelope(cmd, id=command_id, source="/tests", runid=RUN).to_json()
-    await nc.jetstream().publish(settings.subjects.command("prober", "run"), body,
+    await nc.jetstream().publish(settings.subjects.command(*command_target(type(cmd))), body,
                                  stream=settings.subjects.command_stream, headers={"Nats-Msg-Id": command_id})
 
 
