@@ -653,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{sorted(restored)[len(restored) // 2]:.2f} s, slowest {max(restored):.2f} s "
               f"(trial {slowest.trial.number}: {slowest.trial.label})")
     print(f"services restarted by the supervisor: {restarts}")
-    print(f"logs: {base / 'logs'}" if args.keep else "")
+    if args.keep:
+        print(f"logs: {base / 'logs'}")
     correct = sum(r.correct for r in results)
     duplicates, lost, stuck = sum(r.duplicates for r in results), sum(r.lost for r in results), \
         sum(r.stuck for r in results)
