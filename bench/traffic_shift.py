@@ -44,6 +44,7 @@ from golive.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
 from golive.stack import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
 from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
 from shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
+from shared.events import RunFinished, RunStarted  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 
 NAME = "traffic_shift"
@@ -104,8 +105,17 @@ class Rig:
                     raise RuntimeError(f"{command_id}: {event.data}")
                 return
 
+    async def record(self, run_id: str, data: Message, name: str) -> None:
+        """A run's start or end, as the coordinator records it: the traffic service takes work only for a run that
+        started (shared/run_guard.py), and its target hold ends with the run."""
+        event = new_envelope(data, id=f"{run_id}/{name}", source="/golive/coordinator", runid=run_id,
+                             subject=self.settings.subjects.event(run_id, "coordinator", data.short_name()))
+        await self.js.publish(event.subject or "", event.to_json(), stream=self.settings.subjects.event_stream,
+                              headers={"Nats-Msg-Id": event.id})
+
     async def iteration(self, i: int, figures: dict[str, list[float]] | None) -> None:
-        run_id = f"bench-{i}"
+        run_id = f"bench-{i}".replace("--", "-m")
+        await self.record(run_id, RunStarted(plan={}, plan_name="bench", deploy_id="dpl_new"), "started")
         samples = {
             "direct": [await self.direct(100), await self.direct(0)],
             "shift": [await self.command(
@@ -114,6 +124,7 @@ class Rig:
             "rollback": [await self.command(
                 RollbackTraffic(provider=self.spec, canary="dpl_new", to="dpl_old"), f"{run_id}.rollback", run_id, "stable")],
         }
+        await self.record(run_id, RunFinished(outcome="rolled_back", reason="benchmark iteration", duration_s=0.0), "finished")
         if figures is not None:
             for side, values in samples.items():
                 figures[side].extend(values)
