@@ -1,8 +1,8 @@
 """Which PostgreSQL failures a retry can help (transient) and which it cannot (fatal).
 
 One rule in one place, for the migrator and the prober alike: the runner retries a statement, and a service tells
-the coordinator whether to retry a command, from this. Authentication and authorisation failures are never transient: retrying a wrong password
-only locks the account or floods the server's log.
+the coordinator whether to retry a command, from this. Authentication and authorisation failures are never
+transient: retrying a wrong password only locks the account or floods the server's log.
 """
 
 from __future__ import annotations
