@@ -59,3 +59,17 @@ async def record_run_started(js, subjects, run_id: str) -> int:
     ack = await js.publish(started.subject, started.to_json(), stream=subjects.event_stream,
                            headers={"Nats-Msg-Id": started.id})
     return ack.seq
+
+
+def read_until(run: subprocess.Popen, predicate) -> list[dict]:
+    """The JSON events `golive run --json` prints, read until one matches ``predicate`` (that one included)."""
+    import json
+
+    seen: list[dict] = []
+    while True:
+        line = run.stdout.readline()
+        assert line, f"the run ended before the point waited for: {[e.get('type') for e in seen]}"
+        if line.startswith("{"):
+            seen.append(json.loads(line))
+            if predicate(seen[-1]):
+                return seen

@@ -11,7 +11,6 @@ import asyncio
 import json
 import secrets
 import signal
-import subprocess
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_en
 from golive.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
-from tests.harness import skeleton_plan, start_run
+from tests.harness import read_until, skeleton_plan, start_run
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +93,7 @@ def test_coordinator_killed_in_each_phase_the_run_ends_the_same_and_no_command_r
     plan = skeleton_plan(tmp_path, hold="0.5s", smoke="0.5s", edit=edit)
     run = start_run(plan, run_id, stack.env, "--json", "--deploy-id", deployment, "--previous-deploy-id", "dpl-stable")
     try:
-        seen = _read_until(run, kill_when)
+        seen = read_until(run, kill_when)
         dead = stack.procs.procs[stack.coordinator]
         dead.send_signal(signal.SIGKILL)
         dead.wait(10)
@@ -125,16 +124,6 @@ def test_coordinator_killed_in_each_phase_the_run_ends_the_same_and_no_command_r
     print(f"phase {phase}: outcome {outcome}; commands executed {sum(done.values())} "
           f"(distinct {len(done)}), shifts {len(shifts)}, migrator history {builds}, final weight {weight}")
 
-
-def _read_until(run: subprocess.Popen, predicate) -> list[dict]:
-    seen: list[dict] = []
-    while True:
-        line = run.stdout.readline()
-        assert line, f"the run ended before the kill point: {seen}"
-        if line.startswith("{"):
-            seen.append(json.loads(line))
-            if predicate(seen[-1]):
-                return seen
 
 
 def commands_done(log_dir: Path, run_id: str) -> Counter:

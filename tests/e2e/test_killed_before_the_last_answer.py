@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 
 import pytest
 
-from tests.harness import run_cli, skeleton_plan, start_run
+from tests.harness import read_until, run_cli, skeleton_plan, start_run
 
 pytestmark = pytest.mark.e2e
 
@@ -47,9 +46,9 @@ def test_the_run_ends_when_its_coordinator_died_before_handling_the_last_answer(
     run = start_run(plan, run_id, process_env, "--json")
     frozen = services.procs[answerer]
     try:
-        seen = _read_until(run, freeze_when)
+        seen = read_until(run, freeze_when)
         frozen.send_signal(signal.SIGSTOP)  # idle now: the last command will wait for it
-        seen += _read_until(run, kill_when)  # the coordinator has sent the last command
+        seen += read_until(run, kill_when)  # the coordinator has sent the last command
         coordinator = services.procs["coordinator"]
         coordinator.send_signal(signal.SIGKILL)
         coordinator.wait(10)
@@ -69,14 +68,3 @@ def test_the_run_ends_when_its_coordinator_died_before_handling_the_last_answer(
     assert (settings.artifacts_dir / run_id / "report.json").exists()
     log = (tmp_path / "logs" / "coordinator-after.log").read_text()
     assert "lease.acquired" in log
-
-
-def _read_until(run: subprocess.Popen, predicate) -> list[dict]:
-    seen: list[dict] = []
-    while True:
-        line = run.stdout.readline()
-        assert line, f"the run ended before the point: {[e['type'] for e in seen]}"
-        if line.startswith("{"):
-            seen.append(json.loads(line))
-            if predicate(seen[-1]):
-                return seen

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,7 +25,7 @@ from golive.stack import ServiceProcesses
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.e2e.test_skeleton import index_state
-from tests.harness import skeleton_plan, start_run
+from tests.harness import read_until, skeleton_plan, start_run
 
 pytestmark = pytest.mark.e2e
 
@@ -177,14 +176,3 @@ def test_one_instance_of_each_service_killed_mid_run_the_run_ends_right_once(
           f"(distinct {len(done)}); final weight {weight}; slack messages {len(texts)}")
     takeover = log_entries(log_dir, "coordinator-b" if victims["coordinator"] == "coordinator" else "coordinator")
     assert any(e.get("run_id") == run_id and e.get("event") in ("lease.acquired", "run.adopted") for e in takeover)
-
-
-def read_until(run: subprocess.Popen, predicate) -> list[dict]:
-    seen: list[dict] = []
-    while True:
-        line = run.stdout.readline()
-        assert line, f"the run ended before the kill point: {seen}"
-        if line.startswith("{"):
-            seen.append(json.loads(line))
-            if predicate(seen[-1]):
-                return seen

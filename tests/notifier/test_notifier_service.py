@@ -5,62 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from contextlib import aclosing
 
 import nats
-import pytest
 
-from golive.stack import WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
+from golive.stack import wait_until_ready
 from services.notifier.service import KILL_AT_ENV
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.events import NotificationSent, RunFinished, StepFailed
+from shared.events import RunFinished, StepFailed
+from tests.notifier.notifier_io import publish, sent, wait_for_event
 from tests.notifier.run_events import RunLog
 
-
-@pytest.fixture
-def notifier_env(settings, webhook) -> dict[str, str]:
-    return service_env(settings.resolved_nats_url(), settings.state_dir, {
-        "GOLIVE_SUBJECT_ROOT": settings.subject_root, WEBHOOK_ENV: webhook.url,
-    })
-
-
-@pytest.fixture
-def notifiers(notifier_env, tmp_path, request):
-    """Notifier processes this test starts; all stopped at the end, also on failure."""
-    procs = ServiceProcesses(notifier_env, tmp_path / "logs")
-    yield procs
-    procs.stop()
-    if getattr(getattr(request.node, "report_call", None), "failed", False):
-        for log in sorted((tmp_path / "logs").glob("*.log")):
-            print(f"----- {log.name} -----\n" + "\n".join(log.read_text().splitlines()[-40:]))
-
-
-async def publish(settings, *events: Envelope) -> None:
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        js = nc.jetstream()
-        for e in events:
-            await js.publish(e.subject, e.to_json(), stream=settings.subjects.event_stream, headers={"Nats-Msg-Id": e.id})
-    finally:
-        await nc.close()
-
-
-async def wait_for_event(settings, run_id: str, match, timeout_s: float = 30.0) -> Envelope:
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        async def first() -> Envelope:
-            async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id), follow=True)) as feed:
-                async for _seq, envelope in feed:
-                    if match(envelope):
-                        return envelope
-        return await asyncio.wait_for(first(), timeout_s)
-    finally:
-        await nc.close()
-
-
-def sent(kind: str):
-    return lambda e: isinstance(e.data, NotificationSent) and e.data.kind == kind
+# the notifier_env and notifiers fixtures are tests/notifier/conftest.py's
 
 
 async def acked_up_to(settings, seq: int, timeout_s: float = 30.0) -> None:
