@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from tests.harness import REPO
+from tests.notifier.notifier_io import publish, sent, wait_for_event
 from tests.notifier.run_events import RunLog, plan_dict
-from tests.notifier.test_notifier_service import notifier_env, notifiers, publish, sent, wait_for_event  # noqa: F401
 from tests.security.test_hostile_plans import TEMPLATE_BOMBS
 
 RENDER_ALL = """
