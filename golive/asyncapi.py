@@ -170,8 +170,10 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
         },
         "defaultContentType": CONTENT_TYPE,
         "servers": {
-            "local": {"host": "127.0.0.1:4222", "protocol": "nats",
-                      "description": "`golive up`: the embedded stack on loopback, no authentication"},
+            "local": {"host": "127.0.0.1:{port}", "protocol": "nats",
+                      "description": "`golive up`: the embedded stack on loopback, no authentication",
+                      # a free port each time, never the standard one (another team's server may listen there)
+                      "variables": {"port": {"description": "the port `golive up` prints (also in .golive/stack.json)"}}},
             "compose": {"host": "nats:4222", "protocol": "nats",
                         "description": "docker-compose.yml: one user per service, `operator` for the CLI, a read-only "
                                        "`monitoring` user (permissions in deploy/nats.conf)",
