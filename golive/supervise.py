@@ -16,6 +16,8 @@ from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.backoff import Backoff
+
 
 class Children(Protocol):
     """The child processes a supervisor watches (golive.stack.ServiceProcesses)."""
@@ -27,7 +29,8 @@ class Children(Protocol):
 
 @dataclass(frozen=True)
 class RestartPolicy:
-    """Restart after ``base_s`` doubling to ``cap_s``; give up after ``max_crashes`` crashes within ``period_s``."""
+    """Restart after ``base_s`` doubling to ``cap_s`` (golive's one backoff, exact: a restart needs no jitter); give up
+    after ``max_crashes`` crashes within ``period_s``."""
 
     base_s: float = 0.5
     cap_s: float = 10.0
@@ -39,7 +42,7 @@ class RestartPolicy:
         recent = [t for t in crashes if now - t <= self.period_s]
         if len(recent) >= self.max_crashes:
             return "give_up", 0.0
-        return "restart", min(self.cap_s, self.base_s * 2 ** (len(recent) - 1))
+        return "restart", Backoff(base_s=self.base_s, cap_s=self.cap_s).delay(len(recent))
 
 
 @dataclass

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
 from services.coordinator.plan import Plan, plan_of
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
+from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
 from shared.events import (
@@ -438,7 +439,8 @@ def _awaited_step(state: RunState) -> str:
 
 def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
     policy = state.plan.retries
-    delay = min(policy.max_backoff, policy.backoff * 2 ** (state.attempt - 1))
+    # exact (no jitter): the saga is replayed from its events, and a replay must schedule the same retry_at
+    delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
     state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
     retrying = StepRetrying(step=_awaited_step(state), attempt=state.attempt, reason=reason, retry_at=state.retry_at)
     return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
