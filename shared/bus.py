@@ -34,6 +34,7 @@ from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPass
 from faststream.specification import AsyncAPI
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
+from shared.backoff import Backoff
 from shared.durables import Durable, keep_durables
 from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
 from shared.event_log import last_events
@@ -48,9 +49,13 @@ EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance
 MAX_BODY_IN_DEAD_LETTER = 4096
 
 
+# exact: the delay is a function of the delivery count alone, the same on every instance that handles it
+REDELIVERY = Backoff(base_s=0.5, cap_s=15.0)
+
+
 def redelivery_delay(attempt: int) -> float:
     """Backoff before redelivery number ``attempt`` + 1: 0.5 s, 1 s, 2 s, ... capped at 15 s."""
-    return min(15.0, 0.5 * 2 ** max(0, attempt - 1))
+    return REDELIVERY.delay(attempt)
 
 
 async def connect_options(settings: Settings) -> dict[str, Any]:
@@ -126,16 +131,14 @@ ELECTION_WAIT_S = 30.0
 
 
 async def until_answered(request: Callable[[], Awaitable[Any]], wait_s: float = ELECTION_WAIT_S) -> Any:
-    """``request()``'s answer, asked again while JetStream does not answer (UNANSWERED) for up to ``wait_s``; the
-    last error after that. Only for requests that may be repeated (reads, creations that tolerate existing)."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
+    """``request()``'s answer, asked again while JetStream does not answer (UNANSWERED), no new try starting later
+    than ``wait_s`` after the first; the last error after that. Only for requests that may be repeated (reads,
+    creations that tolerate existing)."""
+    election = Backoff(base_s=0.1, cap_s=1.0, within_s=wait_s)  # soon after a quick election, then once a second
+    async for attempt in election.retrying(UNANSWERED):
+        with attempt:
             return await request()
-        except UNANSWERED:
-            if time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 class CommandError(Exception):

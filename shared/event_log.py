@@ -31,6 +31,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StatusCode
 from nats.js.errors import NotFoundError
 
+from shared.backoff import Backoff
 from shared.envelope import Envelope, ParseError, parse_envelope
 from shared.provenance import event_origin_problem
 
@@ -38,6 +39,7 @@ BATCH = 256  # events per pull: a run's whole log in one or two round trips
 IDLE_S = 5.0  # the server deletes a reader's consumer this long after its last pull
 FOLLOW_WAIT_S = 3.0  # a follower's pull waits this long for a new event, then asks again (under IDLE_S: kept alive)
 API = "$JS.API"  # golive uses no JetStream domain (deploy/nats.conf grants these subjects)
+REOPEN = Backoff(base_s=1.0, cap_s=5.0)  # a follower that keeps losing its consumer: 1 s, 2 s, 4 s, then 5 s
 
 
 async def read_events(
@@ -70,7 +72,7 @@ async def read_events(
                     raise TimeoutError(f"events on {subject} stopped arriving before the end of the stream: "
                                        f"{lost}") from None
                 if failures > 1:  # a follower that keeps losing its consumer: not one new consumer after another
-                    await asyncio.sleep(min(failures, 10) * 0.5)
+                    await asyncio.sleep(REOPEN.delay(failures - 1))
                 await reader.open(reader.next_seq)
                 continue
             failures = 0
