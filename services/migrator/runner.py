@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from tenacity import RetryCallState
 
 from services.migrator import history
 from services.migrator.index_build import (
@@ -32,6 +33,7 @@ from services.migrator.index_build import (
 from services.migrator.preflight import describe, old_transactions, pooler_problem, session_problem
 from services.migrator.progress import Progress, poll_until_cancelled
 from services.migrator.statements import Linted, Statement, lint
+from shared.backoff import Backoff
 from shared.bus import HandBack
 from shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement, RevertMigrations
 from shared.envelope import Message
@@ -46,7 +48,7 @@ from shared.events import (
 from shared.postgres_failures import is_retryable, reply_may_be_lost
 from shared.secrets import redact
 
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 30.0  # MigrationRetry's backoff_s doubles up to this
 
 Emit = Callable[[Message], Awaitable[None]]
 
@@ -254,38 +256,52 @@ async def _with_retries(session: _Session, row: int, name: str, statement: State
     index valid after PostgreSQL answered the failed attempt with an error: that attempt built nothing (its
     claim was released), so another session built it, and it is reported as already_present."""
     first_action: str | None = None
-    for attempt in range(1, retry.max_attempts + 1):
-        try:
-            action = await _attempt(session, row, name, statement, operation, attempt, ctx)
-            if action == "already_present" and first_action is not None:
-                if ctx.log is not None:
-                    ctx.log.info("migration.built_by_another_session", name=name, index=statement.index)
-                return action, attempt
-            return (first_action or action), attempt
-        except (psycopg.Error, BuildInvalid, DropFailed, DefinitionMismatch) as exc:
-            reason = _describe_error(exc, ctx.url)
-            retryable = isinstance(exc, psycopg.Error) and is_retryable(exc)
-            # PostgreSQL answered the build with an error: it left nothing valid, so nothing is this run's. A lost
-            # reply keeps the claim: the build may have finished all the same.
-            answered = getattr(exc, "golive_action", None) is not None and not reply_may_be_lost(exc)
-            if first_action is None:
-                first_action = getattr(exc, "golive_action", None)
-            if not retryable or attempt == retry.max_attempts:
-                if answered:
-                    with contextlib.suppress(psycopg.Error, MigrationFailed):  # the failure is what is reported
-                        await session.reopen_if_broken()
+    answered = False  # PostgreSQL answered the last attempt's build with an error: it left nothing that is this run's
+
+    async def say_retrying(state: RetryCallState) -> None:
+        assert state.outcome is not None  # tenacity waits only after a failed attempt
+        await ctx.emit(MigrationProgress(name=name, index=statement.index, status="retrying", attempt=state.attempt_number,
+                                         error=_describe_error(state.outcome.exception(), ctx.url)))
+
+    backoff = Backoff(base_s=retry.backoff_s, cap_s=MAX_BACKOFF_S, attempts=retry.max_attempts)
+    retrying = backoff.retrying(_retryable, before_sleep=say_retrying)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                tried = attempt.retry_state.attempt_number
+                if tried > 1:
+                    await session.reopen_if_broken()
+                    if answered:  # before this attempt asks who owns the index
                         await history.release(session.conn, row)
-                left = await _clean_up(session, statement, ctx)
-                why = f"{name}: {reason}" + (f" (after {attempt} attempts)" if attempt > 1 else "") + left
-                raise MigrationFailed(why, "transient" if retryable else "fatal", attempt) from None
-            delay = min(MAX_BACKOFF_S, retry.backoff_s * 2 ** (attempt - 1))
-            await ctx.emit(MigrationProgress(name=name, index=statement.index, status="retrying", attempt=attempt,
-                                             error=reason))
-            await asyncio.sleep(delay)
-            await session.reopen_if_broken()
-            if answered:  # before the next attempt asks who owns the index
+                try:
+                    action = await _attempt(session, row, name, statement, operation, tried, ctx)
+                except (psycopg.Error, BuildInvalid, DropFailed, DefinitionMismatch) as exc:
+                    # a lost reply keeps the claim: the build may have finished all the same
+                    answered = getattr(exc, "golive_action", None) is not None and not reply_may_be_lost(exc)
+                    if first_action is None:
+                        first_action = getattr(exc, "golive_action", None)
+                    raise
+                if action == "already_present" and first_action is not None:
+                    if ctx.log is not None:
+                        ctx.log.info("migration.built_by_another_session", name=name, index=statement.index)
+                    return action, tried
+                return (first_action or action), tried
+    except (psycopg.Error, BuildInvalid, DropFailed, DefinitionMismatch) as exc:  # not retryable, or out of attempts
+        tried = retrying.statistics["attempt_number"]
+        retryable = _retryable(exc)
+        if answered:
+            with contextlib.suppress(psycopg.Error, MigrationFailed):  # the failure is what is reported
+                await session.reopen_if_broken()
                 await history.release(session.conn, row)
-    raise AssertionError("unreachable")
+        left = await _clean_up(session, statement, ctx)
+        why = f"{name}: {_describe_error(exc, ctx.url)}" + (f" (after {tried} attempts)" if tried > 1 else "") + left
+        raise MigrationFailed(why, "transient" if retryable else "fatal", tried) from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A lock timeout or a lost backend: the statement may succeed on another attempt."""
+    return isinstance(exc, psycopg.Error) and is_retryable(exc)
 
 
 async def _attempt(session: _Session, row_id: int, name: str, statement: Statement, operation: str, attempt: int,
