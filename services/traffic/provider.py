@@ -19,16 +19,18 @@ from shared.commands import ProviderSpec
 
 
 class ProviderError(Exception):
-    """A provider call failed. ``transient``: a retry may succeed (rate limit, unavailable).
+    """A provider call failed. ``transient``: a retry may succeed (rate limit, unavailable). ``retry_after_s``: how
+    long the provider asked to wait before the next call, when it said (HTTP Retry-After).
 
     The message says what failed and never holds a token or a secret URL."""
 
     transient = False
 
-    def __init__(self, reason: str, transient: bool | None = None) -> None:
+    def __init__(self, reason: str, transient: bool | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         if transient is not None:
             self.transient = transient
+        self.retry_after_s = retry_after_s
 
 
 class AuthError(ProviderError):
@@ -49,8 +51,7 @@ class RateLimitedError(ProviderError):
     transient = True
 
     def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after_s = retry_after_s
+        super().__init__(reason, retry_after_s=retry_after_s)
 
 
 class UnavailableError(ProviderError):

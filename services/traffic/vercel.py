@@ -16,12 +16,12 @@ Vercel command; rolling releases are):
 Settings (provider spec): ``project`` (id or name, required), ``team_id``, ``token_env`` (default
 VERCEL_TOKEN; the token is read from that variable when a call is made and never logged or put in an error),
 ``api_url`` (default https://api.vercel.com), ``max_attempts`` (default 4), ``max_retry_after_s`` (default 30),
-``timeout_s`` (default 10). 429 and 5xx are retried, honouring Retry-After; 401/403, 404 and 409 are not.
+``timeout_s`` (default 10). 429, 5xx and network errors are retried with backoff (0.2 s doubling to 5 s), or after
+the Retry-After Vercel sends when it is at most max_retry_after_s; 401/403, 404 and 409 are not.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -39,18 +39,20 @@ from services.traffic.provider import (
     UnavailableError,
     check_settings,
 )
+from shared.backoff import Backoff
 from shared.commands import ProviderSpec
 from shared.secrets import redact
 
 DEFAULT_API = "https://api.vercel.com"
 
 
-def retry_after_seconds(value: str | None, fallback: float) -> float:
-    """Retry-After as seconds (Vercel sends delta-seconds); an HTTP date or garbage falls back to backoff."""
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (Vercel sends delta-seconds); None when absent, an HTTP date or garbage (then the
+    backoff applies)."""
     try:
-        return max(0.0, float(value)) if value is not None else fallback
+        return max(0.0, float(value)) if value is not None else None
     except ValueError:
-        return fallback
+        return None
 
 
 class VercelProvider:
@@ -168,46 +170,52 @@ class VercelProvider:
         return token
 
     async def _call(self, method: str, path: str, *, params: dict | None = None, json: Any = None) -> dict[str, Any]:
-        """One API call with bounded retries: 429 waits Retry-After (capped), 5xx and network errors back off."""
+        """One API call with bounded retries: 429, 5xx and network errors back off, or wait what Retry-After asks
+        when it asks no more than ``max_retry_after_s``; a longer wait is the caller's to make (the error says it)."""
         token = self._token()
         params = dict(params or {})
         if self.team_id:
             params["teamId"] = self.team_id
+        backoff = Backoff(base_s=0.2, cap_s=5.0, attempts=self.max_attempts)
+        async for attempt in backoff.retrying(self._worth_waiting, asked=_asked_wait):
+            with attempt:
+                return await self._try(method, path, params, json, token, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable")  # the last try returns or raises
+
+    def _worth_waiting(self, exc: BaseException) -> bool:
+        return (isinstance(exc, (RateLimitedError, UnavailableError))
+                and (exc.retry_after_s or 0.0) <= self.max_retry_after_s)
+
+    async def _try(self, method: str, path: str, params: dict, json: Any, token: str, attempt: int) -> dict[str, Any]:
+        """One request; its failure says how many attempts were made so far (the last one's is the one raised)."""
         what = f"vercel {method} {path}"
-        for attempt in range(1, self.max_attempts + 1):
-            backoff = min(5.0, 0.2 * 2 ** (attempt - 1))
-            last_try = attempt == self.max_attempts
-            try:
-                answer = await self.client.request(method, path, params=params, json=json,
-                                                   headers={"Authorization": f"Bearer {token}"})
-            except httpx.TransportError as exc:
-                if last_try:
-                    raise UnavailableError(f"{what}: {type(exc).__name__} after {attempt} attempts") from None
-                await asyncio.sleep(backoff)
-                continue
-            status = answer.status_code
-            if status < 300:
-                return answer.json() if answer.content else {}
-            reason = f"{what}: HTTP {status} {_message(answer, token)}".strip()
-            if status == 429:
-                wait = retry_after_seconds(answer.headers.get("Retry-After"), backoff)
-                if last_try or wait > self.max_retry_after_s:
-                    raise RateLimitedError(f"{reason} (after {attempt} attempts; Retry-After {wait:g} s)", wait)
-                await asyncio.sleep(wait)
-                continue
-            if status >= 500:
-                if last_try:
-                    raise UnavailableError(f"{reason} (after {attempt} attempts)")
-                await asyncio.sleep(retry_after_seconds(answer.headers.get("Retry-After"), backoff))
-                continue
-            if status in (401, 403):
-                raise AuthError(f"{reason}: check the token in {self.token_env} and its team scope")
-            if status == 404:
-                raise NotFoundError(reason)
-            if status == 409:
-                raise ConflictError(reason)
-            raise ProviderError(reason)
-        raise AssertionError("unreachable")  # the loop returns or raises
+        try:
+            answer = await self.client.request(method, path, params=params, json=json,
+                                               headers={"Authorization": f"Bearer {token}"})
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"{what}: {type(exc).__name__} after {attempt} attempts") from None
+        status = answer.status_code
+        if status < 300:
+            return answer.json() if answer.content else {}
+        reason = f"{what}: HTTP {status} {_message(answer, token)}".strip()
+        asked = retry_after_seconds(answer.headers.get("Retry-After"))
+        asked_text = f"; Retry-After {asked:g} s" if asked is not None else ""
+        if status == 429:
+            raise RateLimitedError(f"{reason} (after {attempt} attempts{asked_text})", asked)
+        if status >= 500:
+            raise UnavailableError(f"{reason} (after {attempt} attempts{asked_text})", retry_after_s=asked)
+        if status in (401, 403):
+            raise AuthError(f"{reason}: check the token in {self.token_env} and its team scope")
+        if status == 404:
+            raise NotFoundError(reason)
+        if status == 409:
+            raise ConflictError(reason)
+        raise ProviderError(reason)
+
+
+def _asked_wait(exc: BaseException) -> float | None:
+    """What Vercel asked to wait (Retry-After), if it did."""
+    return getattr(exc, "retry_after_s", None)
 
 
 def _id(deployment: Any) -> str | None:

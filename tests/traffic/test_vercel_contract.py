@@ -108,6 +108,17 @@ async def test_rate_limit_longer_than_allowed_is_a_transient_error_with_the_wait
     assert len(vercel.requests) == 1
 
 
+async def test_unavailable_with_a_retry_after_longer_than_allowed_is_not_waited_for(vercel, tmp_path):
+    p = provider(vercel, tmp_path, max_retry_after_s=5)
+    vercel.fail_next = [Fault(503, {"Retry-After": "3600"})]
+
+    with pytest.raises(UnavailableError) as caught:
+        await p.weight("dpl_new")
+
+    assert caught.value.transient and caught.value.retry_after_s == 3600 and "Retry-After 3600 s" in str(caught.value)
+    assert len(vercel.requests) == 1
+
+
 async def test_server_error_then_success_is_retried(vercel, tmp_path):
     p = provider(vercel, tmp_path)
     vercel.fail_next = [Fault(500)]
