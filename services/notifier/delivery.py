@@ -1,7 +1,7 @@
 """Delivery: one message to one sink, exactly once, with bounded retries and a bounded time per post.
 
-Retries: 5xx, 408, 429 and connection errors or timeouts are retried with exponential backoff and jitter
-(half the step fixed, half random, so instances that failed together do not retry together); a 429's
+Retries: 5xx, 408, 429 and connection errors or timeouts are retried with golive's backoff (shared/backoff.py) and
+jitter (half the step fixed, half random, so instances that failed together do not retry together); a 429's
 ``Retry-After`` is honoured (never retried sooner). Any other 4xx is final (a revoked webhook does not come
 back). All attempts and waits together stay within the sink's ``give_up_after_s``; then DeliveryFailed.
 
@@ -22,7 +22,6 @@ import asyncio
 import email.utils
 import hashlib
 import json
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from services.notifier.sinks import Outbound
+from shared.backoff import Backoff
 from shared.buckets import open_bucket
 from shared.commands import NotificationSink
 from shared.secrets import redact
@@ -58,11 +58,12 @@ class RetryPolicy:
     def of(cls, sink: NotificationSink) -> RetryPolicy:
         return cls(attempts=sink.attempts, timeout_s=sink.timeout_s, give_up_after_s=sink.give_up_after_s)
 
-
-def backoff_s(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
-    """Wait after failed attempt ``attempt`` (1-based): half of base * 2^(attempt-1) (capped), plus a random half."""
-    step = min(policy.cap_s, policy.base_s * 2 ** (attempt - 1))
-    return step / 2 + (rng or random).uniform(0, step / 2)
+    @property
+    def backoff(self) -> Backoff:
+        """base_s doubling to cap_s, half of each wait fixed and half random (instances that failed together do not
+        retry together); ``attempts`` tries, none starting past ``give_up_after_s``."""
+        return Backoff(base_s=self.base_s, cap_s=self.cap_s, jitter=0.5, attempts=self.attempts,
+                       within_s=self.give_up_after_s)
 
 
 def retry_after_s(response: httpx.Response, now: datetime | None = None) -> float | None:
@@ -90,44 +91,60 @@ class DeliveryFailed(Exception):
         self.attempts = attempts
 
 
+class _NotTaken(Exception):
+    """One post the receiver did not take, and may take on another try; ``retry_after_s``: what it asked to wait."""
+
+    def __init__(self, problem: str, retry_after_s: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after_s = retry_after_s
+
+
+class _Refused(Exception):
+    """The receiver refused the post for good (a 4xx other than 408 and 429)."""
+
+
 async def post(client: httpx.AsyncClient, url: str, outbound: Outbound, policy: RetryPolicy,
                sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> int:
     """POST ``outbound`` to ``url`` until accepted; return the attempts used, or raise DeliveryFailed."""
-    deadline = time.monotonic() + policy.give_up_after_s
     body = json.dumps(outbound.body, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json", **outbound.headers}
-    problem = "not tried"
-    for attempt in range(1, policy.attempts + 1):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise DeliveryFailed(f"gave up after {attempt - 1} attempt(s) in {policy.give_up_after_s:g}s: {problem}",
-                                 attempt - 1)
-        wait: float | None = None
-        try:
-            # httpx's timeout bounds each read, not the whole post: a receiver that trickles bytes is cut here
-            async with asyncio.timeout(min(policy.timeout_s, left)):
-                response = await client.post(url, content=body, headers=headers, timeout=min(policy.timeout_s, left))
-        except (httpx.TimeoutException, TimeoutError):
-            problem = f"no answer within {min(policy.timeout_s, left):g}s"
-        except httpx.HTTPError as exc:
-            problem = redact(f"{type(exc).__name__}: {exc}", url)
-        else:
-            if response.status_code < 300:
-                return attempt
-            problem = f"HTTP {response.status_code} {_short(response)}".strip()
-            if response.status_code < 500 and response.status_code not in RETRYABLE:
-                raise DeliveryFailed(f"the receiver refused the message: {problem}", attempt)
-            if response.status_code == 429:
-                wait = retry_after_s(response)
-        if attempt == policy.attempts:
-            break
-        if wait is None:  # a Retry-After is the receiver's own word: waited as given
-            wait = backoff_s(attempt, policy)
-        if time.monotonic() + wait >= deadline:
-            raise DeliveryFailed(f"gave up after {attempt} attempt(s): {problem}; the next try would pass the "
-                                 f"{policy.give_up_after_s:g}s bound", attempt)
-        await sleep(wait)
-    raise DeliveryFailed(f"gave up after {policy.attempts} attempt(s): {problem}", policy.attempts)
+    # a Retry-After is the receiver's own word: waited as given, unless it would pass the bound
+    retrying = policy.backoff.retrying(_NotTaken, asked=lambda e: getattr(e, "retry_after_s", None), sleep=sleep)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                left = policy.give_up_after_s - (time.monotonic() - attempt.retry_state.start_time)
+                await _post_once(client, url, body, headers, max(0.0, min(policy.timeout_s, left)))
+                return attempt.retry_state.attempt_number
+    except _Refused as refused:
+        raise DeliveryFailed(f"the receiver refused the message: {refused}", retrying.statistics["attempt_number"]) from None
+    except _NotTaken as last:
+        tried = retrying.statistics["attempt_number"]
+        if tried < policy.attempts:
+            raise DeliveryFailed(f"gave up after {tried} attempt(s): {last.problem}; the next try would pass the "
+                                 f"{policy.give_up_after_s:g}s bound", tried) from None
+        raise DeliveryFailed(f"gave up after {tried} attempt(s): {last.problem}", tried) from None
+    raise AssertionError("unreachable")  # the last try returns or raises
+
+
+async def _post_once(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> None:
+    """One post: returns when the receiver took it; _NotTaken when a retry may help (5xx, 408, 429, no answer, no
+    connection); _Refused on any other 4xx."""
+    try:
+        # httpx's timeout bounds each read, not the whole post: a receiver that trickles bytes is cut here
+        async with asyncio.timeout(timeout_s):
+            response = await client.post(url, content=body, headers=headers, timeout=timeout_s)
+    except (httpx.TimeoutException, TimeoutError):
+        raise _NotTaken(f"no answer within {timeout_s:g}s") from None
+    except httpx.HTTPError as exc:
+        raise _NotTaken(redact(f"{type(exc).__name__}: {exc}", url)) from None
+    if response.status_code < 300:
+        return
+    problem = f"HTTP {response.status_code} {_short(response)}".strip()
+    if response.status_code < 500 and response.status_code not in RETRYABLE:
+        raise _Refused(problem)
+    raise _NotTaken(problem, retry_after_s(response) if response.status_code == 429 else None)
 
 
 def _short(response: httpx.Response) -> str:

@@ -11,7 +11,7 @@ import nats
 import pytest
 
 from golive.webhook_sink import WebhookSink
-from services.notifier.delivery import DeliveryFailed, DeliveryLedger, RetryPolicy, backoff_s, post, retry_after_s
+from services.notifier.delivery import DeliveryFailed, DeliveryLedger, RetryPolicy, post, retry_after_s
 from services.notifier.sinks import Outbound
 
 MESSAGE = Outbound({"text": "🚨 skeleton Production Rollback Triggered", "attachments": []})
@@ -46,6 +46,18 @@ async def test_rate_limited_post_waits_at_least_retry_after_before_the_next_try(
     assert len(webhook.received) == 1
 
 
+async def test_rate_limited_post_is_given_up_when_the_wait_asked_for_would_pass_the_bound(webhook):
+    webhook.fail_next = [429]
+    webhook.retry_after = "30"
+
+    with pytest.raises(DeliveryFailed) as caught:
+        await deliver(webhook, RetryPolicy(attempts=4, give_up_after_s=10.0, base_s=0.05, cap_s=0.2))
+
+    assert caught.value.attempts == 1 and "HTTP 429" in caught.value.reason
+    assert "the next try would pass the 10s bound" in caught.value.reason
+    assert len(webhook.attempts) == 1 and webhook.received == []
+
+
 async def test_refused_post_is_final_and_the_error_holds_no_url(webhook):
     webhook.fail_next = [404]
 
@@ -78,7 +90,7 @@ async def test_unreachable_receiver_error_names_no_url():
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():
     policy = RetryPolicy(base_s=1.0, cap_s=8.0)
-    waits = [[backoff_s(n, policy) for _ in range(200)] for n in (1, 2, 3, 4, 5, 6)]
+    waits = [[policy.backoff.delay(n) for _ in range(200)] for n in (1, 2, 3, 4, 5, 6)]
 
     for n, samples in enumerate(waits, start=1):
         step = min(8.0, 2 ** (n - 1))
