@@ -9,6 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from golive.cli import app
+from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
 
 BAD_PLAN = """\
@@ -117,14 +118,11 @@ def test_run_says_how_to_start_the_stack_when_the_bus_is_unreachable(tmp_path):
 def test_run_outside_the_maintenance_window_is_refused_before_anything_starts(tmp_path):
     import datetime as dt
 
-    import yaml
-
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = skeleton_dict()
     today = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[dt.datetime.now(dt.UTC).weekday()]
     other_days = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d != today]
     plan["window"] = {"maintenance": {"days": other_days, "start": "00:00", "end": "23:59", "timezone": "UTC"}}
-    path = tmp_path / "windowed.yaml"
-    path.write_text(yaml.safe_dump(plan))
+    path = write_plan(tmp_path, plan, "windowed.yaml")
     env = {**os.environ, "GOLIVE_NATS_URL": "nats://127.0.0.1:1"}
     result = run_cli("run", str(path), env=env)
     assert result.returncode == 2

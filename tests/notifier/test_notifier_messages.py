@@ -10,6 +10,7 @@ from services.notifier.sinks import sink_for
 from services.notifier.templates import check_templates, render_moment
 from shared.commands import NotificationsSpec
 from shared.events import PhaseStarted
+from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
 from tests.notifier.run_events import RunLog, plan_dict
 
@@ -193,13 +194,12 @@ def test_a_template_that_fails_at_run_time_falls_back_to_the_default_message():
 
 
 def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     data["notifications"]["templates"] = {
         "run_succeeded": {"fields": {"Duration": "{{ duraton }}"}},
         "rollback_started": {"text": "{% if reason %}unclosed"},
     }
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
 
     result = run_cli("plan", "check", str(path), env=None)
 
@@ -214,10 +214,9 @@ def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
 
 
 def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sink(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     data["notifications"]["sinks"]["teams"] = {"type": "teams", "webhook_url_env": "T"}
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
     result = run_cli("plan", "check", str(path), env=None)
     assert result.returncode == 2 and "notifications.sinks.teams.type: no sink of type 'teams'" in result.stdout + result.stderr
 
@@ -229,11 +228,10 @@ def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sin
 
 
 def test_a_webhook_url_pasted_where_its_variable_belongs_is_rejected_without_repeating_it(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     secret_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
     data["notifications"]["sinks"]["slack"]["webhook_url_env"] = secret_url
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
 
     result = run_cli("plan", "check", str(path), env=None)
 

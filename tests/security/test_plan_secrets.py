@@ -21,7 +21,8 @@ from shared.commands import ApplyMigrations, ProviderSpec, StartRun
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.secrets import MissingSecret, secret_from_env
-from tests.harness import REPO, run_cli
+from tests.builders import skeleton_dict
+from tests.harness import run_cli
 
 PASSWORD = "Hunter2Secret"
 URL = f"postgresql://postgres:{PASSWORD}@db.example.com:5432/app"
@@ -29,7 +30,7 @@ HTTP_URL = f"https://admin:{PASSWORD}@envoy.internal:9901"
 
 
 def skeleton() -> dict:
-    return yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    return skeleton_dict()
 
 
 def _set(plan: dict, path: tuple, value) -> None:
