@@ -214,6 +214,7 @@ def test_a_whole_go_live_runs_with_every_service_on_its_own_credentials(
                                     + f"\nrefused by deploy/nats.conf: {secured_nats.violations()}")
     assert "run succeeded" in result.stdout
     assert any("SUCCESS" in m["text"] for m in received)  # the notifier read the events and kept its ledger (KV)
+    assert set(logs) >= {f"{name}.log" for name in SERVICES}, sorted(logs)  # every service's log is read
     for name, text in logs.items():
         assert secured_nats.passwords[name.removesuffix(".log")] not in text, name
 

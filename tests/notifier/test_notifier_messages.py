@@ -79,8 +79,8 @@ def test_success_message_is_the_runbooks_good_with_status_duration_performance_a
 
 
 def test_rollback_message_is_the_runbooks_danger_with_action_and_the_reason_with_its_numbers():
-    reason = "stage2:check:stripe_recent failed: p95 512.00 > 400 over 300 requests"
-    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0).fail_and_roll_back("stage2:check:stripe_recent", reason)
+    reason = "stage2:hold failed: p95 512.00 > 400 over 300 requests"
+    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0).fail_and_roll_back("stage2:hold", reason)
 
     sent = posts(log)
     (rollback,) = by_kind(sent, "rollback_started")
@@ -92,7 +92,7 @@ def test_rollback_message_is_the_runbooks_danger_with_action_and_the_reason_with
     assert list(got)[:2] == ["Action", "Reason"]
     assert got["Action"] == "Rollback to previous deployment dpl_old"
     assert got["Reason"] == reason.replace(">", "&gt;")  # Slack's escaping; it shows ">"
-    assert got["Failed at"] == "stage 2 (50%): stage2:check:stripe_recent"
+    assert got["Failed at"] == "stage 2 (50%): stage2:hold"
     (rolled_back,) = by_kind(sent, "run_rolled_back")
     assert "Rolled back: stage1:shift:10, migrate" == fields(rolled_back)["Outcome"]
     assert [k for k, _s, _b in sent] == ["run_started", "stage_passed", "rollback_started", "run_rolled_back"]
@@ -175,7 +175,7 @@ def test_routes_send_kinds_to_named_sinks_from_a_severity_up_with_an_added_templ
 
 
 def test_the_first_plans_on_list_still_selects_kinds():
-    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10).fail_and_roll_back("stage1:check:x", "boom")
+    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10).fail_and_roll_back("stage1:hold", "boom")
 
     assert [k for k, _s, _b in posts(log)] == ["rollback_started", "run_rolled_back"]
 
