@@ -17,6 +17,7 @@ from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
+
 def write_plan(tmp_path: Path, **changes) -> Path:
     """The skeleton plan with short holds, plus ``changes`` applied to its top-level keys."""
     return skeleton_plan(tmp_path, edit=lambda plan: plan.update(changes))

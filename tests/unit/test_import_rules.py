@@ -142,7 +142,7 @@ def imports_of_test_modules(root: Path = REPO) -> list[str]:
 
 
 def test_no_test_module_imports_another_test_module():
-    assert (REPO / "tests" / "unit" / "test_import_rules.py").exists()  # the finder walks the real tests/
+    assert len(list((REPO / "tests").rglob("test_*.py"))) > 100  # the finder walks the real tests/
     assert imports_of_test_modules() == []
 
 
