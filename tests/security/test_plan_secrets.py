@@ -156,7 +156,9 @@ def test_the_coordinator_refuses_a_start_run_with_a_password_and_records_none(se
     assert "golive.coordinator.run_started.v1" not in types
     assert "golive.service.command_failed.v1" in types, types
     assert not any(PASSWORD in body.decode() for body in events)
-    assert not any(PASSWORD in log.read_text() for log in (tmp_path / "logs").glob("*.log"))
+    logs = list((tmp_path / "logs").glob("*.log"))
+    assert [log.name for log in logs] == ["coordinator.log"]
+    assert not any(PASSWORD in log.read_text() for log in logs)
 
 
 async def _start_and_read(settings, plan: dict) -> list[bytes]:
