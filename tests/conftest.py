@@ -26,6 +26,7 @@ from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_en
 from golive.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
+from tests.secured_nats import SecuredNats, started_secured_nats
 
 TEMPLATE_DB = "golive_test_template"
 TEMPLATE_ROWS = 20_000
@@ -123,3 +124,10 @@ def services(request, settings, process_env, tmp_path) -> ServiceProcesses:
         if failed:
             for log in sorted((tmp_path / "logs").glob("*.log")):
                 print(f"----- {log.name} (last lines) -----\n" + "\n".join(log.read_text().splitlines()[-40:]))
+
+
+@pytest.fixture
+def secured_nats(tmp_path) -> SecuredNats:
+    """A nats-server of this test's own, started with deploy/nats.conf, the very file docker-compose.yml uses."""
+    with started_secured_nats(tmp_path / "secured-nats") as secured:
+        yield secured

@@ -1,10 +1,13 @@
-"""Helpers the tests share: where the repo is, running the CLI as a user does."""
+"""Helpers the tests share: where the repo is, running the CLI as a user does, a run known to the services."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from tests.builders import RunEvents
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -13,21 +16,6 @@ def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0) -> subpro
     """Run `golive ...` as a user would, in its own process."""
     return subprocess.run([sys.executable, "-m", "golive", *args], env=env, capture_output=True, text=True,
                           timeout=timeout_s, cwd=REPO)
-
-
-def skeleton_plan(tmp_path: Path, hold: str = "1s", smoke: str = "1s", edit=None) -> Path:
-    """plans/skeleton.yaml with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
-    import yaml
-
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["smoke"][0]["duration"] = smoke
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = hold
-    if edit:
-        edit(plan)
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return path
 
 
 def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> subprocess.Popen:
@@ -50,12 +38,8 @@ def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0) -
 async def record_run_started(js, subjects, run_id: str) -> int:
     """Record ``run_id``'s run_started as the coordinator does, so services that refuse work for an unknown run
     (shared/run_guard.py) take commands a test sends them directly; returns its stream sequence. Idempotent."""
-    from shared.envelope import new_envelope
-    from shared.events import RunStarted
-
-    started = new_envelope(RunStarted(plan={}, plan_name="test", deploy_id="dpl_new"), id=f"{run_id}/started",
-                           source="/golive/coordinator", runid=run_id,
-                           subject=subjects.event(run_id, "coordinator", "run_started"))
+    started = RunEvents(run_id, plan={}, start=datetime.now(UTC), root=subjects.root).started(
+        plan_name="test", previous_deploy_id=None)
     ack = await js.publish(started.subject, started.to_json(), stream=subjects.event_stream,
                            headers={"Nats-Msg-Id": started.id})
     return ack.seq

@@ -40,13 +40,3 @@ def test_streams_are_defined_once_with_a_duplicate_window():
     assert configs["GOLIVE_CMD"].retention.value == "workqueue"
     assert configs["GOLIVE_EVT"].retention.value == "limits"
     assert all(c.duplicate_window and c.duplicate_window > 0 for c in configs.values())
-
-
-def test_no_service_imports_another_service():
-    for service in SERVICES:
-        for path in (REPO / "services" / service).rglob("*.py"):
-            text = path.read_text()
-            others = [o for o in SERVICES if o != service and re.search(rf"^\s*(from|import) services\.{o}\b", text, re.M)]
-            assert not others, f"{path.relative_to(REPO)} imports {others}"
-    for path in (REPO / "shared").rglob("*.py"):
-        assert not re.search(r"^\s*(from|import) (services|golive)\b", path.read_text(), re.M), path

@@ -11,101 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import subprocess
 import sys
 from contextlib import aclosing
-from dataclasses import dataclass
 
-import nats
 import pytest
 from nats.js.api import ConsumerConfig
 
-from golive.embedded import EmbeddedNats
 from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
-from shared.bus import ensure_streams
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
 from shared.settings import Settings
-from shared.subjects import SERVICES, Subjects
-from tests.harness import REPO, run_cli, skeleton_plan
-
-NATS_CONF = REPO / "deploy" / "nats.conf"
-USERS = (*SERVICES, "operator", "monitoring")
-ROOT = Subjects()  # the file names the default root's subjects and streams
-
-
-def password_env(user: str) -> str:
-    """The variable deploy/nats.conf reads a user's password from (docker-compose.yml sets it from .env)."""
-    return f"GOLIVE_{user.upper()}_NATS_PASSWORD"
-
-
-@dataclass
-class SecuredNats:
-    server: EmbeddedNats
-    passwords: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def url_as(self, user: str) -> str:
-        return self.url.replace("nats://", f"nats://{user}:{self.passwords[user]}@")
-
-    def env_as(self, user: str, env: dict[str, str]) -> dict[str, str]:
-        """A process's environment that connects as ``user`` (the way docker-compose.yml configures each service)."""
-        return {**env, "GOLIVE_NATS_URL": self.url, "GOLIVE_NATS_USER": user, "GOLIVE_NATS_PASSWORD": self.passwords[user]}
-
-    def violations(self) -> list[str]:
-        log = (self.server.data_dir / "nats-server.log").read_text()
-        return [line for line in log.splitlines() if "Violation" in line]
-
-
-@pytest.fixture
-def secured_nats(tmp_path) -> SecuredNats:
-    """A nats-server of this test's own, started with the very file docker-compose.yml uses."""
-    passwords = {user: f"test-{user}-{secrets.token_hex(6)}" for user in USERS}
-    env = {**os.environ, **{password_env(user): password for user, password in passwords.items()}}
-    with EmbeddedNats(tmp_path / "secured-nats", config_file=NATS_CONF, env=env) as server:
-        yield SecuredNats(server, passwords)
-
-
-async def streams_exist(secured: SecuredNats) -> None:
-    """The streams, as any service's start (or the CLI's) creates them."""
-    await ensure_streams(Settings(nats_url=secured.url_as("operator")))
-
-
-class Client:
-    """One user's connection, collecting the permission violations the server reports to it."""
-
-    def __init__(self, secured: SecuredNats, user: str) -> None:
-        self.secured, self.user = secured, user
-        self.errors: list[str] = []
-        self.changed = asyncio.Event()
-
-    async def __aenter__(self) -> Client:
-        async def on_error(exc: Exception) -> None:
-            self.errors.append(str(exc))
-            self.changed.set()
-
-        # replies on the user's own inbox prefix, as golive's connections (shared/bus.py) and the example use
-        inbox = Settings(nats_url=self.secured.url, nats_user=self.user).inbox_prefix()
-        self.nc = await nats.connect(self.secured.url, user=self.user, password=self.secured.passwords[self.user],
-                                     inbox_prefix=inbox, error_cb=on_error, max_reconnect_attempts=0)
-        self.js = self.nc.jetstream(timeout=5)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.nc.close()
-
-    async def refused(self, what: str, subject: str) -> None:
-        """Wait until the server reports a ``what`` ("publish", "subscription") violation on ``subject``."""
-        expected = f'permissions violation for {what} to "{subject}"'.lower()  # nats-py lowercases it
-        while not any(expected in e.lower() for e in self.errors):
-            self.changed.clear()
-            await asyncio.wait_for(self.changed.wait(), 10)
-
+from shared.subjects import SERVICES
+from tests.builders import skeleton_plan
+from tests.harness import REPO, run_cli
+from tests.secured_nats import ROOT, Client, SecuredNats, streams_exist
 
 # --- the permission matrix ---------------------------------------------------------------------------
 
@@ -160,8 +81,9 @@ async def test_each_user_publishes_only_its_own_commands_and_events(secured_nats
             await client.nc.publish(subject, b"{}")
         for subject in denied:
             await client.refused("publish", subject)
-    assert not [line for line in secured_nats.violations() if f"user:{user}" in line and
-                any(f'"{s}"' in line for s in allowed)]
+    of_user = [line for line in secured_nats.violations() if f"user:{user}" in line]
+    assert not [line for line in of_user if any(f'"{s}"' in line for s in allowed)]
+    assert all(any(f'"{s}"' in line for line in of_user) for s in denied)  # the filter reads the server's lines
 
 
 async def test_a_service_cannot_consume_another_services_commands(secured_nats):
@@ -228,7 +150,9 @@ async def test_monitoring_reads_a_run_with_a_consumer_of_its_own_and_cannot_publ
         await monitoring.refused("publish", ROOT.event(RUN, "coordinator", "run_finished"))
         info = await monitoring.js.stream_info(ROOT.event_stream)
     assert info.state.messages == 3  # the refused event never reached the stream
-    assert not [line for line in secured_nats.violations() if "user:coordinator" in line]
+    violations = secured_nats.violations()
+    assert [line for line in violations if "user:monitoring" in line]  # the refused publish, as the server logs it
+    assert not [line for line in violations if "user:coordinator" in line]
 
 
 async def publish_run(secured: SecuredNats, run_id: str, events: list) -> None:
@@ -293,6 +217,7 @@ def test_a_whole_go_live_runs_with_every_service_on_its_own_credentials(
                                     + f"\nrefused by deploy/nats.conf: {secured_nats.violations()}")
     assert "run succeeded" in result.stdout
     assert any("SUCCESS" in m["text"] for m in received)  # the notifier read the events and kept its ledger (KV)
+    assert set(logs) >= {f"{name}.log" for name in SERVICES}, sorted(logs)  # every service's log is read
     for name, text in logs.items():
         assert secured_nats.passwords[name.removesuffix(".log")] not in text, name
 

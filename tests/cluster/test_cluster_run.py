@@ -19,8 +19,9 @@ from shared.bus import connect_options
 from shared.envelope import Envelope
 from shared.event_log import read_events
 from shared.events import PhaseStarted, RunFinished
+from tests.builders import skeleton_plan
 from tests.cluster.conftest import REPLICAS
-from tests.harness import skeleton_plan, start_run, wait_for_output
+from tests.harness import start_run, wait_for_output
 from tests.notifier.notifier_io import HOOK_SINK, delivered, until
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,9 @@ import time
 import pytest
 
 from shared.events import ProbesCompleted, StepFailed, WindowJudged
-from tests.e2e.test_skeleton import run_events
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.e2e.run_outcome import run_events
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ import nats
 import pytest
 
 from shared.settings import Settings
-from tests.harness import run_cli, skeleton_plan, start_run, wait_for_output
+from tests.builders import skeleton_plan
+from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,8 @@ from golive.stack import ServiceProcesses, wait_until_ready
 from shared.commands import RunProbe, SqlProbeSpec, Thresholds
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import ProbeCompleted
-from tests.harness import skeleton_plan, start_run, wait_for_output
+from tests.builders import skeleton_plan
+from tests.harness import start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 

@@ -22,7 +22,8 @@ from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_en
 from golive.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
-from tests.harness import read_until, skeleton_plan, start_run
+from tests.builders import skeleton_plan
+from tests.harness import read_until, start_run
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,8 @@ import signal
 
 import pytest
 
-from tests.harness import read_until, run_cli, skeleton_plan, start_run
+from tests.builders import skeleton_plan
+from tests.harness import read_until, run_cli, start_run
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,8 @@ import nats
 import pytest
 
 from services.coordinator.lease import LeaseHeld, LeaseLost, Leases
-from tests.harness import REPO, run_cli, skeleton_plan, start_run, wait_for_output
+from tests.builders import skeleton_plan
+from tests.harness import REPO, run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 

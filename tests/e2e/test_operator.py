@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.harness import run_cli, skeleton_plan, start_run, wait_for_output
+from tests.builders import skeleton_plan
+from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 

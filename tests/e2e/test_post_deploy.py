@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -4,58 +4,23 @@ webhook receiver, and `golive run` as a user runs it."""
 from __future__ import annotations
 
 import asyncio
-import json
-from contextlib import aclosing
 from pathlib import Path
 
 import nats
-import psycopg
 import pytest
-import yaml
 
-from shared.envelope import Envelope, parse_envelope
-from shared.event_log import read_events
+from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
-from tests.harness import REPO, run_cli
+from tests.builders import skeleton_dict, skeleton_plan
+from tests.e2e.run_outcome import dry_run_weights, index_state, run_events
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
-
-SKELETON = REPO / "plans" / "skeleton.yaml"
 
 
 def write_plan(tmp_path: Path, **changes) -> Path:
     """The skeleton plan with short holds, plus ``changes`` applied to its top-level keys."""
-    plan = yaml.safe_load(SKELETON.read_text())
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "1s"
-    plan["smoke"][0]["duration"] = "1s"
-    plan.update(changes)
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return path
-
-
-def run_events(settings, run_id: str) -> list[Envelope]:
-    async def collect() -> list[Envelope]:
-        nc = await nats.connect(settings.resolved_nats_url())
-        try:
-            async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id))) as feed:
-                return [envelope async for _seq, envelope in feed]
-        finally:
-            await nc.close()
-
-    return asyncio.run(collect())
-
-
-def index_state(database_url: str, name: str):
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT i.indisvalid, i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (name,)
-        ).fetchone()
-
-
-def dry_run_weights(settings) -> dict:
-    return json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
+    return skeleton_plan(tmp_path, edit=lambda plan: plan.update(changes))
 
 
 def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
@@ -90,7 +55,7 @@ def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
     services, settings, process_env, database_url, webhook, tmp_path
 ):
-    plan_data = yaml.safe_load(SKELETON.read_text())
+    plan_data = skeleton_dict()
     stages = plan_data["canary"]["stages"]
     for stage in stages:
         stage["hold"] = "1s"

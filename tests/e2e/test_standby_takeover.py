@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from tests.harness import skeleton_plan, start_run
+from tests.builders import skeleton_plan
+from tests.harness import start_run
 
 pytestmark = pytest.mark.e2e
 

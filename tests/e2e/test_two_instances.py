@@ -24,8 +24,9 @@ import pytest
 from golive.stack import ServiceProcesses
 from shared.settings import Settings
 from shared.subjects import SERVICES
-from tests.e2e.test_skeleton import index_state
-from tests.harness import read_until, skeleton_plan, start_run
+from tests.builders import skeleton_plan
+from tests.e2e.run_outcome import index_state
+from tests.harness import read_until, start_run
 
 pytestmark = pytest.mark.e2e
 

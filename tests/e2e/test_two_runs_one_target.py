@@ -20,8 +20,9 @@ from shared.events import (
     TrafficShifted,
     TrafficTargetTaken,
 )
-from tests.e2e.test_skeleton import dry_run_weights, run_events
-from tests.harness import run_cli, skeleton_plan, start_run, wait_for_output
+from tests.builders import skeleton_plan
+from tests.e2e.run_outcome import dry_run_weights, run_events
+from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,8 @@ from shared.commands import RunProbes, command_target
 from shared.event_log import read_events
 from shared.events import WatchCheckCompleted, WatchEnded
 from shared.telemetry import ServiceMetrics, configure_logging
-from tests.harness import REPO, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import REPO
 
 pytestmark = pytest.mark.e2e
 

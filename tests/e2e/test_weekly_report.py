@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -34,7 +34,7 @@ from shared.events import (
 )
 from tests.harness import record_run_started
 from tests.migrator.migrator_db import history_rows, index_rows
-from tests.migrator.test_migrator_killed import APPLY, build_pid, gone, start_migrator
+from tests.migrator.migrator_process import APPLY, build_pid, gone, start_migrator
 
 RUN = "run-own"
 REVERT = RevertMigrations(database_url_env=DATABASE_ENV, statements=APPLY.statements,

@@ -10,50 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
-from pathlib import Path
 
 import nats
-import psycopg
 
 from golive.stack import DATABASE_ENV, service_env
 from shared.bus import ensure_streams
-from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationsApplied
-from tests.harness import REPO, record_run_started
+from tests.harness import record_run_started
 from tests.migrator.migrator_db import history_rows, index_rows
-
-ACK_WAIT_S = 3.0
-SERVE_MIGRATOR = [sys.executable, "-m", "golive", "serve", "migrator"]
-APPLY = ApplyMigrations(
-    database_url_env=DATABASE_ENV,
-    statements=[MigrationStatement(name="big_created",
-                                   sql="CREATE INDEX CONCURRENTLY idx_big_created ON big_events (created_at)")],
-    session=MigrationSession(lock_timeout_ms=0, progress_interval_s=0.2),
-)
-
-
-def start_migrator(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(SERVE_MIGRATOR, env={**env, "GOLIVE_COMMAND_ACK_WAIT_S": str(ACK_WAIT_S)}, cwd=REPO,
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
-async def build_pid(url: str) -> int:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while True:
-            row = await (await conn.execute(
-                "SELECT pid FROM pg_stat_progress_create_index WHERE relid = 'big_events'::regclass")).fetchone()
-            if row:
-                return row[0]
-            await asyncio.sleep(0.1)
-
-
-async def gone(url: str, pid: int) -> None:
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while (await (await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))).fetchone())[0]:
-            await asyncio.sleep(0.1)
+from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, build_pid, gone, start_migrator
 
 
 async def test_migrator_killed_mid_build_is_redelivered_repaired_and_finished(

@@ -14,7 +14,8 @@ from services.migrator.index_build import execute, open_session
 from services.migrator.runner import MigrationFailed, apply_migrations
 from services.migrator.statements import Statement
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement, MigrationWaiver
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 DOLLAR = "CREATE INDEX idx_x ON dupes(code) WHERE code <> $$'$$; DROP TABLE victim; --'"
 ESCAPE = "CREATE INDEX idx_x ON dupes(code) WHERE code <> E'\\''; DROP TABLE victim; --'"

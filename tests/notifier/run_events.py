@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import yaml
-
-from services.coordinator.plan import parse_plan
-from shared.envelope import Envelope, Message, new_envelope
 from shared.events import (
     CompensationStarted,
     PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
     RunFinished,
-    RunStarted,
     StepFailed,
     TrafficShifted,
     Verdict,
 )
-from tests.harness import REPO
-
-T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)
+from tests.builders import RunEvents, carried, skeleton_dict
 
 
 def plan_dict(**notifications) -> dict:
     """The skeleton plan, validated, with ``notifications`` keys replaced."""
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    data["notifications"] = {**data["notifications"], **notifications}
-    return parse_plan(yaml.safe_dump(data)).model_dump(mode="json")
+    return carried(skeleton_dict(edit=lambda plan: plan["notifications"].update(notifications)))
 
 
 def probe(passed: bool, p95: float, limit: float = 400.0) -> ProbeCompleted:
@@ -39,33 +28,23 @@ def probe(passed: bool, p95: float, limit: float = 400.0) -> ProbeCompleted:
     )
 
 
-class RunLog:
-    """Appends events of one run with increasing times and ids, like the stream holds them."""
+class RunLog(RunEvents):
+    """One run's events, one second apart, told the way the notifier's tests tell it: stages that pass or breach,
+    a success or a rollback."""
 
     def __init__(self, run_id: str = "run-n1", plan: dict | None = None, root: str = "golive") -> None:
-        self.run_id = run_id
-        self.root = root
-        self.plan = plan or plan_dict()
-        self.events: list[Envelope] = []
-
-    def add(self, data: Message, source: str = "coordinator") -> Envelope:
-        n = len(self.events)
-        envelope = new_envelope(data, id=f"{self.run_id}/e{n}", source=f"/golive/{source}", runid=self.run_id,
-                                subject=f"{self.root}.evt.{self.run_id}.{source}.{data.short_name()}",
-                                time=T0 + timedelta(seconds=n))
-        self.events.append(envelope)
-        return envelope
+        super().__init__(run_id, plan, root=root)
 
     def start(self) -> RunLog:
-        self.add(RunStarted(plan=self.plan, plan_name="skeleton", deploy_id="dpl_new", previous_deploy_id="dpl_old"))
+        self.started()
         return self
 
     def stage(self, n: int, weight: int, p95: float = 3.0, limit: float = 400.0) -> RunLog:
         self.add(PhaseStarted(phase="canary", step=f"stage{n}:shift:{weight}", detail=f"{weight}% to dpl_new"))
-        self.add(TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight), "traffic")
+        self.add(TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight))
         self.add(PhaseStarted(phase="canary", step=f"stage{n}:hold", detail="2s: stripe_recent"))
         result = probe(p95 <= limit, p95, limit)  # a stage hold answers with every probe of the stage
-        self.add(ProbesCompleted(results=[result], passed=result.passed, summary=result.summary, duration_s=2.0), "prober")
+        self.add(ProbesCompleted(results=[result], passed=result.passed, summary=result.summary, duration_s=2.0))
         return self
 
     def succeed(self) -> RunLog:

@@ -21,7 +21,7 @@ from tests.notifier.notifier_io import (
 )
 from tests.notifier.run_events import RunLog
 
-REASON = "stage1:check:stripe_recent failed: p95 512.00 > 400 over 300 requests"
+REASON = "stage1:hold failed: p95 512.00 > 400 over 300 requests"
 
 
 @pytest.mark.parametrize("later_events", ["before_the_restart", "after_the_restart"])
@@ -30,7 +30,7 @@ async def test_message_in_flight_when_the_notifier_is_killed_is_delivered_once_a
 ):
     log = RunLog(run_id="run-kill", plan=hook_plan(), root=settings.subject_root).start()
     started, = log.events
-    failed = log.add(StepFailed(step="stage1:check:stripe_recent", reason=REASON))
+    failed = log.add(StepFailed(step="stage1:hold", reason=REASON))
 
     # the receiver keeps the rollback alert's post open: the notifier dies with it in flight
     webhook.hold_if = lambda body: body.get("notifykind") == "rollback_started"

@@ -11,7 +11,7 @@ from shared.events import StepFailed
 from tests.notifier.notifier_io import delivered, hook_plan, publish, until
 from tests.notifier.run_events import RunLog
 
-REASON = "stage1:check:stripe_recent failed: p95 512.00 > 400 over 300 requests"
+REASON = "stage1:hold failed: p95 512.00 > 400 over 300 requests"
 HUNG = {"timeout_s": 120, "attempts": 1}  # a post gets all the time it asks for: only the receiver ends it
 
 
@@ -19,7 +19,7 @@ async def test_a_run_whose_posts_hang_does_not_hold_up_another_runs_rollback_ale
     plan = hook_plan(**HUNG)
     a = RunLog(run_id="run-a", plan=plan, root=settings.subject_root).start().stage(1, 10).stage(2, 50).stage(3, 100)
     b = RunLog(run_id="run-b", plan=plan, root=settings.subject_root).start()
-    alert = b.add(StepFailed(step="stage1:check:stripe_recent", reason=REASON))
+    alert = b.add(StepFailed(step="stage1:hold", reason=REASON))
     webhook.hold_if = lambda body: body.get("runid") == "run-a"  # run A's receiver hangs on every post
 
     notifiers.start_one("notifier")
@@ -44,7 +44,7 @@ async def test_a_run_whose_posts_hang_does_not_hold_up_another_runs_rollback_ale
 async def test_a_rollback_alert_does_not_wait_behind_its_runs_start_message(settings, webhook, notifiers):
     log = RunLog(run_id="run-c", plan=hook_plan(**HUNG), root=settings.subject_root).start()
     started, = log.events
-    alert = log.add(StepFailed(step="stage1:check:stripe_recent", reason=REASON))
+    alert = log.add(StepFailed(step="stage1:hold", reason=REASON))
     webhook.hold_if = lambda body: body.get("notifykind") == "run_started"
 
     notifiers.start_one("notifier")

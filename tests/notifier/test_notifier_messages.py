@@ -10,6 +10,7 @@ from services.notifier.sinks import sink_for
 from services.notifier.templates import check_templates, render_moment
 from shared.commands import NotificationsSpec
 from shared.events import PhaseStarted
+from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
 from tests.notifier.run_events import RunLog, plan_dict
 
@@ -78,8 +79,8 @@ def test_success_message_is_the_runbooks_good_with_status_duration_performance_a
 
 
 def test_rollback_message_is_the_runbooks_danger_with_action_and_the_reason_with_its_numbers():
-    reason = "stage2:check:stripe_recent failed: p95 512.00 > 400 over 300 requests"
-    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0).fail_and_roll_back("stage2:check:stripe_recent", reason)
+    reason = "stage2:hold failed: p95 512.00 > 400 over 300 requests"
+    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0).fail_and_roll_back("stage2:hold", reason)
 
     sent = posts(log)
     (rollback,) = by_kind(sent, "rollback_started")
@@ -91,7 +92,7 @@ def test_rollback_message_is_the_runbooks_danger_with_action_and_the_reason_with
     assert list(got)[:2] == ["Action", "Reason"]
     assert got["Action"] == "Rollback to previous deployment dpl_old"
     assert got["Reason"] == reason.replace(">", "&gt;")  # Slack's escaping; it shows ">"
-    assert got["Failed at"] == "stage 2 (50%): stage2:check:stripe_recent"
+    assert got["Failed at"] == "stage 2 (50%): stage2:hold"
     (rolled_back,) = by_kind(sent, "run_rolled_back")
     assert "Rolled back: stage1:shift:10, migrate" == fields(rolled_back)["Outcome"]
     assert [k for k, _s, _b in sent] == ["run_started", "stage_passed", "rollback_started", "run_rolled_back"]
@@ -174,7 +175,7 @@ def test_routes_send_kinds_to_named_sinks_from_a_severity_up_with_an_added_templ
 
 
 def test_the_first_plans_on_list_still_selects_kinds():
-    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10).fail_and_roll_back("stage1:check:x", "boom")
+    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10).fail_and_roll_back("stage1:hold", "boom")
 
     assert [k for k, _s, _b in posts(log)] == ["rollback_started", "run_rolled_back"]
 
@@ -193,13 +194,12 @@ def test_a_template_that_fails_at_run_time_falls_back_to_the_default_message():
 
 
 def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     data["notifications"]["templates"] = {
         "run_succeeded": {"fields": {"Duration": "{{ duraton }}"}},
         "rollback_started": {"text": "{% if reason %}unclosed"},
     }
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
 
     result = run_cli("plan", "check", str(path), env=None)
 
@@ -214,10 +214,9 @@ def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
 
 
 def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sink(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     data["notifications"]["sinks"]["teams"] = {"type": "teams", "webhook_url_env": "T"}
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
     result = run_cli("plan", "check", str(path), env=None)
     assert result.returncode == 2 and "notifications.sinks.teams.type: no sink of type 'teams'" in result.stdout + result.stderr
 
@@ -229,11 +228,10 @@ def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sin
 
 
 def test_a_webhook_url_pasted_where_its_variable_belongs_is_rejected_without_repeating_it(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = skeleton_dict()
     secret_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
     data["notifications"]["sinks"]["slack"]["webhook_url_env"] = secret_url
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path = write_plan(tmp_path, data)
 
     result = run_cli("plan", "check", str(path), env=None)
 

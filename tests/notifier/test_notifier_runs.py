@@ -12,12 +12,12 @@ from pathlib import Path
 import nats
 import psycopg
 import pytest
-import yaml
 
 from golive.webhook_sink import WebhookSink
 from shared.event_log import read_events
 from shared.events import NotificationFailed, RunFinished, StepFailed
-from tests.harness import REPO, run_cli
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -47,17 +47,13 @@ def database_url(postgres_admin_url) -> str:
 
 
 def write_plan(tmp_path: Path, sink: dict, smoke_p95_ms: float = 20, on: list[str] | None = None) -> Path:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "1s"
-    plan["smoke"][0]["duration"] = "1s"
-    plan["smoke"][0]["thresholds"]["p95_ms"] = smoke_p95_ms
-    plan["notifications"]["sinks"]["slack"].update(sink)
-    if on is not None:
-        plan["notifications"]["on"] = on
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan, allow_unicode=True))
-    return path
+    def edit(plan: dict) -> None:
+        plan["smoke"][0]["thresholds"]["p95_ms"] = smoke_p95_ms
+        plan["notifications"]["sinks"]["slack"].update(sink)
+        if on is not None:
+            plan["notifications"]["on"] = on
+
+    return skeleton_plan(tmp_path, edit=edit)
 
 
 def stream_texts(settings) -> list[str]:

@@ -39,8 +39,8 @@ async def test_notifier_killed_after_posting_and_before_acking_does_not_post_aga
 ):
     log = RunLog(root=settings.subject_root).start()
     started, = log.events
-    failed = log.add(StepFailed(step="stage1:check:stripe_recent",
-                                reason="stage1:check:stripe_recent failed: p95 512.00 > 400 over 300 requests"))
+    failed = log.add(StepFailed(step="stage1:hold",
+                                reason="stage1:hold failed: p95 512.00 > 400 over 300 requests"))
 
     # instance A dies by SIGKILL right after the rollback message is posted and recorded, before its ack
     notifiers.env = {**notifier_env, KILL_AT_ENV: "recorded:rollback_started"}

@@ -14,7 +14,7 @@ import pytest
 from tests.harness import REPO
 from tests.notifier.notifier_io import publish, sent, wait_for_event
 from tests.notifier.run_events import RunLog, plan_dict
-from tests.security.test_hostile_plans import TEMPLATE_BOMBS
+from tests.security.template_bombs import TEMPLATE_BOMBS
 
 RENDER_ALL = """
 import json, sys

@@ -10,7 +10,7 @@ from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, SqlPro
 from shared.envelope import new_envelope
 from shared.events import CommandFailed, ProbesCompleted, ProbeWindow
 from tests.prober.conftest import DB_ENV
-from tests.prober.test_prober_service import RUN, events_until, send_run, started_prober
+from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 
 
 def check(probe, **kw) -> RunProbe:

@@ -108,7 +108,7 @@ def test_too_few_samples_fail_the_probe_even_within_thresholds():
     verdicts, passed, summary = judge(window, Thresholds(p95_ms=400, min_samples=10))
 
     assert not passed
-    assert all(v.passed for v in verdicts)
+    assert [(v.metric, v.passed) for v in verdicts] == [("p95_ms", True)]  # within the threshold it was judged on
     assert "only 3 samples < 10 required" in summary
     assert summary.endswith("over 3 requests")
 

@@ -8,38 +8,10 @@ import time
 
 import nats
 
-from services.prober.service import register
-from shared.bus import Bus
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, StopProbe, command_target, stop_probe_subject
-from shared.envelope import Envelope, new_envelope, parse_envelope
+from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe, stop_probe_subject
+from shared.envelope import new_envelope
 from shared.events import CommandFailed, ProbeCompleted, ProbeWindow
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
-
-RUN = "run-prober"
-
-
-async def started_prober(settings: Settings) -> Bus:
-    bus = Bus(settings, "prober", ServiceMetrics("prober"), configure_logging("prober", "WARNING"), max_workers=4)
-    register(bus)
-    await bus.start()
-    return bus
-
-
-async def send_run(nc, settings: Settings, cmd: RunProbe | RunProbes, command_id: str) -> None:
-    """On the command's own subject: a command on another type's subject is dead-lettered as untrusted."""
-    body = new_envelope(cmd, id=command_id, source="/tests", runid=RUN).to_json()
-    await nc.jetstream().publish(settings.subjects.command(*command_target(type(cmd))), body,
-                                 stream=settings.subjects.command_stream, headers={"Nats-Msg-Id": command_id})
-
-
-async def events_until(sub, done, timeout_s: float = 30.0) -> list[Envelope]:
-    seen: list[Envelope] = []
-    deadline = time.monotonic() + timeout_s
-    while not seen or not done(seen[-1]):
-        msg = await sub.next_msg(timeout=max(0.1, deadline - time.monotonic()))
-        seen.append(parse_envelope(msg.data))
-    return seen
+from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 
 
 async def test_long_probe_publishes_windows_and_stops_promptly_on_request(settings, http_target):

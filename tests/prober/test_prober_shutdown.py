@@ -7,7 +7,7 @@ import nats
 
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes
 from shared.events import ProbesCompleted, ProbeWindow
-from tests.prober.test_prober_service import RUN, events_until, send_run, started_prober
+from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 
 
 async def test_hold_of_a_prober_shutting_down_is_finished_by_another_instance(settings, http_target):

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import nats
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -43,6 +42,7 @@ from golive.stack import (
 from golive.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
+from tests.builders import skeleton_dict, write_plan
 
 ROOT = "rec"
 ROWS = 2_000  # the skeleton's probes read stripe_events: a small table keeps them fast
@@ -73,16 +73,9 @@ def watched(plan: dict) -> None:
                            "checks": [{"probe": "slow_query", "duration": "500ms", "thresholds": {"p95_ms": 20}}]}
 
 
-def write_plan(folder: Path, run_id: str, change: str | None) -> Path:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["smoke"][0]["duration"] = "1s"
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "1s"
-    if change:
-        globals()[change](plan)
-    path = folder / f"{run_id}.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return path
+def plan_of(folder: Path, run_id: str, change: str | None) -> Path:
+    plan = skeleton_dict(hold="1s", smoke="1s", edit=globals()[change] if change else None)
+    return write_plan(folder, plan, f"{run_id}.yaml")
 
 
 async def stream_messages(settings: Settings) -> list[dict]:
@@ -140,7 +133,7 @@ def record(out: Path) -> None:
                 asyncio.run(wait_until_ready(settings, SERVICES, procs))
                 for run_id, (change, deployment, expected) in RUNS.items():
                     result = subprocess.run(
-                        [sys.executable, "-m", "golive", "run", str(write_plan(work, run_id, change)), "--run-id", run_id,
+                        [sys.executable, "-m", "golive", "run", str(plan_of(work, run_id, change)), "--run-id", run_id,
                          "--deploy-id", deployment, "--previous-deploy-id", "dpl_old", "--json"],
                         env=env, cwd=REPO, capture_output=True, text=True, timeout=180, check=False)
                     if result.returncode != expected:

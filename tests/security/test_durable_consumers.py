@@ -16,7 +16,8 @@ from shared.buckets import open_bucket
 from shared.bus import ensure_streams
 from shared.durables import Durable, check_durable
 from shared.telemetry import configure_logging
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 log = configure_logging("tests", "WARNING")
 

@@ -20,8 +20,8 @@ from shared.event_log import read_events
 from shared.events import PhaseStarted, ProbeCompleted, RunFinished, Verdict
 from shared.settings import Settings
 from shared.subjects import SERVICES, Subjects
-from tests.harness import skeleton_plan, start_run
-from tests.test_nats_permissions import secured_nats  # noqa: F401  (the fixture: deploy/nats.conf on a real server)
+from tests.builders import skeleton_plan
+from tests.harness import start_run
 
 pytestmark = pytest.mark.e2e
 

@@ -35,7 +35,8 @@ from shared.commands import (
 from shared.envelope import MAX_MESSAGE_BYTES, Message, new_envelope, parse_envelope, registered_types
 from shared.event_log import read_events
 from shared.events import CommandFailed, DeadLettered, ProbeCompleted, RunFinished, RunStarted, Verdict
-from tests.harness import run_cli, skeleton_plan
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.builders import SKELETON as SKELETON_FILE
 from tests.harness import REPO
+from tests.security.template_bombs import TEMPLATE_BOMBS
 
-SKELETON = (REPO / "plans" / "skeleton.yaml").read_text()
+SKELETON = SKELETON_FILE.read_text()
 MAX_RSS_MB = 300
 CPU_SECONDS = 10
 
@@ -144,26 +146,6 @@ def test_a_plan_with_too_many_items_is_refused_at_the_list(tmp_path, section, co
     text = yaml.safe_dump(plan, sort_keys=False, width=1000)
     path = write(tmp_path, text)
     assert_refused(plan_check(path, tmp_path), path, where, line_of(text, key) + 1, "at most")  # its first item
-
-
-TEMPLATE_BOMBS = {
-    "nested_range": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "string_times_a_billion": "{{ 'x' * 1000000000 }}",
-    "list_times_a_lot": "{{ (range(100000) | list) * 100000 }}",
-    "power_tower": "{{ 9 ** 9999999999 }}",
-    "indent_filter": "{{ ('\\n' * 100000) | indent(100000) }}",
-    "many_widths": "{{ ('%99999d' * 1000) % ((1,) * 1000) }}",
-    "doubling": "{% set ns = namespace(s='xx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}"
-                "{{ ns.s | length }}",
-    "center_filter": "{{ 'x' | center(1000000000) }}",
-    "ljust_method": "{{ 'x'.ljust(1000000000) }}",
-    "format_width": "{{ '{:>1000000000}'.format(1) }}",
-    "percent_width": "{{ '%1000000000d' % 1 }}",
-    "lipsum": "{{ lipsum(100000, false, 1000, 1001) }}",
-    "recursive_loop": "{% for x in [1] recursive %}{{ loop([1, 1]) }}{% endfor %}",
-    "recursive_macro": "{% macro f(n) %}{{ f(n) }}{{ f(n) }}{% endmacro %}{{ f(1) }}",
-    "huge_output": "{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}",
-}
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATE_BOMBS))

@@ -1,5 +1,5 @@
 """The NATS permission matrix: every user of deploy/nats.conf × every operation it must not do, refused by a real
-nats-server started with that very file (the ``secured_nats`` fixture of tests/test_nats_permissions.py).
+nats-server started with that very file (the ``secured_nats`` fixture of tests/conftest.py).
 
 Forbidden to everyone: changing, purging or deleting a stream (or a message of it, the audit log), deleting or
 taking over another user's durable consumer by any subject (the unnamed create subject, which the server takes
@@ -20,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared.settings import Settings
 from shared.subjects import SERVICES
-from tests.test_nats_permissions import ROOT, USERS, Client, secured_nats, streams_exist  # noqa: F401 (fixture)
+from tests.secured_nats import ROOT, USERS, Client, streams_exist
 
 RUN = "run-matrix"
 CMD, EVT, DLQ = ROOT.command_stream, ROOT.event_stream, ROOT.dead_letter_stream

@@ -21,7 +21,8 @@ from shared.commands import ApplyMigrations, ProviderSpec, StartRun
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.secrets import MissingSecret, secret_from_env
-from tests.harness import REPO, run_cli
+from tests.builders import skeleton_dict
+from tests.harness import run_cli
 
 PASSWORD = "Hunter2Secret"
 URL = f"postgresql://postgres:{PASSWORD}@db.example.com:5432/app"
@@ -29,7 +30,7 @@ HTTP_URL = f"https://admin:{PASSWORD}@envoy.internal:9901"
 
 
 def skeleton() -> dict:
-    return yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    return skeleton_dict()
 
 
 def _set(plan: dict, path: tuple, value) -> None:
@@ -155,7 +156,9 @@ def test_the_coordinator_refuses_a_start_run_with_a_password_and_records_none(se
     assert "golive.coordinator.run_started.v1" not in types
     assert "golive.service.command_failed.v1" in types, types
     assert not any(PASSWORD in body.decode() for body in events)
-    assert not any(PASSWORD in log.read_text() for log in (tmp_path / "logs").glob("*.log"))
+    logs = list((tmp_path / "logs").glob("*.log"))
+    assert [log.name for log in logs] == ["coordinator.log"]
+    assert not any(PASSWORD in log.read_text() for log in logs)
 
 
 async def _start_and_read(settings, plan: dict) -> list[bytes]:

@@ -18,17 +18,16 @@ from rich.console import Console
 from golive.live import LiveView, fold, render
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
-from shared.envelope import Message, new_envelope
 from shared.events import (
     LatencySummary,
     PauseRequested,
     PhaseStarted,
     ProbeWindow,
     RunFinished,
-    RunStarted,
     StepFailed,
     WindowJudged,
 )
+from tests.builders import RunEvents, skeleton_dict
 from tests.harness import REPO, run_cli, wait_for_output
 
 HOSTILE = "[/oops] [bold red]x"
@@ -38,7 +37,7 @@ RUN = "run-markup"
 
 def hostile_plan() -> dict:
     """The skeleton with the hostile text as its name, a probe's name and a statement's name."""
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = skeleton_dict()
     plan["name"] = HOSTILE
     plan["probes"] = {HOSTILE: plan["probes"]["stripe_recent"]}
     plan["smoke"][0]["probe"] = HOSTILE
@@ -49,21 +48,20 @@ def hostile_plan() -> dict:
 
 
 def run_events() -> list:
-    plan = Plan.model_validate(hostile_plan()).model_dump(mode="json")
     stats = LatencySummary(count=10, errors=5, p50_ms=1.0, p95_ms=900.0, p99_ms=900.0, max_ms=900.0)
-    data: list[tuple[Message, str]] = [
-        (RunStarted(plan=plan, plan_name=HOSTILE, deploy_id="dpl_new", previous_deploy_id="dpl_old"), "coordinator"),
-        (PhaseStarted(phase="canary", step="stage1:hold", detail=HOSTILE), "coordinator"),
-        (ProbeWindow(command_id="c1", probe=HOSTILE, index=0, start_s=0, seconds=10, stats=stats), "prober"),
-        (WindowJudged(step="stage1:hold", probe=HOSTILE, index=0, verdict="fail", reason=HOSTILE, count=15,
-                      p95_ms=900.0, error_rate_pct=33.0), "coordinator"),
-        (PauseRequested(reason=HOSTILE, requested_by=HOSTILE), "coordinator"),
-        (StepFailed(step="stage1:hold", reason=HOSTILE), "coordinator"),
-        (RunFinished(outcome="rolled_back", reason=HOSTILE, duration_s=1.0), "coordinator"),
-    ]
-    return [new_envelope(d, id=f"{RUN}/{i}", source=f"/golive/{source}", runid=RUN,
-                         subject=f"x.evt.{RUN}.{source}.{d.short_name()}", time=T0 + timedelta(seconds=i))
-            for i, (d, source) in enumerate(data)]
+    run = RunEvents(RUN, Plan.model_validate(hostile_plan()), start=T0, root="x")
+    run.started()  # named for the plan: the hostile text
+    for data in [
+        PhaseStarted(phase="canary", step="stage1:hold", detail=HOSTILE),
+        ProbeWindow(command_id="c1", probe=HOSTILE, index=0, start_s=0, seconds=10, stats=stats),
+        WindowJudged(step="stage1:hold", probe=HOSTILE, index=0, verdict="fail", reason=HOSTILE, count=15,
+                     p95_ms=900.0, error_rate_pct=33.0),
+        PauseRequested(reason=HOSTILE, requested_by=HOSTILE),
+        StepFailed(step="stage1:hold", reason=HOSTILE),
+        RunFinished(outcome="rolled_back", reason=HOSTILE, duration_s=1.0),
+    ]:
+        run.add(data)
+    return run.events
 
 
 def test_the_live_panel_shows_hostile_text_as_typed():

@@ -129,6 +129,13 @@ async def set_by_hand(admin_url: str, canary_weight: int) -> None:
         answer.raise_for_status()
 
 
+async def envoy_canary_weight(admin_url: str) -> int:
+    """The canary's weight (0-100) Envoy's runtime holds now, read from its admin API."""
+    async with httpx.AsyncClient(trust_env=False) as client:
+        runtime = (await client.get(f"{admin_url}/runtime")).json()
+    return int(runtime["entries"]["routing.canary.canary"]["final_value"])
+
+
 async def canary_share(url: str, n: int, concurrency: int = 4) -> tuple[float, Counter]:
     """Send ``n`` requests through the proxy; the canary's share in percent and the count per answer."""
     seen: Counter = Counter()

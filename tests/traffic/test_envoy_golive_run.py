@@ -11,12 +11,12 @@ import sys
 
 import nats
 import pytest
-import yaml
 
 from golive.stack import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, PhaseStarted, RunFinished, TrafficDrift, TrafficRolledBack, TrafficShifted
 from shared.subjects import SERVICES
+from tests.builders import skeleton_plan
 from tests.harness import REPO
 from tests.traffic.conftest import canary_share, set_by_hand
 
@@ -24,14 +24,10 @@ pytestmark = pytest.mark.e2e
 
 
 def envoy_plan(tmp_path) -> str:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
-    plan["traffic"] = {"provider": {"type": "envoy", "admin_url_env": ENVOY_ADMIN_ENV}}
-    plan["smoke"][0]["duration"] = "1s"
-    for stage in plan["canary"]["stages"]:
-        stage["hold"] = "2s"
-    path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan))
-    return str(path)
+    def through_envoy(plan: dict) -> None:
+        plan["traffic"] = {"provider": {"type": "envoy", "admin_url_env": ENVOY_ADMIN_ENV}}
+
+    return str(skeleton_plan(tmp_path, hold="2s", smoke="1s", edit=through_envoy))
 
 
 def test_weights_changed_by_hand_mid_run_are_refused_and_the_run_rolls_back(settings, process_env, envoy, tmp_path):

@@ -8,21 +8,14 @@ import asyncio
 import re
 import signal
 
-import httpx
 import pytest
 
 from golive.stack import ServiceProcesses, service_env, wait_until_ready
 from shared.commands import ShiftTraffic
 from shared.events import TrafficShifted
-from tests.traffic.conftest import Conversation, canary_share, envoy_spec
+from tests.traffic.conftest import Conversation, canary_share, envoy_canary_weight, envoy_spec
 
 pytestmark = pytest.mark.e2e
-
-
-async def envoy_canary_weight(admin_url: str) -> int:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        runtime = (await client.get(f"{admin_url}/runtime")).json()
-    return int(runtime["entries"]["routing.canary.canary"]["final_value"])
 
 
 async def test_traffic_service_killed_mid_shift_ends_in_the_intended_state_once(settings, envoy, admin_relay, tmp_path):

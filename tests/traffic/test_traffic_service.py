@@ -8,7 +8,14 @@ import re
 
 from shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
 from shared.events import CommandFailed, TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
-from tests.traffic.conftest import Conversation, canary_share, envoy_spec, set_by_hand, started_traffic
+from tests.traffic.conftest import (
+    Conversation,
+    canary_share,
+    envoy_canary_weight,
+    envoy_spec,
+    set_by_hand,
+    started_traffic,
+)
 
 
 def shift(spec, weight: int, expected: int | None) -> ShiftTraffic:
@@ -141,7 +148,6 @@ async def test_unknown_provider_is_an_invalid_command(settings):
 
 async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_command(settings, envoy, monkeypatch):
     import services.traffic.service as traffic_service
-    from tests.traffic.test_traffic_killed_mid_shift import envoy_canary_weight
 
     monkeypatch.setattr(traffic_service, "KEEPER_EVERY_S", 0.2)
     bus, traffic = await started_traffic(settings)

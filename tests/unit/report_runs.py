@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from services.coordinator.plan import parse_plan
-from shared.envelope import Envelope, Message, new_envelope
+from shared.envelope import Envelope
 from shared.events import (
     CompensationStarted,
     LatencySummary,
@@ -13,12 +13,12 @@ from shared.events import (
     ProbeCompleted,
     ProbeWindow,
     RunFinished,
-    RunStarted,
     StepFailed,
     TrafficRolledBack,
     TrafficShifted,
     Verdict,
 )
+from tests.builders import RunEvents
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
@@ -34,48 +34,57 @@ canary:
     - {weight: 100, hold: 60s, checks: [{probe: recent, window: 10s, thresholds: {p95_ms: 300, error_rate_pct: 1}}]}
 """)
 
+# a run whose go-live is followed by a week of post-deploy checks (the watch's tests)
+WATCHED_PLAN = parse_plan("""
+name: checkout
+database: {url_env: DB_URL}
+probes:
+  recent: {query: SELECT 1}
+canary:
+  stages: [{weight: 100, hold: 60s}]
+timeouts: {step: 60s}
+post_deploy:
+  period: 7d
+  health_every: 1h
+  summary_every: 1d
+  checks: [{probe: recent, duration: 30s, thresholds: {p95_ms: 50}}]
+""")
 
-class RunBuilder:
-    """Events of one run, each ``at`` seconds after ``start``."""
+
+class RunBuilder(RunEvents):
+    """Events of one run, each ``at`` seconds after ``start``, told the way the report tests tell it: shifts, probe
+    windows against a baseline, hold results, a rollback."""
 
     def __init__(self, run_id: str = "run-1", start: datetime = T0, plan=PLAN, deploy_id: str = "dpl_new") -> None:
-        self.run_id, self.start, self.events = run_id, start, []
-        self.add(0, RunStarted(plan=plan.model_dump(mode="json"), plan_name=plan.name, deploy_id=deploy_id,
-                               previous_deploy_id="dpl_old"))
-
-    def add(self, at: float, data: Message, correlationid: str | None = None) -> Envelope:
-        source = "/golive/" + data.TYPE.split(".")[1]
-        envelope = new_envelope(data, id=f"{self.run_id}/{len(self.events)}", source=source, runid=self.run_id,
-                                time=self.start + timedelta(seconds=at), correlationid=correlationid)
-        self.events.append(envelope)
-        return envelope
+        super().__init__(run_id, plan, start=start)
+        self.started(0, deploy_id=deploy_id)
 
     def shift(self, at: float, stage: int, weight: int) -> None:
-        self.add(at, PhaseStarted(phase="canary", step=f"stage{stage}:shift:{weight}"))
-        self.add(at, TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight))
+        self.add(PhaseStarted(phase="canary", step=f"stage{stage}:shift:{weight}"), at)
+        self.add(TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight), at)
 
     def window(self, at: float, index: int, p95: float, errors: int = 0, count: int = 100,
                target: str = "probe", probe: str = "recent") -> None:
         stats = LatencySummary(count=count, errors=errors, p50_ms=p95 / 2, p95_ms=p95, p99_ms=p95 * 1.2,
                                max_ms=p95 * 1.5)
-        self.add(at, ProbeWindow(command_id="cmd", probe=probe, target=target, index=index, start_s=at - 10,
-                                 seconds=10, stats=stats))
+        self.add(ProbeWindow(command_id="cmd", probe=probe, target=target, index=index, start_s=at - 10,
+                                 seconds=10, stats=stats), at)
 
     def result(self, at: float, p95: float, passed: bool = True, label: str = "stage 1 (10%)",
                probe: str = "recent", errors: int = 0, count: int = 600) -> None:
-        self.add(at, ProbeCompleted(
+        self.add(ProbeCompleted(
             probe=probe, label=label, count=count, errors=errors, p50_ms=p95 / 2, p95_ms=p95, p99_ms=p95 * 1.2,
             max_ms=p95 * 2, duration_s=60, passed=passed, summary=f"{probe} p95 {p95} ms",
-            verdicts=[Verdict(metric="p95_ms", limit=400, observed=p95, passed=passed, samples=count + errors)]))
+            verdicts=[Verdict(metric="p95_ms", limit=400, observed=p95, passed=passed, samples=count + errors)]), at)
 
     def rollback(self, at: float, step: str = "stage2:hold", reason: str = "p95 512 ms > 300 ms",
                  cause: str = "threshold") -> None:
-        self.add(at, StepFailed(step=step, reason=reason, cause=cause))
-        self.add(at, CompensationStarted(step="undo:stage2:shift:50", undoes="stage2:shift:50"))
-        self.add(at + 1, TrafficRolledBack(provider="dry-run", canary="dpl_new", to="dpl_old", verified_weight=0))
+        self.add(StepFailed(step=step, reason=reason, cause=cause), at)
+        self.add(CompensationStarted(step="undo:stage2:shift:50", undoes="stage2:shift:50"), at)
+        self.add(TrafficRolledBack(provider="dry-run", canary="dpl_new", to="dpl_old", verified_weight=0), at + 1)
 
     def finish(self, at: float, outcome: str = "succeeded", reason: str = "all stages passed") -> list[Envelope]:
-        self.add(at, RunFinished(outcome=outcome, reason=reason, duration_s=at))
+        self.add(RunFinished(outcome=outcome, reason=reason, duration_s=at), at)
         return self.events
 
 

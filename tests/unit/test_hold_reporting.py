@@ -3,12 +3,12 @@ terminal show them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from golive.render import describe
 from services.coordinator.artifacts import build_artifacts
-from shared.envelope import new_envelope
 from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, Verdict, WindowJudged
+from tests.builders import RunEvents
 
 T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 
@@ -20,8 +20,8 @@ def result(probe: str, p95: float, limit: float) -> ProbeCompleted:
 
 
 def envelopes(*data):
-    return [new_envelope(d, id=f"run-1/{i}", source="/golive/test", runid="run-1", time=T0 + timedelta(seconds=i))
-            for i, d in enumerate(data)]
+    run = RunEvents("run-1", plan={}, start=T0)
+    return [run.add(d) for d in data]
 
 
 FAILED_WINDOW = WindowJudged(step="stage1:hold", probe="recent", index=1, verdict="fail", failures=2,

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from golive.live import LiveView, fold, render, watching
 from services.coordinator.plan import parse_plan
-from shared.envelope import Message, new_envelope
+from shared.envelope import Message
 from shared.events import (
     ContinueRequested,
     LatencySummary,
@@ -17,10 +17,10 @@ from shared.events import (
     PauseRequested,
     PhaseStarted,
     ProbeWindow,
-    RunStarted,
     TrafficShifted,
     WindowJudged,
 )
+from tests.builders import RunEvents
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 PLAN = parse_plan("""
@@ -38,8 +38,9 @@ canary:
 """)
 
 
-def event(data: Message, at_s: float, source: str = "/golive/coordinator"):
-    return new_envelope(data, id=f"e{at_s}", source=source, runid="run-1", time=T0 + timedelta(seconds=at_s))
+def event(data: Message, at_s: float):
+    """``data`` as the service its type names publishes it in run-1, ``at_s`` seconds in."""
+    return RunEvents("run-1", PLAN, start=T0).add(data, at_s)
 
 
 def window(index: int, p95_ms: float, errors: int = 0, count: int = 500):
@@ -63,10 +64,9 @@ def text(view: LiveView, at_s: float) -> str:
 
 def stage_one_hold(*more):
     return folded(
-        event(RunStarted(plan=PLAN.model_dump(mode="json"), plan_name="checkout", deploy_id="dpl_new",
-                         previous_deploy_id="dpl_old"), 0),
+        RunEvents("run-1", PLAN, start=T0).started(0),
         event(PhaseStarted(phase="canary", step="stage1:shift:10", detail="10% to dpl_new"), 1),
-        event(TrafficShifted(provider="envoy", canary="dpl_new", weight=10, verified_weight=10), 2, "/golive/traffic"),
+        event(TrafficShifted(provider="envoy", canary="dpl_new", weight=10, verified_weight=10), 2),
         event(PhaseStarted(phase="canary", step="stage1:hold", detail="recent for 60s"), 2),
         *more,
     )
@@ -83,8 +83,8 @@ def test_view_shows_stage_weight_and_the_time_left_in_the_hold():
 
 def test_windows_are_shown_against_the_stage_thresholds_with_the_coordinators_verdict():
     view = stage_one_hold(
-        event(window(0, 12.5), 12, "/golive/prober"),
-        event(window(1, 512.0, errors=10, count=490), 22, "/golive/prober"),
+        event(window(0, 12.5), 12),
+        event(window(1, 512.0, errors=10, count=490), 22),
         event(WindowJudged(step="stage1:hold", probe="recent", index=1, verdict="fail",
                            reason="p95 512 ms > 400 ms over 500 requests", count=500, p95_ms=512.0), 22),
     )
@@ -98,7 +98,7 @@ def test_windows_are_shown_against_the_stage_thresholds_with_the_coordinators_ve
 
 
 def test_a_new_stage_starts_with_no_windows_and_only_the_last_ones_are_kept():
-    windows = [event(window(i, 10.0), 3 + i, "/golive/prober") for i in range(9)]
+    windows = [event(window(i, 10.0), 3 + i) for i in range(9)]
     view = stage_one_hold(*windows)
     assert [w.index for w in view.windows] == [3, 4, 5, 6, 7, 8]
 
@@ -109,7 +109,7 @@ def test_a_new_stage_starts_with_no_windows_and_only_the_last_ones_are_kept():
 def test_migration_progress_and_pause_show_until_they_change():
     view = stage_one_hold(
         event(MigrationProgress(name="users_email", status="progress", phase="building index", overall_percent=42.0),
-              3, "/golive/migrator"),
+              3),
         event(PauseRequested(reason="checking the dashboards", requested_by="maksim"), 4),
     )
     shown = text(view, at_s=5)
@@ -139,7 +139,7 @@ def test_on_a_terminal_the_panel_folds_every_event_and_windows_do_not_scroll_as_
     terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
     with watching(terminal, False, lambda e: lines.append(e.type)) as echo:
         for e in (event(PhaseStarted(phase="canary", step="stage1:hold", detail=""), 1),
-                  event(window(0, 12.5), 2, "/golive/prober")):
+                  event(window(0, 12.5), 2)):
             echo(e)
     assert lines == ["golive.coordinator.phase_started.v1"]
     assert "stage1:hold" in terminal.file.getvalue()

@@ -21,9 +21,9 @@ from shared import plan_versions
 from shared.envelope import new_envelope
 from shared.events import RunStarted
 from shared.plan_versions import CURRENT, PlanVersionError, plan_data, upgrade_plan
-from tests.harness import REPO
+from tests.builders import SKELETON as SKELETON_FILE
 
-SKELETON = (REPO / "plans" / "skeleton.yaml").read_text()
+SKELETON = SKELETON_FILE.read_text()
 UNVERSIONED = re.sub(r"(?m)^version:.*\n", "", SKELETON)  # the skeleton as plans were written before versions
 
 

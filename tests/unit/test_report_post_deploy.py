@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.coordinator.plan import parse_plan
 from services.coordinator.post_deploy import WatchState, check_command_id, decide
 from services.coordinator.saga import EmitEvent, SendCommand, Tick
 from shared.commands import RunProbes
@@ -18,29 +17,15 @@ from shared.events import (
     WatchStarted,
     WatchSummary,
 )
-from tests.unit.report_runs import T0, RunBuilder
+from tests.unit.report_runs import T0, WATCHED_PLAN, RunBuilder
 
-PLAN = parse_plan("""
-name: checkout
-database: {url_env: DB_URL}
-probes:
-  recent: {query: SELECT 1}
-canary:
-  stages: [{weight: 100, hold: 60s}]
-timeouts: {step: 60s}
-post_deploy:
-  period: 7d
-  health_every: 1h
-  summary_every: 1d
-  checks: [{probe: recent, duration: 30s, thresholds: {p95_ms: 50}}]
-""")
 HOUR = timedelta(hours=1)
 
 
 class Watch:
     """Feeds one run's events and ticks through decide(), as the shell would, keeping what it published."""
 
-    def __init__(self, plan=PLAN) -> None:
+    def __init__(self, plan=WATCHED_PLAN) -> None:
         self.run = RunBuilder("run-w", plan=plan)
         self.state: WatchState | None = None
         self.outputs: list = []
@@ -52,7 +37,7 @@ class Watch:
         return outputs
 
     def event(self, at: timedelta, data, correlationid: str | None = None) -> list:
-        return self.feed(self.run.add(at.total_seconds(), data, correlationid))
+        return self.feed(self.run.add(data, at.total_seconds(), correlationid=correlationid))
 
     def tick(self, at: timedelta) -> list:
         self.state, outputs = decide(self.state, Tick(T0 + at))
@@ -95,7 +80,7 @@ def test_no_watch_after_a_rollback_or_without_post_deploy():
     watch = Watch()
     watch.event(START, RunFinished(outcome="rolled_back", reason="p95", duration_s=1))
     assert watch.tick(START + HOUR) == [] and not watch.state.watching
-    plain = Watch(plan=PLAN.model_copy(update={"post_deploy": None}))
+    plain = Watch(plan=WATCHED_PLAN.model_copy(update={"post_deploy": None}))
     assert plain.state is None and plain.succeed() == []
 
 
@@ -146,7 +131,7 @@ def test_a_daily_summary_sums_up_the_checks_since_the_previous_one():
 
 
 def test_the_watch_ends_after_its_period_with_a_last_summary():
-    plan = PLAN.model_copy(update={"post_deploy": PLAN.post_deploy.model_copy(
+    plan = WATCHED_PLAN.model_copy(update={"post_deploy": WATCHED_PLAN.post_deploy.model_copy(
         update={"period": 3.0, "health_every": 1.0, "summary_every": 86400.0})})
     watch = Watch(plan)
     watch.succeed()
@@ -168,7 +153,7 @@ def test_folding_the_watch_events_again_rebuilds_the_same_watch():
     # the shell publishes what decide() emitted; a coordinator that restarts folds the stream
     published = [o for o in watch.outputs if isinstance(o, EmitEvent)]
     for output in published:
-        watch.run.add(90, output.data, output.correlationid)
+        watch.run.add(output.data, 90, correlationid=output.correlationid)
     replayed: WatchState | None = None
     for envelope in watch.run.events:
         replayed, _ = decide(replayed, envelope)
@@ -178,7 +163,7 @@ def test_folding_the_watch_events_again_rebuilds_the_same_watch():
     # folding its own events twice changes nothing
     again = replayed
     for output in published:
-        again, _ = decide(again, watch.run.add(91, output.data, output.correlationid))
+        again, _ = decide(again, watch.run.add(output.data, 91, correlationid=output.correlationid))
     assert (again.checks_done, again.breaches, again.summaries) == (1, 1, 0)
 
 
@@ -189,8 +174,8 @@ def test_the_notifier_tells_a_breach_after_the_run_succeeded_until_the_watch_end
     watch = Watch()
     watch.succeed()
     breach = WatchBreached(index=0, deploy_id="dpl_new", probes=["recent"], reason="post-deploy check 1 failed: p95 80 ms")
-    watch.run.add(2000, breach)
-    watch.run.add(3000, WatchEnded(checks=1, breaches=1, reason="over"))
+    watch.run.add(breach, 2000)
+    watch.run.add(WatchEnded(checks=1, breaches=1, reason="over"), 3000)
     view, told = None, []
     for envelope in watch.run.events:
         view, moments = observe(view, envelope)

@@ -84,6 +84,8 @@ def test_written_files_carry_no_credentials(tmp_path):
     run = RunBuilder("run-leaky", T0)
     run.rollback(5, reason="connection to postgresql://golive:hunter2@db.internal/app failed")
     report = weekly_report(run.finish(6, "rolled_back", "migrate failed"), SINCE, UNTIL)
-    for path in write_weekly(report, tmp_path):
+    paths = write_weekly(report, tmp_path)
+    assert len(paths) == 2  # the .json and the .md
+    for path in paths:
         text = path.read_text()
         assert "hunter2" not in text and "postgresql://golive:***@db.internal/app" in text

@@ -23,11 +23,10 @@ from shared.events import (
     LatencySummary,
     PhaseStarted,
     ProbeWindow,
-    RunStarted,
     StepFailed,
     WindowJudged,
 )
-from tests.unit.test_saga_decide import (
+from tests.unit.saga_run import (
     Run,
     abort,
     approve,
@@ -160,9 +159,7 @@ def test_http_probe_of_a_deployment_probes_the_new_one_and_the_previous_one_as_b
 
 def test_without_a_previous_deployment_there_is_no_baseline():
     run = Run(plan=plan_from(PLAN))
-    started = RunStarted(plan=run.plan.model_dump(mode="json"), plan_name="checkout", deploy_id="deploy-new",
-                         takes_traffic_target=True)
-    run.feed(new_envelope(started, id="run-1/started", source="/golive/coordinator", runid="run-1", time=run.clock))
+    run.start(take=False, previous_deploy_id=None)
     run.succeed()  # the traffic target is taken
     approve(run)
     run.advance_to("stage1:hold")

@@ -20,7 +20,7 @@ from shared.events import (
     TrafficDrift,
     TrafficTargetTaken,
 )
-from tests.unit.test_saga_decide import Run, commands, events, finished, work_commands
+from tests.unit.saga_run import Run, commands, events, finished, work_commands
 
 HELD = ("traffic target dry-run weights.json canary deploy-new is held by run run-0 (since 2025-01-05 01:58:00 UTC): "
         "one run per target at a time; start again once it ended; nothing was changed")

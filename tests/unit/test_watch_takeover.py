@@ -20,8 +20,7 @@ from shared.events import (
     WatchSummary,
 )
 from shared.ids import ID_PATTERN
-from tests.unit.report_runs import T0, RunBuilder
-from tests.unit.test_report_post_deploy import PLAN
+from tests.unit.report_runs import T0, WATCHED_PLAN, RunBuilder
 
 COORDINATOR = "/golive/coordinator"
 START, HOUR = timedelta(minutes=30), timedelta(hours=1)
@@ -32,13 +31,13 @@ class Stream:
     handled (events caused by the input, or by nothing for the clock). The checks it sent go to ``sent``."""
 
     def __init__(self) -> None:
-        self.run = RunBuilder("run-w", plan=PLAN)
+        self.run = RunBuilder("run-w", plan=WATCHED_PLAN)
         self.events: list[Envelope] = self.run.events
         self.sent: list[str] = []
         self.state, _ = decide(None, self.events[0])
 
     def input(self, at: timedelta, data, correlationid: str | None = None, handled: bool = True) -> Envelope:
-        envelope = self.run.add(at.total_seconds(), data, correlationid)
+        envelope = self.run.add(data, at.total_seconds(), correlationid=correlationid)
         if handled:
             self.state, outputs = decide(self.state, envelope)
             self._publish(outputs, envelope, at)

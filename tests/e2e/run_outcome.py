@@ -1,0 +1,40 @@
+"""What a run left behind, read back from the real servers an end-to-end test started: its events on the stream,
+an index's state in PostgreSQL, the weights the dry-run traffic provider holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import aclosing
+
+import nats
+import psycopg
+
+from shared.envelope import Envelope
+from shared.event_log import read_events
+
+
+def run_events(settings, run_id: str) -> list[Envelope]:
+    """Every event of run ``run_id`` on the stream, in stream order."""
+    async def collect() -> list[Envelope]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id))) as feed:
+                return [envelope async for _seq, envelope in feed]
+        finally:
+            await nc.close()
+
+    return asyncio.run(collect())
+
+
+def index_state(database_url: str, name: str):
+    """(indisvalid, indisready) of index ``name``, or None when there is no such index."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT i.indisvalid, i.indisready FROM pg_index i WHERE i.indexrelid = to_regclass(%s)", (name,)
+        ).fetchone()
+
+
+def dry_run_weights(settings) -> dict:
+    """What the dry-run traffic provider holds: each canary deployment's weight and stable deployment."""
+    return json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
