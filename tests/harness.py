@@ -6,20 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from golive.plans import SKELETON
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0) -> subprocess.CompletedProcess:
-    """Run `golive ...` as a user would, in its own process."""
+def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run `golive ...` as a user would, in its own process (in the repository unless ``cwd`` says elsewhere)."""
     return subprocess.run([sys.executable, "-m", "golive", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout_s, cwd=REPO)
+                          timeout=timeout_s, cwd=cwd)
 
 
 def skeleton_plan(tmp_path: Path, hold: str = "1s", smoke: str = "1s", edit=None) -> Path:
-    """plans/skeleton.yaml with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
+    """golive/plans/skeleton.yaml with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
     import yaml
 
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     plan["smoke"][0]["duration"] = smoke
     for stage in plan["canary"]["stages"]:
         stage["hold"] = hold

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from tests.harness import REPO, run_cli
+from golive.plans import SKELETON
+from tests.harness import run_cli
 
 BAD_PLAN = """\
 name: bad
@@ -36,7 +37,7 @@ def test_help_documents_every_command():
 
 
 def test_plan_check_accepts_the_skeleton():
-    result = run_cli("plan", "check", str(REPO / "plans" / "skeleton.yaml"), env=dict(os.environ))
+    result = run_cli("plan", "check", str(SKELETON), env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert "valid plan 'skeleton'" in result.stdout
 
@@ -69,7 +70,7 @@ def test_run_refuses_an_invalid_plan_before_touching_the_bus(tmp_path):
 
 def test_run_says_how_to_start_the_stack_when_the_bus_is_unreachable(tmp_path):
     env = {**os.environ, "GOLIVE_NATS_URL": "nats://user:s3cret@127.0.0.1:1", "GOLIVE_STATE_DIR": str(tmp_path)}
-    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), env=env, timeout_s=60)
+    result = run_cli("run", str(SKELETON), env=env, timeout_s=60)
     assert result.returncode == 4
     assert "golive up" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
@@ -80,7 +81,7 @@ def test_run_outside_the_maintenance_window_is_refused_before_anything_starts(tm
 
     import yaml
 
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     today = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[dt.datetime.now(dt.UTC).weekday()]
     other_days = [d for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun") if d != today]
     plan["window"] = {"maintenance": {"days": other_days, "start": "00:00", "end": "23:59", "timezone": "UTC"}}

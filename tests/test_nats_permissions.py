@@ -21,8 +21,8 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig
 
-from golive.embedded import EmbeddedNats
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
+from golive.stack.nats_server import EmbeddedNats
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.bus import ensure_streams
 from shared.envelope import new_envelope
 from shared.event_log import read_events

@@ -13,14 +13,14 @@ import psycopg
 import pytest
 import yaml
 
+from golive.plans import SKELETON
 from shared.envelope import Envelope, parse_envelope
 from shared.event_log import read_events
 from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
-SKELETON = REPO / "plans" / "skeleton.yaml"
 
 
 def write_plan(tmp_path: Path, **changes) -> Path:

@@ -16,7 +16,7 @@ from pathlib import Path
 import nats
 import psycopg
 
-from golive.stack import DATABASE_ENV, service_env
+from golive.stack.service_processes import DATABASE_ENV, service_env
 from shared.bus import ensure_streams
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from shared.envelope import new_envelope, parse_envelope

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import yaml
 
+from golive.plans import SKELETON
 from services.coordinator.plan import parse_plan
 from shared.envelope import Envelope, Message, new_envelope
 from shared.events import (
@@ -19,14 +20,13 @@ from shared.events import (
     TrafficShifted,
     Verdict,
 )
-from tests.harness import REPO
 
 T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)
 
 
 def plan_dict(**notifications) -> dict:
     """The skeleton plan, validated, with ``notifications`` keys replaced."""
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = yaml.safe_load(SKELETON.read_text())
     data["notifications"] = {**data["notifications"], **notifications}
     return parse_plan(yaml.safe_dump(data)).model_dump(mode="json")
 

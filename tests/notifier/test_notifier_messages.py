@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from golive.plans import SKELETON
 from services.notifier.moments import observe
 from services.notifier.routing import routes_for
 from services.notifier.sinks import sink_for
@@ -193,7 +194,7 @@ def test_a_template_that_fails_at_run_time_falls_back_to_the_default_message():
 
 
 def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = yaml.safe_load(SKELETON.read_text())
     data["notifications"]["templates"] = {
         "run_succeeded": {"fields": {"Duration": "{{ duraton }}"}},
         "rollback_started": {"text": "{% if reason %}unclosed"},
@@ -214,7 +215,7 @@ def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
 
 
 def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sink(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = yaml.safe_load(SKELETON.read_text())
     data["notifications"]["sinks"]["teams"] = {"type": "teams", "webhook_url_env": "T"}
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -229,7 +230,7 @@ def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sin
 
 
 def test_a_webhook_url_pasted_where_its_variable_belongs_is_rejected_without_repeating_it(tmp_path):
-    data = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    data = yaml.safe_load(SKELETON.read_text())
     secret_url = "https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX"
     data["notifications"]["sinks"]["slack"]["webhook_url_env"] = secret_url
     path = tmp_path / "plan.yaml"

@@ -14,10 +14,11 @@ import psycopg
 import pytest
 import yaml
 
-from golive.webhook_sink import WebhookSink
+from golive.plans import SKELETON
+from golive.stack.webhook_sink import WebhookSink
 from shared.event_log import read_events
 from shared.events import NotificationFailed, RunFinished, StepFailed
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +48,7 @@ def database_url(postgres_admin_url) -> str:
 
 
 def write_plan(tmp_path: Path, sink: dict, smoke_p95_ms: float = 20, on: list[str] | None = None) -> Path:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     for stage in plan["canary"]["stages"]:
         stage["hold"] = "1s"
     plan["smoke"][0]["duration"] = "1s"

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from golive import plans
 from tests.harness import REPO
 
-SKELETON = (REPO / "plans" / "skeleton.yaml").read_text()
+SKELETON = plans.SKELETON.read_text()
 MAX_RSS_MB = 300
 CPU_SECONDS = 10
 

@@ -14,14 +14,15 @@ import yaml
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from golive.stack import ServiceProcesses, service_env, wait_until_ready
+from golive.plans import SKELETON
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from shared.commands import ApplyMigrations, ProviderSpec, StartRun
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.secrets import MissingSecret, secret_from_env
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli
 
 PASSWORD = "Hunter2Secret"
 URL = f"postgresql://postgres:{PASSWORD}@db.example.com:5432/app"
@@ -29,7 +30,7 @@ HTTP_URL = f"https://admin:{PASSWORD}@envoy.internal:9901"
 
 
 def skeleton() -> dict:
-    return yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    return yaml.safe_load(SKELETON.read_text())
 
 
 def _set(plan: dict, path: tuple, value) -> None:

@@ -15,7 +15,8 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from golive.live import LiveView, fold, render
+from golive.plans import SKELETON
+from golive.views.live import LiveView, fold, render
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from shared.envelope import Message, new_envelope
@@ -38,7 +39,7 @@ RUN = "run-markup"
 
 def hostile_plan() -> dict:
     """The skeleton with the hostile text as its name, a probe's name and a statement's name."""
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     plan["name"] = HOSTILE
     plan["probes"] = {HOSTILE: plan["probes"]["stripe_recent"]}
     plan["smoke"][0]["probe"] = HOSTILE

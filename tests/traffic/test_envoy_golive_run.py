@@ -13,7 +13,8 @@ import nats
 import pytest
 import yaml
 
-from golive.stack import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
+from golive.plans import SKELETON
+from golive.stack.service_processes import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, PhaseStarted, RunFinished, TrafficDrift, TrafficRolledBack, TrafficShifted
 from shared.subjects import SERVICES
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 
 def envoy_plan(tmp_path) -> str:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     plan["traffic"] = {"provider": {"type": "envoy", "admin_url_env": ENVOY_ADMIN_ENV}}
     plan["smoke"][0]["duration"] = "1s"
     for stage in plan["canary"]["stages"]:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from golive.plans import SKELETON
 from services.coordinator.plan import PlanError, load_plan, parse_plan
-
-SKELETON = Path(__file__).resolve().parents[2] / "plans" / "skeleton.yaml"
 
 VALID = """\
 name: checkout

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
+from golive import plans
 from services.coordinator.plan import (
     Plan,
     PlanError,
@@ -21,9 +22,8 @@ from shared import plan_versions
 from shared.envelope import new_envelope
 from shared.events import RunStarted
 from shared.plan_versions import CURRENT, PlanVersionError, plan_data, upgrade_plan
-from tests.harness import REPO
 
-SKELETON = (REPO / "plans" / "skeleton.yaml").read_text()
+SKELETON = plans.SKELETON.read_text()
 UNVERSIONED = re.sub(r"(?m)^version:.*\n", "", SKELETON)  # the skeleton as plans were written before versions
 
 

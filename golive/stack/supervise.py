@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 
 class Children(Protocol):
-    """The child processes a supervisor watches (golive.stack.ServiceProcesses)."""
+    """The child processes a supervisor watches (golive.stack.service_processes.ServiceProcesses)."""
 
     def exited(self) -> dict[str, int]: ...
 
