@@ -1,6 +1,7 @@
 """`golive demo` as a user runs it: the whole embedded stack, the runbook plan, the Slack messages printed, the
 artifacts folder at the end, the run's exit code. The normal demo and a bad canary run side by side (each has
-its own stack on free ports); --time-scale 600 keeps them short (the default, 120, is what `make demo` runs)."""
+its own stack on free ports); --time-scale 600 keeps them short (the default, 120, is what `make demo` runs). They
+run in a directory outside the repository: the runbook plan is golive's own package data."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import REPO
-
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 240
@@ -26,7 +25,7 @@ def start_demo(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen,
     env.pop("GOLIVE_NATS_URL", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "golive", "demo", "--time-scale", "600", "--state-dir", str(tmp_path / name / "state"), *args],
-        env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
     )
     return proc, out
 
