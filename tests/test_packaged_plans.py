@@ -38,9 +38,12 @@ def test_the_plans_golive_up_names_are_absolute_and_valid_from_any_directory(tmp
 
 
 def test_the_shipped_plans_are_the_only_plan_files_in_the_repository():
-    found = sorted(p.relative_to(REPO).as_posix() for p in REPO.rglob("*.yaml")
-                   if "plans" in p.parts and not {".venv", ".git", "build"} & set(p.parts))
-    assert found == [f"golive/plans/{name}" for name in SHIPPED]
+    found = []
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in ("build", "artifacts")]
+        found += [(Path(folder) / f).relative_to(REPO).as_posix() for f in files
+                  if f.endswith(".yaml") and "plans" in Path(folder).relative_to(REPO).parts]
+    assert sorted(found) == [f"golive/plans/{name}" for name in SHIPPED]
 
 
 def test_a_built_wheel_carries_the_plans_and_the_console_script(tmp_path):
