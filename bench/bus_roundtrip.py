@@ -38,7 +38,7 @@ import nats
 from hdrh.histogram import HdrHistogram
 from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from golive.embedded import EmbeddedNats
+from golive.stack.nats_server import EmbeddedNats
 from shared.bus import Bus, Work
 from shared.envelope import Message, message_type, new_envelope
 from shared.settings import Settings

@@ -4,7 +4,7 @@
 
 One embedded stack for all trials (nats-server and PostgreSQL from their wheels, a local Slack receiver, the five
 services as child processes supervised as under `golive up`: a killed service is started again after a short
-backoff). Each trial is one `golive run` of plans/skeleton.yaml (dry-run traffic provider, lock_in promote, its own
+backoff). Each trial is one `golive run` of golive/plans/skeleton.yaml (dry-run traffic provider, lock_in promote, its own
 run id, deployment and index; a "failing" plan's stage 2 cannot pass, so the run rolls back and drops its index),
 with one service killed (SIGKILL) at one moment. Targeted trials come first (each service in each phase it works
 in, and the rollback path), then random ones (a random service, a random delay into the run).
@@ -53,11 +53,13 @@ sys.path.insert(0, str(REPO))  # run as a script from a checkout
 import psycopg  # noqa: E402
 import yaml  # noqa: E402
 
-from golive.demo_data import create_database, seed  # noqa: E402
-from golive.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready  # noqa: E402
-from golive.supervise import RestartPolicy, Supervisor  # noqa: E402
-from golive.webhook_sink import WebhookSink  # noqa: E402
+from golive.demo.data import create_database, seed  # noqa: E402
+from golive.plans import SKELETON  # noqa: E402
+from golive.stack.nats_server import EmbeddedNats  # noqa: E402
+from golive.stack.postgres import EmbeddedPostgres  # noqa: E402
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready  # noqa: E402
+from golive.stack.supervise import RestartPolicy, Supervisor  # noqa: E402
+from golive.stack.webhook_sink import WebhookSink  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from shared.subjects import SERVICES  # noqa: E402
 
@@ -358,7 +360,7 @@ class Stack:
 
 
 def write_plan(path: Path, name: str, index: str, failing: bool, gate: bool) -> Path:
-    plan = yaml.safe_load((REPO / "plans" / "skeleton.yaml").read_text())
+    plan = yaml.safe_load(SKELETON.read_text())
     plan["name"] = name
     plan["migrations"]["statements"] = [
         {"name": index, "sql": f"CREATE INDEX CONCURRENTLY {index} ON stripe_events(created_at)"}]

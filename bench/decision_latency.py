@@ -35,9 +35,9 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from golive.embedded import EmbeddedNats  # noqa: E402
-from golive.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
-from golive.stack import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
+from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
+from golive.stack.nats_server import EmbeddedNats  # noqa: E402
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
 from shared.commands import StartRun  # noqa: E402
 from shared.envelope import new_envelope, parse_envelope  # noqa: E402
 from shared.events import LatencySummary, ProbeWindow, RunFinished  # noqa: E402

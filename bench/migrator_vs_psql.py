@@ -37,7 +37,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from golive.embedded import EmbeddedPostgres, postgres_bin_dir  # noqa: E402
+from golive.stack.postgres import EmbeddedPostgres, postgres_bin_dir  # noqa: E402
 from services.migrator.runner import Context, apply_migrations, describe_progress  # noqa: E402
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement  # noqa: E402
 from shared.envelope import Message  # noqa: E402

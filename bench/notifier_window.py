@@ -4,7 +4,7 @@ The notifier posts a message, then records the delivery in a JetStream KV bucket
 (services/notifier/delivery.py). A notifier killed after the receiver accepted the post and before the
 ledger write is acknowledged posts the message again after a restart: that gap is the window. Measured
 here with the notifier's own code (``delivery.post`` and ``DeliveryLedger.record``) on an embedded
-nats-server (JetStream, file storage) and a local webhook receiver (golive/webhook_sink.py), both loopback.
+nats-server (JetStream, file storage) and a local webhook receiver (golive/stack/webhook_sink.py), both loopback.
 
 - reference: the webhook post itself (build, send, 200 ok), measured in the same loop.
 - window: from the post's answer to the ledger write acknowledged.
@@ -30,8 +30,8 @@ import httpx
 import nats
 from hdrh.histogram import HdrHistogram
 
-from golive.embedded import EmbeddedNats
-from golive.webhook_sink import WebhookSink
+from golive.stack.nats_server import EmbeddedNats
+from golive.stack.webhook_sink import WebhookSink
 from services.notifier.delivery import DeliveryLedger, RetryPolicy, post
 from services.notifier.sinks import Outbound
 

@@ -39,9 +39,9 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 import shared.events  # noqa: E402,F401  (registers the answer types)
-from golive.embedded import EmbeddedNats  # noqa: E402
-from golive.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
-from golive.stack import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
+from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
+from golive.stack.nats_server import EmbeddedNats  # noqa: E402
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
 from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
 from shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
 from shared.events import RunFinished, RunStarted  # noqa: E402

@@ -1,3 +1,3 @@
-from golive.cli import main
+from golive.cli.app import main
 
 main()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from nats.js.errors import NotFoundError
 
-from golive.watch import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable, _connect, read_run
+from golive.client import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable, connect, read_run
 from services.coordinator.lease import describe_holder, held_by_other
 from services.coordinator.service import TICK_S, RunDriver
 from shared.bus import Bus, Defer
@@ -30,7 +30,7 @@ async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable
                      say: Callable[[str], None]) -> int:
     """Drive ``run_id`` here until it ends; returns its exit code. ``wait``: if another coordinator drives
     it, wait for that lease to end or expire (else EXIT_INVALID at once)."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         js = nc.jetstream()
         try:

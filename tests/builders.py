@@ -14,12 +14,12 @@ from typing import Any
 
 import yaml
 
+from golive.plans import SKELETON
 from services.coordinator.plan import Plan, parse_plan
 from shared.envelope import Envelope, Message, new_envelope
 from shared.events import RunStarted
 from shared.subjects import Subjects
 
-SKELETON = Path(__file__).resolve().parents[1] / "plans" / "skeleton.yaml"
 T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)  # a Sunday at 02:00 UTC, inside the skeleton's maintenance window
 
 PlanEdit = Callable[[dict], None]
@@ -29,7 +29,7 @@ PlanEdit = Callable[[dict], None]
 
 
 def skeleton_dict(hold: str | None = None, smoke: str | None = None, edit: PlanEdit | None = None) -> dict:
-    """plans/skeleton.yaml as a dict: every stage's hold set to ``hold`` and the smoke test's duration to ``smoke``
+    """The skeleton plan (golive.plans.SKELETON) as a dict: every stage's hold set to ``hold`` and the smoke test's duration to ``smoke``
     when given, then changed by ``edit(plan)``."""
     plan = yaml.safe_load(SKELETON.read_text())
     if smoke is not None:
@@ -51,7 +51,7 @@ def write_plan(folder: Path, plan: dict, name: str = "plan.yaml") -> Path:
 
 
 def skeleton_plan(tmp_path: Path, hold: str = "1s", smoke: str = "1s", edit: PlanEdit | None = None) -> Path:
-    """plans/skeleton.yaml with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
+    """The skeleton plan with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
     return write_plan(tmp_path, skeleton_dict(hold, smoke, edit))
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from golive.demo_data import create_database, seed
-from golive.embedded import EmbeddedNats, EmbeddedPostgres
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
-from golive.webhook_sink import WebhookSink
+from golive.demo.data import create_database, seed
+from golive.stack.nats_server import EmbeddedNats
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
+from golive.stack.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.secured_nats import SecuredNats, started_secured_nats

@@ -12,10 +12,10 @@ from tests.builders import RunEvents
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0) -> subprocess.CompletedProcess:
-    """Run `golive ...` as a user would, in its own process."""
+def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """Run `golive ...` as a user would, in its own process (in the repository unless ``cwd`` says elsewhere)."""
     return subprocess.run([sys.executable, "-m", "golive", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout_s, cwd=REPO)
+                          timeout=timeout_s, cwd=cwd)
 
 
 def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> subprocess.Popen:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nats
 
-from golive.embedded import EmbeddedNats
+from golive.stack.nats_server import EmbeddedNats
 from shared.bus import ensure_streams
 from shared.settings import Settings
 from shared.subjects import SERVICES, Subjects

@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml is what golive/asyncapi.py generates from the contracts, every message and subject of the
+"""docs/asyncapi.yaml is what golive/docs/asyncapi.py generates from the contracts, every message and subject of the
 code is in it, every reference in it resolves, and real envelopes validate against its message payloads."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from golive.asyncapi import DOCUMENT, build_document, render
+from golive.docs.asyncapi import DOCUMENT, build_document, render
 from shared.commands import StartRun, command_target
 from shared.envelope import new_envelope, registered_types
 from shared.events import CommandFailed, PhaseStarted, RunFinished

@@ -8,9 +8,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from golive.cli import app
+from golive.cli.app import app
+from golive.plans import SKELETON
 from tests.builders import skeleton_dict, write_plan
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli
 
 BAD_PLAN = """\
 name: bad
@@ -76,7 +77,7 @@ def test_help_is_what_a_user_gets_from_the_installed_command():
 
 
 def test_plan_check_accepts_the_skeleton():
-    result = run_cli("plan", "check", str(REPO / "plans" / "skeleton.yaml"), env=dict(os.environ))
+    result = run_cli("plan", "check", str(SKELETON), env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert "valid plan 'skeleton'" in result.stdout
 
@@ -109,7 +110,7 @@ def test_run_refuses_an_invalid_plan_before_touching_the_bus(tmp_path):
 
 def test_run_says_how_to_start_the_stack_when_the_bus_is_unreachable(tmp_path):
     env = {**os.environ, "GOLIVE_NATS_URL": "nats://user:s3cret@127.0.0.1:1", "GOLIVE_STATE_DIR": str(tmp_path)}
-    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), env=env, timeout_s=60)
+    result = run_cli("run", str(SKELETON), env=env, timeout_s=60)
     assert result.returncode == 4
     assert "golive up" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout

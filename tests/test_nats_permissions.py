@@ -18,7 +18,7 @@ from contextlib import aclosing
 import pytest
 from nats.js.api import ConsumerConfig
 
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from tests.harness import REPO
+from golive.plans import SKELETON
 
 BUS_COMMANDS = [
-    ("run", str(REPO / "plans" / "skeleton.yaml"), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old"),
+    ("run", str(SKELETON), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old"),
     ("events",),
     ("status",),
     ("status", "run-x"),
@@ -54,13 +54,13 @@ def test_run_without_a_coordinator_exits_4_and_its_start_never_runs_later(settin
 
     import nats
 
-    from golive.stack import ServiceProcesses, wait_until_ready
+    from golive.stack.service_processes import ServiceProcesses, wait_until_ready
     from shared.event_log import read_events
     from shared.events import CommandFailed, RunStarted
     from tests.harness import run_cli
 
     env = {**process_env, "GOLIVE_START_TIMEOUT_S": "2"}
-    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), "--run-id", "run-nobody", env=env, timeout_s=60)
+    result = run_cli("run", str(SKELETON), "--run-id", "run-nobody", env=env, timeout_s=60)
     assert result.returncode == 4, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     [reason] = [line for line in result.stderr.splitlines() if "coordinator" in line]

@@ -18,7 +18,7 @@ import nats
 import pytest
 
 import shared.commands  # noqa: F401  (registers every message type, as a service does)
-from golive.stack import service_env
+from golive.stack.service_processes import service_env
 from services.coordinator.plan import plan_of
 from shared.bus import ensure_streams
 from shared.envelope import parse_envelope

@@ -1,5 +1,5 @@
 """README's "The runbook as a plan" table cannot drift: every plan key it names exists in
-plans/supabase-golive.yaml, every heading of the runbook (docs/runbook.md) has a row, and the plan is valid."""
+golive/plans/supabase-golive.yaml, every heading of the runbook (docs/runbook.md) has a row, and the plan is valid."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import re
 
 import yaml
 
+from golive import plans
 from services.coordinator.plan import load_plan
 from tests.harness import REPO
 
-PLAN = REPO / "plans" / "supabase-golive.yaml"
+PLAN = plans.RUNBOOK
 RUNBOOK = REPO / "docs" / "runbook.md"
 SECTION = "## The runbook as a plan"
 NOT_STEPS = {"Overview", "👥 Responsibilities", "Emergency Contacts"}  # people and phone numbers, not steps
@@ -50,7 +51,7 @@ def test_every_plan_key_in_the_readme_table_exists_in_the_runbook_plan():
     named = [(row[0], key) for row in table_rows() for key in plan_keys(row[1])]
     assert len(named) >= 20, named
     missing = [f"{step}: {key}" for step, key in named if not lookup(plan, key)]
-    assert not missing, f"README names plan keys that plans/supabase-golive.yaml does not have: {missing}"
+    assert not missing, f"README names plan keys that golive/plans/supabase-golive.yaml does not have: {missing}"
 
 
 def test_every_runbook_heading_has_a_row_in_the_readme_table():

@@ -291,7 +291,7 @@ class Retries(Strict):
 
 
 class Plan(Strict):
-    """A go-live plan. See plans/skeleton.yaml for a small one."""
+    """A go-live plan. See golive/plans/skeleton.yaml for a small one."""
 
     version: int = Field(default=PLAN_VERSION, description=f"the plan format's version (absent: 1); golive reads older "
                                                            f"versions by upgrading them (current: {PLAN_VERSION})")

@@ -10,14 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from golive.embedded import EmbeddedNatsCluster
-from golive.stack import (
-    DATABASE_ENV,
-    WEBHOOK_ENV,
-    ServiceProcesses,
-    service_env,
-    wait_until_ready,
-)
+from golive.stack.nats_server import EmbeddedNatsCluster
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
 from shared.settings import Settings
 from shared.subjects import SERVICES
 

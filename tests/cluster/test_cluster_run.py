@@ -11,7 +11,7 @@ from contextlib import aclosing
 import nats
 import pytest
 
-from golive.embedded import ClusterNode, EmbeddedNatsCluster
+from golive.stack.nats_server import ClusterNode, EmbeddedNatsCluster
 from services.coordinator.lease import leases_bucket
 from services.notifier.moments import observe
 from services.notifier.routing import routes_for

@@ -23,7 +23,7 @@ def in_process(*args: str, env: dict[str, str]):
 
     from typer.testing import CliRunner
 
-    from golive.cli import app
+    from golive.cli.app import app
 
     result = CliRunner().invoke(app, list(args), env=env)
     return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)

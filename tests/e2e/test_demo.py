@@ -1,32 +1,42 @@
 """`golive demo` as a user runs it: the whole embedded stack, the runbook plan, the Slack messages printed, the
 artifacts folder at the end, the run's exit code. The normal demo and a bad canary run side by side (each has
-its own stack on free ports); --time-scale 600 keeps them short (the default, 120, is what `make demo` runs)."""
+its own stack on free ports); --time-scale 600 keeps them short (the default, 120, is what `make demo` runs). They
+run in a directory outside the repository: the runbook plan is golive's own package data."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
-
-from tests.harness import REPO
 
 pytestmark = pytest.mark.e2e
 
 TIMEOUT_S = 240
 
 
-def start_demo(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
-    out = tmp_path / f"{name}.out"
-    env = dict(os.environ, GOLIVE_ARTIFACTS_DIR=str(tmp_path / name / "artifacts"), COLUMNS="250")
+@pytest.fixture
+def home():
+    """The demos' working directory, outside the repository. Not under pytest's basetemp: another pytest session on
+    the machine may reset its mode or remove it while the demo's PostgreSQL (another user, as root) works in it."""
+    root = Path(tempfile.mkdtemp(prefix="golive-demo-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def start_demo(home: Path, name: str, *args: str) -> tuple[subprocess.Popen, Path]:
+    out = home / f"{name}.out"
+    env = dict(os.environ, GOLIVE_ARTIFACTS_DIR=str(home / name / "artifacts"), COLUMNS="250")
     env.pop("GOLIVE_NATS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "golive", "demo", "--time-scale", "600", "--state-dir", str(tmp_path / name / "state"), *args],
-        env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+        [sys.executable, "-m", "golive", "demo", "--time-scale", "600", "--state-dir", str(home / name / "state"), *args],
+        env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, cwd=home, start_new_session=True,
     )
     return proc, out
 
@@ -50,9 +60,9 @@ def artifacts_of(output: str) -> Path:
     return Path(match.group(1))
 
 
-def test_the_demo_runs_the_runbook_to_live_and_a_bad_canary_rolls_back_by_itself(tmp_path):
-    good = start_demo(tmp_path, "good")
-    bad = start_demo(tmp_path, "bad", "--bad-canary", "errors", "--from-stage", "2")
+def test_the_demo_runs_the_runbook_to_live_and_a_bad_canary_rolls_back_by_itself(home):
+    good = start_demo(home, "good")
+    bad = start_demo(home, "bad", "--bad-canary", "errors", "--from-stage", "2")
     good_code, good_out = finish(*good)
     bad_code, bad_out = finish(*bad)
 

@@ -11,7 +11,7 @@ import time
 import nats
 import pytest
 
-from golive.stack import ServiceProcesses, wait_until_ready
+from golive.stack.service_processes import ServiceProcesses, wait_until_ready
 from shared.commands import RunProbe, SqlProbeSpec, Thresholds
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import ProbeCompleted

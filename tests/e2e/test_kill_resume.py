@@ -18,8 +18,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
-from golive.webhook_sink import WebhookSink
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
+from golive.stack.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.builders import skeleton_plan

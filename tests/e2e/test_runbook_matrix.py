@@ -1,4 +1,4 @@
-"""The runbook's failure matrix: plans/supabase-golive.yaml, time-compressed, on real servers.
+"""The runbook's failure matrix: golive/plans/supabase-golive.yaml, time-compressed, on real servers.
 
 Success; a rollback for a P95 breach (the canary app answers 600 ms late), an error-rate breach (every second
 answer a 500), a failed health check (/api/health 503) and a replica-lag guard (the streaming replica's replay
@@ -37,15 +37,16 @@ import psycopg
 import pytest
 import yaml
 
-from golive.demo import operate_run
-from golive.demo_app import DemoApp
-from golive.demo_data import create_database, seed_demo
-from golive.embedded import EmbeddedPostgres
-from golive.envoy_proxy import EmbeddedEnvoy
-from golive.rehearsal import compress
-from golive.replica import StreamingReplica
-from golive.stack import ServiceProcesses, service_env, wait_until_ready
-from golive.webhook_sink import WebhookSink
+from golive.demo.app import DemoApp
+from golive.demo.data import create_database, seed_demo
+from golive.demo.run import operate_run
+from golive.plans import RUNBOOK
+from golive.plans.rehearsal import compress
+from golive.stack.envoy_proxy import EmbeddedEnvoy
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.replica import StreamingReplica
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
+from golive.stack.webhook_sink import WebhookSink
 from services.coordinator.plan import Plan, parse_plan
 from shared.envelope import Envelope
 from shared.events import (
@@ -59,11 +60,9 @@ from shared.events import (
 )
 from shared.settings import Settings
 from shared.subjects import SERVICES
-from tests.harness import REPO
 
 pytestmark = pytest.mark.e2e
 
-PLAN = REPO / "plans" / "supabase-golive.yaml"
 SEED_ROWS = 20_000
 HOLD_S = 2.0
 WEIGHTS = {1: 10, 2: 50, 3: 100}
@@ -105,7 +104,7 @@ class Lane:
 
     def plan(self, migration_fails: bool = False) -> Plan:
         """The runbook plan aimed at this lane's targets, compressed for the matrix."""
-        data = yaml.safe_load(PLAN.read_text())
+        data = yaml.safe_load(RUNBOOK.read_text())
         data["database"]["url_env"] = self.var("DATABASE_URL")
         data["traffic"]["provider"]["admin_url_env"] = self.var("ENVOY_ADMIN_URL")
         data["targets"]["deployment_url"] = f"${{{self.var('APP_URL')}}}/deployments/{{deployment}}"

@@ -1,5 +1,6 @@
 """`golive up` as a user runs it: one terminal starts the stack, another runs a plan and reads its events;
-Ctrl-C stops everything and leaves nothing running. And each service exposes its metrics."""
+Ctrl-C stops everything and leaves nothing running. And each service exposes its metrics. Both terminals are in a
+directory outside the repository: the stack and the plan it names need none of its files."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import REPO, run_cli
+from golive.plans import SKELETON
+from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +40,18 @@ def state():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
+@pytest.fixture
+def elsewhere(state):
+    """A working directory outside the repository, for both terminals."""
+    folder = state.parent / "home"
+    folder.mkdir()
+    return folder
+
+
+def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state, elsewhere):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
     env["GOLIVE_STATE_DIR"] = str(state)
-    up = subprocess.Popen([sys.executable, "-m", "golive", "up"], env=env, cwd=REPO, text=True,
+    up = subprocess.Popen([sys.executable, "-m", "golive", "up"], env=env, cwd=elsewhere, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 90
@@ -52,9 +62,9 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
         stack = json.loads((state / "stack.json").read_text())
 
         # the other terminal finds the stack through the state directory alone
-        result = run_cli("run", "plans/skeleton.yaml", "--run-id", "run-up", env=env, timeout_s=120)
+        result = run_cli("run", str(SKELETON), "--run-id", "run-up", env=env, timeout_s=120, cwd=elsewhere)
         assert result.returncode == 0, result.stdout + result.stderr
-        events = run_cli("events", "--run", "run-up", "--json", env=env)
+        events = run_cli("events", "--run", "run-up", "--json", env=env, cwd=elsewhere)
         lines = [json.loads(line) for line in events.stdout.splitlines()]
         assert lines[0]["type"] == "golive.coordinator.run_started.v1"
         assert lines[-1]["type"] in {"golive.coordinator.run_finished.v1", "golive.notifier.notification_sent.v1"}
@@ -72,8 +82,8 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
         assert _alive(restarted["pids"]["traffic"])
         stack_metrics = httpx.get(f"http://127.0.0.1:{stack['stack_metrics']}/metrics").text
         assert 'golive_stack_service_restarts_total{service="traffic"} 1.0' in stack_metrics
-        again = run_cli("run", "plans/skeleton.yaml", "--run-id", "run-up-again", "--deploy-id", "dpl-second",
-                        env=env, timeout_s=120)
+        again = run_cli("run", str(SKELETON), "--run-id", "run-up-again", "--deploy-id", "dpl-second",
+                        env=env, timeout_s=120, cwd=elsewhere)
         assert again.returncode == 0, again.stdout + again.stderr  # the restarted traffic service shifts again
         stack = restarted
     finally:
@@ -81,6 +91,7 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state):
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
     assert "stack stopped" in output
+    assert f"`golive run {SKELETON}`" in output  # what it tells the other terminal to run: golive's own plan
     assert "traffic exited with code -9; restarting it" in output and "traffic restarted: pid" in output
     children = list(stack["pids"].values())
     assert not [pid for pid in children if _alive(pid)], "services still running after Ctrl-C"

@@ -21,7 +21,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from golive.stack import ServiceProcesses
+from golive.stack.service_processes import ServiceProcesses
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.builders import skeleton_plan

@@ -1,6 +1,6 @@
 """Two go-lives on one traffic target: the target is held by one run at a time (issue 14, finding 5).
 
-Five service processes, the real broker and database, the dry-run provider of plans/skeleton.yaml, and
+Five service processes, the real broker and database, the dry-run provider of golive/plans/skeleton.yaml, and
 `golive run` as a user runs it. The second run starts while the first one is in its canary.
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from golive.stack import DATABASE_ENV
+from golive.stack.service_processes import DATABASE_ENV
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from tests.harness import REPO
 

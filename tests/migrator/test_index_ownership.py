@@ -17,7 +17,7 @@ import nats
 import psycopg
 import pytest
 
-from golive.stack import DATABASE_ENV, service_env
+from golive.stack.service_processes import DATABASE_ENV, service_env
 from services.migrator.runner import Context, apply_migrations, revert_migrations
 from shared.bus import ensure_streams
 from shared.commands import (

@@ -13,7 +13,7 @@ import subprocess
 
 import nats
 
-from golive.stack import DATABASE_ENV, service_env
+from golive.stack.service_processes import DATABASE_ENV, service_env
 from shared.bus import ensure_streams
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationsApplied

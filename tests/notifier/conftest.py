@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from golive.stack import WEBHOOK_ENV, ServiceProcesses, service_env
+from golive.stack.service_processes import WEBHOOK_ENV, ServiceProcesses, service_env
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import nats
 
-from golive.webhook_sink import WebhookSink
+from golive.stack.webhook_sink import WebhookSink
 from shared.envelope import Envelope
 from shared.event_log import read_events
 from shared.events import NotificationSent

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from golive.stack import wait_until_ready
+from golive.stack.service_processes import wait_until_ready
 from shared.events import CompensationStarted, RunFinished, StepFailed
 from tests.notifier.notifier_io import (
     delivered,

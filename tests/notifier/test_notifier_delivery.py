@@ -10,7 +10,7 @@ import httpx
 import nats
 import pytest
 
-from golive.webhook_sink import WebhookSink
+from golive.stack.webhook_sink import WebhookSink
 from services.notifier.delivery import DeliveryFailed, DeliveryLedger, RetryPolicy, post, retry_after_s
 from services.notifier.sinks import Outbound
 

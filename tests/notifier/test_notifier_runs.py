@@ -13,7 +13,7 @@ import nats
 import psycopg
 import pytest
 
-from golive.webhook_sink import WebhookSink
+from golive.stack.webhook_sink import WebhookSink
 from shared.event_log import read_events
 from shared.events import NotificationFailed, RunFinished, StepFailed
 from tests.builders import skeleton_plan

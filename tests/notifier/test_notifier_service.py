@@ -8,7 +8,7 @@ import signal
 
 import nats
 
-from golive.stack import wait_until_ready
+from golive.stack.service_processes import wait_until_ready
 from services.notifier.service import KILL_AT_ENV
 from shared.events import RunFinished, StepFailed
 from tests.notifier.notifier_io import publish, sent, wait_for_event

@@ -59,7 +59,7 @@ def test_every_hostile_template_given_to_the_renderer_is_cut_off_and_the_default
 async def test_a_hostile_template_on_the_bus_is_cut_off_and_the_next_run_still_gets_its_messages(
     settings, webhook, notifiers  # noqa: F811
 ):
-    from golive.stack import wait_until_ready
+    from golive.stack.service_processes import wait_until_ready
 
     hostile = RunLog(run_id="run-hostile", root=settings.subject_root,
                      plan=plan_dict(templates={"run_started": {"text": TEMPLATE_BOMBS["nested_range"]}})).start()

@@ -15,7 +15,8 @@ import httpx
 import psycopg
 import pytest
 
-from golive.embedded import EmbeddedPostgres, free_port, wait_for_port
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.process import free_port, wait_for_port
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.harness import REPO
 

@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from golive.embedded import free_port
+from golive.stack.process import free_port
 from services.prober.kinds import ProbeSetupError
 from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from golive.embedded import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
+from golive.stack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
 from services.prober.run import run_probe
 from shared.commands import LoadSpec, PgHealthProbeSpec, RunProbe, Thresholds
 from shared.events import ProbeWindow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from golive.demo_data import RUNBOOK_QUERIES, fill_runbook_tables
+from golive.demo.data import RUNBOOK_QUERIES, fill_runbook_tables
 from services.prober.run import run_probe
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.prober.conftest import DB_ENV

@@ -30,16 +30,17 @@ import nats
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from golive.demo_data import create_database, seed
-from golive.embedded import EmbeddedNats, EmbeddedPostgres
-from golive.stack import (
+from golive.demo.data import create_database, seed
+from golive.stack.nats_server import EmbeddedNats
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.service_processes import (
     DATABASE_ENV,
     WEBHOOK_ENV,
     ServiceProcesses,
     service_env,
     wait_until_ready,
 )
-from golive.webhook_sink import WebhookSink
+from golive.stack.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.builders import skeleton_dict, write_plan
@@ -48,7 +49,7 @@ ROOT = "rec"
 ROWS = 2_000  # the skeleton's probes read stripe_events: a small table keeps them fast
 QUIET_S = 4.0  # the stream counts as done once nothing new arrived for this long after the last run ended
 
-# run id -> (how its plan differs from plans/skeleton.yaml, its new deployment, the exit code `golive run` must give);
+# run id -> (how its plan differs from golive/plans/skeleton.yaml, its new deployment, the exit code `golive run` must give);
 # each run rolls out a deployment of its own: the dry-run traffic target remembers each canary's weight
 RUNS = {
     "run-rec-ok": (None, "dpl_ok", 0),

@@ -14,7 +14,7 @@ from contextlib import aclosing
 import nats
 import pytest
 
-from golive.stack import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.events import PhaseStarted, ProbeCompleted, RunFinished, Verdict

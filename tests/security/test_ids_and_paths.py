@@ -12,13 +12,14 @@ import pytest
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from golive.plans import SKELETON
 from services.coordinator.artifacts import OutsideArtifacts, run_directory
 from shared.bus import connect_options
 from shared.commands import ShiftTraffic, StartRun
 from shared.envelope import ParseError, new_envelope, parse_envelope
 from shared.events import PhaseStarted
 from shared.ids import InvalidId, check_id
-from tests.harness import REPO, run_cli
+from tests.harness import run_cli
 
 BAD_IDS = ["../../x", "/tmp/golive-abs-run", "a.b", "a b", "*", ">", "-starts-with-dash", "x" * 65, "", "run\n"]
 
@@ -52,7 +53,7 @@ def _assert_refused(result, what: str = "run id") -> None:
 
 @pytest.mark.parametrize("run_id", ["../../x", "/tmp/golive-abs-run", "a.b.c", "x" * 65])
 def test_run_refuses_a_bad_run_id_before_the_bus(settings, run_id):
-    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), "--run-id", run_id, env=cli_env(settings))
+    result = run_cli("run", str(SKELETON), "--run-id", run_id, env=cli_env(settings))
 
     _assert_refused(result)
     assert asyncio.run(_published(settings)) == 0  # nothing left in the command stream
@@ -60,7 +61,7 @@ def test_run_refuses_a_bad_run_id_before_the_bus(settings, run_id):
 
 @pytest.mark.parametrize("option", ["--deploy-id", "--previous-deploy-id"])
 def test_run_refuses_a_bad_deployment_id_before_the_bus(settings, option):
-    result = run_cli("run", str(REPO / "plans" / "skeleton.yaml"), "--run-id", "run-ok", option, "../../x",
+    result = run_cli("run", str(SKELETON), "--run-id", "run-ok", option, "../../x",
                      env=cli_env(settings))
 
     _assert_refused(result, "deployment id")
@@ -133,7 +134,7 @@ def test_the_ids_golive_and_its_providers_make_are_valid(good):
 
 
 def test_generated_run_ids_are_valid():
-    from golive.watch import new_run_id
+    from golive.client import new_run_id
 
     run_id = new_run_id()
     assert check_id(run_id) == run_id

@@ -14,7 +14,7 @@ import yaml
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from golive.stack import ServiceProcesses, service_env, wait_until_ready
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from shared.commands import ApplyMigrations, ProviderSpec, StartRun

@@ -15,7 +15,7 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from golive.live import LiveView, fold, render
+from golive.views.live import LiveView, fold, render
 from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from shared.events import (

@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from golive.envoy_proxy import Backend, EmbeddedEnvoy
+from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy
 from shared.bus import Bus
 from shared.commands import ProviderSpec
 from shared.envelope import Envelope, Message, new_envelope, parse_envelope

@@ -12,7 +12,7 @@ import sys
 import nats
 import pytest
 
-from golive.stack import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
+from golive.stack.service_processes import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, PhaseStarted, RunFinished, TrafficDrift, TrafficRolledBack, TrafficShifted
 from shared.subjects import SERVICES

@@ -99,7 +99,7 @@ async def test_lost_weights_are_reasserted_after_an_envoy_restart(envoy, tmp_pat
 
 
 async def test_unreachable_admin_is_a_transient_error_that_names_no_secret(tmp_path):
-    from golive.embedded import free_port
+    from golive.stack.process import free_port
 
     provider = build_provider(envoy_spec(f"http://127.0.0.1:{free_port()}"), tmp_path)
     with pytest.raises(UnavailableError) as caught:

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from golive.stack import ServiceProcesses, service_env, wait_until_ready
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
 from shared.commands import ShiftTraffic
 from shared.events import TrafficShifted
 from tests.traffic.conftest import Conversation, canary_share, envoy_canary_weight, envoy_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from golive.render import describe
+from golive.views.lines import describe
 from services.coordinator.artifacts import build_artifacts
 from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, Verdict, WindowJudged
 from tests.builders import RunEvents

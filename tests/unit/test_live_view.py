@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 
-from golive.live import LiveView, fold, render, watching
+from golive.views.live import LiveView, fold, render, watching
 from services.coordinator.plan import parse_plan
 from shared.envelope import Message
 from shared.events import (

@@ -9,6 +9,7 @@ import jsonschema
 import pytest
 import yaml
 
+from golive.plans import FOLDER
 from services.coordinator.plan import plan_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def test_committed_schema_is_the_one_the_plan_model_generates():
     )
 
 
-@pytest.mark.parametrize("plan", sorted((REPO / "plans").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("plan", sorted(FOLDER.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_plan_in_the_repo_is_valid_under_the_schema(plan):
     jsonschema.validate(yaml.safe_load(plan.read_text()), json.loads(plan_schema()))
 

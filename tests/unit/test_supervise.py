@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from golive.supervise import RestartPolicy, Supervisor
+from golive.stack.supervise import RestartPolicy, Supervisor
 
 
 def test_backoff_doubles_to_its_cap_and_gives_up_after_too_many_recent_crashes():

@@ -12,7 +12,7 @@ database through a psycopg pool. Writes are rolled back so that a long demo leav
 - ``health``: /api/health answers 503
 - ``ok``: back to normal
 
-Run one with ``python -m golive.demo_app --name canary --port 8081`` (the database URL comes from the
+Run one with ``python -m golive.demo.app --name canary --port 8081`` (the database URL comes from the
 environment variable ``--database-url-env``, default GOLIVE_DATABASE_URL); ``DemoApp`` starts and stops one
 as a child process.
 """
@@ -38,7 +38,7 @@ from urllib.parse import parse_qs, urlsplit
 MODES = ("ok", "latency", "errors", "health")
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
 
-# the runbook's four queries as the app runs them (golive.demo_data.RUNBOOK_QUERIES are the probes' versions)
+# the runbook's four queries as the app runs them (golive.demo.data.RUNBOOK_QUERIES are the probes' versions)
 QUERIES = {
     "signup_exists": ("SELECT EXISTS (SELECT 1 FROM auth.users WHERE email = %s)", "email"),
     "review_list": ("SELECT id, status, created_at FROM review_items WHERE user_id = %s "
@@ -195,14 +195,14 @@ class DemoApp:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout_s: float = 30.0) -> DemoApp:
-        from golive.embedded import free_port
+        from golive.stack.process import free_port
 
         self.port = self.port or free_port()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GOLIVE_DEMO_APP_DATABASE_URL=self.database_url, PYTHONUNBUFFERED="1")
         log = open(self.log_dir / f"app-{self.name}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "golive.demo_app", "--name", self.name, "--port", str(self.port),
+            [sys.executable, "-m", "golive.demo.app", "--name", self.name, "--port", str(self.port),
              "--database-url-env", "GOLIVE_DEMO_APP_DATABASE_URL", "--latency-s", str(self.latency_s)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

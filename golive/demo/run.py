@@ -1,8 +1,8 @@
 """`golive demo`: the runbook, run in front of you on this machine, in under three minutes.
 
-The embedded stack (golive/stack.py: NATS, PostgreSQL seeded with 100,000 rows per runbook table and a
+The embedded stack (golive/stack/up.py: NATS, PostgreSQL seeded with 100,000 rows per runbook table and a
 streaming replica, the demo app's stable and canary deployments behind Envoy, a local Slack receiver, the five
-services), then plans/supabase-golive.yaml with time compressed (golive/rehearsal.py; default 120x: the
+services), then golive/plans/supabase-golive.yaml with time compressed (golive/plans/rehearsal.py; default 120x: the
 60-minute canary in 30 s). The demo plays the people in the runbook: it confirms the backup gate (a person
 runs `golive approve` in production) and, with ``bad_canary``, breaks the canary app when stage
 ``from_stage``'s traffic shift starts, so the automatic rollback shows. Every Slack message is printed as
@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golive.demo_app import set_mode
-from golive.rehearsal import DEMO_TIME_SCALE, compress
-from golive.watch import EXIT_UNREACHABLE, approve_run, new_run_id, start_and_watch
+from golive.client import EXIT_UNREACHABLE, approve_run, new_run_id, start_and_watch
+from golive.demo.app import set_mode
+from golive.plans.rehearsal import DEMO_TIME_SCALE, compress
 from services.coordinator.plan import Plan
 from shared.envelope import Envelope
 from shared.events import PhaseStarted, ProbeWindow, WindowJudged
@@ -81,7 +81,7 @@ def quiet_lines(line: Callable[[Envelope], None]) -> Callable[[Envelope], None]:
 def run_demo(options: DemoOptions, settings: Settings, echo_line: Callable[[str], None],
              echo_event: Callable[[Envelope], None]) -> tuple[int, str | None]:
     """Start the stack, run the compressed plan, stop the stack: (exit code, run id) (None if it never started)."""
-    from golive.stack import run_stack
+    from golive.stack.up import run_stack
 
     stages = len(options.plan.canary.stages)
     if not 1 <= options.from_stage <= stages:

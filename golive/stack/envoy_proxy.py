@@ -5,7 +5,7 @@ session (a process started from a shell that exits may otherwise be signalled) o
 waits until its admin interface says it is ready, and stops it on ``stop()`` (use it as a context manager).
 ``Backend`` is a tiny HTTP server that answers every request with its own name: two of them stand in for
 the stable and the canary deployment in the traffic tests and the benchmarks (`golive up` and the demo run
-the demo app, golive/demo_app.py, instead).
+the demo app, golive/demo/app.py, instead).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from golive.embedded import EmbeddedError, _stop_process, free_port
+from golive.stack.process import EmbeddedError, free_port, stop_process
 from services.traffic.envoy_config import envoy_config
 
 
@@ -152,7 +152,7 @@ class EmbeddedEnvoy:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_process(self.proc)
+            stop_process(self.proc)
             self.proc = None
 
     def __enter__(self) -> EmbeddedEnvoy:

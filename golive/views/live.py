@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from golive.render import OUTCOME_STYLE, describe
+from golive.views.lines import OUTCOME_STYLE, describe
 from shared.envelope import Envelope
 from shared.events import (
     CompensationStarted,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 
-from golive.embedded import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
+from golive.stack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
 
 APPLICATION_NAME = "replica1"
 

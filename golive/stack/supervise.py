@@ -20,7 +20,7 @@ from shared.backoff import Backoff
 
 
 class Children(Protocol):
-    """The child processes a supervisor watches (golive.stack.ServiceProcesses)."""
+    """The child processes a supervisor watches (golive.stack.service_processes.ServiceProcesses)."""
 
     def exited(self) -> dict[str, int]: ...
 

@@ -1,4 +1,12 @@
-"""Starting a run and watching it from the command line, over plain NATS."""
+"""The command line's client of the bus: start a run and watch it, operate it, read runs back, over plain NATS.
+
+Every operator command the CLI has (run, abort, approve, pause, continue, retry, status, watch, events, report)
+is one function here that connects, does its work and closes; they take Settings and an ``echo`` for the events
+they print, and return what the command exits with (``EXIT_*``) or what it reads. `golive resume`
+(golive/resume.py) and the demo (golive/demo/run.py) build on the same functions. A request the coordinator's
+own rule refuses for the run as it stands raises ``RunNotControllable`` before anything is sent; a bus that
+cannot be reached raises ``BusUnreachable`` (shared.settings).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.settings import BusUnreachable, Settings
 
+# what `golive` exits with; a run's outcome decides it for the commands that follow a run to its end
 EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
 
@@ -33,7 +42,9 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-async def _connect(settings: Settings):
+async def connect(settings: Settings) -> nats.NATS:
+    """A connection to the bus the settings name (``golive up``'s stack file, or GOLIVE_NATS_URL and its user),
+    or BusUnreachable saying how to start one. The caller closes it."""
     try:
         return await nats.connect(**await connect_options(settings), connect_timeout=3, max_reconnect_attempts=2,
                                   allow_reconnect=True)
@@ -44,7 +55,7 @@ async def _connect(settings: Settings):
         ) from None
 
 
-async def _send_to_coordinator(js, settings: Settings, data, run_id: str, command_id: str) -> Envelope:
+async def send_to_coordinator(js, settings: Settings, data, run_id: str, command_id: str) -> Envelope:
     """Publish a command to the coordinator (``command_id`` deduplicates a re-send) and return its envelope."""
     service, action = command_target(type(data))
     subject = settings.subjects.command(service, action)
@@ -59,13 +70,13 @@ async def start_and_watch(
     echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         await ensure_streams(settings)
         js = nc.jetstream()
         subjects = settings.subjects
         expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
-        start = await _send_to_coordinator(js, settings, StartRun(
+        start = await send_to_coordinator(js, settings, StartRun(
             plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
             force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start")
         last_seq = await _await_acceptance(js, settings, run_id, start.id, echo)
@@ -134,7 +145,7 @@ async def _operate(settings: Settings, run_id: str, data, action: str, echo: Cal
     (services/coordinator/control.py: RunNotControllable, and nothing is sent; the coordinator applies the same rule
     when the command arrives). ``follow_to_end``: print the run's events until it finishes and return its exit code;
     otherwise print only the coordinator's record of the request and return 0."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         js = nc.jetstream()
         state, events = await read_run(js, settings, run_id)
@@ -142,7 +153,7 @@ async def _operate(settings: Settings, run_id: str, data, action: str, echo: Cal
             raise RunNotControllable(f"no run {run_id} (see `golive status`)")
         if why := operator_refusal(data, state):
             raise RunNotControllable(why)
-        command = await _send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
+        command = await send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
         seen = {e.id for e in events}
         try:
             async with asyncio.timeout(None if follow_to_end else CONFIRM_TIMEOUT_S):
@@ -197,7 +208,7 @@ async def retry_run(settings: Settings, run_id: str, reason: str, requested_by: 
 
 async def approve_run(settings: Settings, run_id: str, stage: int | None, approved_by: str, comment: str) -> str:
     """Open the gate ``run_id`` waits at; returns the gate's step name. RunNotControllable if it waits at none."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         js = nc.jetstream()
         state, _events = await read_run(js, settings, run_id)
@@ -206,7 +217,7 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
         approve = ApproveGate(stage=stage, approved_by=approved_by, comment=comment)
         if why := operator_refusal(approve, state):
             raise RunNotControllable(why)
-        await _send_to_coordinator(js, settings, approve, run_id, f"{run_id}.approve.{state.position}")
+        await send_to_coordinator(js, settings, approve, run_id, f"{run_id}.approve.{state.position}")
         return state.steps[state.position].name
     finally:
         await nc.close()
@@ -214,7 +225,7 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
 
 async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) -> list[Path]:
     """The run's lock-in artifacts, rebuilt from the event stream into ``directory``."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         _state, events = await read_run(nc.jetstream(), settings, run_id)
     finally:
@@ -228,7 +239,7 @@ async def weekly_artifacts(settings: Settings, since: datetime, until: datetime,
     """The weekly performance report of the runs that started in ``[since, until)``, from every run's events."""
     from services.coordinator.weekly import weekly_report, write_weekly
 
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         await ensure_streams(settings)
         async with aclosing(read_events(nc.jetstream(), settings.subjects.all_events)) as feed:
@@ -243,7 +254,7 @@ async def watch_states(settings: Settings, run_id: str | None):
     from services.coordinator.post_deploy import WatchState
     from services.coordinator.post_deploy import decide as decide_watch
 
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         await ensure_streams(settings)
         subject = settings.subjects.events_of_run(run_id) if run_id else f"{settings.subjects.root}.evt.*.coordinator.>"
@@ -258,7 +269,7 @@ async def watch_states(settings: Settings, run_id: str | None):
 
 async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:
     """One run's state and events, or every run's (folded from the coordinator's own events)."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         js = nc.jetstream()
         if run_id:
@@ -278,7 +289,7 @@ async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[Run
 
 async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:
     """Print the events of one run (or of all runs), optionally following new ones."""
-    nc = await _connect(settings)
+    nc = await connect(settings)
     try:
         await ensure_streams(settings)
         subjects = settings.subjects

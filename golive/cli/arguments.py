@@ -1,0 +1,46 @@
+"""The command line's arguments checked as they are read, before anything is sent or written: run and
+deployment ids, and plan files (exit 2 with every problem)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from golive.cli.console import err
+from golive.client import EXIT_INVALID
+from services.coordinator.plan import Plan
+from shared.ids import InvalidId, check_id
+from shared.secrets import redact
+
+
+def _valid_id(what: str) -> Callable[[str | None], str | None]:
+    """A typer callback: a run or deployment id is checked as the command line is read, before anything is sent
+    or written (it becomes a subject token and a folder name): exit 2 with the rule."""
+    def check(value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_id(value, what)
+            except InvalidId as exc:
+                err.print(str(exc), style="red")
+                raise typer.Exit(EXIT_INVALID) from None
+        return value
+
+    return check
+
+
+run_id_checked, deployment_id_checked = _valid_id("run id"), _valid_id("deployment id")
+
+
+def checked_plan(path: Path) -> Plan:
+    """The plan at ``path`` after every check (golive/plans/check.py), or exit 2 listing every problem."""
+    from golive.plans.check import check_plan
+    from services.coordinator.plan import PlanError
+
+    try:
+        return check_plan(path)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"plan error: {redact(problem)}", style="red")
+        raise typer.Exit(EXIT_INVALID) from None

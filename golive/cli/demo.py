@@ -1,0 +1,55 @@
+"""`golive demo`: the runbook on the embedded stack with time compressed (golive/demo/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from golive.cli.arguments import checked_plan
+from golive.cli.console import err, event_printer, out
+from golive.client import EXIT_INVALID, EXIT_UNREACHABLE
+from golive.plans import RUNBOOK
+from golive.views.live import watching
+from shared.settings import Settings
+
+
+def demo(
+    plan: Annotated[Path | None, typer.Option(help="Plan to run on the embedded stack (default: the runbook, "
+                                                   "golive/plans/supabase-golive.yaml, installed with golive)",
+                                              show_default=False)] = None,
+    bad_canary: Annotated[str | None, typer.Option(
+        "--bad-canary", help="Break the canary app when its stage starts: latency (+600 ms), errors (every second "
+                             "answer a 500) or health (/api/health 503); the run rolls back by itself")] = None,
+    from_stage: Annotated[int, typer.Option("--from-stage", min=1, help="The stage whose shift breaks the canary")] = 1,
+    time_scale: Annotated[float, typer.Option("--time-scale", min=1, help="Divide every duration of the plan by this "
+                                              "(default 120: the runbook's 60-minute canary in 30 s)")] = 120.0,
+    state_dir: Annotated[Path | None, typer.Option(help="Where the demo's data and logs live (emptied first; "
+                                                        "default: <state dir>/demo)")] = None,
+) -> None:
+    """The runbook on this machine: the embedded stack (seeded database, a streaming replica, the demo app's
+    stable and canary deployments behind Envoy, a local Slack receiver), the plan with time compressed, every
+    event and Slack message as it happens, then the artifacts folder. Exits with the run's code."""
+    from golive.demo.run import BAD_CANARY, DemoOptions, quiet_lines, run_demo
+
+    if bad_canary is not None and bad_canary not in BAD_CANARY:
+        err.print(f"--bad-canary {bad_canary!r}: use one of {', '.join(BAD_CANARY)}", style="red")
+        raise typer.Exit(EXIT_INVALID)
+    checked = checked_plan(plan or RUNBOOK)
+    if from_stage > len(checked.canary.stages):
+        err.print(f"--from-stage {from_stage}: the plan has {len(checked.canary.stages)} stages", style="red")
+        raise typer.Exit(EXIT_INVALID)
+    settings = Settings()
+    options = DemoOptions(plan=checked, state_dir=(state_dir or settings.state_dir / "demo").resolve(),
+                          bad_canary=bad_canary, from_stage=from_stage, time_scale=time_scale)
+    try:
+        with watching(out, False, quiet_lines(event_printer(False))) as echo:
+            code, run_id = run_demo(options, settings, lambda line: out.print(line, style="dim"), echo)
+    except RuntimeError as exc:
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    out.print(f"artifacts: {(settings.artifacts_dir / run_id).resolve()}; logs: {options.state_dir / 'logs'}")
+    raise typer.Exit(code)

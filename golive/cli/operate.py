@@ -1,0 +1,102 @@
+"""The operator's commands on a run under way: abort, approve, pause, continue, retry, and resume (drive it from
+this process). Each is checked against the coordinator's own rule before anything is sent (golive/client.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from typing import Annotated
+
+import typer
+
+from golive.cli.arguments import run_id_checked
+from golive.cli.console import err, event_printer, exit_codes, out
+from golive.client import abort_run, approve_run, continue_run, pause_run, retry_run
+from golive.views.live import watching
+from shared.settings import Settings
+
+
+def _operator(settings: Settings) -> str:
+    """Who asks: the NATS user the CLI connects as, else the login name (recorded in the run's events)."""
+    return settings.nats_user or getpass.getuser()
+
+
+def abort(
+    run_id: Annotated[str, typer.Argument(help="The run to abort", callback=run_id_checked)],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the run's events, sent to Slack)")],
+) -> None:
+    """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
+    (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(abort_run(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
+
+
+def approve(
+    run_id: Annotated[str, typer.Argument(help="The run waiting at a gate", callback=run_id_checked)],
+    stage: Annotated[int | None, typer.Option(help="The stage you approve (guards against approving the wrong one)")] = None,
+    comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
+) -> None:
+    """Open the gate a run waits at (a stage with `approval: true`). Exit 2 if it waits at no gate."""
+    settings = Settings()
+    with exit_codes():
+        gate = asyncio.run(approve_run(settings, run_id, stage, _operator(settings), comment))
+    out.print(f"approved {gate} of run {run_id}")
+
+
+def pause(
+    run_id: Annotated[str, typer.Argument(help="The run to hold", callback=run_id_checked)],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the run's events)")],
+) -> None:
+    """Hold a run where it is: the step in flight finishes (a hold keeps measuring), the next one waits for
+    `golive continue`; the step's timeout stops counting. Failures still roll back; `golive abort` still works.
+    Exit 2 when the run is unknown, ended, rolling back or already paused."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(pause_run(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
+
+
+def continue_(
+    run_id: Annotated[str, typer.Argument(help="The paused run", callback=run_id_checked)],
+    reason: Annotated[str, typer.Option(help="Recorded with the request")] = "",
+) -> None:
+    """Let a paused run go on: the step it held back starts now. Exit 2 when the run is not paused."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(continue_run(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
+
+
+def retry(
+    run_id: Annotated[str, typer.Argument(help="The run that needs a human", callback=run_id_checked)],
+    reason: Annotated[str, typer.Option(help="What was fixed (recorded in the run's events)")] = "",
+) -> None:
+    """Once the cause is fixed, run what a needs_human run has left to undo again, from the first not done.
+    Follows the run to its new end and exits with its code (1 rolled back, 3 needs a human again); 2 when the
+    run is unknown or does not need a human."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(retry_run(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
+
+
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to drive from this process", callback=run_id_checked)],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Exit 2 at once if another coordinator drives it")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print events as CloudEvents JSON lines")] = False,
+) -> None:
+    """Drive a run from this process (its coordinator died, or you want it here): replay its events, take its
+    lease, carry on, print its events as `golive run` does, exit with the run's code. While another coordinator
+    drives it, wait for that one to end or expire (--no-wait: exit 2). Exit 2 for an unknown or ended run."""
+    from golive.resume import resume_run
+
+    try:
+        with exit_codes(), watching(out, as_json, event_printer(as_json)) as echo:
+            code = asyncio.run(resume_run(Settings(), run_id, not no_wait, echo,
+                                          lambda text: err.print(text, style="yellow")))
+    except KeyboardInterrupt:
+        err.print(f"stopped driving run {run_id}; its lease is released for another coordinator")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)

@@ -1,0 +1,47 @@
+"""`golive serve NAME` (one service in this process) and `golive up` (the embedded stack, golive/stack/)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from golive.cli.console import err, exit_codes, out
+from golive.client import EXIT_INVALID
+from shared.settings import Settings
+from shared.subjects import SERVICES
+
+
+def serve(
+    name: Annotated[str, typer.Argument(help=f"Service: {', '.join(SERVICES)}")],
+    metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0: any free port)")] = 0,
+) -> None:
+    """Run one service in this process until SIGINT/SIGTERM (graceful: work in flight finishes or is handed back)."""
+    if name not in SERVICES:
+        err.print(f"unknown service {name!r}; services: {', '.join(SERVICES)}", style="red")
+        raise typer.Exit(EXIT_INVALID)
+    from golive.serve import serve as serve_service
+    from services.prober.event_loop import new_event_loop
+
+    # the prober's maximum rate is its event loop's cost per request: it runs on uvloop where installed
+    with exit_codes(), asyncio.Runner(loop_factory=new_event_loop if name == "prober" else None) as runner:
+        runner.run(serve_service(name, Settings(), metrics_port))
+
+
+def up(
+    state_dir: Annotated[Path | None, typer.Option(help="Where data, logs and the stack file live")] = None,
+) -> None:
+    """Start the embedded stack: nats-server (JetStream), PostgreSQL, a local Slack webhook receiver and the
+    five services, all on loopback. Ctrl-C stops all of it."""
+    from golive.stack.up import run_stack
+
+    settings = Settings()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_stack(state_dir or settings.state_dir, out.print, stop)
+    out.print("stack stopped")

@@ -1,0 +1,97 @@
+"""`golive status` (where a run stands, or every run) and `golive watch` (a succeeded run's post-deploy watch)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Annotated
+
+import typer
+
+from golive.cli.arguments import run_id_checked
+from golive.cli.console import err, exit_codes, out
+from golive.client import EXIT_INVALID, run_statuses, watch_states
+from golive.views.lines import OUTCOME_STYLE, describe
+from shared.events import TrafficTargetTaken, WindowJudged
+from shared.settings import Settings
+
+
+def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None) -> None:
+    """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
+    with exit_codes():
+        runs = asyncio.run(run_statuses(Settings(), run_id))
+    if not runs:
+        err.print(f"no run {run_id}" if run_id else "no runs yet", style="red" if run_id else None)
+        raise typer.Exit(EXIT_INVALID if run_id else 0)
+    if run_id:
+        state, events = runs[0]
+        step = state.steps[state.position].name if state.position >= 0 else "-"
+        where = "compensating" if state.compensating and not state.finished else state.outcome or "running"
+        out.print(f"run {state.run_id}: plan {state.plan.name}, deployment {state.deploy_id} "
+                  f"(previous {state.previous_deploy_id})")
+        out.print(f"state: {where}; step {state.position + 1}/{len(state.steps)} {step}")
+        # one run per traffic target (services/traffic/target_lock.py): the hold ends with the run, unless it needs a human
+        if taken := next((e.data for e in events if isinstance(e.data, TrafficTargetTaken)), None):
+            hold = "released" if state.outcome in ("succeeded", "rolled_back") else "held by this run"
+            out.print(f"traffic target: {taken.target} ({hold}; canary at {taken.weight}% when the run took it)")
+        if state.paused_by and where == "running":
+            held_next = state.held_next if state.held_next is not None and state.held_next < len(state.steps) else None
+            held = f"; holding before {state.steps[held_next].name}" if held_next is not None else ""
+            out.print(f"paused by {state.paused_by}{held}: `golive continue {state.run_id}`", style="bold yellow")
+        if state.failure:
+            out.print(f"why: {state.failure}", style="red")
+        if state.compensations and not state.finished:
+            out.print("left to undo: " + ", ".join(c.undoes for c in reversed(state.compensations)))
+        # the coordinator's own events are its decisions; a window verdict that is not a pass says its numbers
+        # against the threshold ("p95 512 ms > 400 ms over 1,204 requests"); passes are only counted
+        verdicts = Counter(e.data.verdict for e in events if isinstance(e.data, WindowJudged))
+        if verdicts:
+            out.print("windows judged: " + ", ".join(f"{verdicts[v]} {v}" for v in ("pass", "fail", "inconclusive")))
+        decisions = [e for e in events if e.source == "/golive/coordinator"
+                     and not (isinstance(e.data, WindowJudged) and e.data.verdict == "pass")]
+        out.print("last decisions:")
+        for envelope in decisions[-10:]:
+            style, text = describe(envelope)
+            out.print(f"  {envelope.time:%H:%M:%S} {text}", style=style or None)
+        return
+    # one line per run, never wrapped: people grep it and copy run ids out of it
+    out.print(f"{'started':<17} {'run':<30} {'plan':<16} {'deployment':<14} {'state':<13} duration / reason", style="bold")
+    for state, events in sorted(runs, key=lambda r: r[0].started_at):
+        # the last word: `golive retry` ends a needs_human run again (or is still undoing, after its run_finished)
+        last = next((e for e in reversed(events) if e.type in (
+            "golive.coordinator.run_finished.v1", "golive.coordinator.retry_requested.v1")), None)
+        finished = last.data if last is not None and last.type == "golive.coordinator.run_finished.v1" else None
+        retrying = last is not None and not finished
+        detail = f"{finished.duration_s:.0f}s: {finished.reason}" if finished else (state.failure or "")
+        # the list folds only the coordinator's own events: its outcome comes from run_finished
+        where = finished.outcome if finished else (
+            "compensating" if state.compensating or retrying else "paused" if state.paused_by else "running")
+        out.print(f"{state.started_at:%Y-%m-%d %H:%M} {state.run_id:<30} {state.plan.name:<16} {state.deploy_id:<14} "
+                  f"{where:<13} {detail}", style=OUTCOME_STYLE.get(where))
+
+
+def watch(
+    run_id: Annotated[str | None, typer.Argument(help="One run (default: every run with a watch)", callback=run_id_checked)] = None,
+) -> None:
+    """The post-deploy watch (plan `post_deploy`) of a succeeded run: checks done, the last result, the next
+    check and the breaches; without RUN, one line per watched run."""
+    with exit_codes():
+        watches = asyncio.run(watch_states(Settings(), run_id))
+    if not watches:
+        err.print(f"run {run_id} has no post-deploy watch (it did not succeed, or its plan has no post_deploy)"
+                  if run_id else "no post-deploy watches yet", style="red" if run_id else None)
+        raise typer.Exit(EXIT_INVALID if run_id else 0)
+    for w in watches:
+        where = "ended" if w.ended else "watching"
+        out.print(f"run {w.run_id}: {where} {w.deploy_id} since {w.started_at:%Y-%m-%d %H:%M:%S}, until "
+                  f"{w.ends_at:%Y-%m-%d %H:%M:%S}; checks {w.checks_done}/{w.checks_planned}, breaches {w.breaches}, "
+                  f"summaries {w.summaries}", style="bold red" if w.breaches else "bold")
+        if not run_id:
+            continue
+        if w.last is not None:
+            out.print(f"last check ({w.last.index + 1}): {'passed' if w.last.passed else 'FAILED'}: {w.last.summary}",
+                      style="green" if w.last.passed else "red")
+            for p in w.last.probes:
+                out.print(f"  {p.probe}: p95 {p.p95_ms:.1f} ms, error rate {p.error_rate_pct:g}% over {p.count + p.errors} requests")
+        if not w.ended and w.next_check_at is not None and w.checks_done < w.checks_planned:
+            out.print(f"next check: {w.next_check_at:%Y-%m-%d %H:%M:%S}")

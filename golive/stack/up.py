@@ -1,0 +1,114 @@
+"""`golive up`: the whole stack on one machine, from wheels, with nothing to install by hand.
+
+nats-server with JetStream, PostgreSQL (seeded with the runbook's tables) and a streaming replica, the demo app's
+stable and canary deployments behind Envoy, a local webhook receiver standing in for Slack, and the five services
+as child processes, restarted when they crash (supervise.py). Everything listens on loopback, keeps its data under
+the state directory, and stops on Ctrl-C. It needs no file of the repository: it runs from any directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from golive.demo.app import DemoApp
+from golive.demo.data import DEMO_ROWS, create_database, seed_demo
+from golive.plans import RUNBOOK, SKELETON
+from golive.stack.envoy_proxy import EmbeddedEnvoy
+from golive.stack.nats_server import EmbeddedNats
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.replica import StreamingReplica
+from golive.stack.service_processes import (
+    APP_URL_ENV,
+    DATABASE_ENV,
+    ENVOY_ADMIN_ENV,
+    REPLICA_ENV,
+    WEBHOOK_ENV,
+    ServiceProcesses,
+    service_env,
+    wait_until_ready,
+)
+from golive.stack.supervise import Supervisor
+from golive.stack.webhook_sink import WebhookSink
+from shared.settings import STACK_FILE, Settings
+from shared.subjects import SERVICES
+
+
+def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = DEMO_ROWS,
+              on_ready: Callable[[dict], None] | None = None, on_slack: Callable[[dict], None] | None = None) -> None:
+    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse.
+
+    ``on_slack`` gets each message the local Slack receiver takes (default: its text is echoed)."""
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack_file = state_dir / STACK_FILE
+    with EmbeddedNats(state_dir / "nats") as nats, EmbeddedPostgres(state_dir / "postgres") as pg:
+        create_database(pg.url, "golive")
+        db_url = pg.url_for("golive")
+        started = time.monotonic()
+        seed_demo(db_url, seed_rows)
+        echo(f"seeded     {seed_rows:,} rows in each runbook table in {time.monotonic() - started:.1f} s")
+        # the two deployments of the demo app (golive/demo/app.py) behind Envoy, split by runtime weights
+        with StreamingReplica(pg, state_dir / "replica") as replica, \
+                WebhookSink(on_message=on_slack or (lambda body: echo(f"slack <- {body.get('text', '')}"))) as sink, \
+                DemoApp("stable", db_url, state_dir / "logs") as stable, \
+                DemoApp("canary", db_url, state_dir / "logs") as canary, \
+                EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address) as envoy:
+            env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url,
+                                                    ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
+                                                    REPLICA_ENV: replica.url_for("golive")})
+            services = ServiceProcesses(env, state_dir / "logs").start()
+            supervisor_registry = CollectorRegistry()  # golive up's own metrics: restarts of its services
+            metrics_server, _thread = start_http_server(0, addr="127.0.0.1", registry=supervisor_registry)
+            try:
+                asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
+                stack = {
+                    "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
+                    "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
+                    "stack_metrics": metrics_server.server_port,
+                    "pids": {name: proc.pid for name, proc in services.procs.items()},
+                    "proxy": envoy.url, "envoy_admin": envoy.admin_url,
+                    "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
+                }
+                stack_file.write_text(json.dumps(stack, indent=2))
+                echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
+                echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
+                echo(f"replica    127.0.0.1:{replica.server.port}  streaming standby (url in ${REPLICA_ENV})")
+                echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
+                echo(f"envoy      {envoy.url} (in ${APP_URL_ENV}) -> app stable 127.0.0.1:{stable.port}, canary "
+                     f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
+                for name, port in services.metrics_ports.items():
+                    echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
+                echo(f"stack      pid {os.getpid()}  metrics http://127.0.0.1:{metrics_server.server_port}/metrics "
+                     "(services restarted after a crash)")
+                echo(f"logs       {state_dir / 'logs'}")
+                if on_ready:
+                    on_ready(stack)
+                else:
+                    echo(ready_message())
+                supervisor = Supervisor(services, echo, registry=supervisor_registry)
+                while not stop.wait(0.25):
+                    if supervisor.check():  # the stack file names the pids alive now
+                        stack["pids"] = {name: proc.pid for name, proc in services.procs.items()}
+                        stack_file.write_text(json.dumps(stack, indent=2))
+                    if supervisor.gave_up:
+                        break
+            finally:
+                services.stop()
+                metrics_server.shutdown()
+                stack_file.unlink(missing_ok=True)
+
+
+def ready_message() -> str:
+    """What to do once the stack is up; the plans it names are the ones golive ships (absolute paths: the other
+    terminal may be in any directory)."""
+    return (f"ready: in another terminal, `golive run {SKELETON}`, or the runbook: `golive run {RUNBOOK} "
+            "--time-scale 120 --force-window` (then `golive approve RUN` for its backup gate); Ctrl-C here stops "
+            "everything")

@@ -1,0 +1,1 @@
+"""How runs read on a terminal: lines.py (one line per event), live.py (the live panel of a run)."""

@@ -1,0 +1,69 @@
+"""The plans golive ships live once, in golive/plans/, and travel as package data: `golive demo` and the plans
+`golive up` names resolve from a directory outside the repository, and a built wheel carries them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from golive import plans
+from golive.stack.up import ready_message
+from services.coordinator.plan import load_plan
+from tests.harness import REPO, run_cli
+
+SHIPPED = ("skeleton.yaml", "supabase-golive.yaml")
+
+
+def test_the_demo_reads_its_runbook_plan_from_any_directory(tmp_path):
+    # --from-stage past the last stage: the demo refuses it after reading and checking its plan, before any server starts
+    result = run_cli("demo", "--from-stage", "99", env=dict(os.environ), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "plan error" not in result.stderr
+    stages = len(load_plan(plans.RUNBOOK).canary.stages)
+    assert f"--from-stage 99: the plan has {stages} stages" in result.stderr
+
+
+def test_the_plans_golive_up_names_are_absolute_and_valid_from_any_directory(tmp_path):
+    named = [Path(p) for p in re.findall(r"`golive run ([^`\s]+)", ready_message())]
+    assert named == [plans.SKELETON, plans.RUNBOOK]
+    for plan in named:
+        assert plan.is_absolute()
+        checked = run_cli("plan", "check", str(plan), env=dict(os.environ), cwd=tmp_path)
+        assert checked.returncode == 0, checked.stderr
+
+
+def test_the_shipped_plans_are_the_only_plan_files_in_the_repository():
+    found = []
+    for folder, subfolders, files in os.walk(REPO):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".") and d not in ("build", "artifacts")]
+        found += [(Path(folder) / f).relative_to(REPO).as_posix() for f in files
+                  if f.endswith(".yaml") and "plans" in Path(folder).relative_to(REPO).parts]
+    assert sorted(found) == [f"golive/plans/{name}" for name in SHIPPED]
+
+
+def test_a_built_wheel_carries_the_plans_and_the_console_script(tmp_path):
+    # the files a wheel is built from (as the Dockerfile's build stage copies them), outside the repository so the
+    # build leaves nothing behind in it; the build backend is the installed one (no index needed)
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("golive", "shared", "services"):
+        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                            "--wheel-dir", str(tmp_path / "dist"), "--quiet"], capture_output=True, text=True,
+                           timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("golive-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        for name in SHIPPED:
+            assert archive.read(f"golive/plans/{name}") == (plans.FOLDER / name).read_bytes(), name
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "golive = golive.cli.app:main" in archive.read(entry_points).decode()
+    assert {"golive/cli/app.py", "golive/client.py", "golive/stack/up.py", "golive/demo/app.py"} <= names
