@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from shared.plan.base import path_text
+
 MAX_PLAN_BYTES = 1 << 20  # 1 MiB
 MAX_NESTING = 32
 
@@ -69,14 +71,14 @@ def _refuse_hostile_structure(text: str) -> None:
         if not isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)):
             continue
         path = _place(stack, event)
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
             what = "an alias" if isinstance(event, yaml.AliasEvent) else "an anchor"
-            raise UnsafeYaml(f"{_path(path)} (line {line}): {what}: YAML anchors and aliases are not allowed in a "
+            raise UnsafeYaml(f"{path_text(path)} (line {line}): {what}: YAML anchors and aliases are not allowed in a "
                              "plan (an alias can expand to billions of values); write the value out")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             if len(stack) >= MAX_NESTING:
-                raise UnsafeYaml(f"{_path(path)} (line {line}): nested more than {MAX_NESTING} levels deep; "
+                raise UnsafeYaml(f"{path_text(path)} (line {line}): nested more than {MAX_NESTING} levels deep; "
                                  "a plan is a few levels deep")
             stack.append([path, "seq", 0] if isinstance(event, yaml.SequenceStartEvent) else [path, "map", None, True])
 
@@ -95,7 +97,3 @@ def _place(stack: list[list], event: yaml.Event) -> list:
         return parent[0]
     parent[3] = True
     return [*parent[0], parent[2]]
-
-
-def _path(loc: list) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"
