@@ -28,6 +28,6 @@ class Problem(ValueError):
         self.reason = reason
 
 
-def path_text(loc: list) -> str:
+def path_text(loc: list[str | int]) -> str:
     """``["canary", "stages", 2, "weight"]`` -> ``canary.stages[2].weight``."""
     return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"

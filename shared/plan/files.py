@@ -35,7 +35,7 @@ def load_plan(path: Path) -> Plan:
     return load_plan_with_lines(path)[0]
 
 
-def load_plan_with_lines(path: Path) -> tuple[Plan, Callable[[list], int | None]]:
+def load_plan_with_lines(path: Path) -> tuple[Plan, Callable[[list[str | int]], int | None]]:
     """The valid plan in ``path`` and the line of a path in it (``["notifications", "templates", "x"]`` -> 12),
     for checks that run after validation; PlanError listing every problem. The file is read and parsed within
     bounds (yaml_file: at most 1 MiB, no aliases, no deep nesting) whatever it holds."""
@@ -83,13 +83,13 @@ def _describe(err: ErrorDetails, root: yaml.Node | None) -> str:
     return f"{_where(loc, root)}: {message}"
 
 
-def _where(loc: list, root: yaml.Node | None) -> str:
+def _where(loc: list[str | int], root: yaml.Node | None) -> str:
     path = path_text(loc)
     line = _line_of(root, loc)
     return f"{path} (line {line})" if line else path
 
 
-def _line_of(node: yaml.Node | None, loc: list) -> int | None:
+def _line_of(node: yaml.Node | None, loc: list[str | int]) -> int | None:
     """Line of the deepest YAML node that ``loc`` reaches (1-based)."""
     line = node.start_mark.line + 1 if node is not None else None
     for key in loc:

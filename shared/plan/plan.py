@@ -9,7 +9,7 @@ version first (shared/plan_versions.py).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
@@ -179,7 +179,7 @@ def plan_of(started: RunStarted) -> Plan:
     return Plan.model_validate(plan_data(started), context={"stored": True})
 
 
-def plan_from_dict(data: dict) -> Plan:
+def plan_from_dict(data: dict[str, Any]) -> Plan:
     """A plan from a dict (a StartRun's, a parsed file's): upgraded from its ``version`` (absent: 1), validated."""
     return Plan.model_validate(upgrade_plan(data))
 

@@ -11,6 +11,7 @@ the line. Only then is the document composed (for lines) and constructed, with t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -63,7 +64,7 @@ def _too_big(size: int | None) -> str:
 
 def _refuse_hostile_structure(text: str) -> None:
     """Walk the parser's events with the path of each node: refuse an anchor, an alias or deep nesting."""
-    stack: list[list] = []  # per open collection: [path, "seq", next index] or [path, "map", key or None, expecting key]
+    stack: list[list[Any]] = []  # per open collection: [path, "seq", next index] or [path, "map", key or None, expecting key]
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             stack.pop()
@@ -83,7 +84,7 @@ def _refuse_hostile_structure(text: str) -> None:
             stack.append([path, "seq", 0] if isinstance(event, yaml.SequenceStartEvent) else [path, "map", None, True])
 
 
-def _place(stack: list[list], event: yaml.Event) -> list:
+def _place(stack: list[list[Any]], event: yaml.Event) -> list[str | int]:
     """The path of the node ``event`` starts, advancing its parent's position."""
     if not stack:
         return []
@@ -94,6 +95,6 @@ def _place(stack: list[list], event: yaml.Event) -> list:
     if parent[3]:  # a key: located at its mapping; the value after it gets its name
         parent[2] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
         parent[3] = False
-        return parent[0]
+        return list(parent[0])
     parent[3] = True
     return [*parent[0], parent[2]]

@@ -48,9 +48,8 @@ FIRST_FORMAT: dict[str, Any] = {
 
 def kind_of(value: Any) -> str:
     """The kind of a probe (a model or its dict): ``kind``, or sql when absent."""
-    if isinstance(value, dict):
-        return value.get("kind", DEFAULT_KIND)
-    return getattr(value, "kind", DEFAULT_KIND)
+    kind = value.get("kind", DEFAULT_KIND) if isinstance(value, dict) else getattr(value, "kind", DEFAULT_KIND)
+    return str(kind)
 
 
 def _keys(model: type[PlanProbe]) -> set[str]:
