@@ -44,7 +44,11 @@ def command_target(message: type[Message]) -> tuple[str, str]:
 
 @message_type("golive.cmd.coordinator.start_run.v1")
 class StartRun(Message):
-    """Start a go-live: the validated plan (as a plain dict) and the deployment pair."""
+    """Start a go-live: the plan and the deployment pair.
+
+    ``plan`` is the plan file's content with its ``version``; the coordinator reads it with shared.plan's
+    ``plan_from_dict`` (upgrade, then validate) in its handler rather than in this model, so a plan it cannot
+    take is refused with an answer (command_failed: why) instead of being dead-lettered unheard."""
 
     plan: dict[str, Any]
     deploy_id: DeploymentId
