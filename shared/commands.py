@@ -1,25 +1,34 @@
 """Commands: what one service asks another to do. Subject ``<root>.cmd.<service>.<action>``.
 
 A command names its target by its ``TYPE``: ``golive.cmd.<service>.<action>.v1``. Commands carry
-everything the service needs (services share no plan and no database of their own), and name secrets by
-environment variable, never by value.
+everything the service needs (services share no database of their own), and name secrets by environment
+variable, never by value. What a command carries of the plan is the plan's own model (shared/plan/): a probe's
+spec, the statements and migration settings, the traffic provider; never a copy declared again here.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import Field, model_validator
 
 from shared.envelope import Message, message_type
 from shared.ids import DeploymentId
-from shared.secrets import EnvName, PlainUrl, check_extras, refuse_password
+from shared.plan.checks import LoadSpec, Thresholds
+from shared.plan.migrations import MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
+from shared.plan.migrations import MigrationWaiver as MigrationWaiver
+from shared.plan.probes import FixedParams as FixedParams
+from shared.plan.probes import HttpProbeSpec as HttpProbeSpec
+from shared.plan.probes import PgHealthProbeSpec as PgHealthProbeSpec
+from shared.plan.probes import ProbeSpec
+from shared.plan.probes import SampledParams as SampledParams
+from shared.plan.probes import SequenceParams as SequenceParams
+from shared.plan.probes import SqlProbeSpec as SqlProbeSpec
+from shared.plan.traffic import ProviderSpec
+from shared.secrets import EnvName
 
-
-class Spec(BaseModel):
-    # errors never quote the input back: a value in the wrong field may be a secret
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+# the ``X as X`` imports: parts of these commands, re-exported so a sender builds a command from this module alone
 
 
 def command_target(message: type[Message]) -> tuple[str, str]:
@@ -35,7 +44,11 @@ def command_target(message: type[Message]) -> tuple[str, str]:
 
 @message_type("golive.cmd.coordinator.start_run.v1")
 class StartRun(Message):
-    """Start a go-live: the validated plan (as a plain dict) and the deployment pair."""
+    """Start a go-live: the plan and the deployment pair.
+
+    ``plan`` is the plan file's content with its ``version``; the coordinator reads it with shared.plan's
+    ``plan_from_dict`` (upgrade, then validate) in its handler rather than in this model, so a plan it cannot
+    take is refused with an answer (command_failed: why) instead of being dead-lettered unheard."""
 
     plan: dict[str, Any]
     deploy_id: DeploymentId
@@ -92,44 +105,6 @@ class RetryRun(Message):
 # --- migrator ----------------------------------------------------------------------------------
 
 
-class MigrationWaiver(Spec):
-    """A lint rule knowingly waived for one statement; the reason is recorded in the history."""
-
-    rule: str
-    reason: str = Field(min_length=1)
-
-
-class MigrationStatement(Spec):
-    name: str
-    sql: str
-    waive: list[MigrationWaiver] = []
-    reapply: bool = Field(default=False, description="apply even if this name was applied with another statement")
-
-
-class MigrationSession(Spec):
-    """Session settings applied on the migrator's dedicated connection (SET, not SET LOCAL)."""
-
-    lock_timeout_ms: int = Field(default=5_000, ge=0)
-    statement_timeout_ms: int = Field(default=0, ge=0)
-    application_name: str = "golive-migrator"
-    progress_interval_s: float = Field(default=0.5, gt=0, le=1.0, description="how often a build's progress is polled")
-
-
-class MigrationPreflight(Spec):
-    """What to do about transactions older than ``old_transaction_s`` (a build would wait for them)."""
-
-    old_transaction_s: float = Field(default=60.0, gt=0)
-    on_old_transactions: Literal["wait", "fail", "continue"] = "wait"
-    wait_max_s: float = Field(default=600.0, gt=0, description="with wait: fail when they are still there after this")
-
-
-class MigrationRetry(Spec):
-    """Retries of a statement that hit a lock timeout or lost its backend; the invalid index is dropped first."""
-
-    max_attempts: int = Field(default=3, ge=1, le=20)
-    backoff_s: float = Field(default=1.0, ge=0, description="first pause; doubles each retry, capped at 30 s")
-
-
 @message_type("golive.cmd.migrator.apply.v1")
 class ApplyMigrations(Message):
     """Run statements one at a time, each alone in autocommit, outside any transaction."""
@@ -152,131 +127,6 @@ class RevertMigrations(Message):
 
 
 # --- prober ------------------------------------------------------------------------------------
-
-
-class Thresholds(Spec):
-    """Limits a probe is judged by. Absent limits are not judged."""
-
-    p95_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
-    error_rate_pct: float | None = Field(default=None, ge=0, le=100)
-    min_samples: int = Field(default=1, ge=1)
-    # pg_health gauges, judged on their worst value over the run
-    replica_lag_s: float | None = Field(default=None, ge=0)
-    wal_lag_bytes: float | None = Field(default=None, ge=0)
-    connection_use_pct: float | None = Field(default=None, ge=0, le=100)
-    long_transactions: int | None = Field(default=None, ge=0)
-    # canary vs baseline: how much slower (p95, ms) the probed target may be before a significant difference fails it
-    p95_increase_ms: float | None = Field(default=None, ge=0)
-
-
-class FixedParams(Spec):
-    """The same parameter values for every request."""
-
-    kind: Literal["fixed"] = "fixed"
-    values: list[Any] = []
-
-
-class SampledParams(Spec):
-    """Each request takes a random row of ``query`` (run once when the probe starts; keep it small: LIMIT)."""
-
-    kind: Literal["sample"] = "sample"
-    query: str
-
-
-class SequenceParams(Spec):
-    """Request n (n = start, start + step, ...) formats ``template``: ``"{n}"`` is n itself, ``"evt_{n}"`` a string."""
-
-    kind: Literal["sequence"] = "sequence"
-    template: list[Any] = ["{n}"]
-    start: int = 1
-    step: int = 1
-
-
-ParamGenerator = Annotated[FixedParams | SampledParams | SequenceParams, Field(discriminator="kind")]
-
-
-class SqlProbeSpec(Spec):
-    """A named query. A query that may write runs in a transaction that is always rolled back, unless
-    ``allow_writes``; a read runs in a read-only session, so a write mistaken for a read fails instead."""
-
-    kind: Literal["sql"] = "sql"
-    name: str
-    database_url_env: EnvName
-    query: str
-    params: list[Any] = Field(default=[], description="fixed parameter values (or params_from, not both)")
-    params_from: ParamGenerator | None = None
-    allow_writes: bool = False
-    timeout_ms: int = Field(default=2_000, gt=0)
-
-    @model_validator(mode="after")
-    def _one_source_of_parameters(self) -> SqlProbeSpec:
-        if self.params and self.params_from is not None:
-            raise ValueError("give params (fixed values) or params_from (a generator), not both")
-        return self
-
-
-# an http(s) URL, or `${NAME}/api/health`: the base comes from environment variable NAME where the prober runs, so
-# a plan names its app's address (a per-environment value) the way it names its database; never with a password
-HttpUrl = Annotated[str, Field(pattern=r"^(https?://|\$\{[A-Za-z_][A-Za-z0-9_]*\})"), AfterValidator(refuse_password)]
-
-
-class HttpProbeSpec(Spec):
-    """An HTTP endpoint with ``curl -f`` semantics: a status >= 400 is an error; no redirects followed."""
-
-    kind: Literal["http"] = "http"
-    name: str
-    url: HttpUrl
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    headers: dict[str, str] = {}
-    headers_env: dict[str, EnvName] = Field(default={}, description="header name -> environment variable holding its value")
-    body: str | None = None
-    expect_status: int | None = Field(default=None, ge=100, le=599, description="default: any status below 400")
-    body_contains: str | None = None
-    timeout_ms: int = Field(default=5_000, gt=0)
-
-
-class PgHealthProbeSpec(Spec):
-    """Postgres health gauges sampled at the load's rate: replica lag (on each replica), WAL lag bytes per
-    replica (pg_stat_replication on the primary), connection use against max_connections, long transactions."""
-
-    kind: Literal["pg_health"] = "pg_health"
-    name: str
-    database_url_env: EnvName
-    replica_url_envs: list[EnvName] = []
-    # PgBouncer's admin console (database "pgbouncer"): each pool's use, (cl_active + cl_waiting) / pool_size
-    pgbouncer_admin_url_env: EnvName | None = None
-    long_transaction_s: float = Field(default=60.0, gt=0)
-    timeout_ms: int = Field(default=2_000, gt=0)
-
-
-def _probe_kind(value: Any) -> str:
-    # messages written before probe kinds existed carry no kind: they are sql probes
-    if isinstance(value, dict):
-        return value.get("kind", "sql")
-    return getattr(value, "kind", "sql")
-
-
-ProbeSpec = Annotated[
-    Annotated[SqlProbeSpec, Tag("sql")] | Annotated[HttpProbeSpec, Tag("http")] | Annotated[PgHealthProbeSpec, Tag("pg_health")],
-    Discriminator(_probe_kind),
-]
-
-
-class LoadSpec(Spec):
-    """How requests are sent. ``open``: request i is due at t0 + i/rate whatever the answers do, and its
-    latency counts from that due time, so a stall shows as latency (no coordinated omission); ``concurrency``
-    connections share the schedule. ``closed``: ``concurrency`` workers, each sends when its last answer came."""
-
-    mode: Literal["closed", "open"] = "closed"
-    rate: float | None = Field(default=None, gt=0, le=1_000_000, description="requests per second (open loop)")
-    warmup_s: float = Field(default=0.0, ge=0, description="requests due in the first seconds are not counted")
-
-    @model_validator(mode="after")
-    def _open_loop_has_a_rate(self) -> LoadSpec:
-        if self.mode == "open" and self.rate is None:
-            raise ValueError("an open-loop load needs a rate (requests per second)")
-        return self
 
 
 @message_type("golive.cmd.prober.run.v1")
@@ -331,18 +181,6 @@ def stop_probe_subject(subject_root: str, run_id: str) -> str:
 # --- traffic -----------------------------------------------------------------------------------
 
 
-class ProviderSpec(Spec):
-    """Which traffic provider to use and its settings (secrets by env var name)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
-    type: str = "dry-run"
-
-    @model_validator(mode="after")
-    def _secrets_by_name(self) -> ProviderSpec:
-        check_extras(self.model_extra or {})
-        return self
-
-
 @message_type("golive.cmd.traffic.take.v1")
 class TakeTrafficTarget(Message):
     """A run's first traffic step: hold the provider's target (the routing the canary/stable pair goes through)
@@ -387,110 +225,3 @@ class PromoteTraffic(Message):
     provider: ProviderSpec
     canary: DeploymentId
     stable: DeploymentId | None = None
-
-
-# --- notifier ----------------------------------------------------------------------------------
-# The notifier takes no commands: it reads the event stream. What follows is the plan's ``notifications``
-# section, defined here because it travels inside RunStarted.plan and both the coordinator (validating the
-# plan) and the notifier (routing and rendering) read it.
-
-NotificationKind = Literal[
-    "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-    "needs_human", "watch_breached", "watch_summary",
-]
-DEFAULT_NOTIFICATION_KINDS: tuple[NotificationKind, ...] = (
-    "run_started", "stage_passed", "run_succeeded", "rollback_started", "run_rolled_back", "needs_human",
-    "watch_breached",  # the post-deploy watch (plan post_deploy): a check breached after the go-live
-)
-# what ``on`` accepts: the kinds, and the first plans' names for the runbook's three messages
-OnKind = Literal[
-    "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-    "needs_human", "watch_breached", "watch_summary", "start", "success", "rollback",
-]
-# the first plans' names for the runbook's messages, still accepted in ``on``
-LEGACY_NOTIFICATION_KINDS: dict[str, tuple[str, ...]] = {
-    "start": ("run_started",), "success": ("run_succeeded",), "rollback": ("rollback_started", "run_rolled_back"),
-}
-Severity = Literal["info", "success", "warning", "danger", "critical"]
-SEVERITY_ORDER: tuple[str, ...] = ("info", "success", "warning", "danger", "critical")
-
-
-class NotificationSink(Spec):
-    """Where messages go. ``type`` picks the sink module (slack, webhook, ...); sink-specific settings (Slack's
-    ``format: attachments|blocks``) ride along. The URL is a secret: only the variable's name is here."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
-    type: str = "slack"
-    # a name, not a URL: a URL pasted here would put the secret in the plan (and in RunStarted)
-    webhook_url_env: EnvName = Field(description="environment variable holding the webhook URL (never the URL)")
-    attempts: int = Field(default=5, ge=1, le=20, description="posts before giving up")
-    timeout_s: float = Field(default=5.0, gt=0, le=300, description="how long one post may take")
-    give_up_after_s: float = Field(default=120.0, gt=0, description="bound on all attempts and their waits")
-
-    @model_validator(mode="after")
-    def _secrets_by_name(self) -> NotificationSink:
-        check_extras(self.model_extra or {})
-        return self
-
-
-class NotificationRoute(Spec):
-    """Which kinds of moment go to which sinks (none named: all), from which severity up, with which template."""
-
-    events: list[NotificationKind] = Field(min_length=1)
-    sinks: list[str] = []
-    min_severity: Severity = "info"
-    template: str | None = Field(default=None, description="a template name; default: the kind's own")
-
-
-class MessageTemplate(Spec):
-    """A message as Jinja2 templates. Keys left out keep the default template's."""
-
-    text: str | None = None
-    fields: dict[str, str] | None = None
-    severity: Severity | None = None
-
-
-class NotificationsSpec(Spec):
-    """The communication plan: sinks, routes, templates and the words the runbook's messages use."""
-
-    sinks: dict[str, NotificationSink] = {}
-    on: list[OnKind] = list[OnKind](DEFAULT_NOTIFICATION_KINDS)
-    routes: list[NotificationRoute] = Field(default=[], description="default: every kind in `on` to every sink")
-    templates: dict[str, MessageTemplate] = {}
-    environment: str = "Production"
-    maintenance_window: str = ""
-    report_url: PlainUrl = ""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthands(cls, data: object) -> object:
-        if not isinstance(data, dict):
-            return data
-        # YAML 1.1 (PyYAML) reads an unquoted ``on:`` key as the boolean True
-        if any(k is True for k in data) and "on" not in data:
-            data = {("on" if k is True else k): v for k, v in data.items()}
-        # ``slack: {webhook_url_env: ...}`` is a sink named slack
-        if "slack" in data:
-            data = dict(data)
-            slack = data.pop("slack")
-            if slack is not None:
-                data["sinks"] = {"slack": {"type": "slack", **slack}, **(data.get("sinks") or {})}
-        return data
-
-    @model_validator(mode="after")
-    def _routes_name_known_sinks_and_templates(self) -> NotificationsSpec:
-        for i, route in enumerate(self.routes):
-            unknown = [s for s in route.sinks if s not in self.sinks]
-            if unknown:
-                known = ", ".join(sorted(self.sinks)) or "none"
-                raise ValueError(f"routes[{i}] names sink(s) {', '.join(unknown)} that are not defined (sinks: {known})")
-            if route.template and route.template not in self.templates and route.template not in get_args(NotificationKind):
-                raise ValueError(f"routes[{i}] names template {route.template!r}, which is neither in templates nor a kind")
-        return self
-
-    def kinds_on(self) -> set[str]:
-        """The kinds ``on`` selects, legacy names expanded."""
-        kinds: set[str] = set()
-        for kind in self.on:
-            kinds.update(LEGACY_NOTIFICATION_KINDS.get(kind, (kind,)))
-        return kinds

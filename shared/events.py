@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from shared.commands import Spec
 from shared.envelope import Message, message_type
 from shared.ids import DeploymentId
+from shared.plan.base import Strict
 
 # --- coordinator: the run ----------------------------------------------------------------------
 
@@ -39,8 +39,8 @@ Outcome = Literal["succeeded", "rolled_back", "needs_human"]
 @message_type("golive.coordinator.run_started.v1")
 class RunStarted(Message):
     """A run began. ``plan``: the validated plan as a dict, written in plan format ``plan_version`` (absent in runs
-    started before plans had versions: 1). Read it back only through shared.plan_versions.plan_data (or the
-    coordinator's plan_of), which upgrades an older plan to today's."""
+    started before plans had versions: 1). Read it back only through shared.plan.plan_of, which upgrades an older
+    plan to today's and validates it: the one place a stored plan is read."""
 
     plan: dict[str, Any]
     plan_version: int = 1
@@ -165,7 +165,7 @@ class RunFinished(Message):
 # --- coordinator: the post-deploy watch (the runbook's "next 7 days") ------------------------------
 
 
-class WatchProbe(Spec):
+class WatchProbe(Strict):
     """One probe's numbers in a post-deploy check."""
 
     probe: str
@@ -238,7 +238,7 @@ class WatchEnded(Message):
 # --- migrator ----------------------------------------------------------------------------------
 
 
-class IndexResult(Spec):
+class IndexResult(Strict):
     name: str
     index: str | None
     action: Literal["built", "already_present", "rebuilt_invalid", "executed", "dropped", "absent", "kept"]
@@ -280,7 +280,7 @@ class MigrationProgress(Message):
     error: str | None = None
 
 
-class OldTransaction(Spec):
+class OldTransaction(Strict):
     pid: int
     age_s: float
     state: str
@@ -299,7 +299,7 @@ class OldTransactionsFound(Message):
 # --- prober ------------------------------------------------------------------------------------
 
 
-class Verdict(Spec):
+class Verdict(Strict):
     metric: str
     limit: float
     observed: float
@@ -307,7 +307,7 @@ class Verdict(Spec):
     samples: int = 0  # the requests (answered or failed) this verdict rests on
 
 
-class LatencySummary(Spec):
+class LatencySummary(Strict):
     """One target's numbers over a window or a whole run."""
 
     count: int
@@ -322,7 +322,7 @@ class LatencySummary(Spec):
     gauges: dict[str, float] = {}
 
 
-class Comparison(Spec):
+class Comparison(Strict):
     """Probed target (the canary) against the baseline (stable) under the same load. ``p_value``: two-sided
     Mann-Whitney U on the latencies; ``prob_slower``: chance a canary request is slower than a stable one."""
 

@@ -6,26 +6,27 @@ its format (``version:`` in a plan file, absent: 1; ``plan_version`` next to the
 absent: 1), and a plan of an older version is read by upgrading it one version at a time through the explicit
 functions of ``UPGRADES``, then validated as a plan of the current version.
 
-The rule for changing the plan model (services/coordinator/plan.py):
+The rule for changing the plan model (shared/plan/):
 
 - Adding an optional field (with a default that means what plans without it meant) is compatible: same version.
 - Renaming or removing a field, or changing what a value means, is a new version: raise ``CURRENT``, register
   ``UPGRADES[old] = <function turning an old plan's dict into the new one>``, and test it against the recorded
   stream (tests/recorded/). Never edit a registered upgrade: stored runs were written with it in mind.
 
-The upgrades work on plain dicts (as JSON holds them), so every service reads the same plan without importing
-the coordinator's model: the notifier reads ``plan_data(run_started)``, the coordinator ``plan_of`` (plan.py).
+The upgrades work on plain dicts (as JSON holds them), before the plan is validated: every service reads a stored
+plan through ``shared.plan.plan_of``, which upgrades it here and validates it into a Plan.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.events import RunStarted
+if TYPE_CHECKING:  # the plan model (shared/plan/) reads through here and events carry plans: no import circle
+    from shared.events import RunStarted
 
-CURRENT = 1  # the version of the plan model in services/coordinator/plan.py
+CURRENT = 1  # the version of the plan model in shared/plan/
 FIRST = 1  # the version of every plan written before plans had versions
 
 PlanData = dict[str, Any]
@@ -66,5 +67,5 @@ def upgrade_plan(data: Mapping[str, Any], version: int | None = None) -> PlanDat
 
 def plan_data(started: RunStarted) -> PlanData:
     """The plan a run started with, as a dict of the current version: the one way to read ``run_started.plan``
-    (services/coordinator/plan.py ``plan_of`` validates it into a Plan)."""
+    (``shared.plan.plan_of`` validates it into a Plan)."""
     return upgrade_plan(started.plan, started.plan_version)

@@ -13,7 +13,7 @@ from services.notifier.templates import check_templates
 def check_plan(path: Path) -> Plan:
     """A valid plan, or PlanError listing every problem (structure, references, unsafe SQL, templates), each
     naming the file, the path in the plan and its line. The file is read, parsed and its templates rendered
-    within fixed bounds of size, time and memory, whatever it holds (plan_yaml.py, notifier/sandbox.py)."""
+    within fixed bounds of size, time and memory, whatever it holds (shared/plan/yaml_file.py, notifier/sandbox.py)."""
     try:
         plan, line_of = load_plan_with_lines(path)
         problems = []

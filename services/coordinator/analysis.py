@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from services.coordinator.plan import Analysis
-from shared.commands import Thresholds
 from shared.events import ProbeWindow
+from shared.plan.canary import Analysis
+from shared.plan.checks import Thresholds
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 

@@ -23,7 +23,8 @@ from shared.events import (
     TrafficRolledBack,
     TrafficShifted,
 )
-from shared.plan_versions import plan_data
+from shared.plan import plan_of
+from shared.plan.canary import Stage
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def chart_data(events: list[Envelope]) -> ChartData:
         series=tuple(Series(probe, dep, tuple(points)) for (probe, dep), points in lines.items()),
         stages=stages,
         # a stage's limits stop applying when the rollback starts
-        thresholds=_thresholds(plan_data(started.data), stages, at(rollback) if rollback else end_s),
+        thresholds=_thresholds(plan_of(started.data).canary.stages, stages, at(rollback) if rollback else end_s),
         rollback_s=at(rollback) if rollback else None,
         rollback_reason=rollback.data.reason if rollback and isinstance(rollback.data, StepFailed) else "",
         end_s=end_s,
@@ -130,15 +131,14 @@ def _results(e: Envelope) -> list[ProbeCompleted]:
     return []
 
 
-def _thresholds(plan: dict, stages: tuple[tuple[float, int], ...], end_s: float) -> tuple[Threshold, ...]:
+def _thresholds(spec: list[Stage], stages: tuple[tuple[float, int], ...], end_s: float) -> tuple[Threshold, ...]:
     """Each canary stage's strictest p95 and error-rate limits over the time its weight was applied."""
-    spec = (plan.get("canary") or {}).get("stages") or []
     out: list[Threshold] = []
     for i, (from_s, _weight) in enumerate(stages[: len(spec)]):
         to_s = stages[i + 1][0] if i + 1 < len(stages) else end_s
-        limits = [c.get("thresholds") or {} for c in spec[i].get("checks") or []]
+        limits = [check.thresholds for check in spec[i].checks]
         for metric in ("p95_ms", "error_rate_pct"):
-            values = [v for lim in limits if (v := lim.get(metric)) is not None]
+            values = [v for lim in limits if (v := getattr(lim, metric)) is not None]
             if values:
                 out.append(Threshold(metric, min(values), from_s, to_s))
     return tuple(out)

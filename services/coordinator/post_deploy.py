@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.coordinator.plan import Plan, PostDeploy
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
 from services.coordinator.steps import probe_command
 from shared.commands import RunProbes
@@ -35,7 +34,8 @@ from shared.events import (
     WatchStarted,
     WatchSummary,
 )
-from shared.plan_versions import plan_data
+from shared.plan import Plan, plan_of
+from shared.plan.post_deploy import PostDeploy
 
 
 @dataclass(frozen=True)
@@ -91,10 +91,10 @@ def decide(state: WatchState | None, item: Envelope | Tick) -> tuple[WatchState 
     if isinstance(data, RunStarted):
         if state is not None:
             return state, []  # a duplicate start
-        plan = plan_data(data)  # the run's plan as of today's version, validated only when there is a watch to keep
-        if not plan.get("post_deploy"):
+        plan = plan_of(data)  # the run's plan as of today's version
+        if plan.post_deploy is None:
             return state, []  # a plan without a watch: nothing to keep
-        return WatchState(item.runid, Plan.model_validate(plan), data.deploy_id, data.previous_deploy_id), []
+        return WatchState(item.runid, plan, data.deploy_id, data.previous_deploy_id), []
     if state is None or state.ended:
         return state, []
     if isinstance(data, RunFinished):

@@ -84,6 +84,7 @@ class PostDeployDriver:
         """Fold one event of the stream into its watch. Defer: another coordinator drives that watch."""
         run_id = envelope.runid
         if isinstance(envelope.data, RunStarted):
+            # a peek at the stored plan (upgraded, not validated): the fold reads it, through plan_of, if it has a watch
             if not plan_data(envelope.data).get("post_deploy"):
                 self.unwatched.append(run_id)  # its end needs no replay
             return

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
-from services.coordinator.plan import Plan, plan_of
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
@@ -59,6 +58,7 @@ from shared.events import (
     WindowClosing,
     WindowJudged,
 )
+from shared.plan import Plan, plan_of
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ from services.coordinator.artifacts import build_artifacts, run_directory, write
 from services.coordinator.control import operator_refusal
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
 from services.coordinator.metrics import RunMetrics
-from services.coordinator.plan import plan_from_dict
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
 from services.coordinator.window import describe_window, window_containing
@@ -57,6 +56,7 @@ from shared.events import (
     RunFinished,
     RunStarted,
 )
+from shared.plan import plan_from_dict
 from shared.plan_versions import PlanVersionError
 from shared.secrets import redact
 

@@ -9,25 +9,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.coordinator.plan import Analysis, Check, Gate, Plan
 from shared.commands import (
     ApplyMigrations,
-    HttpProbeSpec,
-    LoadSpec,
-    MigrationStatement,
-    PgHealthProbeSpec,
     PromoteTraffic,
     RevertMigrations,
     RollbackTraffic,
     RunProbe,
     RunProbes,
     ShiftTraffic,
-    SqlProbeSpec,
     TakeTrafficTarget,
-    Thresholds,
 )
 from shared.envelope import Message
 from shared.events import Phase
+from shared.plan import Plan
+from shared.plan.canary import Analysis
+from shared.plan.checks import Check, Gate, LoadSpec, Thresholds
 
 
 @dataclass(frozen=True)
@@ -58,8 +54,7 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
             steps.append(Step(f"preflight:check:{item.probe}", "preflight", probe, work_s=_work_s(probe)))
     if plan.migrations.statements:
         migrations = plan.migrations
-        statements = [MigrationStatement(name=s.name, sql=s.sql, waive=s.waive, reapply=s.reapply)
-                      for s in migrations.statements]
+        statements = migrations.statements  # the plan's statements are what the migrator takes
         undo = (
             RevertMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
                              retry=migrations.retry)
@@ -130,9 +125,9 @@ def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_
     thresholds = check.thresholds
     baseline = None
     if plan.names_deployment(check.probe) and plan.baseline is not None and previous is not None:
-        baseline = _probe_spec(plan, check.probe, previous)
+        baseline = plan.probe_spec(check.probe, previous)
         thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
-    return RunProbe(probe=_probe_spec(plan, check.probe, deploy_id), duration_s=max(duration, 0.001),
+    return RunProbe(probe=plan.probe_spec(check.probe, deploy_id), duration_s=max(duration, 0.001),
                     concurrency=check.concurrency, load=check.load, window_s=window_s or check.window,
                     baseline=baseline, thresholds=thresholds, label=label)
 
@@ -142,30 +137,9 @@ def _guard_probe(plan: Plan, hold: float, label: str) -> RunProbe:
     the analysis interval, judged on the guard limits."""
     guards = plan.guards
     interval = (plan.analysis or Analysis()).interval
-    return RunProbe(probe=_probe_spec(plan, guards.probe, ""), duration_s=max(hold, 0.001),
+    return RunProbe(probe=plan.probe_spec(guards.probe, ""), duration_s=max(hold, 0.001),
                     load=LoadSpec(mode="open", rate=1.0 / guards.sample_every), window_s=interval,
                     thresholds=Thresholds(**guards.limits()), label=label)
-
-
-def _probe_spec(plan: Plan, name: str, deployment: str) -> SqlProbeSpec | HttpProbeSpec | PgHealthProbeSpec:
-    probe = plan.probes[name]
-    database_url_env = probe.database_url_env or plan.database.url_env
-    if probe.kind == "http":
-        return HttpProbeSpec(
-            name=name, url=plan.probe_url(name, deployment), method=probe.method, headers=probe.headers,
-            headers_env=probe.headers_env, body=probe.body, expect_status=probe.expect_status,
-            body_contains=probe.body_contains, timeout_ms=probe.timeout_ms,
-        )
-    if probe.kind == "pg_health":
-        return PgHealthProbeSpec(
-            name=name, database_url_env=database_url_env, replica_url_envs=probe.replica_url_envs,
-            long_transaction_s=probe.long_transaction, timeout_ms=probe.timeout_ms,
-            pgbouncer_admin_url_env=probe.pgbouncer_admin_url_env,
-        )
-    return SqlProbeSpec(
-        name=name, database_url_env=database_url_env, query=probe.query, params=probe.params,
-        params_from=probe.params_from, allow_writes=probe.allow_writes, timeout_ms=probe.timeout_ms,
-    )
 
 
 def _work_s(command: RunProbe | RunProbes) -> float:

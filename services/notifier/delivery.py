@@ -36,7 +36,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from services.notifier.sinks import Outbound
 from shared.backoff import Backoff
 from shared.buckets import open_bucket
-from shared.commands import NotificationSink
+from shared.plan.notifications import NotificationSink
 from shared.secrets import redact
 
 LEDGER_TTL_S = 7 * 24 * 3600.0  # far beyond any redelivery; keeps the bucket small

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from shared.commands import NotificationsSpec
 from shared.envelope import Envelope
 from shared.events import (
     CompensationStarted,
@@ -31,7 +30,10 @@ from shared.events import (
     WatchEnded,
     WatchSummary,
 )
-from shared.plan_versions import plan_data
+from shared.plan import Plan, plan_of
+from shared.plan.canary import Stage
+from shared.plan.notifications import Notifications
+from shared.plan.window import Window
 
 _STAGE_STEP = re.compile(r"^stage(\d+):")
 
@@ -69,8 +71,7 @@ class RunView:
 
     run_id: str
     plan_name: str
-    plan: dict[str, Any]
-    notifications: NotificationsSpec
+    plan: Plan
     deploy_id: str
     previous_deploy_id: str | None
     started_at: datetime
@@ -89,13 +90,17 @@ class RunView:
     watch_ended: bool = False
 
     @property
-    def watching(self) -> bool:
-        """A succeeded run whose plan has a post-deploy watch still going: its breaches are still to tell."""
-        return self.outcome == "succeeded" and bool(self.plan.get("post_deploy")) and not self.watch_ended
+    def notifications(self) -> Notifications:
+        return self.plan.notifications
 
     @property
-    def stages(self) -> list[dict[str, Any]]:
-        return list(self.plan.get("canary", {}).get("stages", []))
+    def watching(self) -> bool:
+        """A succeeded run whose plan has a post-deploy watch still going: its breaches are still to tell."""
+        return self.outcome == "succeeded" and self.plan.post_deploy is not None and not self.watch_ended
+
+    @property
+    def stages(self) -> list[Stage]:
+        return self.plan.canary.stages
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,9 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
     if isinstance(data, RunStarted):
         if view is not None:
             return view, []  # a duplicate start
-        plan = plan_data(data)  # today's version of the run's plan, whatever version it was stored in
-        view = RunView(
-            run_id=envelope.runid, plan_name=data.plan_name, plan=plan,
-            notifications=NotificationsSpec.model_validate(plan.get("notifications") or {}),
-            deploy_id=data.deploy_id, previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
+        view = RunView(  # the run's plan in today's version, whatever version it was stored in
+            run_id=envelope.runid, plan_name=data.plan_name, plan=plan_of(data), deploy_id=data.deploy_id,
+            previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
         )
         return view, [_moment("run_started", view, envelope)]
     if view is not None and view.outcome is not None:
@@ -195,8 +198,8 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         spec = stages[number - 1]
         checks = [r for r in view.results if _stage_of(r.step) == number]
         stage = {
-            "number": number, "weight": spec.get("weight"), "hold": spec.get("hold"),
-            "thresholds": [c.get("thresholds", {}) for c in spec.get("checks", [])],
+            "number": number, "weight": spec.weight, "hold": spec.hold,
+            "thresholds": [c.thresholds.model_dump(mode="json") for c in spec.checks],
             "checks": checks, "checks_text": "; ".join(r.text for r in checks) or "no checks",
         }
     failing = [r for r in view.results if r.step == view.failed_step and not r.passed]
@@ -205,9 +208,9 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
     return {
         "run_id": view.run_id,
         "plan_name": view.plan_name,
-        "plan": view.plan,
+        "plan": view.plan.model_dump(mode="json"),  # as templates have always seen it: the plan as stored
         "environment": spec.environment,
-        "maintenance_window": spec.maintenance_window or _plan_window(view.plan),
+        "maintenance_window": spec.maintenance_window or _plan_window(view.plan.window),
         "report_url": spec.report_url.replace("{run_id}", view.run_id),
         "deploy_id": view.deploy_id,
         "previous_deploy_id": view.previous_deploy_id or "",
@@ -216,7 +219,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         "detail": view.detail,
         "stage": stage,
         "stages_total": len(stages),
-        "weights": [s.get("weight") for s in stages],
+        "weights": [s.weight for s in stages],
         "progress": _progress(stages, number, view, passed=stage_number is not None),
         "results": list(view.results),
         "failed_step": view.failed_step,
@@ -233,7 +236,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
     }
 
 
-def _progress(stages: list[dict[str, Any]], current: int, view: RunView, passed: bool = False) -> str:
+def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = False) -> str:
     """``10% ✓ → 50% ✓ → 100% …``: passed stages ticked, the current one marked, failed crossed."""
     marks = []
     for n, stage in enumerate(stages, start=1):
@@ -245,14 +248,14 @@ def _progress(stages: list[dict[str, Any]], current: int, view: RunView, passed:
             mark = "…"
         else:
             mark = ""
-        marks.append(f"{stage.get('weight')}%{(' ' + mark) if mark else ''}")
+        marks.append(f"{stage.weight}%{(' ' + mark) if mark else ''}")
     return " → ".join(marks)
 
 
 def _failed_at(view: RunView) -> str:
     number = _stage_of(view.failed_step)
     if number and number <= len(view.stages):
-        return f"stage {number} ({view.stages[number - 1].get('weight')}%): {view.failed_step}"
+        return f"stage {number} ({view.stages[number - 1].weight}%): {view.failed_step}"
     return view.failed_step
 
 
@@ -265,10 +268,10 @@ def _duration(seconds: float) -> str:
     return "1 second" if round(seconds) == 1 else f"{seconds:.0f} seconds"
 
 
-def _plan_window(plan: dict) -> str:
+def _plan_window(plan_window: Window) -> str:
     """The plan's maintenance window as the runbook writes it (``Sun 02:00-04:00 UTC``), or "" without one."""
-    window = (plan.get("window") or {}).get("maintenance")
-    if not window:
+    window = plan_window.maintenance
+    if window is None:
         return ""
-    days = ",".join(d.capitalize() for d in window["days"])
-    return f"{days} {str(window['start'])[:5]}-{str(window['end'])[:5]} {window.get('timezone', 'UTC')}"
+    days = ",".join(d.capitalize() for d in window.days)
+    return f"{days} {window.start:%H:%M}-{window.end:%H:%M} {window.timezone}"

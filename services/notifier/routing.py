@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.commands import SEVERITY_ORDER, NotificationsSpec
+from shared.plan.notifications import SEVERITY_ORDER, Notifications
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Route:
         return _rank(severity) >= _rank(self.min_severity)
 
 
-def routes_for(spec: NotificationsSpec, kind: str) -> list[Route]:
+def routes_for(spec: Notifications, kind: str) -> list[Route]:
     """The (sink, template) pairs a moment of ``kind`` goes to, in plan order, one per sink."""
     if not spec.routes:
         return [Route(sink, kind) for sink in spec.sinks] if kind in spec.kinds_on() else []

@@ -48,10 +48,10 @@ from services.notifier.routing import Route, routes_for
 from services.notifier.sinks import UnknownSink, sink_for
 from services.notifier.templates import Notice, render_moment
 from shared.bus import Bus, Defer
-from shared.commands import NotificationSink
 from shared.envelope import Envelope
 from shared.event_log import read_events
 from shared.events import NotificationFailed, NotificationSent, RunStarted
+from shared.plan.notifications import NotificationSink
 from shared.secrets import MissingSecret, redact, secret_from_env
 
 # Test-only fault injection: set to ``recorded`` (or ``recorded:<kind>``), the process SIGKILLs itself right

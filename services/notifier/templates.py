@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 from services.notifier.moments import ProbeResult
 from services.notifier.sandbox import render_bounded
-from shared.commands import MessageTemplate, NotificationKind, NotificationsSpec
 from shared.envelope import Envelope
+from shared.plan.notifications import MessageTemplate, NotificationKind, Notifications
 
 KINDS: tuple[str, ...] = NotificationKind.__args__
 
@@ -125,7 +125,7 @@ class TemplateProblem(ValueError):
     """A template that does not compile or render; the text says which and why."""
 
 
-def template_for(spec: NotificationsSpec, name: str, kind: str) -> MessageTemplate:
+def template_for(spec: Notifications, name: str, kind: str) -> MessageTemplate:
     """The plan's template ``name`` laid over the default of ``name`` (or of ``kind``, for an added one)."""
     base = DEFAULT_TEMPLATES.get(name) or DEFAULT_TEMPLATES[kind]
     override = spec.templates.get(name)
@@ -149,7 +149,7 @@ def render(template: MessageTemplate, kind: str, context: dict[str, Any], event:
     return Notice(kind=kind, severity=template.severity or "info", text=text, fields=fields, event=event)
 
 
-def render_moment(spec: NotificationsSpec, name: str, kind: str, context: dict[str, Any], event: Envelope,
+def render_moment(spec: Notifications, name: str, kind: str, context: dict[str, Any], event: Envelope,
                   on_problem=None) -> Notice:
     """The plan's message for a moment; if the plan's template fails, the default one (``on_problem`` is told)."""
     try:
@@ -173,7 +173,7 @@ def _problem(exc: Exception) -> str:
 # --- plan check ----------------------------------------------------------------------------------
 
 
-def check_templates(spec: NotificationsSpec, line_of: Callable[[list], int | None] | None = None) -> list[str]:
+def check_templates(spec: Notifications, line_of: Callable[[list], int | None] | None = None) -> list[str]:
     """Every problem in the plan's templates, each as ``notifications.templates.NAME.WHERE (line N): why``
     (the line when ``line_of`` maps a path to its line in the plan file).
 

@@ -24,7 +24,7 @@ from services.prober.kinds import (
     ProbeFailure,
     secret,
 )
-from shared.commands import HttpProbeSpec
+from shared.plan.probes import HttpProbeSpec
 
 _URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

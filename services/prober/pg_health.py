@@ -19,7 +19,7 @@ from psycopg import sql
 
 from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, secret
 from services.prober.pgbouncer import sample_pools
-from shared.commands import PgHealthProbeSpec
+from shared.plan.probes import PgHealthProbeSpec
 from shared.secrets import redact
 
 PRIMARY_QUERY = """

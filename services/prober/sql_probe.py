@@ -19,7 +19,7 @@ from psycopg import sql
 
 from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, ProbeSetupError, secret
 from services.prober.params import MAX_SAMPLED_ROWS, Params
-from shared.commands import SampledParams, SqlProbeSpec
+from shared.plan.probes import SampledParams, SqlProbeSpec
 from shared.postgres_failures import is_auth_failure
 from shared.secrets import redact
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from shared.commands import Thresholds
 from shared.events import LatencySummary, Verdict
+from shared.plan.checks import Thresholds
 
 # 1 microsecond .. 1 hour, 3 significant digits: constant memory however long a probe runs.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3

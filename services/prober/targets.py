@@ -1,4 +1,5 @@
-"""The registry of probe kinds by name (Flagger's provider shape): adding a kind is one module and one line."""
+"""The registry of probe targets by kind (Flagger's provider shape): adding a kind is one module and one line here,
+beside its plan model and spec (one module of shared/plan/probes/ and one entry of its KINDS)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from services.prober.http_probe import HttpTarget
 from services.prober.kinds import ProbeTarget
 from services.prober.pg_health import PgHealthTarget
 from services.prober.sql_probe import SqlTarget
-from shared.commands import HttpProbeSpec, PgHealthProbeSpec, SqlProbeSpec
+from shared.plan.probes import ProbeSpec
 
 Factory = Callable[..., ProbeTarget]
 KINDS: dict[str, Factory] = {"sql": SqlTarget.from_spec, "http": HttpTarget.from_spec, "pg_health": PgHealthTarget.from_spec}
 
 
-def make_target(spec: SqlProbeSpec | HttpProbeSpec | PgHealthProbeSpec, env: dict[str, str]) -> ProbeTarget:
+def make_target(spec: ProbeSpec, env: dict[str, str]) -> ProbeTarget:
     """The target for ``spec``; secrets (URLs, header values) are read from ``env`` by variable name."""
     return KINDS[spec.kind](spec, env)

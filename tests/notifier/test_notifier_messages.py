@@ -8,8 +8,8 @@ from services.notifier.moments import observe
 from services.notifier.routing import routes_for
 from services.notifier.sinks import sink_for
 from services.notifier.templates import check_templates, render_moment
-from shared.commands import NotificationsSpec
 from shared.events import PhaseStarted
+from shared.plan.notifications import Notifications
 from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
 from tests.notifier.run_events import RunLog, plan_dict
@@ -181,7 +181,7 @@ def test_the_first_plans_on_list_still_selects_kinds():
 
 
 def test_a_template_that_fails_at_run_time_falls_back_to_the_default_message():
-    spec = NotificationsSpec.model_validate({"templates": {"run_started": {"text": "{{ 1 / 0 }}"}}})
+    spec = Notifications.model_validate({"templates": {"run_started": {"text": "{{ 1 / 0 }}"}}})
     log = RunLog().start()
     view, (moment,) = observe(None, log.events[0])
     problems = []
@@ -244,15 +244,16 @@ def test_the_readme_notifications_example_is_a_valid_communication_plan():
     readme = (REPO / "README.md").read_text().split("## Notifications")[1].split("## ")[0]
     example = yaml.safe_load(readme.split("```yaml\n")[1].split("```")[0])["notifications"]
 
-    spec = NotificationsSpec.model_validate(example)
+    spec = Notifications.model_validate(example)
     assert check_templates(spec) == []
     assert {s.type for s in spec.sinks.values()} == {"slack", "webhook"}
 
 
 def test_start_message_window_defaults_to_the_plans_maintenance_window():
     from services.notifier.moments import _plan_window
+    from shared.plan.window import Window
 
-    plan = {"window": {"maintenance": {"days": ["sat", "sun"], "start": "02:00:00", "end": "04:00:00",
-                                       "timezone": "Europe/Helsinki"}}}
-    assert _plan_window(plan) == "Sat,Sun 02:00-04:00 Europe/Helsinki"
-    assert _plan_window({}) == ""
+    window = Window.model_validate({"maintenance": {"days": ["sat", "sun"], "start": "02:00:00", "end": "04:00:00",
+                                                    "timezone": "Europe/Helsinki"}})
+    assert _plan_window(window) == "Sat,Sun 02:00-04:00 Europe/Helsinki"
+    assert _plan_window(Window()) == ""

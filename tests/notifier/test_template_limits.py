@@ -19,7 +19,7 @@ from tests.security.template_bombs import TEMPLATE_BOMBS
 RENDER_ALL = """
 import json, sys
 from services.notifier.templates import render_moment, sample_context
-from shared.commands import NotificationsSpec
+from shared.plan.notifications import Notifications
 from shared.envelope import new_envelope
 from shared.events import RunStarted
 
@@ -28,7 +28,7 @@ event = new_envelope(RunStarted(plan={}, plan_name="sample", deploy_id="dpl_new"
 out = {}
 for name, source in json.loads(sys.stdin.read()).items():
     problems = []
-    spec = NotificationsSpec(templates={"run_started": {"text": source}})
+    spec = Notifications(templates={"run_started": {"text": source}})
     notice = render_moment(spec, "run_started", "run_started", sample_context("run_started"), event,
                            lambda _name, problem: problems.append(problem))
     out[name] = {"text": notice.text, "problems": problems}

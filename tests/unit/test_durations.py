@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from services.coordinator.durations import parse_duration
+from shared.plan.durations import parse_duration
 
 
 @pytest.mark.parametrize(

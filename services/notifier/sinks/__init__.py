@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from services.notifier.templates import Notice
-from shared.commands import NotificationSink
+from shared.plan.notifications import NotificationSink
 
 
 @dataclass(frozen=True)

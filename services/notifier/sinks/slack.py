@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from services.notifier.sinks import Outbound, sink_type
 from services.notifier.templates import Notice
-from shared.commands import NotificationSink
+from shared.plan.notifications import NotificationSink
 
 COLORS = {"info": "#439FE0", "success": "good", "warning": "warning", "danger": "danger", "critical": "danger"}
 MAX_BLOCK_FIELDS = 10  # Slack's limit for a section's fields

@@ -11,7 +11,7 @@ import json
 
 from services.notifier.sinks import Outbound, sink_type
 from services.notifier.templates import Notice
-from shared.commands import NotificationSink
+from shared.plan.notifications import NotificationSink
 
 
 @sink_type("webhook")

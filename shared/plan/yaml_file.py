@@ -11,8 +11,11 @@ the line. Only then is the document composed (for lines) and constructed, with t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from shared.plan.base import path_text
 
 MAX_PLAN_BYTES = 1 << 20  # 1 MiB
 MAX_NESTING = 32
@@ -61,7 +64,7 @@ def _too_big(size: int | None) -> str:
 
 def _refuse_hostile_structure(text: str) -> None:
     """Walk the parser's events with the path of each node: refuse an anchor, an alias or deep nesting."""
-    stack: list[list] = []  # per open collection: [path, "seq", next index] or [path, "map", key or None, expecting key]
+    stack: list[list[Any]] = []  # per open collection: [path, "seq", next index] or [path, "map", key or None, expecting key]
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
             stack.pop()
@@ -69,19 +72,19 @@ def _refuse_hostile_structure(text: str) -> None:
         if not isinstance(event, (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)):
             continue
         path = _place(stack, event)
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
             what = "an alias" if isinstance(event, yaml.AliasEvent) else "an anchor"
-            raise UnsafeYaml(f"{_path(path)} (line {line}): {what}: YAML anchors and aliases are not allowed in a "
+            raise UnsafeYaml(f"{path_text(path)} (line {line}): {what}: YAML anchors and aliases are not allowed in a "
                              "plan (an alias can expand to billions of values); write the value out")
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             if len(stack) >= MAX_NESTING:
-                raise UnsafeYaml(f"{_path(path)} (line {line}): nested more than {MAX_NESTING} levels deep; "
+                raise UnsafeYaml(f"{path_text(path)} (line {line}): nested more than {MAX_NESTING} levels deep; "
                                  "a plan is a few levels deep")
             stack.append([path, "seq", 0] if isinstance(event, yaml.SequenceStartEvent) else [path, "map", None, True])
 
 
-def _place(stack: list[list], event: yaml.Event) -> list:
+def _place(stack: list[list[Any]], event: yaml.Event) -> list[str | int]:
     """The path of the node ``event`` starts, advancing its parent's position."""
     if not stack:
         return []
@@ -92,10 +95,6 @@ def _place(stack: list[list], event: yaml.Event) -> list:
     if parent[3]:  # a key: located at its mapping; the value after it gets its name
         parent[2] = event.value if isinstance(event, yaml.ScalarEvent) else "?"
         parent[3] = False
-        return parent[0]
+        return list(parent[0])
     parent[3] = True
     return [*parent[0], parent[2]]
-
-
-def _path(loc: list) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(plan)"

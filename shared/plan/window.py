@@ -1,0 +1,39 @@
+"""When a run may start and what to do before its maintenance window closes."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from shared.plan.base import Strict
+from shared.plan.durations import Duration
+
+
+class MaintenanceWindow(Strict):
+    """When a run may start: ``days`` at ``start``-``end`` local time in ``timezone`` (runbook: Sun 02:00-04:00 UTC)."""
+
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    start: time
+    end: time
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Helsinki or UTC)") from None
+        return value
+
+
+class Window(Strict):
+    """The maintenance window and what to do before it closes."""
+
+    maintenance: MaintenanceWindow | None = None
+    rollback: Duration = Field(default=600.0, ge=0, description="time a rollback needs (runbook: under 10 min)")
+    at_end: Literal["rollback", "continue"] = Field(
+        default="rollback", description="rollback: start compensating while `rollback` still fits in the window")
