@@ -25,7 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
+from services.coordinator.analysis import (
+    StageTally,
+    WindowVerdict,
+    count_window,
+    judge_guard,
+    judge_window,
+    totals_failure,
+)
 from services.coordinator.plan import Plan, plan_of
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
@@ -390,9 +397,9 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
         return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted | ProbesCompleted) and not data.passed:
+    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, _guard(state))):
         # a hold also fails on its totals: windows each within limits can add up to a breach
-        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold", probes_ended=True)
+        return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
                   f"golive expected {data.expected_weight}% (traffic changed by hand)")
@@ -407,6 +414,11 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
     return _send_step(state, state.position + 1, envelope.time)
+
+
+def _guard(state: RunState) -> str | None:
+    """The plan's guard probe, if it has one."""
+    return state.plan.guards.probe if state.plan.guards is not None else None
 
 
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
