@@ -27,6 +27,8 @@ from shared.events import (
     ProbeWindow,
     RunStarted,
     StepFailed,
+    TrafficPromoted,
+    TrafficRolledBack,
     Verdict,
     WindowJudged,
 )
@@ -414,6 +416,35 @@ def test_failed_promotion_rolls_traffic_back_and_no_traffic_moves_forward_after(
         outputs = run.succeed()
     assert finished(outputs).outcome == "rolled_back"
     assert not any(isinstance(c, ShiftTraffic | PromoteTraffic) for c in work_commands(outputs))
+
+
+def test_promotion_read_back_short_of_100_rolls_back_as_a_read_back_failure():
+    run = at_hold(stage=2)
+    run.succeed()
+    run.succeed()
+
+    outputs = run.answer(TrafficPromoted(provider="vercel", canary="deploy-new", verified_weight=90))
+
+    [failed] = [e for e in events(outputs) if isinstance(e, StepFailed)]
+    assert failed.cause == "read_back" and failed.reason == "lock_in:promote failed: vercel reads back 90%, expected 100%"
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_rollback_read_back_above_0_is_an_undo_that_failed_and_a_rollback_that_changed_nothing_is_not_judged():
+    run = at_hold()
+    abort(run)
+    assert isinstance(run.awaited, RollbackTraffic)
+
+    outputs = run.answer(TrafficRolledBack(provider="envoy", canary="deploy-new", to="deploy-old", verified_weight=10))
+
+    assert finished(outputs).outcome == "needs_human"
+    assert finished(outputs).reason.endswith("then undoing stage1:shift:10 failed: envoy reads back 10%, expected 0%")
+
+    untouched = at_hold()
+    abort(untouched)
+    untouched.answer(TrafficRolledBack(provider="envoy", canary="deploy-new", to="deploy-old", verified_weight=10,
+                                       changed=False))  # another run holds the target: its weight stands
+    assert untouched.state.outcome is None and not isinstance(untouched.awaited, RollbackTraffic)
 
 
 def test_replaying_a_run_with_judged_windows_rebuilds_the_same_state():
