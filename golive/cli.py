@@ -17,7 +17,7 @@ from rich.text import Text
 from golive.live import watching
 from golive.render import OUTCOME_STYLE, describe, terminal
 from golive.watch import EXIT_INVALID, EXIT_UNREACHABLE, BusUnreachable, new_run_id, show_events, start_and_watch
-from services.coordinator.window import describe_window, window_containing
+from services.coordinator.window import start_refusal
 from shared.envelope import Envelope
 from shared.ids import InvalidId, check_id
 from shared.secrets import redact
@@ -115,10 +115,8 @@ def run(
         from golive.rehearsal import compress
 
         checked = compress(checked, time_scale)
-    window = checked.window.maintenance
-    if window and not force_window and not window_containing(datetime.now(UTC), window.days, window.start, window.end, window.timezone):
-        err.print(f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}): "
-                  "nothing started; use --force-window to start anyway", style="red")
+    if why := start_refusal(checked.window.maintenance, datetime.now(UTC), force_window):
+        err.print(f"nothing started: {why}", style="red")
         raise typer.Exit(EXIT_INVALID)
     run_id = run_id or new_run_id()
     err.print(f"run {run_id}: {checked.name}, deployment {deploy_id} (previous {previous_deploy_id})", style="bold")
