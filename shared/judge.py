@@ -37,6 +37,7 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
 }
 
 
+_WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
 # A verdict as a run's story shows it (`golive run`, the report's timeline).
 SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
 
@@ -61,12 +62,7 @@ class Reading:
         return self.judged and self.observed is not None and self.observed > self.limit
 
     def words(self) -> str:
-        """``p95 512 ms > 400 ms``, ``replica lag 9.25 s <= 10 s``, ``WAL lag never measured``."""
-        label, unit = {**REQUEST_LIMITS, **GAUGES}[self.metric]
-        if self.observed is None:
-            return f"{label} never measured"
-        op = ">" if self.observed > self.limit else "<="
-        return f"{label} {number(self.observed)}{unit} {op} {number(self.limit)}{unit}"
+        return reading_words(self.metric, self.observed, self.limit)
 
 
 @dataclass(frozen=True)
@@ -129,6 +125,16 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def reading_words(metric: str, observed: float | None, limit: float) -> str:
+    """One number against its limit as every message says it: ``p95 512 ms > 400 ms``, ``replica lag 9.25 s <= 10 s``,
+    ``WAL lag never measured``. A published Verdict reads the same (observed -1: never measured)."""
+    label, unit = _WORDS.get(metric, (metric, " ms" if metric.endswith("_ms") else ""))
+    if observed is None or observed < 0:
+        return f"{label} never measured"
+    op = ">" if observed > limit else "<="
+    return f"{label} {number(observed)}{unit} {op} {number(limit)}{unit}"
 
 
 def number(value: float) -> str:
