@@ -35,9 +35,8 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
     "p99_ms": ("p99", " ms"),
     "error_rate_pct": ("error rate", "%"),
 }
-
-
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
+
 # A verdict as a run's story shows it (`golive run`, the report's timeline).
 SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
 
@@ -129,9 +128,9 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
 
 def reading_words(metric: str, observed: float | None, limit: float) -> str:
     """One number against its limit as every message says it: ``p95 512 ms > 400 ms``, ``replica lag 9.25 s <= 10 s``,
-    ``WAL lag never measured``. A published Verdict reads the same (observed -1: never measured)."""
+    ``WAL lag never measured``. A published Verdict reads the same (a gauge observed -1: never measured)."""
     label, unit = _WORDS.get(metric, (metric, " ms" if metric.endswith("_ms") else ""))
-    if observed is None or observed < 0:
+    if observed is None or (metric in GAUGES and observed < 0):  # a gauge is never below 0; a p95 increase may be
         return f"{label} never measured"
     op = ">" if observed > limit else "<="
     return f"{label} {number(observed)}{unit} {op} {number(limit)}{unit}"

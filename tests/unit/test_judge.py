@@ -7,7 +7,7 @@ import pytest
 
 from shared.commands import Thresholds
 from shared.events import LatencySummary
-from shared.judge import GAUGES, error_rate_pct, judge
+from shared.judge import GAUGES, error_rate_pct, judge, reading_words
 
 
 def numbers(count: int = 1_200, errors: int = 4, p95: float = 120.0, p99: float = 180.0, **gauges: float) -> LatencySummary:
@@ -82,3 +82,9 @@ def test_the_guard_gauges_are_the_thresholds_gauge_limits():
 def test_limits_without_thresholds_pass_and_say_so():
     assert judge(numbers(), Thresholds()).why == "no thresholds over 1,204 requests"
     assert judge(numbers(), Thresholds()).verdict == "pass"
+
+
+def test_a_published_verdict_reads_in_the_same_words_and_a_faster_canary_is_a_number_not_a_missing_one():
+    assert reading_words("p95_ms", 512.0, 400) == "p95 512 ms > 400 ms"
+    assert reading_words("replica_lag_s", -1.0, 8) == "replica lag never measured"
+    assert reading_words("p95_increase_ms", -12.5, 50) == "p95 increase over the baseline -12.5 ms <= 50 ms"
