@@ -31,7 +31,7 @@ from shared.events import (
     WatchEnded,
     WatchSummary,
 )
-from shared.judge import number, reading_words
+from shared.judge import reading_words
 from shared.plan_versions import plan_data
 
 _STAGE_STEP = re.compile(r"^stage(\d+):")
@@ -58,7 +58,7 @@ class ProbeResult:
     def text(self) -> str:
         """``stripe_recent p95 3.2 ms <= 400 ms, error rate 0% <= 1% over 120 requests`` (shared/judge.py's words)."""
         judged = ", ".join(reading_words(v["metric"], v["observed"], v["limit"]) for v in self.verdicts)
-        return f"{self.probe} {judged or f'p95 {number(self.p95_ms)} ms'} over {self.count + self.errors:,} requests"
+        return f"{self.probe} {judged or f'p95 {self.p95_ms:g} ms'} over {self.count + self.errors:,} requests"
 
 
 @dataclass(frozen=True)
