@@ -22,13 +22,13 @@ from nats.errors import NoServersError
 
 from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
-from services.coordinator.plan import Plan
 from services.coordinator.saga import RunState, decide
 from shared.bus import connect_options, ensure_streams
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_target
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished, RunStarted
+from shared.plan import Plan
 from shared.settings import BusUnreachable, Settings
 
 # what `golive` exits with; a run's outcome decides it for the commands that follow a run to its end

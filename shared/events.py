@@ -34,6 +34,8 @@ Phase = Literal[
     "preflight", "migrate", "smoke", "canary", "final_validation", "lock_in", "done", "compensating",
 ]
 Outcome = Literal["succeeded", "rolled_back", "needs_human"]
+# a verdict on numbers against limits (shared/judge.py): inconclusive is neither passed nor failed (no evidence)
+Finding = Literal["pass", "fail", "inconclusive"]
 
 
 @message_type("golive.coordinator.run_started.v1")
@@ -377,6 +379,12 @@ class ProbeCompleted(Message):
     stopped: str | None = None
     baseline: LatencySummary | None = None
     comparison: Comparison | None = None
+    # pass, fail or inconclusive (``passed`` is False then too); None in events before it: ``passed`` says which
+    verdict: Finding | None = None
+
+    @property
+    def finding(self) -> Finding:
+        return self.verdict or ("pass" if self.passed else "fail")
 
 
 # --- traffic -----------------------------------------------------------------------------------
@@ -391,6 +399,12 @@ class ProbesCompleted(Message):
     summary: str
     duration_s: float
     stopped: str | None = None
+    # fail when a probe failed, else inconclusive when one was, else pass; None in events before it: ``passed`` says
+    verdict: Finding | None = None
+
+    @property
+    def finding(self) -> Finding:
+        return self.verdict or ("pass" if self.passed else "fail")
 
 
 @message_type("golive.coordinator.window_judged.v1")
@@ -401,7 +415,7 @@ class WindowJudged(Message):
     step: str
     probe: str
     index: int
-    verdict: Literal["pass", "fail", "inconclusive"]
+    verdict: Finding
     reason: str
     count: int = 0
     p95_ms: float | None = None

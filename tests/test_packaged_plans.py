@@ -13,7 +13,7 @@ from pathlib import Path
 
 from golive import plans
 from golive.stack.up import ready_message
-from services.coordinator.plan import load_plan
+from shared.plan import load_plan
 from tests.harness import REPO, run_cli
 
 SHIPPED = ("skeleton.yaml", "supabase-golive.yaml")

@@ -19,10 +19,10 @@ import pytest
 
 import shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.stack.service_processes import service_env
-from services.coordinator.plan import plan_of
 from shared.bus import ensure_streams
 from shared.envelope import parse_envelope
 from shared.events import RunStarted
+from shared.plan import plan_of
 from shared.provenance import event_origin_problem
 from shared.settings import Settings
 from shared.subjects import Subjects

@@ -8,7 +8,7 @@ import re
 import yaml
 
 from golive import plans
-from services.coordinator.plan import load_plan
+from shared.plan import load_plan
 from tests.harness import REPO
 
 PLAN = plans.RUNBOOK

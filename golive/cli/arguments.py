@@ -10,8 +10,8 @@ import typer
 
 from golive.cli.console import err
 from golive.client import EXIT_INVALID
-from services.coordinator.plan import Plan
 from shared.ids import InvalidId, check_id
+from shared.plan import Plan
 from shared.secrets import redact
 
 
@@ -36,7 +36,7 @@ run_id_checked, deployment_id_checked = _valid_id("run id"), _valid_id("deployme
 def checked_plan(path: Path) -> Plan:
     """The plan at ``path`` after every check (golive/plans/check.py), or exit 2 listing every problem."""
     from golive.plans.check import check_plan
-    from services.coordinator.plan import PlanError
+    from shared.plan import PlanError
 
     try:
         return check_plan(path)

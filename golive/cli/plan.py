@@ -26,7 +26,7 @@ def schema(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write it to this file instead of printing it")] = None,
 ) -> None:
     """Print the plan's JSON Schema (docs/plan.schema.json is this, committed), for editors and CI checks."""
-    from services.coordinator.plan import plan_schema
+    from shared.plan import plan_schema
 
     text = plan_schema()
     if out_file is None:
@@ -43,9 +43,9 @@ def migrate(
     """The plan's migrations alone, outside a go-live: --dry-run prints the lint and what would run without
     touching anything; without it they run now on the plan's database (same lock, history and repairs as
     the migrator service). Exit 0 done, 1 failed, 2 invalid plan or lint errors."""
-    from services.coordinator.plan import PlanError, load_plan
     from services.migrator.dry_run import dry_run as describe_dry_run
     from shared.commands import ApplyMigrations, MigrationStatement
+    from shared.plan import PlanError, load_plan
 
     try:
         loaded = load_plan(plan)

@@ -13,7 +13,7 @@ from golive.cli.arguments import checked_plan, deployment_id_checked, run_id_che
 from golive.cli.console import err, event_printer, exit_codes, out
 from golive.client import EXIT_INVALID, new_run_id, show_events, start_and_watch
 from golive.views.live import watching
-from services.coordinator.window import describe_window, window_containing
+from services.coordinator.window import start_refusal
 from shared.settings import Settings
 
 
@@ -35,10 +35,8 @@ def run(
         from golive.plans.rehearsal import compress
 
         checked = compress(checked, time_scale)
-    window = checked.window.maintenance
-    if window and not force_window and not window_containing(datetime.now(UTC), window.days, window.start, window.end, window.timezone):
-        err.print(f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}): "
-                  "nothing started; use --force-window to start anyway", style="red")
+    if why := start_refusal(checked.window.maintenance, datetime.now(UTC), force_window):
+        err.print(f"nothing started: {why}", style="red")
         raise typer.Exit(EXIT_INVALID)
     run_id = run_id or new_run_id()
     err.print(f"run {run_id}: {checked.name}, deployment {deploy_id} (previous {previous_deploy_id})", style="bold")

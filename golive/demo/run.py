@@ -21,9 +21,9 @@ from pathlib import Path
 from golive.client import EXIT_UNREACHABLE, approve_run, new_run_id, start_and_watch
 from golive.demo.app import set_mode
 from golive.plans.rehearsal import DEMO_TIME_SCALE, compress
-from services.coordinator.plan import Plan
 from shared.envelope import Envelope
 from shared.events import PhaseStarted, ProbeWindow, WindowJudged
+from shared.plan import Plan
 from shared.settings import Settings
 
 BAD_CANARY = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.coordinator.plan import Plan, PlanError, load_plan_with_lines
 from services.migrator.statements import lint
 from services.notifier.sinks import known_types, sink_for
 from services.notifier.templates import check_templates
+from shared.plan import Plan, PlanError, load_plan_with_lines
 
 
 def check_plan(path: Path) -> Plan:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 
-from services.coordinator.plan import Plan
+from shared.plan import Plan
 from shared.plan.durations import parse_duration
 
 DEMO_TIME_SCALE = 120  # the runbook's 60-minute canary in 30 s; the whole demo well under 3 minutes

@@ -42,8 +42,10 @@ from shared.events import (
     WindowClosing,
     WindowJudged,
 )
+from shared.judge import SHOWN
 
 OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}
+_COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow"}  # of a probe's verdict
 
 
 def terminal(stderr: bool = False) -> Console:
@@ -66,10 +68,10 @@ def describe(envelope: Envelope) -> tuple[str, str]:
         case MigrationsReverted():
             return "yellow", "migrations reverted: dropped " + (", ".join(d.dropped) or "nothing")
         case ProbeCompleted():
-            return ("green" if d.passed else "red"), f"probe {'passed' if d.passed else 'FAILED'}: {d.summary}"
+            return _COLOUR[d.finding], f"probe {SHOWN[d.finding]}: {d.summary}"
         case ProbesCompleted():
             stopped = f" (stopped: {d.stopped})" if d.stopped else ""
-            return ("green" if d.passed else "red"), f"probes {'passed' if d.passed else 'FAILED'}: {d.summary}{stopped}"
+            return _COLOUR[d.finding], f"probes {SHOWN[d.finding]}: {d.summary}{stopped}"
         case TrafficShifted():
             return "green", f"traffic: {d.weight}% to {d.canary} via {d.provider} (read back {d.verified_weight}%)"
         case ProbeWindow():

@@ -35,6 +35,7 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
+from shared.judge import error_rate_pct
 
 WINDOWS_SHOWN = 6
 DECISIONS_SHOWN = 4
@@ -108,8 +109,8 @@ def fold(view: LiveView, envelope: Envelope) -> LiveView:
             stats = d.stats
             requests = stats.count + stats.errors
             p95_limit, error_limit = _limits(view, d.probe)
-            row = WindowRow(d.probe, d.index, stats.p95_ms, 100.0 * stats.errors / requests if requests else 0.0,
-                            requests, p95_limit, error_limit)
+            row = WindowRow(d.probe, d.index, stats.p95_ms, error_rate_pct(stats.count, stats.errors), requests,
+                            p95_limit, error_limit)
             return replace(view, windows=_upsert(view.windows, row))
         case WindowJudged():
             known = next((w for w in view.windows if (w.probe, w.index) == (d.probe, d.index)), None)
@@ -189,7 +190,7 @@ def watching(console: Console, as_json: bool, line: Callable[[Envelope], None]) 
 
 
 def _stages(started: RunStarted) -> tuple[tuple[int, float, dict[str, tuple[float | None, float | None]]], ...]:
-    from services.coordinator.plan import plan_of
+    from shared.plan import plan_of
 
     stages = []
     for stage in plan_of(started).canary.stages:

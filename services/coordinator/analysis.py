@@ -3,10 +3,11 @@
 Pure functions of a ProbeWindow and the limits it is held to, and the tally of a stage's verdicts against
 plan.Analysis (failure_limit, consecutive_failure_limit, inconclusive); the saga keeps the tally in its state.
 
-- A check's window is **inconclusive** with fewer than ``min_samples`` requests (too few to judge), else it
-  **fails** when any of p95_ms, p99_ms or error_rate_pct is over its threshold, else it **passes**.
-- A guard's window **fails** when any gauge (replica lag, WAL lag, connection use, long transactions) is over
-  its limit, is **inconclusive** when it measured none of them, else it **passes**.
+- A window is judged by the one judge of thresholds (shared/judge.py), the prober's judge of a probe's totals:
+  a check's window against the check's thresholds with the plan's analysis.min_samples (fewer requests:
+  **inconclusive**), the guard's window against the guard limits (a gauge never measured: **inconclusive**).
+- A probe step's totals (the prober's verdict on a whole hold, check or validation) fail it when a probe failed
+  or a check was inconclusive; the guard's inconclusive totals are ignored, as its windows are.
 - The tally: failed windows are counted per stage (all its checks together), consecutive failed windows per
   check (windows of several checks interleave, so one check's pass must not hide another's streak). An
   inconclusive window is ignored (neither a failure nor a break of a streak), or a failure with
@@ -16,27 +17,18 @@ plan.Analysis (failure_limit, consecutive_failure_limit, inconclusive); the saga
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from shared.events import ProbeWindow
+from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow
+from shared.judge import judge
 from shared.plan.canary import Analysis
 from shared.plan.checks import Thresholds
-
-Verdict = Literal["pass", "fail", "inconclusive"]
-
-_GAUGES = {
-    "replica_lag_s": ("replica lag", " s"),
-    "wal_lag_bytes": ("WAL lag", " bytes"),
-    "connection_use_pct": ("connection use", "%"),
-    "long_transactions": ("long transactions", ""),
-}
 
 
 @dataclass(frozen=True)
 class WindowVerdict:
     """A window's verdict and why, in words a rollback message can quote ("p95 512 ms > 400 ms over 1,204 requests")."""
 
-    verdict: Verdict
+    verdict: Finding
     why: str
     count: int  # requests in the window, failed ones included
     p95_ms: float | None = None
@@ -54,7 +46,7 @@ class StageTally:
         return dict(self.streaks).get(probe, 0)
 
 
-def count_window(tally: StageTally, probe: str, verdict: Verdict, policy: Analysis) -> tuple[StageTally, str | None]:
+def count_window(tally: StageTally, probe: str, verdict: Finding, policy: Analysis) -> tuple[StageTally, str | None]:
     """Add one check window's verdict to the stage's tally; the limit it reached (why the stage fails), if any."""
     counted = verdict == "fail" or (verdict == "inconclusive" and policy.inconclusive == "fail")
     streaks = dict(tally.streaks)
@@ -72,56 +64,25 @@ def count_window(tally: StageTally, probe: str, verdict: Verdict, policy: Analys
 
 
 def judge_window(window: ProbeWindow, thresholds: Thresholds, min_samples: int) -> WindowVerdict:
-    """The verdict on one window of a check, against the check's latency and error-rate thresholds."""
-    stats = window.stats
-    count = stats.count + stats.errors
-    error_rate = 100.0 * stats.errors / count if count else 0.0
-    over = f"over {count:,} requests"
-    if count < min_samples:
-        return WindowVerdict("inconclusive", f"{count:,} requests < min_samples {min_samples}", count, None, None)
-    measured = {"p95_ms": stats.p95_ms, "p99_ms": stats.p99_ms, "error_rate_pct": error_rate}
-    breaches, within = [], []
-    for metric, observed in measured.items():
-        limit = getattr(thresholds, metric)
-        if limit is None:
-            continue
-        text = _compare(metric, observed, limit)
-        (breaches if observed > limit else within).append(text)
-    if breaches:
-        return WindowVerdict("fail", f"{', '.join(breaches)} {over}", count, stats.p95_ms, round(error_rate, 3))
-    judged = ", ".join(within) or f"p95 {_num(stats.p95_ms)} ms (no thresholds)"
-    return WindowVerdict("pass", f"{judged} {over}", count, stats.p95_ms, round(error_rate, 3))
+    """The verdict on one window of a check, against the check's thresholds, by the shared judge (shared/judge.py)."""
+    judged = judge(window.stats, thresholds, min_samples)
+    measured = judged.requests >= min_samples  # a window too thin to judge shows no numbers
+    return WindowVerdict(judged.verdict, judged.why, judged.requests, window.stats.p95_ms if measured else None,
+                         judged.error_rate_pct if measured else None)
 
 
 def judge_guard(window: ProbeWindow, limits: dict[str, float]) -> WindowVerdict:
     """The verdict on one window of the guard probe: its worst gauge values against the plan's guard limits."""
-    gauges = window.stats.gauges
-    count = window.stats.count + window.stats.errors
-    breaches, within = [], []
-    for name, limit in limits.items():
-        if name not in gauges:
-            continue
-        text = _compare(name, gauges[name], limit)
-        (breaches if gauges[name] > limit else within).append(text)
-    if breaches:
-        return WindowVerdict("fail", ", ".join(breaches), count)
-    if not within:
-        return WindowVerdict("inconclusive", "no guard gauge measured", count)
-    return WindowVerdict("pass", ", ".join(within), count)
+    judged = judge(window.stats, Thresholds.model_validate(limits))
+    return WindowVerdict(judged.verdict, judged.why, judged.requests)
 
 
-def _compare(metric: str, observed: float, limit: float) -> str:
-    op = ">" if observed > limit else "<="
-    if metric in _GAUGES:
-        label, unit = _GAUGES[metric]
-        return f"{label} {_num(observed)}{unit} {op} {_num(limit)}{unit}"
-    if metric == "error_rate_pct":
-        return f"error rate {_num(observed)}% {op} {_num(limit)}%"
-    return f"{metric.removesuffix('_ms')} {_num(observed)} ms {op} {_num(limit)} ms"
+def totals_failure(answer: ProbeCompleted | ProbesCompleted, guard: str | None) -> str | None:
+    """Why a probe step fails on its totals (the answer's summary), or None when it does not.
 
-
-def _num(value: float) -> str:
-    """512 -> "512", 3.14159 -> "3.14", 104857600 -> "104,857,600": numbers as a person reads them."""
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}".rstrip("0").rstrip(".")
+    It fails when a probe failed, or when a check is inconclusive: no evidence of health is no pass. The guard's
+    inconclusive totals are ignored, as its windows are: a tripwire that read nothing has not tripped."""
+    results = answer.results if isinstance(answer, ProbesCompleted) else [answer]
+    if any(r.finding == "fail" or (r.finding == "inconclusive" and r.probe != guard) for r in results):
+        return answer.summary
+    return None

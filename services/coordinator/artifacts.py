@@ -36,6 +36,7 @@ from shared.events import (
     WindowJudged,
 )
 from shared.ids import check_id
+from shared.judge import SHOWN
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,8 @@ def _line(e: Envelope) -> str:
         return f"{d.step}: {d.detail}"
     if isinstance(d, WindowJudged) and d.verdict != "pass":  # passing windows are in report.json's decisions
         return d.reason
-    if isinstance(d, ProbesCompleted):
-        return f"{'passed' if d.passed else 'FAILED'}: {d.summary}"
-    if isinstance(d, ProbeCompleted):
-        return f"{'passed' if d.passed else 'FAILED'}: {d.summary}"
+    if isinstance(d, ProbesCompleted | ProbeCompleted):
+        return f"{SHOWN[d.finding]}: {d.summary}"
     if isinstance(d, TrafficShifted):
         return f"traffic {d.weight}% to {d.canary} (read back {d.verified_weight}%)"
     if isinstance(d, TrafficRolledBack):

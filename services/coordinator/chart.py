@@ -23,6 +23,7 @@ from shared.events import (
     TrafficRolledBack,
     TrafficShifted,
 )
+from shared.judge import error_rate_pct
 from shared.plan import plan_of
 from shared.plan.canary import Stage
 
@@ -90,22 +91,19 @@ def chart_data(events: list[Envelope]) -> ChartData:
     for e in events:
         if isinstance(e.data, ProbeWindow):
             s = e.data.stats
-            total = s.count + s.errors
             lines.setdefault((e.data.probe, deploy[e.data.target]), []).append(
-                Point(at(e), s.p95_ms, 100.0 * s.errors / total if total else 0.0, total))
+                Point(at(e), s.p95_ms, error_rate_pct(s.count, s.errors), s.count + s.errors))
     source = "windows"
     if not lines:
         source = "results"
         for e in events:
             for r in _results(e):
-                total = r.count + r.errors
                 lines.setdefault((r.probe, deploy["probe"]), []).append(
-                    Point(at(e), r.p95_ms, 100.0 * r.errors / total if total else 0.0, total))
+                    Point(at(e), r.p95_ms, error_rate_pct(r.count, r.errors), r.count + r.errors))
                 if r.baseline is not None:
                     b = r.baseline
-                    btotal = b.count + b.errors
                     lines.setdefault((r.probe, deploy["baseline"]), []).append(
-                        Point(at(e), b.p95_ms, 100.0 * b.errors / btotal if btotal else 0.0, btotal))
+                        Point(at(e), b.p95_ms, error_rate_pct(b.count, b.errors), b.count + b.errors))
 
     stages = tuple((at(e), e.data.verified_weight) for e in events if isinstance(e.data, TrafficShifted))
     rollback = next((e for e in events if isinstance(e.data, (StepFailed, CompensationStarted, TrafficRolledBack))), None)

@@ -34,6 +34,7 @@ from shared.events import (
     WatchStarted,
     WatchSummary,
 )
+from shared.judge import error_rate_pct
 from shared.plan import Plan, plan_of
 from shared.plan.post_deploy import PostDeploy
 
@@ -170,7 +171,7 @@ def _on_answer(state: WatchState, data, now: datetime) -> tuple[WatchState, list
 def _complete(state: WatchState, now: datetime, results: list[ProbeCompleted] = (), error: str = "") -> tuple[WatchState, list[Output]]:
     n = state.checks_done
     probes = [WatchProbe(probe=r.probe, passed=r.passed, count=r.count, errors=r.errors, p95_ms=r.p95_ms,
-                         error_rate_pct=round(100.0 * r.errors / (r.count + r.errors), 3) if r.count + r.errors else 0.0,
+                         error_rate_pct=round(error_rate_pct(r.count, r.errors), 3),
                          summary=r.summary) for r in results]
     passed = not error and all(p.passed for p in probes)
     summary = error or "; ".join(p.summary for p in probes) or "no probes"  # the prober's summary names its probe

@@ -25,7 +25,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from services.coordinator.analysis import StageTally, WindowVerdict, count_window, judge_guard, judge_window
+from services.coordinator.analysis import (
+    StageTally,
+    WindowVerdict,
+    count_window,
+    judge_guard,
+    judge_window,
+    totals_failure,
+)
+from services.coordinator.read_back import read_back_problem
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
@@ -391,9 +399,9 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
         return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted | ProbesCompleted) and not data.passed:
+    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, _guard(state))):
         # a hold also fails on its totals: windows each within limits can add up to a breach
-        return _fail(state, f"{step.name} failed: {data.summary}", envelope.time, cause="threshold", probes_ended=True)
+        return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
                   f"golive expected {data.expected_weight}% (traffic changed by hand)")
@@ -402,12 +410,16 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         if state.compensations and state.compensations[-1].undoes == step.name:
             state = replace(state, compensations=state.compensations[:-1])
         return _fail(state, reason, envelope.time, cause="drift")
-    if isinstance(data, TrafficShifted) and isinstance(step.command, ShiftTraffic) and data.verified_weight != step.command.weight:
-        reason = f"{step.name} failed: {data.provider} reads back {data.verified_weight}%, expected {step.command.weight}%"
-        return _fail(state, reason, envelope.time, cause="read_back")
+    if problem := read_back_problem(step.command, data):
+        return _fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
     return _send_step(state, state.position + 1, envelope.time)
+
+
+def _guard(state: RunState) -> str | None:
+    """The plan's guard probe, if it has one."""
+    return state.plan.guards.probe if state.plan.guards is not None else None
 
 
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -556,10 +568,15 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
 def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
     data = envelope.data
     undoing = state.compensations[-1].undoes
-    retryable = isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
+    problem = read_back_problem(state.compensations[-1].command, data)  # a rollback that did not take
+    retryable = (isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
+                 or problem is not None)
     if retryable and state.attempt < state.plan.retries.attempts:
-        why = _timeout_reason(state, data) if isinstance(data, StepTimedOut) else f"undoing {undoing} failed: {data.reason}"
+        why = (_timeout_reason(state, data) if isinstance(data, StepTimedOut)
+               else f"undoing {undoing} failed: {problem or data.reason}")
         return _schedule_retry(state, why, envelope.time)
+    if problem is not None:
+        return _finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
     if isinstance(envelope.data, StepTimedOut):
         return _finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
     if isinstance(envelope.data, CommandFailed):

@@ -32,7 +32,7 @@ from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
-from services.coordinator.window import describe_window, window_containing
+from services.coordinator.window import start_refusal, start_window
 from shared.bus import Bus, CommandError, Defer, UnknownRun, Work
 from shared.commands import (
     AbortRun,
@@ -489,12 +489,9 @@ def register(bus: Bus) -> RunDriver:
             raise CommandError(f"invalid plan: {exc}", "invalid") from None
         except ValidationError as exc:
             raise CommandError(f"invalid plan: {exc.error_count()} problem(s); run `golive plan check`", "invalid") from None
-        window = plan.window.maintenance
-        opened = window_containing(work.envelope.time, window.days, window.start, window.end, window.timezone) if window else None
-        if window and not opened and not cmd.force_window:
-            raise CommandError(
-                f"outside the maintenance window ({describe_window(window.days, window.start, window.end, window.timezone)}); "
-                "start it inside the window, or force it with --force-window", "invalid")
+        if why := start_refusal(plan.window.maintenance, work.envelope.time, cmd.force_window):
+            raise CommandError(why, "invalid")
+        opened = start_window(plan.window.maintenance, work.envelope.time)
         return RunStarted(
             # the version travels typed beside the plan, never inside it: one place says which format the dict is in
             plan=plan.model_dump(mode="json", exclude={"version"}), plan_version=plan.version, plan_name=plan.name,

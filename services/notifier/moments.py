@@ -30,6 +30,7 @@ from shared.events import (
     WatchEnded,
     WatchSummary,
 )
+from shared.judge import reading_words
 from shared.plan import Plan, plan_of
 from shared.plan.canary import Stage
 from shared.plan.notifications import Notifications
@@ -57,12 +58,9 @@ class ProbeResult:
 
     @property
     def text(self) -> str:
-        """``stripe_recent p95 3.2 ms (limit 400), error_rate_pct 0 (limit 1), 120 requests``."""
-        judged = ", ".join(
-            f"{v['metric']} {v['observed']:g}{' ms' if v['metric'].endswith('_ms') else ''} (limit {v['limit']:g})"
-            for v in self.verdicts
-        )
-        return f"{self.probe} {judged or f'p95 {self.p95_ms:g} ms'}, {self.count} requests"
+        """``stripe_recent p95 3.2 ms <= 400 ms, error rate 0% <= 1% over 120 requests`` (shared/judge.py's words)."""
+        judged = ", ".join(reading_words(v["metric"], v["observed"], v["limit"]) for v in self.verdicts)
+        return f"{self.probe} {judged or f'p95 {self.p95_ms:g} ms'} over {self.count + self.errors:,} requests"
 
 
 @dataclass(frozen=True)

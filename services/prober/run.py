@@ -18,7 +18,7 @@ from services.prober.load import END_GRACE_S, Recorder, run_load
 from services.prober.stats import judge
 from services.prober.targets import make_target
 from shared.commands import RunProbe, RunProbes
-from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
+from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
 # past the end, its grace and a request's timeout: room for a client-side cancel of a frozen server's query
@@ -101,12 +101,16 @@ def probes_of(cmd: RunProbes) -> list[RunProbe]:
 
 
 def probes_completed(results: Sequence[ProbeCompleted], stop: StopSignal) -> ProbesCompleted:
-    """The answer to a RunProbes: passed when every probe passed; the failing probes lead the summary."""
-    failing = [r for r in results if not r.passed]
-    passing = [r for r in results if r.passed]
-    head = f"{len(failing)} of {len(results)} probes failed" if failing else f"all {len(results)} probes passed"
-    summary = "; ".join([head, *(r.summary for r in failing + passing)])
-    return ProbesCompleted(results=list(results), passed=not failing, summary=summary,
+    """The answer to a RunProbes: failed when a probe failed, else inconclusive when one was, else passed; the
+    failing probes lead the summary, then the inconclusive ones."""
+    failing = [r for r in results if r.finding == "fail"]
+    unsure = [r for r in results if r.finding == "inconclusive"]
+    passing = [r for r in results if r.finding == "pass"]
+    finding: Finding = "fail" if failing else "inconclusive" if unsure else "pass"
+    head = (f"{len(failing)} of {len(results)} probes failed" if failing else
+            f"{len(unsure)} of {len(results)} probes inconclusive" if unsure else f"all {len(results)} probes passed")
+    summary = "; ".join([head, *(r.summary for r in failing + unsure + passing)])
+    return ProbesCompleted(results=list(results), passed=finding == "pass", verdict=finding, summary=summary,
                            duration_s=max((r.duration_s for r in results), default=0.0),
                            stopped=stop.reason if stop.is_set() else None)
 
@@ -221,7 +225,8 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
     total = recorder.total
     if recorder.unsent:
         total.errors["unsent"] += recorder.unsent
-    verdicts, passed, summary = judge(total, cmd.thresholds)
+    judged = judge(total, cmd.thresholds)
+    verdicts, finding, summary = judged.verdicts(), judged.verdict, judged.why
     comparison = baseline = None
     if "baseline" in recorders:
         base = recorders["baseline"]
@@ -234,7 +239,7 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
             verdicts.append(Verdict(metric="p95_increase_ms", limit=cmd.thresholds.p95_increase_ms,
                                     observed=comparison.p95_delta_ms, passed=ok,
                                     samples=comparison.samples + comparison.baseline_samples))
-            passed = passed and ok
+            finding = finding if ok else "fail"
         summary += f"; against the baseline: {comparison.reason}"
     if stop.is_set():
         summary += f"; stopped early: {stop.reason}"
@@ -242,8 +247,8 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
     return ProbeCompleted(
         probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=stats.count, errors=stats.errors,
         errors_by_class=stats.errors_by_class, p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p95_ms=stats.p95_ms,
-        p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=passed,
+        p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=finding == "pass",
         summary=f"{cmd.probe.name}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
-        stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison,
+        stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
     )

@@ -1,4 +1,4 @@
-"""Latency statistics and threshold verdicts: pure functions over an HdrHistogram.
+"""Latency statistics: pure functions over an HdrHistogram; their verdict is the shared judge's (shared/judge.py).
 
 A window holds one HdrHistogram (constant memory however many requests it sees), errors by class, the
 worst value of each health gauge, and optionally a bounded uniform sample of latencies (a reservoir) for
@@ -13,15 +13,14 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from shared.events import LatencySummary, Verdict
+from shared.events import LatencySummary
+from shared.judge import Judgement, error_rate_pct
+from shared.judge import judge as judge_numbers
 from shared.plan.checks import Thresholds
 
 # 1 microsecond .. 1 hour, 3 significant digits: constant memory however long a probe runs.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
 RESERVOIR_SIZE = 5_000
-
-# gauges judged by a threshold of the same name (the worst value over the run is what counts)
-GAUGE_THRESHOLDS = ("replica_lag_s", "wal_lag_bytes", "connection_use_pct", "long_transactions")
 
 
 class Reservoir:
@@ -93,8 +92,7 @@ class LatencyWindow:
         return self.histogram.get_max_value() / 1000.0 if self.count else 0.0
 
     def error_rate_pct(self) -> float:
-        total = self.count + self.error_count
-        return 100.0 * self.error_count / total if total else 0.0
+        return error_rate_pct(self.count, self.error_count)
 
     def summary(self, seconds: float) -> LatencySummary:
         """The window's numbers as published; ``achieved_rate`` = requests answered (ok or not) per second."""
@@ -106,52 +104,6 @@ class LatencyWindow:
         )
 
 
-def judge(window: LatencyWindow, thresholds: Thresholds) -> tuple[list[Verdict], bool, str]:
-    """Verdicts per threshold, overall pass, and a sentence that says why with the numbers."""
-    verdicts: list[Verdict] = []
-    samples = window.count + window.error_count
-    if thresholds.p95_ms is not None:
-        observed = window.percentile_ms(95)
-        verdicts.append(Verdict(samples=samples, metric="p95_ms", limit=thresholds.p95_ms, observed=observed,
-                                passed=observed <= thresholds.p95_ms))
-    if thresholds.p99_ms is not None:
-        observed = window.percentile_ms(99)
-        verdicts.append(Verdict(samples=samples, metric="p99_ms", limit=thresholds.p99_ms, observed=observed,
-                                passed=observed <= thresholds.p99_ms))
-    if thresholds.error_rate_pct is not None:
-        observed = window.error_rate_pct()
-        verdicts.append(
-            Verdict(samples=samples, metric="error_rate_pct", limit=thresholds.error_rate_pct, observed=observed,
-                    passed=observed <= thresholds.error_rate_pct)
-        )
-    missing_gauges = []
-    for name in GAUGE_THRESHOLDS:
-        limit = getattr(thresholds, name)
-        if limit is None:
-            continue
-        if name not in window.gauges:
-            # a limit on a gauge never measured (every health sample failed) is no evidence of health
-            missing_gauges.append(name)
-            verdicts.append(Verdict(samples=samples, metric=name, limit=limit, observed=-1.0, passed=False))
-            continue
-        observed = window.gauges[name]
-        verdicts.append(Verdict(samples=samples, metric=name, limit=limit, observed=observed, passed=observed <= limit))
-    enough = samples >= thresholds.min_samples
-    # no successful request is no evidence of anything (and a latency limit would pass on a p95 of 0)
-    no_latency = window.count == 0 and samples > 0
-    passed = enough and not no_latency and all(v.passed for v in verdicts)
-    parts = [
-        f"{_short(v.metric)} {v.observed:.2f} {'<=' if v.passed else '>'} {v.limit:g}"
-        for v in verdicts if v.metric not in missing_gauges
-    ]
-    parts += [f"{_short(name)} never measured" for name in missing_gauges]
-    if not enough:
-        parts.append(f"only {samples} samples < {thresholds.min_samples} required")
-    if no_latency:
-        parts.append("no successful request to measure latency on")
-    summary = f"{', '.join(parts) or 'no thresholds'} over {samples} requests"
-    return verdicts, passed, summary
-
-
-def _short(metric: str) -> str:
-    return metric.removesuffix("_ms").removesuffix("_pct")
+def judge(window: LatencyWindow, thresholds: Thresholds) -> Judgement:
+    """The window's numbers against ``thresholds``, by the one judge every service uses (shared/judge.py)."""
+    return judge_numbers(window.summary(0.0), thresholds)

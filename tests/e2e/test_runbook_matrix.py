@@ -47,7 +47,6 @@ from golive.stack.postgres import EmbeddedPostgres
 from golive.stack.replica import StreamingReplica
 from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
 from golive.stack.webhook_sink import WebhookSink
-from services.coordinator.plan import Plan, parse_plan
 from shared.envelope import Envelope
 from shared.events import (
     PhaseStarted,
@@ -58,6 +57,7 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
+from shared.plan import Plan, parse_plan
 from shared.settings import Settings
 from shared.subjects import SERVICES
 

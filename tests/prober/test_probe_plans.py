@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.plan import PlanError, parse_plan
 from services.coordinator.saga import build_steps
 from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, RunProbes, SqlProbeSpec
+from shared.plan import PlanError, parse_plan
 
 PLAN = """
 name: probes

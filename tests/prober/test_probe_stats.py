@@ -61,96 +61,101 @@ def test_window_of_only_errors_has_a_full_error_rate():
 def test_probe_within_every_threshold_passes():
     window = window_of(ONE_TO_HUNDRED_MS, errors={"timeout": 1})
 
-    verdicts, passed, summary = judge(window, Thresholds(p95_ms=400, p99_ms=500, error_rate_pct=1.0))
+    judged = judge(window, Thresholds(p95_ms=400, p99_ms=500, error_rate_pct=1.0))
 
-    assert passed
+    assert judged.verdict == "pass"
+    verdicts = judged.verdicts()
     assert [(v.metric, v.limit, v.passed) for v in verdicts] == [
         ("p95_ms", 400, True), ("p99_ms", 500, True), ("error_rate_pct", 1.0, True),
     ]
     assert verdicts[2].observed == pytest.approx(100 / 101)
-    assert "over 101 requests" in summary
+    assert judged.why.endswith("over 101 requests")
 
 
 def test_probe_fails_when_one_threshold_is_breached_and_the_summary_says_which():
     window = window_of(ONE_TO_HUNDRED_MS)
 
-    verdicts, passed, summary = judge(window, Thresholds(p95_ms=90, error_rate_pct=1.0))
+    judged = judge(window, Thresholds(p95_ms=90, error_rate_pct=1.0))
 
-    assert not passed
-    p95, error_rate = verdicts
+    assert judged.verdict == "fail"
+    p95, error_rate = judged.verdicts()
     assert not p95.passed
     assert p95.observed == pytest.approx(95, rel=1e-3)
     assert error_rate.passed
-    assert summary == f"p95 {p95.observed:.2f} > 90, error_rate 0.00 <= 1 over 100 requests"
+    assert judged.why == f"p95 {p95.observed:.2f} ms > 90 ms over 100 requests"  # the breach, as a window's
 
 
 def test_error_rate_above_its_limit_fails_the_probe():
     window = window_of([1.0] * 98, errors={"timeout": 2})
 
-    verdicts, passed, summary = judge(window, Thresholds(error_rate_pct=1.5))
+    judged = judge(window, Thresholds(error_rate_pct=1.5))
 
-    assert not passed
-    assert [(v.metric, v.observed, v.passed) for v in verdicts] == [("error_rate_pct", 2.0, False)]
-    assert summary == "error_rate 2.00 > 1.5 over 100 requests"
+    assert judged.verdict == "fail"
+    assert [(v.metric, v.observed, v.passed) for v in judged.verdicts()] == [("error_rate_pct", 2.0, False)]
+    assert judged.why == "error rate 2% > 1.5% over 100 requests"
 
 
 def test_limit_equal_to_the_observed_value_passes():
     window = window_of([1.0] * 98, errors={"timeout": 2})
 
-    _, passed, _ = judge(window, Thresholds(error_rate_pct=2.0))
-
-    assert passed
+    assert judge(window, Thresholds(error_rate_pct=2.0)).passed
 
 
-def test_too_few_samples_fail_the_probe_even_within_thresholds():
+def test_too_few_samples_are_inconclusive_not_a_pass_even_within_thresholds():
     window = window_of([1.0, 2.0, 3.0])
 
-    verdicts, passed, summary = judge(window, Thresholds(p95_ms=400, min_samples=10))
+    judged = judge(window, Thresholds(p95_ms=400, min_samples=10))
 
-    assert not passed
-    assert [(v.metric, v.passed) for v in verdicts] == [("p95_ms", True)]  # within the threshold it was judged on
-    assert "only 3 samples < 10 required" in summary
-    assert summary.endswith("over 3 requests")
+    assert judged.verdict == "inconclusive" and not judged.passed
+    assert all(v.passed for v in judged.verdicts())
+    assert judged.why == "3 requests < min_samples 10"
 
 
 def test_errors_count_as_samples():
     window = window_of([1.0] * 5, errors={"timeout": 5})
 
-    _, passed, _ = judge(window, Thresholds(min_samples=10))
-
-    assert passed
+    assert judge(window, Thresholds(min_samples=10)).passed
 
 
 def test_probe_without_thresholds_passes_and_says_so():
-    verdicts, passed, summary = judge(window_of([1.0]), Thresholds())
+    judged = judge(window_of([1.0]), Thresholds())
 
-    assert verdicts == []
-    assert passed
-    assert summary == "no thresholds over 1 requests"
-
-
-def test_empty_window_fails_the_default_minimum_of_one_sample():
-    _, passed, summary = judge(LatencyWindow(), Thresholds(p95_ms=400))
-
-    assert not passed
-    assert "only 0 samples < 1 required" in summary
+    assert judged.verdicts() == []
+    assert judged.passed
+    assert judged.why == "no thresholds over 1 requests"
 
 
-def test_latency_limit_fails_when_no_request_succeeded():
+def test_empty_window_is_inconclusive_under_the_default_minimum_of_one_sample():
+    judged = judge(LatencyWindow(), Thresholds(p95_ms=400))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "0 requests < min_samples 1"
+
+
+def test_latency_limit_is_not_judged_when_no_request_succeeded():
     window = LatencyWindow()
     for _ in range(50):
         window.record_error("connection")
-    verdicts, passed, summary = judge(window, Thresholds(p95_ms=400))
-    assert not passed
-    assert "no successful request" in summary
+    judged = judge(window, Thresholds(p95_ms=400))
+    assert judged.verdict == "inconclusive" and "no successful request" in judged.why
 
 
-def test_probe_whose_every_request_failed_fails_even_without_thresholds():
-    window = window_of([], errors={"connection": 3})
-    _, passed, summary = judge(window, Thresholds())
-    assert not passed and "no successful request" in summary
+def test_probe_whose_every_request_failed_does_not_pass_even_without_thresholds():
+    judged = judge(window_of([], errors={"connection": 3}), Thresholds())
+    assert not judged.passed and "no successful request" in judged.why
 
 
 def test_each_verdict_says_how_many_samples_it_rests_on():
-    verdicts, _, _ = judge(window_of([1.0] * 40, errors={"timeout": 2}), Thresholds(p95_ms=10, error_rate_pct=5))
+    verdicts = judge(window_of([1.0] * 40, errors={"timeout": 2}), Thresholds(p95_ms=10, error_rate_pct=5)).verdicts()
     assert [v.samples for v in verdicts] == [42, 42]
+
+
+def test_totals_whose_guard_gauge_was_never_measured_are_inconclusive_as_its_windows_are():
+    # every health sample that read connection use failed to read the replica's lag: no number is no breach either
+    window = window_of([1.0] * 30)
+    window.record_gauges({"connection_use_pct": 40.0})
+
+    judged = judge(window, Thresholds(replica_lag_s=8, connection_use_pct=80))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "connection use 40% <= 80%, replica lag never measured"

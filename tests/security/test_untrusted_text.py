@@ -16,7 +16,6 @@ import yaml
 from rich.console import Console
 
 from golive.views.live import LiveView, fold, render
-from services.coordinator.plan import Plan
 from shared.bus import connect_options, ensure_streams
 from shared.events import (
     LatencySummary,
@@ -27,6 +26,7 @@ from shared.events import (
     StepFailed,
     WindowJudged,
 )
+from shared.plan import Plan
 from tests.builders import RunEvents, skeleton_dict
 from tests.harness import REPO, run_cli, wait_for_output
 

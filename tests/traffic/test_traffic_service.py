@@ -166,3 +166,24 @@ async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_com
         await traffic.stop_ticking()
         await bus.stop()
     assert weight == 50
+
+
+async def test_a_rollback_read_back_wrong_is_reported_as_read_back_for_the_saga_to_judge(settings, envoy, admin_relay):
+    # the service reads back and reports; whether 30% after a rollback is wrong is the saga's rule (read_back.py)
+    bus, _ = await started_traffic(settings)
+    spec = envoy_spec(admin_relay.url)
+    admin_relay.hold = re.compile(r"routing\.canary\.canary=0\b")  # Envoy applies the rollback, its answer waits
+    try:
+        async with Conversation(settings, "run-undone") as talk:
+            await talk.send(shift(spec, 10, 0), "run-undone.1")
+            assert isinstance((await talk.next()).data, TrafficShifted)
+            await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-undone.undo")
+            await asyncio.wait_for(admin_relay.held.wait(), 20)
+            await set_by_hand(envoy.admin_url, 30)  # someone at a console, between the rollback and its read-back
+            admin_relay.release.set()
+            rolled_back = await talk.next()
+    finally:
+        admin_relay.release.set()
+        await bus.stop()
+    assert isinstance(rolled_back.data, TrafficRolledBack) and rolled_back.correlationid == "run-undone.undo"
+    assert (rolled_back.data.verified_weight, rolled_back.data.before, rolled_back.data.changed) == (30, 10, True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.coordinator.plan import parse_plan
 from shared.envelope import Envelope
 from shared.events import (
     CompensationStarted,
@@ -18,6 +17,7 @@ from shared.events import (
     TrafficShifted,
     Verdict,
 )
+from shared.plan import parse_plan
 from tests.builders import RunEvents
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from services.coordinator.plan import Plan, parse_plan
 from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
 from shared.commands import (
     ApplyMigrations,
@@ -37,6 +36,7 @@ from shared.events import (
     TrafficTargetTaken,
     Verdict,
 )
+from shared.plan import Plan, parse_plan
 from tests.builders import RunEvents
 
 T0 = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)

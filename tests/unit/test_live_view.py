@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from rich.console import Console
 
 from golive.views.live import LiveView, fold, render, watching
-from services.coordinator.plan import parse_plan
 from shared.envelope import Message
 from shared.events import (
     ContinueRequested,
@@ -20,6 +19,7 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
+from shared.plan import parse_plan
 from tests.builders import RunEvents
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)

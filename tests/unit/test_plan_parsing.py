@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.plan import PlanError, load_plan, parse_plan
+from shared.plan import PlanError, load_plan, parse_plan
 from tests.builders import SKELETON
 
 VALID = """\

@@ -22,8 +22,13 @@ from shared.envelope import new_envelope
 from shared.events import (
     LatencySummary,
     PhaseStarted,
+    ProbeCompleted,
+    ProbesCompleted,
     ProbeWindow,
     StepFailed,
+    TrafficPromoted,
+    TrafficRolledBack,
+    Verdict,
     WindowJudged,
 )
 from tests.unit.saga_run import (
@@ -334,6 +339,42 @@ def test_hold_failing_on_its_totals_fails_the_stage_without_a_stop():
     assert stops(outputs) == []  # the probes are over: their answer is what failed the stage
 
 
+def guard_inconclusive(checks: str = "pass") -> ProbesCompleted:
+    """A stage 1 hold's answer whose guard read no replica lag at all (as the prober judges it): inconclusive."""
+    guard = ProbeCompleted(
+        probe="db", kind="pg_health", count=30, errors=0, p50_ms=1.0, p95_ms=2.0, p99_ms=3.0, max_ms=4.0, duration_s=60.0,
+        gauges={"connection_use_pct": 40.0}, passed=False, verdict="inconclusive",
+        verdicts=[Verdict(metric="replica_lag_s", limit=8, observed=-1.0, passed=False, samples=30),
+                  Verdict(metric="connection_use_pct", limit=80, observed=40.0, passed=True, samples=30)],
+        summary="db: connection use 40% <= 80%, replica lag never measured")
+    results = [probe_result(p, passed=checks == "pass", summary="p95 3.1 ms <= 400 ms over 300 requests")
+               for p in ("recent", "app")]
+    if checks == "inconclusive":
+        results[0] = results[0].model_copy(update={"verdict": "inconclusive"})
+    return ProbesCompleted(results=[*results, guard], passed=False, verdict="inconclusive",
+                           summary="1 of 3 probes inconclusive", duration_s=60.0)
+
+
+def test_a_guard_never_measured_is_inconclusive_on_the_holds_totals_too_and_the_stage_goes_on():
+    run = at_hold()
+    # as its windows: a guard that read nothing has not tripped
+    assert judged(window_of(run, 0, probe="db", connection_use_pct=40.0))[0].verdict == "inconclusive"
+
+    outputs = run.answer(guard_inconclusive())
+
+    assert not run.state.compensating and run.current_step == "stage2:shift:100"
+    assert not any(isinstance(e, StepFailed) for e in events(outputs))
+
+
+def test_a_check_inconclusive_on_the_holds_totals_fails_the_stage_no_evidence_of_health_is_no_pass():
+    run = at_hold()
+
+    outputs = run.answer(guard_inconclusive(checks="inconclusive"))
+
+    [failed] = [e for e in events(outputs) if isinstance(e, StepFailed)]
+    assert failed.cause == "threshold" and failed.reason == "stage1:hold failed: 1 of 3 probes inconclusive"
+
+
 def test_abort_during_a_hold_stops_its_probes_and_during_a_shift_does_not():
     holding = at_hold()
     hold_id = holding.state.in_flight
@@ -372,6 +413,35 @@ def test_failed_promotion_rolls_traffic_back_and_no_traffic_moves_forward_after(
         outputs = run.succeed()
     assert finished(outputs).outcome == "rolled_back"
     assert not any(isinstance(c, ShiftTraffic | PromoteTraffic) for c in work_commands(outputs))
+
+
+def test_promotion_read_back_short_of_100_rolls_back_as_a_read_back_failure():
+    run = at_hold(stage=2)
+    run.succeed()
+    run.succeed()
+
+    outputs = run.answer(TrafficPromoted(provider="vercel", canary="deploy-new", verified_weight=90))
+
+    [failed] = [e for e in events(outputs) if isinstance(e, StepFailed)]
+    assert failed.cause == "read_back" and failed.reason == "lock_in:promote failed: vercel reads back 90%, expected 100%"
+    assert [type(c) for c in work_commands(outputs)] == [RollbackTraffic]
+
+
+def test_rollback_read_back_above_0_is_an_undo_that_failed_and_a_rollback_that_changed_nothing_is_not_judged():
+    run = at_hold()
+    abort(run)
+    assert isinstance(run.awaited, RollbackTraffic)
+
+    outputs = run.answer(TrafficRolledBack(provider="envoy", canary="deploy-new", to="deploy-old", verified_weight=10))
+
+    assert finished(outputs).outcome == "needs_human"
+    assert finished(outputs).reason.endswith("then undoing stage1:shift:10 failed: envoy reads back 10%, expected 0%")
+
+    untouched = at_hold()
+    abort(untouched)
+    untouched.answer(TrafficRolledBack(provider="envoy", canary="deploy-new", to="deploy-old", verified_weight=10,
+                                       changed=False))  # another run holds the target: its weight stands
+    assert untouched.state.outcome is None and not isinstance(untouched.awaited, RollbackTraffic)
 
 
 def test_replaying_a_run_with_judged_windows_rebuilds_the_same_state():

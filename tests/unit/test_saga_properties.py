@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.coordinator.plan import parse_plan
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, decide
 from shared.commands import (
     ApplyMigrations,
@@ -52,6 +51,7 @@ from shared.events import (
     Verdict,
     WindowClosing,
 )
+from shared.plan import parse_plan
 
 PLAN_TEXT = """
 name: props

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from services.coordinator.window import window_containing
+from services.coordinator.window import start_refusal, start_window, window_containing
+from shared.plan.window import MaintenanceWindow
 
 SUNDAY = ["sun"]
 
@@ -30,3 +31,15 @@ def test_local_time_of_the_window_zone_decides():
     moment = datetime(2026, 11, 29, 0, 30, tzinfo=UTC)
     assert window_containing(moment, SUNDAY, time(2), time(4), "Europe/Helsinki") is not None
     assert window_containing(moment, SUNDAY, time(2), time(4), "UTC") is None
+
+
+def test_a_run_starts_inside_its_window_or_when_forced_and_is_refused_outside_in_one_wording():
+    runbook = MaintenanceWindow(days=SUNDAY, start=time(2), end=time(4))
+    inside, outside = datetime(2026, 11, 29, 2, 30, tzinfo=UTC), datetime(2026, 11, 28, 2, 30, tzinfo=UTC)
+
+    assert start_refusal(runbook, inside, forced=False) is None
+    assert start_window(runbook, inside) == (datetime(2026, 11, 29, 2, 0, tzinfo=UTC), datetime(2026, 11, 29, 4, 0, tzinfo=UTC))
+    assert start_refusal(runbook, outside, forced=False) == (
+        "outside the maintenance window (Sun 02:00-04:00 UTC): start it inside the window, or force it with --force-window")
+    assert start_refusal(runbook, outside, forced=True) is None and start_window(runbook, outside) is None
+    assert start_refusal(None, outside, forced=False) is None  # a plan without a window starts any time

@@ -1,0 +1,143 @@
+"""The judge of thresholds: measured numbers against their limits, one verdict with its numbers and one wording.
+
+Pure, and shared: the prober judges a probe's totals with it, the coordinator each window of a stage's hold
+(services/coordinator/analysis.py), so a window and a hold made of the same numbers get the same verdict in
+the same words ("p95 512 ms > 400 ms over 1,204 requests").
+
+- A request limit (p95_ms, p99_ms, error_rate_pct) is judged on at least ``min_samples`` requests, answered or
+  failed; a latency limit only when a request succeeded (no answer has no latency, and a p95 of 0 would pass).
+- A gauge limit (GAUGES: replica lag, WAL lag, connection use, long transactions) is judged on the worst value
+  measured. A gauge never measured is no evidence, of health or of a breach.
+- The verdict: **fail** when a number judged is over its limit; else **inconclusive** when something could not
+  be judged (too few requests, no successful request, a gauge never measured); else **pass**.
+
+What a caller does with an inconclusive verdict is its own rule (analysis.inconclusive for a window; the saga
+for a hold's totals). The baseline comparison (p95_increase_ms) is the prober's: it compares two targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.commands import Thresholds
+from shared.events import Finding, LatencySummary, Verdict
+
+# The guard gauges (a pg_health probe measures them; services/prober/pg_health.py): name -> (words, unit).
+GAUGES: dict[str, tuple[str, str]] = {
+    "replica_lag_s": ("replica lag", " s"),
+    "wal_lag_bytes": ("WAL lag", " bytes"),
+    "connection_use_pct": ("connection use", "%"),
+    "long_transactions": ("long transactions", ""),
+}
+# The request limits: name -> (words, unit).
+REQUEST_LIMITS: dict[str, tuple[str, str]] = {
+    "p95_ms": ("p95", " ms"),
+    "p99_ms": ("p99", " ms"),
+    "error_rate_pct": ("error rate", "%"),
+}
+_WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
+
+# A verdict as a run's story shows it (`golive run`, the report's timeline).
+SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
+
+
+def error_rate_pct(count: int, errors: int) -> float:
+    """Failed requests among all requests (``count`` answered plus ``errors`` failed), in percent; 0 without any."""
+    total = count + errors
+    return 100.0 * errors / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One limit and the number it is held to; ``judged`` False: no evidence (too few requests, no number)."""
+
+    metric: str
+    limit: float
+    observed: float | None  # None: never measured (a gauge no sample read)
+    judged: bool
+
+    @property
+    def over(self) -> bool:
+        return self.judged and self.observed is not None and self.observed > self.limit
+
+    def words(self) -> str:
+        return reading_words(self.metric, self.observed, self.limit)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict on some numbers, the readings it rests on, and why in words a rollback message can quote."""
+
+    verdict: Finding
+    why: str
+    requests: int  # answered or failed
+    readings: tuple[Reading, ...]
+    p95_ms: float
+    error_rate_pct: float
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def verdicts(self) -> list[Verdict]:
+        """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
+        return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
+                        passed=r.observed is not None and r.observed <= r.limit, samples=self.requests)
+                for r in self.readings]
+
+
+def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None = None) -> Judgement:
+    """The verdict on ``numbers`` (a window or a probe's totals) against ``limits``; ``min_samples`` overrides
+    ``limits.min_samples`` (a stage's windows are held to the plan's analysis.min_samples)."""
+    requests = numbers.count + numbers.errors
+    least = limits.min_samples if min_samples is None else min_samples
+    enough = requests >= least
+    answered = numbers.count > 0
+    rate = error_rate_pct(numbers.count, numbers.errors)
+    observed = {"p95_ms": numbers.p95_ms, "p99_ms": numbers.p99_ms, "error_rate_pct": rate}
+    readings: list[Reading] = []
+    for metric in REQUEST_LIMITS:
+        limit = getattr(limits, metric)
+        if limit is not None:
+            judged = enough and (answered or metric == "error_rate_pct")
+            readings.append(Reading(metric, limit, observed[metric], judged))
+    for metric in GAUGES:
+        limit = getattr(limits, metric)
+        if limit is not None:
+            value = numbers.gauges.get(metric)
+            readings.append(Reading(metric, limit, value, value is not None))
+    asks_requests = any(r.metric in REQUEST_LIMITS for r in readings) or not readings
+    over = f" over {requests:,} requests" if asks_requests else ""
+    breaches = [r for r in readings if r.over]
+    if breaches:
+        return Judgement("fail", ", ".join(r.words() for r in breaches) + over, requests, tuple(readings),
+                         numbers.p95_ms, round(rate, 3))
+    if asks_requests and not enough:
+        unjudged = [f"{requests:,} requests < min_samples {least}"]
+        over = ""  # the requests are counted already
+    elif asks_requests and not answered and requests:
+        unjudged = ["no successful request to measure latency on"]
+    else:
+        unjudged = []
+    within = [r.words() for r in readings if r.judged]
+    unjudged += [r.words() for r in readings if r.observed is None]
+    verdict: Finding = "inconclusive" if unjudged else "pass"
+    why = ", ".join(within + unjudged) or "no thresholds"
+    return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def reading_words(metric: str, observed: float | None, limit: float) -> str:
+    """One number against its limit as every message says it: ``p95 512 ms > 400 ms``, ``replica lag 9.25 s <= 10 s``,
+    ``WAL lag never measured``. A published Verdict reads the same (a gauge observed -1: never measured)."""
+    label, unit = _WORDS.get(metric, (metric, " ms" if metric.endswith("_ms") else ""))
+    if observed is None or (metric in GAUGES and observed < 0):  # a gauge is never below 0; a p95 increase may be
+        return f"{label} never measured"
+    op = ">" if observed > limit else "<="
+    return f"{label} {number(observed)}{unit} {op} {number(limit)}{unit}"
+
+
+def number(value: float) -> str:
+    """512 -> "512", 3.14159 -> "3.14", 104857600 -> "104,857,600": numbers as a person reads them."""
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
