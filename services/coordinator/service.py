@@ -44,7 +44,6 @@ from shared.commands import (
     StartRun,
     StopProbe,
     command_target,
-    stop_probe_subject,
 )
 from shared.envelope import Envelope, new_envelope
 from shared.event_log import read_events
@@ -280,8 +279,7 @@ class RunDriver:
         stop = StopProbe(command_id=out.command_id, reason=redact(out.reason))
         envelope = new_envelope(stop, id=f"{out.command_id}/stop", source=self.bus.source, runid=state.run_id)
         try:
-            await self.bus.broker.connection.publish(stop_probe_subject(self.bus.subjects.root, state.run_id),
-                                                     envelope.to_json())
+            await self.bus.publish_core(envelope, self.bus.subjects.stop_probes(state.run_id))
         except Exception as exc:
             self.bus.log.warning("run.stop_probes_failed", run_id=state.run_id, command_id=out.command_id,
                                  error=redact(str(exc)))

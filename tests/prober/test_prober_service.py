@@ -10,7 +10,7 @@ import nats
 
 from services.prober.service import register
 from shared.bus import Bus
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, StopProbe, command_target, stop_probe_subject
+from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, StopProbe, command_target
 from shared.envelope import Envelope, new_envelope, parse_envelope
 from shared.events import CommandFailed, ProbeCompleted, ProbeWindow
 from shared.settings import Settings
@@ -53,7 +53,7 @@ async def test_long_probe_publishes_windows_and_stops_promptly_on_request(settin
         windows = await events_until(sub, lambda e: isinstance(e.data, ProbeWindow) and e.data.index == 1)
         asked = time.monotonic()
         stop = StopProbe(command_id="cmd-hold", reason="the operator ended the hold")
-        await nc.publish(stop_probe_subject(settings.subjects.root, RUN),
+        await nc.publish(settings.subjects.stop_probes(RUN),
                          new_envelope(stop, id="stop-1", source="/tests", runid=RUN).to_json())
         rest = await events_until(sub, lambda e: isinstance(e.data, ProbeCompleted))
         answered_after = time.monotonic() - asked
@@ -99,7 +99,7 @@ async def test_stop_that_overtakes_its_probe_still_stops_it(settings, http_targe
     try:
         sub = await nc.jetstream().subscribe(settings.subjects.events_of_run(RUN), ordered_consumer=True)
         stop = StopProbe(command_id="cmd-late", reason="aborted before the hold began")
-        await nc.publish(stop_probe_subject(settings.subjects.root, RUN),
+        await nc.publish(settings.subjects.stop_probes(RUN),
                          new_envelope(stop, id="stop-early", source="/tests", runid=RUN).to_json())
         await nc.flush()
         await asyncio.sleep(0.3)  # the stop is heard before the probe's command is
