@@ -51,6 +51,10 @@ class Subjects:
     def commands_of(self, service: str) -> str:
         return f"{self.root}.cmd.{service}.>"
 
+    @property
+    def all_commands(self) -> str:
+        return f"{self.root}.cmd.>"
+
     # events
     def event(self, run_id: str, source: str, name: str) -> str:
         return f"{self.root}.evt.{run_id}.{source}.{name}"
@@ -98,7 +102,7 @@ class Subjects:
         return [
             StreamConfig(
                 name=self.command_stream,
-                subjects=[f"{self.root}.cmd.>"],
+                subjects=[self.all_commands],
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,
@@ -106,7 +110,7 @@ class Subjects:
             ),
             StreamConfig(
                 name=self.event_stream,
-                subjects=[f"{self.root}.evt.>"],
+                subjects=[self.all_events],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,
@@ -116,7 +120,7 @@ class Subjects:
             ),
             StreamConfig(
                 name=self.dead_letter_stream,
-                subjects=[f"{self.root}.dlq.>"],
+                subjects=[self.all_dead_letters],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,

@@ -25,7 +25,7 @@ async def next_command(sub, timeout_s: float = 30.0) -> Msg:
 
 async def test_the_cli_and_the_services_send_commands_with_the_same_headers(settings, tmp_path):
     nc = await nats.connect(settings.resolved_nats_url())
-    sub = await nc.subscribe(f"{settings.subjects.root}.cmd.>")  # JetStream publishes reach core subscribers too
+    sub = await nc.subscribe(settings.subjects.all_commands)  # JetStream publishes reach core subscribers too
     env = service_env(settings.resolved_nats_url(), settings.state_dir,
                       {"GOLIVE_SUBJECT_ROOT": settings.subject_root, "GOLIVE_START_TIMEOUT_S": "60"})
     cli = await asyncio.to_thread(start_run, skeleton_plan(tmp_path), "run-headers", env)

@@ -19,6 +19,7 @@ from shared.events import (
     TrafficShifted,
     Verdict,
 )
+from shared.subjects import Subjects
 from tests.harness import REPO
 
 T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)
@@ -51,7 +52,7 @@ class RunLog:
     def add(self, data: Message, source: str = "coordinator") -> Envelope:
         n = len(self.events)
         envelope = new_envelope(data, id=f"{self.run_id}/e{n}", source=f"/golive/{source}", runid=self.run_id,
-                                subject=f"{self.root}.evt.{self.run_id}.{source}.{data.short_name()}",
+                                subject=Subjects(self.root).event(self.run_id, source, data.short_name()),
                                 time=T0 + timedelta(seconds=n))
         self.events.append(envelope)
         return envelope
