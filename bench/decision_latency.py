@@ -131,7 +131,7 @@ async def decisions(settings: Settings, relay: AdminRelay, n: int, warmup: int) 
     async def on_probe_command(msg) -> None:  # JetStream publishes reach core subscribers too
         await holds.put(parse_envelope(msg.data))
 
-    await nc.subscribe(f"{subjects.root}.cmd.prober.>", cb=on_probe_command)
+    await nc.subscribe(subjects.commands_of("prober"), cb=on_probe_command)
     breach = LatencySummary(count=200, errors=0, p50_ms=480.0, p90_ms=700.0, p95_ms=900.0, p99_ms=990.0, max_ms=1000.0)
     times: list[float] = []
     try:

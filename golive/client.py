@@ -24,8 +24,8 @@ from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
 from services.coordinator.saga import RunState, decide
 from shared.bus import connect_options, ensure_streams
-from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_target
-from shared.envelope import Envelope, new_envelope
+from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_envelope
+from shared.envelope import Envelope, nats_headers
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.plan import Plan
@@ -33,6 +33,7 @@ from shared.settings import BusUnreachable, Settings
 
 # what `golive` exits with; a run's outcome decides it for the commands that follow a run to its end
 EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+CLI_SOURCE = "/golive/cli"  # the operator
 EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
 
 
@@ -57,11 +58,9 @@ async def connect(settings: Settings) -> nats.NATS:
 
 async def send_to_coordinator(js, settings: Settings, data, run_id: str, command_id: str) -> Envelope:
     """Publish a command to the coordinator (``command_id`` deduplicates a re-send) and return its envelope."""
-    service, action = command_target(type(data))
-    subject = settings.subjects.command(service, action)
-    command = new_envelope(data, id=command_id, source="/golive/cli", runid=run_id, subject=subject)
-    await js.publish(subject, command.to_json(), stream=settings.subjects.command_stream,
-                     headers={"Nats-Msg-Id": command.id}, timeout=settings.publish_timeout_s)
+    command = command_envelope(data, id=command_id, source=CLI_SOURCE, run_id=run_id, subjects=settings.subjects)
+    await js.publish(command.subject, command.to_json(), stream=settings.subjects.command_stream,
+                     headers=nats_headers(command), timeout=settings.publish_timeout_s)
     return command
 
 
@@ -257,7 +256,7 @@ async def watch_states(settings: Settings, run_id: str | None):
     nc = await connect(settings)
     try:
         await ensure_streams(settings)
-        subject = settings.subjects.events_of_run(run_id) if run_id else f"{settings.subjects.root}.evt.*.coordinator.>"
+        subject = settings.subjects.events_of_run(run_id) if run_id else settings.subjects.events_from("coordinator")
         watches: dict[str, WatchState | None] = {}
         async with aclosing(read_events(nc.jetstream(), subject)) as feed:
             async for _seq, envelope in feed:
@@ -276,7 +275,7 @@ async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[Run
             state, events = await read_run(js, settings, run_id)
             return [(state, events)] if state else []
         runs: dict[str, tuple[RunState | None, list[Envelope]]] = {}
-        subject = f"{settings.subjects.root}.evt.*.coordinator.>"
+        subject = settings.subjects.events_from("coordinator")
         async with aclosing(read_events(js, subject)) as feed:
             async for _seq, envelope in feed:
                 state, events = runs.get(envelope.runid, (None, []))

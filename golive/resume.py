@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from nats.js.errors import NotFoundError
 
 from golive.client import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable, connect, read_run
-from services.coordinator.lease import describe_holder, held_by_other
+from services.coordinator.lease import describe_holder
 from services.coordinator.service import TICK_S, RunDriver
 from shared.bus import Bus, Defer
 from shared.envelope import Envelope
@@ -46,9 +46,7 @@ async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable
         await bus.start()
         driver = RunDriver(bus, only_run=run_id)
         try:
-            leases = await driver.leases()
-            holder = await leases.holder(run_id)
-            if held_by_other(holder, leases.owner, datetime.now(UTC), leases.ttl_s):
+            if (holder := await driver.leases.other_holder(run_id)) is not None:
                 say(describe_holder(holder, datetime.now(UTC)))
                 if not wait:
                     return EXIT_INVALID

@@ -32,11 +32,13 @@ from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, 
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from faststream.specification import AsyncAPI
+from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.backoff import Backoff
+from shared.commands import command_envelope
 from shared.durables import Durable, keep_durables
-from shared.envelope import Envelope, Message, ParseError, new_envelope, parse_envelope
+from shared.envelope import Envelope, Message, ParseError, nats_headers, new_envelope, parse_envelope
 from shared.event_log import last_events
 from shared.events import CommandFailed, DeadLettered, FailureClass
 from shared.provenance import command_origin_problem, event_origin_problem, source_of
@@ -201,7 +203,7 @@ class Bus:
     _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
     _consuming: bool = field(init=False, default=False)
     _command_subscriber: Any = field(init=False, default=None)
-    _js: Any = field(init=False, default=None)  # for publish_all: its async-ack inbox is made once
+    _js: Any = field(init=False, default=None)  # made once: publish_all's async-ack inbox comes with it
     _durables: list[Durable] = field(init=False, default_factory=list)
     _handling: set[str] = field(init=False, default_factory=set)  # ids of the commands this instance works on now
     _keeping_durables: asyncio.Task | None = field(init=False, default=None)
@@ -254,7 +256,7 @@ class Bus:
         """Recreate this service's durable consumers when someone deletes one (shared/durables.py)."""
         if self._durables and self._keeping_durables is None:
             self._keeping_durables = asyncio.create_task(
-                keep_durables(self.broker.connection.jetstream(), self._durables, self.log))
+                keep_durables(self.jetstream(), self._durables, self.log))
 
     def _durable(self, stream: str, name: str, filter_subject: str, config: ConsumerConfig,
                  deliver_policy: DeliverPolicy = DeliverPolicy.ALL) -> None:
@@ -291,27 +293,21 @@ class Bus:
     # --- publishing -----------------------------------------------------------------------------
 
     async def publish(self, envelope: Envelope, subject: str, stream: str) -> None:
-        """Publish to JetStream and wait for its PubAck; ``Nats-Msg-Id`` deduplicates re-sends."""
-        await self.broker.publish(
-            envelope.to_json(),
-            subject,
-            stream=stream,
-            headers={"Nats-Msg-Id": envelope.id, "Content-Type": "application/cloudevents+json"},
-            timeout=self.settings.publish_timeout_s,
-        )
+        """Publish to JetStream and wait for its PubAck; ``Nats-Msg-Id`` deduplicates re-sends. Straight on the
+        connection, as publish_all and the CLI do: every golive message carries the same headers (nats_headers), none
+        of FastStream's own."""
+        await self.jetstream().publish(subject, envelope.to_json(), stream=stream, headers=nats_headers(envelope),
+                                       timeout=self.settings.publish_timeout_s)
 
     async def publish_all(self, messages: Sequence[tuple[Envelope, str]]) -> None:
         """Publish ``(envelope, stream)`` pairs in this order, then wait for all their PubAcks together: one
         round trip for a decision's events and commands instead of one each. The server stores them in the
         order sent (one connection, written in sequence); any refused publish raises after all are sent."""
-        if self._js is None:
-            self._js = self.broker.connection.jetstream()
+        js = self.jetstream()
         acks = []
         for envelope, stream in messages:
-            acks.append(await self._js.publish_async(
-                envelope.subject or "", envelope.to_json(), stream=stream,
-                headers={"Nats-Msg-Id": envelope.id, "Content-Type": "application/cloudevents+json"},
-            ))
+            acks.append(await js.publish_async(envelope.subject or "", envelope.to_json(), stream=stream,
+                                               headers=nats_headers(envelope)))
         if acks:
             await asyncio.wait_for(asyncio.gather(*acks), self.settings.publish_timeout_s)
         for envelope, stream in messages:
@@ -330,6 +326,23 @@ class Bus:
             correlationid=correlationid or correlation_of(cause),
             causationid=cause.id if cause else None,
         )
+
+    def command_envelope(self, data: Message, *, run_id: str, command_id: str,
+                         cause: Envelope | None = None) -> Envelope:
+        """A command from this service to the one its type names, for ``run_id``, unsent."""
+        return command_envelope(data, id=command_id, source=self.source, run_id=run_id, subjects=self.subjects,
+                                causationid=cause.id if cause else None)
+
+    async def publish_core(self, envelope: Envelope, subject: str) -> None:
+        """Publish on core NATS, outside any stream: no PubAck, no redelivery (signals only a live instance
+        cares about)."""
+        await self.broker.connection.publish(subject, envelope.to_json(), headers=nats_headers(envelope))
+
+    def jetstream(self) -> JetStreamContext:
+        """The JetStream context of this service's connection (for its KV buckets and log reads), once started."""
+        if self._js is None:
+            self._js = self.broker.connection.jetstream()
+        return self._js
 
     async def emit(self, data: Message, *, run_id: str, event_id: str, cause: Envelope | None = None,
                    correlationid: str | None = None) -> Envelope:
@@ -366,6 +379,10 @@ class Bus:
             description=", ".join(m.TYPE for m in self._command_handlers),
         )
         self._command_subscriber(self._on_command)
+
+    def on_signal(self, subject: str, handler: Callable[[NatsMessage], Awaitable[None]], title: str) -> None:
+        """Handle core NATS messages on ``subject`` (every instance gets each one; nothing is stored or acked)."""
+        self.broker.subscriber(subject, title=title)(handler)
 
     def consume_events(self, subject: str, durable: str, handler: Callable[[Envelope, int], Awaitable[None]],
                        max_deliver: int | None = None) -> None:
@@ -478,9 +495,7 @@ class Bus:
         now. The run's lifecycle is read from the event log; a failed read is retried like a failed handler."""
         if not self.guard_runs:
             return
-        if self._js is None:
-            self._js = self.broker.connection.jetstream()
-        events = await last_events(self._js, self.subjects.event_stream,
+        events = await last_events(self.jetstream(), self.subjects.event_stream,
                                    lifecycle_subjects(self.subjects, envelope.runid))
         refusal = work_refusal(envelope.type, envelope.runid, [e for _seq, e in events])
         if refusal is None:

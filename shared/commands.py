@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from shared.envelope import Message, message_type
+from shared.envelope import Envelope, Message, message_type, new_envelope
 from shared.ids import DeploymentId
 from shared.plan.checks import LoadSpec, Thresholds
 from shared.plan.migrations import MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
@@ -27,6 +27,7 @@ from shared.plan.probes import SequenceParams as SequenceParams
 from shared.plan.probes import SqlProbeSpec as SqlProbeSpec
 from shared.plan.traffic import ProviderSpec
 from shared.secrets import EnvName
+from shared.subjects import Subjects
 
 # the ``X as X`` imports: parts of these commands, re-exported so a sender builds a command from this module alone
 
@@ -37,6 +38,17 @@ def command_target(message: type[Message]) -> tuple[str, str]:
     if len(parts) != 5 or parts[1] != "cmd":
         raise ValueError(f"{message.TYPE} is not a command type")
     return parts[2], parts[3]
+
+
+def command_envelope(data: Message, *, id: str, source: str, run_id: str, subjects: Subjects,
+                     causationid: str | None = None) -> Envelope:
+    """The envelope of command ``data``, sent by ``source`` (a service, the CLI) to the service its type names.
+
+    The one place a command is addressed: subject from the type, correlation = the command itself (its answers
+    carry it), ``id`` deterministic for the command (the Nats-Msg-Id that deduplicates a re-send)."""
+    service, action = command_target(type(data))
+    return new_envelope(data, id=id, source=source, runid=run_id, subject=subjects.command(service, action),
+                        correlationid=id, causationid=causationid)
 
 
 # --- coordinator -------------------------------------------------------------------------------
@@ -166,16 +178,11 @@ class RunProbes(Message):
 @message_type("golive.cmd.prober.stop.v1")
 class StopProbe(Message):
     """Stop the running probe started by command ``command_id`` now and report what it measured.
-    Sent on core NATS (``stop_probe_subject``), not the command stream: it must reach the one instance
+    Sent on core NATS (``Subjects.stop_probes``), not the command stream: it must reach the one instance
     running that probe, and is meaningless once the probe is over."""
 
     command_id: str
     reason: str = ""
-
-
-def stop_probe_subject(subject_root: str, run_id: str) -> str:
-    """Core NATS subject every prober instance listens on for StopProbe of ``run_id``."""
-    return f"{subject_root}.ctl.prober.{run_id}"
 
 
 # --- traffic -----------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.ids import RunId
 
-CONTENT_TYPE: Literal["application/json"] = "application/json"
+CONTENT_TYPE: Literal["application/json"] = "application/json"  # of ``data``, inside the envelope
+# of the NATS message: a structured-mode CloudEvent, so any client can tell what the body is without parsing it
+MESSAGE_CONTENT_TYPE = "application/cloudevents+json"
 # The largest body a service parses. Checked before json.loads, so a huge body costs a length check, not memory and
 # a core; below the nats-server's default max_payload (1 MiB), so the bound is ours, not the broker's accident.
 # A plan travels in StartRun and RunStarted: half a MiB of JSON is far beyond any real runbook.
@@ -108,6 +110,12 @@ def new_envelope(
         causationid=causationid,
         data=data,
     )
+
+
+def nats_headers(envelope: Envelope) -> dict[str, str]:
+    """The headers every golive message is published with, whoever sends it (a service, the CLI):
+    ``Nats-Msg-Id`` = the envelope id, so JetStream drops a re-send, and the body's content type."""
+    return {"Nats-Msg-Id": envelope.id, "Content-Type": MESSAGE_CONTENT_TYPE}
 
 
 def parse_envelope(raw: bytes) -> Envelope:

@@ -20,7 +20,7 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import suppress
 from typing import Any
 
@@ -45,7 +45,7 @@ REOPEN = Backoff(base_s=1.0, cap_s=5.0)  # a follower that keeps losing its cons
 async def read_events(
     js: JetStreamContext, subject: str, *, from_seq: int | None = None, up_to_seq: int | None = None,
     follow: bool = False, patience_s: float = 10.0,
-) -> AsyncIterator[tuple[int, Envelope]]:
+) -> AsyncGenerator[tuple[int, Envelope], None]:
     """Yield (stream sequence, envelope) for every event on ``subject`` from the first (or from ``from_seq``).
 
     Stops at the end of the stream (or at ``up_to_seq``); with ``follow`` it waits for new events until

@@ -19,7 +19,7 @@ so a forged answer is never folded into a run, live or on replay.
 from __future__ import annotations
 
 from shared.envelope import Envelope
-from shared.subjects import SERVICES, check_token
+from shared.subjects import SERVICES, Subjects, check_token
 
 ANY_SERVICE = "service"  # golive.service.<name>.v1: published by every service about itself (command_failed)
 
@@ -62,7 +62,7 @@ def command_origin_problem(subject: str, envelope: Envelope, root: str) -> str |
     parts = envelope.type.split(".")
     if len(parts) != 5 or parts[1] != "cmd":
         return f"{envelope.type} is not a command type"
-    expected = f"{root}.cmd.{parts[2]}.{parts[3]}"
+    expected = Subjects(root).command(parts[2], parts[3])
     if subject != expected:
         return f"{envelope.type} arrived on {subject}; it is sent on {expected}"
     return None

@@ -7,6 +7,9 @@ stacks on one cluster.
 - ``<root>.cmd.<service>.<action>``            commands, work-queue stream ``<ROOT>_CMD``
 - ``<root>.evt.<run_id>.<source>.<name>``      events, limits stream ``<ROOT>_EVT`` (audit log, feed, saga memory)
 - ``<root>.dlq.<service>``                     dead letters, limits stream ``<ROOT>_DLQ``
+- ``<root>.ctl.prober.<run_id>``               stop a run's probes, core NATS (no stream: only the live prober cares)
+
+No other module writes a subject as a string: ask this one.
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ class Subjects:
     def commands_of(self, service: str) -> str:
         return f"{self.root}.cmd.{service}.>"
 
+    @property
+    def all_commands(self) -> str:
+        return f"{self.root}.cmd.>"
+
     # events
     def event(self, run_id: str, source: str, name: str) -> str:
         return f"{self.root}.evt.{run_id}.{source}.{name}"
@@ -55,9 +62,18 @@ class Subjects:
     def events_of_run(self, run_id: str) -> str:
         return f"{self.root}.evt.{run_id}.>"
 
+    def events_from(self, source: str) -> str:
+        """Every run's events published by ``source`` (a service): ``<root>.evt.*.<source>.>``."""
+        return f"{self.root}.evt.*.{source}.>"
+
     @property
     def all_events(self) -> str:
         return f"{self.root}.evt.>"
+
+    # control (core NATS)
+    def stop_probes(self, run_id: str) -> str:
+        """Every prober instance listens here for StopProbe of ``run_id`` (``*``: of any run)."""
+        return f"{self.root}.ctl.prober.{run_id}"
 
     # dead letters
     def dead_letter(self, service: str) -> str:
@@ -86,7 +102,7 @@ class Subjects:
         return [
             StreamConfig(
                 name=self.command_stream,
-                subjects=[f"{self.root}.cmd.>"],
+                subjects=[self.all_commands],
                 retention=RetentionPolicy.WORK_QUEUE,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,
@@ -94,7 +110,7 @@ class Subjects:
             ),
             StreamConfig(
                 name=self.event_stream,
-                subjects=[f"{self.root}.evt.>"],
+                subjects=[self.all_events],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,
@@ -104,7 +120,7 @@ class Subjects:
             ),
             StreamConfig(
                 name=self.dead_letter_stream,
-                subjects=[f"{self.root}.dlq.>"],
+                subjects=[self.all_dead_letters],
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,

@@ -48,11 +48,11 @@ PUBLISH = [
     ("prober",
      [ROOT.event(RUN, "prober", "probe_window"), ROOT.dead_letter("prober")],
      [ROOT.command("prober", "run"), ROOT.command("migrator", "revert"), ROOT.event(RUN, "coordinator", "step_failed"),
-      f"{ROOT.root}.ctl.prober.{RUN}"]),
+      ROOT.stop_probes(RUN)]),
     ("traffic",
      [ROOT.event(RUN, "traffic", "traffic_shifted"), ROOT.dead_letter("traffic")],
      [ROOT.command("traffic", "shift"), ROOT.command("coordinator", "abort"),
-      ROOT.event(RUN, "migrator", "migrations_reverted"), f"{ROOT.root}.ctl.prober.{RUN}"]),
+      ROOT.event(RUN, "migrator", "migrations_reverted"), ROOT.stop_probes(RUN)]),
     ("notifier",
      [ROOT.event(RUN, "notifier", "notification_sent"), ROOT.dead_letter("notifier")],
      [ROOT.command("coordinator", "start_run"), ROOT.command("traffic", "rollback"),
@@ -63,7 +63,7 @@ PUBLISH = [
     ("monitoring",
      [],
      [ROOT.command("coordinator", "start_run"), ROOT.command("traffic", "rollback"),
-      ROOT.event(RUN, "coordinator", "run_finished"), ROOT.dead_letter("notifier"), f"{ROOT.root}.ctl.prober.{RUN}",
+      ROOT.event(RUN, "coordinator", "run_finished"), ROOT.dead_letter("notifier"), ROOT.stop_probes(RUN),
       # nor may it change or delete a stream, or consume the command queue (a work queue: reading is taking)
       f"$JS.API.STREAM.DELETE.{ROOT.event_stream}", f"$JS.API.STREAM.UPDATE.{ROOT.event_stream}",
       f"$JS.API.STREAM.PURGE.{ROOT.event_stream}", f"$JS.API.CONSUMER.CREATE.{ROOT.command_stream}"]),
@@ -101,17 +101,17 @@ async def test_a_service_cannot_consume_another_services_commands(secured_nats):
         await migrator.refused("publish", steal_by_name)
         await migrator.refused("publish", f"$JS.API.CONSUMER.MSG.NEXT.{ROOT.command_stream}.traffic")
     async with Client(secured_nats, "traffic") as traffic:
-        await traffic.nc.subscribe(f"{ROOT.root}.ctl.prober.*")  # the prober's stop subject
+        await traffic.nc.subscribe(ROOT.stop_probes("*"))  # the prober's stop subject
         await traffic.nc.subscribe(ROOT.commands_of("traffic"))  # commands only come through its consumer
-        await traffic.refused("subscription", f"{ROOT.root}.ctl.prober.*")
+        await traffic.refused("subscription", ROOT.stop_probes("*"))
         await traffic.refused("subscription", ROOT.commands_of("traffic"))
 
 
 async def test_only_the_coordinator_stops_a_probe_on_the_core_subject_every_prober_hears(secured_nats):
-    stop = f"{ROOT.root}.ctl.prober.{RUN}"
+    stop = ROOT.stop_probes(RUN)
     async with Client(secured_nats, "prober") as prober, Client(secured_nats, "coordinator") as coordinator, \
             Client(secured_nats, "operator") as operator:
-        heard = await prober.nc.subscribe(f"{ROOT.root}.ctl.prober.*")
+        heard = await prober.nc.subscribe(ROOT.stop_probes("*"))
         await prober.nc.flush()
         await operator.nc.publish(stop, b"from the operator")
         await operator.refused("publish", stop)

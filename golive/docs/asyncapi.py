@@ -44,7 +44,7 @@ def _address(type_name: str, subjects: Subjects) -> tuple[str, str]:
     if parts[1] == "cmd":
         service, action = parts[2], parts[3]
         if (service, action) == ("prober", "stop"):  # core NATS, to every prober instance (shared.commands)
-            return "control.prober.stop", f"{subjects.root}.ctl.prober.{{run_id}}"
+            return "control.prober.stop", subjects.stop_probes("{run_id}")
         return f"command.{service}.{action}", subjects.command(service, action)
     source, name = parts[1], parts[2]
     if name == "dead_lettered":

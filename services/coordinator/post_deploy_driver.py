@@ -12,6 +12,9 @@ and not ended are listed in the active-runs bucket (active_runs.py), not found b
 Taking a watch over folds its events silently up to the last one a coordinator already handled, and applies the rest
 with their outputs (an answer its dead driver never recorded). The check it last sent, noted in the active-runs
 bucket after the send, is not sent again: each check command is published once.
+
+Its fold of the events (shared/fold.py), its leases (lease_keeper.py) and its clock (shared/ticking.py) are the parts
+the run driver (service.py) uses too.
 """
 
 from __future__ import annotations
@@ -19,33 +22,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections import deque
-from contextlib import aclosing
 from datetime import UTC, datetime
 
 from services.coordinator.active_runs import ActiveRuns, watch_key
-from services.coordinator.lease import (
-    Lease,
-    LeaseHeld,
-    LeaseLost,
-    Leases,
-    held_by_other,
-    is_expired,
-    renewal_due,
-)
+from services.coordinator.lease import Lease
+from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.post_deploy import WatchState, check_command_id, decide
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
 from shared.bus import Bus, Defer
-from shared.commands import command_target
-from shared.envelope import Envelope, new_envelope
-from shared.event_log import read_events
+from shared.envelope import Envelope
 from shared.events import RunFinished, RunStarted
+from shared.fold import RunFolds
 from shared.plan_versions import plan_data
 from shared.secrets import redact
+from shared.ticking import Ticking
 
 TICK_S = 1.0
-DEFER_S = 0.5  # an event of a watch another coordinator drives comes back this soon (maybe to that one)
-UNWATCHED_KEPT = 1_000  # runs known to have no watch, and watches that ended: their late events need no replay
+UNWATCHED_KEPT = 2_000  # runs known to have no watch, and watches that ended: their late events need no replay
 
 
 class PostDeployDriver:
@@ -53,30 +46,29 @@ class PostDeployDriver:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self.watches: dict[str, WatchState] = {}  # the watches this process drives, until they end
-        self.applied: dict[str, int] = {}  # last stream sequence folded into each watch
-        self.held: dict[str, Lease] = {}  # their leases
-        # bounded (oldest forgotten first): a coordinator that ran for months must not keep every run it saw
-        self.unwatched: deque[str] = deque(maxlen=UNWATCHED_KEPT)  # runs whose plan has no watch
-        self.ended: deque[str] = deque(maxlen=UNWATCHED_KEPT)  # watches that ended
+        # the watches this process drives, until they end; and, by id, runs whose plan has no watch and watches
+        # that ended (bounded, oldest forgotten first: a coordinator that ran for months must not keep every run)
+        self.folds: RunFolds[WatchState] = RunFolds(bus.jetstream, bus.subjects, UNWATCHED_KEPT)
+        self.leases = LeaseKeeper(bus, on_lost=self.folds.forget, key=watch_key, log_prefix="watch.lease_",
+                                  lost_action="stopped driving the watch: another coordinator drives it")
         self.lock = asyncio.Lock()
-        # lease writes have their own lock: a decision (a history read) must not hold up renewals, and one lease is
-        # never renewed twice at once (the second compare-and-set would fail)
-        self._lease_lock = asyncio.Lock()
-        self._leases: Leases | None = None
+        self.clock = Ticking(bus.log)
         self._active: ActiveRuns | None = None
-        self._tasks: list[asyncio.Task] = []
         self.stopping = False
 
-    async def leases(self) -> Leases:
-        if self._leases is None:
-            self._leases = await Leases.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
-                                             self.bus.settings.lease_ttl_s, replicas=self.bus.settings.stream_replicas)
-        return self._leases
+    @property
+    def watches(self) -> dict[str, WatchState]:
+        """The watches this process drives now, by run id."""
+        return self.folds.states
+
+    @property
+    def held(self) -> dict[str, Lease]:
+        """Their leases, by run id."""
+        return self.leases.held
 
     async def active(self) -> ActiveRuns:
         if self._active is None:
-            self._active = await ActiveRuns.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
+            self._active = await ActiveRuns.open(self.bus.jetstream(), self.bus.subjects.root,
                                                  self.bus.settings.stream_replicas)
         return self._active
 
@@ -86,43 +78,40 @@ class PostDeployDriver:
         if isinstance(envelope.data, RunStarted):
             # a peek at the stored plan (upgraded, not validated): the fold reads it, through plan_of, if it has a watch
             if not plan_data(envelope.data).get("post_deploy"):
-                self.unwatched.append(run_id)  # its end needs no replay
+                self.folds.end(run_id)  # no watch in its plan: its end needs no replay
             return
-        if not _concerns_a_watch(envelope) or run_id in self.unwatched or run_id in self.ended:
+        if not _concerns_a_watch(envelope) or run_id in self.folds.ended:
             return
         async with self.lock:
-            if run_id in self.held and not await self._still_held(run_id):
+            if run_id in self.leases and not await self.leases.still_held(run_id):
                 raise Defer(DEFER_S)  # lost: its new driver gets the event
-            if run_id not in self.held:
+            if run_id not in self.leases:
                 await self._take(run_id, by="event")
-                if run_id not in self.held:
+                if run_id not in self.leases:
                     return
-            if seq <= self.applied[run_id]:
-                return  # folded already (a redelivery, or read from the stream when taking the watch)
-            # events other instances handed back (Defer) may come after this one: apply them first, in stream order
-            await self._catch_up(run_id, after_seq=self.applied[run_id], before_seq=seq)
-            if run_id in self.watches:
-                await self._apply(self.watches[run_id], envelope, cause=envelope)
-            if run_id in self.watches:  # not ended by it
-                self.applied[run_id] = seq
+            # events other instances handed back (Defer) may come after this one: applied first, in stream order,
+            # with their outputs (nobody else applied them: we hold the lease)
+            await self.folds.follow(envelope, seq, self._apply_event)
+
+    async def _apply_event(self, envelope: Envelope) -> None:
+        await self._apply(self.folds.states[envelope.runid], envelope, cause=envelope)
 
     async def _take(self, run_id: str, by: str) -> None:
         """Start driving a watch nobody live drives: its lease, its events, what nobody published yet."""
         if self.stopping:
             raise Defer(DEFER_S)  # stopping: another coordinator takes it
-        leases = await self.leases()
-        if held_by_other(await leases.holder(watch_key(run_id)), leases.owner, datetime.now(UTC), leases.ttl_s):
+        if await self.leases.held_by_other(run_id):
             raise Defer(DEFER_S)
-        state, _ = take_over([envelope for _seq, envelope in await self._history(run_id)], self.bus.source)
+        state, _ = take_over([envelope for _seq, envelope in await self.folds.history(run_id)], self.bus.source)
         if not self._to_drive(run_id, state):
             return
-        await self._acquire(run_id)
+        await self.leases.acquire(run_id)
         try:
             # read again under the lease: nothing another driver published before we took it is missed
-            history = await self._history(run_id)
+            history = await self.folds.history(run_id)
             state, pending = take_over([envelope for _seq, envelope in history], self.bus.source)
-            if not self._to_drive(run_id, state):
-                await self._release(run_id)
+            if not self._to_drive(run_id, state) or state is None:
+                await self.leases.release(run_id)
                 return
             active = await self.active()
             note = await active.watch_note(run_id)
@@ -133,19 +122,17 @@ class PostDeployDriver:
         except BaseException:
             # nothing kept half taken: the lease goes back, and the next try (a redelivery, the adopter) starts over
             with contextlib.suppress(Exception):
-                await self._release(run_id)
+                await self.leases.release(run_id)
             raise
-        self.watches[run_id], self.applied[run_id] = state, history[-1][0]
+        self.folds.keep(run_id, state, history[-1][0])
         self.bus.log.info("watch.taken", run_id=run_id, by=by, checks=state.checks_done,
                           awaiting=state.sent_at is not None, pending=len(pending))
         if any(isinstance(out, SendCommand) for _cause, outputs in pending for out in outputs):
             await self._note_sent(state)
 
     def _to_drive(self, run_id: str, state: WatchState | None) -> bool:
-        if state is None:
-            self.unwatched.append(run_id)  # no watch in its plan
-        elif state.ended:
-            self.ended.append(run_id)
+        if state is None or state.ended:
+            self.folds.end(run_id)  # no watch in its plan, or the watch is over
         return state is not None and state.watching
 
     async def take_over_orphans(self) -> None:
@@ -153,38 +140,37 @@ class PostDeployDriver:
         checks sends no event for up to ``health_every``, so waiting for one would leave it undriven."""
         if self.stopping:
             return
-        leases, active = await self.leases(), await self.active()
+        active = await self.active()
         for run_id in await active.watches():
-            if run_id in self.held:
+            if run_id in self.leases:
                 continue
-            if run_id in self.ended:
+            if run_id in self.folds.ended:
                 await active.remove_watch(run_id)  # its driver died between watch_ended and saying so here
                 continue
-            holder = await leases.holder(watch_key(run_id))
-            if holder is not None and not is_expired(holder, datetime.now(UTC), leases.ttl_s):
+            if not await self.leases.orphaned(run_id):
                 continue
             async with self.lock:
-                if run_id in self.held:
+                if run_id in self.leases:
                     continue
                 try:
                     await self._take(run_id, by="adopt")
                 except Defer:
                     continue
-            if run_id in self.held:
+            if run_id in self.leases:
                 self.bus.log.info("watch.adopted", run_id=run_id,
                                   reason="its coordinator's lease expired; taken over without waiting for an event")
-            elif run_id in self.ended or run_id in self.unwatched:
+            elif run_id in self.folds.ended:
                 await active.remove_watch(run_id)
 
     async def _apply(self, state: WatchState, item: Envelope | Tick, cause: Envelope | None) -> None:
         new, outputs = decide(state, item)
         await self._publish(state.run_id, outputs, cause)
-        if new is None or state.run_id not in self.held:
+        if new is None or state.run_id not in self.leases:
             return  # dropped meanwhile (our lease was lost): the new driver keeps it
         if new.ended:
             await self._end(new.run_id)
         else:
-            self.watches[new.run_id] = new
+            self.folds.states[new.run_id] = new
             if any(isinstance(out, SendCommand) for out in outputs):
                 await self._note_sent(new)
         if outputs:
@@ -196,10 +182,7 @@ class PostDeployDriver:
         batch: list[tuple[Envelope, str]] = []
         for out in outputs:
             if isinstance(out, SendCommand):
-                service, action = command_target(type(out.data))
-                envelope = new_envelope(out.data, id=out.id, source=self.bus.source, runid=run_id,
-                                        subject=self.bus.subjects.command(service, action), correlationid=out.id,
-                                        causationid=cause.id if cause else None)
+                envelope = self.bus.command_envelope(out.data, run_id=run_id, command_id=out.id, cause=cause)
                 batch.append((envelope, self.bus.subjects.command_stream))
             elif isinstance(out, EmitEvent):
                 batch.append((self.bus.event_envelope(out.data, run_id=run_id, event_id=out.id, cause=cause,
@@ -214,117 +197,40 @@ class PostDeployDriver:
             self.bus.log.warning("watch.note_failed", run_id=state.run_id, error=redact(str(exc)))
 
     async def _end(self, run_id: str) -> None:
-        self.watches.pop(run_id, None)
-        self.applied.pop(run_id, None)
-        self.ended.append(run_id)
-        await self._release(run_id)
+        self.folds.end(run_id)
+        await self.leases.release(run_id)
         await (await self.active()).remove_watch(run_id)
-
-    async def _catch_up(self, run_id: str, after_seq: int, before_seq: int) -> None:
-        js = self.bus.broker.connection.jetstream()
-        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id), from_seq=after_seq + 1,
-                                        up_to_seq=before_seq - 1)) as feed:
-            async for seq, envelope in feed:
-                if run_id not in self.watches:
-                    return
-                # nobody else applied these (we hold the lease): apply them with their outputs
-                await self._apply(self.watches[run_id], envelope, cause=envelope)
-                if run_id in self.applied:
-                    self.applied[run_id] = seq
-
-    async def _history(self, run_id: str) -> list[tuple[int, Envelope]]:
-        js = self.bus.broker.connection.jetstream()
-        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id))) as feed:
-            return [item async for item in feed]
-
-    # --- the lease ------------------------------------------------------------------------------
-
-    async def _acquire(self, run_id: str) -> None:
-        leases = await self.leases()
-        async with self._lease_lock:
-            try:
-                self.held[run_id] = await leases.acquire(watch_key(run_id))
-            except (LeaseHeld, LeaseLost):
-                raise Defer(DEFER_S) from None
-        self.bus.log.info("watch.lease_acquired", run_id=run_id, owner=leases.owner, ttl_s=leases.ttl_s)
-
-    async def _still_held(self, run_id: str) -> bool:
-        """Our lease is live, or renewed now; otherwise the watch is dropped (someone else drives it)."""
-        leases = await self.leases()
-        async with self._lease_lock:
-            lease, now = self.held.get(run_id), datetime.now(UTC)
-            if lease is None:
-                return False
-            if not is_expired(lease, now, leases.ttl_s) and not renewal_due(lease, now, leases.ttl_s):
-                return True
-            try:
-                self.held[run_id] = await leases.renew(lease, now)
-                return True
-            except LeaseLost as exc:
-                self.held.pop(run_id, None)
-                self.watches.pop(run_id, None)
-                self.applied.pop(run_id, None)
-                self.bus.log.error("watch.lease_lost", run_id=run_id, reason=str(exc),
-                                   action="stopped driving the watch: another coordinator drives it")
-                return False
-
-    async def _release(self, run_id: str) -> None:
-        async with self._lease_lock:
-            if (lease := self.held.pop(run_id, None)) is not None:
-                await (await self.leases()).release(lease)
-                self.bus.log.info("watch.lease_released", run_id=run_id)
 
     # --- the clock ------------------------------------------------------------------------------
 
     async def start_ticking(self) -> None:
         self.stopping = False
-        self._tasks = [asyncio.create_task(loop()) for loop in (self._tick_forever, self._renew_forever,
-                                                                  self._adopt_forever)]
+        self.clock.every(TICK_S, self._tick, "watch.tick_failed")
+        self.clock.every(TICK_S / 2, self.leases.renew_all, "watch.lease_renew_failed")
+        # at once on start: the watches of a coordinator that died (this one, before a restart)
+        self.clock.every(TICK_S, self.take_over_orphans, "watch.adopt_failed", at_once=True)
 
     async def stop_ticking(self) -> None:
         """Stop ticking and hand every watch back (its lease released): another coordinator takes it at once."""
         self.stopping = True
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-        for run_id in list(self.held):
+        await self.clock.stop()
+        for run_id in list(self.leases.held):
             try:
-                await self._release(run_id)
+                await self.leases.release(run_id)
             except Exception as exc:  # the bus is away: the lease expires after its TTL instead
                 self.bus.log.warning("watch.release_failed", run_id=run_id, error=redact(str(exc)))
-        self.watches.clear()
-        self.applied.clear()
+        self.folds.clear()
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S)
-            async with self.lock:
-                for run_id in list(self.watches):
-                    try:
-                        # a coordinator frozen past its TTL learns here that it lost the watch, before deciding
-                        if await self._still_held(run_id) and (state := self.watches.get(run_id)) and state.watching:
-                            await self._apply(state, Tick(datetime.now(UTC)), cause=None)
-                    except Exception as exc:  # publishing failed: the next tick tries again
-                        self.bus.log.warning("watch.tick_failed", run_id=run_id, error=redact(str(exc)))
-
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_S / 2)
-            for run_id in list(self.held):
+    async def _tick(self) -> None:
+        async with self.lock:
+            for run_id in list(self.folds.states):
                 try:
-                    await self._still_held(run_id)
-                except Exception as exc:  # the bus is away: the lease may still be ours; try again soon
-                    self.bus.log.warning("watch.renew_failed", run_id=run_id, error=redact(str(exc)))
-
-    async def _adopt_forever(self) -> None:
-        while True:  # at once on start: the watches of a coordinator that died (this one, before a restart)
-            try:
-                await self.take_over_orphans()
-            except Exception as exc:  # the bus is away: the next round tries again
-                self.bus.log.warning("watch.adopt_failed", error=redact(str(exc)))
-            await asyncio.sleep(TICK_S)
+                    # a coordinator frozen past its TTL learns here that it lost the watch, before deciding
+                    if await self.leases.still_held(run_id) and (state := self.folds.states.get(run_id)) \
+                            and state.watching:
+                        await self._apply(state, Tick(datetime.now(UTC)), cause=None)
+                except Exception as exc:  # publishing failed: the next tick tries again
+                    self.bus.log.warning("watch.tick_failed", run_id=run_id, error=redact(str(exc)))
 
 
 # --- the functional core of taking a watch over ---------------------------------------------------

@@ -27,7 +27,6 @@ import signal
 import socket
 import time
 from collections import OrderedDict
-from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
@@ -49,8 +48,8 @@ from services.notifier.sinks import UnknownSink, sink_for
 from services.notifier.templates import Notice, render_moment
 from shared.bus import Bus, Defer
 from shared.envelope import Envelope
-from shared.event_log import read_events
 from shared.events import NotificationFailed, NotificationSent, RunStarted
+from shared.fold import RunFolds
 from shared.plan.notifications import NotificationSink
 from shared.secrets import MissingSecret, redact, secret_from_env
 
@@ -85,9 +84,9 @@ class Notifier:
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
-        self.runs: dict[str, RunView] = {}
-        self.folded: dict[str, int] = {}  # run -> stream sequence of the last event folded into its view
-        self.finished: OrderedDict[str, int] = OrderedDict()  # told to the end, or never started -> last seq
+        # each run's view and the stream sequence of the last event folded into it; runs told to the end, or that never
+        # started, with their last sequence
+        self.folds: RunFolds[RunView] = RunFolds(bus.jetstream, bus.subjects, FINISHED_RUNS_KEPT)
         self.pending: OrderedDict[str, list[Delivery]] = OrderedDict()  # by event id: not all settled yet
         self.ledger: DeliveryLedger | None = None
         self.owner = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
@@ -131,55 +130,48 @@ class Notifier:
 
     async def _moments_of(self, envelope: Envelope, seq: int) -> tuple[RunView | None, list[Moment]]:
         """The moments ``envelope`` makes due, from the run's events up to it; the run's view moves on with it."""
-        run_id = envelope.runid
-        last = self.folded.get(run_id, self.finished.get(run_id))
+        run_id, folds = envelope.runid, self.folds
+        last = folds.applied.get(run_id, folds.ended.get(run_id))
         if last is not None and seq <= last:
             # folded here already: it comes again (its ack was lost), or after later events (its reader died):
             # its moments come from the log up to it, and the ledger says which are told
             return observe(await self._replay(run_id, before_seq=seq), envelope)
-        if run_id in self.finished:
+        if run_id in folds.ended:
             return None, []  # a late event of a run already told to the end
-        view = self.runs.get(run_id)
-        if view is None and not isinstance(envelope.data, RunStarted):
-            view = await self._replay(run_id, before_seq=seq)
-            if view is None:
+        moments: list[Moment] = []
+        if run_id not in folds:
+            view = None if isinstance(envelope.data, RunStarted) else await self._replay(run_id, before_seq=seq)
+            if view is None and not isinstance(envelope.data, RunStarted):
                 # RunStarted is a run's first event: without it before this one, it never comes
-                self._finish(run_id, seq)
+                folds.end(run_id, seq)
                 return None, []  # a run that never started (a refused start, a test's commands): nothing to tell
-        elif view is not None and last is not None and seq > last + 1:
-            # events of this run may have gone to another instance (the consumer is shared): fold them first, so a
-            # moment that depends on what came before ("stage 1 passed" on stage 2's start) is seen here too
-            view = await self._catch_up(view, run_id, after_seq=last, before_seq=seq)
-        view, moments = observe(view, envelope)
+            view, moments = observe(view, envelope)
+        else:
+            async def earlier(event: Envelope) -> None:
+                # events of this run that went to another instance (the consumer is shared): folded first, so a
+                # moment that depends on what came before ("stage 1 passed" on stage 2's start) is seen here too;
+                # whether they were told is the ledger's to say, when they come here
+                if event.source != self.bus.source:
+                    folds.states[run_id] = observe(folds.states[run_id], event)[0] or folds.states[run_id]
+
+            async def this(event: Envelope) -> None:
+                nonlocal moments
+                new, moments = observe(folds.states[run_id], event)
+                folds.states[run_id] = new or folds.states[run_id]
+
+            await folds.follow(envelope, seq, this, earlier=earlier)
+            view = folds.states[run_id]
         if view is not None and view.outcome is not None and not view.watching:
-            self.runs.pop(run_id, None)
-            self.folded.pop(run_id, None)
-            self._finish(run_id, seq)
+            folds.end(run_id, seq)
         elif view is not None:
-            self.runs[run_id], self.folded[run_id] = view, seq
+            folds.keep(run_id, view, seq)
         return view, moments
 
-    def _finish(self, run_id: str, seq: int) -> None:
-        self.finished[run_id] = seq
-        while len(self.finished) > FINISHED_RUNS_KEPT:
-            self.finished.popitem(last=False)
-
-    async def _catch_up(self, view: RunView, run_id: str, after_seq: int, before_seq: int) -> RunView:
-        js = self.bus.broker.connection.jetstream()
-        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id), from_seq=after_seq + 1,
-                                        up_to_seq=before_seq - 1)) as feed:
-            async for _seq, envelope in feed:
-                if envelope.source != self.bus.source:
-                    view, _ = observe(view, envelope)  # told or not is the ledger's to say, when they come here
-        return view
-
     async def _replay(self, run_id: str, before_seq: int) -> RunView | None:
-        js = self.bus.broker.connection.jetstream()
         view: RunView | None = None
-        async with aclosing(read_events(js, self.bus.subjects.events_of_run(run_id), up_to_seq=before_seq - 1)) as feed:
-            async for _seq, envelope in feed:
-                if envelope.source != self.bus.source:
-                    view, _ = observe(view, envelope)  # whether these were told is the ledger's to say
+        for _seq, envelope in await self.folds.history(run_id, before_seq=before_seq):
+            if envelope.source != self.bus.source:
+                view, _ = observe(view, envelope)  # whether these were told is the ledger's to say
         if view is not None:
             self.bus.log.info("run.replayed", run_id=run_id, step=view.step, up_to_seq=before_seq - 1)
         return view
@@ -310,7 +302,7 @@ class Notifier:
 
     async def _ledger(self) -> DeliveryLedger:
         if self.ledger is None:
-            self.ledger = await DeliveryLedger.open(self.bus.broker.connection.jetstream(), self.ledger_bucket,
+            self.ledger = await DeliveryLedger.open(self.bus.jetstream(), self.ledger_bucket,
                                                     self.bus.settings.stream_replicas)
         return self.ledger
 

@@ -21,7 +21,7 @@ from faststream.nats import NatsMessage
 from services.prober.kinds import ProbeSetupError
 from services.prober.run import StopSignal, WindowSink, probes_completed, probes_of, run_probe, run_probes
 from shared.bus import Bus, CommandError, HandBack, Work
-from shared.commands import RunProbe, RunProbes, StopProbe, stop_probe_subject
+from shared.commands import RunProbe, RunProbes, StopProbe
 from shared.envelope import ParseError, new_envelope, parse_envelope
 from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow
 from shared.secrets import redact
@@ -121,7 +121,7 @@ def register(bus: Bus) -> dict[str, StopSignal]:
 
     bus.on_command(RunProbe, on_run)
     bus.on_command(RunProbes, on_run_set)
-    bus.broker.subscriber(stop_probe_subject(bus.subjects.root, "*"), title="prober stop")(on_stop)
+    bus.on_signal(bus.subjects.stop_probes("*"), on_stop, title="prober stop")
     return running
 
 

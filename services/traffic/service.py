@@ -111,7 +111,7 @@ class Traffic:
 
     async def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = await Ledger.open(self.bus.broker.connection.jetstream(), self.bus.subjects.root,
+            self._ledger = await Ledger.open(self.bus.jetstream(), self.bus.subjects.root,
                                              self.bus.settings.stream_replicas, self.bus.log)
         return self._ledger
 
@@ -119,7 +119,7 @@ class Traffic:
 
     async def targets(self) -> TargetLocks:
         if self._targets is None:
-            self._targets = await TargetLocks.open(self.bus.broker.connection.jetstream(), self.bus.subjects,
+            self._targets = await TargetLocks.open(self.bus.jetstream(), self.bus.subjects,
                                                    self.bus.log, self.bus.settings.stream_replicas)
         return self._targets
 

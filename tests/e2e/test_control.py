@@ -41,7 +41,7 @@ def refused(*args: str, env: dict[str, str], settings: Settings) -> str:
             async def seen(msg) -> None:
                 published.append(msg.subject)
 
-            await nc.subscribe(f"{settings.subject_root}.cmd.coordinator.>", cb=seen)
+            await nc.subscribe(settings.subjects.commands_of("coordinator"), cb=seen)
             await nc.flush()
             result = await asyncio.to_thread(in_process, *args, env=env)
             await nc.flush()  # the server sends our subscription what it routed before this round trip ends

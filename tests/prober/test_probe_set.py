@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import nats
 
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, SqlProbeSpec, StopProbe, Thresholds, stop_probe_subject
+from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, SqlProbeSpec, StopProbe, Thresholds
 from shared.envelope import new_envelope
 from shared.events import CommandFailed, ProbesCompleted, ProbeWindow
 from tests.prober.conftest import DB_ENV
@@ -32,7 +32,7 @@ async def test_hold_runs_its_probes_together_publishes_their_windows_and_stops_a
         await send_run(nc, settings, hold, "cmd-hold")
         seen = await events_until(sub, lambda e: isinstance(e.data, ProbeWindow) and e.data.index == 1
                                   and e.data.probe == "app_errors")
-        await nc.publish(stop_probe_subject(settings.subjects.root, RUN),
+        await nc.publish(settings.subjects.stop_probes(RUN),
                          new_envelope(StopProbe(command_id="cmd-hold", reason="the operator ended the hold"),
                                       id="stop-1", source="/tests", runid=RUN).to_json())
         seen += await events_until(sub, lambda e: isinstance(e.data, ProbesCompleted))

@@ -8,7 +8,7 @@ import time
 
 import nats
 
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe, stop_probe_subject
+from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe
 from shared.envelope import new_envelope
 from shared.events import CommandFailed, ProbeCompleted, ProbeWindow
 from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
@@ -25,7 +25,7 @@ async def test_long_probe_publishes_windows_and_stops_promptly_on_request(settin
         windows = await events_until(sub, lambda e: isinstance(e.data, ProbeWindow) and e.data.index == 1)
         asked = time.monotonic()
         stop = StopProbe(command_id="cmd-hold", reason="the operator ended the hold")
-        await nc.publish(stop_probe_subject(settings.subjects.root, RUN),
+        await nc.publish(settings.subjects.stop_probes(RUN),
                          new_envelope(stop, id="stop-1", source="/tests", runid=RUN).to_json())
         rest = await events_until(sub, lambda e: isinstance(e.data, ProbeCompleted))
         answered_after = time.monotonic() - asked
@@ -71,7 +71,7 @@ async def test_stop_that_overtakes_its_probe_still_stops_it(settings, http_targe
     try:
         sub = await nc.jetstream().subscribe(settings.subjects.events_of_run(RUN), ordered_consumer=True)
         stop = StopProbe(command_id="cmd-late", reason="aborted before the hold began")
-        await nc.publish(stop_probe_subject(settings.subjects.root, RUN),
+        await nc.publish(settings.subjects.stop_probes(RUN),
                          new_envelope(stop, id="stop-early", source="/tests", runid=RUN).to_json())
         await nc.flush()
         await asyncio.sleep(0.3)  # the stop is heard before the probe's command is

@@ -68,7 +68,7 @@ def forbidden_publishes(user: str) -> list[str]:
             subjects += [ROOT.event(RUN, source, "forged"), ROOT.dead_letter(source)]
     subjects += [ROOT.command(s, "forged") for s in SERVICES if s not in COMMANDS_TO.get(user, set())]
     if user != "coordinator":
-        subjects.append(f"{ROOT.root}.ctl.prober.{RUN}")
+        subjects.append(ROOT.stop_probes(RUN))
     subjects += [f"$KV.{bucket}.forged" for bucket, owner in KV_OWNER.items() if owner != user]
     if user == "monitoring":  # reads only: not even a stream of its own
         subjects += [f"$JS.API.STREAM.CREATE.{EVT}"]

@@ -3,7 +3,7 @@ nobody did yet (apply them, publishing what they decide)."""
 
 from __future__ import annotations
 
-from services.coordinator.service import handled_through
+from services.coordinator.takeover import handled_through
 from shared.envelope import Envelope, new_envelope
 from shared.events import PhaseStarted
 

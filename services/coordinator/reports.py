@@ -1,0 +1,79 @@
+"""Reacting to a run's end: its report, validation file and badges (lock-in), rebuilt from its events.
+
+The files readers look for on run_finished are written at once (quick); the chart and report.html are drawn next,
+in another process and not awaited: matplotlib would hold the GIL, and with it every run's decisions. Artifacts never
+stop the saga: a failure is logged, and `golive report RUN` builds them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import multiprocessing
+import os
+import signal
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
+from shared.bus import Bus
+from shared.envelope import Envelope
+from shared.fold import RunFolds
+from shared.secrets import redact
+
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+DRAWING_WAIT_S = 10.0  # a stopping coordinator still finishes the reports being drawn, this long at most
+
+
+class RunReports:
+    """Writes each run's artifacts when it ends; draws its chart and pages in a worker process started on first use."""
+
+    def __init__(self, bus: Bus, log_of: RunFolds) -> None:
+        self.bus = bus
+        self.log_of = log_of  # the run's events, read from the stream
+        self._drawer: ProcessPoolExecutor | None = None
+        self._drawing: set[asyncio.Task] = set()
+
+    async def run_ended(self, run_id: str) -> None:
+        """Write the run's artifacts (the chart and pages in the background)."""
+        try:
+            events = [envelope for _seq, envelope in await self.log_of.history(run_id)]
+            directory = run_directory(self.bus.settings.artifacts_dir, run_id)  # never outside artifacts/
+            written = await asyncio.to_thread(lambda: write_artifacts(build_artifacts(events, chart=False), directory))
+            self.bus.log.info("run.artifacts_written", run_id=run_id, directory=str(directory), files=len(written))
+            pages = asyncio.create_task(self._draw_pages(run_id, events, directory))
+            self._drawing.add(pages)
+            pages.add_done_callback(self._drawing.discard)
+        except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
+            self.bus.log.error("run.artifacts_failed", run_id=run_id, error=str(exc))
+
+    async def _draw_pages(self, run_id: str, events: list[Envelope], directory: Path) -> None:
+        try:
+            if self._drawer is None:
+                # spawn, not fork: this process runs threads and an event loop that a fork would copy mid-flight
+                self._drawer = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                   initializer=die_with_parent, initargs=(os.getpid(),))
+            written = await asyncio.get_running_loop().run_in_executor(
+                self._drawer, write_report_pages, [e.to_json() for e in events], str(directory))
+            self.bus.log.info("run.report_drawn", run_id=run_id, directory=str(directory), files=len(written))
+        except Exception as exc:  # the other files are written; `golive report RUN` draws these again
+            self.bus.log.error("run.report_drawing_failed", run_id=run_id, error=redact(str(exc)))
+
+    async def stop(self) -> None:
+        """Let the reports being drawn finish (bounded), then stop the drawing process."""
+        if self._drawing:
+            await asyncio.wait(self._drawing, timeout=DRAWING_WAIT_S)
+        if self._drawer is not None:
+            self._drawer.shutdown(wait=False, cancel_futures=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In the chart worker: end when the coordinator ends, even by kill -9 (no orphaned workers, each holding
+    matplotlib's memory, and with them multiprocessing's resource tracker, which waits for its last user)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the coordinator died before the line above took effect
+        os._exit(0)
