@@ -203,10 +203,10 @@ class Bus:
     _command_handlers: dict[type[Message], Handler] = field(init=False, default_factory=dict)
     _consuming: bool = field(init=False, default=False)
     _command_subscriber: Any = field(init=False, default=None)
-    _js: Any = field(init=False, default=None)  # made once: publish_all's async-ack inbox comes with it
+    _js: JetStreamContext | None = field(init=False, default=None)  # made once: publish_all's async-ack inbox comes with it
     _durables: list[Durable] = field(init=False, default_factory=list)
     _handling: set[str] = field(init=False, default_factory=set)  # ids of the commands this instance works on now
-    _keeping_durables: asyncio.Task | None = field(init=False, default=None)
+    _keeping_durables: asyncio.Task[None] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -226,7 +226,8 @@ class Bus:
 
     # --- app ------------------------------------------------------------------------------------
 
-    def app(self, title: str, after_startup: Sequence = (), on_shutdown: Sequence = ()) -> FastStream:
+    def app(self, title: str, after_startup: Sequence[Callable[[], Awaitable[None]]] = (),
+            on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()) -> FastStream:
         """A FastStream app whose startup creates the streams and whose shutdown hands back long work."""
         return FastStream(
             self.broker,

@@ -10,8 +10,9 @@ A monitoring team reads these with any NATS client: the JSON body is a structure
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,10 +43,13 @@ class Message(BaseModel):
 _REGISTRY: dict[str, type[Message]] = {}
 
 
-def message_type(type_name: str):
+M = TypeVar("M", bound="Message")
+
+
+def message_type(type_name: str) -> Callable[[type[M]], type[M]]:
     """Class decorator: register a payload model under its versioned type name."""
 
-    def register(cls: type[Message]) -> type[Message]:
+    def register(cls: type[M]) -> type[M]:
         if type_name in _REGISTRY:
             raise RuntimeError(f"message type {type_name} is registered twice")
         cls.TYPE = type_name

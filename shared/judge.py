@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.commands import Thresholds
 from shared.events import Finding, LatencySummary, Verdict
+from shared.plan.checks import Thresholds
 
 # The guard gauges (a pg_health probe measures them; services/prober/pg_health.py): name -> (words, unit).
 GAUGES: dict[str, tuple[str, str]] = {

@@ -57,7 +57,7 @@ def find_password(data: object) -> tuple[str | int, ...] | None:
     return next(_password_paths(data, (), set()), None)
 
 
-def _password_paths(data: object, where: tuple, seen: set[int]) -> Iterator[tuple[str | int, ...]]:
+def _password_paths(data: object, where: tuple[str | int, ...], seen: set[int]) -> Iterator[tuple[str | int, ...]]:
     if isinstance(data, str):
         if has_password(data):
             yield where

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -126,10 +127,11 @@ def _url_user(url: str | None) -> str | None:
     return parts.username if parts.password is not None else None
 
 
-def read_stack_file(state_dir: Path) -> dict | None:
+def read_stack_file(state_dir: Path) -> dict[str, Any] | None:
     """What `golive up` recorded about the running embedded stack, if it runs."""
     path = state_dir / STACK_FILE
     try:
-        return json.loads(path.read_text())
+        recorded: dict[str, Any] = json.loads(path.read_text())
+        return recorded
     except (FileNotFoundError, json.JSONDecodeError):
         return None

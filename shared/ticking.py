@@ -18,7 +18,7 @@ class Ticking:
 
     def __init__(self, log: Any) -> None:
         self.log = log
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     def every(self, period_s: float, job: Callable[[], Awaitable[None]], failed: str, at_once: bool = False) -> None:
         """Run ``job`` every ``period_s`` (first at once with ``at_once``, else after one period); a round that raises
