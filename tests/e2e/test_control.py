@@ -68,7 +68,7 @@ def wait_for_status(run_id: str, text: str, env: dict[str, str], timeout_s: floa
 def test_paused_run_finishes_its_hold_then_waits_for_continue_before_the_next_shift(services, settings, process_env,
                                                                                     tmp_path):
     def long_first_hold(plan: dict) -> None:
-        plan["canary"]["stages"][0]["hold"] = "4s"  # time enough to pause it, however slow the machine
+        plan["canary"]["stages"][0]["hold"] = "15s"  # time enough to start `golive pause` on a busy machine
         plan["analysis"] = {"interval": "1s", "min_samples": 1}  # windows judged, for `golive status`
 
     run = start_run(skeleton_plan(tmp_path, hold="1s", edit=long_first_hold), "run-pause", process_env)

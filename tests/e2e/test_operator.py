@@ -14,20 +14,18 @@ pytestmark = pytest.mark.e2e
 
 
 def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services, settings, process_env, tmp_path):
-    run = start_run(skeleton_plan(tmp_path, hold="30s"), "run-abort", process_env)  # only an abort ends it early
+    # a hold of an hour: the run can only end within the test's bounds because the abort ended it
+    run = start_run(skeleton_plan(tmp_path, hold="1h"), "run-abort", process_env)
     try:
         wait_for_output(run, "stage1:hold")
-        started = time.monotonic()
         aborted = run_cli("abort", "run-abort", "--reason", "error budget burning on the dashboards", env=process_env)
-        took = time.monotonic() - started
-        out, err = run.communicate(timeout=60)
+        out, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
             run.kill()
 
     assert aborted.returncode == 1, aborted.stdout + aborted.stderr
     assert run.returncode == 1, out + err
-    assert took < 25  # well before the 30 s hold would have ended
     assert "abort requested by" in aborted.stdout and "error budget burning" in aborted.stdout
     weights = json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
     assert weights["canary"]["weight"] == 0

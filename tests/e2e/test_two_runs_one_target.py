@@ -31,11 +31,17 @@ PAIR = ("--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old")
 
 def test_second_run_on_a_held_target_is_refused_at_start_and_the_first_ends_live(services, settings, process_env,
                                                                                   tmp_path):
-    plan = skeleton_plan(tmp_path, hold="3s")
-    first = start_run(plan, "run-first", process_env, *PAIR)
+    def gate_stage_2(plan: dict) -> None:
+        plan["canary"]["stages"][1]["approval"] = True
+
+    # the first run holds the target while it waits at stage 2's gate, however long the second takes to start
+    first = start_run(skeleton_plan(tmp_path / "first", edit=gate_stage_2), "run-first", process_env, *PAIR)
+    plan = skeleton_plan(tmp_path)
     try:
-        wait_for_output(first, "traffic: 10%")  # the first run moved traffic: it holds the target
+        wait_for_output(first, "stage2:gate")  # the first run moved traffic to 10% and waits for a person
         second = run_cli("run", str(plan), *PAIR, "--run-id", "run-second", env=process_env)
+        approved = run_cli("approve", "run-first", "--stage", "2", env=process_env)
+        assert approved.returncode == 0, approved.stdout + approved.stderr
         first_out, first_err = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
