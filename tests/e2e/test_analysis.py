@@ -12,7 +12,7 @@ from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import run_events
 from tests.harness import run_cli
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # measured latencies decide it
 
 HOLD_S = 30  # far longer than the test takes: only the analysis (or the guard) ends it
 

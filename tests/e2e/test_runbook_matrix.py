@@ -61,7 +61,7 @@ from shared.plan import Plan, parse_plan
 from shared.settings import Settings
 from shared.subjects import SERVICES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # measured latencies decide it
 
 SEED_ROWS = 20_000
 HOLD_S = 2.0

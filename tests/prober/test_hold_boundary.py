@@ -16,6 +16,8 @@ from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe
 from shared.events import ProbeWindow
 
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("windows", [2, 3])

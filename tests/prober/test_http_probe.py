@@ -14,6 +14,8 @@ from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
 from shared.events import ProbeWindow
 
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+
 
 def http_command(url: str, *, duration_s: float = 0.5, concurrency: int = 1, load: LoadSpec = LoadSpec(),
                  baseline_url: str | None = None, thresholds: Thresholds = Thresholds(), window_s: float | None = None,

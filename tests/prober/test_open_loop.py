@@ -3,8 +3,12 @@ request is either answered or counted as unsent, none twice, and latency counts 
 
 from __future__ import annotations
 
+import pytest
+
 from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe
+
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
 
 
 async def test_requests_a_slow_target_cannot_take_are_unsent_and_every_due_request_is_accounted_for(http_target):

@@ -4,11 +4,14 @@ thresholds, and every write rolled back."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 
 from golive.demo.data import RUNBOOK_QUERIES, fill_runbook_tables
 from services.prober.run import run_probe
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.prober.conftest import DB_ENV
+
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
 
 RUNBOOK_P95_MS = {"stripe_upsert": 20, "netvisor_pick": 40, "review_list": 30, "signup_exists": 10}
 TABLES = ("stripe_events", "auth.users", "review_items", "netvisor_queue")

@@ -12,6 +12,8 @@ from services.prober.sql_probe import may_write
 from shared.commands import SampledParams, SequenceParams, Thresholds
 from tests.prober.conftest import DB_ENV, sql_command
 
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+
 
 async def test_probe_measures_a_query_and_judges_its_p95(database_url):
     result = await run_probe(sql_command("SELECT pg_sleep(0.02)", duration_s=0.5, concurrency=2,

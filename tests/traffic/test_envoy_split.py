@@ -14,6 +14,8 @@ from services.traffic.provider import ProviderError, UnavailableError, build_pro
 from shared.commands import ProviderSpec
 from tests.traffic.conftest import canary_share, envoy_spec, set_by_hand
 
+pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+
 REQUESTS_PER_WEIGHT = 2_500  # >= 2,000 as the issue asks; at 50% one binomial sigma is 1 point
 TOLERANCE_POINTS = 3.0
 
