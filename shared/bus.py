@@ -10,6 +10,8 @@
   while long work runs; a crash is retried with backoff up to ``max_deliver`` times and then reported
   as CommandFailed; a body that does not parse goes to ``<root>.dlq.<service>`` and the service keeps
   running; on shutdown, long work is handed back (nak) so another instance takes it.
+- ``Bus.consume_events`` reads a durable event consumer in batches and handles each event in stream order, one at
+  a time (shared/ordered_consumer.py), with the same contract: ack after the handler, bounded retries, dead letters.
 - Trust: an event counts only when its subject, envelope and type agree on who sent it, and a command only
   when its type names its subject (shared/provenance.py); anything else is dead-lettered with the reason.
   With ``guard_runs``, work for a run that is unknown or has ended is refused (shared/run_guard.py).

@@ -24,6 +24,8 @@ import nats
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
+from shared.secrets import redact
+
 BATCH = 16  # messages per pull: a burst of events (one decision's) comes in one round trip
 WAIT_S = 2.0  # a pull waits this long for a first message, then the next one asks again
 RETRY_PAUSE_S = 0.5  # after a failed pull (no responders: the consumer is being recreated; reconnecting)
@@ -102,7 +104,7 @@ class OrderedConsumer:
                     await self.handle(msg)
                 except Exception as exc:  # the handler's own failure path failed (the bus away): redelivered later
                     self.log.error("message.unhandled", durable=self.durable, subject=msg.subject,
-                                   error=f"{type(exc).__name__}: {exc}", action="delivered again after ack_wait")
+                                   error=redact(f"{type(exc).__name__}: {exc}"), action="delivered again after ack_wait")
         finally:
             if keeper is not None:
                 keeper.cancel()
