@@ -285,3 +285,53 @@ async def test_events_are_handled_one_at_a_time_in_stream_order_and_kept_alive_w
     assert taken_elsewhere == []
     assert [weight for weight, _seq in handled] == [1, 2, 3, 4, 5, 6]
     assert [seq for _weight, seq in handled] == sorted(seq for _weight, seq in handled)
+
+
+async def test_events_waiting_behind_the_one_in_hand_are_handed_back_on_shutdown(settings, monkeypatch):
+    """A stopping instance finishes the event in hand and hands back the events fetched behind it at once: another
+    instance handles them now, not after the consumer's ack_wait."""
+    monkeypatch.setattr(bus_module, "EVENT_ACK_WAIT_S", 60.0)  # far longer than this test waits
+    durable = "traffic-test-handback"
+    first_handled: list[int] = []
+    second_handled: list[int] = []
+    first_in_hand, rest_published, slow_in_hand, finish_slow = (asyncio.Event() for _ in range(4))
+
+    async def first(envelope: Envelope, seq: int) -> None:
+        weight = envelope.data.weight
+        if weight == 1:  # the rest are stored meanwhile: the next pull takes them in one batch
+            first_in_hand.set()
+            await rest_published.wait()
+        if weight == 2:  # in hand when the instance stops, with 3 and 4 fetched behind it
+            slow_in_hand.set()
+            await finish_slow.wait()
+        first_handled.append(weight)
+
+    async def second(envelope: Envelope, seq: int) -> None:
+        second_handled.append(envelope.data.weight)
+
+    stopping = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    stopping.consume_events(settings.subjects.all_events, durable, first)
+    await stopping.start()
+    try:
+        await publish_events(settings, "run-handback", [1])
+        await asyncio.wait_for(first_in_hand.wait(), 15)
+        await publish_events(settings, "run-handback", [2, 3, 4])
+        rest_published.set()
+        await asyncio.wait_for(slow_in_hand.wait(), 15)
+        asyncio.get_running_loop().call_later(0.5, finish_slow.set)  # the event in hand finishes during the stop
+    finally:
+        await stopping.stop()
+    taking_over = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    taking_over.consume_events(settings.subjects.all_events, durable, second)
+    await taking_over.start()
+    try:
+        await asyncio.wait_for(_until(lambda: len(second_handled) >= 2), 20)
+    finally:
+        await taking_over.stop()
+    assert first_handled == [1, 2]
+    assert second_handled == [3, 4]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
