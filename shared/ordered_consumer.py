@@ -49,7 +49,7 @@ class OrderedConsumer:
     wait_s: float = WAIT_S
     running: bool = field(init=False, default=False)
     _sub: Any = field(init=False, default=None)
-    _task: asyncio.Task | None = field(init=False, default=None)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
     _fetching: bool = field(init=False, default=False)
 
     async def start(self, js: Any) -> None:
