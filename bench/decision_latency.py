@@ -86,6 +86,10 @@ class AdminRelay:
             await asyncio.gather(pipe(client_r, up_w, True), pipe(up_r, client_w, False))
         except ConnectionError:
             pass
+        except asyncio.CancelledError:
+            # the measurement is over and its loop is closing with this keep-alive connection open: end quietly
+            # (asyncio 3.11 prints a traceback for each client handler cancelled so)
+            pass
         finally:
             client_w.close()
             up_w.close()

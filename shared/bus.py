@@ -10,6 +10,8 @@
   while long work runs; a crash is retried with backoff up to ``max_deliver`` times and then reported
   as CommandFailed; a body that does not parse goes to ``<root>.dlq.<service>`` and the service keeps
   running; on shutdown, long work is handed back (nak) so another instance takes it.
+- ``Bus.consume_events`` reads a durable event consumer in batches and handles each event in stream order, one at
+  a time (shared/ordered_consumer.py), with the same contract: ack after the handler, bounded retries, dead letters.
 - Trust: an event counts only when its subject, envelope and type agree on who sent it, and a command only
   when its type names its subject (shared/provenance.py); anything else is dead-lettered with the reason.
   With ``guard_runs``, work for a run that is unknown or has ended is refused (shared/run_guard.py).
@@ -28,10 +30,12 @@ from typing import Any
 import nats
 from faststream import FastStream
 from faststream.middlewares import AckPolicy
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, NatsMessage, PullSub
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
+from faststream.nats.message import NatsMessage
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from faststream.specification import AsyncAPI
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
@@ -41,6 +45,7 @@ from shared.durables import Durable, keep_durables
 from shared.envelope import Envelope, Message, ParseError, nats_headers, new_envelope, parse_envelope
 from shared.event_log import last_events
 from shared.events import CommandFailed, DeadLettered, FailureClass
+from shared.ordered_consumer import OrderedConsumer
 from shared.provenance import command_origin_problem, event_origin_problem, source_of
 from shared.run_guard import lifecycle_subjects, work_refusal
 from shared.secrets import redact
@@ -207,6 +212,7 @@ class Bus:
     _durables: list[Durable] = field(init=False, default_factory=list)
     _handling: set[str] = field(init=False, default_factory=set)  # ids of the commands this instance works on now
     _keeping_durables: asyncio.Task[None] | None = field(init=False, default=None)
+    _event_feeds: list[OrderedConsumer] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -233,7 +239,7 @@ class Bus:
             self.broker,
             specification=AsyncAPI(title=title, version="1"),
             on_startup=[self._startup],
-            after_startup=[self._keep_durables, *after_startup],
+            after_startup=[self._start_event_feeds, self._keep_durables, *after_startup],
             on_shutdown=[self._shutdown, *on_shutdown],
         )
 
@@ -242,6 +248,7 @@ class Bus:
         self.start_consuming_commands()
         await self._startup()
         await self.broker.start()
+        await self._start_event_feeds()
         await self._keep_durables()
 
     async def stop(self) -> None:
@@ -252,6 +259,12 @@ class Bus:
     async def _startup(self) -> None:
         await ensure_streams(self.settings, log=self.log)
         self.log.info("bus.ready", nats=self.settings.shown_nats_url(), root=self.subjects.root)
+
+    async def _start_event_feeds(self) -> None:
+        js = self.broker.connection.jetstream()
+        for feed in self._event_feeds:
+            if not feed.running:
+                await feed.start(js)
 
     async def _keep_durables(self) -> None:
         """Recreate this service's durable consumers when someone deletes one (shared/durables.py)."""
@@ -272,6 +285,8 @@ class Bus:
         self.log.info("service.stopping", graceful_timeout_s=self.settings.graceful_timeout_s)
         await self._stop_fetching_commands()
         self.stopping.set()
+        # the event in hand is finished (up to the graceful timeout); those fetched behind it are handed back
+        await asyncio.gather(*(feed.stop(self.settings.graceful_timeout_s) for feed in self._event_feeds))
 
     async def _stop_fetching_commands(self) -> None:
         """Leave the command consumer before handlers hear ``stopping``, so work they hand back goes to
@@ -375,6 +390,7 @@ class Bus:
             inbox_prefix=self._pull_inbox,
             config=config,
             ack_policy=AckPolicy.MANUAL,
+            decoder=_the_message_itself,
             max_workers=self.max_workers,
             title=f"{self.service} commands",
             description=", ".join(m.TYPE for m in self._command_handlers),
@@ -390,7 +406,8 @@ class Bus:
         """Durable pull consumer on the event stream (for services that react to events). ``max_deliver``:
         -1 for handlers that may Defer an event any number of times (each deferral is a delivery)."""
 
-        async def on_event(msg: NatsMessage) -> None:
+        async def on_event(raw: Msg) -> None:
+            msg = NatsMessage(raw, raw.data)  # FastStream's wrapper: the same ack guards as the command path
             try:
                 envelope = parse_envelope(msg.raw_message.data)
             except ParseError as exc:
@@ -412,22 +429,18 @@ class Bus:
                 keepalive.cancel()
             await msg.ack()
 
-        config = ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1)
+        config = ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1,
+                                durable_name=durable, deliver_policy=DeliverPolicy.NEW)
         self._durable(self.subjects.event_stream, durable, subject, config, DeliverPolicy.NEW)
-        self.broker.subscriber(
-            subject,
-            stream=JStream(self.subjects.event_stream, declare=False),
-            durable=durable,
-            pull_sub=PullSub(batch_size=1, timeout=2.0),
-            inbox_prefix=self._pull_inbox,
-            config=config,
-            deliver_policy=DeliverPolicy.NEW,
-            ack_policy=AckPolicy.MANUAL,
-            max_workers=1,
-            title=f"{self.service} events",
-        )(on_event)
+        # read in batches, handled in stream order (shared/ordered_consumer.py): a decision is never made on an event
+        # before the ones ahead of it, and a burst of events costs one pull, not one round trip each
+        self._event_feeds.append(OrderedConsumer(
+            stream=self.subjects.event_stream, durable=durable, subject=subject, config=config, handle=on_event,
+            log=self.log, inbox_prefix=self._pull_inbox, keep_alive_s=EVENT_ACK_WAIT_S / 3))
 
-    async def _on_command(self, msg: NatsMessage) -> None:
+    async def _on_command(self, msg: Any) -> None:
+        # ``msg``: FastStream's NatsMessage, handed over as the body (_the_message_itself). Annotated as FastStream's
+        # context instead, it would be resolved in a worker thread: a thread hop before every command.
         try:
             envelope = parse_envelope(msg.raw_message.data)
         except ParseError as exc:
@@ -567,6 +580,11 @@ def _security(s: Settings) -> NatsSecurity | None:
     if s.nats_user:
         return NatsUserPassword(s.nats_user, s.nats_password.get_secret_value() if s.nats_password else "")
     return None
+
+
+async def _the_message_itself(msg: NatsMessage) -> NatsMessage:
+    """FastStream decoder: the handler's body is the message, acks and metadata included."""
+    return msg
 
 
 def _delivery_count(msg: NatsMessage) -> int:

@@ -2,8 +2,9 @@
 service says so (``consumer.recreated``).
 
 Why a guard is needed: a pull subscription whose consumer is deleted does not fail. nats-py's fetch gets "no
-responders" (ServiceUnavailableError), FastStream's pull loop swallows it and asks again, and the service runs on
-without ever getting another message: a deleted ``coordinator-events`` froze every new run, silently, for good.
+responders" (ServiceUnavailableError), the pull loop (FastStream's for commands, shared/ordered_consumer.py for
+events) swallows it and asks again, and the service runs on without ever getting another message: a deleted
+``coordinator-events`` froze every new run, silently, for good.
 
 The guard asks the server about each durable consumer of the service every few seconds and remembers how far it
 got (its ack floor). When one is gone it creates it again with the same settings: a consumer of the command

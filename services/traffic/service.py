@@ -243,8 +243,9 @@ class Traffic:
         shifts = [t for t in self.in_flight[cmd.canary] if not t.done()]
         for task in shifts:
             task.cancel()
-        before = await ledger.last_set(f"{key}|{cmd.canary}")
-        hold = await (await self.targets()).hold_of(provider.target(cmd.canary, cmd.to))
+        # both read after the fence, together: one round trip before traffic goes back, not two
+        before, hold = await asyncio.gather(ledger.last_set(f"{key}|{cmd.canary}"),
+                                            (await self.targets()).hold_of(provider.target(cmd.canary, cmd.to)))
         if hold is None or hold.run_id != work.envelope.runid or not hold.applied:
             return await self._nothing_to_roll_back(cmd, provider, started, len(shifts))
         try:

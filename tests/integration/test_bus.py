@@ -10,10 +10,12 @@ from collections.abc import Awaitable, Callable
 import nats
 import pytest
 
+import shared.bus as bus_module
 from shared.bus import Bus, CommandError, HandBack, Work
 from shared.commands import ProviderSpec, ShiftTraffic
 from shared.envelope import Envelope, new_envelope, parse_envelope
 from shared.events import CommandFailed, DeadLettered, TrafficShifted
+from shared.provenance import source_of
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
 
@@ -216,3 +218,120 @@ async def test_a_command_redelivered_while_this_instance_still_works_on_it_is_no
     finally:
         await bus.stop()
     assert isinstance(answer.data, TrafficShifted) and calls == [1]
+
+
+async def publish_events(settings: Settings, run_id: str, weights: list[int]) -> None:
+    """The traffic service's answers for ``run_id``, one per weight, stored in this order."""
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        subject = settings.subjects.event(run_id, "traffic", "traffic_shifted")
+        for weight in weights:
+            event = new_envelope(TrafficShifted(provider="test", canary="dpl_new", weight=weight, verified_weight=weight),
+                                 id=f"{run_id}-{weight}", source=source_of("traffic"), runid=run_id, subject=subject)
+            await js.publish(subject, event.to_json(), stream=settings.subjects.event_stream,
+                             headers={"Nats-Msg-Id": event.id})
+    finally:
+        await nc.close()
+
+
+async def test_events_are_handled_one_at_a_time_in_stream_order_and_kept_alive_while_they_wait(settings, monkeypatch):
+    """Events come in batches, and each batch is handled in stream order, one event at a time: a decision is never
+    made on an event before the ones ahead of it. Events fetched behind a slow one are kept alive meanwhile: another
+    instance pulling from the same consumer gets none of them, though the slow one outlasts the consumer's ack_wait."""
+    monkeypatch.setattr(bus_module, "EVENT_ACK_WAIT_S", 1.0)
+    durable = "traffic-test-events"
+    handled: list[tuple[int, int]] = []  # (weight, stream sequence)
+    in_hand = 0
+    first_in_hand, rest_published, slow_in_hand = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def handler(envelope: Envelope, seq: int) -> None:
+        nonlocal in_hand
+        in_hand += 1
+        assert in_hand == 1, "two events handled at once"
+        weight = envelope.data.weight
+        if weight == 1:  # the rest are stored meanwhile: the next pull takes them in one batch
+            first_in_hand.set()
+            await rest_published.wait()
+        if weight == 2:  # slower than ack_wait, with 3..6 fetched behind it
+            slow_in_hand.set()
+            await asyncio.sleep(2.5)
+        await asyncio.sleep(0.01)  # room for another event to start, were they handled concurrently
+        handled.append((weight, seq))
+        in_hand -= 1
+
+    bus = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    bus.consume_events(settings.subjects.all_events, durable, handler)
+    await bus.start()
+    other = await nats.connect(settings.resolved_nats_url())
+    try:
+        await publish_events(settings, "run-order", [1])
+        await asyncio.wait_for(first_in_hand.wait(), 15)
+        await publish_events(settings, "run-order", [2, 3, 4, 5, 6])
+        rest_published.set()
+        await asyncio.wait_for(slow_in_hand.wait(), 15)
+        # another instance asks the same consumer while 3..6 wait behind the slow one, longer than ack_wait
+        pull = await other.jetstream().pull_subscribe_bind(durable=durable, stream=settings.subjects.event_stream)
+        try:
+            taken_elsewhere = await pull.fetch(batch=10, timeout=2.0)
+        except TimeoutError:  # nothing to take: the waiting events are kept alive
+            taken_elsewhere = []
+        await pull.unsubscribe()
+        while len(handled) < 6:
+            await asyncio.sleep(0.1)
+    finally:
+        await other.close()
+        await bus.stop()
+    assert taken_elsewhere == []
+    assert [weight for weight, _seq in handled] == [1, 2, 3, 4, 5, 6]
+    assert [seq for _weight, seq in handled] == sorted(seq for _weight, seq in handled)
+
+
+async def test_events_waiting_behind_the_one_in_hand_are_handed_back_on_shutdown(settings, monkeypatch):
+    """A stopping instance finishes the event in hand and hands back the events fetched behind it at once: another
+    instance handles them now, not after the consumer's ack_wait."""
+    monkeypatch.setattr(bus_module, "EVENT_ACK_WAIT_S", 60.0)  # far longer than this test waits
+    durable = "traffic-test-handback"
+    first_handled: list[int] = []
+    second_handled: list[int] = []
+    first_in_hand, rest_published, slow_in_hand, finish_slow = (asyncio.Event() for _ in range(4))
+
+    async def first(envelope: Envelope, seq: int) -> None:
+        weight = envelope.data.weight
+        if weight == 1:  # the rest are stored meanwhile: the next pull takes them in one batch
+            first_in_hand.set()
+            await rest_published.wait()
+        if weight == 2:  # in hand when the instance stops, with 3 and 4 fetched behind it
+            slow_in_hand.set()
+            await finish_slow.wait()
+        first_handled.append(weight)
+
+    async def second(envelope: Envelope, seq: int) -> None:
+        second_handled.append(envelope.data.weight)
+
+    stopping = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    stopping.consume_events(settings.subjects.all_events, durable, first)
+    await stopping.start()
+    try:
+        await publish_events(settings, "run-handback", [1])
+        await asyncio.wait_for(first_in_hand.wait(), 15)
+        await publish_events(settings, "run-handback", [2, 3, 4])
+        rest_published.set()
+        await asyncio.wait_for(slow_in_hand.wait(), 15)
+        asyncio.get_running_loop().call_later(0.5, finish_slow.set)  # the event in hand finishes during the stop
+    finally:
+        await stopping.stop()
+    taking_over = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"))
+    taking_over.consume_events(settings.subjects.all_events, durable, second)
+    await taking_over.start()
+    try:
+        await asyncio.wait_for(_until(lambda: len(second_handled) >= 2), 20)
+    finally:
+        await taking_over.stop()
+    assert first_handled == [1, 2]
+    assert second_handled == [3, 4]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.05)
