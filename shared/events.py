@@ -28,11 +28,13 @@ from shared.envelope import Message, message_type
 from shared.ids import DeploymentId
 from shared.plan.base import Strict
 
+# Phase and StepRef are part of the events' contract: readers of events import them from here too
+from shared.step_ref import Phase as Phase
+from shared.step_ref import StepRef as StepRef
+from shared.step_ref import ref_of_name
+
 # --- coordinator: the run ----------------------------------------------------------------------
 
-Phase = Literal[
-    "preflight", "migrate", "smoke", "canary", "final_validation", "lock_in", "done", "compensating",
-]
 Outcome = Literal["succeeded", "rolled_back", "needs_human"]
 # a verdict on numbers against limits (shared/judge.py): inconclusive is neither passed nor failed (no evidence)
 Finding = Literal["pass", "fail", "inconclusive"]
@@ -55,54 +57,62 @@ class RunStarted(Message):
     takes_traffic_target: bool = False
 
 
-@message_type("golive.coordinator.phase_started.v1")
-class PhaseStarted(Message):
-    phase: Phase
+class StepEvent(Message):
+    """An event about one step of a run: ``step`` is its name (its identity), ``at`` its fields. Read the fields
+    through ``where``, never from the name."""
+
     step: str
+    # absent in events written before steps were typed (None): ``where`` reads those from the name
+    at: StepRef | None = None
+
+    @property
+    def where(self) -> StepRef:
+        """The step as fields: phase, stage, kind, probe."""
+        return self.at or ref_of_name(self.step)
+
+
+@message_type("golive.coordinator.phase_started.v1")
+class PhaseStarted(StepEvent):
+    phase: Phase
     detail: str = ""
 
 
 @message_type("golive.coordinator.step_failed.v1")
-class StepFailed(Message):
+class StepFailed(StepEvent):
     """A step's failure as the coordinator judged it: why, with the numbers. ``cause`` is one word for
     counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window,
     analysis (failed windows of a stage hold reached a limit), guard (a guard window breached)."""
 
-    step: str
     reason: str
     cause: str = "failed"
 
 
 @message_type("golive.coordinator.step_timed_out.v1")
-class StepTimedOut(Message):
+class StepTimedOut(StepEvent):
     """No answer came by the deadline. Its correlationid is the command awaited; folding this event (not
     the clock) is what fails the step, so a replay after a restart reaches the same state."""
 
-    step: str
     deadline: datetime
 
 
 @message_type("golive.coordinator.step_retrying.v1")
-class StepRetrying(Message):
+class StepRetrying(StepEvent):
     """A transient failure: the step is tried again at ``retry_at`` (attempt ``attempt`` failed)."""
 
-    step: str
     attempt: int
     reason: str
     retry_at: datetime
 
 
 @message_type("golive.coordinator.retry_due.v1")
-class RetryDue(Message):
+class RetryDue(StepEvent):
     """The backoff is over; folding this event (correlated to the failed command) sends the next try."""
 
-    step: str
     attempt: int
 
 
 @message_type("golive.coordinator.compensation_started.v1")
-class CompensationStarted(Message):
-    step: str
+class CompensationStarted(StepEvent):
     undoes: str
 
 
@@ -408,11 +418,10 @@ class ProbesCompleted(Message):
 
 
 @message_type("golive.coordinator.window_judged.v1")
-class WindowJudged(Message):
+class WindowJudged(StepEvent):
     """The coordinator's verdict on one probe window of a canary stage (per-window analysis), with its numbers:
     "stage 2 (50%): window 4 failed: p95 512 ms > 400 ms over 1,204 requests (2 consecutive)"."""
 
-    step: str
     probe: str
     index: int
     verdict: Finding
@@ -423,6 +432,20 @@ class WindowJudged(Message):
     failures: int = 0  # failed windows of this stage so far, this one included
     consecutive_failures: int = 0
     guard: bool = False  # a guard (replica lag, WAL lag, pool use) breached: the stage fails at once
+
+
+@message_type("golive.coordinator.stage_judged.v1")
+class StageJudged(Message):
+    """The coordinator's verdict on one canary stage, once, when the stage ends: ``pass`` when its last step (its
+    hold, or its shift when it holds nothing) passed, ``fail`` when the run failed in one of its steps. ``reason``
+    says why, with the numbers; ``windows`` and ``failed_windows``: the hold's windows judged and failed."""
+
+    stage: int
+    weight: int = Field(ge=0, le=100)
+    verdict: Literal["pass", "fail"]
+    reason: str
+    windows: int = 0
+    failed_windows: int = 0
 
 
 @message_type("golive.traffic.traffic_target_taken.v1")

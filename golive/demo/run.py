@@ -136,7 +136,7 @@ async def _drive(options: DemoOptions, plan: Plan, settings: Settings, run_id: s
     """Start the run and watch it, playing the operator: approve gates, break the canary on cue."""
 
     def on_phase(phase: PhaseStarted) -> None:
-        if options.bad_canary and phase.step.startswith(f"stage{options.from_stage}:shift"):
+        if options.bad_canary and phase.where.kind == "shift" and phase.where.stage == options.from_stage:
             set_mode(stack["apps"]["canary"], options.bad_canary)
             echo_line(f"demo: the canary app now misbehaves ({options.bad_canary}: {BAD_CANARY[options.bad_canary]})")
 
@@ -159,7 +159,7 @@ async def operate_run(settings: Settings, plan: Plan, run_id: str, deploy_id: st
         data = envelope.data
         if not isinstance(data, PhaseStarted):
             return
-        if ":gate" in data.step:
+        if data.where.kind == "gate":
             echo_line(f"demo: `golive approve {run_id}` ({data.step}): a person does this in production")
             task = asyncio.get_running_loop().create_task(
                 approve_run(settings, run_id, None, "golive demo", "approved by the demo"))

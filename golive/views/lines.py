@@ -26,6 +26,7 @@ from shared.events import (
     RetryRequested,
     RunFinished,
     RunStarted,
+    StageJudged,
     StepFailed,
     StepRetrying,
     StepTimedOut,
@@ -121,6 +122,9 @@ def describe(envelope: Envelope) -> tuple[str, str]:
             # the reason already says where, which window and why: "stage 2 (50%): q window 4 failed: p95 ..."
             style = {"pass": "dim", "fail": "bold red" if d.guard else "red", "inconclusive": "yellow"}[d.verdict]
             return style, d.reason
+        case StageJudged():
+            word = "passed" if d.verdict == "pass" else "FAILED"
+            return ("bold green" if d.verdict == "pass" else "bold red"), f"stage {d.stage} ({d.weight}%) {word}: {d.reason}"
         case AbortRequested():
             return "bold yellow", f"abort requested by {d.requested_by}: {d.reason}"
         case WatchStarted():

@@ -95,8 +95,8 @@ def fold(view: LiveView, envelope: Envelope) -> LiveView:
         case RunStarted():
             return replace(view, run_id=envelope.runid, plan=d.plan_name, deploy_id=d.deploy_id, stages=_stages(d))
         case PhaseStarted():
-            stage = _stage_number(d.step)
-            hold = d.step.endswith(":hold") or ":check:" in d.step
+            stage = d.where.stage
+            hold = d.where.kind == "hold"
             return replace(
                 view, phase=d.phase, step=d.step, stage=stage if stage is not None else view.stage,
                 hold_started=envelope.time if hold else None,
@@ -197,11 +197,6 @@ def _stages(started: RunStarted) -> tuple[tuple[int, float, dict[str, tuple[floa
         limits = {c.probe: (c.thresholds.p95_ms, c.thresholds.error_rate_pct) for c in stage.checks}
         stages.append((stage.weight, float(stage.hold), limits))
     return tuple(stages)
-
-
-def _stage_number(step: str) -> int | None:
-    head = step.split(":", 1)[0]
-    return int(head.removeprefix("stage")) if head.startswith("stage") and head[5:].isdigit() else None
 
 
 def _limits(view: LiveView, probe: str) -> tuple[float | None, float | None]:

@@ -30,6 +30,7 @@ from shared.events import (
     ProbesCompleted,
     RunFinished,
     RunStarted,
+    StageJudged,
     StepFailed,
     TrafficRolledBack,
     TrafficShifted,
@@ -202,6 +203,8 @@ def _line(e: Envelope) -> str:
         return f"traffic rolled back to {d.to or 'stable'} (canary read back {d.verified_weight}%)"
     if isinstance(d, MigrationsApplied):
         return "migrations: " + ", ".join(f"{r.name} {r.action} in {r.seconds:.2f}s" for r in d.results)
+    if isinstance(d, StageJudged):
+        return f"stage {d.stage} ({d.weight}%) {'passed' if d.verdict == 'pass' else 'FAILED'}: {d.reason}"
     if isinstance(d, StepFailed):
         return f"FAILED {d.step}: {d.reason}"
     if isinstance(d, CompensationStarted):

@@ -18,12 +18,16 @@ A stage's hold is one RunProbes (its checks plus the guard probe). Its windows a
 (services/coordinator/analysis.py): failed windows are counted per stage, consecutive ones per check, and
 reaching analysis.failure_limit or consecutive_failure_limit, or one guard window over a limit, fails the
 stage at once; the probes still running are then stopped (StopProbes).
+
+A stage's verdict is the coordinator's to say, once, as its own event (StageJudged): pass when the stage's last
+step (its hold, or its shift when it holds nothing) passed, fail when the run fails in one of its steps.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Literal
 
 from services.coordinator.analysis import (
     StageTally,
@@ -55,7 +59,9 @@ from shared.events import (
     RetryRequested,
     RunFinished,
     RunStarted,
+    StageJudged,
     StepFailed,
+    StepRef,
     StepRetrying,
     StepTimedOut,
     TrafficDrift,
@@ -73,6 +79,7 @@ from shared.plan import Plan, plan_of
 class Compensation:
     undoes: str
     command: Message
+    ref: StepRef  # the step it undoes, as its compensation
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,7 @@ class RunState:
     retry_round: int = 0  # `golive retry` rounds: the compensations sent again need ids of their own
     take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
     target_weight: int | None = None  # the canary weight read back when the run took its traffic target
+    judged_stage: int = 0  # the last stage whose verdict (StageJudged) was given: each stage is judged once
 
     @property
     def finished(self) -> bool:
@@ -318,7 +326,7 @@ def awaited_command(state: RunState | None) -> SendCommand | None:
 def _current_step(state: RunState) -> Step:
     """The step in flight; before the first one, the take of the run's traffic target."""
     if state.position < 0:
-        return Step(TAKE_STEP, "preflight", state.take)
+        return Step(TAKE_STEP, "preflight", "take", state.take)
     return state.steps[state.position]
 
 
@@ -353,28 +361,23 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     step = state.steps[position]
     state = replace(state, attempt=1, retry_at=None, **_NO_WINDOWS_JUDGED)
     command_id = _step_command_id(state, position)
-    compensations = state.compensations + ((Compensation(step.name, step.undo),) if step.undo else ())
+    compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
     state = replace(
         state, position=position, in_flight=command_id, compensations=compensations,
         deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
     )
     detail = describe_step(step) if step.command else _describe_gate(state, step)
-    started = EmitEvent(f"{state.run_id}/step/{position}", PhaseStarted(phase=step.phase, step=step.name, detail=detail))
+    started = EmitEvent(f"{state.run_id}/step/{position}",
+                        PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail))
     if step.command is None:
         return state, [started]
     return state, [started, SendCommand(command_id, _command(state, step))]
 
 
-def _stage_of(step: Step) -> int | None:
-    """The stage a step belongs to; None before the canary (a preflight gate)."""
-    head = step.name.split(":")[0]
-    return int(head.removeprefix("stage")) if head.startswith("stage") else None
-
-
 def _describe_gate(state: RunState, step: Step) -> str:
     if step.prompt:  # a preflight gate: approved without a stage
         return f"{step.prompt}: waiting for `golive approve {state.run_id}`"
-    return f"waiting for `golive approve {state.run_id} --stage {_stage_of(step)}`"
+    return f"waiting for `golive approve {state.run_id} --stage {step.stage}`"
 
 
 def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -382,7 +385,7 @@ def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetim
     if state is None or state.finished or state.compensating or state.retry_at is not None or state.position < 0:
         return state, []
     step = state.steps[state.position]
-    if step.command is not None or approval.stage not in (None, _stage_of(step)):
+    if step.command is not None or approval.stage not in (None, step.stage):
         return state, []
     return _send_step(state, state.position + 1, now)
 
@@ -414,7 +417,31 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
-    return _send_step(state, state.position + 1, envelope.time)
+    state, judged = _stage_passed(state, step, data)
+    state, outputs = _send_step(state, state.position + 1, envelope.time)
+    return state, judged + outputs
+
+
+def _stage_passed(state: RunState, step: Step, answer: Message) -> tuple[RunState, list[Output]]:
+    """The stage's pass verdict, when ``step`` (passed) is the last step of its stage."""
+    following = state.steps[state.position + 1] if state.position + 1 < len(state.steps) else None
+    if step.stage is None or (following is not None and following.stage == step.stage):
+        return state, []
+    if isinstance(answer, ProbesCompleted | ProbeCompleted):
+        reason = f"{step.name} passed: {answer.summary}"
+    else:
+        reason = f"{step.name} passed; the stage holds no checks"
+    return _stage_verdict(state, step.stage, "pass", reason)
+
+
+def _stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"],
+                   reason: str) -> tuple[RunState, list[Output]]:
+    """StageJudged for ``stage``, unless it was judged already (a paused run fails at the step it passed)."""
+    if stage <= state.judged_stage:
+        return state, []
+    judged = StageJudged(stage=stage, weight=state.plan.canary.stages[stage - 1].weight, verdict=verdict,
+                         reason=reason, windows=len(state.judged_windows), failed_windows=state.tally.failures)
+    return replace(state, judged_stage=stage), [EmitEvent(f"{state.run_id}/stage/{stage}", judged)]
 
 
 def _guard(state: RunState) -> str | None:
@@ -433,20 +460,25 @@ def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, li
     if state is not None and not state.finished and state.retry_at is not None:
         if now < state.retry_at:
             return state, []
-        due = RetryDue(step=_awaited_step(state), attempt=state.attempt + 1)
+        name, ref = _awaited_step(state)
+        due = RetryDue(step=name, at=ref, attempt=state.attempt + 1)
         return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
     if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
         return state, []
     if _holding(state):
         return state, []  # a paused step's timeout waits; continue gives it back the time it was paused
-    timed_out = StepTimedOut(step=_awaited_step(state), deadline=state.deadline)
+    name, ref = _awaited_step(state)
+    timed_out = StepTimedOut(step=name, at=ref, deadline=state.deadline)
     return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
 
 
-def _awaited_step(state: RunState) -> str:
+def _awaited_step(state: RunState) -> tuple[str, StepRef]:
+    """The name and fields of the step (or compensation) the run waits on."""
     if state.compensating and state.compensations:
-        return f"undo:{state.compensations[-1].undoes}"
-    return _current_step(state).name
+        compensation = state.compensations[-1]
+        return f"undo:{compensation.undoes}", compensation.ref
+    step = _current_step(state)
+    return step.name, step.ref
 
 
 def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
@@ -454,7 +486,8 @@ def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunSta
     # exact (no jitter): the saga is replayed from its events, and a replay must schedule the same retry_at
     delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
     state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
-    retrying = StepRetrying(step=_awaited_step(state), attempt=state.attempt, reason=reason, retry_at=state.retry_at)
+    name, ref = _awaited_step(state)
+    retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=state.retry_at)
     return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
 
 
@@ -484,11 +517,11 @@ def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tu
         return state, []
     step = state.steps[state.position]
     key = (window.probe, window.index)
-    if not isinstance(step.command, RunProbes) or not step.name.endswith(":hold") or key in state.judged_windows:
+    if not isinstance(step.command, RunProbes) or step.kind != "hold" or key in state.judged_windows:
         return state, []
     plan, label = state.plan, step.command.label
     if plan.guards is not None and window.probe == plan.guards.probe:
-        return _judge_guard_window(state, step.name, window, label, now)
+        return _judge_guard_window(state, step, window, label, now)
     check = next((p for p in step.command.probes if p.probe.name == window.probe), None)
     if plan.analysis is None or check is None:
         return state, []
@@ -500,14 +533,14 @@ def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tu
     if verdict.verdict != "pass" and streak > 1:
         reason += f" ({streak} consecutive)"
     state = replace(state, tally=tally, judged_windows=state.judged_windows | {key})
-    judged = _judged_event(state, window, step.name, verdict, reason, tally.failures, streak)
+    judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak)
     if limit is None:
         return state, [judged]
     state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="analysis")
     return state, [judged, *failed]
 
 
-def _judge_guard_window(state: RunState, step: str, window: ProbeWindow, label: str,
+def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label: str,
                         now: datetime) -> tuple[RunState, list[Output]]:
     """A guard window over any limit fails the stage at once: replica lag or a full pool does not wait for a streak."""
     verdict = judge_guard(window, state.plan.guards.limits())
@@ -517,15 +550,15 @@ def _judge_guard_window(state: RunState, step: str, window: ProbeWindow, label: 
     judged = _judged_event(state, window, step, verdict, reason, state.tally.failures, 0, guard=True)
     if verdict.verdict != "fail":
         return state, [judged]
-    state, failed = _fail(state, f"{step} failed: {reason}", now, cause="guard")
+    state, failed = _fail(state, f"{step.name} failed: {reason}", now, cause="guard")
     return state, [judged, *failed]
 
 
-def _judged_event(state: RunState, window: ProbeWindow, step: str, verdict: WindowVerdict, reason: str, failures: int,
+def _judged_event(state: RunState, window: ProbeWindow, step: Step, verdict: WindowVerdict, reason: str, failures: int,
                   streak: int, guard: bool = False) -> EmitEvent:
     return EmitEvent(
         f"{state.run_id}/judged/{window.command_id}/{window.probe}/{window.index}",
-        WindowJudged(step=step, probe=window.probe, index=window.index, verdict=verdict.verdict, reason=reason,
+        WindowJudged(step=step.name, at=step.ref, probe=window.probe, index=window.index, verdict=verdict.verdict, reason=reason,
                      count=verdict.count, p95_ms=verdict.p95_ms, error_rate_pct=verdict.error_rate_pct,
                      failures=failures, consecutive_failures=streak, guard=guard),
     )
@@ -543,7 +576,12 @@ def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
                and state.retry_at is None else None)
     state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
                     retry_at=None)
-    outputs: list[Output] = [EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, reason=reason, cause=cause))]
+    outputs: list[Output] = [
+        EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, at=step.ref, reason=reason, cause=cause)),
+    ]
+    if step.stage is not None:
+        state, judged = _stage_verdict(state, step.stage, "fail", reason)
+        outputs += judged
     if running is not None:
         outputs.append(StopProbes(running, f"run {state.run_id} is rolling back: {reason}"))
     state, more = _send_compensation(state, now)
@@ -560,7 +598,7 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
         EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}",
-                  CompensationStarted(step=f"undo:{comp.undoes}", undoes=comp.undoes)),
+                  CompensationStarted(step=f"undo:{comp.undoes}", at=comp.ref, undoes=comp.undoes)),
         SendCommand(command_id, comp.command),
     ]
 

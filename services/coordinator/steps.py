@@ -20,23 +20,34 @@ from shared.commands import (
     TakeTrafficTarget,
 )
 from shared.envelope import Message
-from shared.events import Phase
+from shared.events import Phase, StepRef
 from shared.plan import Plan
 from shared.plan.canary import Analysis
 from shared.plan.checks import Check, Gate, LoadSpec, Thresholds
+from shared.step_ref import StepKind
 
 
 @dataclass(frozen=True)
 class Step:
-    """One step of a run: the command that does it (None: a gate) and the compensation that undoes it."""
+    """One step of a run: what it is (phase, kind, stage, probe), the command that does it (None: a gate) and the
+    compensation that undoes it. ``name`` is its identity in command ids and compensations, never read for its
+    parts: events carry ``ref``."""
 
     name: str
     phase: Phase
+    kind: StepKind
     command: Message | None  # None: a gate, which waits for an approval instead of a service
     undo: Message | None = None
     # seconds of work the command itself asks for (a probe's duration); the plan's step timeout comes on top
     work_s: float = 0.0
     prompt: str = ""  # a preflight gate: what the operator confirms by approving
+    stage: int | None = None  # the canary stage (1-based) the step belongs to
+    probe: str | None = None  # the probe a preflight or smoke check runs
+
+    @property
+    def ref(self) -> StepRef:
+        """The step as the fields events carry."""
+        return StepRef(phase=self.phase, kind=self.kind, stage=self.stage, probe=self.probe)
 
 
 
@@ -47,11 +58,12 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
     for i, item in enumerate(plan.preflight, start=1):
         if isinstance(item, Gate):
             # a gate's deadline (work + step timeout) is the plan's approval timeout
-            steps.append(Step(f"preflight:gate:{i}", "preflight", None,
+            steps.append(Step(f"preflight:gate:{i}", "preflight", "gate", None,
                               work_s=plan.timeouts.approval - plan.timeouts.step, prompt=item.gate))
         else:
             probe = probe_command(plan, item, item.duration or 0.0, "preflight", deploy_id)
-            steps.append(Step(f"preflight:check:{item.probe}", "preflight", probe, work_s=_work_s(probe)))
+            steps.append(Step(f"preflight:check:{item.probe}", "preflight", "check", probe, work_s=_work_s(probe),
+                              probe=item.probe))
     if plan.migrations.statements:
         migrations = plan.migrations
         statements = migrations.statements  # the plan's statements are what the migrator takes
@@ -62,29 +74,30 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
             else None
         )
         steps.append(Step(
-            "migrate", "migrate",
+            "migrate", "migrate", "migrate",
             ApplyMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
                             preflight=migrations.preflight, retry=migrations.retry),
             undo,
         ))
     for check in plan.smoke:
         probe = probe_command(plan, check, check.duration or 0.0, "smoke", deploy_id)
-        steps.append(Step(f"smoke:{check.probe}", "smoke", probe, work_s=_work_s(probe)))
+        steps.append(Step(f"smoke:{check.probe}", "smoke", "smoke", probe, work_s=_work_s(probe), probe=check.probe))
     provider = plan.traffic.provider
     # the first stage expects what the provider read back when the run took its target (the saga fills it in from
     # traffic_target_taken): never a constant, or a go-live after a promote would call its own target drift
     previous_weight: int | None = None
     for n, stage in enumerate(plan.canary.stages, start=1):
         if stage.approval:
-            steps.append(Step(f"stage{n}:gate", "canary", None, work_s=plan.timeouts.approval - plan.timeouts.step))
+            steps.append(Step(f"stage{n}:gate", "canary", "gate", None,
+                              work_s=plan.timeouts.approval - plan.timeouts.step, stage=n))
         undo = RollbackTraffic(provider=provider, canary=deploy_id, to=previous) if n == 1 else None
         steps.append(Step(
-            f"stage{n}:shift:{stage.weight}", "canary",
+            f"stage{n}:shift:{stage.weight}", "canary", "shift",
             # expected_previous_weight: the traffic service refuses (traffic_drift) if a human changed it since
             # golive set it or read it back
             ShiftTraffic(provider=provider, canary=deploy_id, stable=previous, weight=stage.weight,
                          expected_previous_weight=previous_weight),
-            undo,
+            undo, stage=n,
         ))
         previous_weight = stage.weight
         label = f"stage {n} ({stage.weight}%)"
@@ -98,15 +111,16 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
             probes.append(_guard_probe(plan, stage.hold, label))
         if probes:
             hold = RunProbes(probes=probes, duration_s=max(p.duration_s for p in probes), label=label)
-            steps.append(Step(f"stage{n}:hold", "canary", hold, work_s=_work_s(hold)))
+            steps.append(Step(f"stage{n}:hold", "canary", "hold", hold, work_s=_work_s(hold), stage=n))
     if plan.final_validation:
         label = "final validation"
         probes = [probe_command(plan, check, check.duration or 0.0, label, deploy_id, previous)
                   for check in plan.final_validation]
         validation = RunProbes(probes=probes, duration_s=max(p.duration_s for p in probes), label=label)
-        steps.append(Step("final_validation", "final_validation", validation, work_s=_work_s(validation)))
+        steps.append(Step("final_validation", "final_validation", "validate", validation, work_s=_work_s(validation)))
     if plan.lock_in.promote:
-        steps.append(Step("lock_in:promote", "lock_in", PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
+        steps.append(Step("lock_in:promote", "lock_in", "promote",
+                          PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
     return steps
 
 

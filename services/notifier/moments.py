@@ -5,14 +5,13 @@ notifier that restarts rebuilds the same view by replaying the run's events, dro
 
 Moments (the kinds a plan routes): run_started, phase_started, stage_passed, rollback_started,
 run_succeeded, run_rolled_back, needs_human; after a run succeeded, its post-deploy watch's
-watch_breached and watch_summary. A stage has passed when the run moves past it: a step of a
-later stage (or of a later phase) starts, or the run succeeds while in it. Stage membership is read from
-the step names the coordinator publishes (``stage<N>:shift:<weight>``, ``stage<N>:check:<probe>``).
+watch_breached and watch_summary. A stage has passed when the coordinator says so (StageJudged, verdict
+pass): the notifier tells what was decided, it never infers it. Runs stored before that event tell no stage_passed.
+Which stage a step belongs to is a field of the events (``where.stage``), never read from a step's name.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -25,6 +24,7 @@ from shared.events import (
     ProbesCompleted,
     RunFinished,
     RunStarted,
+    StageJudged,
     StepFailed,
     WatchBreached,
     WatchEnded,
@@ -36,14 +36,13 @@ from shared.plan.canary import Stage
 from shared.plan.notifications import Notifications
 from shared.plan.window import Window
 
-_STAGE_STEP = re.compile(r"^stage(\d+):")
-
 
 @dataclass(frozen=True)
 class ProbeResult:
     """One check's measured values, as templates see them."""
 
     step: str
+    stage: int | None  # the canary stage whose step measured it
     probe: str
     label: str
     passed: bool
@@ -79,6 +78,7 @@ class RunView:
     stage: int = 0  # the stage whose steps run now; 0 before the canary
     results: tuple[ProbeResult, ...] = ()
     failed_step: str = ""
+    failed_stage: int | None = None  # the canary stage of the failed step
     reason: str = ""
     compensating: bool = False
     undone: tuple[str, ...] = field(default=())
@@ -127,17 +127,18 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         return view, []
     moments: list[Moment] = []
     if isinstance(data, PhaseStarted):
-        stage = _stage_of(data.step)
-        if view.stage and not view.compensating and (stage is None or stage > view.stage):
-            moments.append(_moment("stage_passed", view, envelope, stage_number=view.stage))
-        view = replace(view, phase=data.phase, step=data.step, detail=data.detail, stage=stage or 0)
+        view = replace(view, phase=data.phase, step=data.step, detail=data.detail, stage=data.where.stage or 0)
         moments.append(_moment("phase_started", view, envelope))
+    elif isinstance(data, StageJudged):
+        if data.verdict == "pass":  # a failed stage is told by rollback_started, with its reason
+            moments.append(_moment("stage_passed", view, envelope, stage_number=data.stage))
     elif isinstance(data, ProbeCompleted):
-        view = replace(view, results=view.results + (_result(view.step, data),))
+        view = replace(view, results=view.results + (_result(view, data),))
     elif isinstance(data, ProbesCompleted):  # a stage hold: every probe of the stage is one of its checks
-        view = replace(view, results=view.results + tuple(_result(view.step, r) for r in data.results))
+        view = replace(view, results=view.results + tuple(_result(view, r) for r in data.results))
     elif isinstance(data, StepFailed):
-        view = replace(view, failed_step=data.step, reason=data.reason, compensating=True)
+        view = replace(view, failed_step=data.step, failed_stage=data.where.stage, reason=data.reason,
+                       compensating=True)
         moments.append(_moment("rollback_started", view, envelope))
     elif isinstance(data, CompensationStarted):
         view = replace(view, undone=view.undone + (data.undoes,))
@@ -145,8 +146,6 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         view = replace(view, outcome=data.outcome, duration_s=data.duration_s, left_to_undo=tuple(data.left_to_undo),
                        reason=view.reason or data.reason)
         if data.outcome == "succeeded":
-            if view.stage:
-                moments.append(_moment("stage_passed", view, envelope, stage_number=view.stage))
             moments.append(_moment("run_succeeded", view, envelope))
         elif data.outcome == "rolled_back":
             moments.append(_moment("run_rolled_back", view, envelope))
@@ -167,14 +166,10 @@ def _after_the_run(view: RunView, envelope: Envelope) -> tuple[RunView, list[Mom
     return view, []
 
 
-def _stage_of(step: str) -> int | None:
-    match = _STAGE_STEP.match(step)
-    return int(match.group(1)) if match else None
-
-
-def _result(step: str, data: ProbeCompleted) -> ProbeResult:
+def _result(view: RunView, data: ProbeCompleted) -> ProbeResult:
     return ProbeResult(
-        step=step, probe=data.probe, label=data.label, passed=data.passed, count=data.count, errors=data.errors,
+        step=view.step, stage=view.stage or None, probe=data.probe, label=data.label, passed=data.passed,
+        count=data.count, errors=data.errors,
         p50_ms=data.p50_ms, p95_ms=data.p95_ms, p99_ms=data.p99_ms, max_ms=data.max_ms, summary=data.summary,
         verdicts=tuple(v.model_dump() for v in data.verdicts),
     )
@@ -194,7 +189,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
     stage = None
     if 1 <= number <= len(stages):
         spec = stages[number - 1]
-        checks = [r for r in view.results if _stage_of(r.step) == number]
+        checks = [r for r in view.results if r.stage == number]
         stage = {
             "number": number, "weight": spec.weight, "hold": spec.hold,
             "thresholds": [c.thresholds.model_dump(mode="json") for c in spec.checks],
@@ -240,7 +235,7 @@ def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = F
     for n, stage in enumerate(stages, start=1):
         if view.outcome == "succeeded" or n < current or (passed and n == current):
             mark = "✓"
-        elif n == current and view.compensating and _stage_of(view.failed_step) == n:
+        elif n == current and view.compensating and view.failed_stage == n:
             mark = "✗"
         elif n == current:
             mark = "…"
@@ -251,7 +246,7 @@ def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = F
 
 
 def _failed_at(view: RunView) -> str:
-    number = _stage_of(view.failed_step)
+    number = view.failed_stage
     if number and number <= len(view.stages):
         return f"stage {number} ({view.stages[number - 1].weight}%): {view.failed_step}"
     return view.failed_step

@@ -149,7 +149,7 @@ class Notifier:
         else:
             async def earlier(event: Envelope) -> None:
                 # events of this run that went to another instance (the consumer is shared): folded first, so a
-                # moment that depends on what came before ("stage 1 passed" on stage 2's start) is seen here too;
+                # moment that depends on what came before (a stage's checks in its stage_passed) is seen here too;
                 # whether they were told is the ledger's to say, when they come here
                 if event.source != self.bus.source:
                     folds.states[run_id] = observe(folds.states[run_id], event)[0] or folds.states[run_id]

@@ -206,19 +206,19 @@ def check_templates(spec: Notifications, line_of: Callable[[list], int | None] |
 def sample_context(kind: str) -> dict[str, Any]:
     """A context with every name filled in, as a run at a stage would have it (for checking templates)."""
     result = ProbeResult(
-        step="stage1:check:sample", probe="sample", label="stage 1 (10%)", passed=True, count=100, errors=0,
+        step="stage1:hold", stage=1, probe="sample", label="stage 1 (10%)", passed=True, count=100, errors=0,
         p50_ms=1.0, p95_ms=2.0, p99_ms=3.0, max_ms=4.0, summary="p95 2.00 <= 400 over 100 requests",
         verdicts=({"metric": "p95_ms", "limit": 400.0, "observed": 2.0, "passed": True},),
     )
     return {
         "run_id": "run-sample", "plan_name": "sample", "plan": {}, "environment": "Production",
         "maintenance_window": "02:00-04:00 UTC", "report_url": "https://example.invalid/report",
-        "deploy_id": "dpl_new", "previous_deploy_id": "dpl_old", "phase": "canary", "step": "stage1:check:sample",
+        "deploy_id": "dpl_new", "previous_deploy_id": "dpl_old", "phase": "canary", "step": "stage1:hold",
         "detail": "", "stage": {"number": 1, "weight": 10, "hold": 60.0, "thresholds": [{"p95_ms": 400.0}],
                                 "checks": [result], "checks_text": result.text},
         "stages_total": 3, "weights": [10, 50, 100], "progress": "10% ✓ → 50% … → 100%", "results": [result],
-        "failed_step": "stage1:check:sample", "failed_at": "stage 1 (10%): stage1:check:sample",
-        "failed_checks": [result], "reason": "stage1:check:sample failed: p95 512.00 > 400", "undone": ["migrate"],
+        "failed_step": "stage1:hold", "failed_at": "stage 1 (10%): stage1:hold",
+        "failed_checks": [result], "reason": "stage1:hold failed: p95 512.00 > 400", "undone": ["migrate"],
         "outcome": "rolled_back", "duration_s": 60.0, "duration": "60 seconds", "left_to_undo": [],
         "event": {"id": "evt-sample", "type": f"golive.sample.{kind}.v1", "time": datetime.now(UTC).isoformat(),
                   "data": {}},

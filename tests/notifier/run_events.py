@@ -8,10 +8,13 @@ from shared.events import (
     ProbeCompleted,
     ProbesCompleted,
     RunFinished,
+    StageJudged,
     StepFailed,
+    StepRef,
     TrafficShifted,
     Verdict,
 )
+from shared.step_ref import StepKind
 from tests.builders import RunEvents, carried, skeleton_dict
 
 
@@ -28,9 +31,14 @@ def probe(passed: bool, p95: float, limit: float = 400.0) -> ProbeCompleted:
     )
 
 
+def at_stage(n: int, kind: StepKind, undoing: bool = False) -> StepRef:
+    """The fields of stage ``n``'s step of ``kind``, as the coordinator sends them with the step."""
+    return StepRef(phase="canary", kind=kind, stage=n, undoing=undoing)
+
+
 class RunLog(RunEvents):
-    """One run's events, one second apart, told the way the notifier's tests tell it: stages that pass or breach,
-    a success or a rollback."""
+    """One run's events, one second apart, as today's coordinator and services publish them: stages that pass (the
+    coordinator's StageJudged) or breach, a success or a rollback."""
 
     def __init__(self, run_id: str = "run-n1", plan: dict | None = None, root: str = "golive") -> None:
         super().__init__(run_id, plan, root=root)
@@ -40,20 +48,30 @@ class RunLog(RunEvents):
         return self
 
     def stage(self, n: int, weight: int, p95: float = 3.0, limit: float = 400.0) -> RunLog:
-        self.add(PhaseStarted(phase="canary", step=f"stage{n}:shift:{weight}", detail=f"{weight}% to dpl_new"))
+        """Stage ``n``: its shift and its hold; judged passed by the coordinator when its p95 is within ``limit``
+        (a breaching stage is judged when it fails: fail_and_roll_back)."""
+        self.add(PhaseStarted(phase="canary", step=f"stage{n}:shift:{weight}", at=at_stage(n, "shift"),
+                              detail=f"{weight}% to dpl_new"))
         self.add(TrafficShifted(provider="dry-run", canary="dpl_new", weight=weight, verified_weight=weight))
-        self.add(PhaseStarted(phase="canary", step=f"stage{n}:hold", detail="2s: stripe_recent"))
+        self.add(PhaseStarted(phase="canary", step=f"stage{n}:hold", at=at_stage(n, "hold"), detail="2s: stripe_recent"))
         result = probe(p95 <= limit, p95, limit)  # a stage hold answers with every probe of the stage
         self.add(ProbesCompleted(results=[result], passed=result.passed, summary=result.summary, duration_s=2.0))
+        if result.passed:
+            self.add(StageJudged(stage=n, weight=weight, verdict="pass", reason=f"stage{n}:hold passed: {result.summary}"))
         return self
 
     def succeed(self) -> RunLog:
         self.add(RunFinished(outcome="succeeded", reason="every phase passed", duration_s=2700.0))
         return self
 
-    def fail_and_roll_back(self, step: str, reason: str) -> RunLog:
-        self.add(StepFailed(step=step, reason=reason))
-        self.add(CompensationStarted(step="undo:stage1:shift:10", undoes="stage1:shift:10"))
-        self.add(CompensationStarted(step="undo:migrate", undoes="migrate"))
+    def fail_and_roll_back(self, step: str, reason: str, at: StepRef, weight: int) -> RunLog:
+        """``step`` (its fields ``at``, a step of the stage of ``weight``) fails; the run rolls back."""
+        self.add(StepFailed(step=step, at=at, reason=reason))
+        if at.stage is not None:
+            self.add(StageJudged(stage=at.stage, weight=weight, verdict="fail", reason=reason))
+        self.add(CompensationStarted(step="undo:stage1:shift:10", at=at_stage(1, "shift", undoing=True),
+                                     undoes="stage1:shift:10"))
+        self.add(CompensationStarted(step="undo:migrate", at=StepRef(phase="migrate", kind="migrate", undoing=True),
+                                     undoes="migrate"))
         self.add(RunFinished(outcome="rolled_back", reason=reason, duration_s=30.0))
         return self

@@ -101,7 +101,7 @@ def test_backoff_grows_exponentially_with_jitter_and_is_capped():
 
 async def test_ledger_remembers_a_delivery_across_connections(nats_url):
     bucket = f"T{secrets.token_hex(4)}_NOTIFICATIONS"
-    key = DeliveryLedger.key("run-1.3.stage1:check:x/probe_completed", "stage_passed", "slack")
+    key = DeliveryLedger.key("run-1.3.stage1:hold/probes_completed", "stage_passed", "slack")
     nc = await nats.connect(nats_url)
     try:
         ledger = await DeliveryLedger.open(nc.jetstream(), bucket)

@@ -8,11 +8,11 @@ from services.notifier.moments import observe
 from services.notifier.routing import routes_for
 from services.notifier.sinks import sink_for
 from services.notifier.templates import check_templates, render_moment
-from shared.events import PhaseStarted
+from shared.events import PhaseStarted, ProbesCompleted, StageJudged
 from shared.plan.notifications import Notifications
 from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
-from tests.notifier.run_events import RunLog, plan_dict
+from tests.notifier.run_events import RunLog, at_stage, plan_dict, probe
 
 SLACK_COLORS = {"good", "warning", "danger"}
 
@@ -80,7 +80,8 @@ def test_success_message_is_the_runbooks_good_with_status_duration_performance_a
 
 def test_rollback_message_is_the_runbooks_danger_with_action_and_the_reason_with_its_numbers():
     reason = "stage2:hold failed: p95 512.00 > 400 over 300 requests"
-    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0).fail_and_roll_back("stage2:hold", reason)
+    log = RunLog().start().stage(1, 10).stage(2, 50, p95=512.0)
+    log.fail_and_roll_back("stage2:hold", reason, at_stage(2, "hold"), 50)
 
     sent = posts(log)
     (rollback,) = by_kind(sent, "rollback_started")
@@ -110,6 +111,41 @@ def test_each_stage_passed_is_announced_once_with_its_weight_and_measured_values
     assert fields(stages[0])["Checks"] == "stripe_recent p95 3.5 ms &lt;= 400 ms over 300 requests"
     assert fields(stages[1])["Checks"] == "stripe_recent p95 7.25 ms &lt;= 400 ms over 300 requests"
     assert fields(stages[1])["Progress"] == "10% ✓ → 50% ✓ → 100%"
+
+
+def moments_of(log: RunLog) -> list[tuple[str, str]]:
+    """(kind, id of the event that made it due) of every moment of the run's events, in order."""
+    view, out = None, []
+    for envelope in log.events:
+        view, moments = observe(view, envelope)
+        out += [(m.kind, m.event.id) for m in moments]
+    return out
+
+
+def test_stage_passed_is_told_on_the_coordinators_verdict_not_inferred_from_the_next_step():
+    log = RunLog().start().stage(1, 10)
+    verdict = log.events[-1]
+    log.add(PhaseStarted(phase="canary", step="stage2:shift:50", at=at_stage(2, "shift")))
+    log.stage(2, 50, p95=512.0).fail_and_roll_back("stage2:hold", "breach", at_stage(2, "hold"), 50)
+
+    told = [(kind, event) for kind, event in moments_of(log) if kind == "stage_passed"]
+
+    assert isinstance(verdict.data, StageJudged) and verdict.data.verdict == "pass"
+    assert told == [("stage_passed", verdict.id)]  # stage 2's fail verdict is told by rollback_started
+
+
+def test_a_run_stored_before_stages_were_judged_tells_no_stage_passed_on_replay():
+    """Such a run was told its stages when they passed (on the next step's start); replayed, nothing is told again."""
+    log = RunLog().start()
+    for n, weight in ((1, 10), (2, 50)):  # the events of then: step names only, no verdicts
+        log.add(PhaseStarted(phase="canary", step=f"stage{n}:shift:{weight}"))
+        log.add(PhaseStarted(phase="canary", step=f"stage{n}:hold"))
+        log.add(ProbesCompleted(results=[probe(True, 3.0)], passed=True, summary="ok", duration_s=2.0))
+    log.succeed()
+
+    kinds = [kind for kind, _event in moments_of(log)]
+
+    assert kinds == ["run_started", *["phase_started"] * 4, "run_succeeded"]
 
 
 def test_block_kit_format_carries_the_same_text_and_fields_in_sections():
@@ -165,8 +201,8 @@ def test_routes_send_kinds_to_named_sinks_from_a_severity_up_with_an_added_templ
         ],
     )
     log = RunLog(plan=plan).start().stage(1, 10)
-    log.add(PhaseStarted(phase="canary", step="stage2:shift:50"))
-    log.fail_and_roll_back("stage2:shift:50", "traffic API unreachable")
+    log.add(PhaseStarted(phase="canary", step="stage2:shift:50", at=at_stage(2, "shift")))
+    log.fail_and_roll_back("stage2:shift:50", "traffic API unreachable", at_stage(2, "shift"), 50)
 
     sent = [(k, s) for k, s, _b in posts(log)]
 
@@ -176,7 +212,8 @@ def test_routes_send_kinds_to_named_sinks_from_a_severity_up_with_an_added_templ
 
 
 def test_the_first_plans_on_list_still_selects_kinds():
-    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10).fail_and_roll_back("stage1:hold", "boom")
+    log = RunLog(plan=plan_dict(on=["rollback"])).start().stage(1, 10)
+    log.fail_and_roll_back("stage1:hold", "boom", at_stage(1, "hold"), 10)
 
     assert [k for k, _s, _b in posts(log)] == ["rollback_started", "run_rolled_back"]
 

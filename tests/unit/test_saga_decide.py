@@ -22,6 +22,7 @@ from shared.events import (
     CommandFailed,
     CompensationStarted,
     PhaseStarted,
+    StageJudged,
     StepFailed,
     StepTimedOut,
     TrafficShifted,
@@ -188,8 +189,8 @@ def test_stage_rolls_back_traffic_before_reverting_indexes_after_a_failing_probe
 
     failed = run.answer(hold_result(passed=False))
 
-    assert [type(o.data) for o in failed] == [StepFailed, CompensationStarted, RollbackTraffic]
-    step_failed, undo_traffic, rollback = (o.data for o in failed)
+    assert [type(o.data) for o in failed] == [StepFailed, StageJudged, CompensationStarted, RollbackTraffic]
+    step_failed, _stage_failed, undo_traffic, rollback = (o.data for o in failed)
     assert step_failed.step == "stage1:hold"
     assert "p95 512.00 > 400 over 300 requests" in step_failed.reason
     assert undo_traffic.undoes == "stage1:shift:10"
@@ -699,7 +700,8 @@ def test_gated_stage_waits_for_approval_without_sending_anything():
 
     assert run.current_step == "stage2:gate"
     assert commands(outputs) == []
-    assert "golive approve run-1 --stage 2" in events(outputs)[0].detail
+    (gate,) = [e for e in events(outputs) if isinstance(e, PhaseStarted)]
+    assert "golive approve run-1 --stage 2" in gate.detail
 
 
 def test_approval_of_the_waiting_stage_opens_the_gate_and_others_do_not():
