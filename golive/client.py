@@ -20,6 +20,7 @@ from pathlib import Path
 import nats
 from nats.errors import NoServersError
 
+from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
 from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
 from services.coordinator.saga import RunState, decide
@@ -31,10 +32,7 @@ from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.plan import Plan
 from shared.settings import BusUnreachable, Settings
 
-# what `golive` exits with; a run's outcome decides it for the commands that follow a run to its end
-EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 CLI_SOURCE = "/golive/cli"  # the operator
-EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -129,10 +127,6 @@ async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None
             events.append(envelope)
             state, _ = decide(state, envelope)
     return state, events
-
-
-class RunNotControllable(ValueError):
-    """An operator command that cannot apply: unknown run, or one that already ended."""
 
 
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from nats.js.errors import NotFoundError
 
-from golive.client import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable, connect, read_run
+from golive.client import connect, read_run
+from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
 from services.coordinator.lease import describe_holder
 from services.coordinator.service import TICK_S, RunDriver
 from shared.bus import Bus, Defer

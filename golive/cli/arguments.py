@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from golive.cli.console import err
-from golive.client import EXIT_INVALID
+from golive.exit_codes import EXIT_INVALID
 from shared.ids import InvalidId, check_id
 from shared.plan import Plan
 from shared.secrets import redact

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import typer
 from rich.text import Text
 
-from golive.client import EXIT_INVALID, EXIT_UNREACHABLE, RunNotControllable
+from golive.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE, RunNotControllable
 from golive.views.lines import describe, terminal
 from shared.envelope import Envelope
 from shared.plan_versions import PlanVersionError

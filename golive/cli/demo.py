@@ -9,7 +9,7 @@ import typer
 
 from golive.cli.arguments import checked_plan
 from golive.cli.console import err, event_printer, out
-from golive.client import EXIT_INVALID, EXIT_UNREACHABLE
+from golive.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE
 from golive.plans import RUNBOOK
 from golive.views.live import watching
 from shared.settings import Settings

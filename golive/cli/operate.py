@@ -11,7 +11,6 @@ import typer
 
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
-from golive.client import abort_run, approve_run, continue_run, pause_run, retry_run
 from golive.views.live import watching
 from shared.settings import Settings
 
@@ -27,6 +26,7 @@ def abort(
 ) -> None:
     """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
     (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
+    from golive.client import abort_run  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
         code = asyncio.run(abort_run(settings, run_id, reason, _operator(settings), event_printer(False)))
@@ -39,6 +39,7 @@ def approve(
     comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
 ) -> None:
     """Open the gate a run waits at (a stage with `approval: true`). Exit 2 if it waits at no gate."""
+    from golive.client import approve_run  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
         gate = asyncio.run(approve_run(settings, run_id, stage, _operator(settings), comment))
@@ -52,6 +53,7 @@ def pause(
     """Hold a run where it is: the step in flight finishes (a hold keeps measuring), the next one waits for
     `golive continue`; the step's timeout stops counting. Failures still roll back; `golive abort` still works.
     Exit 2 when the run is unknown, ended, rolling back or already paused."""
+    from golive.client import pause_run  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
         code = asyncio.run(pause_run(settings, run_id, reason, _operator(settings), event_printer(False)))
@@ -63,6 +65,7 @@ def continue_(
     reason: Annotated[str, typer.Option(help="Recorded with the request")] = "",
 ) -> None:
     """Let a paused run go on: the step it held back starts now. Exit 2 when the run is not paused."""
+    from golive.client import continue_run  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
         code = asyncio.run(continue_run(settings, run_id, reason, _operator(settings), event_printer(False)))
@@ -76,6 +79,7 @@ def retry(
     """Once the cause is fixed, run what a needs_human run has left to undo again, from the first not done.
     Follows the run to its new end and exits with its code (1 rolled back, 3 needs a human again); 2 when the
     run is unknown or does not need a human."""
+    from golive.client import retry_run  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
         code = asyncio.run(retry_run(settings, run_id, reason, _operator(settings), event_printer(False)))

@@ -10,7 +10,7 @@ import typer
 
 from golive.cli.arguments import checked_plan
 from golive.cli.console import err, out
-from golive.client import EXIT_INVALID
+from golive.exit_codes import EXIT_INVALID
 from shared.secrets import redact
 
 

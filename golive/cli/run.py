@@ -11,7 +11,7 @@ import typer
 
 from golive.cli.arguments import checked_plan, deployment_id_checked, run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
-from golive.client import EXIT_INVALID, new_run_id, show_events, start_and_watch
+from golive.exit_codes import EXIT_INVALID
 from golive.views.live import watching
 from services.coordinator.window import start_refusal
 from shared.settings import Settings
@@ -30,6 +30,7 @@ def run(
 ) -> None:
     """Start a go-live and watch it. Exit 0 succeeded, 1 rolled back, 2 invalid input, 3 needs a human,
     4 bus unreachable. Ctrl-C stops watching; the run goes on (watch it again with `golive events --follow`)."""
+    from golive.client import new_run_id, start_and_watch  # the bus and the reports load only for the commands that use them
     checked = checked_plan(plan)
     if time_scale != 1:
         from golive.plans.rehearsal import compress
@@ -56,6 +57,7 @@ def events(
     as_json: Annotated[bool, typer.Option("--json", help="Print CloudEvents JSON lines")] = False,
 ) -> None:
     """Show the event stream (all runs, or one with --run), as lines or as CloudEvents JSON."""
+    from golive.client import show_events  # the bus and the reports load only for the commands that use them
     try:
         with exit_codes():
             code = asyncio.run(show_events(Settings(), run_id, follow, event_printer(as_json)))

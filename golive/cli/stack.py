@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from golive.cli.console import err, exit_codes, out
-from golive.client import EXIT_INVALID
+from golive.exit_codes import EXIT_INVALID
 from shared.settings import Settings
 from shared.subjects import SERVICES
 

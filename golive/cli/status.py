@@ -10,7 +10,7 @@ import typer
 
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
-from golive.client import EXIT_INVALID, run_statuses, watch_states
+from golive.exit_codes import EXIT_INVALID
 from golive.views.lines import OUTCOME_STYLE, describe
 from shared.events import TrafficTargetTaken, WindowJudged
 from shared.settings import Settings
@@ -18,6 +18,7 @@ from shared.settings import Settings
 
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
+    from golive.client import run_statuses  # the bus and the reports load only for the commands that use them
     with exit_codes():
         runs = asyncio.run(run_statuses(Settings(), run_id))
     if not runs:
@@ -75,6 +76,7 @@ def watch(
 ) -> None:
     """The post-deploy watch (plan `post_deploy`) of a succeeded run: checks done, the last result, the next
     check and the breaches; without RUN, one line per watched run."""
+    from golive.client import watch_states  # the bus and the reports load only for the commands that use them
     with exit_codes():
         watches = asyncio.run(watch_states(Settings(), run_id))
     if not watches:

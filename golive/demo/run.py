@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golive.client import EXIT_UNREACHABLE, approve_run, new_run_id, start_and_watch
+from golive.client import approve_run, new_run_id, start_and_watch
 from golive.demo.app import set_mode
+from golive.exit_codes import EXIT_UNREACHABLE
 from golive.plans.rehearsal import DEMO_TIME_SCALE, compress
 from shared.envelope import Envelope
 from shared.events import PhaseStarted, ProbeWindow, WindowJudged

@@ -1,0 +1,12 @@
+"""What `golive` exits with, and the refusal that maps to one. A module of its own, free of the bus, so that a command
+that never talks to NATS (`plan check`, `--help`, a refused argument) starts without loading it."""
+
+from __future__ import annotations
+
+EXIT_SUCCEEDED, EXIT_ROLLED_BACK, EXIT_INVALID, EXIT_NEEDS_HUMAN, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+# a watched run's exit code is its outcome's
+EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK, "needs_human": EXIT_NEEDS_HUMAN}
+
+
+class RunNotControllable(ValueError):
+    """An operator command that cannot apply: unknown run, or one that already ended."""
