@@ -50,6 +50,7 @@ from shared.events import (
     ContinueRequested,
     MigrationsApplied,
     MigrationsReverted,
+    Outcome,
     PauseRequested,
     PhaseStarted,
     ProbeCompleted,
@@ -225,7 +226,7 @@ def _on_continue(state: RunState | None, now: datetime) -> tuple[RunState | None
     """Release a paused run: send the step it held back, or give the step in flight back the time it was paused."""
     if state is None or state.paused_by is None:
         return state, []
-    paused_for = now - state.paused_at
+    paused_for = now - (state.paused_at or now)
     held, state = state.held_next, replace(state, paused_by=None, paused_at=None, held_next=None)
     if state.finished or state.compensating:
         return state, []
@@ -284,6 +285,7 @@ def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     """Take the run's traffic target before anything runs: a run that cannot hold it must not start."""
     command_id = _step_command_id(state, -1)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
+    assert state.take is not None  # _send_take is called only for a run that has a traffic target to take
     return state, [SendCommand(command_id, state.take)]
 
 
@@ -359,7 +361,7 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    state = replace(state, attempt=1, retry_at=None, **_NO_WINDOWS_JUDGED)
+    state = _no_windows_judged(replace(state, attempt=1, retry_at=None))
     command_id = _step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
     state = replace(
@@ -369,9 +371,9 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     detail = describe_step(step) if step.command else _describe_gate(state, step)
     started = EmitEvent(f"{state.run_id}/step/{position}",
                         PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail))
-    if step.command is None:
+    if (command := _command(state, step)) is None:  # a gate: nothing to send, a person approves it
         return state, [started]
-    return state, [started, SendCommand(command_id, _command(state, step))]
+    return state, [started, SendCommand(command_id, command)]
 
 
 def _describe_gate(state: RunState, step: Step) -> str:
@@ -487,7 +489,7 @@ def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunSta
     delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
     state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
     name, ref = _awaited_step(state)
-    retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=state.retry_at)
+    retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=now + timedelta(seconds=delay))
     return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
 
 
@@ -496,15 +498,18 @@ def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     work_s = 0.0 if state.compensating else _current_step(state).work_s
     state = replace(state, attempt=state.attempt + 1, retry_at=None)
     if not state.compensating:
-        state = replace(state, **_NO_WINDOWS_JUDGED)  # a hold tried again starts over: its windows count anew
+        state = _no_windows_judged(state)  # a hold tried again starts over: its windows count anew
     command = awaited_command(state)
+    assert command is not None  # a try is resent only while a command is awaited
     state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
     return state, [command]
 
 
 # --- per-window analysis of a stage hold -----------------------------------------------------------
 
-_NO_WINDOWS_JUDGED = {"tally": StageTally(), "judged_windows": frozenset()}
+def _no_windows_judged(state: RunState) -> RunState:
+    """A step starting (or starting over) has judged none of its windows yet."""
+    return replace(state, tally=StageTally(), judged_windows=frozenset())
 
 
 def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -543,6 +548,7 @@ def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tu
 def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label: str,
                         now: datetime) -> tuple[RunState, list[Output]]:
     """A guard window over any limit fails the stage at once: replica lag or a full pool does not wait for a streak."""
+    assert state.plan.guards is not None  # guard windows come only from a plan with guards
     verdict = judge_guard(window, state.plan.guards.limits())
     word = {"pass": "within limits", "fail": "breached", "inconclusive": "inconclusive"}[verdict.verdict]
     reason = f"{label}: guard {window.probe} window {window.index} {word}: {verdict.why}"
@@ -611,7 +617,7 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
                  or problem is not None)
     if retryable and state.attempt < state.plan.retries.attempts:
         why = (_timeout_reason(state, data) if isinstance(data, StepTimedOut)
-               else f"undoing {undoing} failed: {problem or data.reason}")
+               else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
         return _schedule_retry(state, why, envelope.time)
     if problem is not None:
         return _finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
@@ -627,7 +633,7 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
 # --- finishing ---------------------------------------------------------------------------------
 
 
-def _finish(state: RunState, outcome: str, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
+def _finish(state: RunState, outcome: Outcome, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
     duration = (now - state.started_at).total_seconds()
     left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
     state = replace(state, outcome=outcome, in_flight=None, deadline=None)

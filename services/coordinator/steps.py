@@ -67,7 +67,7 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
     if plan.migrations.statements:
         migrations = plan.migrations
         statements = migrations.statements  # the plan's statements are what the migrator takes
-        undo = (
+        undo: Message | None = (
             RevertMigrations(database_url_env=db_env, statements=statements, session=migrations.session,
                              retry=migrations.retry)
             if plan.rollback.drop_indexes
@@ -150,10 +150,11 @@ def _guard_probe(plan: Plan, hold: float, label: str) -> RunProbe:
     """The guard's pg_health probe for one stage's hold, sampled every guards.sample_every, its windows
     the analysis interval, judged on the guard limits."""
     guards = plan.guards
+    assert guards is not None  # a guard probe is built only for a plan with guards
     interval = (plan.analysis or Analysis()).interval
     return RunProbe(probe=plan.probe_spec(guards.probe, ""), duration_s=max(hold, 0.001),
                     load=LoadSpec(mode="open", rate=1.0 / guards.sample_every), window_s=interval,
-                    thresholds=Thresholds(**guards.limits()), label=label)
+                    thresholds=Thresholds.model_validate(guards.limits()), label=label)
 
 
 def _work_s(command: RunProbe | RunProbes) -> float:
