@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -13,12 +14,24 @@ from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
 from golive.client import abort_run, approve_run, continue_run, pause_run, retry_run
 from golive.views.live import watching
+from shared.envelope import Envelope
 from shared.settings import Settings
+
+# abort_run, pause_run, continue_run, retry_run: (settings, run_id, reason, requested_by, echo) -> exit code
+OperatorRequest = Callable[[Settings, str, str, str, Callable[[Envelope], None]], Coroutine[Any, Any, int]]
 
 
 def _operator(settings: Settings) -> str:
     """Who asks: the NATS user the CLI connects as, else the login name (recorded in the run's events)."""
     return settings.nats_user or getpass.getuser()
+
+
+def _request(send: OperatorRequest, run_id: str, reason: str) -> NoReturn:
+    """Send one operator request as the operator, print what the coordinator recorded, exit with its code."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(send(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
 
 
 def abort(
@@ -27,10 +40,7 @@ def abort(
 ) -> None:
     """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
     (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(abort_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(abort_run, run_id, reason)
 
 
 def approve(
@@ -52,10 +62,7 @@ def pause(
     """Hold a run where it is: the step in flight finishes (a hold keeps measuring), the next one waits for
     `golive continue`; the step's timeout stops counting. Failures still roll back; `golive abort` still works.
     Exit 2 when the run is unknown, ended, rolling back or already paused."""
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(pause_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(pause_run, run_id, reason)
 
 
 def continue_(
@@ -63,10 +70,7 @@ def continue_(
     reason: Annotated[str, typer.Option(help="Recorded with the request")] = "",
 ) -> None:
     """Let a paused run go on: the step it held back starts now. Exit 2 when the run is not paused."""
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(continue_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(continue_run, run_id, reason)
 
 
 def retry(
@@ -76,10 +80,7 @@ def retry(
     """Once the cause is fixed, run what a needs_human run has left to undo again, from the first not done.
     Follows the run to its new end and exits with its code (1 rolled back, 3 needs a human again); 2 when the
     run is unknown or does not need a human."""
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(retry_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(retry_run, run_id, reason)
 
 
 def resume(

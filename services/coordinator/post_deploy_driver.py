@@ -53,7 +53,7 @@ class PostDeployDriver:
                                   lost_action="stopped driving the watch: another coordinator drives it")
         self.lock = asyncio.Lock()
         self.clock = Ticking(bus.log)
-        self._active: ActiveRuns | None = None
+        self.active = ActiveRuns.opened_once(bus)
         self.stopping = False
 
     @property
@@ -65,12 +65,6 @@ class PostDeployDriver:
     def held(self) -> dict[str, Lease]:
         """Their leases, by run id."""
         return self.leases.held
-
-    async def active(self) -> ActiveRuns:
-        if self._active is None:
-            self._active = await ActiveRuns.open(self.bus.jetstream(), self.bus.subjects.root,
-                                                 self.bus.settings.stream_replicas)
-        return self._active
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its watch. Defer: another coordinator drives that watch."""

@@ -65,7 +65,7 @@ class RunDriver:
         self.reports = RunReports(bus, self.folds)
         self.clock = Ticking(bus.log)
         self.lock = asyncio.Lock()
-        self._active: ActiveRuns | None = None
+        self.active_runs = ActiveRuns.opened_once(bus)
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
 
     @property
@@ -82,12 +82,6 @@ class RunDriver:
     def finished(self) -> dict[str, int]:
         """Runs known to have ended (the latest ones), by id."""
         return self.folds.ended
-
-    async def active_runs(self) -> ActiveRuns:
-        if self._active is None:
-            self._active = await ActiveRuns.open(self.bus.jetstream(), self.bus.subjects.root,
-                                                 self.bus.settings.stream_replicas)
-        return self._active
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its run. Defer: another coordinator drives that run."""

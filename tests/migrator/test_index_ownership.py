@@ -17,6 +17,7 @@ import nats
 import psycopg
 import pytest
 
+from golive.stack.process import stop_process
 from golive.stack.service_processes import DATABASE_ENV, service_env
 from services.migrator.runner import Context, apply_migrations, revert_migrations
 from shared.bus import ensure_streams
@@ -57,13 +58,7 @@ def migrator(settings, big_url, tmp_path):
     start.log = log
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 15)
 
 
 async def waits_on_the_history_table(url: str, pid: int) -> None:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from golive.stack.postgres import EmbeddedPostgres
-from golive.stack.process import free_port, wait_for_port
+from golive.stack.process import free_port, stop_process, wait_for_port
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.harness import REPO
 
@@ -55,12 +55,7 @@ def http_target() -> HttpTarget:
         wait_for_port(port, 15, proc, "the test HTTP server")
         yield HttpTarget(port, proc)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5)
         if proc.stderr:
             proc.stderr.close()
 
@@ -131,12 +126,7 @@ default_pool_size = {pool_size}
         wait_for_port(port, 15, proc, "pgbouncer")
         yield PgBouncer(port, pool_size)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 5)
         if proc.stderr:
             proc.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)
