@@ -34,8 +34,8 @@ from shared.events import (
     MigrationsReverted,
 )
 from tests.harness import record_run_started
-from tests.migrator.migrator_db import history_rows, index_rows
-from tests.migrator.migrator_process import APPLY, build_pid, gone, start_migrator
+from tests.migrator.migrator_db import build_pid, history_rows, index_rows
+from tests.migrator.migrator_process import APPLY, gone, start_migrator
 
 RUN = "run-own"
 REVERT = RevertMigrations(database_url_env=DATABASE_ENV, statements=APPLY.statements,

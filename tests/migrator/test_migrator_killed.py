@@ -18,8 +18,8 @@ from shared.bus import ensure_streams
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationsApplied
 from tests.harness import record_run_started
-from tests.migrator.migrator_db import history_rows, index_rows
-from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, build_pid, gone, start_migrator
+from tests.migrator.migrator_db import build_pid, history_rows, index_rows
+from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, gone, start_migrator
 
 
 async def test_migrator_killed_mid_build_is_redelivered_repaired_and_finished(
