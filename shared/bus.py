@@ -391,13 +391,8 @@ class Bus:
         -1 for handlers that may Defer an event any number of times (each deferral is a delivery)."""
 
         async def on_event(msg: NatsMessage) -> None:
-            try:
-                envelope = parse_envelope(msg.raw_message.data)
-            except ParseError as exc:
-                await self._dead_letter(msg, str(exc))
-                return
-            if problem := event_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
-                await self._dead_letter(msg, f"not trusted: {problem}")  # a forged event is never handled
+            envelope = await self._trusted(msg, event_origin_problem)
+            if envelope is None:
                 return
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             try:
@@ -427,14 +422,23 @@ class Bus:
             title=f"{self.service} events",
         )(on_event)
 
-    async def _on_command(self, msg: NatsMessage) -> None:
+    async def _trusted(self, msg: NatsMessage, origin_problem: Callable[[str, Envelope, str], str | None]
+                       ) -> Envelope | None:
+        """The message's envelope; None once it is dead-lettered: unreadable, or not from the service its subject
+        names (``origin_problem``, shared/provenance.py): a forged message is never handled."""
         try:
             envelope = parse_envelope(msg.raw_message.data)
         except ParseError as exc:
             await self._dead_letter(msg, str(exc))
-            return
-        if problem := command_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
+            return None
+        if problem := origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
             await self._dead_letter(msg, f"not trusted: {problem}")
+            return None
+        return envelope
+
+    async def _on_command(self, msg: NatsMessage) -> None:
+        envelope = await self._trusted(msg, command_origin_problem)
+        if envelope is None:
             return
         handler = self._command_handlers.get(type(envelope.data))
         if handler is None:
