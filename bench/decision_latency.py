@@ -32,7 +32,8 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from bench.envoy_bench import envoy_stack, print_spread, trials_parser  # noqa: E402
+from bench.envoy_bench import envoy_stack  # noqa: E402
+from bench.trials import print_spread, trials_parser  # noqa: E402
 from shared.commands import StartRun  # noqa: E402
 from shared.envelope import new_envelope, parse_envelope  # noqa: E402
 from shared.events import LatencySummary, ProbeWindow, RunFinished  # noqa: E402

@@ -35,7 +35,8 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 import shared.events  # noqa: E402,F401  (registers the answer types)
-from bench.envoy_bench import envoy_stack, print_spread, trials_parser  # noqa: E402
+from bench.envoy_bench import envoy_stack  # noqa: E402
+from bench.trials import print_spread, trials_parser  # noqa: E402
 from golive.stack.envoy_proxy import EmbeddedEnvoy  # noqa: E402
 from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
 from shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
