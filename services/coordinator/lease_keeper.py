@@ -10,7 +10,7 @@ would fail). The lease rules themselves are lease.py's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
@@ -71,6 +71,16 @@ class LeaseKeeper:
             except (LeaseHeld, LeaseLost):
                 raise Defer(DEFER_S) from None
         self.bus.log.info(f"{self.log_prefix}acquired", run_id=run_id, owner=leases.owner, ttl_s=leases.ttl_s)
+
+    async def drives(self, run_id: str, take: Callable[[], Awaitable[object]]) -> bool:
+        """Whether this driver holds ``run_id``'s lease to apply an event of it now: renewed if due, or taken by
+        ``take()`` (the driver's own taking over) when it held none; False when ``take()`` found nothing to drive.
+        Defer when the lease was lost: the run's new driver gets the event."""
+        if run_id in self.held and not await self.still_held(run_id):
+            raise Defer(DEFER_S)
+        if run_id not in self.held:
+            await take()
+        return run_id in self.held
 
     async def still_held(self, run_id: str) -> bool:
         """Our lease is live, or renewed now; otherwise the run is let go of (someone else drives it)."""

@@ -77,12 +77,8 @@ class PostDeployDriver:
         if not _concerns_a_watch(envelope) or run_id in self.folds.ended:
             return
         async with self.lock:
-            if run_id in self.leases and not await self.leases.still_held(run_id):
-                raise Defer(DEFER_S)  # lost: its new driver gets the event
-            if run_id not in self.leases:
-                await self._take(run_id, by="event")
-                if run_id not in self.leases:
-                    return
+            if not await self.leases.drives(run_id, lambda: self._take(run_id, by="event")):
+                return
             # events other instances handed back (Defer) may come after this one: applied first, in stream order,
             # with their outputs (nobody else applied them: we hold the lease)
             await self.folds.follow(envelope, seq, self._apply_event)

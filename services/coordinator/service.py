@@ -93,12 +93,8 @@ class RunDriver:
                 if not isinstance(envelope.data, RetryRequested):
                     return  # reports after the end (notifications): nothing left to decide, unless `golive retry`
                 self.folds.reopen(run_id)  # replayed from its events below
-            if run_id in self.leases and not await self.leases.still_held(run_id):
-                raise Defer(DEFER_S)
-            if run_id not in self.leases:
-                await self._take(run_id)
-                if run_id not in self.leases:
-                    return
+            if not await self.leases.drives(run_id, lambda: self._take(run_id)):
+                return
             # events another instance got from the shared consumer and handed back (Defer) may come after this
             # one: folded first, in stream order, so we decide on the whole history (nobody else applied them: we
             # hold the lease, so they are applied with their outputs)
