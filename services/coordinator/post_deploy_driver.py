@@ -25,7 +25,6 @@ import json
 from datetime import UTC, datetime
 
 from services.coordinator.active_runs import ActiveRuns, watch_key
-from services.coordinator.lease import Lease
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.post_deploy import WatchState, check_command_id, decide
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
@@ -60,11 +59,6 @@ class PostDeployDriver:
     def watches(self) -> dict[str, WatchState]:
         """The watches this process drives now, by run id."""
         return self.folds.states
-
-    @property
-    def held(self) -> dict[str, Lease]:
-        """Their leases, by run id."""
-        return self.leases.held
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its watch. Defer: another coordinator drives that watch."""

@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from services.coordinator.active_runs import ActiveRuns
 from services.coordinator.control import operator_refusal
-from services.coordinator.lease import Lease
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
@@ -72,11 +71,6 @@ class RunDriver:
     def runs(self) -> dict[str, RunState]:
         """The runs this process drives now, by id."""
         return self.folds.states
-
-    @property
-    def held(self) -> dict[str, Lease]:
-        """The leases of the runs this process drives, by run id."""
-        return self.leases.held
 
     @property
     def finished(self) -> dict[str, int]:
