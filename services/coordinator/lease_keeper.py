@@ -82,6 +82,21 @@ class LeaseKeeper:
             await take()
         return run_id in self.held
 
+    async def adopt(self, run_id: str, lock: asyncio.Lock, take: Callable[[], Awaitable[object]]) -> bool:
+        """Take ``run_id`` over if nobody holds a live lease on it (its driver died): ``take()``, under the driver's
+        ``lock``. True when this driver holds it now; False when another driver is alive, when this one took it
+        meanwhile, or when another coordinator took it first."""
+        if not await self.orphaned(run_id):
+            return False
+        async with lock:
+            if run_id in self.held:
+                return False
+            try:
+                await take()
+            except Defer:
+                return False
+        return run_id in self.held
+
     async def still_held(self, run_id: str) -> bool:
         """Our lease is live, or renewed now; otherwise the run is let go of (someone else drives it)."""
         leases = await self.leases()

@@ -131,16 +131,7 @@ class PostDeployDriver:
             if run_id in self.folds.ended:
                 await active.remove_watch(run_id)  # its driver died between watch_ended and saying so here
                 continue
-            if not await self.leases.orphaned(run_id):
-                continue
-            async with self.lock:
-                if run_id in self.leases:
-                    continue
-                try:
-                    await self._take(run_id, by="adopt")
-                except Defer:
-                    continue
-            if run_id in self.leases:
+            if await self.leases.adopt(run_id, self.lock, lambda: self._take(run_id, by="adopt")):
                 self.bus.log.info("watch.adopted", run_id=run_id,
                                   reason="its coordinator's lease expired; taken over without waiting for an event")
             elif run_id in self.folds.ended:

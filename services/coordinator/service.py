@@ -237,16 +237,7 @@ class RunDriver:
             if run_id in self.folds.ended:
                 await active.remove(run_id)  # its driver died between run_finished and saying so here
                 continue
-            if not await self.leases.orphaned(run_id):
-                continue
-            async with self.lock:
-                if run_id in self.leases:
-                    continue
-                try:
-                    await self._take(run_id)
-                except Defer:
-                    continue
-            if run_id in self.leases:
+            if await self.leases.adopt(run_id, self.lock, lambda: self._take(run_id)):
                 self.bus.log.info("run.adopted", run_id=run_id,
                                   reason="its coordinator's lease expired; taken over without waiting for an event")
             elif run_id in self.folds.ended:
