@@ -21,7 +21,6 @@ Run: ``python bench/bus_roundtrip.py [--n 2000] [--warmup 100] [--target 3.0]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -38,11 +37,14 @@ import nats
 from hdrh.histogram import HdrHistogram
 from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 
-from golive.stack.nats_server import EmbeddedNats
-from shared.bus import Bus, Work
-from shared.envelope import Message, message_type, new_envelope
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
+
+from bench.trials import trials_parser  # noqa: E402
+from golive.stack.nats_server import EmbeddedNats  # noqa: E402
+from shared.bus import Bus, Work  # noqa: E402
+from shared.envelope import Message, message_type, new_envelope  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+from shared.telemetry import ServiceMetrics, configure_logging  # noqa: E402
 
 NAME = "bus_roundtrip"
 FETCH_TIMEOUT_S = 2.0  # as golive's PullSub
@@ -187,19 +189,13 @@ def summary(label: str, histogram: HdrHistogram, elapsed_s: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=2000, help="measured round trips per side (default 2000)")
-    parser.add_argument("--warmup", type=int, default=100, help="uncounted round trips per side first (default 100)")
+    parser = trials_parser(__doc__, "round trips per side", n=2000, warmup=100)
     parser.add_argument("--target", type=float, default=3.0, help="highest acceptable golive/reference p50 ratio")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-nats-") as tmp:
-        server = EmbeddedNats(Path(tmp))
-        try:
-            server.start()
+        with EmbeddedNats(Path(tmp)) as server:
             figures = asyncio.run(measure(server.url, args.n, args.warmup))
-        finally:
-            server.stop()
 
     print(f"{NAME}: {args.n} sequential round trips per side after {args.warmup} warm-up, "
           f"sides alternating every {BLOCK}, embedded nats-server")

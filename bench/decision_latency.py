@@ -21,13 +21,10 @@ Run: ``python bench/decision_latency.py [--n 200] [--warmup 10]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import secrets
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,9 +32,8 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
-from golive.stack.nats_server import EmbeddedNats  # noqa: E402
-from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
+from bench.envoy_bench import envoy_stack  # noqa: E402
+from bench.trials import print_spread, trials_parser  # noqa: E402
 from shared.commands import StartRun  # noqa: E402
 from shared.envelope import new_envelope, parse_envelope  # noqa: E402
 from shared.events import LatencySummary, ProbeWindow, RunFinished  # noqa: E402
@@ -172,52 +168,25 @@ async def decisions(settings: Settings, relay: AdminRelay, n: int, warmup: int) 
     return times
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="measured trials (default 200)")
-    parser.add_argument("--warmup", type=int, default=10, help="uncounted trials first (default 10)")
-    args = parser.parse_args(argv)
+    args = trials_parser(__doc__, "trials").parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bench-decision-") as tmp:
-        tmp_path = Path(tmp)
-        with EmbeddedNats(tmp_path / "nats") as server, Backend("stable") as stable, Backend("canary") as canary, \
-                EmbeddedEnvoy(tmp_path / "envoy", stable.address, canary.address) as envoy:
-            settings = Settings(nats_url=server.url, subject_root="bench" + secrets.token_hex(4))
-            env = service_env(server.url, tmp_path / "state", {
-                "GOLIVE_SUBJECT_ROOT": settings.subject_root, "GOLIVE_LOG_LEVEL": "WARNING",
-                "GOLIVE_ARTIFACTS_DIR": str(tmp_path / "artifacts"), "GOLIVE_DATABASE_URL": "postgresql://unused@127.0.0.1:1/x",
-            })
-            procs = ServiceProcesses(env, tmp_path / "logs")
+    with envoy_stack("bench-decision-", ["coordinator", "traffic"],
+                     {"GOLIVE_DATABASE_URL": "postgresql://unused@127.0.0.1:1/x"}) as stack:
+
+        async def measure() -> tuple[list[float], list[float]]:
+            raw = await raw_round_trips(stack.server.url, max(args.n, 200), args.warmup)
+            relay = await AdminRelay(stack.envoy.admin_port).start()
             try:
-                for name in ("coordinator", "traffic"):
-                    procs.start_one(name)
-                asyncio.run(wait_until_ready(settings, ["coordinator", "traffic"], procs))
-
-                async def measure() -> tuple[list[float], list[float]]:
-                    raw = await raw_round_trips(server.url, max(args.n, 200), args.warmup)
-                    relay = await AdminRelay(envoy.admin_port).start()
-                    try:
-                        return raw, await decisions(settings, relay, args.n, args.warmup)
-                    finally:
-                        await relay.stop()
-
-                raw, decided = asyncio.run(measure())
+                return raw, await decisions(stack.settings, relay, args.n, args.warmup)
             finally:
-                procs.stop()
+                await relay.stop()
+
+        raw, decided = asyncio.run(measure())
 
     print(f"{NAME}: {args.n} trials after {args.warmup} warm-up; each a run whose stage fails on one breaching window; "
           "real nats-server, coordinator and traffic services, Envoy")
-    p99 = {}
-    for side, values in (("raw", raw), ("decision", decided)):
-        ms = [v * 1000 for v in values]
-        p99[side] = percentile(ms, 99)
-        print(f"{side:<9} n {len(ms):>4}  median {statistics.median(ms):.3f} ms  p90 {percentile(ms, 90):.3f} ms  "
-              f"p99 {p99[side]:.3f} ms  max {max(ms):.3f} ms")
+    p99 = print_spread({"raw": raw, "decision": decided})
     ratio = p99["decision"] / p99["raw"]
     met = round(ratio, 1) <= TARGET  # judged on the figure printed
     print(f"{NAME}: ratio {ratio:.1f} (target {TARGET:g}): {'met' if met else 'missed'}")

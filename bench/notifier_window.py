@@ -18,7 +18,6 @@ Run: ``python bench/notifier_window.py [--n 1000] [--warmup 50] [--target 1.0]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import secrets
 import sys
@@ -30,10 +29,13 @@ import httpx
 import nats
 from hdrh.histogram import HdrHistogram
 
-from golive.stack.nats_server import EmbeddedNats
-from golive.stack.webhook_sink import WebhookSink
-from services.notifier.delivery import DeliveryLedger, RetryPolicy, post
-from services.notifier.sinks import Outbound
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
+
+from bench.trials import trials_parser  # noqa: E402
+from golive.stack.nats_server import EmbeddedNats  # noqa: E402
+from golive.stack.webhook_sink import WebhookSink  # noqa: E402
+from services.notifier.delivery import DeliveryLedger, RetryPolicy, post  # noqa: E402
+from services.notifier.sinks import Outbound  # noqa: E402
 
 NAME = "notifier_window"
 BODY = Outbound({"text": "✅ skeleton stage 1 of 3 passed: 10% on dpl_new",
@@ -66,19 +68,13 @@ def summary(label: str, h: HdrHistogram) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="measured deliveries (default 1000)")
-    parser.add_argument("--warmup", type=int, default=50, help="uncounted deliveries first (default 50)")
+    parser = trials_parser(__doc__, "deliveries", n=1000, warmup=50)
     parser.add_argument("--target", type=float, default=1.0, help="highest acceptable window p99 / post p99")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-nats-") as tmp, WebhookSink() as sink:
-        server = EmbeddedNats(Path(tmp))
-        try:
-            server.start()
+        with EmbeddedNats(Path(tmp)) as server:
             posts, windows = asyncio.run(measure(server.url, sink.url, args.n, args.warmup))
-        finally:
-            server.stop()
 
     print(f"{NAME}: {args.n} deliveries after {args.warmup} warm-up; embedded nats-server, loopback webhook receiver")
     print(summary("reference: webhook post", posts))

@@ -24,12 +24,8 @@ Run: ``python bench/traffic_shift.py [--n 200] [--warmup 10]``
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import secrets
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,9 +35,9 @@ import nats
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 import shared.events  # noqa: E402,F401  (registers the answer types)
-from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy  # noqa: E402
-from golive.stack.nats_server import EmbeddedNats  # noqa: E402
-from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready  # noqa: E402
+from bench.envoy_bench import envoy_stack  # noqa: E402
+from bench.trials import print_spread, trials_parser  # noqa: E402
+from golive.stack.envoy_proxy import EmbeddedEnvoy  # noqa: E402
 from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
 from shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
 from shared.events import RunFinished, RunStarted  # noqa: E402
@@ -130,11 +126,6 @@ class Rig:
                 figures[side].extend(values)
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
-
-
 async def measure(envoy: EmbeddedEnvoy, settings: Settings, n: int, warmup: int) -> dict[str, list[float]]:
     figures: dict[str, list[float]] = {"direct": [], "shift": [], "rollback": []}
     async with Rig(envoy, settings) as rig:
@@ -146,34 +137,14 @@ async def measure(envoy: EmbeddedEnvoy, settings: Settings, n: int, warmup: int)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200, help="measured iterations (default 200)")
-    parser.add_argument("--warmup", type=int, default=10, help="uncounted iterations first (default 10)")
-    args = parser.parse_args(argv)
+    args = trials_parser(__doc__, "iterations").parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bench-traffic-") as tmp:
-        tmp_path = Path(tmp)
-        with EmbeddedNats(tmp_path / "nats") as server, Backend("stable") as stable, Backend("canary") as canary, \
-                EmbeddedEnvoy(tmp_path / "envoy", stable.address, canary.address) as envoy:
-            settings = Settings(nats_url=server.url, subject_root="bench" + secrets.token_hex(4))
-            env = service_env(server.url, tmp_path / "state", {"GOLIVE_SUBJECT_ROOT": settings.subject_root,
-                                                                "GOLIVE_LOG_LEVEL": "WARNING"})
-            procs = ServiceProcesses(env, tmp_path / "logs")
-            try:
-                procs.start_one("traffic")
-                asyncio.run(wait_until_ready(settings, ["traffic"], procs))
-                figures = asyncio.run(measure(envoy, settings, args.n, args.warmup))
-            finally:
-                procs.stop()
+    with envoy_stack("bench-traffic-", ["traffic"]) as stack:
+        figures = asyncio.run(measure(stack.envoy, stack.settings, args.n, args.warmup))
 
     print(f"{NAME}: {args.n} iterations after {args.warmup} warm-up; each: direct 0->100 and 100->0, "
           "shift 0->100 and rollback 100->0 through the traffic service; real Envoy, backends and nats-server")
-    p99 = {}
-    for side, values in figures.items():
-        ms = [v * 1000 for v in values]
-        p99[side] = percentile(ms, 99)
-        print(f"{side:<9} n {len(ms):>4}  median {statistics.median(ms):.3f} ms  p90 {percentile(ms, 90):.3f} ms  "
-              f"p99 {p99[side]:.3f} ms  max {max(ms):.3f} ms")
+    p99 = print_spread(figures)
     budget = 3 * p99["direct"] + 10.0
     ratio = p99["rollback"] / budget
     print(f"rollback p99 {p99['rollback']:.3f} ms vs 3 x direct p99 + 10 ms = {budget:.3f} ms; "

@@ -132,6 +132,17 @@ async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request
 
 
+async def _controllable_run(js, settings: Settings, run_id: str, data) -> tuple[RunState, list[Envelope]]:
+    """``run_id`` as the coordinator sees it, if ``data`` (an operator command) may apply to it: RunNotControllable
+    for an unknown run, or with the reason the coordinator's own rule (services/coordinator/control.py) refuses it."""
+    state, events = await read_run(js, settings, run_id)
+    if state is None:
+        raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+    if why := operator_refusal(data, state):
+        raise RunNotControllable(why)
+    return state, events
+
+
 async def _operate(settings: Settings, run_id: str, data, action: str, echo: Callable[[Envelope], None],
                    follow_to_end: bool) -> int:
     """Send one operator command to ``run_id`` unless the coordinator's own rule refuses it for the run as it stands
@@ -141,11 +152,7 @@ async def _operate(settings: Settings, run_id: str, data, action: str, echo: Cal
     nc = await connect(settings)
     try:
         js = nc.jetstream()
-        state, events = await read_run(js, settings, run_id)
-        if state is None:
-            raise RunNotControllable(f"no run {run_id} (see `golive status`)")
-        if why := operator_refusal(data, state):
-            raise RunNotControllable(why)
+        state, events = await _controllable_run(js, settings, run_id, data)
         command = await send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
         seen = {e.id for e in events}
         try:
@@ -204,12 +211,8 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
     nc = await connect(settings)
     try:
         js = nc.jetstream()
-        state, _events = await read_run(js, settings, run_id)
-        if state is None:
-            raise RunNotControllable(f"no run {run_id} (see `golive status`)")
         approve = ApproveGate(stage=stage, approved_by=approved_by, comment=comment)
-        if why := operator_refusal(approve, state):
-            raise RunNotControllable(why)
+        state, _events = await _controllable_run(js, settings, run_id, approve)
         await send_to_coordinator(js, settings, approve, run_id, f"{run_id}.approve.{state.position}")
         return state.steps[state.position].name
     finally:

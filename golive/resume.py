@@ -84,14 +84,14 @@ async def _keep_driving(driver: RunDriver, run_id: str, say: Callable[[str], Non
     when this process starts or stops driving it."""
     driving = False
     while True:
-        if run_id not in driver.held:
+        if run_id not in driver.leases:
             if driving:
                 say(f"run {run_id}: lost its lease (another coordinator took it over); watching it")
                 driving = False
             if run_id not in driver.finished:
                 with contextlib.suppress(Defer):
                     await driver.take_over(run_id)
-        if run_id in driver.held and not driving:
+        if run_id in driver.leases and not driving:
             state = driver.runs[run_id]
             say(f"run {run_id}: driving it from here (step {state.position + 1}/{len(state.steps)} "
                 f"{state.steps[state.position].name if state.position >= 0 else '-'})")

@@ -408,13 +408,8 @@ class Bus:
 
         async def on_event(raw: Msg) -> None:
             msg = NatsMessage(raw, raw.data)  # FastStream's wrapper: the same ack guards as the command path
-            try:
-                envelope = parse_envelope(msg.raw_message.data)
-            except ParseError as exc:
-                await self._dead_letter(msg, str(exc))
-                return
-            if problem := event_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
-                await self._dead_letter(msg, f"not trusted: {problem}")  # a forged event is never handled
+            envelope = await self._trusted(msg, event_origin_problem)
+            if envelope is None:
                 return
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             try:
@@ -438,16 +433,25 @@ class Bus:
             stream=self.subjects.event_stream, durable=durable, subject=subject, config=config, handle=on_event,
             log=self.log, inbox_prefix=self._pull_inbox, keep_alive_s=EVENT_ACK_WAIT_S / 3))
 
-    async def _on_command(self, msg: Any) -> None:
-        # ``msg``: FastStream's NatsMessage, handed over as the body (_the_message_itself). Annotated as FastStream's
-        # context instead, it would be resolved in a worker thread: a thread hop before every command.
+    async def _trusted(self, msg: NatsMessage, origin_problem: Callable[[str, Envelope, str], str | None]
+                       ) -> Envelope | None:
+        """The message's envelope; None once it is dead-lettered: unreadable, or not from the service its subject
+        names (``origin_problem``, shared/provenance.py): a forged message is never handled."""
         try:
             envelope = parse_envelope(msg.raw_message.data)
         except ParseError as exc:
             await self._dead_letter(msg, str(exc))
-            return
-        if problem := command_origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
+            return None
+        if problem := origin_problem(msg.raw_message.subject, envelope, self.subjects.root):
             await self._dead_letter(msg, f"not trusted: {problem}")
+            return None
+        return envelope
+
+    async def _on_command(self, msg: Any) -> None:
+        # ``msg``: FastStream's NatsMessage, handed over as the body (_the_message_itself). Annotated as FastStream's
+        # context instead, it would be resolved in a worker thread: a thread hop before every command.
+        envelope = await self._trusted(msg, command_origin_problem)
+        if envelope is None:
             return
         handler = self._command_handlers.get(type(envelope.data))
         if handler is None:

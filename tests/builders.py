@@ -7,6 +7,7 @@ means in one area (a notifier's run, a report's run) lives beside that area's te
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,13 @@ def write_plan(folder: Path, plan: dict, name: str = "plan.yaml") -> Path:
 def skeleton_plan(tmp_path: Path, hold: str = "1s", smoke: str = "1s", edit: PlanEdit | None = None) -> Path:
     """The skeleton plan with short holds, changed by ``edit(plan_dict)`` if given, written under tmp_path."""
     return write_plan(tmp_path, skeleton_dict(hold, smoke, edit))
+
+
+def checkout_plan(rest: str) -> Plan:
+    """A small plan named checkout, with one SQL probe ``recent``, and ``rest``: its canary and whatever else a test
+    needs (YAML at the top level)."""
+    return parse_plan("name: checkout\ndatabase: {url_env: DB_URL}\nprobes:\n  recent: {query: SELECT 1}\n"
+                      + textwrap.dedent(rest))
 
 
 def carried(plan: dict | Plan) -> dict:

@@ -24,14 +24,15 @@ def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> subpr
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
-def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0) -> str:
-    """Read the run's output until a line contains ``text``; returns what was read."""
+def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0, stream: str = "stdout") -> str:
+    """Read the run's output (``stream``: its stdout or stderr) until a line contains ``text``; returns what was
+    read."""
     import time
 
-    seen, deadline = "", time.monotonic() + timeout_s
+    seen, deadline, lines = "", time.monotonic() + timeout_s, getattr(run, stream)
     while text not in seen:
         assert time.monotonic() < deadline and run.poll() is None, seen
-        seen += run.stdout.readline()
+        seen += lines.readline()
     return seen
 
 

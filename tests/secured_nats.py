@@ -15,6 +15,7 @@ from pathlib import Path
 import nats
 
 from golive.stack.nats_server import EmbeddedNats
+from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.bus import ensure_streams
 from shared.settings import Settings
 from shared.subjects import SERVICES, Subjects
@@ -49,6 +50,29 @@ class SecuredNats:
     def violations(self) -> list[str]:
         log = (self.server.data_dir / "nats-server.log").read_text()
         return [line for line in log.splitlines() if "Violation" in line]
+
+
+@contextmanager
+def services_on_own_users(secured: SecuredNats, database_url: str, webhook_url: str, tmp_path: Path) -> Iterator[dict]:
+    """The five services, each connected as its own user (as docker-compose.yml runs them), logging under
+    ``tmp_path/logs``; yields the environment, without the user, that the CLI is given (``env_as("operator", ...)``).
+    A service that cannot get ready is reported with the permission violations the server logged."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}  # nothing of the session's own bus
+    base.update({"GOLIVE_STATE_DIR": str(tmp_path / "state"), "GOLIVE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+                 "GOLIVE_GRACEFUL_TIMEOUT_S": "5", "PYTHONUNBUFFERED": "1",
+                 DATABASE_ENV: database_url, WEBHOOK_ENV: webhook_url})
+    groups = [ServiceProcesses(secured.env_as(name, base), tmp_path / "logs") for name in SERVICES]
+    try:
+        for name, group in zip(SERVICES, groups):
+            group.start((name,))
+        try:
+            asyncio.run(wait_until_ready(Settings(nats_url=secured.url_as("operator")), SERVICES))
+        except (TimeoutError, RuntimeError) as exc:  # most likely a subject deploy/nats.conf does not allow yet
+            raise AssertionError(f"{exc}; refused by deploy/nats.conf: {secured.violations()}") from None
+        yield base
+    finally:
+        for group in groups:
+            group.stop()
 
 
 async def streams_exist(secured: SecuredNats) -> None:

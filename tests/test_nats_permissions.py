@@ -9,7 +9,6 @@ other forbidden operation of every user: tests/security/test_nats_permission_mat
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,15 +17,13 @@ from contextlib import aclosing
 import pytest
 from nats.js.api import ConsumerConfig
 
-from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
-from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.builders import skeleton_plan
 from tests.harness import REPO, run_cli
-from tests.secured_nats import ROOT, Client, SecuredNats, streams_exist
+from tests.secured_nats import ROOT, Client, SecuredNats, services_on_own_users, streams_exist
 
 # --- the permission matrix ---------------------------------------------------------------------------
 
@@ -193,25 +190,11 @@ async def test_each_reader_replays_and_follows_a_run_with_consumers_it_names_and
 @pytest.mark.e2e
 def test_a_whole_go_live_runs_with_every_service_on_its_own_credentials(
         secured_nats, database_url, webhook, tmp_path):
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}  # nothing of the session's own bus
-    base.update({"GOLIVE_STATE_DIR": str(tmp_path / "state"), "GOLIVE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-                 "GOLIVE_GRACEFUL_TIMEOUT_S": "5", "PYTHONUNBUFFERED": "1",
-                 DATABASE_ENV: database_url, WEBHOOK_ENV: webhook.url})
-    groups = [ServiceProcesses(secured_nats.env_as(name, base), tmp_path / "logs") for name in SERVICES]
-    try:
-        for name, group in zip(SERVICES, groups):
-            group.start((name,))
-        try:
-            asyncio.run(wait_until_ready(Settings(nats_url=secured_nats.url_as("operator")), SERVICES))
-        except (TimeoutError, RuntimeError) as exc:  # most likely a subject deploy/nats.conf does not allow yet
-            raise AssertionError(f"{exc}; refused by deploy/nats.conf: {secured_nats.violations()}") from None
+    with services_on_own_users(secured_nats, database_url, webhook.url, tmp_path) as base:
         plan = skeleton_plan(tmp_path)
         result = run_cli("run", str(plan), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
                          "--run-id", "run-secured", env=secured_nats.env_as("operator", base))
         received = webhook.wait_for(lambda r: any("SUCCESS" in m["text"] for m in r)) if result.returncode == 0 else []
-    finally:
-        for group in groups:
-            group.stop()
     logs = {p.name: p.read_text() for p in (tmp_path / "logs").glob("*.log")}
     assert result.returncode == 0, (result.stdout + result.stderr + "".join(t[-3000:] for t in logs.values())
                                     + f"\nrefused by deploy/nats.conf: {secured_nats.violations()}")

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
 from golive.views.live import watching
+from shared.envelope import Envelope
 from shared.settings import Settings
+
+# abort_run, pause_run, continue_run, retry_run: (settings, run_id, reason, requested_by, echo) -> exit code
+OperatorRequest = Callable[[Settings, str, str, str, Callable[[Envelope], None]], Coroutine[Any, Any, int]]
 
 
 def _operator(settings: Settings) -> str:
     """Who asks: the NATS user the CLI connects as, else the login name (recorded in the run's events)."""
     return settings.nats_user or getpass.getuser()
+
+
+def _request(send: OperatorRequest, run_id: str, reason: str) -> NoReturn:
+    """Send one operator request as the operator, print what the coordinator recorded, exit with its code."""
+    settings = Settings()
+    with exit_codes():
+        code = asyncio.run(send(settings, run_id, reason, _operator(settings), event_printer(False)))
+    raise typer.Exit(code)
 
 
 def abort(
@@ -27,10 +40,7 @@ def abort(
     """Abort a run now: its compensations start at once. Follows the run to its end and exits with its code
     (1 rolled back, 3 needs a human); 2 when the run is unknown or already ended."""
     from golive.client import abort_run  # the bus and the reports load only for the commands that use them
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(abort_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(abort_run, run_id, reason)
 
 
 def approve(
@@ -54,10 +64,7 @@ def pause(
     `golive continue`; the step's timeout stops counting. Failures still roll back; `golive abort` still works.
     Exit 2 when the run is unknown, ended, rolling back or already paused."""
     from golive.client import pause_run  # the bus and the reports load only for the commands that use them
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(pause_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(pause_run, run_id, reason)
 
 
 def continue_(
@@ -66,10 +73,7 @@ def continue_(
 ) -> None:
     """Let a paused run go on: the step it held back starts now. Exit 2 when the run is not paused."""
     from golive.client import continue_run  # the bus and the reports load only for the commands that use them
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(continue_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(continue_run, run_id, reason)
 
 
 def retry(
@@ -80,10 +84,7 @@ def retry(
     Follows the run to its new end and exits with its code (1 rolled back, 3 needs a human again); 2 when the
     run is unknown or does not need a human."""
     from golive.client import retry_run  # the bus and the reports load only for the commands that use them
-    settings = Settings()
-    with exit_codes():
-        code = asyncio.run(retry_run(settings, run_id, reason, _operator(settings), event_printer(False)))
-    raise typer.Exit(code)
+    _request(retry_run, run_id, reason)
 
 
 def resume(

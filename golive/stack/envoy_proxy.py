@@ -20,8 +20,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
-from golive.stack.process import EmbeddedError, free_port, stop_process
+from golive.stack.process import EmbeddedError, Started, free_port, stop_process
 from services.traffic.envoy_config import envoy_config
 
 
@@ -58,7 +59,7 @@ class _Answer(BaseHTTPRequestHandler):
 
 
 @dataclass
-class Backend:
+class Backend(Started):
     """An HTTP server on 127.0.0.1 answering every GET with ``name`` (body and X-Backend header)."""
 
     name: str
@@ -69,7 +70,7 @@ class Backend:
     def address(self) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
-    def start(self) -> Backend:
+    def start(self) -> Self:
         server = ThreadingHTTPServer(("127.0.0.1", self.port), _Answer)
         server.daemon_threads = True
         server.name = self.name  # type: ignore[attr-defined]
@@ -83,15 +84,10 @@ class Backend:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> Backend:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass
-class EmbeddedEnvoy:
+class EmbeddedEnvoy(Started):
     """Envoy routing ``listen_port`` to ``stable`` and ``canary`` (host, port) by runtime weights."""
 
     work_dir: Path
@@ -110,7 +106,7 @@ class EmbeddedEnvoy:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.admin_port}"
 
-    def start(self, timeout_s: float = 30.0) -> EmbeddedEnvoy:
+    def start(self, timeout_s: float = 30.0) -> Self:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.listen_port = self.listen_port or free_port()
         self.admin_port = self.admin_port or free_port()
@@ -155,8 +151,3 @@ class EmbeddedEnvoy:
             stop_process(self.proc)
             self.proc = None
 
-    def __enter__(self) -> EmbeddedEnvoy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

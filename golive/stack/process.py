@@ -10,6 +10,24 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from typing import Self
+
+
+class Started:
+    """A server this process starts: ``with server:`` starts it and stops it, whatever happens in the block.
+    Subclasses give ``start()`` (returning the server, started) and ``stop()``."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 class EmbeddedError(RuntimeError):

@@ -14,16 +14,18 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import psycopg
 
 from golive.stack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
+from golive.stack.process import Started
 
 APPLICATION_NAME = "replica1"
 
 
 @dataclass
-class StreamingReplica:
+class StreamingReplica(Started):
     """A standby of ``primary`` whose data lives under ``work_dir`` (a context manager)."""
 
     primary: EmbeddedPostgres
@@ -34,7 +36,7 @@ class StreamingReplica:
         assert self.server is not None, "start() first"
         return self.server.url_for(database)
 
-    def start(self) -> StreamingReplica:
+    def start(self) -> Self:
         if self.work_dir.exists():
             shutil.rmtree(self.work_dir, ignore_errors=True)  # a replica is always a fresh copy of the primary
         self.work_dir.mkdir(parents=True)
@@ -70,8 +72,3 @@ class StreamingReplica:
             self.server = None
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    def __enter__(self) -> StreamingReplica:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+from golive.stack.process import Started
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Attempt:
     headers: dict[str, str]
 
 
-class WebhookSink:
+class WebhookSink(Started):
     """Run with ``with WebhookSink() as sink: sink.url``; ``sink.received`` holds the JSON bodies accepted."""
 
     def __init__(self, port: int = 0, on_message: Callable[[dict], None] | None = None,
@@ -151,7 +154,7 @@ class WebhookSink:
                 return received
             time.sleep(0.05)
 
-    def start(self) -> WebhookSink:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -160,8 +163,3 @@ class WebhookSink:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> WebhookSink:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -13,11 +13,14 @@ last sent and when, so the one taking over does not send it a second time.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
 from shared.buckets import open_bucket
+from shared.bus import Bus
 
 WATCH_PREFIX = "watch."
 
@@ -51,6 +54,18 @@ class ActiveRuns:
             description="golive coordinator: runs started and not ended (a standby takes over those nobody drives)",
         ))
         return cls(kv)
+
+    @classmethod
+    def opened_once(cls, bus: Bus) -> Callable[[], Awaitable[ActiveRuns]]:
+        """``bus``'s bucket, opened on first use (the bus may not be connected yet) and the same one after."""
+        opened: list[ActiveRuns] = []
+
+        async def active() -> ActiveRuns:
+            if not opened:
+                opened.append(await cls.open(bus.jetstream(), bus.subjects.root, bus.settings.stream_replicas))
+            return opened[0]
+
+        return active
 
     async def add(self, run_id: str) -> None:
         await self.kv.put(run_id, b"")

@@ -10,7 +10,7 @@ would fail). The lease rules themselves are lease.py's.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
@@ -71,6 +71,31 @@ class LeaseKeeper:
             except (LeaseHeld, LeaseLost):
                 raise Defer(DEFER_S) from None
         self.bus.log.info(f"{self.log_prefix}acquired", run_id=run_id, owner=leases.owner, ttl_s=leases.ttl_s)
+
+    async def drives(self, run_id: str, take: Callable[[], Awaitable[object]]) -> bool:
+        """Whether this driver holds ``run_id``'s lease to apply an event of it now: renewed if due, or taken by
+        ``take()`` (the driver's own taking over) when it held none; False when ``take()`` found nothing to drive.
+        Defer when the lease was lost: the run's new driver gets the event."""
+        if run_id in self.held and not await self.still_held(run_id):
+            raise Defer(DEFER_S)
+        if run_id not in self.held:
+            await take()
+        return run_id in self.held
+
+    async def adopt(self, run_id: str, lock: asyncio.Lock, take: Callable[[], Awaitable[object]]) -> bool:
+        """Take ``run_id`` over if nobody holds a live lease on it (its driver died): ``take()``, under the driver's
+        ``lock``. True when this driver holds it now; False when another driver is alive, when this one took it
+        meanwhile, or when another coordinator took it first."""
+        if not await self.orphaned(run_id):
+            return False
+        async with lock:
+            if run_id in self.held:
+                return False
+            try:
+                await take()
+            except Defer:
+                return False
+        return run_id in self.held
 
     async def still_held(self, run_id: str) -> bool:
         """Our lease is live, or renewed now; otherwise the run is let go of (someone else drives it)."""

@@ -25,7 +25,6 @@ import json
 from datetime import UTC, datetime
 
 from services.coordinator.active_runs import ActiveRuns, watch_key
-from services.coordinator.lease import Lease
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.post_deploy import WatchState, check_command_id, decide
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
@@ -53,24 +52,13 @@ class PostDeployDriver:
                                   lost_action="stopped driving the watch: another coordinator drives it")
         self.lock = asyncio.Lock()
         self.clock = Ticking(bus.log)
-        self._active: ActiveRuns | None = None
+        self.active = ActiveRuns.opened_once(bus)
         self.stopping = False
 
     @property
     def watches(self) -> dict[str, WatchState]:
         """The watches this process drives now, by run id."""
         return self.folds.states
-
-    @property
-    def held(self) -> dict[str, Lease]:
-        """Their leases, by run id."""
-        return self.leases.held
-
-    async def active(self) -> ActiveRuns:
-        if self._active is None:
-            self._active = await ActiveRuns.open(self.bus.jetstream(), self.bus.subjects.root,
-                                                 self.bus.settings.stream_replicas)
-        return self._active
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its watch. Defer: another coordinator drives that watch."""
@@ -83,12 +71,8 @@ class PostDeployDriver:
         if not _concerns_a_watch(envelope) or run_id in self.folds.ended:
             return
         async with self.lock:
-            if run_id in self.leases and not await self.leases.still_held(run_id):
-                raise Defer(DEFER_S)  # lost: its new driver gets the event
-            if run_id not in self.leases:
-                await self._take(run_id, by="event")
-                if run_id not in self.leases:
-                    return
+            if not await self.leases.drives(run_id, lambda: self._take(run_id, by="event")):
+                return
             # events other instances handed back (Defer) may come after this one: applied first, in stream order,
             # with their outputs (nobody else applied them: we hold the lease)
             await self.folds.follow(envelope, seq, self._apply_event)
@@ -147,16 +131,7 @@ class PostDeployDriver:
             if run_id in self.folds.ended:
                 await active.remove_watch(run_id)  # its driver died between watch_ended and saying so here
                 continue
-            if not await self.leases.orphaned(run_id):
-                continue
-            async with self.lock:
-                if run_id in self.leases:
-                    continue
-                try:
-                    await self._take(run_id, by="adopt")
-                except Defer:
-                    continue
-            if run_id in self.leases:
+            if await self.leases.adopt(run_id, self.lock, lambda: self._take(run_id, by="adopt")):
                 self.bus.log.info("watch.adopted", run_id=run_id,
                                   reason="its coordinator's lease expired; taken over without waiting for an event")
             elif run_id in self.folds.ended:

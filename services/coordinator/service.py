@@ -18,7 +18,6 @@ from pydantic import ValidationError
 
 from services.coordinator.active_runs import ActiveRuns
 from services.coordinator.control import operator_refusal
-from services.coordinator.lease import Lease
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
@@ -65,7 +64,7 @@ class RunDriver:
         self.reports = RunReports(bus, self.folds)
         self.clock = Ticking(bus.log)
         self.lock = asyncio.Lock()
-        self._active: ActiveRuns | None = None
+        self.active_runs = ActiveRuns.opened_once(bus)
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
 
     @property
@@ -74,20 +73,9 @@ class RunDriver:
         return self.folds.states
 
     @property
-    def held(self) -> dict[str, Lease]:
-        """The leases of the runs this process drives, by run id."""
-        return self.leases.held
-
-    @property
     def finished(self) -> dict[str, int]:
         """Runs known to have ended (the latest ones), by id."""
         return self.folds.ended
-
-    async def active_runs(self) -> ActiveRuns:
-        if self._active is None:
-            self._active = await ActiveRuns.open(self.bus.jetstream(), self.bus.subjects.root,
-                                                 self.bus.settings.stream_replicas)
-        return self._active
 
     async def on_event(self, envelope: Envelope, seq: int) -> None:
         """Fold one event of the stream into its run. Defer: another coordinator drives that run."""
@@ -99,12 +87,8 @@ class RunDriver:
                 if not isinstance(envelope.data, RetryRequested):
                     return  # reports after the end (notifications): nothing left to decide, unless `golive retry`
                 self.folds.reopen(run_id)  # replayed from its events below
-            if run_id in self.leases and not await self.leases.still_held(run_id):
-                raise Defer(DEFER_S)
-            if run_id not in self.leases:
-                await self._take(run_id)
-                if run_id not in self.leases:
-                    return
+            if not await self.leases.drives(run_id, lambda: self._take(run_id)):
+                return
             # events another instance got from the shared consumer and handed back (Defer) may come after this
             # one: folded first, in stream order, so we decide on the whole history (nobody else applied them: we
             # hold the lease, so they are applied with their outputs)
@@ -253,16 +237,7 @@ class RunDriver:
             if run_id in self.folds.ended:
                 await active.remove(run_id)  # its driver died between run_finished and saying so here
                 continue
-            if not await self.leases.orphaned(run_id):
-                continue
-            async with self.lock:
-                if run_id in self.leases:
-                    continue
-                try:
-                    await self._take(run_id)
-                except Defer:
-                    continue
-            if run_id in self.leases:
+            if await self.leases.adopt(run_id, self.lock, lambda: self._take(run_id)):
                 self.bus.log.info("run.adopted", run_id=run_id,
                                   reason="its coordinator's lease expired; taken over without waiting for an event")
             elif run_id in self.folds.ended:

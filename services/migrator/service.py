@@ -7,6 +7,8 @@ the bus sends in-progress acks meanwhile, so JetStream does not redeliver a long
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from services.migrator.runner import Context, MigrationFailed, apply_migrations, revert_migrations
 from shared.bus import Bus, CommandError, Work
@@ -14,6 +16,8 @@ from shared.commands import ApplyMigrations, RevertMigrations
 from shared.envelope import Message
 from shared.events import MigrationsApplied, MigrationsReverted
 from shared.secrets import MissingSecret, redact, secret_from_env
+
+Result = TypeVar("Result", MigrationsApplied, MigrationsReverted)
 
 
 def register(bus: Bus) -> None:
@@ -32,21 +36,20 @@ def register(bus: Bus) -> None:
         return Context(url=url, run_id=envelope.runid, command_id=envelope.id, applied_by=bus.source,
                        emit=emit, stopping=work.stopping, log=bus.log.bind(run_id=envelope.runid))
 
-    async def on_apply(cmd: ApplyMigrations, work: Work) -> MigrationsApplied:
+    async def migrate(cmd: ApplyMigrations | RevertMigrations, work: Work, action: str,
+                      run: Callable[[Any, Context], Awaitable[Result]]) -> Result:
         ctx = context(work, cmd.database_url_env)
-        bus.log.info("migration.apply", run_id=work.envelope.runid, statements=[s.name for s in cmd.statements])
+        bus.log.info(f"migration.{action}", run_id=work.envelope.runid, statements=[s.name for s in cmd.statements])
         try:
-            return await apply_migrations(cmd, ctx)
+            return await run(cmd, ctx)
         except MigrationFailed as exc:
             raise CommandError(redact(exc.reason, ctx.url), exc.failure) from None
 
+    async def on_apply(cmd: ApplyMigrations, work: Work) -> MigrationsApplied:
+        return await migrate(cmd, work, "apply", apply_migrations)
+
     async def on_revert(cmd: RevertMigrations, work: Work) -> MigrationsReverted:
-        ctx = context(work, cmd.database_url_env)
-        bus.log.info("migration.revert", run_id=work.envelope.runid, statements=[s.name for s in cmd.statements])
-        try:
-            return await revert_migrations(cmd, ctx)
-        except MigrationFailed as exc:
-            raise CommandError(redact(exc.reason, ctx.url), exc.failure) from None
+        return await migrate(cmd, work, "revert", revert_migrations)
 
     bus.guard_runs = True  # no migration for a run that is unknown or has ended (shared/run_guard.py)
     bus.on_command(ApplyMigrations, on_apply)

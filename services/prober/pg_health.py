@@ -19,8 +19,8 @@ from psycopg import sql
 
 from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, secret
 from services.prober.pgbouncer import sample_pools
+from services.prober.sql_probe import postgres_failure
 from shared.plan.probes import PgHealthProbeSpec
-from shared.secrets import redact
 
 PRIMARY_QUERY = """
 SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS connections,
@@ -116,13 +116,11 @@ class PgHealthTarget:
         except TimeoutError:
             await self._drop(key)
             raise ProbeFailure(TIMEOUT) from None
-        except psycopg.errors.QueryCanceled:
-            raise ProbeFailure(TIMEOUT) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            await self._drop(key)
-            raise ProbeFailure(CONNECTION, redact(str(exc), url)) from None
         except psycopg.Error as exc:
-            raise ProbeFailure(SQL, redact(str(exc), url)) from None
+            failure = postgres_failure(exc, url)
+            if failure.error_class == CONNECTION:
+                await self._drop(key)
+            raise failure from None
 
     async def _connect(self, url: str, admin_console: bool) -> psycopg.AsyncConnection:
         timeout = max(1, int(self._timeout_s + 0.999))

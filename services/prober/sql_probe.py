@@ -37,6 +37,17 @@ def may_write(query: str) -> bool:
     return not _READ_START.match(text) or bool(_WRITE_WORD.search(text))
 
 
+
+def postgres_failure(exc: psycopg.Error, url: str) -> ProbeFailure:
+    """How a failed PostgreSQL request counts (sql and pg_health probes): a statement cancelled by its
+    statement_timeout is a timeout; a lost or refused connection a connection error (its caller drops the
+    connection, the next request reconnects); any other error an SQL error. The detail never shows ``url``'s secret."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):  # an OperationalError too: judged first
+        return ProbeFailure(TIMEOUT)
+    if isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError)):
+        return ProbeFailure(CONNECTION, redact(str(exc), url))
+    return ProbeFailure(SQL, redact(str(exc), url))
+
 class SqlTarget:
     """An sql probe target (see the module docstring)."""
 
@@ -112,13 +123,11 @@ class SqlTarget:
             # the connection is mid-request in an unknown state: drop it, the next request reconnects
             await self._drop(worker)
             raise ProbeFailure(TIMEOUT) from None
-        except psycopg.errors.QueryCanceled:
-            raise ProbeFailure(TIMEOUT) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            await self._drop(worker)
-            raise ProbeFailure(CONNECTION, redact(str(exc), self._url)) from None
         except psycopg.Error as exc:
-            raise ProbeFailure(SQL, redact(str(exc), self._url)) from None
+            failure = postgres_failure(exc, self._url)
+            if failure.error_class == CONNECTION:
+                await self._drop(worker)
+            raise failure from None
         finally:
             self._in_flight[worker] = None
 

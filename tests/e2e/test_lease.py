@@ -65,7 +65,7 @@ def test_a_second_coordinator_on_a_driven_run_waits_and_says_who_drives_it(servi
         wait_for_output(run, "stage2:gate")  # the service coordinator drives the run, which waits at the gate
         refused = run_cli("resume", "run-two", "--no-wait", env=process_env)
         waiting = resume("run-two", process_env)
-        said = _read_stderr_until(waiting, "is driven by")
+        said = wait_for_output(waiting, "is driven by", stream="stderr")
         assert run_cli("approve", "run-two", "--stage", "2", env=process_env).returncode == 0
         out, err = run.communicate(timeout=90)
         waiting_out, waiting_err = waiting.communicate(timeout=30)
@@ -96,9 +96,9 @@ def test_a_frozen_coordinator_loses_its_run_after_the_ttl_and_does_not_drive_it_
     try:
         wait_for_output(run, "stage2:gate")
         taker = resume("run-frozen", process_env)
-        said = _read_stderr_until(taker, "is driven by")
+        said = wait_for_output(taker, "is driven by", stream="stderr")
         coordinator.send_signal(signal.SIGSTOP)  # stops renewing; its lease runs out after the TTL
-        said += _read_stderr_until(taker, "driving it from here")
+        said += wait_for_output(taker, "driving it from here", stream="stderr")
         coordinator.send_signal(signal.SIGCONT)
         _wait_for_log(log, "lease.lost")  # woken up, its renewal's compare-and-set fails
         # the approval is recorded by the coordinator service (it takes the commands), applied by the taker
@@ -124,14 +124,6 @@ def _wait_for_log(path: Path, text: str, timeout_s: float = 30.0) -> None:
     while text not in path.read_text():
         assert time.monotonic() < deadline, f"{text} not in {path.name}"
         time.sleep(0.2)
-
-
-def _read_stderr_until(proc: subprocess.Popen, text: str, timeout_s: float = 60.0) -> str:
-    seen, deadline = "", time.monotonic() + timeout_s
-    while text not in seen:
-        assert time.monotonic() < deadline and proc.poll() is None, seen
-        seen += proc.stderr.readline()
-    return seen
 
 
 def commands_done(log_dir: Path, run_id: str) -> Counter:

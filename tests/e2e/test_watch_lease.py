@@ -140,7 +140,7 @@ def test_a_watch_whose_driver_died_is_adopted_from_the_listing_without_an_event(
         driver = PostDeployDriver(bus)  # not registered: no consumer, no event of the run reaches it
         try:
             deadline = asyncio.get_running_loop().time() + 60
-            while "watch-adopted" not in driver.held:  # once the dead one's lease expired (4 s in tests)
+            while "watch-adopted" not in driver.leases:  # once the dead one's lease expired (4 s in tests)
                 assert asyncio.get_running_loop().time() < deadline, "the watch was never adopted"
                 await driver.take_over_orphans()
                 await asyncio.sleep(0.5)

@@ -68,3 +68,21 @@ def history_rows(url: str, name: str) -> list[tuple]:
             "SELECT operation, status, action, attempts, error, error_statement FROM golive_migrations "
             "WHERE name = %s ORDER BY id", (name,),
         ).fetchall()
+
+
+async def build_pid(url: str) -> int:
+    """The backend that builds an index on big_events, once the build has started."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        while True:
+            row = await (await conn.execute(
+                "SELECT pid FROM pg_stat_progress_create_index WHERE relid = 'big_events'::regclass")).fetchone()
+            if row:
+                return row[0]
+            await asyncio.sleep(0.1)
+
+
+async def terminate_build(url: str) -> None:
+    """Terminate the backend that builds an index on big_events, once the build has started."""
+    pid = await build_pid(url)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))

@@ -1,5 +1,5 @@
 """The migrator service as its own process, the way `golive serve migrator` runs it, with a short ack_wait so a
-killed process's command is redelivered in seconds; and the index build it runs, seen from PostgreSQL."""
+killed process's command is redelivered in seconds; and a backend's end, seen from PostgreSQL."""
 
 from __future__ import annotations
 
@@ -29,17 +29,6 @@ def start_migrator(env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(SERVE_MIGRATOR, env={**env, "GOLIVE_COMMAND_ACK_WAIT_S": str(ACK_WAIT_S)}, cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT)
-
-
-async def build_pid(url: str) -> int:
-    """The backend that builds an index on big_events, once the build has started."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while True:
-            row = await (await conn.execute(
-                "SELECT pid FROM pg_stat_progress_create_index WHERE relid = 'big_events'::regclass")).fetchone()
-            if row:
-                return row[0]
-            await asyncio.sleep(0.1)
 
 
 async def gone(url: str, pid: int) -> None:

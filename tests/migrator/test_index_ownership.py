@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import nats
 import psycopg
 import pytest
 
+from golive.stack.process import stop_process
 from golive.stack.service_processes import DATABASE_ENV, service_env
 from services.migrator.runner import Context, apply_migrations, revert_migrations
 from shared.bus import ensure_streams
@@ -33,8 +34,8 @@ from shared.events import (
     MigrationsReverted,
 )
 from tests.harness import record_run_started
-from tests.migrator.migrator_db import history_rows, index_rows
-from tests.migrator.migrator_process import APPLY, build_pid, gone, start_migrator
+from tests.migrator.migrator_db import build_pid, history_rows, index_rows
+from tests.migrator.migrator_process import APPLY, gone, start_migrator
 
 RUN = "run-own"
 REVERT = RevertMigrations(database_url_env=DATABASE_ENV, statements=APPLY.statements,
@@ -57,13 +58,7 @@ def migrator(settings, big_url, tmp_path):
     start.log = log
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 15)
 
 
 async def waits_on_the_history_table(url: str, pid: int) -> None:
@@ -81,6 +76,16 @@ async def send_apply(settings, js) -> None:
     command = new_envelope(APPLY, id=f"{RUN}.migrate", source="/tests", runid=RUN)
     await js.publish(settings.subjects.command("migrator", "apply"), command.to_json(),
                      stream=settings.subjects.command_stream, headers={"Nats-Msg-Id": command.id})
+
+
+async def apply_killed(settings, kill: Callable[[], Awaitable[None]]) -> None:
+    """Send the run's apply, then ``kill()`` the migrator that took it; the apply is never answered."""
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        await send_apply(settings, nc.jetstream())
+        await kill()
+    finally:
+        await nc.close()
 
 
 async def kill_after_the_build(url: str, blocker, proc: subprocess.Popen) -> None:
@@ -157,12 +162,7 @@ async def test_a_redelivered_apply_after_a_kill_past_the_build_says_built_and_th
 
 async def test_a_revert_after_a_kill_past_the_build_drops_the_index_the_run_started(
         settings, big_url, blocker, migrator):
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        await send_apply(settings, nc.jetstream())
-        await kill_after_the_build(big_url, blocker, migrator())
-    finally:
-        await nc.close()
+    await apply_killed(settings, lambda: kill_after_the_build(big_url, blocker, migrator()))
 
     # the coordinator gave up on the apply and compensates: no apply ever recorded the build
     reverted = await revert_migrations(REVERT, Context(url=big_url, run_id=RUN, command_id=f"{RUN}.revert"))
@@ -174,12 +174,7 @@ async def test_a_revert_after_a_kill_past_the_build_drops_the_index_the_run_star
 
 async def test_a_revert_after_a_kill_mid_build_drops_the_invalid_index_the_run_left(
         settings, big_url, blocker, migrator):
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        await send_apply(settings, nc.jetstream())
-        await kill_mid_build(big_url, blocker, migrator())
-    finally:
-        await nc.close()
+    await apply_killed(settings, lambda: kill_mid_build(big_url, blocker, migrator()))
 
     reverted = await revert_migrations(REVERT, Context(url=big_url, run_id=RUN, command_id=f"{RUN}.revert"))
 

@@ -11,8 +11,8 @@ import pytest
 
 from services.migrator.runner import MigrationFailed, apply_migrations
 from shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement
-from shared.events import MigrationProgress
-from tests.migrator.migrator_db import history_rows, index_rows
+from shared.events import MigrationProgress, MigrationsApplied
+from tests.migrator.migrator_db import history_rows, index_rows, terminate_build
 
 BUILD = "CREATE INDEX CONCURRENTLY idx_big_created ON big_events (created_at)"
 
@@ -37,15 +37,13 @@ def status(name: str, attempt: int | None = None):
     return lambda e: isinstance(e, MigrationProgress) and e.status == name and (attempt is None or e.attempt == attempt)
 
 
-async def build_pid(url: str, table: str = "big_events") -> int:
-    """The backend building an index on ``table``, waiting until there is one."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        while True:
-            row = await (await conn.execute(
-                "SELECT pid FROM pg_stat_progress_create_index WHERE relid = %s::regclass", (table,))).fetchone()
-            if row:
-                return row[0]
-            await asyncio.sleep(0.1)
+async def retried_and_done(recorder, held, task) -> tuple[MigrationProgress, MigrationsApplied]:
+    """The build's retry (its report), once it waits at the blocker ``held`` again; then the blocker ends and the
+    apply ``task`` finishes (its result)."""
+    retrying = await recorder.wait_for(status("retrying"))
+    await recorder.wait_for(waiting_on(held.pid, attempt=2))
+    held.end()
+    return retrying, await asyncio.wait_for(task, 60)
 
 
 async def test_blocker_is_reported_as_waiting_then_lock_timeout_drops_the_invalid_index_and_retry_succeeds(
@@ -54,11 +52,8 @@ async def test_blocker_is_reported_as_waiting_then_lock_timeout_drops_the_invali
     task = asyncio.create_task(apply_migrations(command(lock_timeout_ms=1000, attempts=10), context()))
     try:
         waiting = await recorder.wait_for(waiting_on(held.pid))
-        retrying = await recorder.wait_for(status("retrying"))
         # the retry dropped the invalid index left by the lock timeout and builds again (waiting again)
-        await recorder.wait_for(waiting_on(held.pid, attempt=2))
-        held.end()
-        applied = await asyncio.wait_for(task, 60)
+        retrying, applied = await retried_and_done(recorder, held, task)
     finally:
         task.cancel()
     assert waiting.phase == "waiting for old snapshots"
@@ -105,13 +100,8 @@ async def test_terminated_backend_mid_build_is_repaired_and_the_build_retried(bi
     task = asyncio.create_task(apply_migrations(command(attempts=3), context()))
     try:
         await recorder.wait_for(waiting_on(held.pid))
-        pid = await build_pid(big_url)
-        with psycopg.connect(big_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        retrying = await recorder.wait_for(status("retrying"))
-        await recorder.wait_for(waiting_on(held.pid, attempt=2))
-        held.end()
-        applied = await asyncio.wait_for(task, 60)
+        await terminate_build(big_url)
+        retrying, applied = await retried_and_done(recorder, held, task)
     finally:
         task.cancel()
     assert "terminat" in (retrying.error or "")
@@ -125,9 +115,7 @@ async def test_terminated_backend_without_retries_left_fails_with_the_reason_and
     task = asyncio.create_task(apply_migrations(command(attempts=1), context()))
     try:
         await recorder.wait_for(waiting_on(held.pid))
-        pid = await build_pid(big_url)
-        with psycopg.connect(big_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await terminate_build(big_url)
         with pytest.raises(MigrationFailed) as failed:
             await asyncio.wait_for(task, 60)
     finally:

@@ -9,17 +9,17 @@ the only change, so the redelivery comes in seconds rather than after the defaul
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import nats
 
+from golive.stack.process import stop_process
 from golive.stack.service_processes import DATABASE_ENV, service_env
 from shared.bus import ensure_streams
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import CommandFailed, MigrationsApplied
 from tests.harness import record_run_started
-from tests.migrator.migrator_db import history_rows, index_rows
-from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, build_pid, gone, start_migrator
+from tests.migrator.migrator_db import build_pid, history_rows, index_rows
+from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, gone, start_migrator
 
 
 async def test_migrator_killed_mid_build_is_redelivered_repaired_and_finished(
@@ -57,13 +57,7 @@ async def test_migrator_killed_mid_build_is_redelivered_repaired_and_finished(
             await nc.close()
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc, 15)
     assert isinstance(answer.data, MigrationsApplied), (answer.data, log.read_text()[-3000:])
     assert answer.correlationid == "run-kill.migrate"
     assert answer.data.results[0].action == "rebuilt_invalid"

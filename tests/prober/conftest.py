@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -16,7 +18,7 @@ import psycopg
 import pytest
 
 from golive.stack.postgres import EmbeddedPostgres
-from golive.stack.process import free_port, wait_for_port
+from golive.stack.process import free_port, stop_process, wait_for_port
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.harness import REPO
 
@@ -46,23 +48,24 @@ class HttpTarget:
         httpx.post(self.url(f"/stall?seconds={seconds}"), timeout=5).raise_for_status()
 
 
+@contextmanager
+def listening(args: list[str], port: int, what: str) -> Iterator[subprocess.Popen]:
+    """``args`` as a child process (in the repository), once it listens on ``port``; stopped on the way out."""
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_port(port, 15, proc, what)
+        yield proc
+    finally:
+        stop_process(proc, 5)
+        if proc.stderr:
+            proc.stderr.close()
+
+
 @pytest.fixture
 def http_target() -> HttpTarget:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tests.prober.http_target", str(port)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_for_port(port, 15, proc, "the test HTTP server")
+    with listening([sys.executable, "-m", "tests.prober.http_target", str(port)], port, "the test HTTP server") as proc:
         yield HttpTarget(port, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,17 +129,8 @@ default_pool_size = {pool_size}
     for file in folder.iterdir():
         file.chmod(0o644)
     args = [binary, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(folder / "pgbouncer.ini")]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_port(port, 15, proc, "pgbouncer")
-        yield PgBouncer(port, pool_size)
+        with listening(args, port, "pgbouncer"):
+            yield PgBouncer(port, pool_size)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
         shutil.rmtree(folder, ignore_errors=True)

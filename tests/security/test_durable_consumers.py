@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import nats
+from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 
 from shared.buckets import open_bucket
@@ -20,6 +23,17 @@ from tests.builders import skeleton_plan
 from tests.harness import run_cli
 
 log = configure_logging("tests", "WARNING")
+
+
+@asynccontextmanager
+async def streams_made(settings) -> AsyncIterator[JetStreamContext]:
+    """The streams as every service's start makes them, and a JetStream client for the block."""
+    await ensure_streams(settings)
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        yield nc.jetstream()
+    finally:
+        await nc.close()
 
 
 def recreations(log_text: str) -> list[str]:
@@ -56,11 +70,8 @@ def test_a_run_completes_after_the_durable_consumers_were_deleted_and_each_servi
 
 
 async def test_a_recreated_event_consumer_delivers_the_events_published_while_it_was_gone(settings):
-    await ensure_streams(settings)
     stream, subject = settings.subjects.event_stream, settings.subjects.all_events
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        js = nc.jetstream()
+    async with streams_made(settings) as js:
         await js.publish(settings.subjects.event("run-before", "coordinator", "x"), b"before")
         durable = Durable(stream, "watcher", subject, ack_wait_s=5.0, max_deliver=3, deliver_policy=DeliverPolicy.NEW)
         await js.add_consumer(stream, durable.recreation())
@@ -75,16 +86,11 @@ async def test_a_recreated_event_consumer_delivers_the_events_published_while_it
         assert [m.data for m in messages] == [b"while gone"]  # not the one from before it existed
         info = await js.consumer_info(stream, "watcher")
         assert info.config.durable_name == "watcher" and info.config.filter_subject == subject
-    finally:
-        await nc.close()
 
 
 async def test_a_work_queue_consumer_is_recreated_from_the_first_command_not_yet_done(settings):
-    await ensure_streams(settings)
     stream = settings.subjects.command_stream
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        js = nc.jetstream()
+    async with streams_made(settings) as js:
         durable = Durable(stream, "traffic", settings.subjects.commands_of("traffic"), ack_wait_s=5.0, max_deliver=3)
         await js.add_consumer(stream, durable.recreation())
         await js.publish(settings.subjects.command("traffic", "shift"), b"sent before the deletion")
@@ -94,15 +100,10 @@ async def test_a_work_queue_consumer_is_recreated_from_the_first_command_not_yet
 
         pull = await js.pull_subscribe_bind("traffic", stream=stream)
         assert [m.data for m in await pull.fetch(1, timeout=5)] == [b"sent before the deletion"]
-    finally:
-        await nc.close()
 
 
 async def test_a_service_start_keeps_the_stream_limits_an_operator_changed_and_names_what_differs(settings):
-    await ensure_streams(settings)
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        js = nc.jetstream()
+    async with streams_made(settings) as js:
         config = (await js.stream_info(settings.subjects.event_stream)).config
         config.max_age, config.max_bytes = 3 * 86400.0, 64 * 1024 * 1024  # the operator's choice, on purpose
         await js.update_stream(config)
@@ -114,8 +115,6 @@ async def test_a_service_start_keeps_the_stream_limits_an_operator_changed_and_n
         assert list(differences) == [settings.subjects.event_stream]
         assert [d.split(":")[0] for d in differences[settings.subjects.event_stream]] == ["max_age"]
         assert "the server has 259200.0" in differences[settings.subjects.event_stream][0]
-    finally:
-        await nc.close()
 
 
 async def test_a_missing_stream_is_created_with_golives_settings(settings):
@@ -159,11 +158,8 @@ async def test_an_existing_kv_bucket_keeps_its_settings_and_the_difference_is_na
 
 
 async def test_a_durable_whose_filter_someone_narrowed_gets_it_back(settings):
-    await ensure_streams(settings)
     stream, subject = settings.subjects.event_stream, settings.subjects.all_events
-    nc = await nats.connect(settings.resolved_nats_url())
-    try:
-        js = nc.jetstream()
+    async with streams_made(settings) as js:
         durable = Durable(stream, "watched", subject, ack_wait_s=5.0, max_deliver=3, deliver_policy=DeliverPolicy.NEW)
         await js.add_consumer(stream, durable.recreation())
         narrowed = durable.recreation()
@@ -175,5 +171,3 @@ async def test_a_durable_whose_filter_someone_narrowed_gets_it_back(settings):
 
         assert (await js.consumer_info(stream, "watched")).config.filter_subject == subject
         assert [event for event, _ in recorded.warnings] == ["consumer.restored"]
-    finally:
-        await nc.close()

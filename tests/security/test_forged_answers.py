@@ -8,20 +8,18 @@ dead-letter it with the reason, never fold it (live or on replay), and the run m
 from __future__ import annotations
 
 import asyncio
-import os
 from contextlib import aclosing
 
 import nats
 import pytest
 
-from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
 from shared.envelope import new_envelope
 from shared.event_log import read_events
 from shared.events import PhaseStarted, ProbeCompleted, RunFinished, Verdict
-from shared.settings import Settings
-from shared.subjects import SERVICES, Subjects
+from shared.subjects import Subjects
 from tests.builders import skeleton_plan
 from tests.harness import start_run
+from tests.secured_nats import services_on_own_users
 
 pytestmark = pytest.mark.e2e
 
@@ -90,15 +88,7 @@ async def run_as_read(secured) -> list:
 
 def test_a_prober_result_forged_by_the_migrator_user_is_dead_lettered_and_the_failing_run_rolls_back(
         secured_nats, database_url, webhook, tmp_path):  # noqa: F811
-    base = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
-    base.update({"GOLIVE_STATE_DIR": str(tmp_path / "state"), "GOLIVE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-                 "GOLIVE_GRACEFUL_TIMEOUT_S": "5", "PYTHONUNBUFFERED": "1",
-                 DATABASE_ENV: database_url, WEBHOOK_ENV: webhook.url})
-    groups = [ServiceProcesses(secured_nats.env_as(name, base), tmp_path / "logs") for name in SERVICES]
-    try:
-        for name, group in zip(SERVICES, groups):
-            group.start((name,))
-        asyncio.run(wait_until_ready(Settings(nats_url=secured_nats.url_as("operator")), SERVICES))
+    with services_on_own_users(secured_nats, database_url, webhook.url, tmp_path) as base:
         plan = skeleton_plan(tmp_path, edit=failing_smoke)
         run = start_run(plan, RUN, secured_nats.env_as("operator", base), "--deploy-id", "dpl_new",
                         "--previous-deploy-id", "dpl_old")
@@ -110,9 +100,6 @@ def test_a_prober_result_forged_by_the_migrator_user_is_dead_lettered_and_the_fa
                 run.kill()
         letters = asyncio.run(dead_letters(secured_nats))
         events = asyncio.run(run_as_read(secured_nats))
-    finally:
-        for group in groups:
-            group.stop()
     coordinator_log = (tmp_path / "logs" / "coordinator.log").read_text()
 
     assert forged == ["/golive/migrator", "/golive/prober"]

@@ -82,25 +82,24 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_an_alias_bomb_in_provider_extras_is_refused(tmp_path):
-    text = SKELETON.replace("    type: dry-run                        # records weights in <state dir>/traffic-dry-run.json\n",
-                            "    type: dry-run\n" + laughs("    "))
+# where a billion laughs is planted in the skeleton: (the line it replaces, its indent, a list?, where it is refused,
+# the line it is refused at)
+ALIAS_BOMBS = {
+    "provider extras": ("    type: dry-run                        # records weights in <state dir>/traffic-dry-run.json\n",
+                        "    type: dry-run\n", "    ", False, "traffic.provider.lol0", "lol0:"),
+    "probe params": ("    query: SELECT id, type FROM stripe_events ORDER BY created_at DESC LIMIT 10\n",
+                     "    query: SELECT $1\n    params:\n", "      ", True, "probes.stripe_recent.params[0]", "&lol0"),
+    "sink extras": ("      format: attachments                # the runbook's format; or blocks (Block Kit)\n",
+                    "      format: attachments\n", "      ", False, "notifications.sinks.slack.lol0", "lol0:"),
+}
+
+
+@pytest.mark.parametrize("place", sorted(ALIAS_BOMBS))
+def test_an_alias_bomb_is_refused_where_it_stands(tmp_path, place):
+    original, kept, indent, as_list, where, marker = ALIAS_BOMBS[place]
+    text = SKELETON.replace(original, kept + laughs(indent, as_list=as_list))
     path = write(tmp_path, text)
-    assert_refused(plan_check(path, tmp_path), path, "traffic.provider.lol0", line_of(text, "lol0:"), "alias")
-
-
-def test_an_alias_bomb_in_probe_params_is_refused(tmp_path):
-    text = SKELETON.replace("    query: SELECT id, type FROM stripe_events ORDER BY created_at DESC LIMIT 10\n",
-                            "    query: SELECT $1\n    params:\n" + laughs("      ", as_list=True))
-    path = write(tmp_path, text)
-    assert_refused(plan_check(path, tmp_path), path, "probes.stripe_recent.params[0]", line_of(text, "&lol0"), "alias")
-
-
-def test_an_alias_bomb_in_sink_extras_is_refused(tmp_path):
-    text = SKELETON.replace("      format: attachments                # the runbook's format; or blocks (Block Kit)\n",
-                            "      format: attachments\n" + laughs("      "))
-    path = write(tmp_path, text)
-    assert_refused(plan_check(path, tmp_path), path, "notifications.sinks.slack.lol0", line_of(text, "lol0:"), "alias")
+    assert_refused(plan_check(path, tmp_path), path, where, line_of(text, marker), "alias")
 
 
 def test_a_merge_key_alias_is_refused_too(tmp_path):

@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -152,6 +153,16 @@ async def canary_share(url: str, n: int, concurrency: int = 4) -> tuple[float, C
 # --- the traffic service on the bus ---------------------------------------------------------------
 
 
+@asynccontextmanager
+async def traffic_service(settings: Settings) -> AsyncIterator[Bus]:
+    """The traffic service in this process (started_traffic) while the block runs; stopped after it."""
+    bus, _ = await started_traffic(settings)
+    try:
+        yield bus
+    finally:
+        await bus.stop()
+
+
 async def started_traffic(settings: Settings) -> tuple[Bus, object]:
     """The traffic service in this process, as `golive serve traffic` wires it (4 commands at once)."""
     from golive.serve import CONCURRENCY
@@ -193,6 +204,11 @@ class Conversation:
 
     async def next(self, timeout_s: float = 20.0) -> Envelope:
         return parse_envelope((await self.sub.next_msg(timeout=timeout_s)).data)
+
+    async def ask(self, data: Message, command_id: str) -> Envelope:
+        """Send a command and read the next event of the run (its answer, when nothing else is in flight)."""
+        await self.send(data, command_id)
+        return await self.next()
 
     async def answers_within(self, seconds: float) -> list[Envelope]:
         """Every event that arrives in the next ``seconds`` (to show that nothing more comes)."""

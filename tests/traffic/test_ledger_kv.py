@@ -73,15 +73,13 @@ async def test_a_shift_redelivered_after_another_instance_rolled_its_run_back_is
     a, _ = await started_traffic(on_host(settings, "a"))  # creates the streams
     try:
         async with Conversation(settings, "run-f") as talk:
-            await talk.send(TakeTrafficTarget(provider=spec, canary="dpl_new", stable="dpl_old"), "run-f.take")
-            assert isinstance((await talk.next()).data, TrafficTargetTaken)
-            await talk.send(shift_10, "run-f.1")
-            shifted = await talk.next()
+            taken = await talk.ask(TakeTrafficTarget(provider=spec, canary="dpl_new", stable="dpl_old"), "run-f.take")
+            assert isinstance(taken.data, TrafficTargetTaken)
+            shifted = await talk.ask(shift_10, "run-f.1")
             await a.stop()
             b, _ = await started_traffic(on_host(settings, "b"))
             try:
-                await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-f.undo")
-                rolled_back = await talk.next()
+                rolled_back = await talk.ask(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-f.undo")
             finally:
                 await b.stop()
             host = "a" if redelivered_to.startswith("the first") else "c"

@@ -100,10 +100,8 @@ async def test_the_compensation_of_a_shift_refused_for_drift_changes_nothing(set
             await talk.send(take(spec), "run-drift.take")
             assert (await talk.next()).data.weight == 0
             set_by_hand(tmp_path, 30)  # someone at a console, after the run took the target
-            await talk.send(shift(spec, 10, 0), "run-drift.1")
-            drift = await talk.next()
-            await talk.send(rollback(spec), "run-drift.undo")
-            undone = await talk.next()
+            drift = await talk.ask(shift(spec, 10, 0), "run-drift.1")
+            undone = await talk.ask(rollback(spec), "run-drift.undo")
     finally:
         await bus.stop()
     assert isinstance(drift.data, TrafficDrift) and drift.data.observed_weight == 30
@@ -118,12 +116,9 @@ async def test_a_run_expects_the_weight_read_back_when_it_took_the_target_and_un
     set_by_hand(tmp_path, 100, promoted=True)  # an earlier go-live of this deployment promoted it
     try:
         async with Conversation(settings, "run-again") as talk:
-            await talk.send(take(spec), "run-again.take")
-            taken = await talk.next()
-            await talk.send(take(spec), "run-again.take-redelivered")  # a new id: not deduplicated by NATS
-            again = await talk.next()
-            await talk.send(rollback(spec), "run-again.undo")  # the run failed before its first shift
-            undone = await talk.next()
+            taken = await talk.ask(take(spec), "run-again.take")
+            again = await talk.ask(take(spec), "run-again.take-redelivered")  # a new id: not deduplicated by NATS
+            undone = await talk.ask(rollback(spec), "run-again.undo")  # the run failed before its first shift
     finally:
         await bus.stop()
     assert (taken.data.weight, again.data.weight) == (100, 100)

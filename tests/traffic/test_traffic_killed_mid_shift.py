@@ -30,8 +30,7 @@ async def test_traffic_service_killed_mid_shift_ends_in_the_intended_state_once(
         first = procs.start_one("traffic", "-1")
         await wait_until_ready(settings, ["traffic"], procs)
         async with Conversation(settings, "run-kill") as talk:
-            await talk.send(shift_10, "run-kill.1")
-            assert isinstance((await talk.next()).data, TrafficShifted)
+            assert isinstance((await talk.ask(shift_10, "run-kill.1")).data, TrafficShifted)
 
             admin_relay.hold = re.compile(r"routing\.canary\.canary=50\b")
             await talk.send(shift_50, "run-kill.2")

@@ -15,6 +15,7 @@ from tests.traffic.conftest import (
     envoy_spec,
     set_by_hand,
     started_traffic,
+    traffic_service,
 )
 
 
@@ -28,17 +29,12 @@ def gauge(bus, deployment: str) -> float | None:
 
 
 async def test_shift_is_verified_and_published_with_before_after_and_duration(settings, envoy, admin_relay):
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
-    try:
+    async with traffic_service(settings) as bus:
         async with Conversation(settings, "run-shift") as talk:
-            await talk.send(shift(spec, 10, 0), "run-shift.1")
-            first = await talk.next()
-            await talk.send(shift(spec, 50, 10), "run-shift.2")
-            second = await talk.next()
+            first = await talk.ask(shift(spec, 10, 0), "run-shift.1")
+            second = await talk.ask(shift(spec, 50, 10), "run-shift.2")
         share, _ = await canary_share(envoy.url, 400)
-    finally:
-        await bus.stop()
     assert isinstance(first.data, TrafficShifted) and first.correlationid == "run-shift.1"
     assert (first.data.before, first.data.after, first.data.verified, first.data.changed) == (0, 10, True, True)
     assert (second.data.before, second.data.after, second.data.verified_weight) == (10, 50, 50)
@@ -48,36 +44,25 @@ async def test_shift_is_verified_and_published_with_before_after_and_duration(se
 
 
 async def test_the_same_shift_twice_changes_traffic_once(settings, envoy, admin_relay):
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
-    try:
+    async with traffic_service(settings):
         async with Conversation(settings, "run-twice") as talk:
-            await talk.send(shift(spec, 10, 0), "run-twice.1")
-            first = await talk.next()
-            await talk.send(shift(spec, 10, 0), "run-twice.1-again")  # a new id: not deduplicated by NATS
-            second = await talk.next()
-    finally:
-        await bus.stop()
+            first = await talk.ask(shift(spec, 10, 0), "run-twice.1")
+            second = await talk.ask(shift(spec, 10, 0), "run-twice.1-again")  # a new id: not deduplicated by NATS
     assert len(admin_relay.modifications()) == 1
     assert first.data.changed and not second.data.changed
     assert (second.data.before, second.data.after, second.data.verified) == (10, 10, True)
 
 
 async def test_weights_changed_by_hand_are_refused_with_traffic_drift(settings, envoy, admin_relay):
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
-    try:
+    async with traffic_service(settings):
         async with Conversation(settings, "run-drift") as talk:
-            await talk.send(shift(spec, 10, 0), "run-drift.1")
-            assert isinstance((await talk.next()).data, TrafficShifted)
+            assert isinstance((await talk.ask(shift(spec, 10, 0), "run-drift.1")).data, TrafficShifted)
             await set_by_hand(envoy.admin_url, 30)  # someone at a console
-            await talk.send(shift(spec, 50, 10), "run-drift.2")
-            drift = await talk.next()
+            drift = await talk.ask(shift(spec, 50, 10), "run-drift.2")
             # without expected_previous_weight the service compares with the weight it set itself
-            await talk.send(shift(spec, 50, None), "run-drift.3")
-            drift_again = await talk.next()
-    finally:
-        await bus.stop()
+            drift_again = await talk.ask(shift(spec, 50, None), "run-drift.3")
     assert isinstance(drift.data, TrafficDrift) and drift.correlationid == "run-drift.2"
     assert (drift.data.expected_weight, drift.data.observed_weight, drift.data.requested_weight) == (10, 30, 50)
     assert isinstance(drift_again.data, TrafficDrift) and drift_again.data.expected_weight == 10
@@ -86,26 +71,23 @@ async def test_weights_changed_by_hand_are_refused_with_traffic_drift(settings, 
 
 
 async def test_rollback_is_not_queued_behind_a_slow_shift(settings, envoy, admin_relay):
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
     admin_relay.hold = re.compile(r"routing\.canary\.canary=50\b")  # Envoy applies it, the answer hangs
-    try:
-        async with Conversation(settings, "run-slow") as talk:
-            await talk.send(shift(spec, 10, 0), "run-slow.1")
-            assert isinstance((await talk.next()).data, TrafficShifted)
-            await talk.send(shift(spec, 50, 10), "run-slow.2")
-            await asyncio.wait_for(admin_relay.held.wait(), 20)  # the slow shift is in flight
-            await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-slow.undo")
-            answers = {e.correlationid: e.data for e in (await talk.next(), await talk.next())}
-            still_hanging = not admin_relay.release.is_set()
-            # a shift of this run arriving after its rollback (e.g. redelivered) must not undo it
-            await talk.send(shift(spec, 50, 10), "run-slow.late")
-            late = await talk.next()
-        admin_relay.release.set()
-        share, _ = await canary_share(envoy.url, 200)
-    finally:
-        admin_relay.release.set()
-        await bus.stop()
+    async with traffic_service(settings):
+        try:
+            async with Conversation(settings, "run-slow") as talk:
+                assert isinstance((await talk.ask(shift(spec, 10, 0), "run-slow.1")).data, TrafficShifted)
+                await talk.send(shift(spec, 50, 10), "run-slow.2")
+                await asyncio.wait_for(admin_relay.held.wait(), 20)  # the slow shift is in flight
+                await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-slow.undo")
+                answers = {e.correlationid: e.data for e in (await talk.next(), await talk.next())}
+                still_hanging = not admin_relay.release.is_set()
+                # a shift of this run arriving after its rollback (e.g. redelivered) must not undo it
+                late = await talk.ask(shift(spec, 50, 10), "run-slow.late")
+            admin_relay.release.set()
+            share, _ = await canary_share(envoy.url, 200)
+        finally:
+            admin_relay.release.set()
     # the rollback was done while the shift's provider call was still hanging: it did not wait for it
     assert still_hanging
     rolled_back, superseded = answers["run-slow.undo"], answers["run-slow.2"]
@@ -117,17 +99,12 @@ async def test_rollback_is_not_queued_behind_a_slow_shift(settings, envoy, admin
 
 
 async def test_promote_sends_all_traffic_to_the_canary(settings, envoy, admin_relay):
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
-    try:
+    async with traffic_service(settings) as bus:
         async with Conversation(settings, "run-promote") as talk:
-            await talk.send(shift(spec, 50, 0), "run-promote.1")
-            await talk.next()
-            await talk.send(PromoteTraffic(provider=spec, canary="dpl_new", stable="dpl_old"), "run-promote.2")
-            promoted = await talk.next()
+            await talk.ask(shift(spec, 50, 0), "run-promote.1")
+            promoted = await talk.ask(PromoteTraffic(provider=spec, canary="dpl_new", stable="dpl_old"), "run-promote.2")
         share, _ = await canary_share(envoy.url, 200)
-    finally:
-        await bus.stop()
     assert isinstance(promoted.data, TrafficPromoted) and promoted.data.verified_weight == 100
     assert share == 100.0 and gauge(bus, "dpl_new") == 100
 
@@ -135,13 +112,9 @@ async def test_promote_sends_all_traffic_to_the_canary(settings, envoy, admin_re
 async def test_unknown_provider_is_an_invalid_command(settings):
     from shared.commands import ProviderSpec
 
-    bus, _ = await started_traffic(settings)
-    try:
+    async with traffic_service(settings):
         async with Conversation(settings, "run-bad") as talk:
-            await talk.send(shift(ProviderSpec(type="haproxy"), 10, 0), "run-bad.1")
-            answer = await talk.next()
-    finally:
-        await bus.stop()
+            answer = await talk.ask(shift(ProviderSpec(type="haproxy"), 10, 0), "run-bad.1")
     assert isinstance(answer.data, CommandFailed) and answer.data.failure == "invalid"
     assert "unknown traffic provider 'haproxy'" in answer.data.reason
 
@@ -154,8 +127,7 @@ async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_com
     await traffic.start_ticking()
     try:
         async with Conversation(settings, "run-keeper") as talk:
-            await talk.send(shift(envoy_spec(envoy.admin_url), 50, 0), "run-keeper.1")
-            assert isinstance((await talk.next()).data, TrafficShifted)
+            assert isinstance((await talk.ask(shift(envoy_spec(envoy.admin_url), 50, 0), "run-keeper.1")).data, TrafficShifted)
         await asyncio.to_thread(envoy.restart)  # the override is gone: Envoy starts at 0% canary
         for _ in range(100):  # up to ~10 s: the keeper checks every 0.2 s here
             if await envoy_canary_weight(envoy.admin_url) == 50:
@@ -170,20 +142,18 @@ async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_com
 
 async def test_a_rollback_read_back_wrong_is_reported_as_read_back_for_the_saga_to_judge(settings, envoy, admin_relay):
     # the service reads back and reports; whether 30% after a rollback is wrong is the saga's rule (read_back.py)
-    bus, _ = await started_traffic(settings)
     spec = envoy_spec(admin_relay.url)
     admin_relay.hold = re.compile(r"routing\.canary\.canary=0\b")  # Envoy applies the rollback, its answer waits
-    try:
-        async with Conversation(settings, "run-undone") as talk:
-            await talk.send(shift(spec, 10, 0), "run-undone.1")
-            assert isinstance((await talk.next()).data, TrafficShifted)
-            await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-undone.undo")
-            await asyncio.wait_for(admin_relay.held.wait(), 20)
-            await set_by_hand(envoy.admin_url, 30)  # someone at a console, between the rollback and its read-back
+    async with traffic_service(settings):
+        try:
+            async with Conversation(settings, "run-undone") as talk:
+                assert isinstance((await talk.ask(shift(spec, 10, 0), "run-undone.1")).data, TrafficShifted)
+                await talk.send(RollbackTraffic(provider=spec, canary="dpl_new", to="dpl_old"), "run-undone.undo")
+                await asyncio.wait_for(admin_relay.held.wait(), 20)
+                await set_by_hand(envoy.admin_url, 30)  # someone at a console, between the rollback and its read-back
+                admin_relay.release.set()
+                rolled_back = await talk.next()
+        finally:
             admin_relay.release.set()
-            rolled_back = await talk.next()
-    finally:
-        admin_relay.release.set()
-        await bus.stop()
     assert isinstance(rolled_back.data, TrafficRolledBack) and rolled_back.correlationid == "run-undone.undo"
     assert (rolled_back.data.verified_weight, rolled_back.data.before, rolled_back.data.changed) == (30, 10, True)

@@ -17,16 +17,11 @@ from shared.events import (
     TrafficShifted,
     Verdict,
 )
-from shared.plan import parse_plan
-from tests.builders import RunEvents
+from tests.builders import RunEvents, checkout_plan
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
 
-PLAN = parse_plan("""
-name: checkout
-database: {url_env: DB_URL}
-probes:
-  recent: {query: SELECT 1}
+PLAN = checkout_plan("""
 canary:
   stages:
     - {weight: 10, hold: 60s, checks: [{probe: recent, window: 10s, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
@@ -35,11 +30,7 @@ canary:
 """)
 
 # a run whose go-live is followed by a week of post-deploy checks (the watch's tests)
-WATCHED_PLAN = parse_plan("""
-name: checkout
-database: {url_env: DB_URL}
-probes:
-  recent: {query: SELECT 1}
+WATCHED_PLAN = checkout_plan("""
 canary:
   stages: [{weight: 100, hold: 60s}]
 timeouts: {step: 60s}

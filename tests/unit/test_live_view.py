@@ -19,15 +19,10 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
-from shared.plan import parse_plan
-from tests.builders import RunEvents
+from tests.builders import RunEvents, checkout_plan
 
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-PLAN = parse_plan("""
-name: checkout
-database: {url_env: DB_URL}
-probes:
-  recent: {query: SELECT 1}
+PLAN = checkout_plan("""
 canary:
   stages:
     - weight: 10

@@ -20,8 +20,6 @@ from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProb
 from shared.commands import (
     ApplyMigrations,
     PromoteTraffic,
-    RevertMigrations,
-    RollbackTraffic,
     RunProbe,
     RunProbes,
     ShiftTraffic,
@@ -33,10 +31,7 @@ from shared.events import (
     ApprovalGranted,
     CommandFailed,
     CompensationStarted,
-    IndexResult,
     LatencySummary,
-    MigrationsApplied,
-    MigrationsReverted,
     ProbeCompleted,
     ProbesCompleted,
     ProbeWindow,
@@ -44,14 +39,11 @@ from shared.events import (
     RunStarted,
     StepFailed,
     StepTimedOut,
-    TrafficPromoted,
-    TrafficRolledBack,
-    TrafficShifted,
-    TrafficTargetTaken,
     Verdict,
     WindowClosing,
 )
 from shared.plan import parse_plan
+from tests.unit.saga_run import success_answer  # the services' answers, as the saga's other tests give them
 
 PLAN_TEXT = """
 name: props
@@ -85,26 +77,6 @@ PLAN = parse_plan(PLAN_TEXT)
 # so it is a plan of its own rather than the only one
 GATED = parse_plan(PLAN_TEXT.replace("preflight:\n", "preflight:\n  - {gate: Confirm backup completion}\n"))
 T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
-
-
-def success(command: Message) -> Message:
-    if isinstance(command, ApplyMigrations):
-        return MigrationsApplied(results=[IndexResult(name="idx", index="idx_a", action="built", seconds=0.1)])
-    if isinstance(command, RunProbe):
-        return probe(True)
-    if isinstance(command, RunProbes):
-        return hold(True)
-    if isinstance(command, PromoteTraffic):
-        return TrafficPromoted(provider="p", canary=command.canary, verified_weight=100)
-    if isinstance(command, ShiftTraffic):
-        return TrafficShifted(provider="p", canary=command.canary, weight=command.weight, verified_weight=command.weight)
-    if isinstance(command, RollbackTraffic):
-        return TrafficRolledBack(provider="p", canary=command.canary, to=command.to, verified_weight=0)
-    if isinstance(command, RevertMigrations):
-        return MigrationsReverted(dropped=["idx_a"])
-    if isinstance(command, TakeTrafficTarget):
-        return TrafficTargetTaken(provider="p", canary=command.canary, target="p t", weight=0)
-    raise AssertionError(command)
 
 
 def probe(passed: bool) -> ProbeCompleted:
@@ -187,14 +159,14 @@ ACTIONS = st.sampled_from([
 def act(world: World, action: str, pick: int) -> None:
     awaited = world.awaited()
     if action == "succeed" and awaited:
-        world.feed(success(awaited.data), awaited.id)
+        world.feed(success_answer(awaited.data), awaited.id)
     elif action == "fail_probe" and awaited and isinstance(awaited.data, RunProbe):
         world.feed(probe(False), awaited.id)
     elif action == "fail_probe" and awaited and isinstance(awaited.data, RunProbes):
         world.feed(hold(False), awaited.id)
     elif action == "to_hold":  # the services answer until a stage hold (or a gate, or the end) is reached
         while awaited and not isinstance(awaited.data, RunProbes) and world.state.retry_at is None:
-            world.feed(success(awaited.data), awaited.id)
+            world.feed(success_answer(awaited.data), awaited.id)
             awaited = world.awaited()
     elif action in ("window_pass", "window_fail", "guard_breach") and awaited and isinstance(awaited.data, RunProbes):
         checks = [p.probe.name for p in awaited.data.probes if p.probe.name != "db"]  # db: the guard
@@ -211,7 +183,7 @@ def act(world: World, action: str, pick: int) -> None:
         world._apply(world.delivered[pick % len(world.delivered)])
     elif action == "stale" and world.sent:
         old = world.sent[pick % len(world.sent)]
-        world.feed(success(old.data) if not isinstance(old.data, type(None)) else failed("fatal"), old.id)
+        world.feed(success_answer(old.data) if not isinstance(old.data, type(None)) else failed("fatal"), old.id)
     elif action == "tick_short":
         world.tick(1 + pick % 5)
     elif action == "tick_long":
@@ -232,7 +204,7 @@ def drain(world: World) -> None:
             return
         awaited = world.awaited()
         if awaited and world.state.retry_at is None:
-            world.feed(success(awaited.data), awaited.id)
+            world.feed(success_answer(awaited.data), awaited.id)
         else:
             world.tick(120)
     raise AssertionError(f"run did not end: {world.state}")
