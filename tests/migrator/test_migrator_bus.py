@@ -66,7 +66,10 @@ async def test_progress_and_result_on_the_bus_and_a_redelivered_command_answers_
     try:
         held = blocker()  # the build waits for it: progress is polled and published meanwhile
         await send(settings, APPLY, "cmd-apply", msg_id="cmd-apply")
-        await events_until(settings, "run-mig", lambda s: any(isinstance(e.data, MigrationProgress) for e in s))
+        # the blocker ends only once the build is seen waiting for it: ended at the first progress event (which may
+        # come before the build reaches its wait on a busy machine), the build would never wait at all
+        await events_until(settings, "run-mig", lambda s: any(
+            isinstance(e.data, MigrationProgress) and e.data.status == "waiting" for e in s))
         held.end()
         seen = await events_until(settings, "run-mig", lambda s: any(isinstance(e.data, MigrationsApplied) for e in s))
         await send(settings, APPLY, "cmd-apply", msg_id="cmd-apply/redelivered")  # as if JetStream redelivered it
