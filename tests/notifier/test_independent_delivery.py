@@ -24,7 +24,7 @@ async def test_a_run_whose_posts_hang_does_not_hold_up_another_runs_rollback_ale
 
     notifiers.start_one("notifier")
     await wait_until_ready(settings, ["notifier"], notifiers)
-    await publish(settings, *a.events)  # three posts for A: its start, stage 1 passed, stage 2 passed
+    await publish(settings, *a.events)  # four posts for A: its start and each stage the coordinator judged passed
     assert await until(webhook, lambda: len(webhook.held()) >= 1)
     await publish(settings, *b.events)
 
@@ -33,8 +33,8 @@ async def test_a_run_whose_posts_hang_does_not_hold_up_another_runs_rollback_ale
 
     webhook.hold_if = None
     webhook.release()
-    a_kinds = ["run_started", "stage_passed", "stage_passed"]
-    assert await until(webhook, lambda: sum(1 for m in webhook.received if m["runid"] == "run-a") == len(a_kinds))
+    a_kinds = ["run_started", "stage_passed", "stage_passed", "stage_passed"]
+    assert await until(webhook, lambda: sum(1 for m in webhook.received if m["runid"] == "run-a") >= len(a_kinds))
     got = delivered(webhook)
     assert all(n == 1 for n in got.values()), got
     assert sorted(kind for event_id, kind in got if event_id.startswith("run-a/")) == a_kinds
