@@ -30,7 +30,8 @@ pgbouncer:
 	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
 
 # Tests run in two parts. First every test whose verdict does not rest on measured time, on TEST_WORKERS xdist
-# workers (the tests mostly wait on servers, so more workers than cores); then the `timing` tests (pyproject: markers)
+# workers (the tests mostly wait on servers, so more workers than cores; an idle worker takes queued tests from a
+# busy one, so the part ends when its work does); then the `timing` tests (pyproject: markers)
 # in one process, so no other test's load can push a healthy probe over its limit.
 TEST_WORKERS ?= 4
 
@@ -39,7 +40,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install pgbouncer lint
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) -m "not timing"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 
 bench: install
