@@ -71,8 +71,12 @@ class OrderedConsumer:
             await sub.unsubscribe()
         if self._fetching:
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(task, grace_s)
+        # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancel of the caller that arrives as the task ends
+        await asyncio.wait({task}, timeout=grace_s)
+        if not task.done():
+            task.cancel()  # the message in hand outlived the grace: it is delivered again after ack_wait
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _read(self) -> None:
         while self.running:
