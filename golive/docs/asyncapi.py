@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of golive's bus, generated from the code: docs/asyncapi.yaml.
+"""The AsyncAPI 3.1 document of golive's bus, generated from the code: docs/asyncapi.yaml.
 
 Every registered message type (shared.envelope's registry) becomes a message whose payload is the
 CloudEvents envelope with that type's pydantic JSON Schema as ``data``; every subject of shared/subjects.py
@@ -63,6 +63,19 @@ def _split_defs(schema: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _as_asyncapi(node: Any) -> Any:
+    """A pydantic JSON Schema as AsyncAPI 3's Schema Object wants it: pydantic writes OpenAPI's discriminator
+    object (``{"propertyName": "kind", "mapping": ...}``); AsyncAPI's ``discriminator`` is the property's name."""
+    if isinstance(node, dict):
+        out = {key: _as_asyncapi(value) for key, value in node.items()}
+        if isinstance(out.get("discriminator"), dict):
+            out["discriminator"] = out["discriminator"]["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_as_asyncapi(value) for value in node]
+    return node
+
+
 def _envelope_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -93,7 +106,7 @@ def _stream(config) -> dict[str, Any]:
 
 
 def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document as a dict (deterministic: the same code gives the same document)."""
+    """The AsyncAPI 3.1 document as a dict (deterministic: the same code gives the same document)."""
     subjects = subjects or Subjects()
     contracts = _load_contracts()
     schemas: dict[str, Any] = {"CloudEvent": _envelope_schema()}
@@ -107,7 +120,8 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
 
     for type_name, model in contracts.items():
         name = model.__name__
-        schemas[name] = _split_defs(model.model_json_schema(ref_template=REF, mode="serialization"), schemas)
+        schema = _as_asyncapi(model.model_json_schema(ref_template=REF, mode="serialization"))
+        schemas[name] = _split_defs(schema, schemas)
         messages[name] = {
             "name": type_name,
             "title": name,
@@ -155,7 +169,7 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
         }
 
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "golive bus",
             "version": _package_version(),
