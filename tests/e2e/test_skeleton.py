@@ -12,7 +12,7 @@ import pytest
 from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
 from tests.builders import skeleton_dict, skeleton_plan
-from tests.e2e.run_outcome import dry_run_weights, index_state, run_events
+from tests.e2e.run_outcome import dry_run_weights, index_state, run_events, wire_headers
 from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +50,14 @@ def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
     ]
     assert all(e.specversion == "1.0" and e.runid == "run-e2e-ok" for e in events)
     assert {e.source for e in events} == {f"/golive/{s}" for s in ("coordinator", "migrator", "prober", "traffic", "notifier")}
+    # on the wire, every producer's events carry the one header set of shared/envelope.py's nats_headers: one
+    # Content-Type, the envelope id as Nats-Msg-Id, nothing random (a correlation id lives in the envelope); the
+    # JetStream client may add its Nats-Expected-* publish conditions
+    stored = wire_headers(settings, "run-e2e-ok")
+    assert len(stored) == len(events)
+    for event_id, headers in stored:
+        ours = sorted((name, value) for name, value in headers if not name.startswith("Nats-Expected-"))
+        assert ours == [("Content-Type", "application/cloudevents+json"), ("Nats-Msg-Id", event_id)], headers
 
 
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
