@@ -159,7 +159,10 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
         else:
             channel["description"] = (f"Stream {subjects.event_stream} (limits, {EVENT_MAX_AGE_S / 86400:.0f} days): the "
                                       f"audit log and monitoring feed; read a run with an ordered consumer on "
-                                      f"`{subjects.events_of_run('{run_id}')}`.")
+                                      f"`{subjects.events_of_run('{run_id}')}`. A run's events are ordered by "
+                                      "their stream sequence (the JetStream message metadata), which is the order "
+                                      "the coordinator decided in; `time` is each producer's clock and may run "
+                                      "backwards between producers by milliseconds.")
             action, verb = "send", "golive publishes"
         operations[channel_id] = {
             "action": action,
@@ -179,7 +182,9 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
                 f"{subjects.command_stream} (`{subjects.root}.cmd.<service>.<action>`), events to "
                 f"{subjects.event_stream} (`{subjects.root}.evt.<run_id>.<source>.<name>`), unparseable messages to "
                 f"{subjects.dead_letter_stream}. Every message is a CloudEvents 1.0 JSON document; the `Nats-Msg-Id` "
-                f"header is its id, deduplicated within {DUPLICATE_WINDOW_S:.0f} s. Generated from the code by "
+                f"header is its id, deduplicated within {DUPLICATE_WINDOW_S:.0f} s, and `Content-Type` the only other "
+                f"header golive sets. Order events by their {subjects.event_stream} stream sequence, never by "
+                "`time`. Generated from the code by "
                 "`golive docs asyncapi`; the subject root is configurable (GOLIVE_SUBJECT_ROOT)."),
         },
         "defaultContentType": CONTENT_TYPE,
