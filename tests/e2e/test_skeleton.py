@@ -4,6 +4,7 @@ webhook receiver, and `golive run` as a user runs it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import nats
@@ -58,6 +59,22 @@ def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
     for event_id, headers in stored:
         ours = sorted((name, value) for name, value in headers if not name.startswith("Nats-Expected-"))
         assert ours == [("Content-Type", "application/cloudevents+json"), ("Nats-Msg-Id", event_id)], headers
+
+
+def test_every_line_a_service_logs_is_a_json_object_naming_the_service(services, settings, process_env, tmp_path):
+    """Log shippers parse each line: FastStream's banner and access lines, nats-py's and every library's log lines
+    come out as JSON like golive's own, with no colour codes, from start-up to a graceful stop."""
+    result = run_cli("run", str(write_plan(tmp_path)), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
+                     "--run-id", "run-e2e-logs", env=process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services.stop()
+    for log in sorted(services.log_dir.glob("*.log")):
+        lines = log.read_text().splitlines()
+        assert len(lines) > 3, log.name
+        for line in lines:
+            assert "\x1b[" not in line, f"{log.name}: colour codes in {line!r}"
+            entry = json.loads(line)  # fails with the line when it is not JSON
+            assert entry["service"] == services.names[log.stem] and entry["level"] and entry["event"], line
 
 
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
