@@ -368,7 +368,7 @@ def _axis(series: list[Series], thresholds: tuple[Threshold, ...], metric: Metri
 
 _PALETTE = ("#1c7ed6", "#e8590c", "#2b8a3e", "#ae3ec9", "#0c8599", "#f08c00", "#5c940d", "#862e9c", "#495057")
 _RED, _GREY = "#c92a2a", "#868e96"
-_BANDS = {"preflight": "#f1f3f5", "migrate": "#f3f0ff", "smoke": "#e7f5ff", "final_validation": "#e3fafc",
+_BANDS = {"preflight": "#f1f3f5", "migrate": "#e5dbff", "smoke": "#e7f5ff", "final_validation": "#e3fafc",
           "lock_in": "#f3f0ff", "rollback": "#ffc9c9"}
 _STAGE = {"pass": "#ebfbee", "fail": "#ffe3e3", None: "#fff9db"}
 _OUTCOME = {"succeeded": ("SUCCEEDED", "#2b8a3e"), "rolled_back": ("ROLLED BACK", _RED),

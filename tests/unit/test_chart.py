@@ -13,7 +13,7 @@ import pytest
 
 import shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.plans import RUNBOOK
-from services.coordinator.chart import ChartData, Series, chart_data, render_chart
+from services.coordinator.chart import ChartData, Reading, Series, chart_data, render_chart
 from shared.envelope import Envelope, parse_envelope
 from shared.events import (
     ApprovalGranted,
@@ -265,3 +265,41 @@ def test_the_chart_is_a_png_for_a_rollback_and_for_a_run_with_nothing_measured()
     data = chart_data(nothing.events)
     assert data.empty and data.phases == ()
     assert render_chart(data).startswith(PNG)
+
+
+def test_a_run_that_goes_live_shows_every_phase_passed_to_the_lock_in():
+    run = RunbookRun()
+    run.before_the_canary()
+    for stage, weight, at in ((1, 10, 19.3), (2, 50, 26.0), (3, 100, 30.0)):
+        run.shift(at, stage, weight)
+        run.window(at + 2.1, stage, "production_api", 0, "pass", 20.0)
+        run.add(StageJudged(stage=stage, weight=weight, verdict="pass", reason="1 window passed"), at + 3.5)
+    run.step(34.0, "final_validation", StepRef(phase="final_validation", kind="validate"))
+    run.check(40.0, "production_api", "final validation", 22.0, {"p95_ms": 400, "error_rate_pct": 1.0})
+    run.step(40.1, "lock_in:promote", StepRef(phase="lock_in", kind="promote"))
+    run.add(RunFinished(outcome="succeeded", reason="every phase passed", duration_s=41), 41.0)
+    data = chart_data(run.events)
+    assert [(b.label, b.verdict) for b in data.phases] == [
+        ("preflight", "pass"), ("migrate", "pass"), ("smoke", "pass"), ("stage 1 · 10%", "pass"),
+        ("stage 2 · 50%", "pass"), ("stage 3 · 100%", "pass"), ("final validation", "pass"), ("lock-in", "pass")]
+    assert data.failed_s is None and data.rollback_s is None and data.outcome == "succeeded"
+    final = [(t.metric, t.value, t.from_s, t.to_s) for t in data.thresholds if t.stage is None
+             and t.probe == "production_api"]
+    assert final == [("p95_ms", 400, 34.0, 40.0), ("error_rate_pct", 1.0, 34.0, 40.0)]
+    # nothing failed or went unjudged: the axis ends a quarter above the highest limit
+    assert data.p95_axis == (0, 500) and not data.clipped()
+
+
+def test_a_failed_preflight_has_nothing_to_roll_back():
+    run = RunbookRun()
+    run.step(0.2, "preflight:check:app_health", StepRef(phase="preflight", kind="check", probe="app_health"))
+    run.check(2.2, "app_health", "preflight", 3.3, {"error_rate_pct": 0}, errors=40)
+    run.add(StepFailed(step="preflight:check:app_health", reason="app_health: error rate 9.09% > 0%",
+                       at=StepRef(phase="preflight", kind="check", probe="app_health")), 2.3)
+    run.add(RunFinished(outcome="rolled_back", reason="app_health: error rate 9.09% > 0%", duration_s=2.4), 2.4)
+    data = chart_data(run.events)
+    assert [(b.label, b.to_s, b.verdict) for b in data.phases] == [("preflight", 2.3, "fail")]
+    assert data.failed_s == 2.3 and data.rollback_s is None
+    [app] = data.series
+    assert [(p.kind, p.verdict, p.error_rate_pct) for p in app.points] == [
+        ("check", "fail", Reading(100 * 40 / 440, "fail"))]
