@@ -456,25 +456,44 @@ def render_chart(data: ChartData) -> bytes:
 
 def _series(ax: Axes, series: Series, metric: Metric, colour: str, top: float, scale: float) -> None:
     """One probe's points on one panel: judged windows of a stage joined by a thin line, a check as a bar over the
-    time it ran, each point marked by its verdict; a number above the axis at the top edge with its value."""
+    time it ran, each point marked by its verdict; a number above the axis at the top edge with its value (the values
+    of a run of such points are written where they do not run into each other). One artist per kind of mark: a
+    day-long run has thousands of windows."""
     joined: dict[int | None, list[tuple[float, float]]] = {}
+    bars: list[tuple[float, float, float]] = []
+    marks: dict[Finding, list[tuple[float, float]]] = {}
+    above: list[tuple[float, float]] = []  # (x, value)
     for p in series.points:
         reading = p.reading(metric)
         if reading is None:
             continue
         x, y = p.at_s / scale, min(reading.value, top)
         if p.kind == "check":
-            ax.plot([p.from_s / scale, x], [y, y], color=colour, lw=3, alpha=0.45, solid_capstyle="butt", zorder=3)
+            bars.append((y, p.from_s / scale, x))
         elif reading.verdict != "inconclusive":
             joined.setdefault(p.stage, []).append((x, y))
         if reading.value > top:
-            ax.plot([x], [top], color=colour, ls="none", marker="^", mfc="none", ms=7, mew=1.2, clip_on=False, zorder=5)
-            ax.annotate(f"{reading.value:,.0f}", (x, top), textcoords="offset points", xytext=(0, -5), ha="center",
-                        va="top", fontsize=7, color=colour, zorder=5)
+            above.append((x, reading.value))
         else:
-            ax.plot([x], [y], color=colour, ls="none", clip_on=False, zorder=4, **_LOOK[reading.verdict])
+            marks.setdefault(reading.verdict, []).append((x, y))
+    if bars:
+        ax.hlines([y for y, _, _ in bars], [a for _, a, _ in bars], [b for _, _, b in bars], colors=colour, lw=3,
+                  alpha=0.45, zorder=3)
     for line in joined.values():
         ax.plot([x for x, _ in line], [y for _, y in line], color=colour, lw=1, alpha=0.7, zorder=3)
+    for verdict, xy in marks.items():
+        ax.plot([x for x, _ in xy], [y for _, y in xy], color=colour, ls="none", clip_on=False, zorder=4,
+                **_LOOK[verdict])
+    if above:
+        ax.plot([x for x, _ in above], [top] * len(above), color=colour, ls="none", marker="^", mfc="none", ms=7,
+                mew=1.2, clip_on=False, zorder=5)
+        room = ax.get_xlim()[1] * 0.04  # about 30 px: room for "12,345"
+        last = float("-inf")
+        for x, value in above:
+            if x - last >= room:
+                ax.annotate(f"{value:,.0f}", (x, top), textcoords="offset points", xytext=(0, -5), ha="center",
+                            va="top", fontsize=7, color=colour, zorder=5)
+                last = x
 
 
 def _limits(ax: Axes, thresholds: tuple[Threshold, ...], metric: Metric, colours: dict[str, str], scale: float) -> None:
@@ -510,7 +529,7 @@ def _band_labels(ax: Axes, data: ChartData, scale: float) -> None:
         row = 0 if middle - half > ends[0] else 1
         ends[row] = middle + half
         ax.annotate(text, (middle, 1.0), xycoords="axes fraction", textcoords="offset points",
-                    xytext=(0, 3 + 11 * row), ha="center", va="bottom", fontsize=8, annotation_clip=False,
+                    xytext=(0, 7 + 11 * row), ha="center", va="bottom", fontsize=8, annotation_clip=False,
                     color=_RED if band.verdict == "fail" or band.kind == "rollback" else "#495057")
 
 
