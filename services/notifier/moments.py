@@ -121,6 +121,8 @@ class RunView:
     weight_read: int | None = None
     traffic_back: TrafficBack | None = None
     built: tuple[str, ...] = ()  # indexes this run built (not those already there)
+    migrate_begun: bool = False
+    migrated: bool = False  # the migrations answered (MigrationsApplied): ``built`` is then the whole list
     dropped: tuple[str, ...] = ()
     reverted: bool = False  # the migrations' compensation ran (rollback.drop_indexes: true)
     preflight_gates: int = 0  # preflight gates begun: the current one is the plan's gate of that number
@@ -184,7 +186,7 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         view = replace(view, traffic_back=back)
     elif isinstance(data, MigrationsApplied):
         built = tuple(r.index for r in data.results if r.index and r.action in ("built", "rebuilt_invalid"))
-        view = replace(view, built=view.built + tuple(i for i in built if i not in view.built))
+        view = replace(view, built=view.built + tuple(i for i in built if i not in view.built), migrated=True)
     elif isinstance(data, MigrationsReverted):
         view = replace(view, reverted=True, dropped=view.dropped + tuple(data.dropped))
     elif isinstance(data, ApprovalGranted):
@@ -231,6 +233,8 @@ def _at_step(view: RunView, data: PhaseStarted) -> RunView:
         return view
     if where.kind == "shift":
         view = replace(view, shift_begun=True)
+    if where.kind == "migrate":
+        view = replace(view, migrate_begun=True)
     if where.kind != "gate":
         return replace(view, gate="")
     if where.stage is not None:
@@ -320,7 +324,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         # what happened, in words (see the module's docstring): templates pick from these rather than assume
         "why": _why(view),
         "traffic_moved": view.shift_begun,
-        "nothing_changed": not view.shift_begun and not view.built,
+        "nothing_changed": _nothing_changed(view),
         "traffic_back": _traffic_back(view),
         "breach_to_rollback": _breach_to_rollback(view),
         "indexes": _indexes(view),
@@ -358,9 +362,10 @@ def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = F
 
 
 def _why(view: RunView) -> str:
-    """The reason without the failed step's name in front (the messages say where it failed beside it)."""
-    lead = f"{view.failed_step} failed: "
-    return view.reason.removeprefix(lead) if view.failed_step else view.reason
+    """The reason without the failed step's name, nor its stage, in front (the messages say where it failed)."""
+    if not view.failed_step:
+        return view.reason
+    return view.reason.removeprefix(f"{view.failed_step} failed: ").removeprefix(f"{_failed_where(view)}: ")
 
 
 def _traffic_back(view: RunView) -> str:
@@ -381,39 +386,51 @@ def _breach_to_rollback(view: RunView) -> str:
     return _seconds((back.at - view.failed_at_time).total_seconds())
 
 
+def _migrate_unsure(view: RunView) -> bool:
+    """The migrations began and never answered (they failed or timed out): some indexes may have been built."""
+    return view.migrate_begun and not view.migrated
+
+
+def _nothing_changed(view: RunView) -> bool:
+    return not view.shift_begun and not view.built and not _migrate_unsure(view)
+
+
 def _indexes(view: RunView) -> str:
     """What became of the indexes this run built: kept (and why), dropped, or still to drop."""
-    if not view.built:
+    unsure = _migrate_unsure(view)
+    if not view.built and not unsure:
         return ""
+    built = ", ".join(view.built) if view.built else "those built before the migrations failed"
     if not view.plan.rollback.drop_indexes:
-        return f"kept {', '.join(view.built)} (rollback.drop_indexes: false)"
-    kept = [i for i in view.built if i not in view.dropped]
+        return f"kept {built} (rollback.drop_indexes: false)"
     if not view.reverted:
-        return f"to drop: {', '.join(view.built)}"
+        return f"to drop: {built}"
+    kept = [i for i in view.built if i not in view.dropped]
     dropped = f"dropped {', '.join(view.dropped)}" if view.dropped else "none dropped"
     return dropped + (f"; kept {', '.join(kept)}" if kept else "")
 
 
 def _undone_text(view: RunView) -> str:
     """What a rolled-back run changed and undid: ``nothing changed``, or traffic and indexes as they were left."""
-    if not view.shift_begun and not view.built:
+    if _nothing_changed(view):
         return "nothing changed"
     parts = []
     traffic = _traffic_back(view)
     if traffic:
         took = _breach_to_rollback(view)
         parts.append(traffic + (f", {took} after the failure" if took else ""))
-    if view.built:
-        parts.append(f"indexes {_indexes(view)}")
+    if indexes := _indexes(view):
+        parts.append(f"indexes {indexes}")
     return "; ".join(parts)
 
 
 def _rollback_action(view: RunView) -> str:
     """What the rollback about to run will do (told when the step fails, before it runs)."""
     indexes = ""
-    if view.built:
-        indexes = (f"indexes {', '.join(view.built)} kept (rollback.drop_indexes: false)"
-                   if not view.plan.rollback.drop_indexes else f"drop indexes {', '.join(view.built)}")
+    if view.built or _migrate_unsure(view):
+        built = ", ".join(view.built) if view.built else "built before the migrations failed"
+        indexes = (f"indexes {built} kept (rollback.drop_indexes: false)"
+                   if not view.plan.rollback.drop_indexes else f"drop indexes {built}")
     if not view.shift_begun:
         return f"Nothing to roll back in traffic: it never moved{'; ' + indexes if indexes else ''}"
     previous = f" {view.previous_deploy_id}" if view.previous_deploy_id else ""

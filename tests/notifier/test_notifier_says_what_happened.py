@@ -112,6 +112,26 @@ def test_a_failed_smoke_check_after_the_migration_says_traffic_never_moved_and_t
                                        "(rollback.drop_indexes: false)")
 
 
+def test_a_failed_migration_does_not_claim_nothing_changed_the_indexes_built_before_it_are_kept():
+    """The migrator answers a failure with no list of what it built before it: the message does not guess."""
+    log = RunLog(plan=plan(drop_indexes=False)).start()
+    reason = "migrate failed: reviews_status_unique: could not create unique index (duplicate key)"
+    log.add(PhaseStarted(phase="migrate", step="migrate", at=StepRef(phase="migrate", kind="migrate")))
+    log.add(StepFailed(step="migrate", at=StepRef(phase="migrate", kind="migrate"), reason=reason))
+    log.add(RunFinished(outcome="rolled_back", reason=reason, duration_s=9.0))
+
+    sent = posts(log)
+    (stopped,) = by_kind(sent, "rollback_started")
+    (ended,) = by_kind(sent, "run_rolled_back")
+
+    assert stopped["text"].startswith("🛑 skeleton Production go-live stopped before traffic moved: migrate failed: ")
+    assert fields(stopped)["Action"] == ("Nothing to roll back in traffic: it never moved; indexes built before the "
+                                         "migrations failed kept (rollback.drop_indexes: false)")
+    assert ended["text"].startswith("🛑 skeleton Production go-live failed before traffic moved: migrate failed: ")
+    assert fields(ended)["Undone"] == ("traffic never moved; indexes kept those built before the migrations failed "
+                                       "(rollback.drop_indexes: false)")
+
+
 # --- a rollback says what it undid, how fast, and why, in its first line ----------------------------------------------
 
 
@@ -123,13 +143,13 @@ def test_a_rollback_says_in_its_first_line_where_and_why_with_the_numbers_and_wh
     (rollback,) = by_kind(sent, "rollback_started")
     (ended,) = by_kind(sent, "run_rolled_back")
 
-    assert rollback["text"] == ("🚨 skeleton Production Rollback Triggered: stage 2 (50%) failed: stage 2 (50%): "
-                                "stripe_recent window 3 failed: p95 612 ms &gt; 400 ms over 1,204 requests (2 consecutive);"
-                                " 2 consecutive failed windows of stripe_recent reach consecutive_failure_limit 2")
+    assert rollback["text"] == ("🚨 skeleton Production Rollback Triggered: stage 2 (50%) failed: stripe_recent window 3 "
+                                "failed: p95 612 ms &gt; 400 ms over 1,204 requests (2 consecutive); 2 consecutive failed "
+                                "windows of stripe_recent reach consecutive_failure_limit 2")
     assert fields(rollback)["Action"] == ("Rollback to previous deployment dpl_old; indexes idx_stripe_events_created "
                                           "kept (rollback.drop_indexes: false)")
-    assert ended["text"].startswith("↩️ skeleton Production rolled back to dpl_old: stage 2 (50%) failed: stage 2 (50%): "
-                                    "stripe_recent window 3 failed: p95 612 ms &gt; 400 ms")
+    assert ended["text"].startswith("↩️ skeleton Production rolled back to dpl_old: stage 2 (50%) failed: stripe_recent "
+                                    "window 3 failed: p95 612 ms &gt; 400 ms")
     got = fields(ended)
     assert got["Undone"] == ("traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the failure; "
                              "indexes kept idx_stripe_events_created (rollback.drop_indexes: false)")
@@ -248,8 +268,8 @@ def test_the_printed_slack_message_is_the_whole_message_as_slack_shows_it_withou
     printed = format_slack(ended)
 
     assert printed == slack_line(ended)  # the demo prints what `golive up` prints
-    assert printed.startswith("slack <- ↩️ skeleton Production rolled back to dpl_old: stage 2 (50%) failed: stage 2 "
-                              "(50%): stripe_recent window 3 failed: p95 612 ms > 400 ms over 1,204 requests")
+    assert printed.startswith("slack <- ↩️ skeleton Production rolled back to dpl_old: stage 2 (50%) failed: "
+                              "stripe_recent window 3 failed: p95 612 ms > 400 ms over 1,204 requests")
     assert " · report: https://ops.example.com/r/run-n1?a=1&b=2 | Undone: traffic back on dpl_old" in printed
     assert "| Breach to rollback: 1.2 s |" in printed
     assert "| Indexes: kept idx_stripe_events_created (rollback.drop_indexes: false) |" in printed
