@@ -117,8 +117,6 @@ class RunView:
     watch_ended: bool = False
     failed_at_time: datetime | None = None  # when the coordinator failed the step (the breach, as judged)
     shift_begun: bool = False  # a traffic shift step began: from then on traffic may have moved
-    weight_set: int | None = None  # the canary weight last set, and as read back
-    weight_read: int | None = None
     traffic_back: TrafficBack | None = None
     built: tuple[str, ...] = ()  # indexes this run built (not those already there)
     migrate_begun: bool = False
@@ -178,8 +176,8 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         view = replace(view, stage_verdicts=view.stage_verdicts + ((data.stage, data.verdict),))
         if data.verdict == "pass":  # a failed stage is told by rollback_started, with its reason
             moments.append(_moment("stage_passed", view, envelope, stage_number=data.stage))
-    elif isinstance(data, TrafficShifted):
-        view = replace(view, weight_set=data.weight, weight_read=data.verified_weight)
+    elif isinstance(data, TrafficShifted):  # said by its step's start already, unless this view missed that
+        view = replace(view, shift_begun=True)
     elif isinstance(data, TrafficRolledBack):
         back = TrafficBack(to=data.to or view.previous_deploy_id or "", canary=data.canary,
                            verified_weight=data.verified_weight, changed=data.changed, at=envelope.time)
