@@ -178,23 +178,25 @@ def trials_for(count: int, rng: random.Random, targeted_only: bool, smoke: bool,
 # --- what a run must leave: messages due, checks -----------------------------------------------------------------
 
 MESSAGE_KINDS = {  # a message's kind from its text (the notifier's default templates), for one plan name
-    "run_started": "🚀 Starting {name} ",
-    "stage_passed": "✅ {name} stage ",
-    "rollback_started": "🚨 {name} Production Rollback Triggered",
-    "run_succeeded": "✅ {name} Production Deployment SUCCESS",
-    "run_rolled_back": "↩️ {name} Production rolled back",
-    "needs_human": "🆘 {name} Production rollback needs a human",
+    "run_started": ("🚀 Starting {name} ",),
+    "stage_passed": ("✅ {name} stage ",),
+    # a run that fails before its first traffic shift is stopped, not rolled back (the notifier says which)
+    "rollback_started": ("🚨 {name} Production Rollback Triggered", "🛑 {name} Production go-live stopped "),
+    "run_succeeded": ("✅ {name} Production Deployment SUCCESS",),
+    "run_rolled_back": ("↩️ {name} Production rolled back", "🛑 {name} Production go-live failed "),
+    "needs_human": ("🆘 {name} Production rollback needs a human",),
 }
 
 
 def message_key(text: str, name: str) -> str | None:
     """``run_started``, ``stage_passed:2``, ...: which of the run's messages ``text`` is, or None if another run's."""
-    for kind, prefix in MESSAGE_KINDS.items():
-        if text.startswith(prefix.format(name=name)):
-            if kind == "stage_passed":
-                number = re.match(r"(\d+) of", text[len(prefix.format(name=name)):])
-                return f"stage_passed:{number.group(1) if number else '?'}"
-            return kind
+    for kind, prefixes in MESSAGE_KINDS.items():
+        for prefix in (p.format(name=name) for p in prefixes):
+            if text.startswith(prefix):
+                if kind == "stage_passed":
+                    number = re.match(r"(\d+) of", text[len(prefix):])
+                    return f"stage_passed:{number.group(1) if number else '?'}"
+                return kind
     return None
 
 

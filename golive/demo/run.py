@@ -22,6 +22,7 @@ from golive.client import approve_run, new_run_id, start_and_watch
 from golive.demo.app import set_mode
 from golive.exit_codes import EXIT_UNREACHABLE
 from golive.plans.rehearsal import DEMO_TIME_SCALE, compress
+from golive.stack.webhook_sink import slack_line
 from shared.envelope import Envelope
 from shared.events import PhaseStarted, ProbeWindow, WindowJudged
 from shared.plan import Plan
@@ -32,7 +33,7 @@ BAD_CANARY = {
     "errors": "every second answer a 500",
     "health": "/api/health answers 503",
 }
-FINAL_MESSAGES = ("SUCCESS", "rolled back", "needs a human")  # the notifier's last word on a run
+FINAL_MESSAGES = ("SUCCESS", "rolled back", "go-live failed", "needs a human")  # the notifier's last word on a run
 SLACK_WAIT_S = 15.0
 
 
@@ -62,9 +63,8 @@ class _Slack:
 
 
 def format_slack(body: dict) -> str:
-    """One Slack message as one line: its text, then each attachment field as `Title: value`."""
-    fields = [f"{f.get('title')}: {f.get('value')}" for a in body.get("attachments", []) for f in a.get("fields", [])]
-    return "slack <- " + " | ".join([body.get("text", ""), *fields])
+    """One Slack message as one line, as Slack shows it: its text, then each field as `Title: value`."""
+    return slack_line(body)
 
 
 def quiet_lines(line: Callable[[Envelope], None]) -> Callable[[Envelope], None]:

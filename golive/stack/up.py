@@ -36,7 +36,7 @@ from golive.stack.service_processes import (
     wait_until_ready,
 )
 from golive.stack.supervise import Supervisor
-from golive.stack.webhook_sink import WebhookSink
+from golive.stack.webhook_sink import WebhookSink, slack_line
 from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
@@ -45,7 +45,7 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
               on_ready: Callable[[dict], None] | None = None, on_slack: Callable[[dict], None] | None = None) -> None:
     """Start everything, write the stack file, wait for ``stop``, stop everything in reverse.
 
-    ``on_slack`` gets each message the local Slack receiver takes (default: its text is echoed)."""
+    ``on_slack`` gets each message the local Slack receiver takes (default: the whole message is echoed, as text)."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     stack_file = state_dir / STACK_FILE
@@ -57,7 +57,7 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
         echo(f"seeded     {seed_rows:,} rows in each runbook table in {time.monotonic() - started:.1f} s")
         # the two deployments of the demo app (golive/demo/app.py) behind Envoy, split by runtime weights
         with StreamingReplica(pg, state_dir / "replica") as replica, \
-                WebhookSink(on_message=on_slack or (lambda body: echo(f"slack <- {body.get('text', '')}"))) as sink, \
+                WebhookSink(on_message=on_slack or (lambda body: echo(slack_line(body)))) as sink, \
                 DemoApp("stable", db_url, state_dir / "logs") as stable, \
                 DemoApp("canary", db_url, state_dir / "logs") as canary, \
                 EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address) as envoy:

@@ -7,19 +7,55 @@ server stops). ``hold_if`` holds the posts whose JSON body it picks: they wait, 
 accepts them (or the server stops, or ``drop_held()`` drops them; then they are never answered nor received), so a
 test can keep a post in flight while it kills the sender or checks what else gets through. Every attempt is kept
 in ``attempts`` with its arrival time, so tests can see retries.
+
+``message_text`` is a received message as a person reads it in Slack, as one line of plain text (`golive up` and the
+demo print it): the whole message, not only its title.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
 from golive.stack.process import Started
+
+_SLACK_LINK = re.compile(r"<([^<>|]+)\|([^<>]+)>")
+_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}  # reorder what a terminal shows
+
+
+def message_text(body: dict) -> str:
+    """A Slack message as Slack shows it, on one line: its text, then each field as ``Title: value`` (attachment
+    fields or Block Kit fields), joined by `` | ``. Slack's escapes (``&amp;``, ``&lt;``, ``&gt;``) are undone, a link
+    ``<url|label>`` reads ``label: url``, and control characters (a terminal's escape sequences, new lines) are
+    dropped: the text is someone else's, printed as text."""
+    parts = [_shown(str(body.get("text", "")))]
+    for attachment in body.get("attachments") or []:
+        for field in attachment.get("fields") or []:
+            parts.append(f"{_shown(str(field.get('title', '')))}: {_shown(str(field.get('value', '')))}")
+        for block in attachment.get("blocks") or []:
+            for field in block.get("fields") or []:
+                title, _, value = str(field.get("text", "")).partition("\n")
+                parts.append(f"{_shown(title.strip('*'))}: {_shown(value)}")
+    return " | ".join(p for p in parts if p)
+
+
+def slack_line(body: dict) -> str:
+    """The line `golive up` and the demo print for a message the local Slack receiver took."""
+    return f"slack <- {message_text(body)}"
+
+
+def _shown(text: str) -> str:
+    text = _SLACK_LINK.sub(lambda m: f"{m.group(2)}: {m.group(1)}", text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")  # &amp; last: "&amp;gt;" is "&gt;"
+    return "".join(" " if ch in "\n\t" else ch for ch in text
+                   if ch in "\n\t" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI)).strip()
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,12 @@ run_succeeded, run_rolled_back, needs_human; after a run succeeded, its post-dep
 watch_breached and watch_summary. A stage has passed when the coordinator says so (StageJudged, verdict
 pass): the notifier tells what was decided, it never infers it. Runs stored before that event tell no stage_passed.
 Which stage a step belongs to is a field of the events (``where.stage``), never read from a step's name.
+
+The view also keeps what a message must say so that it tells what happened rather than what usually happens:
+whether traffic was ever touched (a shift step began: before that a failed run changed no traffic, and its
+messages say so instead of announcing a rollback), the traffic rollback as read back and how long after the
+failure it came, the indexes this run built and whether its rollback dropped or kept them, and who approved a
+gate (with what they typed), paused, continued or aborted the run, and why.
 """
 
 from __future__ import annotations
@@ -18,14 +24,23 @@ from typing import Any
 
 from shared.envelope import Envelope
 from shared.events import (
+    AbortRequested,
+    ApprovalGranted,
     CompensationStarted,
+    ContinueRequested,
+    MigrationsApplied,
+    MigrationsReverted,
+    PauseRequested,
     PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
+    RetryRequested,
     RunFinished,
     RunStarted,
     StageJudged,
     StepFailed,
+    TrafficRolledBack,
+    TrafficShifted,
     WatchBreached,
     WatchEnded,
     WatchSummary,
@@ -33,8 +48,11 @@ from shared.events import (
 from shared.judge import reading_words
 from shared.plan import Plan, plan_of
 from shared.plan.canary import Stage
+from shared.plan.checks import Gate
 from shared.plan.notifications import Notifications
 from shared.plan.window import Window
+
+_AFTER_A_SHIFT = ("shift", "hold", "validate", "promote")  # the kinds of step that run with traffic on the canary
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,17 @@ class ProbeResult:
 
 
 @dataclass(frozen=True)
+class TrafficBack:
+    """The traffic rollback as the traffic service read it back."""
+
+    to: str
+    canary: str
+    verified_weight: int
+    changed: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
 class RunView:
     """What the notifier knows of one run."""
 
@@ -86,6 +115,19 @@ class RunView:
     duration_s: float = 0.0
     left_to_undo: tuple[str, ...] = ()
     watch_ended: bool = False
+    failed_at_time: datetime | None = None  # when the coordinator failed the step (the breach, as judged)
+    shift_begun: bool = False  # a traffic shift step began: from then on traffic may have moved
+    traffic_back: TrafficBack | None = None
+    built: tuple[str, ...] = ()  # indexes this run built (not those already there)
+    migrate_begun: bool = False
+    migrated: bool = False  # the migrations answered (MigrationsApplied): ``built`` is then the whole list
+    dropped: tuple[str, ...] = ()
+    reverted: bool = False  # the migrations' compensation ran (rollback.drop_indexes: true)
+    preflight_gates: int = 0  # preflight gates begun: the current one is the plan's gate of that number
+    gate: str = ""  # the gate the run waits at now, as people read it
+    approvals: tuple[str, ...] = ()  # "Confirm backup completion: approved by alice: “snapshot 42 verified”"
+    operator_actions: tuple[str, ...] = ()  # pauses, continues, aborts and retries, with who and why
+    stage_verdicts: tuple[tuple[int, str], ...] = ()  # the coordinator's StageJudged, in order
 
     @property
     def notifications(self) -> Notifications:
@@ -128,17 +170,45 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
     moments: list[Moment] = []
     if isinstance(data, PhaseStarted):
         view = replace(view, phase=data.phase, step=data.step, detail=data.detail, stage=data.where.stage or 0)
+        view = _at_step(view, data)
         moments.append(_moment("phase_started", view, envelope))
     elif isinstance(data, StageJudged):
+        view = replace(view, stage_verdicts=view.stage_verdicts + ((data.stage, data.verdict),))
         if data.verdict == "pass":  # a failed stage is told by rollback_started, with its reason
             moments.append(_moment("stage_passed", view, envelope, stage_number=data.stage))
+    elif isinstance(data, TrafficShifted):  # said by its step's start already, unless this view missed that
+        view = replace(view, shift_begun=True)
+    elif isinstance(data, TrafficRolledBack):
+        back = TrafficBack(to=data.to or view.previous_deploy_id or "", canary=data.canary,
+                           verified_weight=data.verified_weight, changed=data.changed, at=envelope.time)
+        view = replace(view, traffic_back=back)
+    elif isinstance(data, MigrationsApplied):
+        built = tuple(r.index for r in data.results if r.index and r.action in ("built", "rebuilt_invalid"))
+        view = replace(view, built=view.built + tuple(i for i in built if i not in view.built), migrated=True)
+    elif isinstance(data, MigrationsReverted):
+        view = replace(view, reverted=True, dropped=view.dropped + tuple(data.dropped))
+    elif isinstance(data, ApprovalGranted):
+        gate = view.gate or (f"stage {data.stage} gate" if data.stage else "gate")
+        typed = f": “{data.comment}”" if data.comment else " (nothing typed)"
+        view = replace(view, approvals=view.approvals + (f"{gate}: approved by {data.approved_by}{typed}",))
+    elif isinstance(data, PauseRequested):
+        view = _acted(view, f"paused by {data.requested_by} at {view.step or 'the start'}", data.reason)
+    elif isinstance(data, ContinueRequested):
+        view = _acted(view, f"continued by {data.requested_by}", data.reason)
+    elif isinstance(data, AbortRequested):
+        view = _acted(view, f"aborted by {data.requested_by} at {view.step or 'the start'}", data.reason)
+    elif isinstance(data, RetryRequested):
+        view = _acted(view, f"retried by {data.requested_by}", data.reason)
     elif isinstance(data, ProbeCompleted):
         view = replace(view, results=view.results + (_result(view, data),))
     elif isinstance(data, ProbesCompleted):  # a stage hold: every probe of the stage is one of its checks
         view = replace(view, results=view.results + tuple(_result(view, r) for r in data.results))
     elif isinstance(data, StepFailed):
+        # a step that only runs once traffic was shifted (a hold, final validation, lock-in) tells it too, also
+        # for a run whose shift's start this view missed
+        moved = view.shift_begun or data.where.kind in _AFTER_A_SHIFT
         view = replace(view, failed_step=data.step, failed_stage=data.where.stage, reason=data.reason,
-                       compensating=True)
+                       compensating=True, failed_at_time=envelope.time, shift_begun=moved)
         moments.append(_moment("rollback_started", view, envelope))
     elif isinstance(data, CompensationStarted):
         view = replace(view, undone=view.undone + (data.undoes,))
@@ -152,6 +222,30 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         else:
             moments.append(_moment("needs_human", view, envelope))
     return view, moments
+
+
+def _at_step(view: RunView, data: PhaseStarted) -> RunView:
+    """What a step's start tells beyond its name: traffic may move from the first shift on; a gate is waited at."""
+    where = data.where
+    if where.undoing:
+        return view
+    if where.kind == "shift":
+        view = replace(view, shift_begun=True)
+    if where.kind == "migrate":
+        view = replace(view, migrate_begun=True)
+    if where.kind != "gate":
+        return replace(view, gate="")
+    if where.stage is not None:
+        return replace(view, gate=f"stage {where.stage} gate")
+    # the preflight gates begin in plan order: the n-th one begun is the plan's n-th gate
+    gates = [item.gate for item in view.plan.preflight if isinstance(item, Gate)]
+    number = view.preflight_gates + 1
+    prompt = gates[number - 1] if number <= len(gates) else "preflight gate"
+    return replace(view, preflight_gates=number, gate=prompt)
+
+
+def _acted(view: RunView, what: str, why: str) -> RunView:
+    return replace(view, operator_actions=view.operator_actions + (f"{what}: {why}" if why else what,))
 
 
 def _after_the_run(view: RunView, envelope: Envelope) -> tuple[RunView, list[Moment]]:
@@ -217,6 +311,7 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         "results": list(view.results),
         "failed_step": view.failed_step,
         "failed_at": _failed_at(view),
+        "failed_where": _failed_where(view),
         "failed_checks": failing,
         "reason": view.reason,
         "undone": list(view.undone),
@@ -224,20 +319,39 @@ def run_context(view: RunView, envelope: Envelope, stage_number: int | None = No
         "duration_s": view.duration_s,
         "duration": _duration(view.duration_s),
         "left_to_undo": list(view.left_to_undo),
+        # what happened, in words (see the module's docstring): templates pick from these rather than assume
+        "why": _why(view),
+        "traffic_moved": view.shift_begun,
+        "nothing_changed": _nothing_changed(view),
+        "traffic_back": _traffic_back(view),
+        "breach_to_rollback": _breach_to_rollback(view),
+        "indexes": _indexes(view),
+        "undone_text": _undone_text(view),
+        "rollback_action": _rollback_action(view),
+        "decided": _decided(view, number),
+        "approvals": list(view.approvals),
+        "approvals_text": "; ".join(view.approvals),
+        "operator_actions": list(view.operator_actions),
+        "operator_text": "; ".join(view.operator_actions),
         "event": {"id": envelope.id, "type": envelope.type, "time": envelope.time.isoformat(),
                   "data": data.model_dump(mode="json")},
     }
 
 
 def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = False) -> str:
-    """``10% ✓ → 50% ✓ → 100% …``: passed stages ticked, the current one marked, failed crossed."""
+    """``10% ✓ → 50% ✗ → 100%``: each stage as the coordinator judged it (StageJudged), the failed one crossed as
+    soon as its step failed, the current one marked. Runs stored before stages were judged: ticked up to the
+    current stage."""
+    judged = dict(view.stage_verdicts)
     marks = []
     for n, stage in enumerate(stages, start=1):
-        if view.outcome == "succeeded" or n < current or (passed and n == current):
-            mark = "✓"
-        elif n == current and view.compensating and view.failed_stage == n:
+        if n in judged:
+            mark = "✓" if judged[n] == "pass" else "✗"
+        elif view.compensating and view.failed_stage == n:
             mark = "✗"
-        elif n == current:
+        elif not judged and (view.outcome == "succeeded" or n < current or (passed and n == current)):
+            mark = "✓"
+        elif n == current and view.outcome is None and not view.compensating:
             mark = "…"
         else:
             mark = ""
@@ -245,10 +359,111 @@ def _progress(stages: list[Stage], current: int, view: RunView, passed: bool = F
     return " → ".join(marks)
 
 
+def _why(view: RunView) -> str:
+    """The reason without the failed step's name, nor its stage, in front (the messages say where it failed)."""
+    if not view.failed_step:
+        return view.reason
+    return view.reason.removeprefix(f"{view.failed_step} failed: ").removeprefix(f"{_failed_where(view)}: ")
+
+
+def _traffic_back(view: RunView) -> str:
+    """The traffic rollback as read back, or why there is none."""
+    back = view.traffic_back
+    if back is None:
+        return "" if view.shift_begun else "traffic never moved"
+    if not back.changed:
+        return f"traffic unchanged: this run never moved it ({back.canary} read back at {back.verified_weight}%)"
+    return f"traffic back on {back.to or 'the previous deployment'}, {back.canary} read back at {back.verified_weight}%"
+
+
+def _breach_to_rollback(view: RunView) -> str:
+    """How long after the failure traffic was back (read back), e.g. ``1.2 s``."""
+    back = view.traffic_back
+    if back is None or not back.changed or view.failed_at_time is None:
+        return ""
+    return _seconds((back.at - view.failed_at_time).total_seconds())
+
+
+def _migrate_unsure(view: RunView) -> bool:
+    """The migrations began and never answered (they failed or timed out): some indexes may have been built."""
+    return view.migrate_begun and not view.migrated
+
+
+def _nothing_changed(view: RunView) -> bool:
+    return not view.shift_begun and not view.built and not _migrate_unsure(view)
+
+
+def _indexes(view: RunView) -> str:
+    """What became of the indexes this run built: kept (and why), dropped, or still to drop."""
+    unsure = _migrate_unsure(view)
+    if not view.built and not unsure:
+        return ""
+    built = ", ".join(view.built) if view.built else "those built before the migrations failed"
+    if not view.plan.rollback.drop_indexes:
+        return f"kept {built} (rollback.drop_indexes: false)"
+    if not view.reverted:
+        return f"to drop: {built}"
+    kept = [i for i in view.built if i not in view.dropped]
+    dropped = f"dropped {', '.join(view.dropped)}" if view.dropped else "none dropped"
+    return dropped + (f"; kept {', '.join(kept)}" if kept else "")
+
+
+def _undone_text(view: RunView) -> str:
+    """What a rolled-back run changed and undid: ``nothing changed``, or traffic and indexes as they were left."""
+    if _nothing_changed(view):
+        return "nothing changed"
+    parts = []
+    traffic = _traffic_back(view)
+    if traffic:
+        took = _breach_to_rollback(view)
+        parts.append(traffic + (f", {took} after the failure" if took else ""))
+    if indexes := _indexes(view):
+        parts.append(f"indexes {indexes}")
+    return "; ".join(parts)
+
+
+def _rollback_action(view: RunView) -> str:
+    """What the rollback about to run will do (told when the step fails, before it runs)."""
+    indexes = ""
+    if view.built or _migrate_unsure(view):
+        built = ", ".join(view.built) if view.built else "built before the migrations failed"
+        indexes = (f"indexes {built} kept (rollback.drop_indexes: false)"
+                   if not view.plan.rollback.drop_indexes else f"drop indexes {built}")
+    if not view.shift_begun:
+        return f"Nothing to roll back in traffic: it never moved{'; ' + indexes if indexes else ''}"
+    previous = f" {view.previous_deploy_id}" if view.previous_deploy_id else ""
+    return f"Rollback to previous deployment{previous}" + (f"; {indexes}" if indexes else "")
+
+
+def _decided(view: RunView, number: int) -> str:
+    """The numbers that decided: a failure's reason, or the checks of the stage that passed last."""
+    if view.reason and view.outcome != "succeeded":
+        return _why(view)
+    passed = [n for n, verdict in view.stage_verdicts if verdict == "pass"] or ([number] if number else [])
+    if not passed:
+        return ""
+    last = passed[-1]
+    checks = [r for r in view.results if r.stage == last]
+    weight = f" ({view.stages[last - 1].weight}%)" if last <= len(view.stages) else ""
+    return f"stage {last}{weight}: " + ("; ".join(r.text for r in checks) or "no checks")
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 60 else _duration(seconds)
+
+
 def _failed_at(view: RunView) -> str:
     number = view.failed_stage
     if number and number <= len(view.stages):
         return f"stage {number} ({view.stages[number - 1].weight}%): {view.failed_step}"
+    return view.failed_step
+
+
+def _failed_where(view: RunView) -> str:
+    """Where the run failed, as people read it: ``stage 2 (50%)``, or the step outside the canary."""
+    number = view.failed_stage
+    if number and number <= len(view.stages):
+        return f"stage {number} ({view.stages[number - 1].weight}%)"
     return view.failed_step
 
 

@@ -25,7 +25,9 @@ from shared.plan.notifications import MessageTemplate, NotificationKind, Notific
 
 KINDS: tuple[str, ...] = NotificationKind.__args__
 
-_REPORT = {"Report": "{{ report_url }}"}
+# who approved a gate (and what they typed), who paused, continued or aborted the run and why: in every message
+# that ends or undoes a run
+_OPERATORS = {"Approved": "{{ approvals_text }}", "Operator actions": "{{ operator_text }}"}
 
 DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
     "run_started": MessageTemplate(
@@ -43,7 +45,8 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         fields={"Detail": "{{ detail }}", "Progress": "{{ progress if stage else '' }}"},
     ),
     "stage_passed": MessageTemplate(
-        text="✅ {{ plan_name }} stage {{ stage.number }} of {{ stages_total }} passed: {{ stage.weight }}% on {{ deploy_id }}",
+        text="✅ {{ plan_name }} stage {{ stage.number }} of {{ stages_total }} passed ({{ stage.weight }}% on "
+             "{{ deploy_id }}): {{ stage.checks_text }}",
         severity="info",
         fields={
             "Traffic": "{{ stage.weight }}% to {{ deploy_id }}",
@@ -52,18 +55,22 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         },
     ),
     "rollback_started": MessageTemplate(
-        text="🚨 {{ plan_name }} {{ environment }} Rollback Triggered",
+        # a run that fails before its first traffic shift changed no traffic: it is stopped, not rolled back
+        text="{% if traffic_moved %}🚨 {{ plan_name }} {{ environment }} Rollback Triggered: {{ failed_where }} failed: "
+             "{{ why }}{% else %}🛑 {{ plan_name }} {{ environment }} go-live stopped before traffic moved: "
+             "{{ (failed_step ~ ' failed: ') if failed_step }}{{ why }}{% endif %}",
         severity="danger",
         fields={
-            "Action": "Rollback to previous deployment{{ ' ' ~ previous_deploy_id if previous_deploy_id }}",
+            "Action": "{{ rollback_action }}",
             "Reason": "{{ reason }}",
             "Failed at": "{{ failed_at }}",
             "Progress": "{{ progress if stage else '' }}",
-            **_REPORT,
+            **_OPERATORS,
         },
     ),
     "run_succeeded": MessageTemplate(
-        text="✅ {{ plan_name }} {{ environment }} Deployment SUCCESS",
+        text="✅ {{ plan_name }} {{ environment }} Deployment SUCCESS: {{ deploy_id }} live after {{ duration }}"
+             "{{ ('; ' ~ decided) if decided }}",
         severity="success",
         fields={
             "Status": "LIVE",
@@ -71,54 +78,68 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
             "Performance": "All criteria met",
             "Deployment ID": "{{ deploy_id }}",
             "Stages": "{{ progress }}",
-            **_REPORT,
+            **_OPERATORS,
         },
     ),
     "run_rolled_back": MessageTemplate(
-        text="↩️ {{ plan_name }} {{ environment }} rolled back to {{ previous_deploy_id or 'the previous deployment' }}",
+        text="{% if traffic_moved %}↩️ {{ plan_name }} {{ environment }} rolled back to "
+             "{{ previous_deploy_id or 'the previous deployment' }}: {% else %}🛑 {{ plan_name }} {{ environment }} "
+             "go-live failed before traffic moved{{ ', nothing changed' if nothing_changed }}: {% endif %}"
+             "{{ (failed_where ~ ' failed: ') if failed_where }}{{ why }}",
         severity="danger",
         fields={
-            "Outcome": "Rolled back: {{ undone | join(', ') or 'nothing to undo' }}",
+            "Undone": "{{ undone_text }}",
             "Reason": "{{ reason }}",
+            "Breach to rollback": "{{ breach_to_rollback }}",
+            "Indexes": "{{ indexes }}",
+            "Progress": "{{ progress if traffic_moved else '' }}",
             "Duration": "{{ duration }}",
-            **_REPORT,
+            **_OPERATORS,
         },
     ),
     "watch_breached": MessageTemplate(
-        text="⚠️ {{ plan_name }} {{ environment }}: post-deploy check failed on {{ deploy_id }}",
+        text="⚠️ {{ plan_name }} {{ environment }}: post-deploy check failed on {{ deploy_id }}: {{ reason }}",
         severity="danger",
         fields={
             "Reason": "{{ reason }}",
             "Deployment ID": "{{ deploy_id }}",
             "Action": "The deployment stays live: check it, and roll back by hand if it must go",
-            **_REPORT,
         },
     ),
     "watch_summary": MessageTemplate(
-        text="📊 {{ plan_name }} {{ environment }}: post-deploy summary for {{ deploy_id }}",
+        text="📊 {{ plan_name }} {{ environment }}: post-deploy summary for {{ deploy_id }}: {{ reason }}",
         severity="info",
-        fields={"Summary": "{{ reason }}", **_REPORT},
+        fields={"Summary": "{{ reason }}"},
     ),
     "needs_human": MessageTemplate(
-        text="🆘 {{ plan_name }} {{ environment }} rollback needs a human",
+        text="🆘 {{ plan_name }} {{ environment }} rollback needs a human: {{ why }}",
         severity="critical",
         fields={
             "Reason": "{{ reason }}",
             "Left to undo": "{{ left_to_undo | join(', ') or '-' }}",
-            **_REPORT,
+            "Undone": "{{ undone_text }}",
+            **_OPERATORS,
         },
     ),
 }
 
 @dataclass(frozen=True)
 class Notice:
-    """A rendered message, ready for any sink."""
+    """A rendered message, ready for any sink. ``text`` is its first line: what happened and why, with the numbers;
+    ``link`` the run's report (the plan's ``notifications.report_url``), which each sink puts on that line its own
+    way. Text is plain: each sink escapes it as its receiver needs."""
 
     kind: str
     severity: str
     text: str
     fields: tuple[tuple[str, str], ...]
     event: Envelope
+    link: str = ""
+
+    @property
+    def first_line(self) -> str:
+        """The text with the link, as plain text (for receivers that format nothing)."""
+        return f"{self.text} · report: {self.link}" if self.link and self.link not in self.text else self.text
 
 
 class TemplateProblem(ValueError):
@@ -146,7 +167,8 @@ def render(template: MessageTemplate, kind: str, context: dict[str, Any], event:
                        if (value := _render(source, context)))
     except Exception as exc:  # a template may fail any way Python can (1 / 0, None + 1): all are its problem
         raise TemplateProblem(_problem(exc)) from None
-    return Notice(kind=kind, severity=template.severity or "info", text=text, fields=fields, event=event)
+    return Notice(kind=kind, severity=template.severity or "info", text=text, fields=fields, event=event,
+                  link=str(context.get("report_url") or ""))
 
 
 def render_moment(spec: Notifications, name: str, kind: str, context: dict[str, Any], event: Envelope,
@@ -220,6 +242,15 @@ def sample_context(kind: str) -> dict[str, Any]:
         "failed_step": "stage1:hold", "failed_at": "stage 1 (10%): stage1:hold",
         "failed_checks": [result], "reason": "stage1:hold failed: p95 512.00 > 400", "undone": ["migrate"],
         "outcome": "rolled_back", "duration_s": 60.0, "duration": "60 seconds", "left_to_undo": [],
+        "failed_where": "stage 1 (10%)", "why": "p95 512.00 > 400", "traffic_moved": True, "nothing_changed": False,
+        "traffic_back": "traffic back on dpl_old, dpl_new read back at 0%", "breach_to_rollback": "1.2 s",
+        "indexes": "kept idx_sample (rollback.drop_indexes: false)",
+        "undone_text": "traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the failure",
+        "rollback_action": "Rollback to previous deployment dpl_old", "decided": "p95 512.00 > 400",
+        "approvals": ["Confirm backup completion: approved by alice: “snapshot 42”"],
+        "approvals_text": "Confirm backup completion: approved by alice: “snapshot 42”",
+        "operator_actions": ["paused by bob at stage1:hold: checking the dashboard"],
+        "operator_text": "paused by bob at stage1:hold: checking the dashboard",
         "event": {"id": "evt-sample", "type": f"golive.sample.{kind}.v1", "time": datetime.now(UTC).isoformat(),
                   "data": {}},
     }

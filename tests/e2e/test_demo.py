@@ -71,7 +71,8 @@ def test_the_demo_runs_the_runbook_to_live_and_a_bad_canary_rolls_back_by_itself
     assert slack[0].startswith("🚀 Starting Supabase Production Deployment | Environment: Production"), slack
     assert "Maintenance Window: 02:00-04:00 UTC" in slack[0]
     assert sum("stage" in m and "passed" in m for m in slack) == 3, slack
-    assert slack[-1].startswith("✅ Supabase Production Deployment SUCCESS | Status: LIVE"), slack
+    assert slack[-1].startswith("✅ Supabase Production Deployment SUCCESS: canary live after "), slack
+    assert "| Status: LIVE |" in slack[-1] and "Confirm backup completion: approved by " in slack[-1], slack
     for step in ("preflight:gate", "migrate", "smoke:signup_exists", "stage3:hold", "final_validation", "lock_in:promote"):
         assert step in good_out, step
     validation = json.loads((artifacts_of(good_out) / "prod_performance_validation.json").read_text())
@@ -81,9 +82,12 @@ def test_the_demo_runs_the_runbook_to_live_and_a_bad_canary_rolls_back_by_itself
     assert "the canary app now misbehaves (errors" in bad_out
     slack = slack_lines(bad_out)
     assert sum("passed" in m for m in slack) == 1, slack  # stage 1 passed; stage 2 broke
-    rollback = next(m for m in slack if m.startswith("🚨 Supabase Production Rollback Triggered"))
+    rollback = next(m for m in slack if m.startswith("🚨 Supabase Production Rollback Triggered: stage 2 (50%) failed: "))
     assert "Action: Rollback to previous deployment stable" in rollback and "stage2:hold" in rollback, rollback
-    assert "rolled back to stable" in slack[-1], slack
+    assert "&gt;" not in "\n".join(slack) and "&lt;" not in "\n".join(slack), slack  # printed as Slack shows it
+    assert slack[-1].startswith("↩️ Supabase Production rolled back to stable: stage 2 (50%) failed: "), slack
+    assert "| Undone: traffic back on stable, canary read back at 0%, " in slack[-1], slack
+    assert "| Breach to rollback: " in slack[-1] and "(rollback.drop_indexes: false)" in slack[-1], slack
     report = json.loads((artifacts_of(bad_out) / "report.json").read_text())
     assert report["outcome"] == "rolled_back" and "stage2:hold" in report["reason"]
     assert report["final_traffic"]["canary_weight"] == 0 and report["final_traffic"]["rolled_back_to"] == "stable"

@@ -26,7 +26,7 @@ def test_watch_checks_the_deployment_after_the_run_and_tells_slack_of_a_breach(s
     # three checks (at 0, 1 and 2 s), a summary at 2 s and a last one when the period ends
     received = webhook.wait_for(lambda r: sum("post-deploy summary" in m["text"] for m in r) == 2)
     texts = [m["text"] for m in received]
-    assert texts[0] == "✅ skeleton Production Deployment SUCCESS", texts
+    assert texts[0].startswith("✅ skeleton Production Deployment SUCCESS: "), texts
     breaches = [m for m in received if "post-deploy check failed" in m["text"]]
     assert len(breaches) == 3, texts
     fields = {f["title"]: f["value"] for f in breaches[0]["attachments"][0]["fields"]}

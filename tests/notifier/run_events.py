@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from services.notifier.moments import observe
+from services.notifier.routing import routes_for
+from services.notifier.sinks import sink_for
+from services.notifier.templates import render_moment
 from shared.events import (
     CompensationStarted,
     PhaseStarted,
@@ -16,6 +20,29 @@ from shared.events import (
 )
 from shared.step_ref import StepKind
 from tests.builders import RunEvents, carried, skeleton_dict
+
+
+def posts(log: RunEvents) -> list[tuple[str, str, dict]]:
+    """(kind, sink, JSON body) of every post the notifier would make for the run's events, in order."""
+    view, out = None, []
+    for envelope in log.events:
+        view, moments = observe(view, envelope)
+        for moment in moments:
+            for route in routes_for(view.notifications, moment.kind):
+                notice = render_moment(view.notifications, route.template, moment.kind, moment.context, moment.event)
+                if route.admits(notice.severity):
+                    body = sink_for(view.notifications.sinks[route.sink]).outbound(notice).body
+                    out.append((moment.kind, route.sink, body))
+    return out
+
+
+def fields(body: dict) -> dict[str, str]:
+    """A Slack attachment message's fields, title: value."""
+    return {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
+
+
+def by_kind(sent: list[tuple[str, str, dict]], kind: str) -> list[dict]:
+    return [body for k, _sink, body in sent if k == kind]
 
 
 def plan_dict(**notifications) -> dict:

@@ -3,7 +3,8 @@
 Attachments (the runbook's shape): ``{"text": ..., "attachments": [{"color": ..., "fields": [{"title",
 "value", "short": true}]}]}``, colour good / warning / danger or a hex value. Block Kit: a section with the
 text and a section of fields (``*Title*\\nvalue``), inside an attachment so the colour bar stays. Slack wants
-``&``, ``<`` and ``>`` escaped in text it formats; it shows them as typed.
+``&``, ``<`` and ``>`` escaped in text it formats (and nothing else: it shows them as typed, and would show
+any other entity as typed too). The run's report link goes on the first line as a Slack link, ``<url|report>``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class SlackWebhook:
 def attachments(notice: Notice) -> dict:
     """The runbook's payload: text plus one attachment with short fields, coloured by severity."""
     return {
-        "text": escape(notice.text),
+        "text": first_line(notice),
         "attachments": [{
             "color": COLORS.get(notice.severity, "#439FE0"),
             "fields": [{"title": escape(t), "value": escape(v), "short": True} for t, v in notice.fields],
@@ -43,14 +44,24 @@ def attachments(notice: Notice) -> dict:
 
 def blocks(notice: Notice) -> dict:
     """Block Kit: ``text`` stays as the notification fallback; the blocks carry text and fields."""
-    layout: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": escape(notice.text)}}]
+    layout: list[dict] = [{"type": "section", "text": {"type": "mrkdwn", "text": first_line(notice)}}]
     fields = [{"type": "mrkdwn", "text": f"*{escape(t)}*\n{escape(v)}"} for t, v in notice.fields]
     for i in range(0, len(fields), MAX_BLOCK_FIELDS):
         layout.append({"type": "section", "fields": fields[i:i + MAX_BLOCK_FIELDS]})
     return {
-        "text": escape(notice.text),
+        "text": first_line(notice),
         "attachments": [{"color": COLORS.get(notice.severity, "#439FE0"), "blocks": layout}],
     }
+
+
+def first_line(notice: Notice) -> str:
+    """The message's text, escaped, with the run's report as a link when the plan gives one."""
+    text = escape(notice.text)
+    if not notice.link or notice.link in notice.text:
+        return text
+    # inside <...|...> a "|" would end the address and ">" the link: they are percent-encoded, the rest escaped
+    url = escape(notice.link.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C"))
+    return f"{text} · <{url}|report>"
 
 
 def escape(text: str) -> str:
