@@ -177,7 +177,7 @@ def end_lines(story: RunStory) -> list[Text]:
     if story.failure is not None or (story.finished and story.outcome != "succeeded"):
         lines.append(Text(f"why: {story.reason}", style="red"))
     elif story.finished:
-        lines.append(Text(f"why: {story.reason}", style="green"))
+        lines.append(Text(story.reason, style="green"))
     if not story.finished and story.failure is None:
         return lines
     if story.stages and story.finished:
@@ -206,3 +206,14 @@ def _stage_strip(story: RunStory) -> Text:
         mark, style = {"passed": ("✓", "green"), "failed": ("✗", "bold red")}.get(stage.state, ("-", "dim"))
         strip.append(f"{stage.weight}% {mark}", style=style)
     return strip
+
+
+def status_lines(story: RunStory, now: datetime) -> list[Text]:
+    """`golive status RUN`'s account of where the run stands: ``state:`` and the health line, what it waits for
+    from a person (a gate; a pause is said with what it holds back, from the coordinator's state), the traffic, the
+    stage's windows against the limits, the guards, and why / what was undone once it failed or ended."""
+    state = Text("state: ")
+    state.append_text(health_line(story, now))
+    gate = waiting_line(story) if story.paused is None else None
+    return [state, *(line for line in (gate, traffic_line(story), windows_line(story), guards_line(story))
+                     if line is not None), *end_lines(story)]

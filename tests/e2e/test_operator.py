@@ -32,7 +32,7 @@ def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services,
 
     status = run_cli("status", "run-abort", env=process_env)
     assert status.returncode == 0, status.stderr
-    assert "state: rolled_back" in status.stdout
+    assert "state: RolledBack" in status.stdout and "why: stage 1 (10%): aborted by" in status.stdout
     assert "aborted by" in status.stdout and "error budget burning" in status.stdout
     listing = run_cli("status", env=process_env)
     assert "run-abort" in listing.stdout and "rolled_back" in listing.stdout
@@ -59,6 +59,9 @@ def test_gated_stage_waits_for_golive_approve_of_that_stage(services, settings, 
         seen = wait_for_output(run, "stage2:gate")
         time.sleep(1.0)
         assert run.poll() is None  # it waits, it does not move on by itself
+        waiting = run_cli("status", "run-gate", env=process_env).stdout
+        assert "state: Paused · step 5 of 9 · stage 2 (50%) gate" in waiting, waiting  # not `running` (finding 4)
+        assert "WAITING at stage 2 (50%): `golive approve run-gate --stage 2 --comment ...`" in waiting
         wrong = run_cli("approve", "run-gate", "--stage", "3", env=process_env)
         right = run_cli("approve", "run-gate", "--stage", "2", "--comment", "dashboards green", env=process_env)
         out, err = run.communicate(timeout=60)
