@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.builders import skeleton_plan
+from tests.e2e.run_outcome import panel_at_end
 from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +37,10 @@ def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services,
     assert "aborted by" in status.stdout and "error budget burning" in status.stdout
     listing = run_cli("status", env=process_env)
     assert "run-abort" in listing.stdout and "rolled_back" in listing.stdout
+    panel = panel_at_end(settings, "run-abort")  # what `golive run` showed last on a terminal (finding 4)
+    assert "RolledBack · step 4 of 8 · rolled back after" in panel, panel
+    assert "undone: traffic back on stable" in panel
+    assert "measuring" not in panel and "undoing" not in panel and "phase rollback" not in panel
 
     again = run_cli("abort", "run-abort", "--reason", "twice", env=process_env)
     assert again.returncode == 2 and "already ended: rolled_back" in again.stderr

@@ -5,12 +5,15 @@ decide(), tests/unit/saga_run.py), with the clock passed in (issue 15, finding 4
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from rich.console import Console
 
+import shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.views.live import LiveView, fold, render, watching
-from shared.envelope import new_envelope
+from shared.envelope import new_envelope, parse_envelope
 from shared.events import (
     ApprovalGranted,
     CommandFailed,
@@ -23,6 +26,8 @@ from shared.events import (
 )
 from tests.builders import RunEvents
 from tests.unit.saga_run import Run, plan_from
+
+RECORDED = Path(__file__).parents[1] / "recorded" / "events-v1.jsonl"
 
 PLAN = """
 name: checkout
@@ -175,7 +180,7 @@ def test_after_a_rollback_the_panel_shows_the_runs_end_not_the_undo_or_a_window_
     shown = panel(run, 0, late)
 
     assert "measuring" not in shown
-    assert "undoing" not in shown and "rollback ·" not in shown and "compensat" not in shown
+    assert "undoing" not in shown and "phase rollback" not in shown and "compensat" not in shown
     assert "RolledBack · step 7 of 11 · rolled back after" in shown
     assert "why: stage 2 (50%) failed: recent error rate 50% > 1.5% in 2 consecutive windows" in shown
     assert "stages: 10% ✓ → 50% ✗ → 100% -" in shown
@@ -273,3 +278,20 @@ def test_a_phase_started_before_run_started_is_read_as_starting():
     console = Console(file=io.StringIO(), width=160, color_system=None)
     console.print(render(view, datetime.now(envelope.time.tzinfo)))
     assert "Progressing" in console.file.getvalue()
+
+
+def test_the_recorded_rolled_back_run_ends_the_panel_at_its_end():
+    """A real run's events (tests/recorded/events-v1.jsonl: rolled back at stage 2 by its windows), as `golive run`
+    folded them on a terminal: the panel's last state is the run's end."""
+    lines = (json.loads(line)["body"] for line in RECORDED.read_text().splitlines())
+    events = [parse_envelope(json.dumps(body).encode()) for body in lines if body["runid"] == "run-rec-rollback"]
+    view = LiveView()
+    for envelope in events:
+        view = fold(view, envelope)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(render(view, events[-1].time + timedelta(seconds=1)))
+    shown = console.file.getvalue()
+
+    assert "measuring" not in shown and "undo:" not in shown and "undoing" not in shown and "phase rollback" not in shown, shown
+    assert "RolledBack · step 6 of 8 · rolled back after 3.4s" in shown
+    assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in shown
