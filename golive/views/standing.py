@@ -20,8 +20,7 @@ HEALTH_STYLE: dict[Health, str] = {
     "Progressing": "bold cyan", "Paused": "bold yellow", "Degraded": "bold red", "Healthy": "bold green",
     "RolledBack": "bold yellow", "NeedsHuman": "bold red",
 }
-_ENDED = {"succeeded": "succeeded", "rolled_back": "rolled back", "failed": "failed, nothing to undo",
-          "needs_human": "needs a human"}
+_ENDED = {"succeeded": "succeeded", "rolled_back": "rolled back", "failed": "failed", "needs_human": "needs a human"}
 _KIND = {"shift": "shift", "hold": "hold", "gate": "gate"}  # a stage's step, after its label: "stage 2 (50%) hold"
 
 
@@ -41,7 +40,7 @@ def health_line(story: RunStory, now: datetime) -> Text:
 def _where(story: RunStory) -> str:
     if story.finished:
         after = f" after {story.duration_s:.1f}s" if story.duration_s is not None else ""
-        return _ENDED[story.outcome] + after
+        return _ENDED[story.outcome] + after + (": nothing to undo" if story.outcome == "failed" else "")
     if story.undoing is not None:
         return f"rolling back: undoing {story.undoing}"
     if story.failure is not None:
@@ -180,7 +179,7 @@ def end_lines(story: RunStory) -> list[Text]:
         lines.append(Text(story.reason, style="green"))
     if not story.finished and story.failure is None:
         return lines
-    if story.stages and story.finished:
+    if story.finished and any(stage.state != "pending" for stage in story.stages):
         lines.append(_stage_strip(story))
     # an undo not done once the run ended is what is left to undo, said below
     lines += [Text(f"undone: {u.what}" if u.done_at else f"undoing: {u.undoes}", style="yellow")
@@ -191,7 +190,7 @@ def end_lines(story: RunStory) -> list[Text]:
         lines.append(Text(f"left to undo: {', '.join(story.left_to_undo)}: `golive retry {story.run_id}` once the "
                           "cause is fixed", style="bold red"))
     timings = [f"breach to rollback {s:.1f}s" for s in (story.breach_to_rollback_s,) if s is not None]
-    timings += [f"rollback {s:.1f}s" for s in (story.rollback_s,) if s is not None]
+    timings += [f"rollback {s:.1f}s" for s in (story.rollback_s,) if s is not None and story.undone]
     if timings:
         lines.append(Text(" · ".join(timings)))
     return lines

@@ -15,6 +15,7 @@ import shared.commands  # noqa: F401  (registers every message type, as a servic
 from golive.views.live import LiveView, fold, render, watching
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import (
+    AbortRequested,
     ApprovalGranted,
     CommandFailed,
     ContinueRequested,
@@ -295,3 +296,17 @@ def test_the_recorded_rolled_back_run_ends_the_panel_at_its_end():
     assert "measuring" not in shown and "undo:" not in shown and "undoing" not in shown and "phase rollback" not in shown, shown
     assert "RolledBack · step 6 of 8 · rolled back after 3.4s" in shown
     assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in shown
+
+
+def test_a_run_that_failed_before_changing_anything_says_so_and_draws_no_stages():
+    run = Run(plan=plan_from(PLAN))
+    run.start()
+    run.operator(AbortRequested(reason="no backup tonight", requested_by="maksim"))  # at the preflight gate
+    while not run.state.finished:
+        run.succeed()
+
+    shown = panel(run)
+
+    assert "Degraded · step 1 of 11 · failed after" in shown and ": nothing to undo" in shown, shown
+    assert "why: the preflight gate: aborted by maksim: no backup tonight" in shown
+    assert "stages:" not in shown and "undone" not in shown and "rollback" not in shown
