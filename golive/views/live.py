@@ -99,7 +99,8 @@ def shown_windows(story: RunStory) -> tuple[WindowStory, ...]:
 def watching(console: Console, as_json: bool, line: Callable[[Envelope], None]) -> Iterator[Callable[[Envelope], None]]:
     """The echo to watch a run with (`golive run`, `demo`, `resume`): ``line`` (one line per event, the output
     scripts and tests read) unless ``console`` is a terminal and not ``--json``: then the lines that matter
-    scroll above a live panel that redraws four times a second."""
+    scroll above a live panel that redraws four times a second, and stays on screen once it ends: its last state
+    is where the run stood when the watch stopped (the run's end, when it ended)."""
     if as_json or not console.is_terminal:
         yield line
         return
@@ -112,7 +113,7 @@ def watching(console: Console, as_json: bool, line: Callable[[Envelope], None]) 
             line(envelope)  # printed above the panel: the run's history stays in the scrollback
 
     with Live(console=console, get_renderable=lambda: render(view, datetime.now(UTC)), refresh_per_second=4,
-              transient=True, redirect_stdout=False, redirect_stderr=False):
+              transient=False, redirect_stdout=False, redirect_stderr=False):
         yield echo
 
 

@@ -273,6 +273,19 @@ def test_on_a_terminal_the_panel_folds_every_event_and_windows_do_not_scroll_as_
     assert "stage 1 (10%) hold" in terminal.file.getvalue()
 
 
+def test_on_a_terminal_the_panel_stays_at_the_runs_end_once_the_run_ended():
+    run = rolled_back_at_stage_two(approved())
+    while not run.state.finished:
+        run.succeed()
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
+    with watching(terminal, False, lambda e: None) as echo:
+        for e in run.stream:
+            echo(e)
+
+    last = terminal.file.getvalue().rstrip("\n").rsplit("\x1b[2K", 1)[-1]  # what is on screen after the last erase
+    assert "RolledBack · step 7 of 11 · rolled back after" in last and "why: stage 2 (50%) failed" in last, last
+
+
 def test_a_phase_started_before_run_started_is_read_as_starting():
     envelope = RunEvents("run-1").add(PhaseStarted(phase="canary", step="stage1:hold", detail=""))
     view = fold(LiveView(), envelope)
