@@ -134,12 +134,15 @@ def _window_table(windows: tuple[WindowStory, ...]) -> Table:
     for column in ("probe", "window", "p95 ms", "errors", "requests", "verdict"):
         table.add_column(column, justify="right" if column in ("window", "p95 ms", "errors", "requests") else "left")
     for w in windows:
-        p95 = _against(w.p95_ms, _limit(w, "p95_ms"), f"{w.p95_ms:.1f}" if w.p95_ms is not None else "")
+        # a guard window's numbers are its gauges (said in the verdict's column), not the latency of its samples
+        p95 = _against(None if w.guard else w.p95_ms, _limit(w, "p95_ms"), f"{w.p95_ms or 0:.1f}")
         errors = _against(None if w.guard else w.error_rate_pct, _limit(w, "error_rate_pct"),
                           f"{w.error_rate_pct or 0:.2f}%", "%")
         style = {"pass": "green", "fail": "bold red", "inconclusive": "yellow"}.get(w.verdict or "", "dim")
         verdict = Text(w.verdict or "measuring", style=style)
-        if w.verdict and w.verdict != "pass" and (why := w.breaches or w.reason):
+        if w.guard and w.readings:
+            verdict.append(f" ({', '.join(r.words() for r in w.readings)})")
+        elif w.verdict and w.verdict != "pass" and (why := w.breaches or w.reason):
             verdict.append(f" ({why})")
         # Text, not str: a table renders a str cell as markup, and a probe's name is the plan author's text
         table.add_row(Text(w.probe + (" (guard)" if w.guard else "")), str(w.index), p95, errors,
