@@ -122,8 +122,10 @@ def test_status_of_the_rolled_back_run_gives_its_stage_verdicts_and_why(replayed
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "run run-rec-rollback: plan skeleton, deployment dpl_breach (previous dpl_old)" in out
-    assert "state: rolled_back" in out
-    assert "why: stage2:hold failed: stage 2 (50%): slow_query window 1 failed: p95 31.98 ms > 20 ms" in out
+    assert "state: RolledBack · step 6 of 8 · rolled back after 3.4s" in out
+    assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in out
+    assert "stage 2 (50%) windows: 2 judged · failed 2/3 · in a row 2/2 · inconclusive 0 (ignored)" in out
+    assert "canary dpl_breach · stable dpl_old · traffic back on dpl_old, canary read back 0%" in out
     # stage 1's windows passed, stage 2's two failed ones ended its hold
     assert "windows judged: 2 pass, 2 fail, 0 inconclusive" in out
     assert "stage 2 (50%): slow_query window 0 failed: p95 33.12 ms > 20 ms over 16 requests" in out
@@ -135,7 +137,8 @@ def test_status_of_the_succeeded_run_ends_at_its_last_step(replayed):
     result = run_cli("status", "run-rec-ok", env=replayed)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "state: succeeded; step 8/8" in result.stdout, result.stdout
+    assert "state: Healthy · step 8 of 8 · succeeded after 4.5s" in result.stdout, result.stdout
+    assert "weight set 100%, read back 100%" in result.stdout
 
 
 @pytest.mark.parametrize("run_id", list(RUNS))

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID
 from golive.views.lines import OUTCOME_STYLE, describe
+from golive.views.standing import status_lines
+from golive.views.watch import next_check_line
 from shared.events import TrafficTargetTaken, WindowJudged
 from shared.settings import Settings
+from shared.story import story_of
 
 
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None) -> None:
@@ -26,26 +31,24 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         raise typer.Exit(EXIT_INVALID if run_id else 0)
     if run_id:
         state, events = runs[0]
-        step = state.steps[state.position].name if state.position >= 0 else "-"
-        where = "compensating" if state.compensating and not state.finished else state.outcome or "running"
-        out.print(f"run {state.run_id}: plan {state.plan.name}, deployment {state.deploy_id} "
-                  f"(previous {state.previous_deploy_id})")
-        out.print(f"state: {where}; step {state.position + 1}/{len(state.steps)} {step}")
+        story = story_of(events)  # what the live panel shows, read whole: the health word, not the saga's position
+        out.print(Text(f"run {state.run_id}: plan {state.plan.name}, deployment {state.deploy_id} "
+                       f"(previous {state.previous_deploy_id})"))
+        for line in status_lines(story, datetime.now(UTC)):
+            out.print(line)
         # one run per traffic target (services/traffic/target_lock.py): the hold ends with the run, unless it needs a human
         if taken := next((e.data for e in events if isinstance(e.data, TrafficTargetTaken)), None):
             hold = "released" if state.outcome in ("succeeded", "rolled_back") else "held by this run"
             out.print(f"traffic target: {taken.target} ({hold}; canary at {taken.weight}% when the run took it)")
-        if state.paused_by and where == "running":
+        if state.paused_by and story.health == "Paused":
             held_next = state.held_next if state.held_next is not None and state.held_next < len(state.steps) else None
             held = f"; holding before {state.steps[held_next].name}" if held_next is not None else ""
             out.print(f"paused by {state.paused_by}{held}: `golive continue {state.run_id}`", style="bold yellow")
-        if state.failure:
-            out.print(f"why: {state.failure}", style="red")
         if state.compensations and not state.finished:
             out.print("left to undo: " + ", ".join(c.undoes for c in reversed(state.compensations)))
         # the coordinator's own events are its decisions; a window verdict that is not a pass says its numbers
         # against the threshold ("p95 512 ms > 400 ms over 1,204 requests"); passes are only counted
-        verdicts = Counter(e.data.verdict for e in events if isinstance(e.data, WindowJudged))
+        verdicts = Counter(w.verdict for w in story.windows)
         if verdicts:
             out.print("windows judged: " + ", ".join(f"{verdicts[v]} {v}" for v in ("pass", "fail", "inconclusive")))
         decisions = [e for e in events if e.source == "/golive/coordinator"
@@ -95,5 +98,5 @@ def watch(
                       style="green" if w.last.passed else "red")
             for p in w.last.probes:
                 out.print(f"  {p.probe}: p95 {p.p95_ms:.1f} ms, error rate {p.error_rate_pct:g}% over {p.count + p.errors} requests")
-        if not w.ended and w.next_check_at is not None and w.checks_done < w.checks_planned:
-            out.print(f"next check: {w.next_check_at:%Y-%m-%d %H:%M:%S}")
+        if (next_check := next_check_line(w, datetime.now(UTC))) is not None:
+            out.print(next_check)

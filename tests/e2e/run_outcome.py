@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 from contextlib import aclosing
+from datetime import timedelta
 
 import nats
 import psycopg
+from rich.console import Console
 
+from golive.views.live import LiveView, fold, render
 from shared.envelope import Envelope
 from shared.event_log import read_events
 
@@ -63,3 +67,15 @@ def index_state(database_url: str, name: str):
 def dry_run_weights(settings) -> dict:
     """What the dry-run traffic provider holds: each canary deployment's weight and stable deployment."""
     return json.loads((settings.state_dir / "traffic-dry-run.json").read_text())
+
+
+def panel_at_end(settings, run_id: str) -> str:
+    """The live panel of `golive run` on a terminal (golive/views/live.py) once it folded every event of the run,
+    as plain text, a second after the last one."""
+    events = run_events(settings, run_id)
+    view = LiveView()
+    for envelope in events:
+        view = fold(view, envelope)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(render(view, events[-1].time + timedelta(seconds=1)))
+    return console.file.getvalue()

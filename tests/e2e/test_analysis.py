@@ -9,7 +9,7 @@ import pytest
 
 from shared.events import ProbesCompleted, StepFailed, WindowJudged
 from tests.builders import skeleton_plan
-from tests.e2e.run_outcome import run_events
+from tests.e2e.run_outcome import panel_at_end, run_events
 from tests.harness import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # measured latencies decide it
@@ -54,6 +54,12 @@ def test_breaching_windows_roll_the_stage_back_before_its_hold_ends_and_stop_its
     hold = stopped_hold(settings, "run-windows")
     assert hold.stopped and "stop requested" in hold.stopped and "rolling back" in hold.stopped
     assert hold.duration_s < HOLD_S / 2
+    # the live panel's last state is the run's end: no window still measuring, no undo in flight (finding 4)
+    panel = panel_at_end(settings, "run-windows")
+    assert "RolledBack · step 4 of 8 · rolled back after" in panel, panel
+    assert "why: stage 1 (10%) failed: slow_query p95 " in panel and "in 2 consecutive windows" in panel
+    assert "stage 1 (10%) windows: " in panel and "in a row 2/2" in panel
+    assert "measuring" not in panel and "undoing" not in panel and "phase rollback" not in panel
 
 
 def test_guard_breach_rolls_the_stage_back_at_its_first_window(services, settings, process_env, tmp_path):
@@ -74,3 +80,6 @@ def test_guard_breach_rolls_the_stage_back_at_its_first_window(services, setting
     assert "guard db_health window 0 breached: connection use" in failed.reason
     assert any(isinstance(w, WindowJudged) and w.guard and w.verdict == "fail" for w in events)
     assert stopped_hold(settings, "run-guard").duration_s < HOLD_S / 2
+    panel = panel_at_end(settings, "run-guard")
+    assert "RolledBack" in panel and "why: stage 1 (10%) failed: guard db_health connection use " in panel, panel
+    assert "measuring" not in panel and "undoing" not in panel

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.builders import skeleton_plan
+from tests.e2e.run_outcome import panel_at_end
 from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
@@ -32,10 +33,14 @@ def test_abort_mid_hold_rolls_back_at_once_and_status_says_who_and_why(services,
 
     status = run_cli("status", "run-abort", env=process_env)
     assert status.returncode == 0, status.stderr
-    assert "state: rolled_back" in status.stdout
+    assert "state: RolledBack" in status.stdout and "why: stage 1 (10%): aborted by" in status.stdout
     assert "aborted by" in status.stdout and "error budget burning" in status.stdout
     listing = run_cli("status", env=process_env)
     assert "run-abort" in listing.stdout and "rolled_back" in listing.stdout
+    panel = panel_at_end(settings, "run-abort")  # what `golive run` showed last on a terminal (finding 4)
+    assert "RolledBack · step 4 of 8 · rolled back after" in panel, panel
+    assert "undone: traffic back on stable" in panel
+    assert "measuring" not in panel and "undoing" not in panel and "phase rollback" not in panel
 
     again = run_cli("abort", "run-abort", "--reason", "twice", env=process_env)
     assert again.returncode == 2 and "already ended: rolled_back" in again.stderr
@@ -59,6 +64,9 @@ def test_gated_stage_waits_for_golive_approve_of_that_stage(services, settings, 
         seen = wait_for_output(run, "stage2:gate")
         time.sleep(1.0)
         assert run.poll() is None  # it waits, it does not move on by itself
+        waiting = run_cli("status", "run-gate", env=process_env).stdout
+        assert "state: Paused · step 5 of 9 · stage 2 (50%) gate" in waiting, waiting  # not `running` (finding 4)
+        assert "WAITING at stage 2 (50%): `golive approve run-gate --stage 2 --comment ...`" in waiting
         wrong = run_cli("approve", "run-gate", "--stage", "3", env=process_env)
         right = run_cli("approve", "run-gate", "--stage", "2", "--comment", "dashboards green", env=process_env)
         out, err = run.communicate(timeout=60)

@@ -19,14 +19,16 @@ from shared.commands import (
     TakeTrafficTarget,
     command_target,
 )
-from shared.envelope import Message, new_envelope
+from shared.envelope import Envelope, Message, new_envelope
 from shared.events import (
     CommandFailed,
     IndexResult,
+    LatencySummary,
     MigrationsApplied,
     MigrationsReverted,
     ProbeCompleted,
     ProbesCompleted,
+    ProbeWindow,
     RetryDue,
     RunFinished,
     StepTimedOut,
@@ -145,12 +147,19 @@ class Run:
     inputs: list = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
     commands: dict[str, Message] = field(default_factory=dict)
+    # the run's events as the stream holds them: each input event, then the events decide() emitted for it
+    stream: list[Envelope] = field(default_factory=list)
 
     def feed(self, item) -> list[Output]:
         self.inputs.append(item)
+        if isinstance(item, Envelope) and all(item.id != e.id for e in self.stream[-5:]):
+            self.stream.append(item)  # a timeout the saga emitted comes back as its input: once in the stream
         self.state, outputs = decide(self.state, item)
         self.outputs += outputs
         self.commands.update({o.id: o.data for o in outputs if isinstance(o, SendCommand)})
+        cause = item.correlationid if isinstance(item, Envelope) else None
+        self.stream += [new_envelope(o.data, id=o.id, source="/golive/coordinator", runid=self.run_id, time=self.clock,
+                                     correlationid=o.correlationid or cause) for o in outputs if isinstance(o, EmitEvent)]
         return outputs
 
     def start(self, take: bool = True, **fields) -> list[Output]:
@@ -192,6 +201,26 @@ class Run:
     @property
     def current_step(self) -> str:
         return self.state.steps[self.state.position].name
+
+    def window(self, index: int, *, probe: str = "recent", p95: float = 120.0, count: int = 1_200, errors: int = 0,
+               **gauges: float) -> list[Output]:
+        """A window of the hold in flight as the prober publishes it (no correlationid, the hold's id inside), 30 s
+        after the previous input."""
+        self.clock += timedelta(seconds=30)
+        stats = LatencySummary(count=count, errors=errors, p50_ms=p95 / 2, p95_ms=p95, p99_ms=p95, max_ms=p95,
+                               gauges=gauges)
+        hold = self.commands[self.state.in_flight]
+        label = hold.label if isinstance(hold, RunProbes) else ""
+        data = ProbeWindow(command_id=self.state.in_flight, probe=probe, index=index, start_s=index * 30.0,
+                           seconds=30.0, stats=stats, label=label)
+        return self.feed(new_envelope(data, id=f"{data.command_id}/window/{probe}/probe/{index}",
+                                      source="/golive/prober", runid=self.run_id, time=self.clock))
+
+    def operator(self, data: Message) -> list[Output]:
+        """An operator's request (approve, pause, continue, abort, retry) as the coordinator records it, 1 s later."""
+        self.clock += timedelta(seconds=1)
+        return self.feed(new_envelope(data, id=f"{self.run_id}/operator/{len(self.inputs)}", source="/golive/coordinator",
+                                      runid=self.run_id, time=self.clock))
 
     def succeed(self) -> list[Output]:
         return self.answer(success_answer(self.awaited))

@@ -1,119 +1,251 @@
-"""The live view of `golive run`: a pure fold of the run's events, rendered with the clock passed in."""
+"""The live panel of `golive run` / `demo` (golive/views/live.py): the run's story rendered as `kubectl argo rollouts
+get rollout --watch` users read one, from the events the coordinator's saga really emits (driven through its pure
+decide(), tests/unit/saga_run.py), with the clock passed in (issue 15, finding 4)."""
 
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from rich.console import Console
 
+import shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.views.live import LiveView, fold, render, watching
-from shared.envelope import Message
+from shared.envelope import new_envelope, parse_envelope
 from shared.events import (
+    AbortRequested,
+    ApprovalGranted,
+    CommandFailed,
     ContinueRequested,
     LatencySummary,
     MigrationProgress,
     PauseRequested,
     PhaseStarted,
     ProbeWindow,
-    TrafficShifted,
-    WindowJudged,
 )
-from tests.builders import RunEvents, checkout_plan
+from tests.builders import RunEvents
+from tests.unit.saga_run import Run, plan_from
 
-T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
-PLAN = checkout_plan("""
+RECORDED = Path(__file__).parents[1] / "recorded" / "events-v1.jsonl"
+
+PLAN = """
+name: checkout
+database: {url_env: DB_URL}
+preflight:
+  - {gate: Confirm backup completion}
+migrations:
+  statements:
+    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
+probes:
+  recent: {query: SELECT 1}
+  db: {kind: pg_health}
+smoke:
+  - {probe: recent, duration: 5s}
 canary:
   stages:
-    - weight: 10
-      hold: 60s
-      checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]
-    - weight: 100
-      hold: 30s
-""")
+    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
+    - {weight: 50, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1.5}}]}
+    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
+analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
+guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
+final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]
+lock_in: {promote: true}
+rollback: {drop_indexes: true}
+timeouts: {step: 60s}
+retries: {attempts: 1}
+"""
 
 
-def event(data: Message, at_s: float):
-    """``data`` as the service its type names publishes it in run-1, ``at_s`` seconds in."""
-    return RunEvents("run-1", PLAN, start=T0).add(data, at_s)
+def approved(**replacements: str) -> Run:
+    run = Run(plan=plan_from(PLAN, **replacements))
+    run.start()
+    run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified"))
+    return run
 
 
-def window(index: int, p95_ms: float, errors: int = 0, count: int = 500):
-    stats = LatencySummary(count=count, errors=errors, p50_ms=1.0, p95_ms=p95_ms, p99_ms=p95_ms, max_ms=p95_ms)
-    return ProbeWindow(command_id="run-1.3.stage1:hold", probe="recent", index=index, start_s=index * 10.0,
-                       seconds=10.0, stats=stats)
+def in_stage_one_hold(run: Run) -> Run:
+    run.advance_to("stage1:hold")
+    run.window(0, p95=120)
+    run.window(0, probe="db", count=30, replica_lag_s=1.5, connection_use_pct=40.0)
+    return run
 
 
-def folded(*events) -> LiveView:
+def panel(run: Run, after_s: float = 0.0, *more) -> str:
+    """The panel once every event of ``run`` (then ``more``) is folded in, ``after_s`` after the last one."""
+    events = (*run.stream, *more)
     view = LiveView()
-    for e in events:
-        view = fold(view, e)
-    return view
-
-
-def text(view: LiveView, at_s: float) -> str:
-    console = Console(file=io.StringIO(), width=160, color_system=None)
-    console.print(render(view, T0 + timedelta(seconds=at_s)))
+    for envelope in events:
+        view = fold(view, envelope)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(render(view, max(e.time for e in events) + timedelta(seconds=after_s)))
     return console.file.getvalue()
 
 
-def stage_one_hold(*more):
-    return folded(
-        RunEvents("run-1", PLAN, start=T0).started(0),
-        event(PhaseStarted(phase="canary", step="stage1:shift:10", detail="10% to dpl_new"), 1),
-        event(TrafficShifted(provider="envoy", canary="dpl_new", weight=10, verified_weight=10), 2),
-        event(PhaseStarted(phase="canary", step="stage1:hold", detail="recent for 60s"), 2),
-        *more,
-    )
+def late_window(run: Run, label: str, index: int):
+    """A window the prober measured after the coordinator had decided (it stops the probes as it rolls back)."""
+    stats = LatencySummary(count=600, errors=600, p50_ms=1.0, p95_ms=140.0, p99_ms=140.0, max_ms=140.0)
+    data = ProbeWindow(command_id="late", probe="recent", index=index, start_s=index * 30.0, seconds=30.0,
+                       stats=stats, label=label)
+    return new_envelope(data, id=f"late/{index}", source="/golive/prober", runid=run.run_id,
+                        time=run.clock + timedelta(milliseconds=10))
 
 
-def test_view_shows_stage_weight_and_the_time_left_in_the_hold():
-    view = stage_one_hold()
-
-    assert (view.phase, view.step, view.stage, view.weight) == ("canary", "stage1:hold", 1, 10)
-    shown = text(view, at_s=22)
-    assert "stage 1/2 (10%)" in shown and "canary at 10%" in shown
-    assert "hold 40s left of 60s" in shown
-
-
-def test_windows_are_shown_against_the_stage_thresholds_with_the_coordinators_verdict():
-    view = stage_one_hold(
-        event(window(0, 12.5), 12),
-        event(window(1, 512.0, errors=10, count=490), 22),
-        event(WindowJudged(step="stage1:hold", probe="recent", index=1, verdict="fail",
-                           reason="p95 512 ms > 400 ms over 500 requests", count=500, p95_ms=512.0), 22),
-    )
-
-    first, second = view.windows
-    assert (first.p95_limit, first.error_limit, first.verdict) == (400.0, 1.0, None)
-    assert second.verdict == "fail" and second.error_rate_pct == 2.0
-    shown = text(view, at_s=23)
-    assert "512.0 / 400" in shown and "2.00% / 1%" in shown
-    assert "fail (p95 512 ms > 400 ms over 500 requests)" in shown and "measuring" in shown
+def rolled_back_at_stage_two(run: Run) -> Run:
+    in_stage_one_hold(run)
+    run.succeed()
+    run.advance_to("stage2:hold")
+    run.window(0, p95=130, count=600, errors=600)
+    run.window(1, p95=140, count=600, errors=600)
+    return run
 
 
-def test_a_new_stage_starts_with_no_windows_and_only_the_last_ones_are_kept():
-    windows = [event(window(i, 10.0), 3 + i) for i in range(9)]
-    view = stage_one_hold(*windows)
-    assert [w.index for w in view.windows] == [3, 4, 5, 6, 7, 8]
-
-    view = fold(view, event(PhaseStarted(phase="canary", step="stage2:shift:100", detail=""), 70))
-    assert view.windows == () and view.stage == 2
+# --- a run going on -----------------------------------------------------------------------------------------------
 
 
-def test_migration_progress_and_pause_show_until_they_change():
-    view = stage_one_hold(
-        event(MigrationProgress(name="users_email", status="progress", phase="building index", overall_percent=42.0),
-              3),
-        event(PauseRequested(reason="checking the dashboards", requested_by="maksim"), 4),
-    )
-    shown = text(view, at_s=5)
-    assert "migration users_email: progress building index 42%" in shown
-    assert "PAUSED by maksim: checking the dashboards" in shown
-    assert "paused by maksim" in shown  # also among the last decisions
+def test_a_hold_in_flight_shows_the_health_word_step_weights_ids_window_counts_and_guard_values():
+    run = in_stage_one_hold(approved())
 
-    view = fold(view, event(ContinueRequested(requested_by="maksim"), 6))
-    assert "PAUSED" not in text(view, at_s=7)
+    shown = panel(run, after_s=0)
+
+    assert "Progressing · step 5 of 11 · stage 1 (10%) hold" in shown
+    assert "canary deploy-new · stable deploy-old · weight set 10%, read back 10%" in shown
+    assert "stage 1 (10%) windows: 2 judged · failed 0/3 · in a row 0/2 · inconclusive 0 (ignored)" in shown
+    assert "guards (db): replica lag 1.5 s <= 8 s · connection use 40% <= 80%" in shown
+    assert "pass (replica lag 1.5 s <= 8 s, connection use 40% <= 80%)" in shown  # the guard's window
+
+
+def test_the_time_left_in_the_hold_ticks_down_between_events():
+    run = approved()
+    run.advance_to("stage1:hold")  # the hold started with the last event
+
+    assert "60s left of 60s" in panel(run, after_s=0)
+    assert "40s left of 60s" in panel(run, after_s=20)
+    assert "0s left of 60s" in panel(run, after_s=90)
+
+
+def test_failed_windows_count_against_the_plans_limits_with_their_numbers():
+    run = in_stage_one_hold(approved())
+    run.window(1, p95=512)
+
+    shown = panel(run)
+
+    assert "failed 1/3 · in a row 1/2" in shown
+    assert "512.0 / 400" in shown and "fail (p95 512 ms > 400 ms)" in shown
+    assert "Progressing" in shown  # one failed window of three allowed: the stage goes on
+
+
+def test_waiting_at_a_gate_reads_paused_and_says_how_to_approve():
+    run = Run(plan=plan_from(PLAN))
+    run.start()
+
+    shown = panel(run)
+
+    assert "Paused · step 1 of 11 · the preflight gate" in shown
+    assert 'WAITING at "Confirm backup completion": `golive approve run-1 --comment ...`' in shown
+    assert "Progressing" not in shown
+
+
+def test_a_paused_run_reads_paused_with_who_and_why_until_it_continues():
+    run = in_stage_one_hold(approved())
+    run.operator(PauseRequested(reason="checking the dashboards", requested_by="ana"))
+
+    shown = panel(run)
+    assert "Paused · step 5 of 11" in shown
+    assert "PAUSED by ana: checking the dashboards: `golive continue run-1`" in shown
+
+    run.operator(ContinueRequested(requested_by="ana", reason="dashboards fine"))
+    shown = panel(run)
+    assert "Progressing" in shown and "PAUSED" not in shown
+
+
+def test_index_builds_show_their_progress_while_the_run_migrates_only():
+    run = approved()
+    progress = RunEvents(run.run_id, run.plan, start=run.clock).add(
+        MigrationProgress(name="events_created", status="progress", phase="building index", overall_percent=42.0))
+
+    assert "migration events_created: progress building index 42%" in panel(run, 0, progress)
+    run.succeed()  # migrations applied: the smoke test runs
+    assert "building index" not in panel(run, 0)
+
+
+# --- the run's end -------------------------------------------------------------------------------------------------
+
+
+def test_after_a_rollback_the_panel_shows_the_runs_end_not_the_undo_or_a_window_measuring():
+    run = rolled_back_at_stage_two(approved())
+    late = late_window(run, "stage 2 (50%)", 2)  # measured as the coordinator rolled back: never judged
+    while not run.state.finished:
+        run.succeed()
+
+    shown = panel(run, 0, late)
+
+    assert "measuring" not in shown
+    assert "undoing" not in shown and "phase rollback" not in shown and "compensat" not in shown
+    assert "RolledBack · step 7 of 11 · rolled back after" in shown
+    assert "why: stage 2 (50%) failed: recent error rate 50% > 1.5% in 2 consecutive windows" in shown
+    assert "stages: 10% ✓ → 50% ✗ → 100% -" in shown
+    assert "traffic back on deploy-old, canary read back 0%" in shown
+    assert "undone: traffic back on deploy-old" in shown and "undone: indexes dropped: idx_events_created" in shown
+    assert "failed 2/3 · in a row 2/2" in shown  # the deciding stage's windows against the limits
+    assert "Progressing" not in shown and "hold ·" not in shown
+
+
+def test_while_it_rolls_back_it_reads_degraded_with_the_reason_and_what_it_undoes():
+    run = rolled_back_at_stage_two(approved())
+
+    shown = panel(run)
+
+    assert "Degraded · step 7 of 11 · rolling back: undoing stage1:shift:10" in shown
+    assert "why: stage 2 (50%) failed: recent error rate 50% > 1.5% in 2 consecutive windows" in shown
+
+
+def test_a_run_left_for_a_human_says_what_is_left_to_undo_and_how_to_retry():
+    run = rolled_back_at_stage_two(approved())
+    run.succeed()  # the traffic is back on stable
+    run.answer(CommandFailed(service="migrator", command_type="golive.cmd.migrator.revert.v1", reason="lock timeout"))
+
+    shown = panel(run)
+
+    assert "NeedsHuman · step 7 of 11 · needs a human" in shown
+    assert "left to undo: migrate: `golive retry run-1` once the cause is fixed" in shown
+    assert "undone: traffic back on deploy-old" in shown
+    assert "undoing: migrate" not in shown and "kept" not in shown  # the index is not kept on purpose: its drop failed
+
+
+def test_during_the_final_validation_the_last_stages_windows_are_gone():
+    run = in_stage_one_hold(approved())
+    run.succeed()
+    for stage in (2, 3):
+        run.advance_to(f"stage{stage}:hold")
+        run.window(0, p95=120 + stage)
+        run.succeed()
+    assert run.current_step == "final_validation"
+
+    shown = panel(run)
+    assert "123.0" not in shown and "windows:" not in shown  # stage 3's window and counts
+    assert "Progressing · step 10 of 11 · the final validation" in shown
+
+    assert "guards" not in shown  # read through the stages' holds only
+
+    run.window(0, p95=80)  # the final validation's own window
+    assert "80.0" in panel(run)
+
+
+def test_a_run_that_went_live_reads_healthy_at_its_last_step():
+    run = in_stage_one_hold(approved())
+    while not run.state.finished:
+        run.succeed()
+
+    shown = panel(run)
+
+    assert "Healthy · step 11 of 11 · succeeded after" in shown
+    assert "stages: 10% ✓ → 50% ✓ → 100% ✓" in shown
+    assert "measuring" not in shown and "windows:" not in shown
+
+
+# --- on a terminal or not -----------------------------------------------------------------------------------------
 
 
 def test_off_a_terminal_watching_prints_the_same_lines_as_before():
@@ -130,11 +262,65 @@ def test_off_a_terminal_watching_prints_the_same_lines_as_before():
 
 
 def test_on_a_terminal_the_panel_folds_every_event_and_windows_do_not_scroll_as_lines():
+    run = approved()
+    run.advance_to("stage1:hold")
+    run.window(0, p95=12.5)
     lines: list[str] = []
     terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
     with watching(terminal, False, lambda e: lines.append(e.type)) as echo:
-        for e in (event(PhaseStarted(phase="canary", step="stage1:hold", detail=""), 1),
-                  event(window(0, 12.5), 2)):
+        for e in run.stream:
             echo(e)
-    assert lines == ["golive.coordinator.phase_started.v1"]
-    assert "stage1:hold" in terminal.file.getvalue()
+    assert "golive.prober.probe_window.v1" not in lines and "golive.coordinator.phase_started.v1" in lines
+    assert "stage 1 (10%) hold" in terminal.file.getvalue()
+
+
+def test_on_a_terminal_the_panel_stays_at_the_runs_end_once_the_run_ended():
+    run = rolled_back_at_stage_two(approved())
+    while not run.state.finished:
+        run.succeed()
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=160)
+    with watching(terminal, False, lambda e: None) as echo:
+        for e in run.stream:
+            echo(e)
+
+    last = terminal.file.getvalue().rstrip("\n").rsplit("\x1b[2K", 1)[-1]  # what is on screen after the last erase
+    assert "RolledBack · step 7 of 11 · rolled back after" in last and "why: stage 2 (50%) failed" in last, last
+
+
+def test_a_phase_started_before_run_started_is_read_as_starting():
+    envelope = RunEvents("run-1").add(PhaseStarted(phase="canary", step="stage1:hold", detail=""))
+    view = fold(LiveView(), envelope)
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(render(view, datetime.now(envelope.time.tzinfo)))
+    assert "Progressing" in console.file.getvalue()
+
+
+def test_the_recorded_rolled_back_run_ends_the_panel_at_its_end():
+    """A real run's events (tests/recorded/events-v1.jsonl: rolled back at stage 2 by its windows), as `golive run`
+    folded them on a terminal: the panel's last state is the run's end."""
+    lines = (json.loads(line)["body"] for line in RECORDED.read_text().splitlines())
+    events = [parse_envelope(json.dumps(body).encode()) for body in lines if body["runid"] == "run-rec-rollback"]
+    view = LiveView()
+    for envelope in events:
+        view = fold(view, envelope)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(render(view, events[-1].time + timedelta(seconds=1)))
+    shown = console.file.getvalue()
+
+    assert "measuring" not in shown and "undo:" not in shown and "undoing" not in shown and "phase rollback" not in shown, shown
+    assert "RolledBack · step 6 of 8 · rolled back after 3.4s" in shown
+    assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in shown
+
+
+def test_a_run_that_failed_before_changing_anything_says_so_and_draws_no_stages():
+    run = Run(plan=plan_from(PLAN))
+    run.start()
+    run.operator(AbortRequested(reason="no backup tonight", requested_by="maksim"))  # at the preflight gate
+    while not run.state.finished:
+        run.succeed()
+
+    shown = panel(run)
+
+    assert "Degraded · step 1 of 11 · failed after" in shown and ": nothing to undo" in shown, shown
+    assert "why: the preflight gate: aborted by maksim: no backup tonight" in shown
+    assert "stages:" not in shown and "undone" not in shown and "rollback" not in shown
