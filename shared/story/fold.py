@@ -357,7 +357,7 @@ def _moment(story: RunStory, envelope: Envelope) -> str | None:  # noqa: C901 - 
             return f"{stage.label} passed ({len(stage.judged_windows)} windows judged, {stage.failed_windows} failed)"
         return f"FAILED {stage.label}"
     if isinstance(d, StepFailed):
-        return f"FAILED: {run_reason(story)}"
+        return run_reason(story)
     if isinstance(d, CompensationStarted):
         return f"undo {d.undoes}"
     if isinstance(d, ApprovalGranted | PauseRequested | ContinueRequested | AbortRequested | RetryRequested):
