@@ -52,7 +52,8 @@ def build_artifacts(events: list[Envelope], chart: bool = True) -> Artifacts:
         return Artifacts(validation, report, markdown, badges(story))
     png = render_chart(chart_data(events))
     markdown = markdown.replace("\n## Phases", "\n![p95 and error rate over time](chart.png)\n\n## Phases", 1)
-    return Artifacts(validation, report, markdown, badges(story), png, render_html(report, report["checks"], png))
+    shields = badges(story)
+    return Artifacts(validation, report, markdown, shields, png, render_html(report, shields, png))
 
 
 class OutsideArtifacts(ValueError):

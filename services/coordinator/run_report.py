@@ -98,6 +98,7 @@ def report_json(story: RunStory) -> dict:
         "started_at": _iso(story.started_at),
         "finished_at": _iso(story.finished_at),
         "outcome": story.ended or "running",
+        "state": story.outcome,  # the outcome as the story reads it: also rolling_back, and failed (nothing to undo)
         "health": story.health,
         "reason": story.reason,
         "coordinator_reason": story.finished_reason,  # run_finished's words, as recorded
