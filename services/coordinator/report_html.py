@@ -12,6 +12,7 @@ import base64
 
 from jinja2 import Environment
 
+from shared.judge import number
 from shared.secrets import redact
 
 PASSING_SHOWN = 12  # passing checks shown before "N more passed" (the failing ones are always shown)
@@ -55,7 +56,7 @@ _PAGE = """<!doctype html>
  <span>started {{ r.started_at }}</span>
  <span>duration {{ r.duration_s if r.duration_s is not none else "-" }} s</span>
  {% if r.breach_to_rollback_s is not none %}<span id="breach">breach to rollback {{ "%.1f" % r.breach_to_rollback_s }} s</span>{% endif %}
- {% if r.rollback_s is not none %}<span>rollback took {{ "%.1f" % r.rollback_s }} s</span>{% endif %}
+ {% if r.rollback_s is not none and r.undone %}<span>rollback took {{ "%.1f" % r.rollback_s }} s</span>{% endif %}
 </div>
 {% if r.stages %}<div class="strip" id="stages">
 {% for s in r.stages %}{% if not loop.first %}<span class="arrow">→</span>{% endif %}
@@ -73,17 +74,17 @@ _PAGE = """<!doctype html>
      src="data:image/png;base64,{{ chart }}">{% endif %}
 <h2>Checks, failing first</h2>
 <table id="checks"><tr><th>check</th><th>value</th><th>threshold</th><th>verdict</th><th>samples</th></tr>
-{% for c in shown %}<tr><td>{{ c.name }}</td><td class="num">{{ c.value if c.value is not none else "-" }}</td>
-<td class="num">{{ c.threshold if c.threshold is not none else "-" }}</td>
+{% for c in shown %}<tr><td>{{ c.name }}</td><td class="num">{{ c.value | number }}</td>
+<td class="num">{{ c.threshold | number }}</td>
 <td class="{{ c.verdict }}">{{ 'FAIL' if c.verdict == 'fail' else c.verdict }}</td><td class="num">{{ "{:,}".format(c.samples) }}</td></tr>
 {% else %}<tr><td colspan="5">no checks ran</td></tr>{% endfor %}</table>
 {% if hidden %}<details><summary>{{ hidden | length }} more passed</summary><table>
-{% for c in hidden %}<tr><td>{{ c.name }}</td><td class="num">{{ c.value if c.value is not none else "-" }}</td>
-<td class="num">{{ c.threshold if c.threshold is not none else "-" }}</td><td class="{{ c.verdict }}">{{ c.verdict }}</td>
+{% for c in hidden %}<tr><td>{{ c.name }}</td><td class="num">{{ c.value | number }}</td>
+<td class="num">{{ c.threshold | number }}</td><td class="{{ c.verdict }}">{{ c.verdict }}</td>
 <td class="num">{{ "{:,}".format(c.samples) }}</td></tr>{% endfor %}</table></details>{% endif %}
 {% if r.operator_actions %}<h2>Operator actions</h2>
 <table id="actions"><tr><th>time</th><th>who</th><th>what</th><th>why / evidence</th></tr>
-{% for a in r.operator_actions %}<tr><td>{{ a.at }}</td><td>{{ a.by }}</td>
+{% for a in r.operator_actions %}<tr><td title="{{ a.at }}">{{ a.at[11:19] }}</td><td>{{ a.by }}</td>
 <td>{{ a.kind }}{% if a.gate %} "{{ a.gate }}"{% endif %}</td><td>{{ a.why }}</td></tr>
 {% endfor %}</table>{% endif %}
 <h2>Timeline</h2>
@@ -94,7 +95,10 @@ _PAGE = """<!doctype html>
 </body></html>
 """
 
-_TEMPLATE = Environment(autoescape=True, trim_blocks=True).from_string(_PAGE)
+_ENVIRONMENT = Environment(autoescape=True, trim_blocks=True)
+# numbers as a person reads them: 104,857,600 and 43.33, never 104857600.0
+_ENVIRONMENT.filters["number"] = lambda value: "-" if value is None else number(value)
+_TEMPLATE = _ENVIRONMENT.from_string(_PAGE)
 _MARKS = {"passed": "✓", "failed": "✗"}
 # the run's state (RunStory.outcome) as the pill says it
 _WORDS = {"succeeded": "LIVE", "rolled_back": "ROLLED BACK", "failed": "FAILED", "needs_human": "NEEDS A HUMAN",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.judge import number
+from shared.judge import number, reading_words
 from shared.story import CheckStory, RunStory, StageStory, WindowStory
 
 STAGE_MARK = {"passed": "✓", "failed": "✗"}  # a stage not reached, or still going: "·"
@@ -170,7 +170,7 @@ def report_markdown(story: RunStory, report: dict) -> str:
     if story.breach_to_rollback_s is not None:
         lines.append(f"- breach to rollback: {story.breach_to_rollback_s:.1f} s (first failed window to traffic "
                      f"read back on {story.traffic.rolled_back_to or 'stable'})")
-    if story.rollback_s is not None:
+    if story.rollback_s is not None and story.undone:
         lines.append(f"- rollback took: {story.rollback_s:.1f} s")
     if story.stages:
         lines.append(f"- stages: {stage_strip(story)}")
@@ -183,7 +183,8 @@ def report_markdown(story: RunStory, report: dict) -> str:
     if traffic := report["final_traffic"]:
         lines.append(f"- final traffic: {traffic['canary_weight']}% to `{traffic['canary']}` via {traffic['provider']}")
     if story.guard_values:
-        lines.append("- last guard values: " + ", ".join(f"{k} {_number(v)}" for k, v in story.guard_values.items()))
+        lines.append("- last guard values: " + ", ".join(reading_words(k, v, story.guard_limits[k]) if k in story.guard_limits
+                                                         else f"{k} {_number(v)}" for k, v in story.guard_values.items()))
     if story.actions:
         lines += ["", "## Operator actions", "", "| time | who | what | why / evidence |", "|---|---|---|---|"]
         for a in story.actions:

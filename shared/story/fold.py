@@ -249,8 +249,8 @@ def _readings(limits: Mapping[str, float], p95_ms: float | None, error_rate: flo
 
 def _window_measured(story: RunStory, d: ProbeWindow, at: datetime) -> RunStory:
     stats = d.stats
-    if stats.gauges:
-        story = replace(story, guard_values={**story.guard_values, **stats.gauges}, guard_values_at=at)
+    if guards := _guard_gauges(stats.gauges):
+        story = replace(story, guard_values={**story.guard_values, **guards}, guard_values_at=at)
     stage = _stage_labelled(story, d.label)
     rate = error_rate_pct(stats.count, stats.errors)
     limits = _limits_of(story, stage, d.probe)
@@ -279,6 +279,11 @@ def _window_judged(story: RunStory, d: WindowJudged, at: datetime) -> RunStory:
     return story
 
 
+def _guard_gauges(gauges: Mapping[str, float]) -> dict[str, float]:
+    """The guard gauges among a probe's gauges (a pg_health probe also reports per-replica values and raw counts)."""
+    return {name: value for name, value in gauges.items() if name in GAUGES}
+
+
 def _upsert(windows: tuple[WindowStory, ...], window: WindowStory) -> tuple[WindowStory, ...]:
     for i, known in enumerate(windows):
         if (known.probe, known.index) == (window.probe, window.index):
@@ -296,8 +301,8 @@ def _checks_measured(story: RunStory, d: ProbeCompleted | ProbesCompleted, at: d
             checks.append(CheckStory(result.label or "probe", stage.number if stage else None, result.probe, v.metric,
                                      round(v.observed, 3), v.limit, v.passed, result.count + result.errors, at,
                                      result.stopped or stopped))
-        if result.probe == story.guard_probe and result.gauges:
-            story = replace(story, guard_values={**story.guard_values, **result.gauges}, guard_values_at=at)
+        if result.probe == story.guard_probe and (guards := _guard_gauges(result.gauges)):
+            story = replace(story, guard_values={**story.guard_values, **guards}, guard_values_at=at)
     story = replace(story, checks=(*story.checks, *checks))
     for number in sorted({c.stage for c in checks if c.stage is not None}):
         stage = story.stages[number - 1]

@@ -168,3 +168,10 @@ class _NoStop:
 
     def is_set(self) -> bool:
         return False
+
+
+def test_report_page_prints_numbers_as_a_person_reads_them():
+    html = build_artifacts(rolled_back_at_stage_two().stream).html
+
+    assert ">400<" in html and ">400.0<" not in html and ">1.5<" in html
+    assert ">1,200<" in html  # a window's requests

@@ -119,11 +119,11 @@ def test_a_hold_failed_on_its_totals_names_the_failing_check_with_its_numbers():
 def test_a_guard_breach_gives_the_gauge_against_its_limit_and_the_last_guard_values():
     run = runbook_run()
     run.advance_to("stage1:hold")
-    run.window(0, probe="db", count=30, replica_lag_s=9.5, connection_use_pct=41.0)
+    run.window(0, probe="db", count=30, replica_lag_s=9.5, connection_use_pct=41.0, connections=7.0)
     told = story(run)
 
     assert told.reason == "stage 1 (10%) failed: guard db replica lag 9.5 s > 8 s"
-    assert told.guard_values == {"replica_lag_s": 9.5, "connection_use_pct": 41.0}
+    assert told.guard_values == {"replica_lag_s": 9.5, "connection_use_pct": 41.0}  # the guard's gauges, not its counts
     assert told.guard_limits == {"replica_lag_s": 8.0, "connection_use_pct": 80.0}
 
 
