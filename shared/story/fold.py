@@ -134,7 +134,7 @@ def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one
             return story
         case CompensationStarted():
             undone = Undone(d.undoes, f"undoing {d.undoes}", at)
-            return replace(story, undoing=d.undoes, phase="compensating", undone=(*story.undone, undone),
+            return replace(story, undoing=d.undoes, phase="compensating", undone=(*story.undone, undone), step_windows=(),
                            phases=_phase_mark(story.phases, "compensating", at))
         case ApprovalGranted():
             gate = _gate_words(story, d.stage)
@@ -154,8 +154,8 @@ def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one
             if d.outcome == "succeeded":
                 story = _stages_passed_before(story, len(story.stages) + 1, at)
             return replace(story, ended=d.outcome, finished_reason=d.reason, duration_s=d.duration_s, finished_at=at,
-                           left_to_undo=tuple(d.left_to_undo), undoing=None, paused=None,
-                           phase="done" if d.outcome == "succeeded" else story.phase)
+                           left_to_undo=tuple(d.left_to_undo), undoing=None, paused=None, phase="done",
+                           step_windows=())  # nothing is in flight once the run ended
     return story
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.events import Finding
@@ -301,6 +301,16 @@ class RunStory:
         if self.paused is not None or self.waiting_at_gate:
             return "Paused"
         return "Progressing"
+
+    @property
+    def hold_ends_at(self) -> datetime | None:
+        """When the stage hold in flight ends (its start plus the stage's hold); None when no hold is in flight."""
+        if self.finished or self.failure is not None or self.step_ref is None or self.step_ref.kind != "hold":
+            return None
+        stage = self.stage
+        if stage is None or self.step_started_at is None:
+            return None
+        return self.step_started_at + timedelta(seconds=stage.hold_s)
 
     @property
     def step_number(self) -> int:

@@ -4,6 +4,7 @@ decide(), tests/unit/saga_run.py) and from the recorded stream of real runs; wha
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,22 @@ def test_folding_event_by_event_shows_the_hold_in_flight_and_its_windows_as_they
     assert [(w.probe, w.verdict) for w in live.step_windows] == [("recent", "pass")]
     assert live.stage is live.stages[0] and live.stage.state == "holding"
     assert live.step_started_at is not None and live.stage.hold_s == 60
+    assert live.hold_ends_at == live.step_started_at + timedelta(seconds=60)
+
+
+def test_once_the_run_ended_nothing_is_in_flight():
+    run = held_stage_one(runbook_run())
+    run.advance_to("stage2:hold")
+    run.window(0, p95=130, count=600, errors=600)
+    failing = story(run)
+    run.window(1, p95=140, count=600, errors=600)
+    while not run.state.finished:
+        run.succeed()
+    ended = story(run)
+
+    assert failing.step_windows and failing.hold_ends_at is not None
+    assert (ended.phase, ended.step_windows, ended.hold_ends_at, ended.undoing) == ("done", (), None, None)
+    assert ended.step == "stage2:hold"  # where it stopped, for "step 8 of 12"
 
 
 # --- the plan's steps ---------------------------------------------------------------------------------------------
