@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import anybadge
 
+from services.coordinator.run_report import outcome_words
 from shared.story import CheckStory, RunStory, WindowStory
 
 UPTIME_TARGET_PCT = 99.9  # the runbook's uptime target (update_status_badges.py --uptime_target 99.9)
-OUTCOME_WORDS = {"succeeded": "live", "rolled_back": "rolled back", "failed": "failed", "needs_human": "needs a human",
-                 "rolling_back": "rolling back", "running": "running", "starting": "starting"}
 
 
 def badges(story: RunStory) -> dict[str, str]:
@@ -28,7 +27,7 @@ def badges(story: RunStory) -> dict[str, str]:
     checks = list(stage.checks if stage else story.checks)
     at = f" at {stage.weight}%" if stage else ""
     outcome_color = "green" if live else "red" if story.finished or story.failure else "orange"
-    result = {"badge-outcome.svg": _badge("go-live", OUTCOME_WORDS[story.outcome], outcome_color)}
+    result = {"badge-outcome.svg": _badge("go-live", outcome_words(story), outcome_color)}
     for name, metric, label, unit in (("badge-p95.svg", "p95_ms", "p95", " ms"),
                                       ("badge-error-rate.svg", "error_rate_pct", "error rate", "%")):
         values, over = _measured(metric, windows, checks)

@@ -20,7 +20,7 @@ PASSING_SHOWN = 12  # passing checks shown before "N more passed" (the failing o
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ r.outcome_words }}: {{ r.plan }} ({{ r.run_id }})</title>
+<title>{{ r.outcome_words | upper }}: {{ r.plan }} ({{ r.run_id }})</title>
 <style>
  body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, sans-serif; margin: 1.2em auto; max-width: 1100px;
         color: #212529; padding: 0 1em; }
@@ -48,7 +48,7 @@ _PAGE = """<!doctype html>
 </style></head>
 <body>
 <header>
-<div class="status"><span class="pill {{ r.health }}" id="status">{{ r.outcome_words }}</span>
+<div class="status"><span class="pill {{ r.health }}" id="status">{{ r.outcome_words | upper }}</span>
  <span class="reason" id="reason">{{ r.reason or "running" }}</span></div>
 <h1>Go-live of <code>{{ r.deployment_id }}</code> (previous <code>{{ r.previous_deployment_id }}</code>): {{ r.plan }}</h1>
 <div class="facts">
@@ -100,23 +100,17 @@ _ENVIRONMENT = Environment(autoescape=True, trim_blocks=True)
 _ENVIRONMENT.filters["number"] = lambda value: "-" if value is None else number(value)
 _TEMPLATE = _ENVIRONMENT.from_string(_PAGE)
 _MARKS = {"passed": "✓", "failed": "✗"}
-# the run's state (RunStory.outcome) as the pill says it
-_WORDS = {"succeeded": "LIVE", "rolled_back": "ROLLED BACK", "failed": "FAILED", "needs_human": "NEEDS A HUMAN",
-          "rolling_back": "ROLLING BACK", "running": "RUNNING", "starting": "STARTING"}
 
 
 def render_html(report: dict, badges: dict[str, str], chart_png: bytes | None) -> str:
     """The report page from report.json's data; ``badges`` (file name -> SVG) and ``chart_png`` are embedded."""
     chart = base64.b64encode(chart_png).decode() if chart_png else None
-    words = _WORDS[report["state"]]
     checks = report["checks"]
     failing = [c for c in checks if c["verdict"] != "pass"]
     passing = [c for c in checks if c["verdict"] == "pass"]
     shown, hidden = failing + passing[:PASSING_SHOWN], passing[PASSING_SHOWN:]
     embedded = [(name, base64.b64encode(svg.encode()).decode()) for name, svg in badges.items()]
-    if report["state"] == "running" and report["health"] == "Paused":
-        words = "PAUSED"
-    page = _TEMPLATE.render(r={**report, "outcome_words": words}, badges=embedded, chart=chart, shown=shown,
+    page = _TEMPLATE.render(r=report, badges=embedded, chart=chart, shown=shown,
                             hidden=hidden, marks=_MARKS)
     # services redact what they publish; this page may be mailed around, so it is scrubbed once more
     return redact(page)

@@ -11,6 +11,15 @@ from shared.judge import number, reading_words
 from shared.story import CheckStory, RunStory, StageStory, WindowStory
 
 STAGE_MARK = {"passed": "✓", "failed": "✗"}  # a stage not reached, or still going: "·"
+_OUTCOME_WORDS = {"succeeded": "live", "rolled_back": "rolled back", "failed": "failed", "needs_human": "needs a human",
+                  "rolling_back": "rolling back", "running": "running", "starting": "starting"}
+
+
+def outcome_words(story: RunStory) -> str:
+    """The run's outcome in a word or two, as every artifact says it: ``live``, ``rolled back``, ``paused``..."""
+    if story.outcome == "running" and story.health == "Paused":
+        return "paused"
+    return _OUTCOME_WORDS[story.outcome]
 
 
 # --- prod_performance_validation.json -------------------------------------------------------------------------------
@@ -99,6 +108,7 @@ def report_json(story: RunStory) -> dict:
         "finished_at": _iso(story.finished_at),
         "outcome": story.ended or "running",
         "state": story.outcome,  # the outcome as the story reads it: also rolling_back, and failed (nothing to undo)
+        "outcome_words": outcome_words(story),
         "health": story.health,
         "reason": story.reason,
         "coordinator_reason": story.finished_reason,  # run_finished's words, as recorded
@@ -162,7 +172,7 @@ def stage_strip(story: RunStory) -> str:
 
 def report_markdown(story: RunStory, report: dict) -> str:
     """report.md: the outcome and why first, then the facts a lead asks for, then the tables."""
-    outcome = story.outcome.replace("_", " ").upper()
+    outcome = outcome_words(story).upper()
     lines = [f"# Go-live report: {story.plan_name}", "", f"**{outcome}**" + (f": {story.reason}" if story.reason else ""),
              "", f"- run: `{story.run_id}`; health: {story.health}; {story.step_of} ({story.step or '-'})",
              f"- deployment: `{story.deploy_id}` (previous `{story.previous_deploy_id}`)",

@@ -175,3 +175,13 @@ def test_report_page_prints_numbers_as_a_person_reads_them():
 
     assert ">400<" in html and ">400.0<" not in html and ">1.5<" in html
     assert ">1,200<" in html  # a window's requests
+
+
+def test_a_paused_run_reads_paused_with_who_paused_it():
+    run = held_stage_one(runbook_run())
+    run.operator(PauseRequested(reason="checking the dashboards", requested_by="ana"))
+    artifacts = build_artifacts(run.stream, chart=False)
+
+    assert artifacts.report["health"] == "Paused" and artifacts.report["outcome_words"] == "paused"
+    assert "**PAUSED**" in artifacts.markdown and "| ana | paused | checking the dashboards |" in artifacts.markdown
+    assert "paused" in text_of(artifacts.badges["badge-outcome.svg"])
