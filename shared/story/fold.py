@@ -53,8 +53,6 @@ from shared.story.model import (
 from shared.story.outline import outline
 from shared.story.reason import run_reason, step_words
 
-# the events a reason rests on: the story's reason is worded again after each
-_DECIDING = (StepFailed, RunFinished, RetryRequested)
 # index builds that created an index (already_present: it was there before the run; executed: not an index)
 _BUILT = ("built", "rebuilt_invalid")
 
@@ -74,9 +72,7 @@ def fold(story: RunStory, envelope: Envelope) -> RunStory:
         failed = text.startswith("FAILED") or (isinstance(envelope.data, StepFailed))
         moment = Moment(envelope.time, envelope.source.rsplit("/", 1)[-1], text, failed)
         story = replace(story, timeline=(*story.timeline, moment))
-    if isinstance(envelope.data, _DECIDING):
-        story = replace(story, reason=run_reason(story))
-    return story
+    return replace(story, reason=run_reason(story))
 
 
 def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one case per event, as the saga's decide

@@ -234,7 +234,7 @@ class RunStory:
     ended: Literal["succeeded", "rolled_back", "needs_human"] | None = None  # the last run_finished's outcome
     finished_reason: str = ""  # the last run_finished's reason, as the coordinator wrote it
     # why the run stands where it does, with the deciding numbers (shared/story/reason.py): "stage 2 (50%) failed:
-    # error rate 50% > 1.5% in 2 consecutive windows"; "" while it runs without a failure
+    # error rate 50% > 1.5% in 2 consecutive windows"; who paused it and why; the gate it waits at; "" while it runs
     reason: str = ""
     # where it stands
     steps: tuple[PlannedStep, ...] = ()

@@ -149,6 +149,7 @@ def test_waiting_at_a_gate_or_paused_reads_paused_and_every_operator_action_keep
     run = Run(plan=plan_from(PLAN))
     run.start()
     assert story(run).health == "Paused" and story(run).waiting_at_gate
+    assert story(run).reason == 'waiting at "Confirm backup completion" for `golive approve run-1`'
 
     run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified"))
     assert story(run).health == "Progressing"
@@ -159,6 +160,7 @@ def test_waiting_at_a_gate_or_paused_reads_paused_and_every_operator_action_keep
     told = story(run)
 
     assert paused.health == "Paused" and paused.paused is not None and paused.paused.by == "ana"
+    assert paused.reason == "paused by ana: checking the dashboards"
     assert [(a.kind, a.by, a.why) for a in told.actions] == [
         ("approve", "maksim", "snapshot 02:01 verified"), ("pause", "ana", "checking the dashboards"),
         ("continue", "ana", "dashboards fine"), ("abort", "lee", "error budget burning")]
