@@ -46,6 +46,7 @@ from shared.story.model import (
     OperatorAction,
     PhaseSpan,
     RunStory,
+    StageState,
     StageStory,
     Undone,
     WindowStory,
@@ -53,6 +54,8 @@ from shared.story.model import (
 from shared.story.outline import outline
 from shared.story.reason import run_reason, step_words
 
+# where a stage stands once one of its steps started
+_STAGE_STATES: dict[str, StageState] = {"gate": "waiting", "shift": "shifting", "hold": "holding"}
 # index builds that created an index (already_present: it was there before the run; executed: not an index)
 _BUILT = ("built", "rebuilt_invalid")
 
@@ -75,7 +78,7 @@ def fold(story: RunStory, envelope: Envelope) -> RunStory:
     return replace(story, reason=run_reason(story))
 
 
-def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one case per event, as the saga's decide
+def _apply(story: RunStory, envelope: Envelope) -> RunStory:
     d, at = envelope.data, envelope.time
     match d:
         case RunStarted():
@@ -190,8 +193,8 @@ def _step_started(story: RunStory, d: PhaseStarted, at: datetime) -> RunStory:
     story = replace(story, step=d.step, step_ref=ref, step_detail=d.detail, step_started_at=at, step_windows=(),
                     phase=d.phase, phases=_phase_mark(story.phases, d.phase, at))
     if (stage := _stage_numbered(story, ref.stage)) is not None:
-        state = {"gate": "waiting", "shift": "shifting", "hold": "holding"}.get(ref.kind, stage.state)
-        story = _with_stage(story, replace(stage, state=state, started_at=stage.started_at or at))  # type: ignore[arg-type]
+        state = _STAGE_STATES.get(ref.kind, stage.state)
+        story = _with_stage(story, replace(stage, state=state, started_at=stage.started_at or at))
     return story
 
 
@@ -332,7 +335,7 @@ def _undo_done(story: RunStory, what: str, at: datetime) -> RunStory:
 # --- the timeline -------------------------------------------------------------------------------------------------
 
 
-def _moment(story: RunStory, envelope: Envelope) -> str | None:  # noqa: C901 - one line per kind of event
+def _moment(story: RunStory, envelope: Envelope) -> str | None:
     """The event as a line of the run's timeline; None for what is not worth a line (passing windows, progress)."""
     d = envelope.data
     if isinstance(d, PhaseStarted):
