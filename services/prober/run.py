@@ -107,12 +107,19 @@ def probes_completed(results: Sequence[ProbeCompleted], stop: StopSignal) -> Pro
     unsure = [r for r in results if r.finding == "inconclusive"]
     passing = [r for r in results if r.finding == "pass"]
     finding: Finding = "fail" if failing else "inconclusive" if unsure else "pass"
-    head = (f"{len(failing)} of {len(results)} probes failed" if failing else
-            f"{len(unsure)} of {len(results)} probes inconclusive" if unsure else f"all {len(results)} probes passed")
+    head = (_counted(len(failing), len(results), "failed") if failing else
+            _counted(len(unsure), len(results), "inconclusive") if unsure else _counted(len(results), len(results), "passed"))
     summary = "; ".join([head, *(r.summary for r in failing + unsure + passing)])
     return ProbesCompleted(results=list(results), passed=finding == "pass", verdict=finding, summary=summary,
                            duration_s=max((r.duration_s for r in results), default=0.0),
                            stopped=stop.reason if stop.is_set() else None)
+
+
+def _counted(some: int, of: int, what: str) -> str:
+    """``1 probe passed``, ``all 3 probes passed``, ``1 of 3 probes failed``: counted as a person says it."""
+    if of == 1:
+        return f"1 probe {what}"
+    return f"all {of} probes {what}" if some == of else f"{some} of {of} probes {what}"
 
 
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from shared.story.fold import fold, story_of
 from shared.story.model import (
+    ActionKind,
     AnalysisLimits,
     CheckStory,
     Failure,
@@ -22,6 +23,7 @@ from shared.story.model import (
     PhaseSpan,
     PlannedStep,
     RunStory,
+    StageState,
     StageStory,
     Traffic,
     Undone,
@@ -31,6 +33,6 @@ from shared.story.model import (
 from shared.story.outline import outline
 from shared.story.reason import step_words
 
-__all__ = ["AnalysisLimits", "CheckStory", "Failure", "Health", "Moment", "OperatorAction", "Outcome", "PhaseSpan",
-           "PlannedStep", "RunStory", "StageStory", "Traffic", "Undone", "WindowStory", "fold", "outline",
+__all__ = ["ActionKind", "AnalysisLimits", "CheckStory", "Failure", "Health", "Moment", "OperatorAction", "Outcome", "PhaseSpan",
+           "PlannedStep", "RunStory", "StageState", "StageStory", "Traffic", "Undone", "WindowStory", "fold", "outline",
            "stage_label", "step_words", "story_of"]

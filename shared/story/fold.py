@@ -46,6 +46,7 @@ from shared.story.model import (
     OperatorAction,
     PhaseSpan,
     RunStory,
+    StageState,
     StageStory,
     Undone,
     WindowStory,
@@ -53,8 +54,8 @@ from shared.story.model import (
 from shared.story.outline import outline
 from shared.story.reason import run_reason, step_words
 
-# the events a reason rests on: the story's reason is worded again after each
-_DECIDING = (StepFailed, RunFinished, RetryRequested)
+# where a stage stands once one of its steps started
+_STAGE_STATES: dict[str, StageState] = {"gate": "waiting", "shift": "shifting", "hold": "holding"}
 # index builds that created an index (already_present: it was there before the run; executed: not an index)
 _BUILT = ("built", "rebuilt_invalid")
 
@@ -74,12 +75,10 @@ def fold(story: RunStory, envelope: Envelope) -> RunStory:
         failed = text.startswith("FAILED") or (isinstance(envelope.data, StepFailed))
         moment = Moment(envelope.time, envelope.source.rsplit("/", 1)[-1], text, failed)
         story = replace(story, timeline=(*story.timeline, moment))
-    if isinstance(envelope.data, _DECIDING):
-        story = replace(story, reason=run_reason(story))
-    return story
+    return replace(story, reason=run_reason(story))
 
 
-def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one case per event, as the saga's decide
+def _apply(story: RunStory, envelope: Envelope) -> RunStory:
     d, at = envelope.data, envelope.time
     match d:
         case RunStarted():
@@ -134,7 +133,7 @@ def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one
             return story
         case CompensationStarted():
             undone = Undone(d.undoes, f"undoing {d.undoes}", at)
-            return replace(story, undoing=d.undoes, phase="compensating", undone=(*story.undone, undone),
+            return replace(story, undoing=d.undoes, phase="compensating", undone=(*story.undone, undone), step_windows=(),
                            phases=_phase_mark(story.phases, "compensating", at))
         case ApprovalGranted():
             gate = _gate_words(story, d.stage)
@@ -154,8 +153,8 @@ def _apply(story: RunStory, envelope: Envelope) -> RunStory:  # noqa: C901 - one
             if d.outcome == "succeeded":
                 story = _stages_passed_before(story, len(story.stages) + 1, at)
             return replace(story, ended=d.outcome, finished_reason=d.reason, duration_s=d.duration_s, finished_at=at,
-                           left_to_undo=tuple(d.left_to_undo), undoing=None, paused=None,
-                           phase="done" if d.outcome == "succeeded" else story.phase)
+                           left_to_undo=tuple(d.left_to_undo), undoing=None, paused=None, phase="done",
+                           step_windows=())  # nothing is in flight once the run ended
     return story
 
 
@@ -194,8 +193,8 @@ def _step_started(story: RunStory, d: PhaseStarted, at: datetime) -> RunStory:
     story = replace(story, step=d.step, step_ref=ref, step_detail=d.detail, step_started_at=at, step_windows=(),
                     phase=d.phase, phases=_phase_mark(story.phases, d.phase, at))
     if (stage := _stage_numbered(story, ref.stage)) is not None:
-        state = {"gate": "waiting", "shift": "shifting", "hold": "holding"}.get(ref.kind, stage.state)
-        story = _with_stage(story, replace(stage, state=state, started_at=stage.started_at or at))  # type: ignore[arg-type]
+        state = _STAGE_STATES.get(ref.kind, stage.state)
+        story = _with_stage(story, replace(stage, state=state, started_at=stage.started_at or at))
     return story
 
 
@@ -249,8 +248,8 @@ def _readings(limits: Mapping[str, float], p95_ms: float | None, error_rate: flo
 
 def _window_measured(story: RunStory, d: ProbeWindow, at: datetime) -> RunStory:
     stats = d.stats
-    if stats.gauges:
-        story = replace(story, guard_values={**story.guard_values, **stats.gauges}, guard_values_at=at)
+    if guards := _guard_gauges(stats.gauges):
+        story = replace(story, guard_values={**story.guard_values, **guards}, guard_values_at=at)
     stage = _stage_labelled(story, d.label)
     rate = error_rate_pct(stats.count, stats.errors)
     limits = _limits_of(story, stage, d.probe)
@@ -279,6 +278,11 @@ def _window_judged(story: RunStory, d: WindowJudged, at: datetime) -> RunStory:
     return story
 
 
+def _guard_gauges(gauges: Mapping[str, float]) -> dict[str, float]:
+    """The guard gauges among a probe's gauges (a pg_health probe also reports per-replica values and raw counts)."""
+    return {name: value for name, value in gauges.items() if name in GAUGES}
+
+
 def _upsert(windows: tuple[WindowStory, ...], window: WindowStory) -> tuple[WindowStory, ...]:
     for i, known in enumerate(windows):
         if (known.probe, known.index) == (window.probe, window.index):
@@ -296,8 +300,8 @@ def _checks_measured(story: RunStory, d: ProbeCompleted | ProbesCompleted, at: d
             checks.append(CheckStory(result.label or "probe", stage.number if stage else None, result.probe, v.metric,
                                      round(v.observed, 3), v.limit, v.passed, result.count + result.errors, at,
                                      result.stopped or stopped))
-        if result.probe == story.guard_probe and result.gauges:
-            story = replace(story, guard_values={**story.guard_values, **result.gauges}, guard_values_at=at)
+        if result.probe == story.guard_probe and (guards := _guard_gauges(result.gauges)):
+            story = replace(story, guard_values={**story.guard_values, **guards}, guard_values_at=at)
     story = replace(story, checks=(*story.checks, *checks))
     for number in sorted({c.stage for c in checks if c.stage is not None}):
         stage = story.stages[number - 1]
@@ -331,7 +335,7 @@ def _undo_done(story: RunStory, what: str, at: datetime) -> RunStory:
 # --- the timeline -------------------------------------------------------------------------------------------------
 
 
-def _moment(story: RunStory, envelope: Envelope) -> str | None:  # noqa: C901 - one line per kind of event
+def _moment(story: RunStory, envelope: Envelope) -> str | None:
     """The event as a line of the run's timeline; None for what is not worth a line (passing windows, progress)."""
     d = envelope.data
     if isinstance(d, PhaseStarted):
@@ -357,7 +361,7 @@ def _moment(story: RunStory, envelope: Envelope) -> str | None:  # noqa: C901 - 
             return f"{stage.label} passed ({len(stage.judged_windows)} windows judged, {stage.failed_windows} failed)"
         return f"FAILED {stage.label}"
     if isinstance(d, StepFailed):
-        return f"FAILED: {run_reason(story)}"
+        return run_reason(story)
     if isinstance(d, CompensationStarted):
         return f"undo {d.undoes}"
     if isinstance(d, ApprovalGranted | PauseRequested | ContinueRequested | AbortRequested | RetryRequested):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.events import Finding
@@ -234,7 +234,7 @@ class RunStory:
     ended: Literal["succeeded", "rolled_back", "needs_human"] | None = None  # the last run_finished's outcome
     finished_reason: str = ""  # the last run_finished's reason, as the coordinator wrote it
     # why the run stands where it does, with the deciding numbers (shared/story/reason.py): "stage 2 (50%) failed:
-    # error rate 50% > 1.5% in 2 consecutive windows"; "" while it runs without a failure
+    # error rate 50% > 1.5% in 2 consecutive windows"; who paused it and why; the gate it waits at; "" while it runs
     reason: str = ""
     # where it stands
     steps: tuple[PlannedStep, ...] = ()
@@ -301,6 +301,16 @@ class RunStory:
         if self.paused is not None or self.waiting_at_gate:
             return "Paused"
         return "Progressing"
+
+    @property
+    def hold_ends_at(self) -> datetime | None:
+        """When the stage hold in flight ends (its start plus the stage's hold); None when no hold is in flight."""
+        if self.finished or self.failure is not None or self.step_ref is None or self.step_ref.kind != "hold":
+            return None
+        stage = self.stage
+        if stage is None or self.step_started_at is None:
+            return None
+        return self.step_started_at + timedelta(seconds=stage.hold_s)
 
     @property
     def step_number(self) -> int:

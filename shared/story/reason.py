@@ -16,8 +16,16 @@ _VERBS = ("failed:", "refused:", "timed out:")
 
 def run_reason(story: RunStory) -> str:
     """The story's reason (RunStory.reason): the deciding failure with its numbers, then what went wrong undoing it
-    (needs_human); the coordinator's words for a run that succeeded; "" for a run going on without a failure."""
+    (needs_human); who paused the run and why; the gate it waits at; the coordinator's words for a run that
+    succeeded; "" for a run going on."""
     failure = story.failure
+    if failure is None and story.paused is not None:
+        return f"paused by {story.paused.by}" + (f": {story.paused.why}" if story.paused.why else "")
+    if failure is None and story.waiting_at_gate and story.step_ref is not None:
+        prompt = next((s.prompt for s in story.steps if s.name == story.step), "")
+        gate = f'"{prompt}"' if prompt else step_words(story, story.step_ref, story.step)
+        stage = f" --stage {story.step_ref.stage}" if story.step_ref.stage is not None else ""
+        return f"waiting at {gate} for `golive approve {story.run_id}{stage}`"
     if failure is None:
         return story.finished_reason
     where = step_words(story, failure.ref, failure.step)

@@ -89,5 +89,12 @@ def test_the_demo_runs_the_runbook_to_live_and_a_bad_canary_rolls_back_by_itself
     assert "| Undone: traffic back on stable, canary read back at 0%, " in slack[-1], slack
     assert "| Breach to rollback: " in slack[-1] and "(rollback.drop_indexes: false)" in slack[-1], slack
     report = json.loads((artifacts_of(bad_out) / "report.json").read_text())
-    assert report["outcome"] == "rolled_back" and "stage2:hold" in report["reason"]
+    assert report["outcome"] == "rolled_back" and report["reason"].startswith("stage 2 (50%) failed: "), report
+    assert "error rate" in report["reason"] and "stage2:" not in report["reason"], report["reason"]
+    validation = json.loads((artifacts_of(bad_out) / "prod_performance_validation.json").read_text())
+    failed = validation["validation_metadata"]["failed"]
+    assert failed and all(name.startswith("stage 2 (50%)") for name in failed), failed  # nothing failed before 50%
+    assert validation["checks"][0]["name"] == failed[0] and not validation["checks"][0]["passed"]
+    outcome_badge = (artifacts_of(bad_out) / "badge-outcome.svg").read_text()
+    assert "rolled back" in outcome_badge
     assert report["final_traffic"]["canary_weight"] == 0 and report["final_traffic"]["rolled_back_to"] == "stable"

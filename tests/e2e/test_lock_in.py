@@ -30,7 +30,8 @@ def test_successful_run_leaves_a_passing_validation_file_report_and_badges(servi
     assert validation["validation_metadata"]["overall_passed"] is True
     assert validation["validation_metadata"]["outcome"] == "succeeded"
     assert {c["metric"] for c in validation["checks"]} == {"p95_ms", "error_rate_pct"}
-    assert len(validation["checks"]) == 8  # smoke + 3 stages, p95 and error rate each
+    checks = [c for c in validation["checks"] if c["kind"] == "check"]
+    assert len(checks) == 8  # smoke + 3 stages, p95 and error rate each
     assert all(c["passed"] and c["samples"] > 0 for c in validation["checks"])
     report = json.loads((folder / "report.json").read_text())
     assert report["final_traffic"]["canary_weight"] == 100
@@ -49,7 +50,8 @@ def test_rolled_back_run_reports_the_failed_check_and_report_rebuilds_it(service
     failed = [c for c in validation["checks"] if not c["passed"]]
     assert failed and failed[0]["probe"] == "slow_query" and failed[0]["value"] > 20
     markdown = (folder / "report.md").read_text()
-    assert "**rolled_back**" in markdown and "FAIL" in markdown and "undo stage1:shift:10" in markdown
+    assert "**ROLLED BACK**: stage 2 (50%) failed: slow_query p95 " in markdown, markdown
+    assert "FAIL" in markdown and "undo stage1:shift:10" in markdown
 
     metrics = httpx.get(f"http://127.0.0.1:{services.metrics_ports['coordinator']}/metrics").text
     assert 'golive_runs_total{outcome="rolled_back"} 1.0' in metrics

@@ -97,9 +97,10 @@ def success_answer(command: Message) -> Message:
             IndexResult(name=s.name, index=f"idx_{s.name}", action="built", seconds=1.5) for s in command.statements
         ])
     if isinstance(command, RunProbe):
-        return probe_result(command.probe.name, passed=True, summary="p95 3.10 <= 400 over 300 requests")
+        return probe_result(command.probe.name, passed=True, summary="p95 3.10 <= 400 over 300 requests",
+                            label=command.label)
     if isinstance(command, RunProbes):
-        return hold_result(passed=True, probes=[p.probe.name for p in command.probes])
+        return hold_result(passed=True, probes=[p.probe.name for p in command.probes], label=command.label)
     if isinstance(command, PromoteTraffic):
         return TrafficPromoted(provider=command.provider.type, canary=command.canary, verified_weight=100)
     if isinstance(command, ShiftTraffic):
@@ -114,18 +115,18 @@ def success_answer(command: Message) -> Message:
     raise AssertionError(f"no success answer for {type(command).__name__}")
 
 
-def probe_result(probe: str, *, passed: bool, summary: str) -> ProbeCompleted:
+def probe_result(probe: str, *, passed: bool, summary: str, label: str = "") -> ProbeCompleted:
     p95 = 3.1 if passed else 512.0
     return ProbeCompleted(
-        probe=probe, count=300, errors=0, p50_ms=1.2, p95_ms=p95, p99_ms=p95 + 1, max_ms=p95 + 2, duration_s=30.0,
+        probe=probe, label=label, count=300, errors=0, p50_ms=1.2, p95_ms=p95, p99_ms=p95 + 1, max_ms=p95 + 2, duration_s=30.0,
         verdicts=[Verdict(metric="p95_ms", limit=400.0, observed=p95, passed=passed)], passed=passed, summary=summary,
     )
 
 
-def hold_result(*, passed: bool, probes: list[str] = ["recent"]) -> ProbesCompleted:
+def hold_result(*, passed: bool, probes: list[str] = ["recent"], label: str = "") -> ProbesCompleted:
     """The answer to a stage hold: every probe's result (only the first fails when not ``passed``)."""
     summary = "p95 3.10 <= 400 over 300 requests" if passed else "p95 512.00 > 400 over 300 requests"
-    results = [probe_result(p, passed=passed or i > 0, summary=summary) for i, p in enumerate(probes)]
+    results = [probe_result(p, passed=passed or i > 0, summary=summary, label=label) for i, p in enumerate(probes)]
     return ProbesCompleted(results=results, passed=passed, summary=f"{probes[0]}: {summary}", duration_s=30.0)
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from golive.views.lines import describe
 from services.coordinator.artifacts import build_artifacts
 from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, Verdict, WindowJudged
-from tests.builders import RunEvents
+from tests.builders import RunEvents, carried, skeleton_dict
 
 T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 
@@ -20,7 +20,7 @@ def result(probe: str, p95: float, limit: float) -> ProbeCompleted:
 
 
 def envelopes(*data):
-    run = RunEvents("run-1", plan={}, start=T0)
+    run = RunEvents("run-1", start=T0)
     return [run.add(d) for d in data]
 
 
@@ -34,16 +34,17 @@ def test_each_result_of_a_hold_is_a_check_of_the_validation_file_and_window_verd
     hold = ProbesCompleted(results=[result("recent", 120, 400), result("app", 350, 300)], passed=False, summary="app: p95",
                            duration_s=30)
     artifacts = build_artifacts(envelopes(
-        RunStarted(plan={}, plan_name="checkout", deploy_id="dpl_new"), PASSED_WINDOW, FAILED_WINDOW, hold,
+        RunStarted(plan=carried(skeleton_dict()), plan_name="checkout", deploy_id="dpl_new"), PASSED_WINDOW, FAILED_WINDOW, hold,
         RunFinished(outcome="rolled_back", reason="r", duration_s=40)), chart=False)
 
-    checks = artifacts.validation["checks"]
+    checks = [c for c in artifacts.validation["checks"] if c["kind"] == "check"]
     assert [(c["probe"], c["value"], c["threshold"], c["passed"], c["samples"]) for c in checks] == [
-        ("recent", 120, 400, True, 1_004), ("app", 350, 300, False, 1_004)]
+        ("app", 350, 300, False, 1_004), ("recent", 120, 400, True, 1_004)]  # failing first
     decisions = artifacts.report["decisions"]
     assert [(d["window"], d["verdict"]) for d in decisions] == [(0, "pass"), (1, "fail")]
     timeline = [t["what"] for t in artifacts.report["timeline"]]
-    assert FAILED_WINDOW.reason in timeline and PASSED_WINDOW.reason not in timeline  # passes stay in decisions
+    assert f"FAILED {FAILED_WINDOW.reason}" in timeline  # passes stay in decisions
+    assert not any(PASSED_WINDOW.reason in line for line in timeline)
     assert "FAILED: app: p95" in timeline
 
 

@@ -20,7 +20,7 @@ def test_report_html_embeds_the_chart_and_escapes_what_it_shows(tmp_path):
     artifacts = build_artifacts(events)
     embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', artifacts.html)
     assert embedded and artifacts.chart and artifacts.chart.startswith(PNG)
-    assert "rolled_back" in artifacts.html and "stage2:hold" in artifacts.html
+    assert "ROLLED BACK" in artifacts.html and "stage 2 (50%)" in artifacts.html
     assert "![p95 and error rate over time](chart.png)" in artifacts.markdown
     names = {p.name for p in write_artifacts(artifacts, tmp_path)}
     assert {"chart.png", "report.html", "report.md", "report.json"} <= names

@@ -4,6 +4,7 @@ decide(), tests/unit/saga_run.py) and from the recorded stream of real runs; wha
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,69 +25,9 @@ from shared.plan import load_plan, plan_of
 from shared.story import RunStory, fold, outline, story_of
 from tests.builders import RunEvents, skeleton_dict
 from tests.unit.saga_run import Run, hold_result, plan_from, probe_result
+from tests.unit.story_runs import PLAN, held_stage_one, rolled_back_at_stage_two, runbook_run, story, went_live
 
 RECORDED = Path(__file__).parents[1] / "recorded" / "events-v1.jsonl"
-
-PLAN = """
-name: checkout
-database: {url_env: DB_URL}
-preflight:
-  - {gate: Confirm backup completion}
-  - {probe: backup_done, duration: 2s, thresholds: {error_rate_pct: 0}}
-migrations:
-  statements:
-    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
-probes:
-  backup_done: {query: SELECT 1}
-  recent: {query: SELECT 1}
-  db: {kind: pg_health}
-smoke:
-  - {probe: recent, duration: 5s}
-canary:
-  stages:
-    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
-    - {weight: 50, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1.5}}]}
-    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
-analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
-guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
-final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]
-lock_in: {promote: true}
-rollback: {drop_indexes: true}
-timeouts: {step: 60s}
-retries: {attempts: 1}
-"""
-
-
-def runbook_run(**replacements: str) -> Run:
-    run = Run(plan=plan_from(PLAN, **replacements))
-    run.start()
-    run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified in the console"))
-    return run
-
-
-def held_stage_one(run: Run) -> Run:
-    run.advance_to("stage1:hold")
-    run.window(0, p95=120)
-    run.window(0, probe="db", count=30, replica_lag_s=1.5, connection_use_pct=40.0)
-    run.window(1, p95=130)
-    run.succeed()
-    return run
-
-
-def rolled_back_at_stage_two(**replacements: str) -> Run:
-    """Stage 1 holds; at 50% every second request fails: two failed windows in a row roll the run back."""
-    run = held_stage_one(runbook_run(**replacements))
-    run.advance_to("stage2:hold")
-    run.window(0, p95=130, count=600, errors=600)
-    run.window(1, p95=140, count=600, errors=600)
-    while not run.state.finished:
-        run.succeed()
-    return run
-
-
-def story(run: Run) -> RunStory:
-    return story_of(run.stream)
-
 
 # --- outcome, health word and reason ------------------------------------------------------------------------------
 
@@ -147,10 +88,7 @@ def test_indexes_are_kept_on_rollback_when_the_plan_keeps_them():
 
 
 def test_a_run_that_went_live_is_healthy_at_its_last_step_with_every_stage_passed():
-    run = held_stage_one(runbook_run())
-    while not run.state.finished:
-        run.succeed()
-    told = story(run)
+    told = story(went_live())
 
     assert (told.outcome, told.health, told.step_of) == ("succeeded", "Healthy", "step 12 of 12")
     assert [s.verdict for s in told.stages] == ["pass", "pass", "pass"]
@@ -172,21 +110,21 @@ def test_a_failed_preflight_check_changed_nothing_and_says_so():
 def test_a_hold_failed_on_its_totals_names_the_failing_check_with_its_numbers():
     run = runbook_run()
     run.advance_to("stage1:hold")
-    run.answer(hold_result(passed=False, probes=["recent", "db"]))
+    run.answer(hold_result(passed=False, probes=["recent", "db"], label="stage 1 (10%)"))
     told = story(run)
 
     assert told.reason == "stage 1 (10%) failed: recent p95 512 ms > 400 ms over 300 requests"
-    assert [c.name for c in told.failed_checks] == ["probe: recent p95_ms"]
+    assert [c.name for c in told.failed_checks] == ["stage 1 (10%): recent p95_ms"]
 
 
 def test_a_guard_breach_gives_the_gauge_against_its_limit_and_the_last_guard_values():
     run = runbook_run()
     run.advance_to("stage1:hold")
-    run.window(0, probe="db", count=30, replica_lag_s=9.5, connection_use_pct=41.0)
+    run.window(0, probe="db", count=30, replica_lag_s=9.5, connection_use_pct=41.0, connections=7.0)
     told = story(run)
 
     assert told.reason == "stage 1 (10%) failed: guard db replica lag 9.5 s > 8 s"
-    assert told.guard_values == {"replica_lag_s": 9.5, "connection_use_pct": 41.0}
+    assert told.guard_values == {"replica_lag_s": 9.5, "connection_use_pct": 41.0}  # the guard's gauges, not its counts
     assert told.guard_limits == {"replica_lag_s": 8.0, "connection_use_pct": 80.0}
 
 
@@ -211,6 +149,7 @@ def test_waiting_at_a_gate_or_paused_reads_paused_and_every_operator_action_keep
     run = Run(plan=plan_from(PLAN))
     run.start()
     assert story(run).health == "Paused" and story(run).waiting_at_gate
+    assert story(run).reason == 'waiting at "Confirm backup completion" for `golive approve run-1`'
 
     run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified"))
     assert story(run).health == "Progressing"
@@ -221,6 +160,7 @@ def test_waiting_at_a_gate_or_paused_reads_paused_and_every_operator_action_keep
     told = story(run)
 
     assert paused.health == "Paused" and paused.paused is not None and paused.paused.by == "ana"
+    assert paused.reason == "paused by ana: checking the dashboards"
     assert [(a.kind, a.by, a.why) for a in told.actions] == [
         ("approve", "maksim", "snapshot 02:01 verified"), ("pause", "ana", "checking the dashboards"),
         ("continue", "ana", "dashboards fine"), ("abort", "lee", "error budget burning")]
@@ -246,6 +186,22 @@ def test_folding_event_by_event_shows_the_hold_in_flight_and_its_windows_as_they
     assert [(w.probe, w.verdict) for w in live.step_windows] == [("recent", "pass")]
     assert live.stage is live.stages[0] and live.stage.state == "holding"
     assert live.step_started_at is not None and live.stage.hold_s == 60
+    assert live.hold_ends_at == live.step_started_at + timedelta(seconds=60)
+
+
+def test_once_the_run_ended_nothing_is_in_flight():
+    run = held_stage_one(runbook_run())
+    run.advance_to("stage2:hold")
+    run.window(0, p95=130, count=600, errors=600)
+    failing = story(run)
+    run.window(1, p95=140, count=600, errors=600)
+    while not run.state.finished:
+        run.succeed()
+    ended = story(run)
+
+    assert failing.step_windows and failing.hold_ends_at is not None
+    assert (ended.phase, ended.step_windows, ended.hold_ends_at, ended.undoing) == ("done", (), None, None)
+    assert ended.step == "stage2:hold"  # where it stopped, for "step 8 of 12"
 
 
 # --- the plan's steps ---------------------------------------------------------------------------------------------
