@@ -87,8 +87,35 @@ def test_plan_check_lists_every_problem_with_its_line_and_exits_2(tmp_path):
     plan.write_text(BAD_PLAN)
     result = run_cli("plan", "check", str(plan), env=dict(os.environ))
     assert result.returncode == 2
-    assert "surprise (line 16): Extra inputs are not permitted" in result.stderr
-    assert "canary.stages[1].hold (line 11): a duration cannot be negative" in result.stderr
+    assert f"{plan}:11: canary.stages[1].hold: a duration cannot be negative" in result.stderr
+    assert f"{plan}:16: surprise: unknown key 'surprise'" in result.stderr
+    assert result.stderr.index(":11: ") < result.stderr.index(":16: "), "problems come in the file's order"
+
+
+def test_plan_check_speaks_plain_words_with_file_line_and_the_key_meant(tmp_path):
+    plan = tmp_path / "typos.yaml"
+    plan.write_text(BAD_PLAN.replace("surprise: true\n", "").replace("    - weight: 40\n      hold: -5s",
+                                                                      "    - weight: 100\n      hodl: 5s")
+                    .replace("name: bad", "nmae: bad").replace("sql: CREATE INDEX idx", "sql: CREATE INDEX CONCURRENTLY idx"))
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert f"{plan}:1: nmae: unknown key 'nmae'; did you mean 'name'?" in lines, result.stderr
+    assert f"{plan}:1: name: missing (required)" in lines, result.stderr
+    assert f"{plan}:11: canary.stages[1].hodl: unknown key 'hodl'; did you mean 'hold'?" in lines, result.stderr
+    assert f"{plan}:10: canary.stages[1].hold: missing (required)" in lines, result.stderr
+    for pydantic_words in ("Extra inputs", "Field required", "Input should", "<unicode string>"):
+        assert pydantic_words not in result.stderr
+
+
+def test_plan_check_names_the_file_and_line_of_broken_yaml(tmp_path):
+    plan = tmp_path / "broken.yaml"
+    plan.write_text("name: broken\ncanary:\n  stages: [\n    {weight: 100, hold: 5s\n")
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{plan}:5: not valid YAML"), result.stderr
+    assert "<unicode string>" not in result.stderr
 
 
 def test_plan_check_refuses_a_blocking_index_build(tmp_path):
@@ -96,7 +123,7 @@ def test_plan_check_refuses_a_blocking_index_build(tmp_path):
     plan.write_text(BAD_PLAN.replace("surprise: true\n", "").replace("- weight: 40\n      hold: -5s", "- weight: 100\n      hold: 5s"))
     result = run_cli("plan", "check", str(plan), env=dict(os.environ))
     assert result.returncode == 2
-    assert "migrations.statements[0].sql (users): CREATE INDEX without CONCURRENTLY blocks writes" in result.stderr
+    assert f"{plan}:15: migrations.statements[0].sql: users: CREATE INDEX without CONCURRENTLY blocks writes" in result.stderr
 
 
 def test_run_refuses_an_invalid_plan_before_touching_the_bus(tmp_path):
