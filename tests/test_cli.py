@@ -165,3 +165,11 @@ def test_operator_commands_are_documented_and_say_what_they_need():
     missing_reason = run_cli("pause", "run-1", env=dict(os.environ))
     assert missing_reason.returncode == 2 and "--reason" in missing_reason.stderr
 
+
+
+def test_demo_refuses_from_stage_without_a_bad_canary_before_starting_anything(tmp_path):
+    env = {**os.environ, "GOLIVE_STATE_DIR": str(tmp_path / "state")}
+    result = run_cli("demo", "--from-stage", "2", "--state-dir", str(tmp_path / "demo"), env=env, timeout_s=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--from-stage 2" in result.stderr and "needs --bad-canary" in result.stderr
+    assert not (tmp_path / "demo").exists(), "nothing was started"
