@@ -173,3 +173,30 @@ def test_demo_refuses_from_stage_without_a_bad_canary_before_starting_anything(t
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--from-stage 2" in result.stderr and "needs --bad-canary" in result.stderr
     assert not (tmp_path / "demo").exists(), "nothing was started"
+
+
+def test_an_unknown_run_id_is_refused_at_once_naming_the_recent_runs(settings, tmp_path):
+    import asyncio
+
+    import nats
+
+    from shared.bus import ensure_streams
+    from tests.harness import record_run_started
+
+    async def two_runs() -> None:
+        await ensure_streams(settings)
+        nc = await nats.connect(settings.nats_url)
+        for run_id in ("run-20260104-020000-aaaaaa", "run-20260105-020000-bbbbbb"):
+            await record_run_started(nc.jetstream(), settings.subjects, run_id)
+        await nc.close()
+
+    env = {**os.environ, "GOLIVE_NATS_URL": settings.nats_url, "GOLIVE_SUBJECT_ROOT": settings.subject_root,
+           "GOLIVE_STATE_DIR": str(tmp_path / "state")}
+    nothing_yet = run_cli("status", "run-nope", env=env)
+    asyncio.run(two_runs())
+    for command in (["status", "run-nope"], ["approve", "run-nope"], ["report", "run-nope", "--out", str(tmp_path)]):
+        refused = run_cli(*command, env=env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert ("no run run-nope; recent runs: run-20260105-020000-bbbbbb, run-20260104-020000-aaaaaa"
+                in refused.stderr), (command, refused.stderr)
+    assert nothing_yet.returncode == 2 and "no run run-nope: no run has started on this bus yet" in nothing_yet.stderr
