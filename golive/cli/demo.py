@@ -9,7 +9,7 @@ import typer
 
 from golive.cli.arguments import checked_plan
 from golive.cli.console import err, event_printer, out
-from golive.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE
+from golive.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_UNREACHABLE
 from golive.plans import RUNBOOK
 from golive.views.live import watching
 from shared.settings import Settings
@@ -57,6 +57,6 @@ def demo(
         err.print(str(exc), style="red")
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     out.print(f"artifacts: {(settings.artifacts_dir / run_id).resolve()}; logs: {options.state_dir / 'logs'}")
     raise typer.Exit(code)
