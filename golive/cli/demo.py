@@ -56,7 +56,8 @@ def demo(
     except RuntimeError as exc:
         err.print(str(exc), style="red")
         raise typer.Exit(EXIT_UNREACHABLE) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # run_demo stopped the stack it started on the way out
+        err.print(f"demo stopped on Ctrl-C: the stack it started is stopped; data and logs in {options.state_dir}")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     out.print(f"artifacts: {(settings.artifacts_dir / run_id).resolve()}; logs: {options.state_dir / 'logs'}")
     raise typer.Exit(code)
