@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
+from nats.errors import Error as NatsError
 from nats.errors import NoServersError
 from nats.js.errors import NotFoundError
 
@@ -134,6 +135,7 @@ async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None
 
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request
 RECENT_RUNS_SHOWN = 5
+RUN_LIST_TIMEOUT_S = 1.0  # the list only helps: never a wait for it
 
 
 async def unknown_run(js, settings: Settings, run_id: str) -> RunNotControllable:
@@ -141,9 +143,12 @@ async def unknown_run(js, settings: Settings, run_id: str) -> RunNotControllable
     at once. One request (the stream's run_started subjects), whatever the stream holds."""
     subject = settings.subjects.event("*", "coordinator", RunStarted.short_name())
     try:
-        info = await js.stream_info(settings.subjects.event_stream, subjects_filter=subject)
+        async with asyncio.timeout(RUN_LIST_TIMEOUT_S):
+            info = await js.stream_info(settings.subjects.event_stream, subjects_filter=subject)
     except NotFoundError:  # no event stream at all under this subject root
         return RunNotControllable(f"no run {run_id}: no run has started on this bus yet")
+    except (TimeoutError, NatsError):  # a user who may not ask (or a slow server): the refusal without the list
+        return RunNotControllable(f"no run {run_id} (`golive status` lists the runs)")
     # run ids sort by their start time (new_run_id); one given by hand sorts where its name puts it
     runs = sorted((name.split(".")[-3] for name in (info.state.subjects or {})), reverse=True)
     if not runs:
