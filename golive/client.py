@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nats
+from nats.errors import Error as NatsError
 from nats.errors import NoServersError
+from nats.js.errors import NotFoundError
 
 from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
-from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
 from services.coordinator.saga import RunState, decide
 from shared.bus import connect_options, ensure_streams
@@ -122,14 +123,38 @@ async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None
     """A run as the coordinator sees it: the fold of its events through the saga's own decide()."""
     state: RunState | None = None
     events: list[Envelope] = []
-    async with aclosing(read_events(js, settings.subjects.events_of_run(run_id))) as feed:
-        async for _seq, envelope in feed:
-            events.append(envelope)
-            state, _ = decide(state, envelope)
+    try:
+        async with aclosing(read_events(js, settings.subjects.events_of_run(run_id))) as feed:
+            async for _seq, envelope in feed:
+                events.append(envelope)
+                state, _ = decide(state, envelope)
+    except NotFoundError:  # no event stream at all under this subject root: no run was ever started
+        return None, []
     return state, events
 
 
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request
+RECENT_RUNS_SHOWN = 5
+RUN_LIST_TIMEOUT_S = 1.0  # the list only helps: never a wait for it
+
+
+async def unknown_run(js, settings: Settings, run_id: str) -> RunNotControllable:
+    """The refusal of a run id the stream has no run of, naming the runs it has (the newest few): a typo is seen
+    at once. One request (the stream's run_started subjects), whatever the stream holds."""
+    subject = settings.subjects.event("*", "coordinator", RunStarted.short_name())
+    try:
+        async with asyncio.timeout(RUN_LIST_TIMEOUT_S):
+            info = await js.stream_info(settings.subjects.event_stream, subjects_filter=subject)
+    except NotFoundError:  # no event stream at all under this subject root
+        return RunNotControllable(f"no run {run_id}: no run has started on this bus yet")
+    except (TimeoutError, NatsError):  # a user who may not ask (or a slow server): the refusal without the list
+        return RunNotControllable(f"no run {run_id} (`golive status` lists the runs)")
+    # run ids sort by their start time (new_run_id); one given by hand sorts where its name puts it
+    runs = sorted((name.split(".")[-3] for name in (info.state.subjects or {})), reverse=True)
+    if not runs:
+        return RunNotControllable(f"no run {run_id}: no run has started on this bus yet")
+    more = f" and {len(runs) - RECENT_RUNS_SHOWN} more (`golive status`)" if len(runs) > RECENT_RUNS_SHOWN else ""
+    return RunNotControllable(f"no run {run_id}; recent runs: {', '.join(runs[:RECENT_RUNS_SHOWN])}{more}")
 
 
 async def _controllable_run(js, settings: Settings, run_id: str, data) -> tuple[RunState, list[Envelope]]:
@@ -137,7 +162,7 @@ async def _controllable_run(js, settings: Settings, run_id: str, data) -> tuple[
     for an unknown run, or with the reason the coordinator's own rule (services/coordinator/control.py) refuses it."""
     state, events = await read_run(js, settings, run_id)
     if state is None:
-        raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+        raise await unknown_run(js, settings, run_id)
     if why := operator_refusal(data, state):
         raise RunNotControllable(why)
     return state, events
@@ -221,13 +246,16 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
 
 async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) -> list[Path]:
     """The run's lock-in artifacts, rebuilt from the event stream into ``directory``."""
+    from services.coordinator.artifacts import build_artifacts, write_artifacts  # the report's modules: only here
+
     nc = await connect(settings)
     try:
-        _state, events = await read_run(nc.jetstream(), settings, run_id)
+        js = nc.jetstream()
+        _state, events = await read_run(js, settings, run_id)
+        if not events:
+            raise await unknown_run(js, settings, run_id)
     finally:
         await nc.close()
-    if not events:
-        raise RunNotControllable(f"no run {run_id} (see `golive status`)")
     return write_artifacts(build_artifacts(events), directory)
 
 
@@ -264,13 +292,16 @@ async def watch_states(settings: Settings, run_id: str | None):
 
 
 async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:
-    """One run's state and events, or every run's (folded from the coordinator's own events)."""
+    """One run's state and events (RunNotControllable naming the recent runs if there is none), or every run's
+    (folded from the coordinator's own events)."""
     nc = await connect(settings)
     try:
         js = nc.jetstream()
         if run_id:
             state, events = await read_run(js, settings, run_id)
-            return [(state, events)] if state else []
+            if state is None:
+                raise await unknown_run(js, settings, run_id)
+            return [(state, events)]
         runs: dict[str, tuple[RunState | None, list[Envelope]]] = {}
         subject = settings.subjects.events_from("coordinator")
         async with aclosing(read_events(js, subject)) as feed:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from nats.js.errors import NotFoundError
 
-from golive.client import connect, read_run
+from golive.client import connect, read_run, unknown_run
 from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
 from services.coordinator.lease import describe_holder
 from services.coordinator.service import TICK_S, RunDriver
@@ -39,7 +39,7 @@ async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable
         except NotFoundError:  # no event stream at all under this subject root: no run was ever started
             state = None
         if state is None:
-            raise RunNotControllable(f"no run {run_id} (see `golive status`)")
+            raise await unknown_run(js, settings, run_id)
         if state.finished:
             raise RunNotControllable(f"run {run_id} already ended: {state.outcome}")
         # the coordinator's own JSON log lines would drown the run's events: warnings and errors only

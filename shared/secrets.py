@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from typing import Annotated
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, Field
 
@@ -121,6 +122,21 @@ _PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     (re.compile(r"xox[abprs]-[A-Za-z0-9-]+"), "xox?-***"),
 ]
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it (which endpoint failed): scheme, host, port and path, without the user and
+    password, the query or the fragment (a query string can carry a token), and redacted besides."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL the parser reads (a bad port, a broken IPv6 address): up to its query, redacted
+        return redact(re.split(r"[?#]", url, maxsplit=1)[0])
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    shown = urlunsplit((parts.scheme, host + port, parts.path, "", "")) if parts.scheme else parts.path
+    return redact(shown)
 
 
 def redact(text: str, *also: str) -> str:

@@ -95,8 +95,35 @@ def test_plan_check_lists_every_problem_with_its_line_and_exits_2(tmp_path):
     plan.write_text(BAD_PLAN)
     result = run_cli("plan", "check", str(plan), env=dict(os.environ))
     assert result.returncode == 2
-    assert "surprise (line 16): Extra inputs are not permitted" in result.stderr
-    assert "canary.stages[1].hold (line 11): a duration cannot be negative" in result.stderr
+    assert f"{plan}:11: canary.stages[1].hold: a duration cannot be negative" in result.stderr
+    assert f"{plan}:16: surprise: unknown key 'surprise'" in result.stderr
+    assert result.stderr.index(":11: ") < result.stderr.index(":16: "), "problems come in the file's order"
+
+
+def test_plan_check_speaks_plain_words_with_file_line_and_the_key_meant(tmp_path):
+    plan = tmp_path / "typos.yaml"
+    plan.write_text(BAD_PLAN.replace("surprise: true\n", "").replace("    - weight: 40\n      hold: -5s",
+                                                                      "    - weight: 100\n      hodl: 5s")
+                    .replace("name: bad", "nmae: bad").replace("sql: CREATE INDEX idx", "sql: CREATE INDEX CONCURRENTLY idx"))
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert f"{plan}:1: nmae: unknown key 'nmae'; did you mean 'name'?" in lines, result.stderr
+    assert f"{plan}:1: name: missing (required)" in lines, result.stderr
+    assert f"{plan}:11: canary.stages[1].hodl: unknown key 'hodl'; did you mean 'hold'?" in lines, result.stderr
+    assert f"{plan}:10: canary.stages[1].hold: missing (required)" in lines, result.stderr
+    for pydantic_words in ("Extra inputs", "Field required", "Input should", "<unicode string>"):
+        assert pydantic_words not in result.stderr
+
+
+def test_plan_check_names_the_file_and_line_of_broken_yaml(tmp_path):
+    plan = tmp_path / "broken.yaml"
+    plan.write_text("name: broken\ncanary:\n  stages: [\n    {weight: 100, hold: 5s\n")
+    result = run_cli("plan", "check", str(plan), env=dict(os.environ))
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{plan}:5: not valid YAML"), result.stderr
+    assert "<unicode string>" not in result.stderr
 
 
 def test_plan_check_refuses_a_blocking_index_build(tmp_path):
@@ -104,7 +131,7 @@ def test_plan_check_refuses_a_blocking_index_build(tmp_path):
     plan.write_text(BAD_PLAN.replace("surprise: true\n", "").replace("- weight: 40\n      hold: -5s", "- weight: 100\n      hold: 5s"))
     result = run_cli("plan", "check", str(plan), env=dict(os.environ))
     assert result.returncode == 2
-    assert "migrations.statements[0].sql (users): CREATE INDEX without CONCURRENTLY blocks writes" in result.stderr
+    assert f"{plan}:15: migrations.statements[0].sql: users: CREATE INDEX without CONCURRENTLY blocks writes" in result.stderr
 
 
 def test_run_refuses_an_invalid_plan_before_touching_the_bus(tmp_path):
@@ -250,3 +277,38 @@ def test_watch_never_shows_a_next_check_in_the_past(nats_url, settings):
     assert "no result yet" in late.stdout
     assert f"next check (2 of 24): {now + timedelta(minutes=59):%Y-%m-%d %H:%M}" in soon.stdout, soon.stdout
     assert "overdue" not in soon.stdout
+
+
+def test_demo_refuses_from_stage_without_a_bad_canary_before_starting_anything(tmp_path):
+    env = {**os.environ, "GOLIVE_STATE_DIR": str(tmp_path / "state")}
+    result = run_cli("demo", "--from-stage", "2", "--state-dir", str(tmp_path / "demo"), env=env, timeout_s=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--from-stage 2" in result.stderr and "needs --bad-canary" in result.stderr
+    assert not (tmp_path / "demo").exists(), "nothing was started"
+
+
+def test_an_unknown_run_id_is_refused_at_once_naming_the_recent_runs(settings, tmp_path):
+    import asyncio
+
+    import nats
+
+    from shared.bus import ensure_streams
+    from tests.harness import record_run_started
+
+    async def two_runs() -> None:
+        await ensure_streams(settings)
+        nc = await nats.connect(settings.nats_url)
+        for run_id in ("run-20260104-020000-aaaaaa", "run-20260105-020000-bbbbbb"):
+            await record_run_started(nc.jetstream(), settings.subjects, run_id)
+        await nc.close()
+
+    env = {**os.environ, "GOLIVE_NATS_URL": settings.nats_url, "GOLIVE_SUBJECT_ROOT": settings.subject_root,
+           "GOLIVE_STATE_DIR": str(tmp_path / "state")}
+    nothing_yet = run_cli("status", "run-nope", env=env)
+    asyncio.run(two_runs())
+    for command in (["status", "run-nope"], ["approve", "run-nope"], ["report", "run-nope", "--out", str(tmp_path)]):
+        refused = run_cli(*command, env=env)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert ("no run run-nope; recent runs: run-20260105-020000-bbbbbb, run-20260104-020000-aaaaaa"
+                in refused.stderr), (command, refused.stderr)
+    assert nothing_yet.returncode == 2 and "no run run-nope: no run has started on this bus yet" in nothing_yet.stderr

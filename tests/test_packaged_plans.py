@@ -21,9 +21,9 @@ SHIPPED = ("skeleton.yaml", "supabase-golive.yaml")
 
 def test_the_demo_reads_its_runbook_plan_from_any_directory(tmp_path):
     # --from-stage past the last stage: the demo refuses it after reading and checking its plan, before any server starts
-    result = run_cli("demo", "--from-stage", "99", env=dict(os.environ), cwd=tmp_path)
+    result = run_cli("demo", "--bad-canary", "errors", "--from-stage", "99", env=dict(os.environ), cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "plan error" not in result.stderr
+    assert f"{plans.RUNBOOK}:" not in result.stderr  # a plan problem names the file
     stages = len(load_plan(plans.RUNBOOK).canary.stages)
     assert f"--from-stage 99: the plan has {stages} stages" in result.stderr
 

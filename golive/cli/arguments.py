@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
 from golive.cli.console import err
 from golive.exit_codes import EXIT_INVALID
 from shared.ids import InvalidId, check_id
-from shared.plan import Plan
+from shared.plan import Plan, PlanError
 from shared.secrets import redact
 
 
@@ -36,11 +37,18 @@ run_id_checked, deployment_id_checked = _valid_id("run id"), _valid_id("deployme
 def checked_plan(path: Path) -> Plan:
     """The plan at ``path`` after every check (golive/plans/check.py), or exit 2 listing every problem."""
     from golive.plans.check import check_plan
-    from shared.plan import PlanError
 
     try:
         return check_plan(path)
     except PlanError as exc:
-        for problem in exc.problems:
-            err.print(f"plan error: {redact(problem)}", style="red")
-        raise typer.Exit(EXIT_INVALID) from None
+        refuse_plan(path, exc)
+
+
+def refuse_plan(path: Path, error: PlanError) -> NoReturn:
+    """Print every problem of the plan at ``path``, one a line as compilers do (``FILE:LINE: path: reason``,
+    so a terminal or an editor jumps to it), then exit 2."""
+    for problem in error.problems:
+        err.print(redact(problem), style="red")
+    count = len(error.problems)
+    err.print(f"{path}: {count} problem{'s' if count != 1 else ''}; nothing was run")
+    raise typer.Exit(EXIT_INVALID)

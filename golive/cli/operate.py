@@ -12,6 +12,7 @@ import typer
 
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
+from golive.exit_codes import EXIT_INTERRUPTED
 from golive.views.live import watching
 from shared.envelope import Envelope
 from shared.settings import Settings
@@ -103,5 +104,5 @@ def resume(
                                           lambda text: err.print(text, style="yellow")))
     except KeyboardInterrupt:
         err.print(f"stopped driving run {run_id}; its lease is released for another coordinator")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(code)

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from golive.cli.arguments import checked_plan
+from golive.cli.arguments import checked_plan, refuse_plan
 from golive.cli.console import err, out
 from golive.exit_codes import EXIT_INVALID
-from shared.secrets import redact
 
 
 def check(plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")]) -> None:
@@ -50,9 +49,7 @@ def migrate(
     try:
         loaded = load_plan(plan)
     except PlanError as exc:
-        for problem in exc.problems:
-            err.print(f"plan error: {redact(problem)}", style="red")
-        raise typer.Exit(EXIT_INVALID) from None
+        refuse_plan(plan, exc)
     m = loaded.migrations
     cmd = ApplyMigrations(
         database_url_env=loaded.database.url_env, session=m.session, preflight=m.preflight, retry=m.retry,

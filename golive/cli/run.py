@@ -11,7 +11,7 @@ import typer
 
 from golive.cli.arguments import checked_plan, deployment_id_checked, run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
-from golive.exit_codes import EXIT_INVALID
+from golive.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID
 from golive.views.live import watching
 from services.coordinator.window import start_refusal
 from shared.settings import Settings
@@ -47,7 +47,7 @@ def run(
                                                echo, force_window=force_window))
     except KeyboardInterrupt:
         err.print(f"stopped watching; run {run_id} goes on: `golive events --run {run_id} --follow`")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     raise typer.Exit(code)
 
 

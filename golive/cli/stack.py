@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from golive.cli.console import err, exit_codes, out
-from golive.exit_codes import EXIT_INVALID
+from golive.exit_codes import EXIT_INVALID, EXIT_STOPPED
 from shared.settings import Settings
 from shared.subjects import SERVICES
 
@@ -36,12 +36,28 @@ def up(
     state_dir: Annotated[Path | None, typer.Option(help="Where data, logs and the stack file live")] = None,
 ) -> None:
     """Start the embedded stack: nats-server (JetStream), PostgreSQL, a local Slack webhook receiver and the
-    five services, all on loopback. Ctrl-C stops all of it."""
+    five services, all on loopback. Ctrl-C stops all of it (also while it starts), says what it stopped and
+    exits 0."""
+    stop = threading.Event()
+    asked: list[str] = []
+
+    def stop_on(signum: int, _frame: object) -> None:
+        if not stop.is_set():
+            asked.append(signal.Signals(signum).name)
+            err.print(f"{_ASKED.get(asked[0], asked[0])}: stopping the stack...")
+        stop.set()
+
+    # first, before the stack's modules load: a Ctrl-C at any time from here on stops what started, in order
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_on)
     from golive.stack.up import run_stack
 
-    settings = Settings()
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    run_stack(state_dir or settings.state_dir, out.print, stop)
-    out.print("stack stopped")
+    directory = (state_dir or Settings().state_dir).resolve()
+    stopped = run_stack(directory, out.print, stop)
+    why = f" on {_ASKED.get(asked[0], asked[0])}" if asked else ""
+    what = ", ".join(stopped) if stopped else "nothing had started yet"
+    out.print(f"stack stopped{why}: {what}; data and logs kept in {directory}")
+    raise typer.Exit(EXIT_STOPPED)
+
+
+_ASKED = {"SIGINT": "Ctrl-C", "SIGTERM": "SIGTERM"}

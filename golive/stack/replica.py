@@ -47,7 +47,8 @@ class StreamingReplica(Started):
             os.chown(self.work_dir, entry.pw_uid, entry.pw_gid)
         subprocess.run([str(postgres_bin_dir() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port),
                         "-U", "postgres", "-D", str(self.work_dir / "pgdata"), "-R", "-X", "stream", "-c", "fast"],
-                       check=True, capture_output=True, timeout=120, user=run_as, cwd=self.work_dir)
+                       check=True, capture_output=True, timeout=120, user=run_as, cwd=self.work_dir,
+                       start_new_session=True)  # a terminal's Ctrl-C is for golive up, which stops in order
         with open(self.work_dir / "pgdata" / "postgresql.auto.conf", "a") as conf:  # named in pg_stat_replication
             conf.write(f"primary_conninfo = 'host=127.0.0.1 port={self.primary.port} user=postgres "
                        f"application_name={APPLICATION_NAME}'\n")

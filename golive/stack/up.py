@@ -14,7 +14,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, start_http_server
 
@@ -40,70 +42,114 @@ from golive.stack.webhook_sink import WebhookSink, slack_line
 from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
+T = TypeVar("T")
+
+
+class _StopRequested(Exception):
+    """Ctrl-C (the ``stop`` event) while the stack was still starting: what started is stopped again at once."""
+
 
 def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Event, seed_rows: int = DEMO_ROWS,
-              on_ready: Callable[[dict], None] | None = None, on_slack: Callable[[dict], None] | None = None) -> None:
-    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse.
+              on_ready: Callable[[dict], None] | None = None, on_slack: Callable[[dict], None] | None = None) -> list[str]:
+    """Start everything, write the stack file, wait for ``stop``, stop everything in reverse; returns what it
+    stopped, in the order it had started it. A ``stop`` while it starts ends the start there (nothing more
+    starts; what did is stopped).
 
     ``on_slack`` gets each message the local Slack receiver takes (default: the whole message is echoed, as text)."""
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     stack_file = state_dir / STACK_FILE
-    with EmbeddedNats(state_dir / "nats") as nats, EmbeddedPostgres(state_dir / "postgres") as pg:
-        create_database(pg.url, "golive")
-        db_url = pg.url_for("golive")
-        started = time.monotonic()
-        seed_demo(db_url, seed_rows)
-        echo(f"seeded     {seed_rows:,} rows in each runbook table in {time.monotonic() - started:.1f} s")
-        # the two deployments of the demo app (golive/demo/app.py) behind Envoy, split by runtime weights
-        with StreamingReplica(pg, state_dir / "replica") as replica, \
-                WebhookSink(on_message=on_slack or (lambda body: echo(slack_line(body)))) as sink, \
-                DemoApp("stable", db_url, state_dir / "logs") as stable, \
-                DemoApp("canary", db_url, state_dir / "logs") as canary, \
-                EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address) as envoy:
+    started: list[str] = []
+
+    def unless_stopped() -> None:
+        if stop.is_set():
+            raise _StopRequested
+
+    try:
+        with ExitStack() as running:
+            def start(what: str, part: T) -> T:  # started now, stopped with the rest (in reverse) on the way out
+                unless_stopped()
+                entered = running.enter_context(part)
+                started.append(what)
+                return entered
+
+            nats = start("nats-server", EmbeddedNats(state_dir / "nats"))
+            pg = start("PostgreSQL", EmbeddedPostgres(state_dir / "postgres"))
+            unless_stopped()
+            create_database(pg.url, "golive")
+            db_url = pg.url_for("golive")
+            begun = time.monotonic()
+            seed_demo(db_url, seed_rows)
+            echo(f"seeded     {seed_rows:,} rows in each runbook table in {time.monotonic() - begun:.1f} s")
+            replica = start("the streaming replica", StreamingReplica(pg, state_dir / "replica"))
+            sink = start("the Slack stand-in", WebhookSink(
+                on_message=on_slack or (lambda body: echo(slack_line(body)))))
+            # the two deployments of the demo app (golive/demo/app.py) behind Envoy, split by runtime weights
+            stable = start("the demo app (stable)", DemoApp("stable", db_url, state_dir / "logs"))
+            canary = start("the demo app (canary)", DemoApp("canary", db_url, state_dir / "logs"))
+            envoy = start("Envoy", EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address))
             env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url,
                                                     ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
                                                     REPLICA_ENV: replica.url_for("golive")})
+            unless_stopped()
             services = ServiceProcesses(env, state_dir / "logs").start()
+            running.callback(services.stop)
+            started.append(f"the {len(SERVICES)} services")
             supervisor_registry = CollectorRegistry()  # golive up's own metrics: restarts of its services
             metrics_server, _thread = start_http_server(0, addr="127.0.0.1", registry=supervisor_registry)
-            try:
-                asyncio.run(wait_until_ready(Settings(nats_url=nats.url), SERVICES, services))
-                stack = {
-                    "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
-                    "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
-                    "stack_metrics": metrics_server.server_port,
-                    "pids": {name: proc.pid for name, proc in services.procs.items()},
-                    "proxy": envoy.url, "envoy_admin": envoy.admin_url,
-                    "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
-                }
-                stack_file.write_text(json.dumps(stack, indent=2))
-                echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
-                echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
-                echo(f"replica    127.0.0.1:{replica.server.port}  streaming standby (url in ${REPLICA_ENV})")
-                echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
-                echo(f"envoy      {envoy.url} (in ${APP_URL_ENV}) -> app stable 127.0.0.1:{stable.port}, canary "
-                     f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
-                for name, port in services.metrics_ports.items():
-                    echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
-                echo(f"stack      pid {os.getpid()}  metrics http://127.0.0.1:{metrics_server.server_port}/metrics "
-                     "(services restarted after a crash)")
-                echo(f"logs       {state_dir / 'logs'}")
-                if on_ready:
-                    on_ready(stack)
-                else:
-                    echo(ready_message())
-                supervisor = Supervisor(services, echo, registry=supervisor_registry)
-                while not stop.wait(0.25):
-                    if supervisor.check():  # the stack file names the pids alive now
-                        stack["pids"] = {name: proc.pid for name, proc in services.procs.items()}
-                        stack_file.write_text(json.dumps(stack, indent=2))
-                    if supervisor.gave_up:
-                        break
-            finally:
-                services.stop()
-                metrics_server.shutdown()
-                stack_file.unlink(missing_ok=True)
+            running.callback(metrics_server.shutdown)
+            running.callback(stack_file.unlink, missing_ok=True)
+            if not asyncio.run(_ready_unless_stopped(Settings(nats_url=nats.url), services, stop)):
+                raise _StopRequested
+            stack = {
+                "nats_url": nats.url, "postgres_port": pg.port, "database_env": DATABASE_ENV,
+                "webhook": sink.url, "metrics": services.metrics_ports, "pid": os.getpid(),
+                "stack_metrics": metrics_server.server_port,
+                "pids": {name: proc.pid for name, proc in services.procs.items()},
+                "proxy": envoy.url, "envoy_admin": envoy.admin_url,
+                "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
+            }
+            stack_file.write_text(json.dumps(stack, indent=2))
+            echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
+            echo(f"postgres   127.0.0.1:{pg.port}  database golive (url in ${DATABASE_ENV} for the services)")
+            echo(f"replica    127.0.0.1:{replica.server.port}  streaming standby (url in ${REPLICA_ENV})")
+            echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
+            echo(f"envoy      {envoy.url} (in ${APP_URL_ENV}) -> app stable 127.0.0.1:{stable.port}, canary "
+                 f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
+            for name, port in services.metrics_ports.items():
+                echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
+            echo(f"stack      pid {os.getpid()}  metrics http://127.0.0.1:{metrics_server.server_port}/metrics "
+                 "(services restarted after a crash)")
+            echo(f"logs       {state_dir / 'logs'}")
+            if on_ready:
+                on_ready(stack)
+            else:
+                echo(ready_message())
+            supervisor = Supervisor(services, echo, registry=supervisor_registry)
+            while not stop.wait(0.25):
+                if supervisor.check():  # the stack file names the pids alive now
+                    stack["pids"] = {name: proc.pid for name, proc in services.procs.items()}
+                    stack_file.write_text(json.dumps(stack, indent=2))
+                if supervisor.gave_up:
+                    break
+    except _StopRequested:
+        pass
+    return started
+
+
+async def _ready_unless_stopped(settings: Settings, services: ServiceProcesses, stop: threading.Event) -> bool:
+    """Whether every service got ready before ``stop`` (Ctrl-C while waiting: False within a quarter second)."""
+    waiting = asyncio.ensure_future(wait_until_ready(settings, SERVICES, services))
+    try:
+        while not waiting.done():
+            await asyncio.wait([waiting], timeout=0.25)
+            if stop.is_set() and not waiting.done():
+                return False
+        waiting.result()  # a service that could not start: its error
+        return True
+    finally:
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
 
 
 def ready_message() -> str:

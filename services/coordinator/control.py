@@ -50,6 +50,9 @@ def operator_refusal(command: Message, state: RunState) -> str | None:
         step = state.steps[state.position] if state.position >= 0 else None
         if state.finished or state.compensating or state.retry_at is not None or step is None or step.command is not None:
             return f"run {run_id} is not waiting for an approval (it is at: {where(state)})"
+        if command.stage is not None and step.stage is None:  # a preflight gate: before any canary stage
+            return (f"run {run_id} waits at the preflight gate {step.name} ({step.prompt}), before any canary stage, "
+                    f"not at stage {command.stage}: `golive approve {run_id}` without --stage opens it")
         if command.stage is not None and step.stage != command.stage:
             return f"run {run_id} waits at {step.name}, not at stage {command.stage}"
         return None

@@ -7,6 +7,7 @@ preflight (checks, and manual gates opened by `golive approve RUN`) -> migrate -
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from shared.commands import (
@@ -56,10 +57,10 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
     """The run's steps in runbook order, each with the compensation that undoes it."""
     steps: list[Step] = []
     db_env = plan.database.url_env
-    for i, item in enumerate(plan.preflight, start=1):
+    for item in plan.preflight:
         if isinstance(item, Gate):
             # a gate's deadline (work + step timeout) is the plan's approval timeout
-            steps.append(Step(f"preflight:gate:{i}", "preflight", "gate", None,
+            steps.append(Step(preflight_gate_name(item.gate, {s.name for s in steps}), "preflight", "gate", None,
                               work_s=plan.timeouts.approval - plan.timeouts.step, prompt=item.gate))
         else:
             probe = probe_command(plan, item, item.duration or 0.0, "preflight", deploy_id)
@@ -123,6 +124,20 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         steps.append(Step("lock_in:promote", "lock_in", "promote",
                           PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
     return steps
+
+
+GATE_NAME_WORDS = 40  # characters of the prompt a preflight gate's name keeps
+
+
+def preflight_gate_name(prompt: str, taken: set[str]) -> str:
+    """``preflight:gate:confirm-backup-completion``: a preflight gate named for what it confirms, never by a number
+    (``preflight:gate:2`` read as canary stage 2 next to `golive approve --stage 2`). A second gate with the same
+    words gets ``-again``, then ``-again-again``."""
+    words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:GATE_NAME_WORDS].rstrip("-") or "confirm"
+    name = f"preflight:gate:{words}"
+    while name in taken:
+        name += "-again"
+    return name
 
 
 def take_command(plan: Plan, deploy_id: str, previous: str | None) -> TakeTrafficTarget | None:

@@ -25,6 +25,7 @@ from services.prober.kinds import (
     secret,
 )
 from shared.plan.probes import HttpProbeSpec
+from shared.secrets import shown_url
 
 _URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -35,6 +36,7 @@ class HttpTarget:
     def __init__(self, spec: HttpProbeSpec, headers: dict[str, str]) -> None:
         self.spec = spec
         self.name = spec.name
+        self.shown = f"{spec.method} {shown_url(spec.url)}"
         self._headers = headers
         self._client: httpx.AsyncClient | None = None
 

@@ -38,6 +38,9 @@ class ProbeTarget(Protocol):
     """What every probe kind provides."""
 
     name: str
+    # what one request asks for, as a result's summary shows it (an http probe's method and URL, shared.secrets's
+    # shown_url: no credentials, no query); "" where the probe's name says it all (a named query)
+    shown: str
 
     async def open(self, concurrency: int) -> None:
         """Prepare ``concurrency`` workers (connections are made lazily and remade after failures)."""

@@ -51,6 +51,7 @@ class PgHealthTarget:
                  pgbouncer_admin_url: str | None = None) -> None:
         self.spec = spec
         self.name = spec.name
+        self.shown = ""
         self._primary = primary_url
         self._replicas = replica_urls
         self._pgbouncer = pgbouncer_admin_url

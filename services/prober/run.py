@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from services.prober.compare import compare
 from services.prober.kinds import ProbeTarget
 from services.prober.load import END_GRACE_S, Recorder, run_load
-from services.prober.stats import judge
+from services.prober.stats import failed_requests, judge
 from services.prober.targets import make_target
 from shared.commands import RunProbe, RunProbes
 from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
@@ -161,7 +161,8 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     finished = min(clock(), end)
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
-    return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0)
+    return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0,
+                   targets["probe"].shown)
 
 
 async def _cut_at(when: float, loads: list[asyncio.Task], clock) -> None:
@@ -227,7 +228,8 @@ class _WindowFeed:
                 pass
 
 
-def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int) -> ProbeCompleted:
+def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
+            shown: str = "") -> ProbeCompleted:
     recorder = recorders["probe"]
     total = recorder.total
     if recorder.unsent:
@@ -251,11 +253,14 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
     if stop.is_set():
         summary += f"; stopped early: {stop.reason}"
     stats = total.summary(measured_s)
+    # which endpoint, how many requests failed and how: what an on-call engineer reads first in a failed probe
+    summary = "; ".join(part for part in (failed_requests(stats), summary) if part)
+    head = f"{cmd.probe.name}: {shown}" if shown else cmd.probe.name
     return ProbeCompleted(
         probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=stats.count, errors=stats.errors,
         errors_by_class=stats.errors_by_class, p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p95_ms=stats.p95_ms,
         p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=finding == "pass",
-        summary=f"{cmd.probe.name}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
+        summary=f"{head}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
     )

@@ -54,6 +54,7 @@ class SqlTarget:
     def __init__(self, spec: SqlProbeSpec, url: str) -> None:
         self.spec = spec
         self.name = spec.name
+        self.shown = ""
         self._url = url
         self._timeout_s = spec.timeout_ms / 1000
         self._writes = may_write(spec.query)

@@ -104,6 +104,16 @@ class LatencyWindow:
         )
 
 
+def failed_requests(numbers: LatencySummary) -> str:
+    """``1,030 of 1,100 failed (http_4xx 1,030)``: the failed requests and their error classes, most first; "" when
+    none failed."""
+    if not numbers.errors:
+        return ""
+    classes = sorted(numbers.errors_by_class.items(), key=lambda item: (-item[1], item[0]))
+    how = ", ".join(f"{name} {count:,}" for name, count in classes)
+    return f"{numbers.errors:,} of {numbers.count + numbers.errors:,} failed" + (f" ({how})" if how else "")
+
+
 def judge(window: LatencyWindow, thresholds: Thresholds) -> Judgement:
     """The window's numbers against ``thresholds``, by the one judge every service uses (shared/judge.py)."""
     return judge_numbers(window.summary(0.0), thresholds)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from shared.plan.base import path_text
+from shared.plan.problems import PlanProblem
 
 MAX_PLAN_BYTES = 1 << 20  # 1 MiB
 MAX_NESTING = 32
@@ -24,11 +25,11 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present:
 
 
 class UnsafeYaml(ValueError):
-    """A plan file refused before it is built: ``problem`` says where and why (without the file)."""
+    """A plan file refused before it is built: ``found`` says where and why (without the file)."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__(problem)
-        self.problem = problem
+    def __init__(self, reason: str, where: list[str | int] | None = None, line: int | None = None) -> None:
+        self.found = PlanProblem(path_text(where) if where is not None else "", reason, line)
+        super().__init__(str(self.found))
 
 
 def read_plan_file(path: Path) -> str:
@@ -75,12 +76,11 @@ def _refuse_hostile_structure(text: str) -> None:
         line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, yaml.AliasEvent) or event.anchor is not None:
             what = "an alias" if isinstance(event, yaml.AliasEvent) else "an anchor"
-            raise UnsafeYaml(f"{path_text(path)} (line {line}): {what}: YAML anchors and aliases are not allowed in a "
-                             "plan (an alias can expand to billions of values); write the value out")
+            raise UnsafeYaml(f"{what}: YAML anchors and aliases are not allowed in a plan (an alias can expand to "
+                             "billions of values); write the value out", path, line)
         if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
             if len(stack) >= MAX_NESTING:
-                raise UnsafeYaml(f"{path_text(path)} (line {line}): nested more than {MAX_NESTING} levels deep; "
-                                 "a plan is a few levels deep")
+                raise UnsafeYaml(f"nested more than {MAX_NESTING} levels deep; a plan is a few levels deep", path, line)
             stack.append([path, "seq", 0] if isinstance(event, yaml.SequenceStartEvent) else [path, "map", None, True])
 
 

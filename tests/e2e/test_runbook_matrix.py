@@ -300,7 +300,8 @@ def test_the_runbook_succeeds_ends_promoted_at_100_and_says_so(matrix):
     result = matrix["success"]
     assert result.code == 0, _steps(result)
     steps = _steps(result)
-    order = ["preflight:check:app_health", "preflight:gate:2", "migrate", "smoke:app_health", "smoke:signup_exists",
+    order = ["preflight:check:app_health", "preflight:gate:confirm-backup-completion", "migrate", "smoke:app_health",
+             "smoke:signup_exists",
              "stage1:shift:10", "stage1:hold", "stage2:shift:50", "stage2:hold", "stage3:shift:100", "stage3:hold",
              "final_validation", "lock_in:promote"]
     assert [s for s in steps if s in order] == order, steps

@@ -90,7 +90,8 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state, elsew
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
-    assert "stack stopped" in output
+    assert ("stack stopped on Ctrl-C: nats-server, PostgreSQL, the streaming replica, the Slack stand-in, the demo app "
+            "(stable), the demo app (canary), Envoy, the 5 services; data and logs kept in ") in output, output
     assert f"`golive run {SKELETON}`" in output  # what it tells the other terminal to run: golive's own plan
     assert "traffic exited with code -9; restarting it" in output and "traffic restarted: pid" in output
     children = list(stack["pids"].values())
@@ -100,3 +101,31 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state, elsew
     for port in (nats_port, stack["postgres_port"]):
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"something still listens on {port}"
+
+
+def test_ctrl_c_while_the_stack_starts_stops_what_started_says_so_and_exits_0(state, elsewhere):
+    """Ctrl-C from a terminal reaches the whole foreground process group, children included, at any moment: here
+    as the replica is being copied, right after the seeding. The start ends there; nothing more starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOLIVE_")}
+    env["GOLIVE_STATE_DIR"] = str(state)
+    up = subprocess.Popen([sys.executable, "-m", "golive", "up"], env=env, cwd=elsewhere, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        seen = ""
+        while "seeded" not in seen:
+            line = up.stdout.readline()
+            assert line, seen
+            seen += line
+        os.killpg(up.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        output, _ = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    output = seen + output
+    assert up.returncode == 0, output
+    assert "Ctrl-C: stopping the stack" in output, output
+    stopped = next(line for line in output.splitlines() if line.startswith("stack stopped on Ctrl-C: "))
+    assert stopped.startswith("stack stopped on Ctrl-C: nats-server, PostgreSQL"), output
+    assert "services" not in stopped and "coordinator pid" not in output and "ready:" not in output, output
+    assert "Traceback" not in output
+    assert not (state / "stack.json").exists()

@@ -223,9 +223,9 @@ def test_plan_check_reports_a_template_error_with_where_it_is(tmp_path):
     lines = path.read_text().splitlines()
     duration = next(i for i, line in enumerate(lines, 1) if "duraton" in line)
     unclosed = next(i for i, line in enumerate(lines, 1) if "unclosed" in line)
-    assert (f"{path}: notifications.templates.run_succeeded.fields.Duration (line {duration}): "
+    assert (f"{path}:{duration}: notifications.templates.run_succeeded.fields.Duration: "
             "UndefinedError: 'duraton' is undefined") in output
-    assert f"{path}: notifications.templates.rollback_started.text (line {unclosed}): TemplateSyntaxError" in output
+    assert f"{path}:{unclosed}: notifications.templates.rollback_started.text: TemplateSyntaxError" in output
 
 
 def test_plan_check_rejects_an_unknown_sink_type_and_a_route_to_an_undefined_sink(tmp_path):

@@ -41,6 +41,18 @@ async def test_health_check_passes_on_200_and_fails_like_curl_f_on_errors(http_t
     assert set(wrong_body.errors_by_class) == {"body_mismatch"}
 
 
+async def test_a_failed_probe_says_which_endpoint_how_many_requests_failed_and_how(http_target):
+    url = http_target.url("/status/404?token=s3cret")
+    failed = await run_probe(http_command(url, duration_s=0.3, thresholds=Thresholds(error_rate_pct=0)), {})
+
+    assert not failed.passed
+    requests = failed.count + failed.errors
+    assert failed.summary.startswith(
+        f"app: GET {http_target.url('/status/404')}: {failed.errors:,} of {requests:,} failed (http_4xx {failed.errors:,}); "
+        f"error rate 100% > 0% over {requests:,} requests"), failed.summary
+    assert "s3cret" not in failed.summary
+
+
 async def test_header_values_come_from_the_environment_and_a_missing_one_is_named(http_target):
     cmd = http_command(http_target.url("/ok"), duration_s=0.2, headers_env={"Authorization": "PROBE_TOKEN"})
     ok = await run_probe(cmd, {"PROBE_TOKEN": "Bearer s3cret"})

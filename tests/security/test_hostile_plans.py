@@ -56,7 +56,8 @@ def plan_check(path: Path, tmp_path: Path) -> Checked:
 def assert_refused(checked: Checked, path: Path, where: str, line: int | None, *words: str) -> None:
     assert checked.returncode == 2, checked
     assert str(path) in checked.output, checked.output
-    expected = f"{where} (line {line})" if line else where
+    at = f"{path}:{line}: " if line else f"{path}: "
+    expected = f"{at}{where}: " if where else at
     assert expected in checked.output, checked.output
     for word in words:
         assert word in checked.output, checked.output
@@ -121,7 +122,7 @@ def test_a_plan_file_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path
     text = SKELETON.replace("  statements:\n", "  statements:\n" + extra)
     path = write(tmp_path, text)
     checked = plan_check(path, tmp_path)
-    assert_refused(checked, path, str(path), None, "1 MiB")
+    assert_refused(checked, path, "", None, "1 MiB")
 
 
 @pytest.mark.parametrize(("section", "count"), [("statements", 500), ("probes", 500), ("stages", 200), ("sinks", 200)])

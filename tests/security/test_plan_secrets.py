@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from contextlib import aclosing
 
 import nats
@@ -78,7 +79,7 @@ def test_plan_check_refuses_a_password_anywhere_and_never_shows_it(tmp_path, whe
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    assert f"{path} (line " in result.stderr, result.stderr
+    assert re.search(rf"{re.escape(str(file))}:\d+: {re.escape(path)}: ", result.stderr), result.stderr
     assert PASSWORD not in result.stdout + result.stderr
 
 

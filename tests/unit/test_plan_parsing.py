@@ -79,7 +79,8 @@ def test_skeleton_plan_is_valid():
 def test_unknown_key_is_rejected_with_its_path_and_line():
     text = variant("  drop_indexes: true", "  drop_index: true")
 
-    assert the_problem(text) == f"rollback.drop_index (line {line_of(text, 'drop_index:')}): Extra inputs are not permitted"
+    assert the_problem(text) == (f"rollback.drop_index (line {line_of(text, 'drop_index:')}): unknown key 'drop_index'; "
+                                 "did you mean 'drop_indexes'?")
 
 
 def test_unknown_key_inside_a_list_item_names_the_item():
@@ -202,17 +203,21 @@ def test_every_field_problem_is_reported_at_once():
 def test_missing_required_section_is_named():
     text = variant("database:\n  url_env: DB_URL\n", "")
 
-    assert the_problem(text).startswith("database (line 1): Field required")
+    assert the_problem(text) == "database (line 1): missing (required)"
 
 
-def test_text_that_is_not_yaml_is_rejected_with_the_origin():
-    with pytest.raises(PlanError, match=r"^plans/broken\.yaml: not valid YAML"):
-        parse_plan("name: [unclosed", "plans/broken.yaml")
+def test_text_that_is_not_yaml_is_rejected_with_the_origin_and_the_line_never_a_placeholder():
+    with pytest.raises(PlanError) as raised:
+        parse_plan("name: checkout\nprobes: [unclosed\n", "plans/broken.yaml")
+
+    (problem,) = raised.value.problems
+    assert problem.startswith("plans/broken.yaml:3: not valid YAML at column 1: "), problem
+    assert "opened on line 2" in problem and "<unicode string>" not in problem, problem
 
 
 def test_yaml_that_is_not_a_mapping_is_rejected():
-    with pytest.raises(PlanError, match=r"^<plan>: a plan is a YAML mapping$"):
-        parse_plan("- just\n- a list\n")
+    with pytest.raises(PlanError, match=r"^plans/list\.yaml: a plan is a YAML mapping"):
+        parse_plan("- just\n- a list\n", "plans/list.yaml")
 
 
 def test_unreadable_plan_file_is_reported_with_its_path(tmp_path):
@@ -338,7 +343,7 @@ def test_preflight_gate_with_an_unknown_key_names_the_item_without_its_union_tag
     text = runbook_variant("  - {gate: Confirm backup completion}", "  - {gate: Confirm backup completion, stage: 1}")
 
     assert the_problem(text) == (
-        f"preflight[0].stage (line {line_of(text, 'Confirm backup')}): Extra inputs are not permitted"
+        f"preflight[0].stage (line {line_of(text, 'Confirm backup')}): unknown key 'stage' (known here: gate)"
     )
 
 

@@ -89,7 +89,8 @@ def test_in_a_plan_file_a_field_of_another_kind_is_an_error_naming_it():
     with pytest.raises(PlanError) as raised:
         parse_plan(text)
 
-    assert raised.value.problems == ["probes.health.query (line 6): Extra inputs are not permitted"]
+    assert raised.value.problems == ["probes.health.query (line 6): unknown key 'query' (known here: body, body_contains, "
+                                     "expect_status, headers, headers_env, kind, method, timeout_ms, url)"]
 
 
 def test_a_field_of_another_kind_at_its_first_format_default_is_no_error():

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from services.coordinator.control import operator_refusal
 from services.coordinator.saga import StopProbes, decide
 from shared.commands import (
     ApplyMigrations,
+    ApproveGate,
     HttpProbeSpec,
     PgHealthProbeSpec,
     PromoteTraffic,
@@ -31,6 +33,7 @@ from shared.events import (
     Verdict,
     WindowJudged,
 )
+from shared.step_ref import StepRef, ref_of_name
 from tests.unit.saga_run import (
     Run,
     abort,
@@ -80,7 +83,8 @@ timeouts: {step: 60s}
 retries: {attempts: 1}
 """
 
-ORDER = ["preflight:gate:1", "preflight:check:backup_done", "migrate", "smoke:recent", "stage1:shift:10", "stage1:hold",
+ORDER = ["preflight:gate:confirm-backup-completion", "preflight:check:backup_done", "migrate", "smoke:recent",
+         "stage1:shift:10", "stage1:hold",
          "stage2:shift:100", "stage2:hold", "final_validation", "lock_in:promote"]
 
 
@@ -181,10 +185,33 @@ def test_preflight_gate_waits_for_an_approval_naming_no_stage_before_anything_ru
 
     assert commands(outputs) == []
     assert events(outputs)[0].detail == "Confirm backup completion: waiting for `golive approve run-1`"
-    assert approve(run, stage=1) == [] and run.current_step == "preflight:gate:1"
+    assert approve(run, stage=1) == [] and run.current_step == "preflight:gate:confirm-backup-completion"
     opened = approve(run)
     assert [type(c) for c in work_commands(opened)] == [RunProbe]
     assert run.current_step == "preflight:check:backup_done"
+
+
+def test_a_preflight_gate_is_named_for_what_it_confirms_never_by_a_number_a_stage_could_be_taken_for():
+    two_gates = PLAN.replace("  - {gate: Confirm backup completion}\n",
+                             "  - {gate: Confirm backup completion}\n  - {gate: Confirm backup completion}\n"
+                             "  - {gate: 'Stakeholders (2) told?'}\n")
+    run = Run(plan=plan_from(two_gates))
+    run.start()
+
+    gates = [s.name for s in run.state.steps if s.phase == "preflight" and s.kind == "gate"]
+    assert gates == ["preflight:gate:confirm-backup-completion", "preflight:gate:confirm-backup-completion-again",
+                     "preflight:gate:stakeholders-2-told"]
+    assert all(ref_of_name(name) == StepRef(phase="preflight", kind="gate") for name in gates)
+
+
+def test_approving_a_stage_while_the_run_waits_at_a_preflight_gate_says_which_gate_and_how_to_open_it():
+    run = Run(plan=plan_from(PLAN))
+    run.start()
+
+    why = operator_refusal(ApproveGate(stage=2, approved_by="maksim"), run.state)
+
+    assert why == ("run run-1 waits at the preflight gate preflight:gate:confirm-backup-completion (Confirm backup "
+                   "completion), before any canary stage, not at stage 2: `golive approve run-1` without --stage opens it")
 
 
 def test_failing_preflight_check_rolls_back_with_nothing_to_undo():

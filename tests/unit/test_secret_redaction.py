@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.secrets import MissingSecret, redact, secret_from_env
+from shared.secrets import MissingSecret, redact, secret_from_env, shown_url
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,13 @@ def test_missing_secret_names_the_variable(monkeypatch, value):
 
     with pytest.raises(MissingSecret, match="environment variable GOLIVE_TEST_SECRET is not set"):
         secret_from_env("GOLIVE_TEST_SECRET")
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://probe:s3cret@app.example.com:8443/api/health?token=s3cret#top", "https://app.example.com:8443/api/health"),
+    ("http://127.0.0.1:5000/status/404", "http://127.0.0.1:5000/status/404"),
+    ("https://hooks.slack.com/services/T0/B0/s3cret", "https://hooks.slack.com/services/***"),
+    ("http://u:s3cret@[::1/health?token=s3cret", "http://u:***@[::1/health"),  # one the parser refuses
+])
+def test_a_url_is_shown_without_credentials_query_or_fragment(url, shown):
+    assert shown_url(url) == shown
