@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
@@ -27,6 +28,7 @@ from shared.events import RunStarted
 from shared.plan import plan_of
 from shared.provenance import event_origin_problem
 from shared.run_history import read_runs, read_watches
+from shared.run_summary import RunSummary
 from shared.settings import Settings
 from shared.subjects import Subjects
 from tests.harness import run_cli
@@ -149,6 +151,25 @@ def test_runs_recorded_before_the_run_history_are_summarised_once_from_their_eve
     [watch] = watches
     assert (watch.run_id, watch.checks_done, watch.checks_planned, watch.breaches, watch.summaries, watch.ended) == (
         "run-rec-watch", 3, 3, 3, 2, True)
+
+
+def test_summarising_old_runs_leaves_alone_a_summary_a_coordinator_wrote(settings):
+    asyncio.run(publish(settings, recorded()))
+
+    async def written_then_rebuilt() -> tuple[int, list]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            history = await RunHistory.open(nc.jetstream(), settings.subjects)
+            driven = RunSummary(run_id="run-rec-ok", plan="skeleton", deploy_id="dpl_ok", started_at=datetime.now(UTC),
+                                step="stage9:hold")
+            await history.put_run(driven)  # the run's driver wrote it (a run taken over while the rebuild starts)
+            return await history.rebuild_missing(), await read_runs(nc.jetstream(), settings.subject_root)
+        finally:
+            await nc.close()
+
+    written, runs = asyncio.run(written_then_rebuilt())
+    assert written == 2
+    assert next(r for r in runs if r.run_id == "run-rec-ok").step == "stage9:hold"
 
 
 def test_listing_runs_the_weekly_report_and_the_watch_list_read_the_run_history_not_the_event_stream(

@@ -61,7 +61,7 @@ class RunDriver:
         # are dropped without a replay
         self.folds: RunFolds[RunState] = RunFolds(bus.jetstream, bus.subjects, FINISHED_REMEMBERED)
         self.metrics.driving.set_function(lambda: len(self.folds.states))
-        self.leases = LeaseKeeper(bus, on_lost=self.folds.forget, lost_action=(
+        self.leases = LeaseKeeper(bus, on_lost=self._let_go, lost_action=(
             "stopped driving the run: another coordinator drives it (or will, from its events)"))
         self.history = RunHistory.opened_once(bus)
         # each driven run's summary (shared/run_summary.py), and what a listing showed of it when last written
@@ -72,6 +72,12 @@ class RunDriver:
         self.lock = asyncio.Lock()
         self.active_runs = ActiveRuns.opened_once(bus)
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
+
+    def _let_go(self, run_id: str) -> None:
+        """Stop folding a run another coordinator drives now: its state and its summary (that one writes it)."""
+        self.folds.forget(run_id)
+        self.summaries.pop(run_id, None)
+        self.listed.pop(run_id, None)
 
     @property
     def runs(self) -> dict[str, RunState]:
