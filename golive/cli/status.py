@@ -70,7 +70,8 @@ def list_runs() -> None:
     # one line per run, never wrapped: people grep it and copy run ids out of it
     out.print(f"{'started':<17} {'run':<30} {'plan':<16} {'deployment':<14} {'state':<13} duration / reason", style="bold")
     for run in runs:
-        detail = f"{run.duration_s:.0f}s: {run.reason}" if run.duration_s is not None else run.reason
+        ended = run.duration_s is not None and run.outcome != "running"  # a retried run is undoing again
+        detail = f"{run.duration_s:.0f}s: {run.reason}" if ended else run.reason
         out.print(f"{run.started_at:%Y-%m-%d %H:%M} {run.run_id:<30} {run.plan:<16} {run.deploy_id:<14} "
                   f"{run.state:<13} {detail}", style=OUTCOME_STYLE.get(run.state))
 
