@@ -24,7 +24,6 @@ from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, R
 from services.coordinator.artifacts import build_artifacts, write_artifacts
 from services.coordinator.control import operator_refusal
 from services.coordinator.saga import RunState, decide
-from shared.bus import connect_options, ensure_streams
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_envelope
 from shared.envelope import Envelope, nats_headers
 from shared.event_log import read_events
@@ -32,7 +31,7 @@ from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.plan import Plan
 from shared.run_history import read_runs, read_watches
 from shared.run_summary import RunSummary, with_watches
-from shared.settings import BusUnreachable, Settings
+from shared.settings import BusUnreachable, Settings, connect_options
 
 CLI_SOURCE = "/golive/cli"  # the operator
 
@@ -69,6 +68,7 @@ async def start_and_watch(
     echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
+    from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
     nc = await connect(settings)
     try:
         await ensure_streams(settings)
@@ -287,6 +287,7 @@ async def run_summaries(settings: Settings) -> list[RunSummary]:
 
 async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:
     """Print the events of one run (or of all runs), optionally following new ones."""
+    from shared.bus import ensure_streams
     nc = await connect(settings)
     try:
         await ensure_streams(settings)
