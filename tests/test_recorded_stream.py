@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -151,6 +152,22 @@ def test_runs_recorded_before_the_run_history_are_summarised_once_from_their_eve
     [watch] = watches
     assert (watch.run_id, watch.checks_done, watch.checks_planned, watch.breaches, watch.summaries, watch.ended) == (
         "run-rec-watch", 3, 3, 3, 2, True)
+
+
+@pytest.mark.e2e
+def test_a_coordinator_starting_on_runs_recorded_before_the_run_history_summarises_them(settings, request):
+    asyncio.run(publish(settings, recorded()))
+    request.getfixturevalue("services")  # the five services start on that stream: the coordinator rebuilds at start
+    env = cli_env(settings)
+    deadline = time.monotonic() + 120  # in the background, once the coordinator is up: waited for, bounded
+    while True:
+        listed = run_cli("status", env=env)
+        states = {line.split()[2]: line.split()[5] for line in listed.stdout.splitlines()[1:]}
+        if len(states) == len(RUNS):
+            break
+        assert time.monotonic() < deadline, listed.stdout + listed.stderr
+        time.sleep(0.5)
+    assert states == RUNS, listed.stdout
 
 
 def test_summarising_old_runs_leaves_alone_a_summary_a_coordinator_wrote(settings):
