@@ -10,14 +10,19 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/golive
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# the dependencies first, in their own layer: a change to golive's source does not reinstall them
+RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/dependencies.txt \
+    && /opt/golive/bin/pip install -r /tmp/dependencies.txt
 COPY shared ./shared
 COPY services ./services
 COPY golive ./golive
-RUN /opt/golive/bin/pip install .
+RUN /opt/golive/bin/pip install --no-deps .
 
 # --- runtime: the environment, the plans, an unprivileged user ------------------------------------------
 FROM python:${PYTHON_VERSION}-slim AS runtime
-RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/golive golive
+RUN groupadd --system --gid 10001 golive \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/golive golive
 COPY --from=build /opt/golive /opt/golive
 # the plans golive ships (package data in golive/plans/) also where `docker compose run --rm cli run plans/...` looks
 COPY golive/plans/*.yaml /app/plans/
@@ -28,7 +33,12 @@ ENV PATH=/opt/golive/bin:$PATH \
     GOLIVE_ARTIFACTS_DIR=/var/lib/golive/artifacts \
     GOLIVE_METRICS_HOST=0.0.0.0
 WORKDIR /app
-USER golive
+# numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd
+USER 10001:10001
 EXPOSE 9100
+# a service is healthy when its metrics endpoint answers (compose and Kubernetes probe the same endpoint; the
+# demo apps and the CLI, which serve no metrics, override or disable it in docker-compose.yml)
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('GOLIVE_METRICS_PORT', '9100') + '/metrics', timeout=2)"]
 ENTRYPOINT ["golive"]
 CMD ["--help"]

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer demo up lint test bench clean
+.PHONY: install pgbouncer asyncapi-parser demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -29,6 +29,13 @@ pgbouncer:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
 
+# The official AsyncAPI parser checks docs/asyncapi.yaml (tests/test_asyncapi.py): Node.js's npm installs it from
+# the lock file; without npm its test fails saying how to get it.
+asyncapi-parser:
+	@test -d tests/asyncapi_parser/node_modules/@asyncapi/parser || \
+	  { command -v npm >/dev/null && npm ci --prefix tests/asyncapi_parser --ignore-scripts --no-audit --no-fund --silent; } || \
+	  echo "warning: no npm: the AsyncAPI parser test will fail; install Node.js 20+ with npm (apt-get install nodejs npm)"
+
 # Tests run in two parts. First every test whose verdict does not rest on measured time, on TEST_WORKERS xdist
 # workers (the tests mostly wait on servers, so more workers than cores; an idle worker takes queued tests from a
 # busy one, so the part ends when its work does); then the `timing` tests (pyproject: markers)
@@ -39,7 +46,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install pgbouncer lint
+test: install pgbouncer asyncapi-parser lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 

@@ -51,7 +51,7 @@ from shared.run_guard import lifecycle_subjects, work_refusal
 from shared.secrets import redact
 from shared.settings import Settings
 from shared.settings import connect_options as connect_options  # here too, where services have always found it
-from shared.telemetry import ServiceMetrics
+from shared.telemetry import ServiceMetrics, library_logger
 
 EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance's message comes back soon
 MAX_BODY_IN_DEAD_LETTER = 4096
@@ -213,6 +213,7 @@ class Bus:
             max_reconnect_attempts=-1,
             inbox_prefix=s.inbox_prefix(),  # replies only this user may read (deploy/nats.conf)
             log_level=10,  # FastStream's per-message lines at DEBUG; golive logs its own structured lines
+            logger=library_logger("faststream.nats"),  # JSON through the root handler, not FastStream's colours
         )
         # FastStream gives pull subscriptions nats-py's "_INBOX." unless told: they must use this user's prefix too
         self._pull_inbox = f"{s.inbox_prefix()}.".encode()
@@ -224,6 +225,7 @@ class Bus:
         """A FastStream app whose startup creates the streams and whose shutdown hands back long work."""
         return FastStream(
             self.broker,
+            logger=library_logger("faststream"),
             specification=AsyncAPI(title=title, version="1"),
             on_startup=[self._startup],
             after_startup=[self._start_event_feeds, self._keep_durables, *after_startup],

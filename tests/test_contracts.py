@@ -1,4 +1,4 @@
-"""The contracts as documented: every message type in the README, every type name versioned and unique."""
+"""The contracts as documented: every message type in docs/architecture.md, every type name versioned and unique."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def test_every_message_type_is_versioned_and_named_for_its_source():
             assert parts[1] in (*SERVICES, "service") and len(parts) == 4, name
 
 
-def test_readme_lists_exactly_the_message_types_in_the_code():
-    readme = REPO.joinpath("README.md").read_text()
+def test_the_architecture_page_lists_exactly_the_message_types_in_the_code():
+    readme = REPO.joinpath("docs", "architecture.md").read_text()
     section = readme.split("Contracts (all in `shared/`)")[1].split("## ")[0]
     listed, family = set(), ""
     for token in re.findall(r"`([a-z_.0-9]+)`", section):

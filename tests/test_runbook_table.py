@@ -1,4 +1,4 @@
-"""README's "The runbook as a plan" table cannot drift: every plan key it names exists in
+"""docs/plans.md's "The runbook as a plan" table cannot drift: every plan key it names exists in
 golive/plans/supabase-golive.yaml, every heading of the runbook (docs/runbook.md) has a row, and the plan is valid."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ NOT_STEPS = {"Overview", "👥 Responsibilities", "Emergency Contacts"}  # peopl
 
 
 def table_rows() -> list[list[str]]:
-    text = (REPO / "README.md").read_text()
-    assert SECTION in text, f"README.md has no {SECTION!r} section"
+    text = (REPO / "docs" / "plans.md").read_text()
+    assert SECTION in text, f"docs/plans.md has no {SECTION!r} section"
     section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("|")]
     assert len(rows) > 2, "the section has no table"
@@ -51,7 +51,7 @@ def test_every_plan_key_in_the_readme_table_exists_in_the_runbook_plan():
     named = [(row[0], key) for row in table_rows() for key in plan_keys(row[1])]
     assert len(named) >= 20, named
     missing = [f"{step}: {key}" for step, key in named if not lookup(plan, key)]
-    assert not missing, f"README names plan keys that golive/plans/supabase-golive.yaml does not have: {missing}"
+    assert not missing, f"docs/plans.md names plan keys that golive/plans/supabase-golive.yaml does not have: {missing}"
 
 
 def test_every_runbook_heading_has_a_row_in_the_readme_table():
@@ -59,7 +59,7 @@ def test_every_runbook_heading_has_a_row_in_the_readme_table():
     headings = runbook_steps()
     assert "Phase 1: Database Migrations" in headings and "Communication Plan" in headings, headings
     missing = [h for h in headings if not any(step.startswith(h) for step in steps)]
-    assert not missing, f"runbook headings without a row in README's {SECTION!r} table: {missing}"
+    assert not missing, f"runbook headings without a row in docs/plans.md's {SECTION!r} table: {missing}"
 
 
 def test_every_row_names_at_least_one_plan_key_and_who_performs_it():

@@ -11,7 +11,7 @@ from golive.cli.console import out
 
 
 def asyncapi(out_path: Annotated[Path, typer.Option("--out", help="Where to write it")] = Path("docs/asyncapi.yaml")) -> None:
-    """Write the AsyncAPI 3.0 document of the bus (every command, event and subject) from the code."""
+    """Write the AsyncAPI 3.1 document of the bus (every command, event and subject) from the code."""
     from golive.docs.asyncapi import write
 
     out.print(str(write(out_path)))

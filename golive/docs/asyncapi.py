@@ -1,4 +1,4 @@
-"""The AsyncAPI 3.0 document of golive's bus, generated from the code: docs/asyncapi.yaml.
+"""The AsyncAPI 3.1 document of golive's bus, generated from the code: docs/asyncapi.yaml.
 
 Every registered message type (shared.envelope's registry) becomes a message whose payload is the
 CloudEvents envelope with that type's pydantic JSON Schema as ``data``; every subject of shared/subjects.py
@@ -63,6 +63,19 @@ def _split_defs(schema: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _as_asyncapi(node: Any) -> Any:
+    """A pydantic JSON Schema as AsyncAPI 3's Schema Object wants it: pydantic writes OpenAPI's discriminator
+    object (``{"propertyName": "kind", "mapping": ...}``); AsyncAPI's ``discriminator`` is the property's name."""
+    if isinstance(node, dict):
+        out = {key: _as_asyncapi(value) for key, value in node.items()}
+        if isinstance(out.get("discriminator"), dict):
+            out["discriminator"] = out["discriminator"]["propertyName"]
+        return out
+    if isinstance(node, list):
+        return [_as_asyncapi(value) for value in node]
+    return node
+
+
 def _envelope_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -93,7 +106,7 @@ def _stream(config) -> dict[str, Any]:
 
 
 def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
-    """The AsyncAPI 3.0 document as a dict (deterministic: the same code gives the same document)."""
+    """The AsyncAPI 3.1 document as a dict (deterministic: the same code gives the same document)."""
     subjects = subjects or Subjects()
     contracts = _load_contracts()
     schemas: dict[str, Any] = {"CloudEvent": _envelope_schema()}
@@ -107,7 +120,8 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
 
     for type_name, model in contracts.items():
         name = model.__name__
-        schemas[name] = _split_defs(model.model_json_schema(ref_template=REF, mode="serialization"), schemas)
+        schema = _as_asyncapi(model.model_json_schema(ref_template=REF, mode="serialization"))
+        schemas[name] = _split_defs(schema, schemas)
         messages[name] = {
             "name": type_name,
             "title": name,
@@ -145,7 +159,10 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
         else:
             channel["description"] = (f"Stream {subjects.event_stream} (limits, {EVENT_MAX_AGE_S / 86400:.0f} days): the "
                                       f"audit log and monitoring feed; read a run with an ordered consumer on "
-                                      f"`{subjects.events_of_run('{run_id}')}`.")
+                                      f"`{subjects.events_of_run('{run_id}')}`. A run's events are ordered by "
+                                      "their stream sequence (the JetStream message metadata), which is the order "
+                                      "the coordinator decided in; `time` is each producer's clock and may run "
+                                      "backwards between producers by milliseconds.")
             action, verb = "send", "golive publishes"
         operations[channel_id] = {
             "action": action,
@@ -155,7 +172,7 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
         }
 
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": "3.1.0",
         "info": {
             "title": "golive bus",
             "version": _package_version(),
@@ -165,7 +182,9 @@ def build_document(subjects: Subjects | None = None) -> dict[str, Any]:
                 f"{subjects.command_stream} (`{subjects.root}.cmd.<service>.<action>`), events to "
                 f"{subjects.event_stream} (`{subjects.root}.evt.<run_id>.<source>.<name>`), unparseable messages to "
                 f"{subjects.dead_letter_stream}. Every message is a CloudEvents 1.0 JSON document; the `Nats-Msg-Id` "
-                f"header is its id, deduplicated within {DUPLICATE_WINDOW_S:.0f} s. Generated from the code by "
+                f"header is its id, deduplicated within {DUPLICATE_WINDOW_S:.0f} s, and `Content-Type` the only other "
+                f"header golive sets. Order events by their {subjects.event_stream} stream sequence, never by "
+                "`time`. Generated from the code by "
                 "`golive docs asyncapi`; the subject root is configurable (GOLIVE_SUBJECT_ROOT)."),
         },
         "defaultContentType": CONTENT_TYPE,

@@ -1,10 +1,11 @@
 """The docker-compose stack's generated file: deploy/envoy.yaml, from services/traffic/envoy_config.py.
 
 In docker-compose.yml the two demo apps share Envoy's network namespace (so they listen on 127.0.0.1 as
-they do under `golive up`), and the traffic service reaches Envoy's admin interface over the compose
-network: the only change from the configuration golive generates for the embedded stack is that the
-listener and the admin interface listen on every interface of the container. Neither port of the admin
-interface is published to the host. A test fails when the committed file differs: `golive docs envoy`.
+they do under `golive up`). Envoy's admin interface has no authentication and can change the weights, so it
+listens only on Envoy's fixed address in an internal network (`envoy-admin`) that the traffic service alone
+shares with it; Prometheus reads Envoy's statistics through a second listener that serves only
+`/stats/prometheus` (Envoy's documented way to expose them without the admin API). A test fails when the
+committed file differs: `golive docs envoy`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,45 @@ from services.traffic.envoy_config import envoy_config
 ENVOY_FILE = Path("deploy") / "envoy.yaml"
 LISTEN_PORT, ADMIN_PORT = 8080, 9901
 STABLE_PORT, CANARY_PORT = 8001, 8002  # the demo apps, inside Envoy's network namespace
+STATS_PORT = 9902  # /stats/prometheus only, for Prometheus
+# Envoy's address on docker-compose.yml's internal `envoy-admin` network (its subnet: ADMIN_SUBNET); the admin
+# interface binds to it alone. Change both here and in docker-compose.yml if the subnet is taken on your hosts.
+ADMIN_SUBNET, ADMIN_ADDRESS = "10.231.119.0/29", "10.231.119.2"
 
 
-def compose_envoy_config() -> dict[str, Any]:
-    """Envoy's bootstrap for docker-compose.yml: the demo apps behind one weighted listener on :8080."""
-    config = envoy_config(listen_port=LISTEN_PORT, admin_port=ADMIN_PORT, stable=("127.0.0.1", STABLE_PORT),
-                          canary=("127.0.0.1", CANARY_PORT), listen_host="0.0.0.0")
-    config["admin"]["address"]["socket_address"]["address"] = "0.0.0.0"  # the traffic service is another container
+def compose_envoy_config(*, listen_host: str = "0.0.0.0", admin_address: str = ADMIN_ADDRESS,
+                          ports: tuple[int, int, int] = (LISTEN_PORT, ADMIN_PORT, STATS_PORT),
+                          apps: tuple[int, int] = (STABLE_PORT, CANARY_PORT)) -> dict[str, Any]:
+    """Envoy's bootstrap for docker-compose.yml: the demo apps behind one weighted listener on :8080, the admin
+    interface on ``admin_address`` only, /stats/prometheus on :9902. (The arguments let a test run the same
+    configuration on loopback ports.)"""
+    listen_port, admin_port, stats_port = ports
+    config = envoy_config(listen_port=listen_port, admin_port=admin_port, stable=("127.0.0.1", apps[0]),
+                          canary=("127.0.0.1", apps[1]), listen_host=listen_host)
+    config["admin"]["address"]["socket_address"]["address"] = admin_address  # the traffic service is another container
+    config["static_resources"]["listeners"].append(_stats_listener(listen_host, stats_port))
+    config["static_resources"]["clusters"].append({
+        "name": "envoy_admin", "type": "STATIC", "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": "envoy_admin", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": admin_address, "port_value": admin_port}}}}]}]},
+    })
     return config
+
+
+def _stats_listener(host: str, port: int) -> dict[str, Any]:
+    """A listener on STATS_PORT that forwards exactly GET /stats/prometheus to the admin interface, nothing else."""
+    route = {"match": {"path": "/stats/prometheus", "headers": [{"name": ":method", "string_match": {"exact": "GET"}}]},
+             "route": {"cluster": "envoy_admin"}}
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "stats",
+        "route_config": {"name": "stats", "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": [route]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    }
+    return {"name": "stats", "address": {"socket_address": {"address": host, "port_value": port}},
+            "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                            "typed_config": manager}]}]}
 
 
 def render_envoy() -> str:

@@ -1,4 +1,4 @@
-"""Whether an operator command applies to a run now (README: Operating a run), as a pure rule.
+"""Whether an operator command applies to a run now (docs/running.md: Operating a run), as a pure rule.
 
 A command that cannot apply changes nothing and says why: `approve` of a run not waiting at a gate (or at
 another stage's gate), `abort` or `pause` of a run that ended, `pause` of a run rolling back or already

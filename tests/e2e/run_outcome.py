@@ -4,6 +4,7 @@ an index's state in PostgreSQL, the weights the dry-run traffic provider holds."
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from contextlib import aclosing
 
@@ -21,6 +22,30 @@ def run_events(settings, run_id: str) -> list[Envelope]:
         try:
             async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id))) as feed:
                 return [envelope async for _seq, envelope in feed]
+        finally:
+            await nc.close()
+
+    return asyncio.run(collect())
+
+
+def wire_headers(settings, run_id: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """(envelope id, header lines as stored) of every event of ``run_id``, read with JetStream's message-get API,
+    which returns the raw header block: a client's header dict would fold two lines of one name into one."""
+    async def collect() -> list[tuple[str, list[tuple[str, str]]]]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            js = nc.jetstream()
+            subject = settings.subjects.events_of_run(run_id)
+            stream = await js.find_stream_name_by_subject(subject)
+            found = []
+            async with aclosing(read_events(js, subject)) as feed:
+                async for seq, envelope in feed:
+                    answer = await nc.request(f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps({"seq": seq}).encode(),
+                                              timeout=10)
+                    block = base64.b64decode(json.loads(answer.data)["message"].get("hdrs", "")).decode()
+                    lines = [line.split(":", 1) for line in block.split("\r\n")[1:] if line]
+                    found.append((envelope.id, [(name, value.strip()) for name, value in lines]))
+            return found
         finally:
             await nc.close()
 

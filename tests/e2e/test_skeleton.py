@@ -4,6 +4,7 @@ webhook receiver, and `golive run` as a user runs it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import nats
@@ -12,7 +13,7 @@ import pytest
 from shared.envelope import parse_envelope
 from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
 from tests.builders import skeleton_dict, skeleton_plan
-from tests.e2e.run_outcome import dry_run_weights, index_state, run_events
+from tests.e2e.run_outcome import dry_run_weights, index_state, run_events, wire_headers
 from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +51,30 @@ def test_skeleton_run_succeeds_builds_index_ends_at_100_and_announces_success(
     ]
     assert all(e.specversion == "1.0" and e.runid == "run-e2e-ok" for e in events)
     assert {e.source for e in events} == {f"/golive/{s}" for s in ("coordinator", "migrator", "prober", "traffic", "notifier")}
+    # on the wire, every producer's events carry the one header set of shared/envelope.py's nats_headers: one
+    # Content-Type, the envelope id as Nats-Msg-Id, nothing random (a correlation id lives in the envelope); the
+    # JetStream client may add its Nats-Expected-* publish conditions
+    stored = wire_headers(settings, "run-e2e-ok")
+    assert len(stored) == len(events)
+    for event_id, headers in stored:
+        ours = sorted((name, value) for name, value in headers if not name.startswith("Nats-Expected-"))
+        assert ours == [("Content-Type", "application/cloudevents+json"), ("Nats-Msg-Id", event_id)], headers
+
+
+def test_every_line_a_service_logs_is_a_json_object_naming_the_service(services, settings, process_env, tmp_path):
+    """Log shippers parse each line: FastStream's banner and access lines, nats-py's and every library's log lines
+    come out as JSON like golive's own, with no colour codes, from start-up to a graceful stop."""
+    result = run_cli("run", str(write_plan(tmp_path)), "--deploy-id", "dpl_new", "--previous-deploy-id", "dpl_old",
+                     "--run-id", "run-e2e-logs", env=process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    services.stop()
+    for log in sorted(services.log_dir.glob("*.log")):
+        lines = log.read_text().splitlines()
+        assert len(lines) > 3, log.name
+        for line in lines:
+            assert "\x1b[" not in line, f"{log.name}: colour codes in {line!r}"
+            entry = json.loads(line)  # fails with the line when it is not JSON
+            assert entry["service"] == services.names[log.stem] and entry["level"] and entry["event"], line
 
 
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(

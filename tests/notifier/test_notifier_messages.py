@@ -278,8 +278,8 @@ def test_a_webhook_url_pasted_where_its_variable_belongs_is_rejected_without_rep
     assert "XXXXSECRETXXXX" not in result.stdout + result.stderr
 
 
-def test_the_readme_notifications_example_is_a_valid_communication_plan():
-    readme = (REPO / "README.md").read_text().split("## Notifications")[1].split("## ")[0]
+def test_the_notifications_page_example_is_a_valid_communication_plan():
+    readme = (REPO / "docs" / "notifications.md").read_text().split("## Notifications")[1].split("## ")[0]
     example = yaml.safe_load(readme.split("```yaml\n")[1].split("```")[0])["notifications"]
 
     spec = Notifications.model_validate(example)

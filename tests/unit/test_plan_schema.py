@@ -22,9 +22,29 @@ def test_committed_schema_is_the_one_the_plan_model_generates():
     )
 
 
+# with format checks: "format" is part of the contract a plan editor or CI linter enforces (jsonschema checks "time"
+# only with rfc3339-validator installed: the test extra's jsonschema[format-nongpl])
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+
+
+def test_the_format_checker_checks_times():
+    assert "time" in FORMATS.checkers, "install jsonschema[format-nongpl] (the test extra) to check formats"
+
+
 @pytest.mark.parametrize("plan", sorted(FOLDER.glob("*.yaml")), ids=lambda p: p.name)
 def test_every_plan_in_the_repo_is_valid_under_the_schema(plan):
-    jsonschema.validate(yaml.safe_load(plan.read_text()), json.loads(plan_schema()))
+    jsonschema.validate(yaml.safe_load(plan.read_text()), json.loads(plan_schema()), format_checker=FORMATS)
+
+
+def test_the_schema_refuses_what_the_plan_refuses_in_a_maintenance_window():
+    schema = json.loads(plan_schema())
+    plan = {"name": "x", "database": {"url_env": "DB"}, "canary": {"stages": [{"weight": 100, "hold": "1m"}]},
+            "window": {"maintenance": {"days": ["sun"], "start": "02:00", "end": "04:00:30"}}}
+    jsonschema.validate(plan, schema, format_checker=FORMATS)
+    for wrong in ("2am", "24:00", "02:60", "2:00"):
+        plan["window"]["maintenance"]["start"] = wrong
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(plan, schema, format_checker=FORMATS)
 
 
 def test_schema_accepts_durations_as_written_and_refuses_misspelt_keys():

@@ -1,52 +1,14 @@
-"""The deployment report's chart and HTML page, from synthetic runs (no NATS, no services)."""
+"""The deployment report's HTML page with its chart, from synthetic runs (no NATS, no services); what the chart
+shows is tests/unit/test_chart.py's."""
 
 from __future__ import annotations
 
 import re
 
 from services.coordinator.artifacts import build_artifacts, write_artifacts
-from services.coordinator.chart import chart_data, render_chart
 from tests.unit.report_runs import RunBuilder, rolled_back_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def test_chart_has_a_line_per_probe_and_deployment_from_its_windows():
-    data = chart_data(rolled_back_run())
-    assert data.source == "windows"
-    lines = {s.name: s for s in data.series}
-    assert set(lines) == {"recent (dpl_new)", "recent (dpl_old)"}
-    canary = lines["recent (dpl_new)"].points
-    assert [p.p95_ms for p in canary][-1] == 570
-    assert canary[-1].error_rate_pct == 3 / 103 * 100
-    assert canary[0].at_s == 15
-
-
-def test_chart_marks_stages_thresholds_and_the_rollback_moment():
-    data = chart_data(rolled_back_run())
-    assert data.stages == ((5.0, 10), (66.0, 50))
-    assert data.rollback_s == 110
-    assert data.rollback_reason == "p95 512 ms > 300 ms"
-    p95 = [(t.value, t.from_s, t.to_s) for t in data.thresholds if t.metric == "p95_ms"]
-    # stage 2's limit applies from its shift until the rollback, not to the end of the run
-    assert p95 == [(400, 5.0, 66.0), (300, 66.0, 110.0)]
-    assert [t.value for t in data.thresholds if t.metric == "error_rate_pct"] == [1, 1.5]
-
-
-def test_a_run_without_windows_is_drawn_from_its_check_results():
-    run = RunBuilder()
-    run.shift(1, 1, 10)
-    run.result(3, 12.5)
-    data = chart_data(run.finish(4, "succeeded"))
-    assert data.source == "results"
-    assert [(s.name, [p.p95_ms for p in s.points]) for s in data.series] == [("recent (dpl_new)", [12.5])]
-    assert render_chart(data).startswith(PNG)
-
-
-def test_a_run_with_no_measurement_still_gets_a_chart():
-    data = chart_data(RunBuilder().finish(1, "rolled_back", "aborted"))
-    assert data.empty and data.rollback_s is None
-    assert render_chart(data).startswith(PNG)
 
 
 def test_report_html_embeds_the_chart_and_escapes_what_it_shows(tmp_path):
