@@ -25,13 +25,14 @@ from nats.js.errors import NotFoundError
 from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
 from services.coordinator.control import operator_refusal
 from services.coordinator.saga import RunState, decide
-from shared.bus import connect_options, ensure_streams
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_envelope
 from shared.envelope import Envelope, nats_headers
 from shared.event_log import read_events
 from shared.events import CommandFailed, RunFinished, RunStarted
 from shared.plan import Plan
-from shared.settings import BusUnreachable, Settings
+from shared.run_history import read_runs, read_watches
+from shared.run_summary import RunSummary, with_watches
+from shared.settings import BusUnreachable, Settings, connect_options
 
 CLI_SOURCE = "/golive/cli"  # the operator
 
@@ -68,6 +69,7 @@ async def start_and_watch(
     echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
+    from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
     nc = await connect(settings)
     try:
         await ensure_streams(settings)
@@ -260,62 +262,64 @@ async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) ->
 
 
 async def weekly_artifacts(settings: Settings, since: datetime, until: datetime, directory: Path) -> list[Path]:
-    """The weekly performance report of the runs that started in ``[since, until)``, from every run's events."""
+    """The weekly performance report of the runs that started in ``[since, until)``, from the run history (one
+    summary per run, shared/run_history.py; never the event stream)."""
     from services.coordinator.weekly import weekly_report, write_weekly
 
     nc = await connect(settings)
     try:
-        await ensure_streams(settings)
-        async with aclosing(read_events(nc.jetstream(), settings.subjects.all_events)) as feed:
-            events = [envelope async for _seq, envelope in feed]
+        js, root = nc.jetstream(), settings.subjects.root
+        runs = with_watches(await read_runs(js, root), await read_watches(js, root))
     finally:
         await nc.close()
-    return write_weekly(weekly_report(events, since, until), directory)
+    return write_weekly(weekly_report(runs, since, until), directory)
 
 
-async def watch_states(settings: Settings, run_id: str | None):
-    """The post-deploy watch of one run, or of every run that has one, folded from the coordinator's events."""
+async def watch_states(settings: Settings, run_id: str | None) -> list:
+    """The post-deploy watch of one run, folded from its events; or every watch's record from the run history
+    (shared/run_history.py: one record per watch, never the event stream)."""
     from services.coordinator.post_deploy import WatchState
     from services.coordinator.post_deploy import decide as decide_watch
 
     nc = await connect(settings)
     try:
-        await ensure_streams(settings)
-        subject = settings.subjects.events_of_run(run_id) if run_id else settings.subjects.events_from("coordinator")
-        watches: dict[str, WatchState | None] = {}
-        async with aclosing(read_events(nc.jetstream(), subject)) as feed:
+        if not run_id:
+            return await read_watches(nc.jetstream(), settings.subjects.root)
+        watch: WatchState | None = None
+        async with aclosing(read_events(nc.jetstream(), settings.subjects.events_of_run(run_id))) as feed:
             async for _seq, envelope in feed:
-                watches[envelope.runid], _ = decide_watch(watches.get(envelope.runid), envelope)
+                watch, _ = decide_watch(watch, envelope)
     finally:
         await nc.close()
-    return [w for w in watches.values() if w is not None and w.started_at is not None]
+    return [watch] if watch is not None and watch.started_at is not None else []
 
 
-async def run_statuses(settings: Settings, run_id: str | None) -> list[tuple[RunState, list[Envelope]]]:
-    """One run's state and events (RunNotControllable naming the recent runs if there is none), or every run's
-    (folded from the coordinator's own events)."""
+async def run_statuses(settings: Settings, run_id: str) -> list[tuple[RunState, list[Envelope]]]:
+    """One run's state and events (its own subject only); RunNotControllable naming the recent runs if there is
+    no such run."""
     nc = await connect(settings)
     try:
         js = nc.jetstream()
-        if run_id:
-            state, events = await read_run(js, settings, run_id)
-            if state is None:
-                raise await unknown_run(js, settings, run_id)
-            return [(state, events)]
-        runs: dict[str, tuple[RunState | None, list[Envelope]]] = {}
-        subject = settings.subjects.events_from("coordinator")
-        async with aclosing(read_events(js, subject)) as feed:
-            async for _seq, envelope in feed:
-                state, events = runs.get(envelope.runid, (None, []))
-                state, _ = decide(state, envelope)
-                runs[envelope.runid] = (state, [*events, envelope])
-        return [(s, e) for s, e in runs.values() if s is not None]
+        state, events = await read_run(js, settings, run_id)
+        if state is None:
+            raise await unknown_run(js, settings, run_id)
+        return [(state, events)]
+    finally:
+        await nc.close()
+
+
+async def run_summaries(settings: Settings) -> list[RunSummary]:
+    """Every run's summary, in start order, from the run history (shared/run_history.py; never the event stream)."""
+    nc = await connect(settings)
+    try:
+        return await read_runs(nc.jetstream(), settings.subjects.root)
     finally:
         await nc.close()
 
 
 async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:
     """Print the events of one run (or of all runs), optionally following new ones."""
+    from shared.bus import ensure_streams
     nc = await connect(settings)
     try:
         await ensure_streams(settings)

@@ -50,6 +50,7 @@ from shared.provenance import command_origin_problem, event_origin_problem, sour
 from shared.run_guard import lifecycle_subjects, work_refusal
 from shared.secrets import redact
 from shared.settings import Settings
+from shared.settings import connect_options as connect_options  # here too, where services have always found it
 from shared.telemetry import ServiceMetrics, library_logger
 
 EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance's message comes back soon
@@ -63,20 +64,6 @@ REDELIVERY = Backoff(base_s=0.5, cap_s=15.0)
 def redelivery_delay(attempt: int) -> float:
     """Backoff before redelivery number ``attempt`` + 1: 0.5 s, 1 s, 2 s, ... capped at 15 s."""
     return REDELIVERY.delay(attempt)
-
-
-async def connect_options(settings: Settings) -> dict[str, Any]:
-    """nats-py connection options from settings (credentials never logged): every server of GOLIVE_NATS_URL's
-    comma-separated list (nats-py reconnects to another when one goes away). Replies come to the user's own inbox
-    prefix (deploy/nats.conf lets no user read another's)."""
-    options: dict[str, Any] = {"servers": settings.servers(), "inbox_prefix": settings.inbox_prefix()}
-    if settings.nats_user:
-        options["user"] = settings.nats_user
-    if settings.nats_password:
-        options["password"] = settings.nats_password.get_secret_value()
-    if settings.nats_creds_file:
-        options["user_credentials"] = str(settings.nats_creds_file)
-    return options
 
 
 # what golive sets on its streams (shared/subjects.py): an existing stream that differs on one of them is reported

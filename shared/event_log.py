@@ -103,8 +103,10 @@ class LogReader:
     """One read of the log: a named, ephemeral pull consumer on ``subject`` and the inbox its messages come to,
     replaced by a new one from the next stream sequence when it is lost."""
 
-    def __init__(self, js: JetStreamContext, stream: str, subject: str, patience_s: float) -> None:
+    def __init__(self, js: JetStreamContext, stream: str, subject: str, patience_s: float,
+                 deliver: DeliverPolicy = DeliverPolicy.ALL) -> None:
         self.js, self.stream, self.subject, self.patience_s = js, stream, subject, patience_s
+        self.deliver = deliver  # ALL (a log), or LAST_PER_SUBJECT (a bucket's values: shared/run_history.py)
         self.nc: Any = js._nc  # nats-py keeps the connection private; the pulls are plain requests on it
         self.next_seq = 1  # the first stream sequence not yet read (read_events moves it on as it reads)
         self.name: str | None = None
@@ -118,7 +120,7 @@ class LogReader:
         self.name = reader_name(self.nc.new_inbox())
         config = ConsumerConfig(
             name=self.name, filter_subject=self.subject, ack_policy=AckPolicy.NONE, inactive_threshold=IDLE_S,
-            mem_storage=True, num_replicas=1, deliver_policy=DeliverPolicy.ALL)
+            mem_storage=True, num_replicas=1, deliver_policy=self.deliver)
         if start_seq > 1:
             config.deliver_policy, config.opt_start_seq = DeliverPolicy.BY_START_SEQUENCE, start_seq
         # a config with a name (and a filter) is created on CONSUMER.CREATE.<stream>.<name>.<filter>

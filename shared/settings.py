@@ -135,3 +135,17 @@ def read_stack_file(state_dir: Path) -> dict[str, Any] | None:
         return recorded
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+async def connect_options(settings: Settings) -> dict[str, Any]:
+    """nats-py connection options from settings (credentials never logged): every server of GOLIVE_NATS_URL's
+    comma-separated list (nats-py reconnects to another when one goes away). Replies come to the user's own inbox
+    prefix (deploy/nats.conf lets no user read another's)."""
+    options: dict[str, Any] = {"servers": settings.servers(), "inbox_prefix": settings.inbox_prefix()}
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+    if settings.nats_password:
+        options["password"] = settings.nats_password.get_secret_value()
+    if settings.nats_creds_file:
+        options["user_credentials"] = str(settings.nats_creds_file)
+    return options

@@ -66,6 +66,10 @@ class Subjects:
         """Every run's events published by ``source`` (a service): ``<root>.evt.*.<source>.>``."""
         return f"{self.root}.evt.*.{source}.>"
 
+    def events_named(self, source: str, name: str) -> str:
+        """Every run's events of one kind: ``<root>.evt.*.<source>.<name>`` (each run's start: one event a run)."""
+        return f"{self.root}.evt.*.{source}.{name}"
+
     @property
     def all_events(self) -> str:
         return f"{self.root}.evt.>"

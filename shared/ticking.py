@@ -36,6 +36,21 @@ class Ticking:
 
         self._tasks.append(asyncio.create_task(rounds()))
 
+    def once(self, job: Callable[[], Awaitable[None]], failed: str, retry_s: float) -> None:
+        """Run ``job`` once, at once; tried again every ``retry_s`` until a round does not raise (each failure
+        logged as ``failed``)."""
+
+        async def until_done() -> None:
+            while True:
+                try:
+                    await job()
+                    return
+                except Exception as exc:
+                    self.log.warning(failed, error=redact(str(exc)))
+                await asyncio.sleep(retry_s)
+
+        self._tasks.append(asyncio.create_task(until_done()))
+
     @property
     def running(self) -> bool:
         return bool(self._tasks)

@@ -24,11 +24,13 @@ from shared.story import story_of
 def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None) -> None:
     """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
     from golive.client import run_statuses  # the bus and the reports load only for the commands that use them
+    if not run_id:
+        return list_runs()
     with exit_codes():
         runs = asyncio.run(run_statuses(Settings(), run_id))
     if not runs:
-        err.print(f"no run {run_id}" if run_id else "no runs yet", style="red" if run_id else None)
-        raise typer.Exit(EXIT_INVALID if run_id else 0)
+        err.print(f"no run {run_id}", style="red")
+        raise typer.Exit(EXIT_INVALID)
     if run_id:
         state, events = runs[0]
         story = story_of(events)  # what the live panel shows, read whole: the health word, not the saga's position
@@ -58,20 +60,23 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
             style, text = describe(envelope)
             out.print(f"  {envelope.time:%H:%M:%S} {text}", style=style or None)
         return
+
+
+def list_runs() -> None:
+    """Every run in a line, from the run history (one summary per run: never the event stream)."""
+    from golive.client import run_summaries
+    with exit_codes():
+        runs = asyncio.run(run_summaries(Settings()))
+    if not runs:
+        err.print("no runs yet")
+        return
     # one line per run, never wrapped: people grep it and copy run ids out of it
     out.print(f"{'started':<17} {'run':<30} {'plan':<16} {'deployment':<14} {'state':<13} duration / reason", style="bold")
-    for state, events in sorted(runs, key=lambda r: r[0].started_at):
-        # the last word: `golive retry` ends a needs_human run again (or is still undoing, after its run_finished)
-        last = next((e for e in reversed(events) if e.type in (
-            "golive.coordinator.run_finished.v1", "golive.coordinator.retry_requested.v1")), None)
-        finished = last.data if last is not None and last.type == "golive.coordinator.run_finished.v1" else None
-        retrying = last is not None and not finished
-        detail = f"{finished.duration_s:.0f}s: {finished.reason}" if finished else (state.failure or "")
-        # the list folds only the coordinator's own events: its outcome comes from run_finished
-        where = finished.outcome if finished else (
-            "compensating" if state.compensating or retrying else "paused" if state.paused_by else "running")
-        out.print(f"{state.started_at:%Y-%m-%d %H:%M} {state.run_id:<30} {state.plan.name:<16} {state.deploy_id:<14} "
-                  f"{where:<13} {detail}", style=OUTCOME_STYLE.get(where))
+    for run in runs:
+        ended = run.duration_s is not None and run.outcome != "running"  # a retried run is undoing again
+        detail = f"{run.duration_s:.0f}s: {run.reason}" if ended else run.reason
+        out.print(f"{run.started_at:%Y-%m-%d %H:%M} {run.run_id:<30} {run.plan:<16} {run.deploy_id:<14} "
+                  f"{run.state:<13} {detail}", style=OUTCOME_STYLE.get(run.state))
 
 
 def watch(

@@ -21,8 +21,7 @@ import nats
 from nats.js.errors import NotFoundError
 
 from golive.stack.process import free_port
-from shared.bus import connect_options
-from shared.settings import Settings
+from shared.settings import Settings, connect_options
 from shared.subjects import SERVICES
 
 DATABASE_ENV = "GOLIVE_DATABASE_URL"

@@ -25,6 +25,7 @@ import json
 from datetime import UTC, datetime
 
 from services.coordinator.active_runs import ActiveRuns, watch_key
+from services.coordinator.history import RunHistory, watch_record
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.post_deploy import WatchState, check_command_id, decide
 from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
@@ -53,6 +54,7 @@ class PostDeployDriver:
         self.lock = asyncio.Lock()
         self.clock = Ticking(bus.log)
         self.active = ActiveRuns.opened_once(bus)
+        self.history = RunHistory.opened_once(bus)  # each watch's record, as `golive watch` lists them
         self.stopping = False
 
     @property
@@ -109,6 +111,7 @@ class PostDeployDriver:
                 await self.leases.release(run_id)
             raise
         self.folds.keep(run_id, state, history[-1][0])
+        await self._record(state)
         self.bus.log.info("watch.taken", run_id=run_id, by=by, checks=state.checks_done,
                           awaiting=state.sent_at is not None, pending=len(pending))
         if any(isinstance(out, SendCommand) for _cause, outputs in pending for out in outputs):
@@ -142,6 +145,8 @@ class PostDeployDriver:
         await self._publish(state.run_id, outputs, cause)
         if new is None or state.run_id not in self.leases:
             return  # dropped meanwhile (our lease was lost): the new driver keeps it
+        if watch_record(new) != watch_record(state):
+            await self._record(new)
         if new.ended:
             await self._end(new.run_id)
         else:
@@ -170,6 +175,15 @@ class PostDeployDriver:
             await (await self.active()).put_watch(state.run_id, sent_note(state))
         except Exception as exc:  # only costs a re-send under the same id if the watch is taken over
             self.bus.log.warning("watch.note_failed", run_id=state.run_id, error=redact(str(exc)))
+
+    async def _record(self, state: WatchState) -> None:
+        """Write the watch's record (shared/run_history.py): `golive watch` lists watches from these alone."""
+        if (record := watch_record(state)) is None:
+            return
+        try:
+            await (await self.history()).put_watch(record)
+        except Exception as exc:  # only a stale line in `golive watch` until the next check
+            self.bus.log.warning("watch.record_failed", run_id=state.run_id, error=redact(str(exc)))
 
     async def _end(self, run_id: str) -> None:
         self.folds.end(run_id)

@@ -14,13 +14,16 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
+from services.coordinator.history import RunHistory
 from shared.bus import Bus
 from shared.envelope import Envelope
 from shared.fold import RunFolds
+from shared.run_summary import summary_of
 from shared.secrets import redact
 
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
@@ -30,9 +33,10 @@ DRAWING_WAIT_S = 10.0  # a stopping coordinator still finishes the reports being
 class RunReports:
     """Writes each run's artifacts when it ends; draws its chart and pages in a worker process started on first use."""
 
-    def __init__(self, bus: Bus, log_of: RunFolds) -> None:
+    def __init__(self, bus: Bus, log_of: RunFolds, history: Callable[[], Awaitable[RunHistory]] | None = None) -> None:
         self.bus = bus
         self.log_of = log_of  # the run's events, read from the stream
+        self.history = history  # where the run's summary is kept (services/coordinator/history.py)
         self._drawer: ProcessPoolExecutor | None = None
         self._drawing: set[asyncio.Task] = set()
 
@@ -40,6 +44,7 @@ class RunReports:
         """Write the run's artifacts (the chart and pages in the background)."""
         try:
             events = [envelope for _seq, envelope in await self.log_of.history(run_id)]
+            await self._summarise(run_id, events)
             directory = run_directory(self.bus.settings.artifacts_dir, run_id)  # never outside artifacts/
             written = await asyncio.to_thread(lambda: write_artifacts(build_artifacts(events, chart=False), directory))
             self.bus.log.info("run.artifacts_written", run_id=run_id, directory=str(directory), files=len(written))
@@ -48,6 +53,15 @@ class RunReports:
             pages.add_done_callback(self._drawing.discard)
         except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
             self.bus.log.error("run.artifacts_failed", run_id=run_id, error=str(exc))
+
+    async def _summarise(self, run_id: str, events: list[Envelope]) -> None:
+        """The run's summary from its whole history, as listings and the weekly report read it."""
+        if self.history is None or (summary := summary_of(events)) is None:
+            return
+        try:
+            await (await self.history()).put_run(summary)
+        except Exception as exc:  # the next coordinator to start writes it (history.py: rebuild_missing)
+            self.bus.log.warning("history.write_failed", run_id=run_id, error=redact(str(exc)))
 
     async def _draw_pages(self, run_id: str, events: list[Envelope], directory: Path) -> None:
         try:

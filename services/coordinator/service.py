@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from services.coordinator.active_runs import ActiveRuns
 from services.coordinator.control import operator_refusal
+from services.coordinator.history import RunHistory
 from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
 from services.coordinator.metrics import RunMetrics
 from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
@@ -39,6 +40,7 @@ from shared.events import (
 from shared.fold import RunFolds
 from shared.plan import plan_from_dict
 from shared.plan_versions import PlanVersionError
+from shared.run_summary import RunSummary, summarise, summary_of
 from shared.secrets import redact
 from shared.ticking import Ticking
 
@@ -59,13 +61,23 @@ class RunDriver:
         # are dropped without a replay
         self.folds: RunFolds[RunState] = RunFolds(bus.jetstream, bus.subjects, FINISHED_REMEMBERED)
         self.metrics.driving.set_function(lambda: len(self.folds.states))
-        self.leases = LeaseKeeper(bus, on_lost=self.folds.forget, lost_action=(
+        self.leases = LeaseKeeper(bus, on_lost=self._let_go, lost_action=(
             "stopped driving the run: another coordinator drives it (or will, from its events)"))
-        self.reports = RunReports(bus, self.folds)
+        self.history = RunHistory.opened_once(bus)
+        # each driven run's summary (shared/run_summary.py), and what a listing showed of it when last written
+        self.summaries: dict[str, RunSummary] = {}
+        self.listed: dict[str, tuple[object, ...]] = {}
+        self.reports = RunReports(bus, self.folds, self.history)
         self.clock = Ticking(bus.log)
         self.lock = asyncio.Lock()
         self.active_runs = ActiveRuns.opened_once(bus)
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
+
+    def _let_go(self, run_id: str) -> None:
+        """Stop folding a run another coordinator drives now: its state and its summary (that one writes it)."""
+        self.folds.forget(run_id)
+        self.summaries.pop(run_id, None)
+        self.listed.pop(run_id, None)
 
     @property
     def runs(self) -> dict[str, RunState]:
@@ -120,6 +132,8 @@ class RunDriver:
         try:
             done = handled_through(events, self.bus.source)
             state = fold(None, events[:done + 1])
+            if (summary := summary_of(events[:done + 1])) is not None:
+                self.summaries[run_id] = summary
             if state is not None:
                 self.bus.log.info("run.replayed", run_id=run_id, position=state.position, outcome=state.outcome)
             before = awaited_command(state)
@@ -161,6 +175,8 @@ class RunDriver:
         state = self.folds.states.get(run_id)
         if state is not None and state.finished:
             self.metrics.forget(state)
+            self.summaries.pop(run_id, None)
+            self.listed.pop(run_id, None)
             self.folds.end(run_id, self.folds.applied.get(run_id, 0))
 
     async def release_all(self) -> None:
@@ -183,6 +199,8 @@ class RunDriver:
             elif isinstance(out, StopProbes):
                 await self._stop_probes(new, out)  # core NATS, no ack: best effort, never holds the batch up
         await self.bus.publish_all(batch)
+        if new is not None and isinstance(item, Envelope):
+            await self._summarise(item)
         if new is not None:
             self.folds.states[new.run_id] = new
             if new.finished and not (state is not None and state.finished):
@@ -193,6 +211,26 @@ class RunDriver:
                 self.bus.log.info("run.decided", run_id=new.run_id, position=new.position, outcome=new.outcome,
                                   compensating=new.compensating,
                                   outputs=[type(getattr(o, "data", o)).__name__ for o in outputs])
+
+    async def _summarise(self, envelope: Envelope) -> None:
+        """Fold the event into the run's summary; write it when what a listing shows of it changed (its end is
+        written from the whole history, with its report: reports.py)."""
+        run_id = envelope.runid
+        summary = summarise(self.summaries.get(run_id), envelope)
+        if summary is None:
+            return
+        self.summaries[run_id] = summary
+        if self.listed.get(run_id) == summary.listed():
+            return
+        try:
+            await (await self.history()).put_run(summary)
+            self.listed[run_id] = summary.listed()
+        except Exception as exc:  # only a stale line in `golive status` until the next write
+            self.bus.log.warning("history.write_failed", run_id=run_id, error=redact(str(exc)))
+
+    async def _rebuild_history(self) -> None:
+        """Summaries of the runs recorded without one (before the run history existed): once, at start."""
+        await (await self.history()).rebuild_missing(self.bus.log)
 
     async def _stop_probes(self, state: RunState, out: StopProbes) -> None:
         """Tell the prober running ``out.command_id`` to stop (core NATS: only the live instance running it
@@ -218,6 +256,8 @@ class RunDriver:
         self.clock.every(TICK_S, self._tick, "run.tick_failed")
         self.clock.every(TICK_S / 2, self.leases.renew_all, "lease.renew_failed")
         self.clock.every(TICK_S, self.adopt_orphans, "run.adopt_failed")  # the bus is away: the next round tries
+        if not self.only_run:  # `golive resume RUN` drives one run: the service's coordinators rebuild the history
+            self.clock.once(self._rebuild_history, "history.rebuild_failed", retry_s=30 * TICK_S)
         if self.watch:
             await self.watch.start_ticking()
 

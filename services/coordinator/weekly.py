@@ -1,8 +1,9 @@
-"""The runbook's weekly performance report, aggregated from the event stream of every run.
+"""The runbook's weekly performance report, aggregated from the summaries of the runs (shared/run_summary.py).
 
-``weekly_report(events, since, until)`` is pure: it groups events by run, keeps the runs that started in
-``[since, until)``, and returns runs with outcome and duration, counts by outcome, rollbacks by cause and by
-the step that failed, and each probe's p95 per run in start order (its trend over the week).
+``weekly_report(runs, since, until)`` is pure: it keeps the runs that started in ``[since, until)`` (their
+summaries, read from the run history, never the event stream), and returns runs with outcome and duration, counts
+by outcome, rollbacks by cause and by the step that failed, and each probe's p95 per run in start order (its trend
+over the week).
 ``weekly_markdown(report)`` renders it. `golive report --weekly` writes both as
 ``weekly_performance_report_<YYYYWW>.json`` and ``.md`` (the runbook's name: year and week of the last day).
 """
@@ -12,11 +13,11 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.envelope import Envelope
-from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, StepFailed, WatchBreached
+from shared.run_summary import RunSummary
 from shared.secrets import redact
 
 
@@ -30,26 +31,19 @@ def report_file_stem(until: datetime) -> str:
     return f"weekly_performance_report_{week_label(until)}"
 
 
-def weekly_report(events: list[Envelope], since: datetime, until: datetime) -> dict:
-    """Every run that started in ``[since, until)``, aggregated. ``events``: any runs' events in stream order."""
-    by_run: dict[str, list[Envelope]] = {}
-    for e in events:
-        by_run.setdefault(e.runid, []).append(e)
-    runs = []
-    for run_events in by_run.values():
-        summary = _run_summary(run_events)
-        if summary and since <= summary["_started"] < until:
-            runs.append(summary)
-    runs.sort(key=lambda r: r["_started"])
-    outcomes = Counter(r["outcome"] for r in runs)
-    durations = [r["duration_s"] for r in runs if r["duration_s"] is not None]
-    rollbacks = [r for r in runs if r["rollback"]]
+def weekly_report(runs: Iterable[RunSummary], since: datetime, until: datetime) -> dict:
+    """Every run that started in ``[since, until)``, aggregated. ``runs``: run summaries (shared/run_summary.py),
+    as the run history keeps them."""
+    kept = sorted((r for r in runs if since <= r.started_at < until), key=lambda r: r.started_at)
+    outcomes = Counter(r.outcome for r in kept)
+    durations = [r.duration_s for r in kept if r.duration_s is not None]
+    rollbacks = [r for r in kept if r.rollback]
     ended = sum(outcomes[o] for o in ("succeeded", "rolled_back", "needs_human"))
     return {
         "week": week_label(until),
         "since": since.isoformat(),
         "until": until.isoformat(),
-        "runs_total": len(runs),
+        "runs_total": len(kept),
         "outcomes": {o: outcomes[o] for o in ("succeeded", "rolled_back", "needs_human", "running")},
         "success_rate_pct": round(100.0 * outcomes["succeeded"] / ended, 1) if ended else None,
         "duration_s": {
@@ -59,51 +53,39 @@ def weekly_report(events: list[Envelope], since: datetime, until: datetime) -> d
         },
         "rollbacks": {
             "total": len(rollbacks),
-            "by_cause": dict(Counter(r["rollback"]["cause"] for r in rollbacks).most_common()),
-            "by_step": dict(Counter(r["rollback"]["step"] for r in rollbacks).most_common()),
-            "list": [{"run_id": r["run_id"], **r["rollback"]} for r in rollbacks],
+            "by_cause": dict(Counter(r.rollback.cause for r in rollbacks if r.rollback).most_common()),
+            "by_step": dict(Counter(r.rollback.step for r in rollbacks if r.rollback).most_common()),
+            "list": [{"run_id": r.run_id, **r.rollback.model_dump()} for r in rollbacks if r.rollback],
         },
-        "post_deploy_breaches": sum(r["post_deploy_breaches"] for r in runs),
-        "p95_trends": _trends(runs),
-        "runs": [{k: v for k, v in r.items() if not k.startswith("_")} for r in runs],
+        "post_deploy_breaches": sum(r.post_deploy_breaches for r in kept),
+        "p95_trends": _trends(kept),
+        "runs": [_run_line(r) for r in kept],
     }
 
 
-def _run_summary(events: list[Envelope]) -> dict | None:
-    started = next((e for e in events if isinstance(e.data, RunStarted)), None)
-    if started is None:
-        return None  # a rejected start or a stream cut before the run: nothing to report
-    # the last one: `golive retry` ends a needs_human run a second time
-    finished = next((e.data for e in reversed(events) if isinstance(e.data, RunFinished)), None)
-    failed = next((e.data for e in events if isinstance(e.data, StepFailed)), None)
-    p95: dict[str, float] = {}
-    for e in events:
-        results = [e.data] if isinstance(e.data, ProbeCompleted) else list(e.data.results) if isinstance(e.data, ProbesCompleted) else []
-        for r in results:
-            if r.count:  # a probe with no answered request has no p95 worth trending
-                p95[r.probe] = max(p95.get(r.probe, 0.0), r.p95_ms)  # the run's worst: what a gate is judged on
+def _run_line(run: RunSummary) -> dict:
+    """A run as the report lists it (the fields and names the report has always had)."""
     return {
-        "_started": started.time,
-        "run_id": started.runid,
-        "plan": started.data.plan_name,
-        "deployment_id": started.data.deploy_id,
-        "started_at": started.time.isoformat(),
-        "outcome": finished.outcome if finished else "running",
-        "duration_s": round(finished.duration_s, 1) if finished else None,
-        "reason": finished.reason if finished else "",
-        "rollback": {"step": failed.step, "cause": failed.cause, "reason": failed.reason} if failed else None,
-        "post_deploy_breaches": sum(1 for e in events if isinstance(e.data, WatchBreached)),
-        "p95_ms": {probe: round(v, 2) for probe, v in sorted(p95.items())},
+        "run_id": run.run_id,
+        "plan": run.plan,
+        "deployment_id": run.deploy_id,
+        "started_at": run.started_at.isoformat(),
+        "outcome": run.outcome,
+        "duration_s": run.duration_s,
+        "reason": run.reason if run.outcome != "running" else "",
+        "rollback": run.rollback.model_dump() if run.rollback else None,
+        "post_deploy_breaches": run.post_deploy_breaches,
+        "p95_ms": dict(run.p95_ms),
     }
 
 
-def _trends(runs: list[dict]) -> dict[str, dict]:
+def _trends(runs: list[RunSummary]) -> dict[str, dict]:
     """Per probe: its worst p95 in each run (start order), and the change from the first run to the last."""
     trends: dict[str, dict] = {}
     for r in runs:
-        for probe, p95 in r["p95_ms"].items():
+        for probe, p95 in r.p95_ms.items():
             trends.setdefault(probe, {"runs": []})["runs"].append(
-                {"run_id": r["run_id"], "started_at": r["started_at"], "p95_ms": p95})
+                {"run_id": r.run_id, "started_at": r.started_at.isoformat(), "p95_ms": p95})
     for trend in trends.values():
         values = [p["p95_ms"] for p in trend["runs"]]
         trend["first_ms"], trend["last_ms"], trend["max_ms"] = values[0], values[-1], max(values)

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from services.coordinator.history import RunHistory
+from shared.run_history import read_runs, run_key, runs_bucket
+from shared.run_summary import RunSummary
 from shared.settings import Settings
 from shared.subjects import SERVICES
 from tests.secured_nats import ROOT, USERS, Client, streams_exist
 
 RUN = "run-matrix"
 CMD, EVT, DLQ = ROOT.command_stream, ROOT.event_stream, ROOT.dead_letter_stream
-LEASES, LEDGER = "GOLIVE_LEASES", "GOLIVE_NOTIFICATIONS"
-STREAMS = (CMD, EVT, DLQ, f"KV_{LEASES}", f"KV_{LEDGER}")
+LEASES, LEDGER, HISTORY = "GOLIVE_LEASES", "GOLIVE_NOTIFICATIONS", runs_bucket(ROOT.root)
+STREAMS = (CMD, EVT, DLQ, f"KV_{LEASES}", f"KV_{LEDGER}", f"KV_{HISTORY}")
 
 # every durable consumer golive runs, with its owner: (stream, name, filter) -> user
 DURABLES = {
@@ -37,7 +41,7 @@ DURABLES = {
 DELIVER = {CMD: DeliverPolicy.ALL, EVT: DeliverPolicy.NEW}  # as shared/bus.py creates the durables
 # whose commands each user may send (everything else is forbidden)
 COMMANDS_TO = {"coordinator": {"migrator", "prober", "traffic"}, "operator": {"coordinator"}}
-KV_OWNER = {LEASES: "coordinator", LEDGER: "notifier"}
+KV_OWNER = {LEASES: "coordinator", LEDGER: "notifier", HISTORY: "coordinator"}
 
 
 def inbox_prefix(user: str) -> str:
@@ -183,3 +187,18 @@ async def test_no_user_can_create_or_change_another_users_durable_consumer_by_an
     async with Client(secured_nats, "operator") as reader:
         after |= {key: (await reader.js.consumer_info(*key)).config for key in before if key[0] == CMD}
     assert after == before
+
+
+async def test_only_the_coordinator_writes_the_run_history_and_the_operator_reads_it(secured_nats):
+    """`golive status`, `report --weekly` and `watch` (the operator) list runs from the run history; a summary written
+    by anyone but the coordinator would be a forged line in them."""
+    await streams_exist(secured_nats)
+    summary = RunSummary(run_id=RUN, plan="skeleton", deploy_id="dpl_new", started_at=datetime.now(UTC))
+    async with Client(secured_nats, "coordinator") as coordinator:
+        await (await RunHistory.open(coordinator.js, ROOT)).put_run(summary)
+    async with Client(secured_nats, "operator") as operator:
+        assert await read_runs(operator.js, ROOT.root) == [summary]
+        forged = f"$KV.{HISTORY}.{run_key(RUN)}"
+        await operator.nc.publish(forged, summary.model_copy(update={"state": "succeeded"}).model_dump_json().encode())
+        await operator.refused("publish", forged)
+        assert await read_runs(operator.js, ROOT.root) == [summary]

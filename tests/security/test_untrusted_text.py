@@ -16,6 +16,7 @@ import yaml
 from rich.console import Console
 
 from golive.views.live import LiveView, fold, render
+from services.coordinator.history import RunHistory
 from shared.bus import connect_options, ensure_streams
 from shared.events import (
     LatencySummary,
@@ -114,6 +115,7 @@ async def _publish(settings, envelopes) -> None:
             source = e.source.rsplit("/", 1)[-1]
             await js.publish(settings.subjects.event(RUN, source, e.data.short_name()), e.to_json(),
                              headers={"Nats-Msg-Id": e.id})
+        await (await RunHistory.open(js, settings.subjects)).rebuild_missing()  # its summary, as a coordinator writes
     finally:
         await nc.close()
 

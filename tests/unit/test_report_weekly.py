@@ -1,4 +1,4 @@
-"""The weekly performance report: a pure aggregation of every run's events."""
+"""The weekly performance report: a pure aggregation of the runs' summaries (each the fold of its run's events)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from services.coordinator.weekly import report_file_stem, weekly_markdown, weekly_report
 from shared.envelope import new_envelope
 from shared.events import WatchBreached
+from shared.run_summary import summaries_of
 from tests.unit.report_runs import T0, RunBuilder, rolled_back_run
 
 SINCE, UNTIL = datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)  # T0: Sunday 22nd, 02:00
@@ -38,7 +39,7 @@ def test_the_file_is_named_as_the_runbook_does():
 
 
 def test_counts_runs_of_the_week_by_outcome_with_durations():
-    report = weekly_report(week_of_runs(), SINCE, UNTIL)
+    report = weekly_report(summaries_of(week_of_runs()), SINCE, UNTIL)
     assert [r["run_id"] for r in report["runs"]] == ["run-a", "run-b", "run-c"]
     assert report["outcomes"] == {"succeeded": 2, "rolled_back": 1, "needs_human": 0, "running": 0}
     assert report["success_rate_pct"] == 66.7
@@ -47,14 +48,14 @@ def test_counts_runs_of_the_week_by_outcome_with_durations():
 
 
 def test_rollbacks_are_counted_by_cause_and_by_failed_step():
-    rb = weekly_report(week_of_runs(), SINCE, UNTIL)["rollbacks"]
+    rb = weekly_report(summaries_of(week_of_runs()), SINCE, UNTIL)["rollbacks"]
     assert rb["total"] == 1
     assert rb["by_cause"] == {"threshold": 1} and rb["by_step"] == {"stage2:hold": 1}
     assert rb["list"] == [{"run_id": "run-b", "step": "stage2:hold", "cause": "threshold", "reason": "p95 512 ms > 300 ms"}]
 
 
 def test_p95_trend_per_probe_takes_each_runs_worst_in_start_order():
-    trends = weekly_report(week_of_runs(), SINCE, UNTIL)["p95_trends"]
+    trends = weekly_report(summaries_of(week_of_runs()), SINCE, UNTIL)["p95_trends"]
     assert [p["p95_ms"] for p in trends["recent"]["runs"]] == [30, 45, 50]
     assert (trends["recent"]["first_ms"], trends["recent"]["last_ms"], trends["recent"]["change_ms"]) == (30, 50, 20)
     assert [p["run_id"] for p in trends["health"]["runs"]] == ["run-a", "run-c"]
@@ -63,18 +64,18 @@ def test_p95_trend_per_probe_takes_each_runs_worst_in_start_order():
 def test_a_run_still_going_and_events_of_a_rejected_start_are_handled():
     running = RunBuilder("run-open", T0).events
     stray = RunBuilder("run-rejected", T0).events[1:]  # no run_started: nothing to report
-    report = weekly_report(running + stray, SINCE, UNTIL)
+    report = weekly_report(summaries_of(running + stray), SINCE, UNTIL)
     assert report["outcomes"]["running"] == 1 and report["success_rate_pct"] is None
     assert report["runs"][0]["duration_s"] is None
 
 
 def test_markdown_lists_summary_rollbacks_trends_and_runs():
-    text = weekly_markdown(weekly_report(week_of_runs(), SINCE, UNTIL))
+    text = weekly_markdown(weekly_report(summaries_of(week_of_runs()), SINCE, UNTIL))
     assert text.startswith("# Weekly performance report 2026-W46")
     assert "runs: **3**: 2 succeeded, 1 rolled back" in text
     assert "| run-b | stage2:hold | threshold | p95 512 ms > 300 ms |" in text
     assert "| recent | 3 | 30 | 50 | +20 | 45 | 50 |" in text
-    empty = weekly_markdown(weekly_report([], SINCE, UNTIL))
+    empty = weekly_markdown(weekly_report(summaries_of([]), SINCE, UNTIL))
     assert "None this week." in empty and "No probe results this week." in empty
 
 
@@ -83,7 +84,7 @@ def test_written_files_carry_no_credentials(tmp_path):
 
     run = RunBuilder("run-leaky", T0)
     run.rollback(5, reason="connection to postgresql://golive:hunter2@db.internal/app failed")
-    report = weekly_report(run.finish(6, "rolled_back", "migrate failed"), SINCE, UNTIL)
+    report = weekly_report(summaries_of(run.finish(6, "rolled_back", "migrate failed")), SINCE, UNTIL)
     paths = write_weekly(report, tmp_path)
     assert len(paths) == 2  # the .json and the .md
     for path in paths:
