@@ -70,3 +70,17 @@ def ref_of_name(name: str) -> StepRef:
         else:
             ref = StepRef(phase=None, kind="other")
     return ref.undone() if undoing else ref
+
+
+GATE_NAME_WORDS = 40  # characters of the prompt a preflight gate's name keeps
+
+
+def preflight_gate_name(prompt: str, taken: set[str]) -> str:
+    """``preflight:gate:confirm-backup-completion``: a preflight gate named for what it confirms, never by a number
+    (``preflight:gate:2`` read as canary stage 2 next to `golive approve --stage 2`). A second gate with the same
+    words gets ``-again``, then ``-again-again``."""
+    words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:GATE_NAME_WORDS].rstrip("-") or "confirm"
+    name = f"preflight:gate:{words}"
+    while name in taken:
+        name += "-again"
+    return name

@@ -7,7 +7,6 @@ preflight (checks, and manual gates opened by `golive approve RUN`) -> migrate -
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from shared.commands import (
@@ -26,7 +25,7 @@ from shared.judge import number
 from shared.plan import Plan
 from shared.plan.canary import Analysis
 from shared.plan.checks import Check, Gate, LoadSpec, Thresholds
-from shared.step_ref import StepKind
+from shared.step_ref import StepKind, preflight_gate_name
 
 
 @dataclass(frozen=True)
@@ -124,20 +123,6 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         steps.append(Step("lock_in:promote", "lock_in", "promote",
                           PromoteTraffic(provider=provider, canary=deploy_id, stable=previous)))
     return steps
-
-
-GATE_NAME_WORDS = 40  # characters of the prompt a preflight gate's name keeps
-
-
-def preflight_gate_name(prompt: str, taken: set[str]) -> str:
-    """``preflight:gate:confirm-backup-completion``: a preflight gate named for what it confirms, never by a number
-    (``preflight:gate:2`` read as canary stage 2 next to `golive approve --stage 2`). A second gate with the same
-    words gets ``-again``, then ``-again-again``."""
-    words = re.sub(r"[^a-z0-9]+", "-", prompt.lower()).strip("-")[:GATE_NAME_WORDS].rstrip("-") or "confirm"
-    name = f"preflight:gate:{words}"
-    while name in taken:
-        name += "-again"
-    return name
 
 
 def take_command(plan: Plan, deploy_id: str, previous: str | None) -> TakeTrafficTarget | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from shared.plan import Plan
 from shared.plan.checks import Gate
-from shared.step_ref import StepRef
+from shared.step_ref import StepRef, preflight_gate_name
 from shared.story.model import PlannedStep
 
 
@@ -17,9 +17,10 @@ def outline(plan: Plan) -> tuple[PlannedStep, ...]:
     """The run's steps in runbook order: preflight, migrate, smoke, each stage's [gate], shift and hold, final
     validation, lock-in (the traffic target taken before them is not a step of the plan)."""
     steps: list[PlannedStep] = []
-    for i, item in enumerate(plan.preflight, start=1):
+    for item in plan.preflight:
         if isinstance(item, Gate):
-            steps.append(PlannedStep(f"preflight:gate:{i}", StepRef(phase="preflight", kind="gate"), item.gate))
+            name = preflight_gate_name(item.gate, {s.name for s in steps})
+            steps.append(PlannedStep(name, StepRef(phase="preflight", kind="gate"), item.gate))
         else:
             steps.append(PlannedStep(f"preflight:check:{item.probe}",
                                      StepRef(phase="preflight", kind="check", probe=item.probe)))
