@@ -332,6 +332,8 @@ class LatencySummary(Strict):
     max_ms: float
     achieved_rate: float = 0.0
     gauges: dict[str, float] = {}
+    # gauges that some sample could not read (a replica down, a privilege missing), with why: judged inconclusive
+    unread: dict[str, str] = {}
 
 
 class Comparison(Strict):

@@ -7,7 +7,9 @@ the same words ("p95 512 ms > 400 ms over 1,204 requests").
 - A request limit (p95_ms, p99_ms, error_rate_pct) is judged on at least ``min_samples`` requests, answered or
   failed; a latency limit only when a request succeeded (no answer has no latency, and a p95 of 0 would pass).
 - A gauge limit (GAUGES: replica lag, WAL lag, connection use, long transactions) is judged on the worst value
-  measured. A gauge never measured is no evidence, of health or of a breach.
+  measured. A gauge never measured is no evidence, of health or of a breach; nor is one that some sample could
+  not read (``unread``: a replica down, a privilege missing): its limit is inconclusive, with why, unless a
+  value that was read is already over it.
 - The verdict: **fail** when a number judged is over its limit; else **inconclusive** when something could not
   be judged (too few requests, no successful request, a gauge never measured); else **pass**.
 
@@ -55,12 +57,20 @@ class Reading:
     limit: float
     observed: float | None  # None: never measured (a gauge no sample read)
     judged: bool
+    unread: str | None = None  # a gauge some sample could not read: why
 
     @property
     def over(self) -> bool:
         return self.judged and self.observed is not None and self.observed > self.limit
 
+    @property
+    def conclusive(self) -> bool:
+        """Judged on everything it should have been: a pass can rest on it."""
+        return self.judged and self.unread is None
+
     def words(self) -> str:
+        if self.unread is not None and not self.over:
+            return f"{_WORDS.get(self.metric, (self.metric, ''))[0]} unread ({self.unread})"
         return reading_words(self.metric, self.observed, self.limit)
 
 
@@ -82,7 +92,8 @@ class Judgement:
     def verdicts(self) -> list[Verdict]:
         """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
         return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
-                        passed=r.observed is not None and r.observed <= r.limit, samples=self.requests)
+                        passed=r.unread is None and r.observed is not None and r.observed <= r.limit,
+                        samples=self.requests)
                 for r in self.readings]
 
 
@@ -105,7 +116,7 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         limit = getattr(limits, metric)
         if limit is not None:
             value = numbers.gauges.get(metric)
-            readings.append(Reading(metric, limit, value, value is not None))
+            readings.append(Reading(metric, limit, value, value is not None, numbers.unread.get(metric)))
     asks_requests = any(r.metric in REQUEST_LIMITS for r in readings) or not readings
     over = f" over {requests:,} requests" if asks_requests else ""
     breaches = [r for r in readings if r.over]
@@ -119,8 +130,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         unjudged = ["no successful request to measure latency on"]
     else:
         unjudged = []
-    within = [r.words() for r in readings if r.judged]
-    unjudged += [r.words() for r in readings if r.observed is None]
+    within = [r.words() for r in readings if r.conclusive]
+    unjudged += [r.words() for r in readings if r.observed is None or r.unread is not None]
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))

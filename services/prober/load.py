@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.prober.kinds import CONNECTION, DNS, OTHER, ProbeFailure, ProbeTarget
+from services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
 from services.prober.stats import LatencyWindow, Reservoir
 
 # after a connection failure a closed-loop worker pauses, so a down target is not hammered in a hot loop
@@ -50,15 +50,21 @@ class Recorder:
             return
         self.window.record(seconds)
         self.total.record(seconds)
-        if gauges:
-            self.window.record_gauges(gauges)
-            self.total.record_gauges(gauges)
+        self._gauges(gauges)
 
-    def error(self, start: float, error_class: str) -> None:
+    def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None) -> None:
         if start < self.counted_from:
             return
         self.window.record_error(error_class)
         self.total.record_error(error_class)
+        self._gauges(gauges)
+
+    def _gauges(self, gauges: dict[str, float] | None) -> None:
+        if gauges is None:
+            return
+        unread = gauges.unread if isinstance(gauges, Gauges) else {}
+        for window in (self.window, self.total):
+            window.record_gauges(gauges, unread)
 
     def rotate(self) -> LatencyWindow:
         """Close the current window and start the next; returns the closed one."""
@@ -191,7 +197,7 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(due, failure.error_class)
+            recorder.error(due, failure.error_class, failure.gauges)
             continue
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
             recorder.error(due, OTHER)
@@ -207,7 +213,7 @@ async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(start, failure.error_class)
+            recorder.error(start, failure.error_class, failure.gauges)
             if failure.error_class in (CONNECTION, DNS):
                 await asyncio.sleep(CLOSED_LOOP_BACKOFF_S)
             continue

@@ -88,3 +88,20 @@ def test_a_published_verdict_reads_in_the_same_words_and_a_faster_canary_is_a_nu
     assert reading_words("p95_ms", 512.0, 400) == "p95 512 ms > 400 ms"
     assert reading_words("replica_lag_s", -1.0, 8) == "replica lag never measured"
     assert reading_words("p95_increase_ms", -12.5, 50) == "p95 increase over the baseline -12.5 ms <= 50 ms"
+
+
+def test_an_unread_gauge_is_inconclusive_with_why_never_a_pass():
+    summary = numbers(replica_lag_s=0.5, connection_use_pct=10.0).model_copy(
+        update={"unread": {"replica_lag_s": "replica R: connection: refused"}})
+    judged = judge(summary, Thresholds(replica_lag_s=8, connection_use_pct=80))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "connection use 10% <= 80%, replica lag unread (replica R: connection: refused)"
+    assert [(v.metric, v.passed) for v in judged.verdicts()] == [("replica_lag_s", False), ("connection_use_pct", True)]
+
+
+def test_an_unread_gauge_whose_read_value_is_over_its_limit_is_still_a_breach():
+    summary = numbers(replica_lag_s=12.0).model_copy(update={"unread": {"replica_lag_s": "replica R: timeout"}})
+    judged = judge(summary, Thresholds(replica_lag_s=8))
+
+    assert judged.verdict == "fail" and judged.why == "replica lag 12 s > 8 s"
