@@ -334,6 +334,10 @@ class LatencySummary(Strict):
     gauges: dict[str, float] = {}
     # gauges that some sample could not read (a replica down, a privilege missing), with why: judged inconclusive
     unread: dict[str, str] = {}
+    # the prober's own loop: its worst lateness in the window (over shared.judge.PROBER_LAG_TOLERANCE_MS: the window
+    # is unreliable, judged inconclusive), and the requests in flight across such a stall, not counted above
+    prober_lag_ms: float = 0.0
+    overloaded: int = 0
 
 
 class Comparison(Strict):

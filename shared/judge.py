@@ -13,6 +13,11 @@ the same words ("p95 512 ms > 400 ms over 1,204 requests").
 - The verdict: **fail** when a number judged is over its limit; else **inconclusive** when something could not
   be judged (too few requests, no successful request, a gauge never measured); else **pass**.
 
+- A window in which the prober itself ran late by more than PROBER_LAG_TOLERANCE_MS (``prober_lag_ms``: a busy
+  machine, a slow callback; services/prober/loop_lag.py) is unreliable: its request limits are not judged, and it
+  is **inconclusive** ("prober overloaded: lag 1,480 ms"), never a failure of the target; a gauge over its limit
+  (measured by the server, not timed by the prober) still fails.
+
 What a caller does with an inconclusive verdict is its own rule (analysis.inconclusive for a window; the saga
 for a hold's totals). The baseline comparison (p95_increase_ms) is the prober's: it compares two targets.
 """
@@ -38,6 +43,9 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
     "error_rate_pct": ("error rate", "%"),
 }
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
+
+# How late the prober's own event loop may run before its timing of requests is not to be trusted.
+PROBER_LAG_TOLERANCE_MS = 100.0
 
 # A verdict as a run's story shows it (`golive run`, the report's timeline).
 SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
@@ -102,7 +110,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     ``limits.min_samples`` (a stage's windows are held to the plan's analysis.min_samples)."""
     requests = numbers.count + numbers.errors
     least = limits.min_samples if min_samples is None else min_samples
-    enough = requests >= least
+    overloaded = numbers.prober_lag_ms > PROBER_LAG_TOLERANCE_MS
+    enough = requests >= least and not overloaded
     answered = numbers.count > 0
     rate = error_rate_pct(numbers.count, numbers.errors)
     observed = {"p95_ms": numbers.p95_ms, "p99_ms": numbers.p99_ms, "error_rate_pct": rate}
@@ -123,7 +132,10 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     if breaches:
         return Judgement("fail", ", ".join(r.words() for r in breaches) + over, requests, tuple(readings),
                          numbers.p95_ms, round(rate, 3))
-    if asks_requests and not enough:
+    if asks_requests and overloaded:
+        unjudged = [overload_words(numbers.prober_lag_ms, numbers.overloaded)]
+        over = ""
+    elif asks_requests and not enough:
         unjudged = [f"{requests:,} requests < min_samples {least}"]
         over = ""  # the requests are counted already
     elif asks_requests and not answered and requests:
@@ -135,6 +147,13 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def overload_words(lag_ms: float, not_counted: int) -> str:
+    """Why numbers the prober could not time are not judged: ``prober overloaded: lag 1,480 ms (tolerance 100 ms),
+    12 requests not counted``."""
+    counted = f", {not_counted:,} requests not counted" if not_counted else ""
+    return f"prober overloaded: lag {number(lag_ms)} ms (tolerance {number(PROBER_LAG_TOLERANCE_MS)} ms){counted}"
 
 
 def reading_words(metric: str, observed: float | None, limit: float) -> str:

@@ -50,6 +50,8 @@ class LatencyWindow:
     errors: Counter = field(default_factory=Counter)
     gauges: dict[str, float] = field(default_factory=dict)
     unread: dict[str, str] = field(default_factory=dict)  # gauges some sample could not read: the latest why
+    prober_lag_ms: float = 0.0  # the prober's loop, its worst lateness (loop_lag.py)
+    overloaded: int = 0  # requests in flight across a stall of the prober: not counted
     reservoir: Reservoir | None = None
 
     def record(self, seconds: float) -> None:
@@ -72,6 +74,8 @@ class LatencyWindow:
         self.histogram.add(other.histogram)
         self.errors.update(other.errors)
         self.record_gauges(other.gauges, other.unread)
+        self.prober_lag_ms = max(self.prober_lag_ms, other.prober_lag_ms)
+        self.overloaded += other.overloaded
 
     @property
     def count(self) -> int:
@@ -103,7 +107,7 @@ class LatencyWindow:
             p50_ms=self.percentile_ms(50), p90_ms=self.percentile_ms(90), p95_ms=self.percentile_ms(95),
             p99_ms=self.percentile_ms(99), max_ms=self.max_ms(),
             achieved_rate=round(self.samples / seconds, 3) if seconds > 0 else 0.0, gauges=dict(self.gauges),
-            unread=dict(self.unread),
+            unread=dict(self.unread), prober_lag_ms=round(self.prober_lag_ms, 3), overloaded=self.overloaded,
         )
 
 
