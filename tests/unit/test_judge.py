@@ -105,3 +105,20 @@ def test_an_unread_gauge_whose_read_value_is_over_its_limit_is_still_a_breach():
     judged = judge(summary, Thresholds(replica_lag_s=8))
 
     assert judged.verdict == "fail" and judged.why == "replica lag 12 s > 8 s"
+
+
+def test_a_window_the_prober_could_not_time_is_inconclusive_saying_so_never_a_failure():
+    stalled = numbers(p95=1_600.0, p99=1_700.0).model_copy(update={"prober_lag_ms": 1_480.0, "overloaded": 12})
+    judged = judge(stalled, Thresholds(p95_ms=400, error_rate_pct=1))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "prober overloaded: lag 1,480 ms (tolerance 100 ms), 12 requests not counted"
+
+
+def test_a_gauge_over_its_limit_fails_even_while_the_prober_ran_late():
+    stalled = numbers(replica_lag_s=12.0).model_copy(update={"prober_lag_ms": 500.0})
+    assert judge(stalled, Thresholds(replica_lag_s=8)).verdict == "fail"
+
+
+def test_a_lag_within_the_tolerance_leaves_the_numbers_judged():
+    assert judge(numbers(p95=512.0).model_copy(update={"prober_lag_ms": 40.0}), Thresholds(p95_ms=400)).verdict == "fail"
