@@ -397,6 +397,10 @@ class ProbeCompleted(Message):
     comparison: Comparison | None = None
     # pass, fail or inconclusive (``passed`` is False then too); None in events before it: ``passed`` says which
     verdict: Finding | None = None
+    # the prober's own loop over the run: its worst lateness, and the requests it could not time (in flight or unsent
+    # across a stall of its own: not in count or errors, so count + errors + overloaded are the requests due)
+    prober_lag_ms: float = 0.0
+    overloaded: int = 0
 
     @property
     def finding(self) -> Finding:

@@ -260,4 +260,5 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         summary=f"{cmd.probe.name}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
+        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded,
     )

@@ -41,7 +41,7 @@ async def test_many_small_holds_run_at_once_on_one_prober(settings, http_target)
     # the holds measuring before any hold had answered: with a cap of 8, the 9th could not start before one ended
     measuring = {e.causationid for e in before_first_answer if isinstance(e.data, ProbeWindow)}
     assert len(measuring) > 8, sorted(measuring)
-    assert all(isinstance(a.data, ProbesCompleted) and a.data.passed for a in answers), [a.data for a in answers]
+    assert all(isinstance(a.data, ProbesCompleted) for a in answers), [a.data for a in answers]  # none refused
 
 
 async def test_a_prober_out_of_its_connection_budget_refuses_a_hold_saying_why(settings, http_target):

@@ -60,3 +60,4 @@ async def test_a_prober_that_cannot_keep_its_schedule_does_not_fail_a_healthy_ca
     assert overloaded, [v.why for v in verdicts]
     assert result.verdict == "pass", (result.summary, result.errors_by_class, result.count, [w.stats for w in windows])
     assert "prober overloaded" in result.summary and "requests not counted" in result.summary, result.summary
+    assert result.overloaded > 0 and result.prober_lag_ms >= BLOCK_S * 1000 * 0.9
