@@ -145,8 +145,8 @@ class PgHealthTarget:
             read[f"wal_lag_bytes:{name}"] = lag
             read["wal_lag_bytes"] = max(read.get("wal_lag_bytes", 0.0), lag)
         if streaming < len(self._replicas):
-            gauges.unread["wal_lag_bytes"] = (f"pg_stat_replication shows {streaming} replicas streaming from the "
-                                              f"primary; the probe watches {len(self._replicas)}")
+            gauges.unread["wal_lag_bytes"] = (f"pg_stat_replication shows {streaming} of the {len(self._replicas)} "
+                                              "replicas the probe watches streaming from the primary")
         return read
 
     async def _query(self, worker: int, which: str, url: str, sample):

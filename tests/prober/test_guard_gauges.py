@@ -111,3 +111,18 @@ async def test_a_primary_down_leaves_every_guard_inconclusive(own_postgres, stre
     assert result.verdict == "inconclusive", result.summary
     for words in ("replica lag unread", "WAL lag unread", "connection use unread"):
         assert words in result.summary, result.summary
+
+
+async def test_a_watched_replica_missing_from_pg_stat_replication_leaves_wal_lag_inconclusive(own_postgres,
+                                                                                             streaming_replica):
+    """WAL lag is read on the primary: a replica that is down has no row there, so the worst of the rows left
+    would read as the lag of all of them."""
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    env = {DB_ENV: own_postgres.url, REPLICA_ENV: streaming_replica.url_for("postgres"), "PROBER_TEST_REPLICA_2": down}
+    cmd = health(Thresholds(wal_lag_bytes=100 * 1024 * 1024, connection_use_pct=80))
+    cmd = cmd.model_copy(update={"probe": cmd.probe.model_copy(
+        update={"replica_url_envs": [REPLICA_ENV, "PROBER_TEST_REPLICA_2"]})})
+    result = await run_probe(cmd, env)
+    assert result.verdict == "inconclusive", result.summary
+    assert "WAL lag unread (pg_stat_replication shows 1 of the 2 replicas" in result.summary, result.summary
+    assert result.gauges["wal_lag_bytes:replica1"] >= 0  # the replica that streams is still measured
