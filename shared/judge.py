@@ -44,8 +44,10 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
 }
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
 
-# How late the prober's own event loop may run before its timing of requests is not to be trusted.
-PROBER_LAG_TOLERANCE_MS = 100.0
+# How late the prober's own event loop may run before its timing of requests is not to be trusted. Not lower: on a
+# busy 2-core machine the loop runs 100-450 ms late now and then, and at 100 ms nearly every request of a short
+# compressed hold was left out (the runbook matrix's healthy stage 1 ended inconclusive).
+PROBER_LAG_TOLERANCE_MS = 500.0
 
 # A verdict as a run's story shows it (`golive run`, the report's timeline).
 SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
@@ -150,7 +152,7 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
 
 
 def overload_words(lag_ms: float, not_counted: int) -> str:
-    """Why numbers the prober could not time are not judged: ``prober overloaded: lag 1,480 ms (tolerance 100 ms),
+    """Why numbers the prober could not time are not judged: ``prober overloaded: lag 1,480 ms (tolerance 500 ms),
     12 requests not counted``."""
     counted = f", {not_counted:,} requests not counted" if not_counted else ""
     return f"prober overloaded: lag {number(lag_ms)} ms (tolerance {number(PROBER_LAG_TOLERANCE_MS)} ms){counted}"
