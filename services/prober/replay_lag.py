@@ -9,8 +9,9 @@ replica that is behind is as far behind as the oldest WAL it has not replayed is
 that saw the primary past the replica's replay position. The reading is therefore never longer than the
 truth: at most one sample interval shorter, and 0 at the first sample of a probe.
 
-pg_stat_replication's ``replay_lag`` is not used: it is measured when the replica reports replaying more,
-so a replica whose replay has stopped keeps showing the small lag of its last report instead of a growing one.
+pg_stat_replication's ``replay_lag`` (the primary's own measure) is not used: it is keyed by the replica's
+application_name, not by the URL the plan names, and it is only refreshed when the replica sends a reply
+(every wal_receiver_status_interval, 10 s by default, on an idle primary).
 """
 
 from __future__ import annotations
