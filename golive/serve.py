@@ -13,8 +13,19 @@ from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
 
 # How many commands one instance works on at once. One migration at a time (one concurrent index build
-# per table, and builds wait on each other's snapshots); the coordinator applies decisions in order.
-CONCURRENCY = {"coordinator": 1, "migrator": 1, "prober": 8, "traffic": 4, "notifier": 8}
+# per table, and builds wait on each other's snapshots); the coordinator applies decisions in order. The
+# prober's is its connection budget's (concurrency()).
+CONCURRENCY = {"coordinator": 1, "migrator": 1, "traffic": 4, "notifier": 8}
+# beyond the holds its budget fits (each holds at least one connection): commands taken at once only to be
+# refused (services/prober/capacity.py), so that none waits in a queue
+PROBER_REFUSING = 16
+
+
+def concurrency(name: str, settings: Settings) -> int:
+    """How many commands one instance of service ``name`` works on at once."""
+    if name == "prober":
+        return settings.prober_max_connections + PROBER_REFUSING
+    return CONCURRENCY[name]
 
 
 def _registrars() -> dict[str, Callable[[Bus], object]]:
@@ -34,7 +45,7 @@ def build_service(name: str, settings: Settings, metrics: ServiceMetrics | None 
         raise ValueError(f"unknown service {name!r}; services: {', '.join(registrars)}")
     log = configure_logging(name, settings.log_level)
     metrics = metrics or ServiceMetrics(name)
-    bus = Bus(settings, name, metrics, log, max_workers=CONCURRENCY[name])
+    bus = Bus(settings, name, metrics, log, max_workers=concurrency(name, settings))
     wired = registrars[name](bus)
     after, before_stop = [], []
     if hasattr(wired, "start_ticking"):

@@ -332,6 +332,12 @@ class LatencySummary(Strict):
     max_ms: float
     achieved_rate: float = 0.0
     gauges: dict[str, float] = {}
+    # gauges that some sample could not read (a replica down, a privilege missing), with why: judged inconclusive
+    unread: dict[str, str] = {}
+    # the prober's own loop: its worst lateness in the window (over shared.judge.PROBER_LAG_TOLERANCE_MS: the window
+    # is unreliable, judged inconclusive), and the requests in flight across such a stall, not counted above
+    prober_lag_ms: float = 0.0
+    overloaded: int = 0
 
 
 class Comparison(Strict):
@@ -391,6 +397,10 @@ class ProbeCompleted(Message):
     comparison: Comparison | None = None
     # pass, fail or inconclusive (``passed`` is False then too); None in events before it: ``passed`` says which
     verdict: Finding | None = None
+    # the prober's own loop over the run: its worst lateness, and the requests it could not time (in flight or unsent
+    # across a stall of its own: not in count or errors, so count + errors + overloaded are the requests due)
+    prober_lag_ms: float = 0.0
+    overloaded: int = 0
 
     @property
     def finding(self) -> Finding:

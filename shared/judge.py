@@ -7,9 +7,16 @@ the same words ("p95 512 ms > 400 ms over 1,204 requests").
 - A request limit (p95_ms, p99_ms, error_rate_pct) is judged on at least ``min_samples`` requests, answered or
   failed; a latency limit only when a request succeeded (no answer has no latency, and a p95 of 0 would pass).
 - A gauge limit (GAUGES: replica lag, WAL lag, connection use, long transactions) is judged on the worst value
-  measured. A gauge never measured is no evidence, of health or of a breach.
+  measured. A gauge never measured is no evidence, of health or of a breach; nor is one that some sample could
+  not read (``unread``: a replica down, a privilege missing): its limit is inconclusive, with why, unless a
+  value that was read is already over it.
 - The verdict: **fail** when a number judged is over its limit; else **inconclusive** when something could not
   be judged (too few requests, no successful request, a gauge never measured); else **pass**.
+
+- A window in which the prober itself ran late by more than PROBER_LAG_TOLERANCE_MS (``prober_lag_ms``: a busy
+  machine, a slow callback; services/prober/loop_lag.py) is unreliable: its request limits are not judged, and it
+  is **inconclusive** ("prober overloaded: lag 1,480 ms"), never a failure of the target; a gauge over its limit
+  (measured by the server, not timed by the prober) still fails.
 
 What a caller does with an inconclusive verdict is its own rule (analysis.inconclusive for a window; the saga
 for a hold's totals). The baseline comparison (p95_increase_ms) is the prober's: it compares two targets.
@@ -37,6 +44,11 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
 }
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
 
+# How late the prober's own event loop may run before its timing of requests is not to be trusted. Not lower: on a
+# busy 2-core machine the loop runs 100-450 ms late now and then, and at 100 ms nearly every request of a short
+# compressed hold was left out (the runbook matrix's healthy stage 1 ended inconclusive).
+PROBER_LAG_TOLERANCE_MS = 500.0
+
 # A verdict as a run's story shows it (`golive run`, the report's timeline).
 SHOWN: dict[Finding, str] = {"pass": "passed", "fail": "FAILED", "inconclusive": "inconclusive"}
 
@@ -55,12 +67,20 @@ class Reading:
     limit: float
     observed: float | None  # None: never measured (a gauge no sample read)
     judged: bool
+    unread: str | None = None  # a gauge some sample could not read: why
 
     @property
     def over(self) -> bool:
         return self.judged and self.observed is not None and self.observed > self.limit
 
+    @property
+    def conclusive(self) -> bool:
+        """Judged on everything it should have been: a pass can rest on it."""
+        return self.judged and self.unread is None
+
     def words(self) -> str:
+        if self.unread is not None and not self.over:
+            return f"{_WORDS.get(self.metric, (self.metric, ''))[0]} unread ({self.unread})"
         return reading_words(self.metric, self.observed, self.limit)
 
 
@@ -82,7 +102,8 @@ class Judgement:
     def verdicts(self) -> list[Verdict]:
         """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
         return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
-                        passed=r.observed is not None and r.observed <= r.limit, samples=self.requests)
+                        passed=r.unread is None and r.observed is not None and r.observed <= r.limit,
+                        samples=self.requests)
                 for r in self.readings]
 
 
@@ -91,7 +112,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     ``limits.min_samples`` (a stage's windows are held to the plan's analysis.min_samples)."""
     requests = numbers.count + numbers.errors
     least = limits.min_samples if min_samples is None else min_samples
-    enough = requests >= least
+    overloaded = numbers.prober_lag_ms > PROBER_LAG_TOLERANCE_MS
+    enough = requests >= least and not overloaded
     answered = numbers.count > 0
     rate = error_rate_pct(numbers.count, numbers.errors)
     observed = {"p95_ms": numbers.p95_ms, "p99_ms": numbers.p99_ms, "error_rate_pct": rate}
@@ -105,25 +127,35 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         limit = getattr(limits, metric)
         if limit is not None:
             value = numbers.gauges.get(metric)
-            readings.append(Reading(metric, limit, value, value is not None))
+            readings.append(Reading(metric, limit, value, value is not None, numbers.unread.get(metric)))
     asks_requests = any(r.metric in REQUEST_LIMITS for r in readings) or not readings
     over = f" over {requests:,} requests" if asks_requests else ""
     breaches = [r for r in readings if r.over]
     if breaches:
         return Judgement("fail", ", ".join(r.words() for r in breaches) + over, requests, tuple(readings),
                          numbers.p95_ms, round(rate, 3))
-    if asks_requests and not enough:
+    if asks_requests and overloaded:
+        unjudged = [overload_words(numbers.prober_lag_ms, numbers.overloaded)]
+        over = ""
+    elif asks_requests and not enough:
         unjudged = [f"{requests:,} requests < min_samples {least}"]
         over = ""  # the requests are counted already
     elif asks_requests and not answered and requests:
         unjudged = ["no successful request to measure latency on"]
     else:
         unjudged = []
-    within = [r.words() for r in readings if r.judged]
-    unjudged += [r.words() for r in readings if r.observed is None]
+    within = [r.words() for r in readings if r.conclusive]
+    unjudged += [r.words() for r in readings if r.observed is None or r.unread is not None]
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def overload_words(lag_ms: float, not_counted: int) -> str:
+    """Why numbers the prober could not time are not judged: ``prober overloaded: lag 1,480 ms (tolerance 500 ms),
+    12 requests not counted``."""
+    counted = f", {not_counted:,} requests not counted" if not_counted else ""
+    return f"prober overloaded: lag {number(lag_ms)} ms (tolerance {number(PROBER_LAG_TOLERANCE_MS)} ms){counted}"
 
 
 def reading_words(metric: str, observed: float | None, limit: float) -> str:

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(
         default=15.0, gt=0, description="how long a coordinator's hold on a run lasts without renewal: a crashed "
         "coordinator's runs are taken over after it")
+    prober_max_connections: int = Field(
+        default=500, ge=1, description="the most connections (database sessions, HTTP connections) one prober holds "
+        "for its holds at once: it runs every hold that fits and refuses the one that does not, saying so")
     log_level: str = "INFO"
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics listens on; 0.0.0.0 in a container, "
                               "so Prometheus in another container can scrape it")

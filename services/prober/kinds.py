@@ -17,12 +17,24 @@ TIMEOUT, CONNECTION, DNS, SQL, HTTP_4XX, HTTP_5XX, UNEXPECTED_STATUS, BODY_MISMA
 )
 
 
-class ProbeFailure(Exception):
-    """One request failed; ``error_class`` says how (timeout, connection, dns, sql, http_4xx, ...)."""
+class Gauges(dict[str, float]):
+    """A request's health gauges by name, and ``unread``: the gauges it could not read, with why (a replica down,
+    a privilege missing). An unread gauge is no evidence either way: its limit is judged inconclusive, never
+    passed, unless a value read elsewhere is already over it (shared/judge.py)."""
 
-    def __init__(self, error_class: str, detail: str = "") -> None:
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.unread: dict[str, str] = {}
+
+
+class ProbeFailure(Exception):
+    """One request failed; ``error_class`` says how (timeout, connection, dns, sql, http_4xx, ...); ``gauges``:
+    what the request could still read (a health sample whose replica is down still reads the primary)."""
+
+    def __init__(self, error_class: str, detail: str = "", gauges: Gauges | None = None) -> None:
         super().__init__(f"{error_class}: {detail}" if detail else error_class)
         self.error_class = error_class
+        self.gauges = gauges
 
 
 class ProbeSetupError(Exception):

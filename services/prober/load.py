@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.prober.kinds import CONNECTION, DNS, OTHER, ProbeFailure, ProbeTarget
+from services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
+from services.prober.loop_lag import LoopLag
 from services.prober.stats import LatencyWindow, Reservoir
 
 # after a connection failure a closed-loop worker pauses, so a down target is not hammered in a hot loop
@@ -40,25 +41,59 @@ class Recorder:
     window: LatencyWindow
     total: LatencyWindow
     unsent: int = 0
+    # the prober's own lag (loop_lag.py): a request in flight across a stall of the prober is not counted
+    loop_lag: LoopLag | None = None
 
     @classmethod
-    def starting(cls, counted_from: float, reservoir_seed: int | None = None) -> Recorder:
-        return cls(counted_from, LatencyWindow(), LatencyWindow(reservoir=Reservoir(seed=reservoir_seed)))
+    def starting(cls, counted_from: float, reservoir_seed: int | None = None, loop_lag: LoopLag | None = None) -> Recorder:
+        recorder = cls(counted_from, LatencyWindow(), LatencyWindow(reservoir=Reservoir(seed=reservoir_seed)),
+                       loop_lag=loop_lag)
+        if loop_lag is not None:
+            loop_lag.watch(recorder)
+        return recorder
 
     def ok(self, start: float, seconds: float, gauges: dict[str, float] | None) -> None:
         if start < self.counted_from:
             return
+        self._gauges(gauges)  # read by the server, whenever the answer is read
+        if self._overloaded(start):
+            return
         self.window.record(seconds)
         self.total.record(seconds)
-        if gauges:
-            self.window.record_gauges(gauges)
-            self.total.record_gauges(gauges)
 
-    def error(self, start: float, error_class: str) -> None:
+    def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None) -> None:
         if start < self.counted_from:
+            return
+        self._gauges(gauges)
+        if self._overloaded(start):
             return
         self.window.record_error(error_class)
         self.total.record_error(error_class)
+
+    def note_lag(self, lag_ms: float) -> None:
+        """The prober's loop ran ``lag_ms`` late (loop_lag.py): the current window's worst is kept."""
+        self.window.prober_lag_ms = max(self.window.prober_lag_ms, lag_ms)
+
+    def not_counted(self, requests: int) -> None:
+        """``requests`` the prober could not time (in flight or unsent across a stall of its own) are left out of its
+        numbers; the window they would have been counted in shows the stall (it may have begun in the one before)."""
+        if requests and self.loop_lag is not None:
+            self.note_lag(self.loop_lag.last_stall_ms)
+        self.window.overloaded += requests
+        self.total.overloaded += requests
+
+    def _overloaded(self, start: float) -> bool:
+        if self.loop_lag is None or not self.loop_lag.stalled_since(start):
+            return False
+        self.not_counted(1)
+        return True
+
+    def _gauges(self, gauges: dict[str, float] | None) -> None:
+        if gauges is None:
+            return
+        unread = gauges.unread if isinstance(gauges, Gauges) else {}
+        for window in (self.window, self.total):
+            window.record_gauges(gauges, unread)
 
     def rotate(self) -> LatencyWindow:
         """Close the current window and start the next; returns the closed one."""
@@ -82,7 +117,13 @@ async def run_load(
         await asyncio.gather(*(_open_worker(target, recorder, w, schedule, clock) for w in range(concurrency)))
     finally:  # also on a stop: what was due by now and not sent is unsent
         schedule.stop()
-        recorder.unsent += schedule.unsent(min(end, clock()))
+        until = min(end, clock())
+        unsent = schedule.unsent(until)
+        if recorder.loop_lag is not None:  # those due before a stall of the prober ended: its backlog, not the target's
+            backlog = min(unsent, schedule.unsent(min(until, recorder.loop_lag.last_stall_end)))
+            recorder.not_counted(backlog)
+            unsent -= backlog
+        recorder.unsent += unsent
 
 
 class _Schedule:
@@ -191,7 +232,7 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(due, failure.error_class)
+            recorder.error(due, failure.error_class, failure.gauges)
             continue
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
             recorder.error(due, OTHER)
@@ -207,7 +248,7 @@ async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(start, failure.error_class)
+            recorder.error(start, failure.error_class, failure.gauges)
             if failure.error_class in (CONNECTION, DNS):
                 await asyncio.sleep(CLOSED_LOOP_BACKOFF_S)
             continue

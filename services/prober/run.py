@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from services.prober.compare import compare
 from services.prober.kinds import ProbeTarget
 from services.prober.load import END_GRACE_S, Recorder, run_load
+from services.prober.loop_lag import LoopLag
 from services.prober.stats import failed_requests, judge
 from services.prober.targets import make_target
 from shared.commands import RunProbe, RunProbes
 from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
+from shared.judge import overload_words
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
 # past the end, its grace and a request's timeout: room for a client-side cancel of a frozen server's query
@@ -80,11 +82,14 @@ async def run_probes(
             if isinstance(outcome, BaseException):
                 raise outcome
         t0 = clock() + 0.01  # every probe, and each probe's baseline, start on the same schedule
-        runs = [asyncio.create_task(_measure(cmd, targets, command_id, stop, publish_window, clock, t0))
+        loop_lag = LoopLag(clock)  # one loop runs them all
+        loop_lag.start()
+        runs = [asyncio.create_task(_measure(cmd, targets, command_id, stop, publish_window, clock, t0, loop_lag))
                 for cmd, targets in zip(cmds, prepared)]
         try:
             return list(await asyncio.gather(*runs))
         finally:  # one probe's unforeseen error ends the others before their targets close
+            loop_lag.stop()
             for task in runs:
                 task.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
@@ -123,11 +128,12 @@ def _counted(some: int, of: int, what: str) -> str:
 
 
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
-                   publish_window: WindowSink | None, clock, t0: float) -> ProbeCompleted:
+                   publish_window: WindowSink | None, clock, t0: float, loop_lag: LoopLag) -> ProbeCompleted:
     rate = cmd.load.rate if cmd.load.mode == "open" else None
     counted_from = t0 + cmd.load.warmup_s
     end = counted_from + cmd.duration_s
-    recorders = {name: Recorder.starting(counted_from, reservoir_seed=i) for i, name in enumerate(targets)}
+    recorders = {name: Recorder.starting(counted_from, reservoir_seed=i, loop_lag=loop_lag)
+                 for i, name in enumerate(targets)}
     feed = _WindowFeed(cmd, command_id, recorders, counted_from, publish_window) if cmd.window_s and publish_window else None
     loads = [
         asyncio.create_task(run_load(target, recorders[name], concurrency=cmd.concurrency, rate=rate, t0=t0, end=end, clock=clock))
@@ -162,7 +168,7 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
     return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0,
-                   targets["probe"].shown)
+                   loop_lag.worst_ms, targets["probe"].shown)
 
 
 async def _cut_at(when: float, loads: list[asyncio.Task], clock) -> None:
@@ -229,7 +235,7 @@ class _WindowFeed:
 
 
 def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
-            shown: str = "") -> ProbeCompleted:
+            worst_lag_ms: float, shown: str = "") -> ProbeCompleted:
     recorder = recorders["probe"]
     total = recorder.total
     if recorder.unsent:
@@ -250,6 +256,8 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
                                     samples=comparison.samples + comparison.baseline_samples))
             finding = finding if ok else "fail"
         summary += f"; against the baseline: {comparison.reason}"
+    if total.overloaded:  # judged on the requests the prober could time; these it could not
+        summary += f"; {overload_words(worst_lag_ms, total.overloaded)}"
     if stop.is_set():
         summary += f"; stopped early: {stop.reason}"
     stats = total.summary(measured_s)
@@ -263,4 +271,5 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         summary=f"{head}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
+        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded,
     )

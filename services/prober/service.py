@@ -5,7 +5,9 @@ canary stage's hold: its checks and the guard probe) and answers one ProbesCompl
 probe are published as ProbeWindow events (a monitoring feed: they carry the command id in ``command_id``
 and no correlationid, so nothing mistakes a window for the answer). A probe or a set is stopped early by a
 StopProbe on the core NATS subject ``<root>.ctl.prober.<run_id>``, which every instance hears and only the
-one running it acts on; it then answers with what it measured.
+one running it acts on; it then answers with what it measured. An instance runs every probe whose connections
+fit in its budget and refuses the one that does not at once, as a transient CommandFailed that says so
+(capacity.py).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import os
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from faststream.nats import NatsMessage
+from prometheus_client import Counter, Gauge
 
+from services.prober.capacity import AtCapacity, ConnectionBudget, connections_needed
 from services.prober.kinds import ProbeSetupError
 from services.prober.run import StopSignal, WindowSink, probes_completed, probes_of, run_probe, run_probes
 from shared.bus import Bus, CommandError, HandBack, Work
@@ -34,12 +38,36 @@ T = TypeVar("T")
 def register(bus: Bus) -> dict[str, StopSignal]:
     """Wire the prober's command handlers and its stop subject onto ``bus``; returns the running probes."""
     running: dict[str, StopSignal] = {}
+    budget = ConnectionBudget(bus.settings.prober_max_connections)
+    registry = bus.metrics.registry
+    holds_running = Gauge("golive_prober_holds_running", "Probes and holds this prober runs now", registry=registry)
+    connections_held = Gauge("golive_prober_connections_held", "Connections its running probes and holds need",
+                             registry=registry)
+    refused = Counter("golive_prober_refused_total", "Probes and holds refused: the connection budget was spent",
+                      registry=registry)
     # a stop can overtake its probe (core NATS is faster than the stream and a busy instance): kept a while
     early_stops: OrderedDict[str, str] = OrderedDict()
 
-    async def stoppable(work: Work, measure: Callable[[StopSignal], Awaitable[T]]) -> T:
-        """Run ``measure`` as the work of ``work``'s command: stoppable by a StopProbe naming it, handed
-        back when the service shuts down, failed when a probe cannot start."""
+    async def stoppable(work: Work, probes: Sequence[RunProbe], measure: Callable[[StopSignal], Awaitable[T]]) -> T:
+        """Run ``measure`` (of ``probes``) as the work of ``work``'s command: refused at once when its connections
+        do not fit in the budget, stoppable by a StopProbe naming it, handed back when the service shuts down,
+        failed when a probe cannot start."""
+        def show() -> None:
+            holds_running.set(budget.holds)
+            connections_held.set(budget.in_use)
+
+        try:
+            with budget.claim(connections_needed(probes)):
+                show()
+                return await _stoppable(work, measure)
+        except AtCapacity as exc:
+            refused.inc()
+            bus.log.warning("probe.refused", run_id=work.envelope.runid, command_id=work.envelope.id, reason=str(exc))
+            raise CommandError(str(exc), "transient") from None
+        finally:
+            show()
+
+    async def _stoppable(work: Work, measure: Callable[[StopSignal], Awaitable[T]]) -> T:
         command_id = work.envelope.id
         stop = StopSignal()
         running[command_id] = stop
@@ -78,7 +106,7 @@ def register(bus: Bus) -> dict[str, StopSignal]:
     async def on_run(cmd: RunProbe, work: Work) -> ProbeCompleted:
         command_id = work.envelope.id
         publish = window_publisher(work, lambda w: f"{command_id}/window/{w.target}/{w.index}")
-        result = await stoppable(work, lambda stop: run_probe(cmd, dict(os.environ), command_id=command_id, stop=stop,
+        result = await stoppable(work, [cmd], lambda stop: run_probe(cmd, dict(os.environ), command_id=command_id, stop=stop,
                                                               publish_window=publish))
         bus.log.info("probe.completed", run_id=work.envelope.runid, probe=cmd.probe.name, passed=result.passed,
                      summary=result.summary)
@@ -97,7 +125,7 @@ def register(bus: Bus) -> dict[str, StopSignal]:
             results = await run_probes(probes, dict(os.environ), command_id=command_id, stop=stop, publish_window=publish)
             return probes_completed(results, stop)
 
-        result = await stoppable(work, measure)
+        result = await stoppable(work, probes, measure)
         bus.log.info("probes.completed", run_id=work.envelope.runid, probes=names, passed=result.passed,
                      summary=result.summary)
         return result

@@ -49,6 +49,9 @@ class LatencyWindow:
     histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(_LOWEST_US, _HIGHEST_US, _DIGITS))
     errors: Counter = field(default_factory=Counter)
     gauges: dict[str, float] = field(default_factory=dict)
+    unread: dict[str, str] = field(default_factory=dict)  # gauges some sample could not read: the latest why
+    prober_lag_ms: float = 0.0  # the prober's loop, its worst lateness (loop_lag.py)
+    overloaded: int = 0  # requests in flight across a stall of the prober: not counted
     reservoir: Reservoir | None = None
 
     def record(self, seconds: float) -> None:
@@ -59,17 +62,20 @@ class LatencyWindow:
     def record_error(self, error_class: str) -> None:
         self.errors[error_class] += 1
 
-    def record_gauges(self, values: dict[str, float]) -> None:
-        """Keep the worst (highest) value of each gauge."""
+    def record_gauges(self, values: dict[str, float], unread: dict[str, str] | None = None) -> None:
+        """Keep the worst (highest) value of each gauge, and why a gauge could not be read."""
         for name, value in values.items():
             if name not in self.gauges or value > self.gauges[name]:
                 self.gauges[name] = value
+        self.unread.update(unread or {})
 
     def merge(self, other: LatencyWindow) -> None:
         """Add ``other``'s samples into this window (the reservoir is not merged)."""
         self.histogram.add(other.histogram)
         self.errors.update(other.errors)
-        self.record_gauges(other.gauges)
+        self.record_gauges(other.gauges, other.unread)
+        self.prober_lag_ms = max(self.prober_lag_ms, other.prober_lag_ms)
+        self.overloaded += other.overloaded
 
     @property
     def count(self) -> int:
@@ -101,6 +107,7 @@ class LatencyWindow:
             p50_ms=self.percentile_ms(50), p90_ms=self.percentile_ms(90), p95_ms=self.percentile_ms(95),
             p99_ms=self.percentile_ms(99), max_ms=self.max_ms(),
             achieved_rate=round(self.samples / seconds, 3) if seconds > 0 else 0.0, gauges=dict(self.gauges),
+            unread=dict(self.unread), prober_lag_ms=round(self.prober_lag_ms, 3), overloaded=self.overloaded,
         )
 
 

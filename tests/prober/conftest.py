@@ -134,3 +134,27 @@ default_pool_size = {pool_size}
             yield PgBouncer(port, pool_size)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def streaming_replica(own_postgres):
+    """A streaming replica of ``own_postgres`` (golive/stack/replica.py), named ``replica1`` in pg_stat_replication;
+    a test that pauses its replay resumes it."""
+    from golive.stack.replica import StreamingReplica
+
+    folder = Path(tempfile.mkdtemp(prefix="golive-prober-replica-"))
+    folder.chmod(0o755)  # as root the replica runs as the embedded server's system user, which must reach its data
+    try:
+        with StreamingReplica(own_postgres, folder / "replica") as replica:
+            yield replica
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def replayed_everything(primary_url: str, replica_url: str) -> bool:
+    """Whether the replica has replayed all the WAL the primary has written by now."""
+    with psycopg.connect(primary_url, autocommit=True) as conn:
+        (written,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+    with psycopg.connect(replica_url, autocommit=True) as conn:
+        (caught_up,) = conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (written,)).fetchone()
+    return bool(caught_up)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from golive.serve import concurrency
 from services.prober.service import register
 from shared.bus import Bus
 from shared.commands import RunProbe, RunProbes, command_target
@@ -16,8 +17,9 @@ RUN = "run-prober"
 
 
 async def started_prober(settings: Settings) -> Bus:
-    """The prober's handlers on a started bus (stop it with ``await bus.stop()``)."""
-    bus = Bus(settings, "prober", ServiceMetrics("prober"), configure_logging("prober", "WARNING"), max_workers=4)
+    """The prober's handlers on a started bus, as `golive serve prober` makes it (stop it with ``await bus.stop()``)."""
+    bus = Bus(settings, "prober", ServiceMetrics("prober"), configure_logging("prober", "WARNING"),
+              max_workers=concurrency("prober", settings))
     register(bus)
     await bus.start()
     return bus

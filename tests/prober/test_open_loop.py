@@ -17,7 +17,7 @@ async def test_requests_a_slow_target_cannot_take_are_unsent_and_every_due_reque
                    concurrency=1, load=LoadSpec(mode="open", rate=100))
     result = await run_probe(cmd, {})
     unsent = result.errors_by_class.get("unsent", 0)
-    assert result.count + result.errors == 100  # each due request once: answered, failed or unsent
+    assert result.count + result.errors + result.overloaded == 100  # each due request once: answered, failed, unsent or not timed
     assert set(result.errors_by_class) == {"unsent"} and 50 <= unsent <= 85
     assert result.p99_ms >= 400  # the last answered waited behind the backlog since its due time
 
@@ -26,6 +26,7 @@ async def test_workers_sharing_the_schedule_send_each_due_request_once(http_targ
     cmd = RunProbe(probe=HttpProbeSpec(name="fast", url=http_target.url("/ok")), duration_s=1.0, concurrency=4,
                    load=LoadSpec(mode="open", rate=200))
     result = await run_probe(cmd, {})
-    # a busy machine may leave a few unsent; none is sent twice, none is lost
-    assert result.count + result.errors == 200 and set(result.errors_by_class) <= {"unsent"}
+    # a busy machine may leave a few unsent, or stall the prober (those it could not time are not counted, but
+    # counted as such); none is sent twice, none is lost
+    assert result.count + result.errors + result.overloaded == 200 and set(result.errors_by_class) <= {"unsent"}
     assert result.count >= 100

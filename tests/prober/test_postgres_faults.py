@@ -45,7 +45,7 @@ async def test_postgres_restarted_mid_run_costs_errors_not_the_probe(own_postgre
     assert set(result.errors_by_class) <= {"connection", "timeout", "unsent"}, result.errors_by_class
     assert [w.index for w in windows] == [0, 1, 2, 3, 4, 5]  # windows kept coming through the restart
     assert windows[-1].stats.count >= 40 and windows[-1].stats.errors == 0  # and the probe reconnected
-    assert result.count + result.errors >= 0.95 * 300  # on schedule: every due request was sent or counted
+    assert result.count + result.errors + result.overloaded >= 0.95 * 300  # on schedule: every due request sent or counted
 
 
 @pytest.fixture
@@ -125,7 +125,8 @@ async def test_a_replica_url_that_is_not_a_replica_is_reported_not_read_as_zero_
                    duration_s=0.3, thresholds=Thresholds(replica_lag_s=8))
     result = await run_probe(cmd, {DB_ENV: own_postgres.url, REPLICA_ENV: own_postgres.url})
     assert result.count == 0 and result.errors_by_class.get("sql", 0) >= 1
-    assert result.verdict == "inconclusive" and "replica lag never measured" in result.summary
+    assert result.verdict == "inconclusive", result.summary
+    assert f"replica lag unread (replica {REPLICA_ENV}: sql: not in recovery" in result.summary, result.summary
 
 
 async def test_a_frozen_database_backend_is_a_timeout_on_the_client_and_the_probe_goes_on(own_postgres):

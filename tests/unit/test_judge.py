@@ -88,3 +88,37 @@ def test_a_published_verdict_reads_in_the_same_words_and_a_faster_canary_is_a_nu
     assert reading_words("p95_ms", 512.0, 400) == "p95 512 ms > 400 ms"
     assert reading_words("replica_lag_s", -1.0, 8) == "replica lag never measured"
     assert reading_words("p95_increase_ms", -12.5, 50) == "p95 increase over the baseline -12.5 ms <= 50 ms"
+
+
+def test_an_unread_gauge_is_inconclusive_with_why_never_a_pass():
+    summary = numbers(replica_lag_s=0.5, connection_use_pct=10.0).model_copy(
+        update={"unread": {"replica_lag_s": "replica R: connection: refused"}})
+    judged = judge(summary, Thresholds(replica_lag_s=8, connection_use_pct=80))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "connection use 10% <= 80%, replica lag unread (replica R: connection: refused)"
+    assert [(v.metric, v.passed) for v in judged.verdicts()] == [("replica_lag_s", False), ("connection_use_pct", True)]
+
+
+def test_an_unread_gauge_whose_read_value_is_over_its_limit_is_still_a_breach():
+    summary = numbers(replica_lag_s=12.0).model_copy(update={"unread": {"replica_lag_s": "replica R: timeout"}})
+    judged = judge(summary, Thresholds(replica_lag_s=8))
+
+    assert judged.verdict == "fail" and judged.why == "replica lag 12 s > 8 s"
+
+
+def test_a_window_the_prober_could_not_time_is_inconclusive_saying_so_never_a_failure():
+    stalled = numbers(p95=1_600.0, p99=1_700.0).model_copy(update={"prober_lag_ms": 1_480.0, "overloaded": 12})
+    judged = judge(stalled, Thresholds(p95_ms=400, error_rate_pct=1))
+
+    assert judged.verdict == "inconclusive"
+    assert judged.why == "prober overloaded: lag 1,480 ms (tolerance 500 ms), 12 requests not counted"
+
+
+def test_a_gauge_over_its_limit_fails_even_while_the_prober_ran_late():
+    stalled = numbers(replica_lag_s=12.0).model_copy(update={"prober_lag_ms": 900.0})
+    assert judge(stalled, Thresholds(replica_lag_s=8)).verdict == "fail"
+
+
+def test_a_lag_within_the_tolerance_leaves_the_numbers_judged():
+    assert judge(numbers(p95=512.0).model_copy(update={"prober_lag_ms": 400.0}), Thresholds(p95_ms=400)).verdict == "fail"
