@@ -8,17 +8,14 @@ stop the saga: a failure is logged, and `golive report RUN` builds them again.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
-import signal
-import sys
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
+from services.coordinator.chart_worker import die_with_parent
 from services.coordinator.history import RunHistory
 from shared.bus import Bus
 from shared.envelope import Envelope
@@ -26,7 +23,6 @@ from shared.fold import RunFolds
 from shared.run_summary import summary_of
 from shared.secrets import redact
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
 DRAWING_WAIT_S = 10.0  # a stopping coordinator still finishes the reports being drawn, this long at most
 
 
@@ -82,12 +78,3 @@ class RunReports:
         if self._drawer is not None:
             self._drawer.shutdown(wait=False, cancel_futures=True)
 
-
-def die_with_parent(parent_pid: int) -> None:
-    """In the chart worker: end when the coordinator ends, even by kill -9 (no orphaned workers, each holding
-    matplotlib's memory, and with them multiprocessing's resource tracker, which waits for its last user)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the coordinator died before the line above took effect
-        os._exit(0)

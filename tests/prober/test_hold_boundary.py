@@ -16,9 +16,11 @@ from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe
 from shared.events import ProbeWindow
 
-pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+# Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
+# classes, counts of at least one, contents or order, and run with the parallel part.
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("windows", [2, 3])
 async def test_hold_of_whole_windows_answers_even_when_a_publish_swallows_its_cancellation(http_target, windows):

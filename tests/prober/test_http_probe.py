@@ -14,7 +14,8 @@ from services.prober.run import run_probe
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
 from shared.events import ProbeWindow
 
-pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+# Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
+# classes, counts of at least one, contents or order, and run with the parallel part.
 
 
 def http_command(url: str, *, duration_s: float = 0.5, concurrency: int = 1, load: LoadSpec = LoadSpec(),
@@ -62,6 +63,7 @@ async def test_header_values_come_from_the_environment_and_a_missing_one_is_name
     assert "s3cret" not in str(missing.value)
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_target_down_dns_failure_and_slow_response_are_counted_by_class_on_schedule(http_target):
     load = LoadSpec(mode="open", rate=50)
     down, no_name, slow = await asyncio.gather(
@@ -77,6 +79,7 @@ async def test_target_down_dns_failure_and_slow_response_are_counted_by_class_on
     assert slow.errors_by_class.get("timeout", 0) >= 20 and slow.count == 0
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_a_stall_shows_as_latency_in_open_loop_and_as_a_lower_rate_in_closed_loop(http_target):
     """Coordinated omission: one 1 s stall in a 10 s run at 200/s."""
     windows: list[ProbeWindow] = []
@@ -105,6 +108,7 @@ async def test_a_stall_shows_as_latency_in_open_loop_and_as_a_lower_rate_in_clos
     assert min(rates) < 0.5 * statistics.median(rates), rates  # ...and shows it only as a lower achieved rate
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_canary_30_ms_slower_than_stable_is_worse_with_confidence(http_target):
     cmd = http_command(http_target.url("/ok?delay_ms=32"), baseline_url=http_target.url("/ok?delay_ms=2"),
                        duration_s=3.0, concurrency=8, load=LoadSpec(mode="open", rate=60),
@@ -119,6 +123,7 @@ async def test_canary_30_ms_slower_than_stable_is_worse_with_confidence(http_tar
     assert not result.passed and "against the baseline: worse" in result.summary
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_equal_canary_and_stable_make_no_difference(http_target):
     cmd = http_command(http_target.url("/ok?delay_ms=2"), baseline_url=http_target.url("/ok?delay_ms=2"),
                        duration_s=3.0, concurrency=8, load=LoadSpec(mode="open", rate=60),

@@ -11,7 +11,8 @@ from services.prober.run import run_probe
 from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.prober.conftest import DB_ENV
 
-pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+# Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
+# classes, counts of at least one, contents or order, and run with the parallel part.
 
 RUNBOOK_P95_MS = {"stripe_upsert": 20, "netvisor_pick": 40, "review_list": 30, "signup_exists": 10}
 TABLES = ("stripe_events", "auth.users", "review_items", "netvisor_queue")
@@ -26,6 +27,7 @@ def table_state(url: str) -> dict[str, tuple]:
         }
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_runbook_queries_meet_their_thresholds_and_leave_the_data_as_it_was(database_url):
     with psycopg.connect(database_url, autocommit=True) as conn:  # more rows than the shared template has
         conn.execute("TRUNCATE auth.users, review_items, netvisor_queue")

@@ -12,9 +12,11 @@ from services.prober.sql_probe import may_write
 from shared.commands import SampledParams, SequenceParams, Thresholds
 from tests.prober.conftest import DB_ENV, sql_command
 
-pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
+# Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
+# classes, counts of at least one, contents or order, and run with the parallel part.
 
 
+@pytest.mark.timing  # measured latencies or rates decide it
 async def test_probe_measures_a_query_and_judges_its_p95(database_url):
     result = await run_probe(sql_command("SELECT pg_sleep(0.02)", duration_s=0.5, concurrency=2,
                                          thresholds=Thresholds(p95_ms=10)), {DB_ENV: database_url})
