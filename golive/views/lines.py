@@ -106,7 +106,8 @@ def describe(envelope: Envelope) -> tuple[str, str]:
         case CommandFailed():
             return "red", f"{d.service} could not do {d.command_type}: {d.reason}"
         case StepFailed():
-            return "bold red", f"step {d.step} failed: {d.reason}"
+            # the coordinator's reason opens with the same words: "stage2:hold failed: ..."
+            return "bold red", f"step {d.step} failed: {d.reason.removeprefix(f'{d.step} failed: ')}"
         case ApprovalGranted():
             stage = f"stage {d.stage}" if d.stage else "the gate"
             return "bold green", f"{stage} approved by {d.approved_by}" + (f": {d.comment}" if d.comment else "")

@@ -51,6 +51,8 @@ from shared.plan.canary import Stage
 from shared.plan.checks import Gate
 from shared.plan.notifications import Notifications
 from shared.plan.window import Window
+from shared.story import RunStory
+from shared.story import fold as fold_story
 
 _AFTER_A_SHIFT = ("shift", "hold", "validate", "promote")  # the kinds of step that run with traffic on the canary
 
@@ -128,6 +130,8 @@ class RunView:
     approvals: tuple[str, ...] = ()  # "Confirm backup completion: approved by alice: “snapshot 42 verified”"
     operator_actions: tuple[str, ...] = ()  # pauses, continues, aborts and retries, with who and why
     stage_verdicts: tuple[tuple[int, str], ...] = ()  # the coordinator's StageJudged, in order
+    # the run's story (shared/story/), for what every output of a run must say alike: breach to rollback
+    story: RunStory = field(default_factory=RunStory)
 
     @property
     def notifications(self) -> Notifications:
@@ -161,12 +165,14 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         view = RunView(  # the run's plan in today's version, whatever version it was stored in
             run_id=envelope.runid, plan_name=data.plan_name, plan=plan_of(data), deploy_id=data.deploy_id,
             previous_deploy_id=data.previous_deploy_id, started_at=envelope.time,
+            story=fold_story(RunStory(), envelope),
         )
         return view, [_moment("run_started", view, envelope)]
-    if view is not None and view.outcome is not None:
-        return _after_the_run(view, envelope)
     if view is None:
         return view, []
+    view = replace(view, story=fold_story(view.story, envelope))
+    if view.outcome is not None:
+        return _after_the_run(view, envelope)
     moments: list[Moment] = []
     if isinstance(data, PhaseStarted):
         view = replace(view, phase=data.phase, step=data.step, detail=data.detail, stage=data.where.stage or 0)
@@ -377,11 +383,12 @@ def _traffic_back(view: RunView) -> str:
 
 
 def _breach_to_rollback(view: RunView) -> str:
-    """How long after the failure traffic was back (read back), e.g. ``1.2 s``."""
+    """How long after the breach was first measured traffic was back (read back), e.g. ``1.2 s``: the story's
+    figure, the one the reports give."""
     back = view.traffic_back
-    if back is None or not back.changed or view.failed_at_time is None:
+    if back is None or not back.changed or (seconds := view.story.breach_to_rollback_s) is None:
         return ""
-    return _seconds((back.at - view.failed_at_time).total_seconds())
+    return _seconds(seconds)
 
 
 def _migrate_unsure(view: RunView) -> bool:
@@ -416,7 +423,7 @@ def _undone_text(view: RunView) -> str:
     traffic = _traffic_back(view)
     if traffic:
         took = _breach_to_rollback(view)
-        parts.append(traffic + (f", {took} after the failure" if took else ""))
+        parts.append(traffic + (f", {took} after the breach was measured" if took else ""))
     if indexes := _indexes(view):
         parts.append(f"indexes {indexes}")
     return "; ".join(parts)

@@ -245,7 +245,7 @@ def sample_context(kind: str) -> dict[str, Any]:
         "failed_where": "stage 1 (10%)", "why": "p95 512.00 > 400", "traffic_moved": True, "nothing_changed": False,
         "traffic_back": "traffic back on dpl_old, dpl_new read back at 0%", "breach_to_rollback": "1.2 s",
         "indexes": "kept idx_sample (rollback.drop_indexes: false)",
-        "undone_text": "traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the failure",
+        "undone_text": "traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the breach was measured",
         "rollback_action": "Rollback to previous deployment dpl_old", "decided": "p95 512.00 > 400",
         "approvals": ["Confirm backup completion: approved by alice: “snapshot 42”"],
         "approvals_text": "Confirm backup completion: approved by alice: “snapshot 42”",

@@ -21,7 +21,9 @@ from shared.events import (
     StepFailed,
     StepRef,
     TrafficRolledBack,
+    WindowJudged,
 )
+from shared.story import story_of
 from tests.builders import carried, skeleton_dict
 from tests.notifier.run_events import RunLog, at_stage, by_kind, fields, posts
 
@@ -73,6 +75,21 @@ def stage2_breaches(log: RunLog, breach_at: float, back_at: float) -> RunLog:
             at=back_at)
     log.add(RunFinished(outcome="rolled_back", reason=BREACH, duration_s=95.0), at=back_at + 0.5)
     return log
+
+
+def test_breach_to_rollback_is_the_reports_figure_from_the_first_failed_window_not_from_the_step_failing():
+    """Slack and the report give one figure (the run's story): from the deciding stage's first failed window, as
+    measured, to traffic read back on the previous deployment; not from the moment the step was failed."""
+    log = migrated(RunLog(plan=plan(drop_indexes=False)).start()).stage(1, 10)
+    log.add(WindowJudged(step="stage2:hold", at=at_stage(2, "hold"), probe="stripe_recent", index=2, verdict="fail",
+                         reason="p95 610 ms > 400 ms", count=900, p95_ms=610.0, failures=1, consecutive_failures=1),
+            at=37.5)
+    stage2_breaches(log, breach_at=40.0, back_at=41.25)
+
+    (ended,) = by_kind(posts(log), "run_rolled_back")
+
+    assert story_of(log.events).breach_to_rollback_s == 3.75
+    assert fields(ended)["Breach to rollback"] == "3.8 s"  # 1.2 s from the step failing was the old figure
 
 
 # --- finding 3: a run that fails before traffic moves is not a production rollback ----------------------------------
@@ -151,7 +168,7 @@ def test_a_rollback_says_in_its_first_line_where_and_why_with_the_numbers_and_wh
     assert ended["text"].startswith("↩️ skeleton Production rolled back to dpl_old: stage 2 (50%) failed: stripe_recent "
                                     "window 3 failed: p95 612 ms &gt; 400 ms")
     got = fields(ended)
-    assert got["Undone"] == ("traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the failure; "
+    assert got["Undone"] == ("traffic back on dpl_old, dpl_new read back at 0%, 1.2 s after the breach was measured; "
                              "indexes kept idx_stripe_events_created (rollback.drop_indexes: false)")
     assert got["Breach to rollback"] == "1.2 s"
     assert got["Indexes"] == "kept idx_stripe_events_created (rollback.drop_indexes: false)"
