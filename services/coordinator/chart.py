@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from shared.envelope import Envelope
@@ -45,6 +45,7 @@ from shared.judge import error_rate_pct
 from shared.plan import Plan, plan_of
 from shared.plan.checks import Thresholds
 from shared.plan.probes import HttpProbe
+from shared.story import story_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -149,11 +150,14 @@ def chart_data(events: list[Envelope]) -> ChartData:
     if started is None:
         raise ValueError("no run_started event: not a run's events")
     run = _Fold(started)
-    for e in events:
+    for n, e in enumerate(events):
         run.add(e)
         if isinstance(e.data, RunFinished):
+            events = events[:n + 1]
             break
-    return run.chart()
+    data = run.chart()
+    # the headline says what the report's pill says: the run's story words the reason once, with its numbers
+    return replace(data, reason=story_of(events).reason or data.reason) if data.outcome else data
 
 
 @dataclass

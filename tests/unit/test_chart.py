@@ -230,7 +230,7 @@ def test_the_phases_are_bands_from_the_first_step_to_the_end_of_the_rollback():
     assert bands == [("preflight", 0.2, 6.5, "pass"), ("migrate", 6.5, 7.0, "pass"), ("smoke", 7.0, 19.3, "pass"),
                      ("stage 1 · 10%", 19.3, 29.6, "fail"), ("rollback", 29.6, 29.6, None)]
     assert data.rollback_s == pytest.approx(29.6) and data.outcome == "rolled_back"
-    assert "production_api window 4 failed" in data.reason
+    assert data.reason.startswith("stage 1 (10%) failed: production_api p95 618 ms > 400 ms")  # the story's words
     passed = chart_data(errors_run())
     assert [(b.label, b.verdict) for b in passed.phases][3:] == [("stage 1 · 10%", "pass"), ("stage 2 · 50%", "fail"),
                                                                  ("rollback", None)]
