@@ -37,17 +37,24 @@ retries: {attempts: 1}
 """
 
 
-def runbook_run(**replacements: str) -> Run:
-    run = Run(plan=plan_from(PLAN, **replacements))
+def runbook_run(plan: str = PLAN, **replacements: str) -> Run:
+    """A run of ``plan`` (replacements applied) past its preflight gate, approved by maksim."""
+    run = Run(plan=plan_from(plan, **replacements))
     run.start()
     run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified in the console"))
     return run
 
 
-def held_stage_one(run: Run) -> Run:
+def in_stage_one_hold(run: Run) -> Run:
+    """``run`` into stage 1's hold, with its first window and a guard window measured."""
     run.advance_to("stage1:hold")
     run.window(0, p95=120)
     run.window(0, probe="db", count=30, replica_lag_s=1.5, connection_use_pct=40.0)
+    return run
+
+
+def held_stage_one(run: Run) -> Run:
+    in_stage_one_hold(run)
     run.window(1, p95=130)
     run.succeed()
     return run
@@ -55,7 +62,11 @@ def held_stage_one(run: Run) -> Run:
 
 def rolled_back_at_stage_two(**replacements: str) -> Run:
     """Stage 1 holds; at 50% every second request fails: two failed windows in a row roll the run back."""
-    run = held_stage_one(runbook_run(**replacements))
+    return failing_stage_two(held_stage_one(runbook_run(**replacements)))
+
+
+def failing_stage_two(run: Run) -> Run:
+    """``run`` on to stage 2's hold, where every request fails: two failed windows in a row roll it back."""
     run.advance_to("stage2:hold")
     run.window(0, p95=130, count=600, errors=600)
     run.window(1, p95=140, count=600, errors=600)

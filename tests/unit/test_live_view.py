@@ -16,7 +16,6 @@ from golive.views.live import LiveView, fold, render, watching
 from shared.envelope import new_envelope, parse_envelope
 from shared.events import (
     AbortRequested,
-    ApprovalGranted,
     CommandFailed,
     ContinueRequested,
     LatencySummary,
@@ -27,49 +26,18 @@ from shared.events import (
 )
 from tests.builders import RunEvents
 from tests.unit.saga_run import Run, plan_from
+from tests.unit.story_runs import PLAN as RUNBOOK_PLAN
+from tests.unit.story_runs import in_stage_one_hold, runbook_run
 
 RECORDED = Path(__file__).parents[1] / "recorded" / "events-v1.jsonl"
 
-PLAN = """
-name: checkout
-database: {url_env: DB_URL}
-preflight:
-  - {gate: Confirm backup completion}
-migrations:
-  statements:
-    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
-probes:
-  recent: {query: SELECT 1}
-  db: {kind: pg_health}
-smoke:
-  - {probe: recent, duration: 5s}
-canary:
-  stages:
-    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
-    - {weight: 50, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1.5}}]}
-    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
-analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
-guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
-final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]
-lock_in: {promote: true}
-rollback: {drop_indexes: true}
-timeouts: {step: 60s}
-retries: {attempts: 1}
-"""
+# the story tests' runbook-shaped plan without its preflight check (the panel's step counts are of this one)
+PLAN = RUNBOOK_PLAN.replace("  - {probe: backup_done, duration: 2s, thresholds: {error_rate_pct: 0}}\n", "").replace(
+    "  backup_done: {query: SELECT 1}\n", "")
 
 
 def approved(**replacements: str) -> Run:
-    run = Run(plan=plan_from(PLAN, **replacements))
-    run.start()
-    run.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot 02:01 verified"))
-    return run
-
-
-def in_stage_one_hold(run: Run) -> Run:
-    run.advance_to("stage1:hold")
-    run.window(0, p95=120)
-    run.window(0, probe="db", count=30, replica_lag_s=1.5, connection_use_pct=40.0)
-    return run
+    return runbook_run(PLAN, **replacements)
 
 
 def panel(run: Run, after_s: float = 0.0, *more) -> str:

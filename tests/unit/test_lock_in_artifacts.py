@@ -15,7 +15,7 @@ from services.prober.run import probes_completed
 from shared.events import ContinueRequested, PauseRequested
 from shared.plan import load_plan
 from tests.unit.saga_run import probe_result
-from tests.unit.story_runs import held_stage_one, rolled_back_at_stage_two, runbook_run, went_live
+from tests.unit.story_runs import failing_stage_two, held_stage_one, rolled_back_at_stage_two, runbook_run, went_live
 
 
 def fill_of(color: str) -> str:
@@ -40,12 +40,7 @@ def paused_and_rolled_back():
     run.advance_to("stage2:shift:50")
     run.operator(PauseRequested(reason="checking the dashboards", requested_by="ana"))
     run.operator(ContinueRequested(requested_by="ana", reason="dashboards fine"))
-    run.advance_to("stage2:hold")
-    run.window(0, p95=130, count=600, errors=600)
-    run.window(1, p95=140, count=600, errors=600)
-    while not run.state.finished:
-        run.succeed()
-    return run
+    return failing_stage_two(run)
 
 
 # --- finding 1: rollbacks look green --------------------------------------------------------------------------------

@@ -861,24 +861,32 @@ def test_a_failure_or_an_abort_while_paused_still_rolls_back():
     assert held.state.outcome == "rolled_back"
 
 
-def test_pause_while_compensating_or_finished_and_continue_of_a_run_not_paused_change_nothing():
+def at_the_first_shift() -> Run:
     run = started_run()
     run.advance_to("stage1:shift:10")
+    return run
+
+
+def until_finished(run: Run) -> Run:
+    while not run.state.finished:
+        run.succeed()
+    return run
+
+
+def test_pause_while_compensating_or_finished_and_continue_of_a_run_not_paused_change_nothing():
+    run = at_the_first_shift()
     before = run.state
     assert resume(run) == [] and run.state is before
     run.answer(failure("deployment dpl_x does not exist"))
     compensating = run.state
     assert pause(run) == [] and run.state is compensating
-    while not run.state.finished:
-        run.succeed()
-    finished_state = run.state
+    finished_state = until_finished(run).state
     assert pause(run) == [] and run.state is finished_state
 
 
 def needs_human_run() -> Run:
     """A run whose traffic rollback failed: left to undo stage1:shift:10, then migrate."""
-    run = started_run()
-    run.advance_to("stage1:shift:10")
+    run = at_the_first_shift()
     run.answer(failure("deployment dpl_x does not exist"))
     outputs = run.answer(failure("envoy admin API unreachable"))
     assert finished(outputs).left_to_undo == ["stage1:shift:10", "migrate"]
@@ -912,14 +920,11 @@ def test_retry_that_fails_again_ends_needs_human_again_and_can_be_retried_once_m
 
 
 def test_retry_of_a_run_that_does_not_need_a_human_changes_nothing():
-    run = started_run()
-    run.advance_to("stage1:shift:10")
+    run = at_the_first_shift()
     running = run.state
     assert retry(run) == [] and run.state is running
     run.answer(failure("deployment dpl_x does not exist"))
-    while not run.state.finished:
-        run.succeed()
-    rolled_back = run.state
+    rolled_back = until_finished(run).state
     assert retry(run) == [] and run.state is rolled_back
 
 
