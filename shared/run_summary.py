@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.envelope import Envelope
 from shared.events import (
     AbortRequested,
+    ApprovalGranted,
     CompensationStarted,
     ContinueRequested,
     PauseRequested,
@@ -31,9 +32,9 @@ from shared.events import (
     WatchBreached,
 )
 
-State = Literal["running", "paused", "compensating", "succeeded", "rolled_back", "needs_human"]
+State = Literal["running", "waiting", "paused", "compensating", "succeeded", "rolled_back", "needs_human"]
 # the one word `kubectl argo rollouts` users expect for each state
-HEALTH: dict[str, str] = {"running": "Progressing", "paused": "Paused", "compensating": "Degraded",
+HEALTH: dict[str, str] = {"running": "Progressing", "waiting": "Paused", "paused": "Paused", "compensating": "Degraded",
                           "succeeded": "Healthy", "rolled_back": "RolledBack", "needs_human": "Degraded"}
 ENDED = ("succeeded", "rolled_back", "needs_human")
 
@@ -121,6 +122,13 @@ def summarise(summary: RunSummary | None, envelope: Envelope) -> RunSummary | No
             update = {"post_deploy_breaches": summary.post_deploy_breaches + 1}
     elif isinstance(data, PhaseStarted):
         update = {"phase": data.phase, "step": data.step}
+        if data.where.kind == "gate" and summary.state == "running":  # it waits for a person: say which command
+            stage = f" --stage {data.where.stage}" if data.where.stage is not None else ""
+            update |= {"state": "waiting", "reason": f"waiting at {data.step}: `golive approve {envelope.runid}{stage}`"}
+        elif summary.state == "waiting":
+            update |= {"state": "running", "reason": ""}
+    elif isinstance(data, ApprovalGranted) and summary.state == "waiting":
+        update = {"state": "running", "reason": ""}
     elif isinstance(data, StepFailed):
         update = {"state": "compensating", "reason": data.reason, "paused_by": ""}
         if summary.rollback is None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from shared.events import (
+    ApprovalGranted,
     ContinueRequested,
     PauseRequested,
+    PhaseStarted,
     RetryRequested,
     RunFinished,
+    StepRef,
     WatchBreached,
 )
 from shared.run_summary import RunSummary, WatchRecord, summaries_of, summary_of, with_watches
@@ -100,3 +103,17 @@ def test_a_stored_summary_with_fields_of_a_newer_golive_is_still_read():
     assert summary is not None
     stored = summary.model_dump_json()[:-1] + ', "added_later": 1}'
     assert RunSummary.model_validate_json(stored) == summary
+
+
+def test_a_run_waiting_at_a_gate_is_listed_as_waiting_not_running_until_it_is_approved():
+    """Finding 4 of issue 15 for the listing: `golive status` said `running` while a run waited at a gate."""
+    run = RunBuilder("run-1")
+    run.add(PhaseStarted(phase="preflight", step="preflight:gate:confirm-backup-completion",
+                         at=StepRef(phase="preflight", kind="gate"), detail="Confirm backup completion"), 1)
+    waiting = summary_of(run.events)
+    assert waiting is not None
+    assert (waiting.state, waiting.health, waiting.outcome) == ("waiting", "Paused", "running")
+    assert waiting.reason == "waiting at preflight:gate:confirm-backup-completion: `golive approve run-1`"
+    run.add(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot verified"), 2)
+    going = summary_of(run.events)
+    assert going is not None and (going.state, going.reason) == ("running", "")
