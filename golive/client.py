@@ -11,8 +11,9 @@ cannot be reached raises ``BusUnreachable`` (shared.settings).
 from __future__ import annotations
 
 import asyncio
+import getpass
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,11 @@ from shared.run_summary import RunSummary, with_watches
 from shared.settings import BusUnreachable, Settings, connect_options
 
 CLI_SOURCE = "/golive/cli"  # the operator
+
+
+def operator_name(settings: Settings) -> str:
+    """Who asks: the NATS user the client connects as, else the login name (recorded in the run's events)."""
+    return settings.nats_user or getpass.getuser()
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -69,28 +75,46 @@ async def start_and_watch(
     echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Ask the coordinator to start the run, print its events as they happen, return the exit code."""
-    from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
     nc = await connect(settings)
     try:
-        await ensure_streams(settings)
         js = nc.jetstream()
-        subjects = settings.subjects
-        expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
-        start = await send_to_coordinator(js, settings, StartRun(
-            plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
-            force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start")
-        last_seq = await _await_acceptance(js, settings, run_id, start.id, echo)
+        last_seq = await send_start(js, settings, plan, deploy_id, previous_deploy_id, run_id, echo, force_window)
         if last_seq < 0:
             return EXIT_INVALID  # the coordinator refused to start it (echoed: why)
-        async with aclosing(read_events(js, subjects.events_of_run(run_id), from_seq=last_seq + 1,
-                                        follow=True)) as feed:
-            async for _seq, envelope in feed:
+        async with aclosing(follow_run(js, settings, run_id, from_seq=last_seq + 1)) as feed:
+            async for envelope in feed:
                 echo(envelope)
                 if isinstance(envelope.data, RunFinished):
                     return EXIT_BY_OUTCOME[envelope.data.outcome]
     finally:
         await nc.close()
     return EXIT_NEEDS_HUMAN
+
+
+async def send_start(
+    js, settings: Settings, plan: Plan, deploy_id: str, previous_deploy_id: str | None, run_id: str,
+    echo: Callable[[Envelope], None], force_window: bool = False,
+) -> int:
+    """Send the run's start and wait until a coordinator accepts it (every event until then echoed): the stream
+    sequence of the last event echoed, or -1 if the coordinator refused the start (its reason was echoed)."""
+    from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
+    await ensure_streams(settings)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
+    start = await send_to_coordinator(js, settings, StartRun(
+        plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
+        force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start")
+    return await _await_acceptance(js, settings, run_id, start.id, echo)
+
+
+async def follow_run(js, settings: Settings, run_id: str, from_seq: int = 1) -> AsyncGenerator[Envelope, None]:
+    """The run's events from stream sequence ``from_seq`` on, as they are recorded, until the first that ends the
+    run (run_finished, yielded too). A run that already ended: its events up to that end, then the iterator ends."""
+    async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), from_seq=from_seq,
+                                    follow=True)) as feed:
+        async for _seq, envelope in feed:
+            yield envelope
+            if isinstance(envelope.data, RunFinished):
+                return
 
 
 ACCEPTANCE_POLL_S = 0.25

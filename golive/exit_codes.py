@@ -17,3 +17,8 @@ EXIT_BY_OUTCOME = {"succeeded": EXIT_SUCCEEDED, "rolled_back": EXIT_ROLLED_BACK,
 
 class RunNotControllable(ValueError):
     """An operator command that cannot apply: unknown run, or one that already ended."""
+
+
+class StartRefused(RunNotControllable):
+    """A run that did not start: outside its plan's maintenance window, or refused by the coordinator (why: the
+    message). Nothing of it runs later."""

@@ -4,7 +4,6 @@ this process). Each is checked against the coordinator's own rule before anythin
 from __future__ import annotations
 
 import asyncio
-import getpass
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, NoReturn
 
@@ -21,16 +20,12 @@ from shared.settings import Settings
 OperatorRequest = Callable[[Settings, str, str, str, Callable[[Envelope], None]], Coroutine[Any, Any, int]]
 
 
-def _operator(settings: Settings) -> str:
-    """Who asks: the NATS user the CLI connects as, else the login name (recorded in the run's events)."""
-    return settings.nats_user or getpass.getuser()
-
-
 def _request(send: OperatorRequest, run_id: str, reason: str) -> NoReturn:
     """Send one operator request as the operator, print what the coordinator recorded, exit with its code."""
+    from golive.client import operator_name
     settings = Settings()
     with exit_codes():
-        code = asyncio.run(send(settings, run_id, reason, _operator(settings), event_printer(False)))
+        code = asyncio.run(send(settings, run_id, reason, operator_name(settings), event_printer(False)))
     raise typer.Exit(code)
 
 
@@ -50,10 +45,10 @@ def approve(
     comment: Annotated[str, typer.Option(help="Recorded with the approval")] = "",
 ) -> None:
     """Open the gate a run waits at (a stage with `approval: true`). Exit 2 if it waits at no gate."""
-    from golive.client import approve_run  # the bus and the reports load only for the commands that use them
+    from golive.client import approve_run, operator_name  # the bus and the reports load only for the commands that use them
     settings = Settings()
     with exit_codes():
-        gate = asyncio.run(approve_run(settings, run_id, stage, _operator(settings), comment))
+        gate = asyncio.run(approve_run(settings, run_id, stage, operator_name(settings), comment))
     out.print(f"approved {gate} of run {run_id}")
 
 

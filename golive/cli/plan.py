@@ -13,8 +13,22 @@ from golive.cli.console import err, out
 from golive.exit_codes import EXIT_INVALID
 
 
-def check(plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")]) -> None:
+def check(
+    plan: Annotated[Path, typer.Argument(help="Plan file (YAML)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as a JSON object (docs/client.md)")] = False,
+) -> None:
     """Validate a plan: every problem with its path, line and reason. Exit 0 valid, 2 invalid."""
+    if as_json:
+        from golive.plans.check import check_plan
+        from golive.views.as_json import emit, invalid_plan_document, valid_plan_document
+        from shared.plan import PlanError
+
+        try:
+            emit(valid_plan_document(plan, check_plan(plan)))
+        except PlanError as exc:
+            emit(invalid_plan_document(plan, exc))
+            raise typer.Exit(EXIT_INVALID) from None
+        return
     checked = checked_plan(plan)
     stages = " -> ".join(f"{s.weight}%" for s in checked.canary.stages)
     out.print(f"{plan}: valid plan {checked.name!r}: {len(checked.migrations.statements)} migration(s), "

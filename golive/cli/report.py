@@ -22,6 +22,7 @@ def report(
     weekly: Annotated[bool, typer.Option("--weekly", help="The weekly performance report of all runs instead")] = False,
     since: Annotated[str | None, typer.Option(help="With --weekly: start (YYYY-MM-DD or ISO time, UTC; default: until - 7 days)")] = None,
     until: Annotated[str | None, typer.Option(help="With --weekly: end, exclusive (default: since + 7 days, else now)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the files written as a JSON array of paths")] = False,
 ) -> None:
     """Rebuild a run's artifacts from the event stream: report.md/html/json, chart.png,
     prod_performance_validation.json, badges. With --weekly: weekly_performance_report_<YYYYWW>.json/.md of
@@ -43,6 +44,10 @@ def report(
                 err.print(str(exc), style="red")
                 raise typer.Exit(EXIT_INVALID) from None
             written = asyncio.run(rebuild_artifacts(settings, run_id, directory))
+    if as_json:
+        from golive.views.as_json import emit
+
+        return emit([str(path) for path in written])
     for path in written:
         out.print(str(path))
 

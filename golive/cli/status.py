@@ -13,24 +13,38 @@ from rich.text import Text
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID
+from golive.views.as_json import emit, run_document, watch_document
 from golive.views.lines import OUTCOME_STYLE, describe
 from golive.views.standing import status_lines
 from golive.views.watch import next_check_line
 from shared.events import TrafficTargetTaken, WindowJudged
+from shared.run_summary import WatchRecord, summary_of
 from shared.settings import Settings
 from shared.story import story_of
 
+JSON_HELP = "Print JSON for scripts (docs/client.md has its shape)"
 
-def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None) -> None:
-    """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration."""
+
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="One run (default: all runs)", callback=run_id_checked)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Where a run stands (phase, step, outcome and why), or every run with its outcome and duration.
+    --json: the run's summary as a JSON object (an array of them for every run)."""
     from golive.client import run_statuses  # the bus and the reports load only for the commands that use them
     if not run_id:
-        return list_runs()
+        return list_runs(as_json)
     with exit_codes():
         runs = asyncio.run(run_statuses(Settings(), run_id))
     if not runs:
         err.print(f"no run {run_id}", style="red")
         raise typer.Exit(EXIT_INVALID)
+    if as_json:
+        summary = summary_of(runs[0][1])
+        if summary is None:  # a start the coordinator refused: events, but no run
+            err.print(f"run {run_id} never started", style="red")
+            raise typer.Exit(EXIT_INVALID)
+        return emit(run_document(summary))
     if run_id:
         state, events = runs[0]
         story = story_of(events)  # what the live panel shows, read whole: the health word, not the saga's position
@@ -62,11 +76,13 @@ def status(run_id: Annotated[str | None, typer.Argument(help="One run (default: 
         return
 
 
-def list_runs() -> None:
+def list_runs(as_json: bool = False) -> None:
     """Every run in a line, from the run history (one summary per run: never the event stream)."""
     from golive.client import run_summaries
     with exit_codes():
         runs = asyncio.run(run_summaries(Settings()))
+    if as_json:
+        return emit([run_document(run) for run in runs])
     if not runs:
         err.print("no runs yet")
         return
@@ -81,12 +97,23 @@ def list_runs() -> None:
 
 def watch(
     run_id: Annotated[str | None, typer.Argument(help="One run (default: every run with a watch)", callback=run_id_checked)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """The post-deploy watch (plan `post_deploy`) of a succeeded run: checks done, the last result, the next
-    check and the breaches; without RUN, one line per watched run."""
+    check and the breaches; without RUN, one line per watched run. --json: the watch as a JSON object (an array
+    of them without RUN)."""
     from golive.client import watch_states  # the bus and the reports load only for the commands that use them
     with exit_codes():
         watches = asyncio.run(watch_states(Settings(), run_id))
+    if as_json:
+        from services.coordinator.history import watch_record
+
+        records = [w if isinstance(w, WatchRecord) else watch_record(w) for w in watches]
+        documents = [watch_document(r) for r in records if r is not None]
+        if run_id and not documents:
+            err.print(f"run {run_id} has no post-deploy watch", style="red")
+            raise typer.Exit(EXIT_INVALID)
+        return emit(documents[0] if run_id else documents)
     if not watches:
         err.print(f"run {run_id} has no post-deploy watch (it did not succeed, or its plan has no post_deploy)"
                   if run_id else "no post-deploy watches yet", style="red" if run_id else None)

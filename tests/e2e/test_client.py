@@ -1,0 +1,95 @@
+"""The Python client (golive/api.py) as a team's pipeline drives it, on the five services as processes: start a run,
+watch it to its end, read its status (as `golive status --json` prints it); approve a gate and abort at the next."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import aclosing
+
+import pytest
+
+from golive.api import Client, RunNotControllable, exit_code
+from golive.views.as_json import run_document
+from shared.events import PhaseStarted, RunFinished, RunStarted
+from tests.builders import skeleton_plan
+from tests.harness import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def listed(run_id: str, env: dict[str, str], timeout_s: float = 30.0) -> dict:
+    """The run as `golive status --json` lists it once its summary says it ended: the coordinator writes the run
+    history after it records the run's end, so the list may lag the event for a moment."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = run_cli("status", "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        found = [run for run in json.loads(result.stdout) if run["run_id"] == run_id]
+        if found and found[0]["outcome"] != "running":
+            return found[0]
+        assert time.monotonic() < deadline, result.stdout
+        time.sleep(0.3)
+
+
+def test_a_pipeline_starts_a_run_watches_it_to_its_end_and_reads_its_status(services, settings, process_env, tmp_path):
+    client = Client(settings, operator="ci-pipeline")
+
+    async def pipeline():
+        run_id = await client.start(skeleton_plan(tmp_path), deploy_id="dpl_new", previous_deploy_id="dpl_old",
+                                    run_id="run-client")
+        async with aclosing(client.watch(run_id)) as events:
+            seen = [event async for event in events]
+        return run_id, seen, await client.status(run_id)
+
+    run_id, seen, summary = asyncio.run(pipeline())
+
+    assert run_id == "run-client"
+    assert isinstance(seen[0].data, RunStarted) and isinstance(seen[-1].data, RunFinished), [e.type for e in seen]
+    assert sum(isinstance(e.data, RunFinished) for e in seen) == 1  # the iterator ends with the run
+    assert seen[-1].data.outcome == "succeeded", seen[-1].data.reason
+    assert (summary.run_id, summary.plan, summary.deploy_id, summary.outcome) == ("run-client", "skeleton", "dpl_new",
+                                                                                  "succeeded")
+    assert exit_code(summary.outcome) == 0
+    # the command line prints the very same record
+    one = run_cli("status", run_id, "--json", env=process_env)
+    assert one.returncode == 0, one.stderr
+    assert json.loads(one.stdout) == run_document(summary)
+    assert listed(run_id, process_env)["state"] == "succeeded"
+    # a start of a run id that already ran is refused by the coordinator, with its reason
+    with pytest.raises(RunNotControllable, match="run-client not started"):
+        asyncio.run(client.start(skeleton_plan(tmp_path), run_id="run-client"))
+
+
+def test_a_pipeline_approves_one_gate_and_aborts_at_the_next(services, settings, process_env, tmp_path):
+    def gate_stages_2_and_3(plan: dict) -> None:
+        plan["canary"]["stages"][1]["approval"] = True
+        plan["canary"]["stages"][2]["approval"] = True
+
+    client = Client(settings, operator="ci-pipeline")
+
+    async def pipeline():
+        run_id = await client.start(skeleton_plan(tmp_path, edit=gate_stages_2_and_3), run_id="run-client-gate")
+        gates, waiting = [], []
+        async with aclosing(client.watch(run_id)) as events:
+            async for event in events:
+                if isinstance(event.data, PhaseStarted) and event.data.where.kind == "gate":
+                    gates.append(event.data.where.stage)
+                    waiting.append((await client.status(run_id)).state)
+                    if event.data.where.stage == 2:
+                        with pytest.raises(RunNotControllable, match="not at stage 3"):
+                            await client.approve(run_id, stage=3)  # the wrong gate: refused, nothing sent
+                        approved = await client.approve(run_id, stage=2, comment="dashboards green")
+                    else:
+                        aborted = await client.abort(run_id, "checkout errors on the dashboard")
+                        break
+        return gates, waiting, approved, aborted, await client.status(run_id)
+
+    gates, waiting, approved, aborted, summary = asyncio.run(pipeline())
+
+    assert gates == [2, 3] and waiting == ["waiting", "waiting"]
+    assert approved == "stage2:gate"
+    assert aborted.outcome == "rolled_back" and aborted == summary
+    assert summary.rollback is not None and "checkout errors on the dashboard" in summary.rollback.reason, summary
+    assert exit_code(summary.outcome) == 1
