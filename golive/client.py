@@ -96,13 +96,14 @@ async def send_start(
     echo: Callable[[Envelope], None], force_window: bool = False,
 ) -> int:
     """Send the run's start and wait until a coordinator accepts it (every event until then echoed): the stream
-    sequence of the last event echoed, or -1 if the coordinator refused the start (its reason was echoed)."""
+    sequence of the last event echoed, or -1 if the coordinator refused the start (its reason was echoed). Each
+    start has an id of its own: a second start of a run id that already ran is refused, never taken for the first."""
     from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
     await ensure_streams(settings)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
     start = await send_to_coordinator(js, settings, StartRun(
         plan=plan.model_dump(mode="json"), deploy_id=deploy_id, previous_deploy_id=previous_deploy_id,
-        force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start")
+        force_window=force_window, expires_at=expires_at), run_id, f"{run_id}.start.{secrets.token_hex(4)}")
     return await _await_acceptance(js, settings, run_id, start.id, echo)
 
 
@@ -136,7 +137,9 @@ async def _await_acceptance(js, settings: Settings, run_id: str, start_id: str,
                 last_seq = seq
                 if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start_id:
                     return -1
-                if isinstance(envelope.data, RunStarted):
+                # this start's run_started: a run id's earlier run answers to another start, and this start is
+                # refused (CommandFailed above, "already exists")
+                if isinstance(envelope.data, RunStarted) and envelope.correlationid == start_id:
                     return last_seq
         if asyncio.get_running_loop().time() >= deadline:
             raise BusUnreachable(
