@@ -1,1 +1,2 @@
-"""How runs read on a terminal: lines.py (one line per event), live.py (the live panel of a run)."""
+"""How runs read on a terminal: lines.py (one line per event), live.py (the live panel of a run),
+as_json.py (what the read commands print with --json)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from contextlib import aclosing
 
@@ -14,9 +16,11 @@ from golive.api import Client, RunNotControllable, exit_code
 from golive.views.as_json import run_document
 from shared.events import PhaseStarted, RunFinished, RunStarted
 from tests.builders import skeleton_plan
-from tests.harness import run_cli
+from tests.harness import REPO, run_cli
 
 pytestmark = pytest.mark.e2e
+
+EXAMPLE = REPO / "examples" / "pipeline.py"
 
 
 def listed(run_id: str, env: dict[str, str], timeout_s: float = 30.0) -> dict:
@@ -58,8 +62,15 @@ def test_a_pipeline_starts_a_run_watches_it_to_its_end_and_reads_its_status(serv
     assert json.loads(one.stdout) == run_document(summary)
     assert listed(run_id, process_env)["state"] == "succeeded"
     # a start of a run id that already ran is refused by the coordinator, with its reason
-    with pytest.raises(RunNotControllable, match="run-client not started"):
+    with pytest.raises(RunNotControllable, match="run-client not started: run run-client already exists"):
         asyncio.run(client.start(skeleton_plan(tmp_path), run_id="run-client"))
+
+    # docs/client.md's example, as a user runs it: a run of its own, to its end, exit 0
+    assert EXAMPLE.read_text() in (REPO / "docs" / "client.md").read_text()  # the page shows the very file
+    example = subprocess.run([sys.executable, str(EXAMPLE), str(skeleton_plan(tmp_path)), "dpl_a", "dpl_b"],
+                             env=process_env, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert example.returncode == 0, example.stdout + example.stderr
+    assert example.stdout.startswith("started run-") and ": succeeded (" in example.stdout.splitlines()[-1], example.stdout
 
 
 def test_a_pipeline_approves_one_gate_and_aborts_at_the_next(services, settings, process_env, tmp_path):
