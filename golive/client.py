@@ -123,8 +123,9 @@ ACCEPTANCE_POLL_S = 0.25
 
 async def _await_acceptance(js, settings: Settings, run_id: str, start_id: str,
                             echo: Callable[[Envelope], None]) -> int:
-    """Wait (bounded by the start timeout) until a coordinator accepts the start: the stream sequence of the last
-    event echoed, or -1 if it refused the start. No coordinator in time: BusUnreachable (the start expires).
+    """Wait (bounded by the start timeout) until a coordinator accepts the start: the stream sequence of its
+    run_started (the answers to this start echoed), or -1 if it refused the start. No coordinator in time:
+    BusUnreachable (the start expires).
 
     Polled with reads that end, not a followed read cut by a timeout: a cancellation can be lost on Python 3.11
     (asyncio.wait_for drops one that arrives as its future completes), and this wait must end."""
@@ -133,13 +134,13 @@ async def _await_acceptance(js, settings: Settings, run_id: str, start_id: str,
     while True:
         async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), from_seq=last_seq + 1)) as feed:
             async for seq, envelope in feed:
-                echo(envelope)
                 last_seq = seq
-                if isinstance(envelope.data, CommandFailed) and envelope.correlationid == start_id:
+                if envelope.correlationid != start_id:
+                    continue  # an earlier run of this run id (this start is refused: "already exists"), not this one
+                echo(envelope)
+                if isinstance(envelope.data, CommandFailed):
                     return -1
-                # this start's run_started: a run id's earlier run answers to another start, and this start is
-                # refused (CommandFailed above, "already exists")
-                if isinstance(envelope.data, RunStarted) and envelope.correlationid == start_id:
+                if isinstance(envelope.data, RunStarted):
                     return last_seq
         if asyncio.get_running_loop().time() >= deadline:
             raise BusUnreachable(

@@ -64,6 +64,9 @@ def test_a_pipeline_starts_a_run_watches_it_to_its_end_and_reads_its_status(serv
     # a start of a run id that already ran is refused by the coordinator, with its reason
     with pytest.raises(RunNotControllable, match="run-client not started: run run-client already exists"):
         asyncio.run(client.start(skeleton_plan(tmp_path), run_id="run-client"))
+    again = run_cli("run", str(skeleton_plan(tmp_path)), "--run-id", "run-client", env=process_env)
+    assert again.returncode == 2 and "run run-client already exists" in again.stdout, again.stdout + again.stderr
+    assert "run run-client started" not in again.stdout  # the earlier run's events are not this start's
 
     # docs/client.md's example, as a user runs it: a run of its own, to its end, exit 0
     assert EXAMPLE.read_text() in (REPO / "docs" / "client.md").read_text()  # the page shows the very file
