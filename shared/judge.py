@@ -42,6 +42,9 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
     "p99_ms": ("p99", " ms"),
     "error_rate_pct": ("error rate", "%"),
 }
+# ``unread`` under this key: the requests themselves could not be read (a prometheus probe whose server did not
+# answer, or refused a query): every request limit is inconclusive with why, unless a number read is over it
+REQUESTS_UNREAD = "requests"
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
 
 # How late the prober's own event loop may run before its timing of requests is not to be trusted. Not lower: on a
@@ -122,7 +125,7 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         limit = getattr(limits, metric)
         if limit is not None:
             judged = enough and (answered or metric == "error_rate_pct")
-            readings.append(Reading(metric, limit, observed[metric], judged))
+            readings.append(Reading(metric, limit, observed[metric], judged, numbers.unread.get(REQUESTS_UNREAD)))
     for metric in GAUGES:
         limit = getattr(limits, metric)
         if limit is not None:
