@@ -1,10 +1,10 @@
-"""A real Prometheus server for the prometheus probe's tests: Debian's /usr/bin/prometheus (`make prometheus`
-installs it), on a free loopback port, scraping the given targets every second, its storage in a temporary dir."""
+"""A real Prometheus server for the prometheus probe's tests (golive/demo/prometheus.py: Debian's
+/usr/bin/prometheus, which `make prometheus` installs) on a free loopback port, scraping the given targets every
+second, its storage in a temporary dir; and steady user traffic for it to see."""
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -15,42 +15,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from golive.stack.process import free_port, stop_process, wait_for_port
-
-SCRAPE_S = 1
-HOW_TO_GET_IT = ("no prometheus binary: `make prometheus` installs Debian's package as root "
-                 "(apt-get install prometheus; brew install prometheus on a Mac)")
-
-
-def prometheus_binary() -> str:
-    """The prometheus binary, or the test fails saying how to get it (never skipped)."""
-    found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if found is None:
-        pytest.fail(HOW_TO_GET_IT)
-    return found
+from golive.demo.prometheus import HOW_TO_GET_IT, DemoPrometheus, prometheus_binary
 
 
 @contextmanager
 def prometheus(targets: list[str]) -> Iterator[str]:
-    """A Prometheus scraping ``targets`` (host:port) every second; yields its base URL; stopped on the way out."""
-    binary = prometheus_binary()
+    """A Prometheus scraping ``targets`` (host:port) every second; yields its base URL; stopped on the way out.
+    Without the binary the test fails saying how to get it (never skipped)."""
+    if prometheus_binary() is None:
+        pytest.fail(HOW_TO_GET_IT)
     root = Path(tempfile.mkdtemp(prefix="golive-prometheus-"))
-    config = root / "prometheus.yml"
-    listed = ", ".join(f'"{t}"' for t in targets)
-    config.write_text(f"global: {{scrape_interval: {SCRAPE_S}s, evaluation_interval: {SCRAPE_S}s}}\n"
-                      f"scrape_configs:\n  - job_name: demo\n    static_configs: [{{targets: [{listed}]}}]\n")
-    port = free_port()
-    log = open(root / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={root / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=root)
     try:
-        wait_for_port(port, 30, proc, "prometheus")
-        yield f"http://127.0.0.1:{port}"
+        with DemoPrometheus(root, targets, scrape_s=1.0) as server:
+            yield server.url
     finally:
-        stop_process(proc, 10)
-        log.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

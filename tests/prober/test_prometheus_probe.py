@@ -19,21 +19,18 @@ from services.prober.kinds import ProbeSetupError
 from services.prober.run import run_probe
 from shared.commands import LoadSpec, RunProbe, Thresholds
 from shared.events import ProbeWindow
-from shared.plan import PlanError
-from shared.plan.probes import PrometheusProbe, ProbeContext
+from shared.plan import PlanError, load_plan
+from shared.plan.probes import ProbeContext, PrometheusProbe
 from shared.plan.targets import Targets
 from tests.conftest import TEMPLATE_DB, _with_database
+from tests.harness import REPO
 from tests.prober.prometheus_server import Traffic, prometheus, wait_for_series
 
 pytestmark = pytest.mark.timeout(180)
 
-QUERIES = {
-    "rate": 'sum(rate(golive_demo_requests_total{deployment="{deployment}"}[{window}]))',
-    "error_ratio": 'sum(rate(golive_demo_requests_total{deployment="{deployment}",code="5xx"}[{window}]))'
-                   ' / sum(rate(golive_demo_requests_total{deployment="{deployment}"}[{window}]))',
-    "latency": 'histogram_quantile({quantile}, sum by (le) '
-               '(rate(golive_demo_request_duration_seconds_bucket{deployment="{deployment}"}[{window}])))',
-}
+# the example plan's queries (examples/prometheus-traffic.yaml): what these tests prove is what it runs
+EXAMPLE = REPO / "examples" / "prometheus-traffic.yaml"
+QUERIES = dict(load_plan(EXAMPLE).probes["user_traffic"].queries)  # type: ignore[union-attr]
 LIMITS = Thresholds(p95_ms=400, error_rate_pct=1.0, min_samples=20, p95_increase_ms=50)
 
 
@@ -135,7 +132,7 @@ async def test_a_query_prometheus_refuses_refuses_the_probe_at_its_start(demo):
 def test_plan_check_refuses_a_query_with_the_servers_message_and_line(demo, tmp_path):
     url, _, _ = demo
     plan = tmp_path / "plan.yaml"
-    good = Path("golive/plans/skeleton.yaml").read_text()
+    good = (REPO / "golive" / "plans" / "skeleton.yaml").read_text()
     probes = (f"probes:\n  user_traffic:\n    kind: prometheus\n    url: {url}\n    queries:\n"
               f"      rate: 'sum(rate(golive_demo_requests_total[{{window}}])'\n"
               f"      error_ratio: '{QUERIES['error_ratio']}'\n"
@@ -152,3 +149,9 @@ def test_plan_check_refuses_a_query_with_the_servers_message_and_line(demo, tmp_
 
     plan.write_text(plan.read_text().replace("[{window}])'", "[{window}]))'"))
     check_plan(plan)  # the same plan with the query mended passes
+
+
+def test_the_example_plans_queries_are_ones_prometheus_takes(demo, monkeypatch):
+    url, _, _ = demo
+    monkeypatch.setenv("GOLIVE_PROMETHEUS_URL", url)
+    check_plan(EXAMPLE)  # asked of the server: refused queries would be PlanError
