@@ -108,13 +108,14 @@ class Traffic:
         if not answered or not known:
             return window, []
         points = min(answered, POINTS)
-        latencies = [_at(known, (i + 0.5) / points) for i in range(points)]
-        base, extra = divmod(answered, points)  # each point stands for base (or base + 1) requests
-        for i, ms in enumerate(latencies):
+        latencies: list[float] = []
+        for i in range(points):  # point i stands for requests [first, last) of the window's answered ones, in order
+            first, last = i * answered // points, (i + 1) * answered // points
+            ms = _at(known, (first + last) / 2 / answered)
+            latencies.append(ms)
             window.record(ms / 1000.0)
-            weight = base + (1 if i < extra else 0) - 1
-            if weight > 0:
-                window.histogram.record_value(max(1, int(ms * 1000)), weight)
+            if last - first > 1:
+                window.histogram.record_value(max(1, int(ms * 1000)), last - first - 1)
         return window, latencies
 
 
