@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from services.prober.prometheus_probe import ERROR_CLASS, POINTS, Traffic, prom_range
+from services.prober.stats import LatencyWindow, judge
+from shared.judge import REQUESTS_UNREAD
+from shared.plan.checks import Thresholds
+
+LIMITS = Thresholds(p95_ms=400, error_rate_pct=1.0, min_samples=20)
+DOWN = "prometheus at http://127.0.0.1:9 unreachable: ConnectError"
 
 QUANTILES = {0.5: 0.010, 0.9: 0.050, 0.95: 0.100, 0.99: 0.400}
 
@@ -28,3 +34,25 @@ def test_only_failures_have_no_latency():
 
 def test_a_windows_range_is_whole_milliseconds_and_at_least_a_second():
     assert (prom_range(30.0), prom_range(2.5), prom_range(0.2)) == ("30000ms", "2500ms", "1000ms")
+
+
+def test_a_window_prometheus_could_not_give_is_inconclusive_saying_why_once():
+    window = LatencyWindow()
+    window.unread[REQUESTS_UNREAD] = DOWN
+
+    judged = judge(window, LIMITS)
+
+    assert judged.verdict == "inconclusive" and judged.why == f"requests unread ({DOWN})", judged.why
+    assert not any(v.passed for v in judged.verdicts())
+
+
+def test_a_hold_with_an_unread_window_is_not_a_pass_but_a_breach_read_still_fails():
+    healthy, _ = Traffic(rate=40.0, error_ratio=0.0, quantiles=QUANTILES).window(30.0)
+    failing, _ = Traffic(rate=40.0, error_ratio=0.2, quantiles=QUANTILES).window(30.0)
+    for read, verdict in ((healthy, "inconclusive"), (failing, "fail")):
+        hold = LatencyWindow()
+        hold.merge(read)
+        unread = LatencyWindow()
+        unread.unread[REQUESTS_UNREAD] = DOWN
+        hold.merge(unread)
+        assert judge(hold, LIMITS).verdict == verdict, judge(hold, LIMITS).why
