@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer chromium asyncapi-parser actionlint demo up lint test bench clean
+.PHONY: install pgbouncer prometheus chromium asyncapi-parser actionlint demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -29,6 +29,14 @@ pgbouncer:
 	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; } || \
 	  echo "warning: no pgbouncer: its test will fail; install it (apt-get install pgbouncer, brew install pgbouncer)"
+
+# Prometheus has no wheel either: the `prometheus` probe kind's tests start Debian's /usr/bin/prometheus.
+prometheus:
+	@command -v prometheus >/dev/null || test -x /usr/bin/prometheus || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }; } || \
+	  echo "warning: no prometheus: the prometheus probe's tests will fail; install it (apt-get install prometheus, brew install prometheus)"
 
 chromium:
 	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
@@ -61,7 +69,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install pgbouncer chromium asyncapi-parser actionlint lint
+test: install pgbouncer prometheus chromium asyncapi-parser actionlint lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 

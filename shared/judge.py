@@ -42,6 +42,9 @@ REQUEST_LIMITS: dict[str, tuple[str, str]] = {
     "p99_ms": ("p99", " ms"),
     "error_rate_pct": ("error rate", "%"),
 }
+# ``unread`` under this key: the requests themselves could not be read (a prometheus probe whose server did not
+# answer, or refused a query): every request limit is inconclusive with why, unless a number read is over it
+REQUESTS_UNREAD = "requests"
 _WORDS = {**REQUEST_LIMITS, **GAUGES, "p95_increase_ms": ("p95 increase over the baseline", " ms")}
 
 # How late the prober's own event loop may run before its timing of requests is not to be trusted. Not lower: on a
@@ -117,12 +120,13 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     answered = numbers.count > 0
     rate = error_rate_pct(numbers.count, numbers.errors)
     observed = {"p95_ms": numbers.p95_ms, "p99_ms": numbers.p99_ms, "error_rate_pct": rate}
+    unread_requests = numbers.unread.get(REQUESTS_UNREAD)
     readings: list[Reading] = []
     for metric in REQUEST_LIMITS:
         limit = getattr(limits, metric)
         if limit is not None:
             judged = enough and (answered or metric == "error_rate_pct")
-            readings.append(Reading(metric, limit, observed[metric], judged))
+            readings.append(Reading(metric, limit, observed[metric], judged, unread_requests))
     for metric in GAUGES:
         limit = getattr(limits, metric)
         if limit is not None:
@@ -137,6 +141,9 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     if asks_requests and overloaded:
         unjudged = [overload_words(numbers.prober_lag_ms, numbers.overloaded)]
         over = ""
+    elif asks_requests and unread_requests:  # said once, not once per request limit
+        unjudged = [f"requests unread ({unread_requests})"]
+        over = over if enough else ""
     elif asks_requests and not enough:
         unjudged = [f"{requests:,} requests < min_samples {least}"]
         over = ""  # the requests are counted already
@@ -145,7 +152,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     else:
         unjudged = []
     within = [r.words() for r in readings if r.conclusive]
-    unjudged += [r.words() for r in readings if r.observed is None or r.unread is not None]
+    unjudged += [r.words() for r in readings if (r.observed is None or r.unread is not None)
+                 and not (unread_requests and r.metric in REQUEST_LIMITS)]
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))

@@ -12,6 +12,11 @@ database through a psycopg pool. Writes are rolled back so that a long demo leav
 - ``health``: /api/health answers 503
 - ``ok``: back to normal
 
+``GET /metrics`` is the deployment's own Prometheus exposition (prometheus-client): every /api answer counted by
+deployment and status class (``golive_demo_requests_total{deployment, code}``, code ``2xx``..``5xx``) and timed
+(``golive_demo_request_duration_seconds{deployment}``, a histogram): what real user traffic looks like to the
+``prometheus`` probe kind (services/prober/prometheus_probe.py).
+
 Run one with ``python -m golive.demo.app --name canary --port 8081`` (the database URL comes from the
 environment variable ``--database-url-env``, default GOLIVE_DATABASE_URL); ``DemoApp`` starts and stops one
 as a child process.
@@ -35,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
 MODES = ("ok", "latency", "errors", "health")
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
 
@@ -50,6 +57,29 @@ QUERIES = {
                       "FOR UPDATE SKIP LOCKED) RETURNING id", None),
 }
 WRITES = {"stripe_upsert", "netvisor_pick"}
+# latency buckets from 1 ms (a health check) to 5 s (the injected 600 ms sits between 0.5 and 0.75)
+BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """One deployment's request metrics in a registry of its own (not the process-wide default one)."""
+
+    def __init__(self, deployment: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("golive_demo_requests", "API answers by deployment and status class",
+                                ["deployment", "code"], registry=self.registry).labels
+        self.duration = Histogram("golive_demo_request_duration_seconds", "API answer latency by deployment",
+                                  ["deployment"], buckets=BUCKETS_S, registry=self.registry).labels(deployment)
+        self.deployment = deployment
+        for code in ("2xx", "4xx", "5xx"):  # every series exists from the start: a rate over it is 0, not absent
+            self.requests(deployment, code)
+
+    def observe(self, status: int, seconds: float) -> None:
+        self.requests(self.deployment, f"{status // 100}xx").inc()
+        self.duration.observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 @dataclass
@@ -62,6 +92,10 @@ class AppState:
     latency_s: float = LATENCY_S
     counter: itertools.count = field(default_factory=itertools.count)
     samples: dict[str, list] = field(default_factory=dict)
+    metrics: Metrics | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = self.metrics or Metrics(self.name)
 
     def load_samples(self) -> None:
         with self.pool.connection() as conn:  # type: ignore[attr-defined]
@@ -96,10 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
+        self._started: float | None = None
         url = urlsplit(self.path)
         if url.path == "/_control":
             return self._control()
+        if url.path == "/metrics":
+            return self._metrics()
         app = self.app
+        self._started = time.perf_counter()  # an /api answer: counted and timed when it is sent (_answer)
         if not url.path.startswith("/api/"):
             return self._answer(404, {"error": f"no route {url.path}"})
         if app.mode == "latency":
@@ -136,7 +174,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.app.mode = mode
         self._answer(200, {"deployment": self.app.name, "mode": self.app.mode})
 
+    def _metrics(self) -> None:
+        assert self.app.metrics is not None
+        data = self.app.metrics.exposition()
+        self.send_response(200)
+        self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _answer(self, status: int, body: dict) -> None:
+        if self._started is not None and self.app.metrics is not None:
+            self.app.metrics.observe(status, time.perf_counter() - self._started)
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

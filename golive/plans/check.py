@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 from services.migrator.statements import lint
 from services.notifier.sinks import known_types, sink_for
 from services.notifier.templates import check_templates
+from services.prober.prometheus_probe import plan_problems as promql_refused
 from shared.plan import Plan, PlanError, load_plan_with_lines
+from shared.plan.probes import PrometheusProbe
 from shared.plan.problems import PlanProblem
 
 LineOf = Callable[[list[str | int]], int | None]
@@ -28,6 +31,7 @@ def check_plan(path: Path) -> Plan:
             problems.append(PlanProblem(f"migrations.statements[{i}].sql", f"{statement.name}: {finding.describe()}",
                                         line_of(loc)))
     problems += notification_problems(plan, line_of)
+    problems += promql_problems(plan, line_of)
     if problems:
         raise PlanError(sorted(problems, key=lambda p: p.line or 0), str(path))
     return plan
@@ -51,6 +55,17 @@ def notification_problems(plan: Plan, line_of: LineOf | None = None) -> list[Pla
         except ValueError as exc:
             problems.append(PlanProblem(f"notifications.sinks.{name}", str(exc), line))
     return problems + [_template_problem(text) for text in check_templates(spec, line_of)]
+
+
+def promql_problems(plan: Plan, line_of: LineOf | None = None) -> list[PlanProblem]:
+    """The PromQL of prometheus probes that their server refuses, in its words (skipped when it cannot be reached
+    from here: the prober asks again when the probe starts)."""
+    asked = {name: (probe.url, probe.queries) for name, probe in plan.probes.items() if isinstance(probe, PrometheusProbe)}
+    if not asked:
+        return []
+    return [PlanProblem(f"probes.{name}.queries.{which}", f"Prometheus refuses it: {why}",
+                        line_of(["probes", name, "queries", which]) if line_of else None)
+            for (name, which), why in promql_refused(asked, dict(os.environ)).items()]
 
 
 # check_templates (services/notifier/templates.py) words each problem as ``WHERE (line N): why``

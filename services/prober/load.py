@@ -18,7 +18,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
@@ -43,6 +43,9 @@ class Recorder:
     unsent: int = 0
     # the prober's own lag (loop_lag.py): a request in flight across a stall of the prober is not counted
     loop_lag: LoopLag | None = None
+    # a target that reads whole windows instead of sending requests (a prometheus probe): fills the current window
+    # with the last ``seconds`` before it is closed (run.py)
+    source: Callable[[float], Awaitable[None]] | None = None
 
     @classmethod
     def starting(cls, counted_from: float, reservoir_seed: int | None = None, loop_lag: LoopLag | None = None) -> Recorder:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from services.prober.compare import compare
+from services.prober.compare import MIN_SAMPLES, compare
 from services.prober.kinds import ProbeTarget
 from services.prober.load import END_GRACE_S, Recorder, run_load
 from services.prober.loop_lag import LoopLag
@@ -136,7 +136,9 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
                  for i, name in enumerate(targets)}
     feed = _WindowFeed(cmd, command_id, recorders, counted_from, publish_window) if cmd.window_s and publish_window else None
     loads = [
-        asyncio.create_task(run_load(target, recorders[name], concurrency=cmd.concurrency, rate=rate, t0=t0, end=end, clock=clock))
+        asyncio.create_task(_read_windows(target, recorders[name], counted_from, end, feed is None, clock)
+                            if getattr(target, "reads_windows", False) else
+                            run_load(target, recorders[name], concurrency=cmd.concurrency, rate=rate, t0=t0, end=end, clock=clock))
         for name, target in targets.items()
     ]
     ticking = asyncio.create_task(feed.tick(clock)) if feed else None
@@ -169,6 +171,25 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
     return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0,
                    loop_lag.worst_ms, targets["probe"].shown)
+
+
+async def _read_windows(target: ProbeTarget, recorder: Recorder, counted_from: float, end: float, whole: bool,
+                        clock) -> None:
+    """A target that reads its windows (a prometheus probe; reads_windows): the feed reads each window as it
+    closes (recorder.source); without a feed the hold is read once, whole, at its end."""
+
+    async def read(seconds: float) -> None:
+        window, latencies = await target.read(seconds)  # type: ignore[attr-defined]
+        recorder.window.merge(window)
+        recorder.total.merge(window)
+        if recorder.total.reservoir is not None:  # the baseline comparison's sample
+            for latency in latencies:
+                recorder.total.reservoir.add(latency)
+
+    recorder.source = read
+    await asyncio.sleep(max(0.0, end - clock()))
+    if whole:
+        await read(end - counted_from)
 
 
 async def _cut_at(when: float, loads: list[asyncio.Task], clock) -> None:
@@ -222,6 +243,9 @@ class _WindowFeed:
 
     async def _emit(self, seconds: float) -> None:
         index, self.index = self.index, self.index + 1
+        reads = [recorder.source(seconds) for recorder in self.recorders.values() if recorder.source is not None]
+        if reads:  # targets that read their windows (a prometheus probe): read now, as the window closes
+            await asyncio.gather(*reads)
         for name, recorder in self.recorders.items():
             closed = recorder.rotate()
             spec = self.cmd.probe if name == "probe" else self.cmd.baseline
@@ -251,8 +275,10 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         comparison = compare(total, base.total, cmd.thresholds.p95_increase_ms)
         if cmd.thresholds.p95_increase_ms is not None:
             ok = comparison.verdict != "worse"
+            # too few samples to compare (none read: a prometheus server down) is no evidence: not a passed limit
+            compared = min(comparison.samples, comparison.baseline_samples) >= MIN_SAMPLES
             verdicts.append(Verdict(metric="p95_increase_ms", limit=cmd.thresholds.p95_increase_ms,
-                                    observed=comparison.p95_delta_ms, passed=ok,
+                                    observed=comparison.p95_delta_ms, passed=ok and compared,
                                     samples=comparison.samples + comparison.baseline_samples))
             finding = finding if ok else "fail"
         summary += f"; against the baseline: {comparison.reason}"

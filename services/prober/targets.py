@@ -8,11 +8,13 @@ from collections.abc import Callable
 from services.prober.http_probe import HttpTarget
 from services.prober.kinds import ProbeTarget
 from services.prober.pg_health import PgHealthTarget
+from services.prober.prometheus_probe import PrometheusTarget
 from services.prober.sql_probe import SqlTarget
 from shared.plan.probes import ProbeSpec
 
 Factory = Callable[..., ProbeTarget]
-KINDS: dict[str, Factory] = {"sql": SqlTarget.from_spec, "http": HttpTarget.from_spec, "pg_health": PgHealthTarget.from_spec}
+KINDS: dict[str, Factory] = {"sql": SqlTarget.from_spec, "http": HttpTarget.from_spec, "pg_health": PgHealthTarget.from_spec,
+                             "prometheus": PrometheusTarget.from_spec}
 
 
 def make_target(spec: ProbeSpec, env: dict[str, str]) -> ProbeTarget:

@@ -40,7 +40,49 @@ def stored(plan: dict) -> RunStarted:
 
 
 def test_every_probe_kind_of_the_plan_has_a_target_in_the_prober():
-    assert set(KINDS) == set(PROBER_KINDS) == {"sql", "http", "pg_health"}
+    assert set(KINDS) == set(PROBER_KINDS) == {"sql", "http", "pg_health", "prometheus"}
+
+
+PROMETHEUS = """\
+name: traffic
+database: {url_env: DB_URL}
+probes:
+  users:
+    kind: prometheus
+    url: "${PROMETHEUS_URL}"
+    queries:
+      rate: 'sum(rate(http_requests_total{deployment="{deployment}"}[{window}]))'
+      error_ratio: 'sum(rate(http_requests_total{deployment="{deployment}",code="5xx"}[{window}])) / %s'
+      latency: 'histogram_quantile({quantile}, sum by (le) (rate(http_seconds_bucket{deployment="{deployment}"}[{window}])))'
+canary:
+  stages:
+    - {weight: 100, hold: 30s, checks: [{probe: users}]}
+"""
+
+
+def test_a_prometheus_probe_aims_its_queries_at_each_checks_deployment():
+    plan = parse_plan(PROMETHEUS % "1")
+    spec = plan.probe_spec("users", "dpl_new")
+
+    assert plan.names_deployment("users")  # so a baseline compares canary and stable
+    assert spec.kind == "prometheus" and spec.url == "${PROMETHEUS_URL}"
+    sent = spec.queries.as_sent("30000ms", 0.95)
+    assert sent["rate"] == 'sum(rate(http_requests_total{deployment="dpl_new"}[30000ms]))'
+    assert sent["latency"].startswith("histogram_quantile(0.95, ")
+    assert RunProbe.model_validate(RunProbe(probe=spec, duration_s=1).model_dump(mode="json")).probe == spec
+
+
+@pytest.mark.parametrize("query, why", [
+    ('sum(rate(x[5m]))', "put {window} in its range"),
+    ('histogram_quantile(0.95, sum by (le) (rate(x_bucket[{window}])))', "put {quantile} in it"),
+])
+def test_a_prometheus_probes_query_names_its_window_and_quantile(query, why):
+    text = PROMETHEUS % "1"
+    field = "rate" if "quantile" not in query else "latency"
+    line = next(line for line in text.splitlines() if line.strip().startswith(f"{field}:"))
+    with pytest.raises(PlanError) as refused:
+        parse_plan(text.replace(line, f"      {field}: '{query}'"))
+    assert why in str(refused.value), refused.value
 
 
 def test_a_commands_probe_is_the_plans_probe_named_and_resolved():

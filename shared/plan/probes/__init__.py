@@ -16,6 +16,7 @@ from pydantic import BeforeValidator, Discriminator, Tag, ValidationInfo
 from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
 from shared.plan.probes.http import HttpProbe, HttpProbeSpec
 from shared.plan.probes.pg_health import PgHealthProbe, PgHealthProbeSpec
+from shared.plan.probes.prometheus import PrometheusProbe, PrometheusProbeSpec
 from shared.plan.probes.sql import FixedParams, ParamGenerator, SampledParams, SequenceParams, SqlProbe, SqlProbeSpec
 
 DEFAULT_KIND = "sql"
@@ -34,6 +35,7 @@ KINDS: dict[str, ProbeKind] = {kind.probe.KIND: kind for kind in (
     ProbeKind(SqlProbe, SqlProbeSpec),
     ProbeKind(HttpProbe, HttpProbeSpec),
     ProbeKind(PgHealthProbe, PgHealthProbeSpec),
+    ProbeKind(PrometheusProbe, PrometheusProbeSpec),
 )}
 
 # The first plans wrote one probe model for every kind: a stored plan's probe holds every kind's field, most at
@@ -82,6 +84,7 @@ else:
 
 __all__ = [
     "DEFAULT_KIND", "KINDS", "FixedParams", "HttpProbe", "HttpProbeSpec", "ParamGenerator", "PgHealthProbe",
-    "PgHealthProbeSpec", "PlanProbe", "Probe", "ProbeContext", "ProbeKind", "ProbeSpec", "ProbeSpecBase",
+    "PgHealthProbeSpec", "PlanProbe",
+    "PrometheusProbe", "PrometheusProbeSpec", "Probe", "ProbeContext", "ProbeKind", "ProbeSpec", "ProbeSpecBase",
     "SampledParams", "SequenceParams", "SqlProbe", "SqlProbeSpec", "kind_of",
 ]
