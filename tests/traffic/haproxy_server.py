@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from golive.stack.process import Started, free_port, stop_process, wait_for_port
+from golive.stack.process import EmbeddedError, Started, free_port, stop_process, wait_for_port
 
 BACKEND = "golive_split"
 HOW_TO_GET_IT = "haproxy is not installed: `make haproxy` (Debian: apt-get install haproxy; macOS: brew install haproxy)"
@@ -75,14 +75,22 @@ class EmbeddedHAProxy(Started):
         if binary is None:
             raise FileNotFoundError(HOW_TO_GET_IT)
         self.folder = Path(tempfile.mkdtemp(prefix="golive-haproxy-"))
-        self.listen_port, self.admin_port = free_port(), free_port()
+        self.listen_port = free_port()
+        while (admin := free_port()) == self.listen_port:  # two free ports, not one free port twice
+            pass
+        self.admin_port = admin
         config = self.folder / "haproxy.cfg"
         config.write_text(haproxy_config(self.listen_port, self.socket, self.admin_port, self.stable, self.canary, balance=self.balance))
         # -db: stay in the foreground (a child of this process, stopped by its PID); -W off: no master process
         self.proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         try:
-            wait_for_port(self.listen_port, 15, self.proc, "haproxy")  # it binds the stats socket before
+            wait_for_port(self.listen_port, 15, self.proc, "haproxy")
+            wait_for_port(self.admin_port, 15, self.proc, "haproxy's runtime API")  # with the socket, before serving
+        except EmbeddedError as exc:
+            said = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.poll() is not None else ""
+            self.stop()
+            raise EmbeddedError(f"{exc}: {said}") from None
         except BaseException:
             self.stop()
             raise
