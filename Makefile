@@ -2,12 +2,13 @@
 #   make demo   the runbook (golive/plans/supabase-golive.yaml) on the embedded stack, time compressed 120x
 #   make test   the whole test suite (real nats-server, PostgreSQL, Envoy and PgBouncer, started by the tests)
 # PgBouncer has no wheel: `make test` installs Debian's package when it is missing and it can (root, apt-get); so
-# for Chromium and its driver, in which a test renders report.html (tests/test_report_page.py).
+# for Chromium and its driver, in which a test renders report.html (tests/test_report_page.py), and for HAProxy
+# (Debian 12's 2.6), which the haproxy provider's tests start (tests/traffic/test_haproxy_split.py).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install pgbouncer prometheus chromium asyncapi-parser actionlint demo up lint test bench clean
+.PHONY: install pgbouncer haproxy prometheus chromium asyncapi-parser actionlint demo up lint test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "golive needs Python >= 3.11"'
@@ -37,6 +38,14 @@ prometheus:
 	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
 	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }; } || \
 	  echo "warning: no prometheus: the prometheus probe's tests will fail; install it (apt-get install prometheus, brew install prometheus)"
+
+# apt-get update only when the package lists do not know haproxy yet (a fresh image ships without them)
+haproxy:
+	@command -v haproxy >/dev/null || test -x /usr/sbin/haproxy || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null 2>&1 || \
+	      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }; }; } || \
+	  echo "warning: no haproxy: the haproxy provider's tests will fail; install it (apt-get install haproxy, brew install haproxy)"
 
 chromium:
 	@{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || \
@@ -69,7 +78,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install pgbouncer prometheus chromium asyncapi-parser actionlint lint
+test: install pgbouncer haproxy prometheus chromium asyncapi-parser actionlint lint
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal -m "not timing"
 	$(BIN)/python -m pytest -q -m timing
 

