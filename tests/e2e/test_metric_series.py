@@ -5,10 +5,12 @@ coordinator's gauges and the traffic weight kept one series per run and per depl
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
+from golive.docs.dashboard import DASHBOARD_FILE, metrics_queried
 from tests.builders import skeleton_plan
 from tests.harness import run_cli
 
@@ -19,6 +21,7 @@ RUNS = 4
 # for the first time (a retried command on a busy machine) adds a series once, never one per run
 ENUMERATED = {"outcome", "verdict", "status", "exception_type", "le", "cause"}
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? ")
+_FAMILY = re.compile(r"^# TYPE (\S+) ", re.MULTILINE)
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -76,3 +79,20 @@ def test_series_do_not_grow_with_the_number_of_runs_and_no_label_names_a_run(ser
             assert f"series-run-{n}" not in after_all and f"dpl-series-{n}" not in after_all, name
         grown = shape(series(after_all)) - shape(series(after_one))
         assert not grown, f"{name}: series added by runs 2-{RUNS}: {sorted(grown)}"
+
+
+def families(text: str) -> set[str]:
+    """The metric families a scrape declares (# TYPE lines: declared even while a family has no series), and the
+    names its samples carry (a counter's ``_total``)."""
+    return set(_FAMILY.findall(text)) | {name for name, _ in series(text)}
+
+
+def test_every_metric_the_dashboard_queries_is_exported_by_a_service(services, process_env, webhook, tmp_path):
+    plan = skeleton_plan(tmp_path, hold="1s", smoke="0.5s", edit=judged_windows_that_pass)
+    result = run_cli("run", str(plan), "--run-id", "dashboard-run", env=process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    webhook.wait_for(lambda received: any("SUCCESS" in m["text"] for m in received))
+
+    exported = set().union(*(families(text) for text in scrape(services.metrics_ports).values()))
+    queried = metrics_queried((Path(__file__).resolve().parents[2] / DASHBOARD_FILE).read_text())
+    assert queried and not queried - exported, f"queried, exported by no service: {sorted(queried - exported)}"
