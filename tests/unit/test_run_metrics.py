@@ -11,8 +11,29 @@ from prometheus_client import CollectorRegistry, generate_latest
 from services.coordinator.metrics import RunMetrics
 from shared.envelope import Envelope
 from shared.subjects import Subjects
-from tests.unit.saga_run import Run, approve, plan_from
-from tests.unit.test_saga_analysis import PLAN
+from tests.unit.saga_run import Run, plan_from
+
+PLAN = """
+name: checkout
+database: {url_env: DB_URL}
+migrations:
+  statements:
+    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
+probes:
+  recent: {query: SELECT 1}
+  db: {kind: pg_health}
+smoke:
+  - {probe: recent, duration: 5s}
+canary:
+  stages:
+    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
+    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
+analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
+guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
+rollback: {drop_indexes: true}
+timeouts: {step: 60s}
+retries: {attempts: 1}
+"""
 
 
 @dataclass
@@ -44,7 +65,6 @@ def at_first_hold(run_id: str = "run-1", shared_with: Observed | None = None) ->
     if shared_with is not None:
         run.registry, run.metrics = shared_with.registry, shared_with.metrics
     run.start()
-    approve(run)
     run.advance_to("stage1:hold")
     return run
 
