@@ -4,6 +4,7 @@ coordinator's gauges and the traffic weight kept one series per run and per depl
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from tests.harness import run_cli
 
 pytestmark = pytest.mark.e2e
 
-RUNS = 4
+# four runs prove it; GOLIVE_METRIC_SERIES_RUNS=10 measures the figure issue 17's note asks for
+RUNS = max(2, int(os.environ.get("GOLIVE_METRIC_SERIES_RUNS", "4")))
 # labels whose values are fixed by golive's code (an outcome, a verdict, a histogram bucket): a run that meets one
 # for the first time (a retried command on a busy machine) adds a series once, never one per run
 ENUMERATED = {"outcome", "verdict", "status", "exception_type", "le", "cause"}
@@ -66,10 +68,6 @@ def test_series_do_not_grow_with_the_number_of_runs_and_no_label_names_a_run(ser
         webhook.wait_for(lambda received, n=n: sum("SUCCESS" in m["text"] for m in received) >= n)
         if n in (1, RUNS):
             scrapes[n] = scrape(services.metrics_ports)
-    # the judged numbers were exported (and counted across runs): the plan's windows were judged
-    coordinator = scrapes[RUNS]["coordinator"]
-    assert 'golive_windows_judged_total{plan="skeleton",probe="stripe_recent",stage="1",verdict="pass"}' in coordinator
-    assert 'golive_stages_judged_total{plan="skeleton",stage="3",verdict="pass"} 4.0' in coordinator
 
     counts = {name: (len(series(scrapes[1][name])), len(series(scrapes[RUNS][name]))) for name in scrapes[1]}
     print("series per service after 1 and after", RUNS, "runs:", counts)
@@ -79,6 +77,10 @@ def test_series_do_not_grow_with_the_number_of_runs_and_no_label_names_a_run(ser
             assert f"series-run-{n}" not in after_all and f"dpl-series-{n}" not in after_all, name
         grown = shape(series(after_all)) - shape(series(after_one))
         assert not grown, f"{name}: series added by runs 2-{RUNS}: {sorted(grown)}"
+    # the judged numbers were exported (and counted across runs): the plan's windows were judged
+    coordinator = scrapes[RUNS]["coordinator"]
+    assert 'golive_windows_judged_total{plan="skeleton",probe="stripe_recent",stage="1",verdict="pass"}' in coordinator
+    assert f'golive_stages_judged_total{{plan="skeleton",stage="3",verdict="pass"}} {RUNS}.0' in coordinator
 
 
 def families(text: str) -> set[str]:
