@@ -32,7 +32,6 @@ from faststream import FastStream
 from faststream.middlewares import AckPolicy
 from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, NatsBroker, PullSub
 from faststream.nats.message import NatsMessage
-from faststream.nats.prometheus import NatsPrometheusMiddleware
 from faststream.nats.security import NatsCredentials, NatsSecurity, NatsUserPassword
 from faststream.specification import AsyncAPI
 from nats.aio.msg import Msg
@@ -40,6 +39,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from shared.backoff import Backoff
+from shared.bus_metrics import SubjectPatternPrometheusMiddleware
 from shared.commands import command_envelope
 from shared.durables import Durable, keep_durables
 from shared.envelope import Envelope, Message, ParseError, nats_headers, new_envelope, parse_envelope
@@ -209,7 +209,9 @@ class Bus:
             s.servers(),  # every node of a cluster: the connection moves to another when one goes away
             security=_security(s),
             graceful_timeout=s.graceful_timeout_s,
-            middlewares=[NatsPrometheusMiddleware(registry=self.metrics.registry, app_name=self.service)],
+            # labelled by subject pattern: a subject holds the run id, a label must not (shared/bus_metrics.py)
+            middlewares=[SubjectPatternPrometheusMiddleware(registry=self.metrics.registry, subjects=s.subjects,
+                                                            app_name=self.service)],
             max_reconnect_attempts=-1,
             inbox_prefix=s.inbox_prefix(),  # replies only this user may read (deploy/nats.conf)
             log_level=10,  # FastStream's per-message lines at DEBUG; golive logs its own structured lines

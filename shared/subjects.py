@@ -87,6 +87,25 @@ class Subjects:
     def all_dead_letters(self) -> str:
         return f"{self.root}.dlq.>"
 
+    # patterns: a subject with its run id replaced by ``*`` (a metric label must not grow one value per run)
+    def pattern(self, subject: str) -> str:
+        """The subject as a pattern of bounded values: ``<root>.evt.*.<source>.<name>``, ``<root>.ctl.prober.*``;
+        commands and dead letters name no run and stay as they are. A subject outside this root (an inbox, another
+        stack's) is ``other``: its tokens are nobody's to bound."""
+        tokens = subject.split(".")
+        if tokens[0] != self.root or len(tokens) < 3:
+            return "other"
+        kind = tokens[1]
+        if kind == "evt" and len(tokens) == 5:
+            return self.events_named(tokens[3], tokens[4])
+        if kind == "ctl" and len(tokens) == 4 and tokens[2] == "prober":
+            return self.stop_probes("*")
+        if kind == "cmd" and len(tokens) == 4 and tokens[2] in SERVICES:
+            return subject
+        if kind == "dlq" and len(tokens) == 3 and tokens[2] in SERVICES:
+            return subject
+        return "other"
+
     # streams
     @property
     def command_stream(self) -> str:

@@ -36,6 +36,7 @@ app.add_typer(plan_app, name="plan")
 docs_app = typer.Typer(help="Regenerate the documents generated from the code.", no_args_is_help=True)
 docs_app.command("asyncapi")(docs.asyncapi)
 docs_app.command("envoy")(docs.envoy)
+docs_app.command("dashboard")(docs.dashboard)
 app.add_typer(docs_app, name="docs")
 
 

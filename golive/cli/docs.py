@@ -1,4 +1,4 @@
-"""`golive docs asyncapi` and `golive docs envoy`: write the files generated from the code (golive/docs/)."""
+"""`golive docs asyncapi`, `golive docs envoy` and `golive docs dashboard`: write the files generated from the code (golive/docs/)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,12 @@ def envoy(out_path: Annotated[Path, typer.Option("--out", help="Where to write i
     from golive.docs.compose_envoy import write_envoy
 
     out.print(str(write_envoy(out_path)))
+
+
+def dashboard(out_path: Annotated[Path, typer.Option("--out", help="Where to write it")] = Path("deploy/grafana/golive.json")
+              ) -> None:
+    """Write the Grafana dashboard of golive's metrics, from golive/docs/dashboard.py (needs the test extra:
+    grafana-foundation-sdk)."""
+    from golive.docs.dashboard import write_dashboard
+
+    out.print(str(write_dashboard(out_path)))

@@ -74,7 +74,10 @@ class RunDriver:
         self.watch: PostDeployDriver | None = None  # the post-deploy watch, ticking alongside (register)
 
     def _let_go(self, run_id: str) -> None:
-        """Stop folding a run another coordinator drives now: its state and its summary (that one writes it)."""
+        """Stop folding a run another coordinator drives now: its state, its summary (that one writes it) and its
+        metrics (that one exports them)."""
+        if (state := self.folds.states.get(run_id)) is not None:
+            self.metrics.forget(state)
         self.folds.forget(run_id)
         self.summaries.pop(run_id, None)
         self.listed.pop(run_id, None)
@@ -186,7 +189,8 @@ class RunDriver:
 
     async def _apply(self, state: RunState | None, item: Envelope | Tick, cause: Envelope | None) -> None:
         new, outputs = decide(state, item)
-        self.metrics.observe(state, new, outputs, item.time if isinstance(item, Envelope) else item.now)
+        self.metrics.observe(state, new, outputs, item.time if isinstance(item, Envelope) else item.now,
+                             item.data if isinstance(item, Envelope) else None)
         # a decision's events and commands go out together, in order, acknowledged in one round trip: a
         # breach's StepFailed, CompensationStarted and rollback command reach the stream a few ms sooner
         batch: list[tuple[Envelope, str]] = []

@@ -70,8 +70,9 @@ class Traffic:
         self.keeper: asyncio.Task | None = None
         self._targets: TargetLocks | None = None
         self.weight_gauge = Gauge(
-            "golive_traffic_weight_percent", "Share of traffic per deployment, as read back from the provider",
-            ["provider", "deployment"], registry=bus.metrics.registry,
+            "golive_traffic_weight_percent", "Share of traffic per deployment role (canary, stable), as read back "
+            "from the provider", ["provider", "role"], registry=bus.metrics.registry,
+            # by role, never by deployment id: one series per deployment ever shifted would grow without end
         )
 
     # --- wiring ---------------------------------------------------------------------------------
@@ -105,9 +106,9 @@ class Traffic:
                                          reason=redact(f"{type(exc).__name__}: {exc}"))
 
     def _gauge(self, provider: TrafficProvider, canary: str, stable: str | None, weight: int) -> None:
-        self.weight_gauge.labels(provider.name, canary).set(weight)
+        self.weight_gauge.labels(provider.name, "canary").set(weight)
         if stable:
-            self.weight_gauge.labels(provider.name, stable).set(100 - weight)
+            self.weight_gauge.labels(provider.name, "stable").set(100 - weight)
 
     async def ledger(self) -> Ledger:
         if self._ledger is None:
