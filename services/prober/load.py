@@ -43,6 +43,10 @@ class Recorder:
     unsent: int = 0
     # the prober's own lag (loop_lag.py): a request in flight across a stall of the prober is not counted
     loop_lag: LoopLag | None = None
+    # told of every request counted, as it completes: (due or send time, the target's own time to answer in ms, from
+    # the send, or None for a failure); the sequential judge of canary against stable (run.py) listens here: it compares
+    # the targets, and the prober's own backlog (a request sent late) is no part of a target's answer
+    listener: Callable[[float, float | None], None] | None = None
 
     @classmethod
     def starting(cls, counted_from: float, reservoir_seed: int | None = None, loop_lag: LoopLag | None = None) -> Recorder:
@@ -52,7 +56,7 @@ class Recorder:
             loop_lag.watch(recorder)
         return recorder
 
-    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None) -> None:
+    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None, sent: float | None = None) -> None:
         if start < self.counted_from:
             return
         self._gauges(gauges)  # read by the server, whenever the answer is read
@@ -60,6 +64,9 @@ class Recorder:
             return
         self.window.record(seconds)
         self.total.record(seconds)
+        if self.listener is not None:
+            late = max(0.0, sent - start) if sent is not None else 0.0
+            self.listener(start, max(0.0, seconds - late) * 1000.0)
 
     def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None) -> None:
         if start < self.counted_from:
@@ -69,6 +76,8 @@ class Recorder:
             return
         self.window.record_error(error_class)
         self.total.record_error(error_class)
+        if self.listener is not None:
+            self.listener(start, None)
 
     def note_lag(self, lag_ms: float) -> None:
         """The prober's loop ran ``lag_ms`` late (loop_lag.py): the current window's worst is kept."""
@@ -237,7 +246,7 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
             recorder.error(due, OTHER)
             continue
-        recorder.ok(due, clock() - due, gauges)
+        recorder.ok(due, clock() - due, gauges, sent=now)
 
 
 async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t0: float, end: float, clock) -> None:
