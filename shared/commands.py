@@ -156,6 +156,8 @@ class RunProbe(Message):
     baseline: ProbeSpec | None = None
     thresholds: Thresholds = Thresholds()
     label: str = ""
+    # the sequential judge of the probe against its baseline: its false-alarm budget over the run (plan analysis.alpha)
+    alpha: float = Field(default=0.01, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _baseline_of_the_same_kind(self) -> RunProbe:

@@ -341,8 +341,9 @@ class LatencySummary(Strict):
 
 
 class Comparison(Strict):
-    """Probed target (the canary) against the baseline (stable) under the same load. ``p_value``: two-sided
-    Mann-Whitney U on the latencies; ``prob_slower``: chance a canary request is slower than a stable one."""
+    """Probed target (the canary) against the baseline (stable) under the same load. ``p_value``: by ``method``, the
+    sequential judge's anytime-valid p-value (``sequential-sign``: a hold with a tolerance) or a two-sided Mann-Whitney
+    U on the latencies; ``prob_slower``: chance a canary request is slower than a stable one."""
 
     verdict: Literal["worse", "better", "no difference"]
     p95_delta_ms: float

@@ -144,7 +144,8 @@ def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_
         thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
     return RunProbe(probe=plan.probe_spec(check.probe, deploy_id), duration_s=max(duration, 0.001),
                     concurrency=check.concurrency, load=check.load, window_s=window_s or check.window,
-                    baseline=baseline, thresholds=thresholds, label=label)
+                    baseline=baseline, thresholds=thresholds, label=label,
+                    alpha=plan.analysis.alpha if plan.analysis else Analysis().alpha)
 
 
 def _guard_probe(plan: Plan, hold: float, label: str) -> RunProbe:

@@ -8,15 +8,23 @@ probability that a canary request is slower than a stable one. Errors: a two-pro
 stable's by more than ``tolerance_ms`` (default: 1 ms or 10% of stable's p95, whichever is larger), or
 its error rate significantly higher by at least half a percentage point. Equal targets thus read as "no
 difference" even when a huge sample makes a microscopic shift significant.
+
+A hold with a tolerance (the plan's baseline ``p95_increase_ms``) is judged *sequentially* instead (``HoldJudge``,
+services/prober/sequential.py): the request pairs are judged as they complete, anytime-valid at ``alpha`` over the
+whole hold, and the canary is worse as soon as the evidence suffices and the difference matters as above. The
+fixed-horizon test then only describes (p95 delta, P(slower)); the verdict is the sequential judge's.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from services.prober.sequential import PairedComparison, Side
 from services.prober.stats import LatencyWindow
 from shared.events import Comparison
+from shared.judge import number
 
 ALPHA = 0.01
 MIN_SAMPLES = 20
@@ -92,3 +100,72 @@ def compare(probe: LatencyWindow, baseline: LatencyWindow, tolerance_ms: float |
         p_value=p_latency, prob_slower=round(prob_slower, 4), samples=len(a), baseline_samples=len(b),
         reason=f"{verdict}: {why}; {numbers}",
     )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The sequential judge found the canary worse: why in numbers, its sequential p-value, and when."""
+
+    reason: str
+    p_value: float
+    at_s: float  # seconds into the hold (after its warm-up)
+
+
+class HoldJudge:
+    """The sequential judge of one check's canary against its stable twin through a hold (pure: the caller feeds it).
+
+    Requests are paired by their place in the schedule both targets share: the open-loop due time's index, or the
+    request's number in a closed loop. ``record`` returns the Decision the first time the canary is found worse beyond
+    the tolerance (and the difference matters: ``matters``), else None."""
+
+    def __init__(self, tolerance_ms: float, alpha: float, rate: float | None, counted_from: float) -> None:
+        self.paired = PairedComparison(tolerance_ms, alpha)
+        self.tolerance_ms, self.rate, self.counted_from = tolerance_ms, rate, counted_from
+        self.decision: Decision | None = None
+        self._sent: dict[Side, int] = {"canary": 0, "stable": 0}
+
+    def record(self, side: Side, start: float, latency_ms: float | None, now: float,
+               probe: LatencyWindow, baseline: LatencyWindow) -> Decision | None:
+        if self.rate is not None:
+            key = round((start - self.counted_from) * self.rate)
+        else:
+            key, self._sent[side] = self._sent[side], self._sent[side] + 1
+        self.paired.record(side, key, latency_ms)
+        if self.decision is not None or not self.paired.worse or not matters(probe, baseline, self.tolerance_ms):
+            return None
+        self.decision = Decision(self.reason(probe, baseline, now - self.counted_from), self.paired.test.p_value,
+                                 now - self.counted_from)
+        return self.decision
+
+    def reason(self, probe: LatencyWindow, baseline: LatencyWindow, at_s: float) -> str:
+        """``canary error rate 5.1% vs stable 0.2%, sequential p = 0.0004 after 812 requests, 6.2 s into the hold``:
+        by errors when failed canary requests carried most of the evidence, else by latency."""
+        verdict = self.paired.verdict()
+        if verdict.by_errors * 2 >= verdict.canary_worse:
+            what = f"canary error rate {probe.error_rate_pct():.1f}% vs stable {baseline.error_rate_pct():.1f}%"
+        else:
+            what = (f"canary p95 {number(probe.percentile_ms(95))} ms vs stable {number(baseline.percentile_ms(95))} ms "
+                    f"(tolerance {number(self.tolerance_ms)} ms)")
+        return (f"{what}, sequential p = {verdict.p_value:.2g} after {probe.samples + baseline.samples:,} requests, "
+                f"{at_s:.1f} s into the hold")
+
+
+def matters(probe: LatencyWindow, baseline: LatencyWindow, tolerance_ms: float) -> bool:
+    """A difference worth failing a stage for: the canary's p95 above stable's by more than the tolerance, or its
+    error rate higher by at least MIN_ERROR_RATE_DELTA_PCT points."""
+    return (probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
+            or (probe.count > 0 and probe.percentile_ms(95) - baseline.percentile_ms(95) > tolerance_ms))
+
+
+def sequential_comparison(fixed: Comparison, judge: HoldJudge) -> Comparison:
+    """The hold's comparison as the sequential judge decided it; the fixed-horizon test's numbers describe it."""
+    verdict = judge.paired.verdict()
+    if judge.decision is not None:
+        return fixed.model_copy(update={"verdict": "worse", "p_value": judge.decision.p_value, "method": "sequential-sign",
+                                        "reason": f"worse: {judge.decision.reason}"})
+    # one-sided: the judge looks for a worse canary only, so "better" is not a verdict it can give at its alpha
+    why = (f"no difference: no sequential evidence of a worse canary beyond {number(judge.tolerance_ms)} ms tolerance "
+           f"(sequential p = {verdict.p_value:.2g} over {verdict.pairs:,} request pairs, alpha {judge.paired.alpha:g})")
+    numbers = fixed.reason.split("; ", 1)[1] if "; " in fixed.reason else ""
+    return fixed.model_copy(update={"verdict": "no difference", "p_value": verdict.p_value, "method": "sequential-sign",
+                                    "reason": "; ".join(part for part in (why, numbers) if part)})

@@ -46,6 +46,10 @@ class Recorder:
     # a target that reads whole windows instead of sending requests (a prometheus probe): fills the current window
     # with the last ``seconds`` before it is closed (run.py)
     source: Callable[[float], Awaitable[None]] | None = None
+    # told of every request counted, as it completes: (due or send time, the target's own time to answer in ms, from
+    # the send, or None for a failure); the sequential judge of canary against stable (run.py) listens here: it compares
+    # the targets, and the prober's own backlog (a request sent late) is no part of a target's answer
+    listener: Callable[[float, float | None], None] | None = None
 
     @classmethod
     def starting(cls, counted_from: float, reservoir_seed: int | None = None, loop_lag: LoopLag | None = None) -> Recorder:
@@ -55,7 +59,7 @@ class Recorder:
             loop_lag.watch(recorder)
         return recorder
 
-    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None) -> None:
+    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None, sent: float | None = None) -> None:
         if start < self.counted_from:
             return
         self._gauges(gauges)  # read by the server, whenever the answer is read
@@ -63,6 +67,9 @@ class Recorder:
             return
         self.window.record(seconds)
         self.total.record(seconds)
+        if self.listener is not None:
+            late = max(0.0, sent - start) if sent is not None else 0.0
+            self.listener(start, max(0.0, seconds - late) * 1000.0)
 
     def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None) -> None:
         if start < self.counted_from:
@@ -72,6 +79,8 @@ class Recorder:
             return
         self.window.record_error(error_class)
         self.total.record_error(error_class)
+        if self.listener is not None:
+            self.listener(start, None)
 
     def note_lag(self, lag_ms: float) -> None:
         """The prober's loop ran ``lag_ms`` late (loop_lag.py): the current window's worst is kept."""
@@ -240,7 +249,7 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
             recorder.error(due, OTHER)
             continue
-        recorder.ok(due, clock() - due, gauges)
+        recorder.ok(due, clock() - due, gauges, sent=now)
 
 
 async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t0: float, end: float, clock) -> None:

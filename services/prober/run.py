@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from services.prober.compare import MIN_SAMPLES, compare
+from services.prober.compare import MIN_SAMPLES, HoldJudge, compare, sequential_comparison
 from services.prober.kinds import ProbeTarget
 from services.prober.load import END_GRACE_S, Recorder, run_load
 from services.prober.loop_lag import LoopLag
@@ -84,7 +84,10 @@ async def run_probes(
         t0 = clock() + 0.01  # every probe, and each probe's baseline, start on the same schedule
         loop_lag = LoopLag(clock)  # one loop runs them all
         loop_lag.start()
-        runs = [asyncio.create_task(_measure(cmd, targets, command_id, stop, publish_window, clock, t0, loop_lag))
+        # the false-alarm budget of the comparisons with stable, shared among the checks compared in this hold
+        compared = max(1, sum(1 for cmd in cmds if _judged_sequentially(cmd)))
+        runs = [asyncio.create_task(_measure(cmd, targets, command_id, stop, publish_window, clock, t0, loop_lag,
+                                             cmd.alpha / compared))
                 for cmd, targets in zip(cmds, prepared)]
         try:
             return list(await asyncio.gather(*runs))
@@ -127,14 +130,38 @@ def _counted(some: int, of: int, what: str) -> str:
     return f"all {of} probes {what}" if some == of else f"{some} of {of} probes {what}"
 
 
+def _judged_sequentially(cmd: RunProbe) -> bool:
+    """A check compared with stable under a tolerance is judged by the sequential judge as its requests complete."""
+    return cmd.baseline is not None and cmd.thresholds.p95_increase_ms is not None
+
+
+def _listen(sequential: HoldJudge, recorders: dict, clock, decided: asyncio.Event) -> None:
+    """Feed every counted request of both targets to ``sequential``; ``decided`` is set once it finds the canary worse."""
+    probe, baseline = recorders["probe"].total, recorders["baseline"].total
+
+    def heard(side):
+        def record(start: float, latency_ms: float | None) -> None:
+            if sequential.record(side, start, latency_ms, clock(), probe, baseline) is not None:
+                decided.set()
+        return record
+
+    recorders["probe"].listener = heard("canary")
+    recorders["baseline"].listener = heard("stable")
+
+
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
-                   publish_window: WindowSink | None, clock, t0: float, loop_lag: LoopLag) -> ProbeCompleted:
+                   publish_window: WindowSink | None, clock, t0: float, loop_lag: LoopLag,
+                   alpha: float) -> ProbeCompleted:
     rate = cmd.load.rate if cmd.load.mode == "open" else None
     counted_from = t0 + cmd.load.warmup_s
     end = counted_from + cmd.duration_s
     recorders = {name: Recorder.starting(counted_from, reservoir_seed=i, loop_lag=loop_lag)
                  for i, name in enumerate(targets)}
     feed = _WindowFeed(cmd, command_id, recorders, counted_from, publish_window) if cmd.window_s and publish_window else None
+    sequential, decided = None, asyncio.Event()
+    if _judged_sequentially(cmd) and cmd.thresholds.p95_increase_ms is not None:
+        sequential = HoldJudge(cmd.thresholds.p95_increase_ms, alpha, rate, counted_from)
+        _listen(sequential, recorders, clock, decided)
     loads = [
         asyncio.create_task(_read_windows(target, recorders[name], counted_from, end, feed is None, clock)
                             if getattr(target, "reads_windows", False) else
@@ -143,12 +170,15 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     ]
     ticking = asyncio.create_task(feed.tick(clock)) if feed else None
     stopper = asyncio.create_task(stop.event.wait())
+    decider = asyncio.create_task(decided.wait())  # the canary found worse: the hold ends here, every check of it
     # A load still going past the end, the grace for the last requests, a request's own timeout and CUT_AFTER_S is stuck:
     # it is cut there, so a hold always answers (a run was seen to hang at its end; its windows went on empty).
     cut_at = end + END_GRACE_S + cmd.probe.timeout_ms / 1000 + CUT_AFTER_S
     cutter = asyncio.create_task(_cut_at(cut_at, loads, clock))
     try:
-        await asyncio.wait([*loads, stopper, cutter], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*loads, stopper, cutter, decider], return_when=asyncio.FIRST_COMPLETED)
+        if sequential is not None and sequential.decision is not None:
+            stop.set(f"{cmd.probe.name}: the canary is worse than stable: {sequential.decision.reason}")
         if stop.is_set():
             for task in loads:
                 task.cancel()
@@ -160,7 +190,7 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
                 if not task.cancelled():  # cancelled: cut as stuck
                     task.result()  # an unforeseen error ends the probe, as before
     finally:
-        tasks = [*loads, stopper, cutter]
+        tasks = [*loads, stopper, cutter, decider]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -170,7 +200,7 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
     return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0,
-                   loop_lag.worst_ms, targets["probe"].shown)
+                   loop_lag.worst_ms, targets["probe"].shown, sequential)
 
 
 async def _read_windows(target: ProbeTarget, recorder: Recorder, counted_from: float, end: float, whole: bool,
@@ -259,7 +289,7 @@ class _WindowFeed:
 
 
 def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
-            worst_lag_ms: float, shown: str = "") -> ProbeCompleted:
+            worst_lag_ms: float, shown: str = "", sequential: HoldJudge | None = None) -> ProbeCompleted:
     recorder = recorders["probe"]
     total = recorder.total
     if recorder.unsent:
@@ -273,6 +303,8 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
             base.total.errors["unsent"] += base.unsent
         baseline = base.total.summary(measured_s)
         comparison = compare(total, base.total, cmd.thresholds.p95_increase_ms)
+        if sequential is not None:
+            comparison = sequential_comparison(comparison, sequential)
         if cmd.thresholds.p95_increase_ms is not None:
             ok = comparison.verdict != "worse"
             # too few samples to compare (none read: a prometheus server down) is no evidence: not a passed limit

@@ -50,6 +50,9 @@ class Analysis(Strict):
     min_samples: int = Field(default=20, ge=1, description="fewer requests in a window: inconclusive")
     failure_limit: int = Field(default=3, ge=1, description="failed windows in a stage that fail it")
     consecutive_failure_limit: int = Field(default=2, ge=1, description="consecutive failed windows of a check that fail the stage")
+    alpha: float = Field(
+        default=0.01, gt=0, lt=1,
+        description="false-alarm budget of the sequential canary-against-stable judge, over a whole hold and every look")
     inconclusive: Literal["ignore", "fail"] = Field(
         default="ignore", description="ignore: neither a failure nor a break of a streak; fail: counted as a failed window")
 

@@ -35,3 +35,15 @@ def test_benchmark_runs_at_a_tiny_size_and_prints_its_verdict(name, request) -> 
     assert done.returncode in (0, 1), done.stdout + done.stderr
     verdict = re.compile(rf"^{name}: ratio [0-9.]+ \(target [0-9.]+\): (met|missed)$")
     assert lines and verdict.match(lines[-1]), done.stdout + done.stderr
+
+
+def test_detection_runs_at_a_tiny_size_and_prints_its_verdict() -> None:
+    """bench/detection.py's last line is the issue's own: the targets it is judged on, then met or missed."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "detection.py"), "--rounds", "1", "--holds", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert len(lines) == 11, done.stdout  # a heading, the table's header, 6 cases, 2 A/A lines and the verdict
+    assert re.match(r"^detection: 5% errors median [0-9.]+ s, \+300 ms median [0-9.]+ s \(target < 10 s\), false alarms "
+                    r"[0-9.]+% \(target <= 1%\), missed where fixed windows catch: .+ \(target none\): (met|missed)$",
+                    lines[-1]), lines[-1]

@@ -76,3 +76,50 @@ def test_reservoir_keeps_a_bounded_uniform_sample():
         reservoir.add(float(value))
     assert len(reservoir.values) == 100 and reservoir.seen == 10_000
     assert 3_000 < sum(reservoir.values) / 100 < 7_000  # drawn from the whole stream, not its start
+
+
+def feed_hold(canary_ms, stable_ms, pairs: int, tolerance_ms: float = 50.0, rate: float = 15.0):
+    """Pairs of requests due at the same instants, fed to a HoldJudge as a hold's recorders would."""
+    from services.prober.compare import HoldJudge
+
+    judge, probe, base = HoldJudge(tolerance_ms, 0.01, rate, 100.0), window([]), window([])
+    for i in range(pairs):
+        due = 100.0 + i / rate
+        for side, target, ms in (("canary", probe, canary_ms(i)), ("stable", base, stable_ms(i))):
+            target.record_error("http_5xx") if ms is None else target.record(ms / 1000)
+            if (decision := judge.record(side, due, ms, due + 0.01, probe, base)) is not None:
+                return decision, i + 1
+    return None, pairs
+
+
+def test_a_hold_judge_says_why_in_error_rates_with_the_sequential_p_and_the_time_into_the_hold():
+    rng = random.Random(8)
+    decision, pairs = feed_hold(lambda i: None if rng.random() < 0.2 else 10.0, lambda i: 10.0, 2000)
+    assert decision is not None and decision.p_value <= 0.01 and pairs < 100
+    assert decision.reason.startswith("canary error rate ") and " vs stable 0.0%, sequential p = " in decision.reason
+    assert decision.reason.endswith(f"after {2 * pairs:,} requests, {decision.at_s:.1f} s into the hold")
+
+
+def test_a_hold_judge_says_why_in_p95_when_latency_carried_the_evidence():
+    decision, pairs = feed_hold(lambda i: 310.0 + i % 7, lambda i: 10.0 + i % 5, 2000)
+    assert decision is not None and pairs <= 12
+    assert decision.reason.startswith("canary p95 316 ms vs stable 14.01 ms (tolerance 50 ms), sequential p = ")
+
+
+def test_a_canary_slower_only_within_the_tolerance_is_never_worse():
+    """Its pairs lean one way (the sign test may reject) but a p95 20 ms above stable's is within 50 ms: no failure."""
+    rng = random.Random(9)
+    decision, _ = feed_hold(lambda i: 30 + rng.expovariate(1 / 40), lambda i: 10 + rng.expovariate(1 / 40), 3000)
+    assert decision is None
+
+
+def test_requests_pair_by_their_due_time_whatever_order_they_complete_in():
+    from services.prober.compare import HoldJudge
+
+    judge, probe, base = HoldJudge(0.0, 0.01, 10.0, 0.0), window([]), window([])
+    judge.record("canary", 0.2, 5.0, 1.0, probe, base)
+    judge.record("stable", 0.1, 5.0, 1.0, probe, base)
+    assert judge.paired.pairs == 0
+    judge.record("canary", 0.1, 9.0, 1.0, probe, base)
+    judge.record("stable", 0.2, 4.0, 1.0, probe, base)
+    assert judge.paired.pairs == 2 and judge.paired.test.successes == 2

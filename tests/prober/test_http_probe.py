@@ -10,7 +10,7 @@ import pytest
 
 from golive.stack.process import free_port
 from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probe
+from services.prober.run import run_probe, run_probes
 from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
 from shared.events import ProbeWindow
 
@@ -116,11 +116,25 @@ async def test_canary_30_ms_slower_than_stable_is_worse_with_confidence(http_tar
     result = await run_probe(cmd, {})
     comparison = result.comparison
     assert comparison is not None and comparison.verdict == "worse", comparison
-    # confidence is the p-value; P(slower) is the effect's size, blurred by a loaded machine's jitter (0.87 seen)
-    assert comparison.p_value < 0.001 and comparison.prob_slower > 0.75
-    assert 20 <= comparison.p95_delta_ms <= 60
-    assert comparison.samples >= 150 and comparison.baseline_samples >= 150
-    assert not result.passed and "against the baseline: worse" in result.summary
+    # judged sequentially: worse as soon as the evidence suffices, at the plan's alpha over every look
+    assert comparison.method == "sequential-sign" and comparison.p_value <= cmd.alpha
+    assert comparison.p95_delta_ms > 10  # a difference that matters, beyond the tolerance
+    assert result.stopped is not None and "the canary is worse than stable: canary " in result.stopped
+    assert not result.passed and "against the baseline: worse: canary " in result.summary
+
+
+async def test_a_failing_canary_ends_the_whole_hold_as_soon_as_the_evidence_suffices(http_target):
+    """20 requests a second for a minute were due; the canary failing every request ends the hold (and the other
+    check of it) after a handful of pairs, saying why with the sequential p-value."""
+    canary = http_command(http_target.url("/status/503"), baseline_url=http_target.url("/ok"), duration_s=60.0,
+                          concurrency=2, load=LoadSpec(mode="open", rate=20), thresholds=Thresholds(p95_increase_ms=50))
+    other = http_command(http_target.url("/ok"), duration_s=60.0, load=LoadSpec(mode="open", rate=5), name="other")
+    results = await run_probes([canary, other], {})
+    failed, stopped = results
+    assert failed.comparison is not None and failed.comparison.verdict == "worse"
+    assert failed.finding == "fail" and failed.count + failed.errors < 20 * 60
+    assert failed.stopped is not None and "canary error rate 100.0% vs stable 0.0%, sequential p = " in failed.stopped
+    assert stopped.stopped == failed.stopped and stopped.finding == "pass"
 
 
 @pytest.mark.timing  # measured latencies or rates decide it

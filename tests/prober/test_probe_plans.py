@@ -96,3 +96,16 @@ def test_baseline_of_another_kind_is_refused():
 def test_fixed_params_and_a_generator_together_are_refused():
     with pytest.raises(PlanError, match="not both"):
         parse_plan(PLAN.replace("params_from: {kind: sample,", "params: [x]\n    params_from: {kind: sample,"))
+
+
+def test_the_plans_alpha_is_the_false_alarm_budget_of_every_comparison_with_stable():
+    """analysis.alpha (default 0.01) reaches each check's RunProbe; the runbook's health check is the one compared."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "golive" / "plans" / "supabase-golive.yaml").read_text()
+    default = probe_commands(text)["stage1:hold:app_health"]
+    assert default.alpha == 0.01 and default.baseline is not None and default.thresholds.p95_increase_ms == 50
+    stricter = probe_commands(text.replace("  min_samples: 20\n", "  min_samples: 20\n  alpha: 0.001\n", 1))
+    assert stricter["stage1:hold:app_health"].alpha == 0.001
+    with pytest.raises(PlanError, match="alpha"):
+        parse_plan(text.replace("  min_samples: 20\n", "  min_samples: 20\n  alpha: 1.5\n", 1))

@@ -61,3 +61,28 @@ async def test_a_prober_that_cannot_keep_its_schedule_does_not_fail_a_healthy_ca
     assert result.verdict == "pass", (result.summary, result.errors_by_class, result.count, [w.stats for w in windows])
     assert "prober overloaded" in result.summary and "requests not counted" in result.summary, result.summary
     assert result.overloaded > 0 and result.prober_lag_ms >= BLOCK_S * 1000 * 0.9
+
+
+@pytest.mark.timing
+async def test_a_busy_prober_does_not_make_a_healthy_canary_worse_than_stable(http_target, busy_core):
+    """Canary and stable are the same endpoint; the prober's loop stalls 300 ms now and then (under the overload
+    tolerance, so those requests count) beside a busy core. The stalls hit both requests of a pair alike, and the
+    comparison uses each target's own time to answer: the sequential judge finds nothing, at a 10 ms tolerance."""
+    loop = asyncio.get_running_loop()
+
+    def stall() -> None:
+        time.sleep(0.3)
+        stalls.append(loop.call_later(0.7, stall))
+
+    stalls = [loop.call_later(0.5, stall)]
+    cmd = RunProbe(probe=HttpProbeSpec(name="canary", url=http_target.url("/ok?delay_ms=2")), duration_s=6.0,
+                   baseline=HttpProbeSpec(name="stable", url=http_target.url("/ok?delay_ms=2")), concurrency=4,
+                   load=LoadSpec(mode="open", rate=30), thresholds=Thresholds(p95_increase_ms=10))
+    try:
+        result = await run_probe(cmd, {})
+    finally:
+        for handle in stalls:
+            handle.cancel()
+    assert result.comparison is not None and result.comparison.method == "sequential-sign"
+    assert result.comparison.verdict == "no difference", result.comparison.reason
+    assert result.stopped is None and result.verdict == "pass", result.summary

@@ -1,0 +1,259 @@
+"""Sequential, anytime-valid judgement: canary against stable, and numbers against absolute limits, as requests complete.
+
+Pure, no I/O. Every test here is an *e-process*: a running number that, when the hypothesis of "nothing wrong" holds,
+is a nonnegative (super)martingale starting at 1. By Ville's inequality it reaches 1/alpha with probability at most
+alpha *over the whole hold, however often it is looked at*; so the judge may look after every request and stop at
+the first look that convinces it, and ``p = 1 / (largest e-value so far)`` is a sequential p-value valid at every look.
+(Howard, Ramdas, McAuliffe, Sekhon, "Time-uniform, nonparametric, nonasymptotic confidence sequences", Ann. Statist.
+2021; Lindon, Sanden, Shirikian, "Rapid Regression Detection in Software Deployments through Sequential Testing",
+KDD 2022; Lindon & Malek, "Anytime-Valid Inference for Multinomial Count Data", NeurIPS 2022.)
+
+Each e-process is a Bernoulli likelihood ratio mixed over a fixed grid of alternatives (the method of mixtures with a
+discrete prior): e = sum_j w_j * prod_i (theta_j / p0)^x_i ((1 - theta_j) / (1 - p0))^(1 - x_i). Every term is a test
+martingale when x_i ~ Bernoulli(p0), a supermartingale when the true rate is on the null's side, so their weighted
+average is too. Updating it is O(grid) per observation, constant memory.
+
+- **Canary against stable** (``PairedComparison``): the prober sends the same schedule to both, so request i of the
+  canary and request i of stable are due at the same instant and make a *pair*. A pair in which one side is clearly
+  worse is *discordant*: one failed and the other did not (a failure counts as infinitely slow), or both answered
+  and one was slower by more than the tolerance. When the canary is no different from stable, which side is worse in
+  a discordant pair is a fair coin (the pair is exchangeable), whatever the load, the time of day or a stall of the
+  prober's own machine: what hits both requests of a pair cancels. A sign test on the discordant pairs
+  (``p0 = 1/2``, alternatives "canary worse") judges errors and latency in one e-process, so the whole alpha goes to
+  one test and a failed request is evidence at once. Like Lindon & Malek's count test, it conditions on the events
+  that carry information and needs no model of the latency distribution.
+- **Absolute limits** (``LimitBound``): an error rate against its limit (x = the request failed) and a percentile
+  against its limit (x = the request was slower than the limit, p0 = 1 - q/100: p95 <= L exactly when at most 5% of
+  requests are slower than L, the confidence sequence for a quantile of Howard & Ramdas 2022). Two one-sided e-processes
+  at alpha/2 each: **breach** when the lower confidence bound is past the limit, **pass** when the upper one is
+  clearly inside it, else **inconclusive**.
+
+The tests assume the canary behaves the same through the hold (a bad version is bad from the start of its stage);
+a fault that starts late in a long hold is caught later, and the per-window analysis still runs beside them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+# The sign test's alternatives, P(canary is the worse one of a discordant pair): most weight on "always the canary"
+# (a broken canary: a stable request almost never fails or crawls when its canary twin did not), the rest spread
+# over moderate effects. Any weights are valid; these cost log(1/0.8) of evidence for a gross fault.
+SIGN_ALTERNATIVES: tuple[tuple[float, float], ...] = (
+    (0.55, 0.2 / 6), (0.6, 0.2 / 6), (0.7, 0.2 / 6), (0.8, 0.2 / 6), (0.9, 0.2 / 6), (0.95, 0.2 / 6), (0.999, 0.8),
+)
+# An absolute limit's alternatives: the rate a multiple of the limit (above it) or a fraction of it (below it).
+LIMIT_RATIOS: tuple[float, ...] = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+# evidence a pair is remembered for while its twin is not back (a request never answered leaves one side alone)
+MAX_UNPAIRED = 10_000
+
+
+class MixtureTest:
+    """One-sided e-process against ``x ~ Bernoulli(p0)``: alternatives ``theta`` with weights (summing to 1).
+
+    ``update(x)`` adds one observation; ``e`` is the e-value now, ``p_value`` the sequential p-value (1 / the largest
+    e-value seen, at most 1)."""
+
+    def __init__(self, p0: float, alternatives: Sequence[tuple[float, float]]) -> None:
+        if not 0.0 < p0 < 1.0:
+            raise ValueError(f"p0 must be strictly between 0 and 1, not {p0}")
+        total = sum(w for _, w in alternatives)
+        self._up = [math.log(theta / p0) for theta, _ in alternatives]
+        self._down = [math.log((1 - theta) / (1 - p0)) for theta, _ in alternatives]
+        self._log = [math.log(w / total) for _, w in alternatives]
+        self.n = 0
+        self.successes = 0
+        self.log_e_max = 0.0  # e starts at 1
+
+    def update(self, x: bool) -> float:
+        """Add one observation; returns the e-value now."""
+        steps = self._up if x else self._down
+        self._log = [a + b for a, b in zip(self._log, steps)]
+        self.n += 1
+        self.successes += bool(x)
+        log_e = _log_sum_exp(self._log)
+        self.log_e_max = max(self.log_e_max, log_e)
+        return math.exp(min(log_e, 700.0))
+
+    @property
+    def log_e(self) -> float:
+        return _log_sum_exp(self._log)
+
+    @property
+    def p_value(self) -> float:
+        return min(1.0, math.exp(-self.log_e_max))
+
+    def rejects(self, alpha: float) -> bool:
+        """The null is rejected at level ``alpha``: some look's e-value reached 1/alpha."""
+        return self.log_e_max >= math.log(1.0 / alpha)
+
+
+def sign_test() -> MixtureTest:
+    """The canary is the worse side of a discordant pair more often than stable (null: a fair coin)."""
+    return MixtureTest(0.5, SIGN_ALTERNATIVES)
+
+
+def above(p0: float) -> MixtureTest:
+    """The rate is above ``p0`` (null: at most ``p0``)."""
+    thetas = sorted({min(p0 * r, (1 + p0) / 2) for r in LIMIT_RATIOS} | {p0 + (1 - p0) * g for g in (0.5, 0.9)})
+    thetas = [t for t in thetas if p0 < t < 1]
+    return MixtureTest(p0, [(t, 1.0) for t in thetas])
+
+
+def below(p0: float) -> MixtureTest:
+    """The rate is below ``p0`` (null: at least ``p0``)."""
+    return MixtureTest(p0, [(p0 / r, 1.0) for r in LIMIT_RATIOS])
+
+
+Side = Literal["canary", "stable"]
+Decision = Literal["worse", "no difference"]
+
+
+@dataclass(frozen=True)
+class PairedVerdict:
+    """Where the comparison stands: ``worse`` once the sign test rejects at ``alpha``; the evidence in numbers."""
+
+    verdict: Decision
+    p_value: float
+    pairs: int  # pairs of requests compared (both sides answered or failed)
+    discordant: int  # pairs in which one side was clearly worse
+    canary_worse: int  # of those, the canary was the worse side
+    by_errors: int  # discordant pairs in which the canary failed and stable did not
+    canary_errors: int
+    stable_errors: int
+
+    def rates_pct(self) -> tuple[float, float]:
+        """The canary's and stable's error rates over the pairs, in percent."""
+        if not self.pairs:
+            return 0.0, 0.0
+        return 100.0 * self.canary_errors / self.pairs, 100.0 * self.stable_errors / self.pairs
+
+
+class PairedComparison:
+    """The canary against stable, request pair by request pair, as their answers come back.
+
+    ``record(side, key, latency_ms)`` with ``latency_ms`` None for a failed request; ``key`` names the pair (the
+    due time's index in the open-loop schedule both sides share). A pair is judged when both of its requests are back.
+    ``tolerance_ms``: how much slower a canary request may be than its stable twin before the pair counts against it."""
+
+    def __init__(self, tolerance_ms: float, alpha: float) -> None:
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be strictly between 0 and 1, not {alpha}")
+        self.tolerance_ms = tolerance_ms
+        self.alpha = alpha
+        self.test = sign_test()
+        self.pairs = 0
+        self.by_errors = 0
+        self.canary_errors = 0
+        self.stable_errors = 0
+        self._waiting: dict[Side, dict[Hashable, float | None]] = {"canary": {}, "stable": {}}
+
+    def record(self, side: Side, key: Hashable, latency_ms: float | None) -> None:
+        other: Side = "stable" if side == "canary" else "canary"
+        twins = self._waiting[other]
+        if key in twins:
+            twin = twins.pop(key)
+            if side == "canary":
+                self.add_pair(latency_ms, twin)
+            else:
+                self.add_pair(twin, latency_ms)
+            return
+        mine = self._waiting[side]
+        mine[key] = latency_ms
+        if len(mine) > MAX_UNPAIRED:  # the oldest lone request's twin is not coming back
+            del mine[next(iter(mine))]
+
+    def add_pair(self, canary_ms: float | None, stable_ms: float | None) -> None:
+        """One pair of requests due at the same instant; None: that request failed."""
+        self.pairs += 1
+        self.canary_errors += canary_ms is None
+        self.stable_errors += stable_ms is None
+        worse = pair_outcome(canary_ms, stable_ms, self.tolerance_ms)
+        if worse is None:
+            return
+        self.by_errors += worse and canary_ms is None
+        self.test.update(worse)
+
+    @property
+    def worse(self) -> bool:
+        """The sign test has rejected "the canary is no different" at ``alpha``, at this look or an earlier one."""
+        return self.test.rejects(self.alpha)
+
+    def verdict(self) -> PairedVerdict:
+        decision: Decision = "worse" if self.worse else "no difference"
+        return PairedVerdict(decision, self.test.p_value, self.pairs, self.test.n, self.test.successes,
+                             self.by_errors, self.canary_errors, self.stable_errors)
+
+
+def pair_outcome(canary_ms: float | None, stable_ms: float | None, tolerance_ms: float) -> bool | None:
+    """True: the canary is clearly the worse of the pair; False: stable is; None: neither (a tie, within tolerance,
+    or both failed). A failed request (None) is worse than any answer."""
+    if canary_ms is None or stable_ms is None:
+        return None if canary_ms is None and stable_ms is None else canary_ms is None
+    if canary_ms > stable_ms + tolerance_ms:
+        return True
+    if stable_ms > canary_ms + tolerance_ms:
+        return False
+    return None
+
+
+LimitDecision = Literal["breach", "pass", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class LimitVerdict:
+    """An absolute limit judged with confidence bounds: which of breach / pass / inconclusive, and the evidence."""
+
+    verdict: LimitDecision
+    p_breach: float  # sequential p-value of "within the limit" (small: breached)
+    p_within: float  # sequential p-value of "at or past the limit" (small: clearly inside)
+    n: int
+    over: int  # observations past the limit (failed requests, or requests slower than a latency limit)
+
+
+class LimitBound:
+    """A rate against a limit, anytime-valid: ``limit`` the largest acceptable fraction of observations past it
+    (an error-rate limit of 1% is 0.01; a p95 limit is 0.05 of requests slower than the limit's milliseconds).
+
+    Breach when the rate's lower confidence bound (level alpha/2) is above the limit, pass when its upper bound is
+    below it, else inconclusive. A limit of 0 is breached by the first observation past it and never clearly passed."""
+
+    def __init__(self, limit: float, alpha: float) -> None:
+        self.limit, self.alpha = limit, alpha
+        self._above = above(limit) if 0 < limit < 1 else None
+        self._below = below(limit) if 0 < limit < 1 else None
+        self.n = 0
+        self.over = 0
+
+    def update(self, past_limit: bool) -> None:
+        self.n += 1
+        self.over += past_limit
+        for test in (self._above, self._below):
+            if test is not None:
+                test.update(past_limit)
+
+    @property
+    def breached(self) -> bool:
+        """The lower confidence bound is past the limit (at this look or an earlier one)."""
+        if self._above is None:
+            return self.limit <= 0 and self.over > 0
+        return self._above.rejects(self.alpha / 2)
+
+    def verdict(self) -> LimitVerdict:
+        half = self.alpha / 2
+        if self._above is None or self._below is None:  # a limit of 0 (or 1): only a count past it says anything
+            breached = self.limit <= 0 and self.over > 0
+            return LimitVerdict("breach" if breached else "inconclusive", 0.0 if breached else 1.0, 1.0, self.n, self.over)
+        decision: LimitDecision = ("breach" if self._above.rejects(half) else
+                                   "pass" if self._below.rejects(half) else "inconclusive")
+        return LimitVerdict(decision, self._above.p_value, self._below.p_value, self.n, self.over)
+
+
+def _log_sum_exp(values: Sequence[float]) -> float:
+    top = max(values)
+    if top == -math.inf:
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
