@@ -81,7 +81,8 @@ class PhaseStarted(StepEvent):
 class StepFailed(StepEvent):
     """A step's failure as the coordinator judged it: why, with the numbers. ``cause`` is one word for
     counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window,
-    analysis (failed windows of a stage hold reached a limit), guard (a guard window breached)."""
+    analysis (failed windows of a stage hold reached a limit), guard (a guard window breached), inconclusive (a
+    hold with too little evidence under `analysis.inconclusive: fail`)."""
 
     reason: str
     cause: str = "failed"
@@ -456,6 +457,7 @@ class StageJudged(Message):
     reason: str
     windows: int = 0
     failed_windows: int = 0
+    inconclusive_windows: int = 0  # windows judged neither pass nor fail (too thin, a gauge unread); 0 before it
 
 
 @message_type("golive.traffic.traffic_target_taken.v1")

@@ -250,7 +250,7 @@ def test_status_of_the_rolled_back_run_gives_its_stage_verdicts_and_why(replayed
     assert "run run-rec-rollback: plan skeleton, deployment dpl_breach (previous dpl_old)" in out
     assert "state: RolledBack · step 6 of 8 · rolled back after 3.4s" in out
     assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in out
-    assert "stage 2 (50%) windows: 2 judged · failed 2/3 · in a row 2/2 · inconclusive 0 (ignored)" in out
+    assert "stage 2 (50%) windows: 2 judged · failed 2/3 · in a row 2/2 · inconclusive 0 (too many pause the run)" in out
     assert "canary dpl_breach · stable dpl_old · traffic back on dpl_old, canary read back 0%" in out
     # stage 1's windows passed, stage 2's two failed ones ended its hold
     assert "windows judged: 2 pass, 2 fail, 0 inconclusive" in out

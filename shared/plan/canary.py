@@ -50,8 +50,11 @@ class Analysis(Strict):
     min_samples: int = Field(default=20, ge=1, description="fewer requests in a window: inconclusive")
     failure_limit: int = Field(default=3, ge=1, description="failed windows in a stage that fail it")
     consecutive_failure_limit: int = Field(default=2, ge=1, description="consecutive failed windows of a check that fail the stage")
-    inconclusive: Literal["ignore", "fail"] = Field(
-        default="ignore", description="ignore: neither a failure nor a break of a streak; fail: counted as a failed window")
+    # plan version 1's ``ignore`` (and its absence) reads as ``pause``: shared/plan_versions.py
+    inconclusive: Literal["pause", "fail", "extend"] = Field(
+        default="pause", description="a hold ending with too little evidence (a check or the guard without a conclusive "
+        "window, or more inconclusive windows than conclusive ones): pause waits for `golive continue`; fail: an "
+        "inconclusive window is a failed window; extend: hold once more for the hold's length, then pause")
 
 
 class Guards(Strict):
