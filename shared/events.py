@@ -134,9 +134,14 @@ class ApprovalGranted(Message):
     comment: str = ""
 
 
+PAUSED_BY_GOLIVE = "golive"  # requested_by of a pause the coordinator decided (a stage's hold was inconclusive)
+
+
 @message_type("golive.coordinator.pause_requested.v1")
 class PauseRequested(Message):
-    """Someone paused the run (`golive pause`); folding this event holds it before its next step."""
+    """Someone paused the run (`golive pause`), or the coordinator did (``requested_by`` PAUSED_BY_GOLIVE: a stage's
+    hold ended inconclusive under ``analysis.inconclusive: pause``); folding this event holds it before its next
+    step."""
 
     reason: str
     requested_by: str

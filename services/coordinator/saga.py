@@ -52,6 +52,7 @@ from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
 from shared.events import (
+    PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
@@ -84,8 +85,6 @@ from shared.events import (
 )
 from shared.plan import Plan, plan_of
 from shared.plan.canary import Analysis
-
-PAUSED_BY_ANALYSIS = "golive"  # who pauses a run whose hold was inconclusive (requested_by of its PauseRequested)
 
 
 @dataclass(frozen=True)
@@ -498,10 +497,10 @@ def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) 
         reason += f" (after holding {step.command.duration_s:g}s more)"
     words = (f"{reason}: `golive continue {state.run_id}` lets the stage pass, "
              f"`golive abort {state.run_id}` rolls back")
-    state = replace(state, paused_by=f"{PAUSED_BY_ANALYSIS}: {words}", paused_at=now, held_next=state.position + 1,
+    state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {words}", paused_at=now, held_next=state.position + 1,
                     in_flight=None, deadline=None, inconclusive=reason)
     # the pause as an event: the story, Slack and the CLI show it as any pause (folded here, it changes nothing)
-    paused = PauseRequested(reason=words, requested_by=PAUSED_BY_ANALYSIS)
+    paused = PauseRequested(reason=words, requested_by=PAUSED_BY_GOLIVE)
     return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
 
 
