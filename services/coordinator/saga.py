@@ -495,12 +495,11 @@ def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) 
                        SendCommand(command_id, step.command)]
     if policy == "extend":
         reason += f" (after holding {step.command.duration_s:g}s more)"
-    words = (f"{reason}: `golive continue {state.run_id}` lets the stage pass, "
-             f"`golive abort {state.run_id}` rolls back")
-    state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {words}", paused_at=now, held_next=state.position + 1,
+    state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {reason}", paused_at=now, held_next=state.position + 1,
                     in_flight=None, deadline=None, inconclusive=reason)
-    # the pause as an event: the story, Slack and the CLI show it as any pause (folded here, it changes nothing)
-    paused = PauseRequested(reason=words, requested_by=PAUSED_BY_GOLIVE)
+    # the pause as an event: the story and the CLI show it as any pause, with `golive continue RUN`; Slack tells it
+    # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
+    paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
     return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
 
 

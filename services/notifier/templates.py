@@ -115,7 +115,8 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         # golive paused the run itself (a hold with too little evidence): someone has to look, then continue or abort
         text="⏸️ {{ plan_name }} {{ environment }} paused, waiting for you: {{ reason }}",
         severity="warning",
-        fields={"Reason": "{{ reason }}", "Deployment ID": "{{ deploy_id }}", "Progress": "{{ progress }}"},
+        fields={"Reason": "{{ reason }}", "Action": "`golive continue {{ run_id }}` lets the stage pass, "
+                "`golive abort {{ run_id }}` rolls back", "Deployment ID": "{{ deploy_id }}", "Progress": "{{ progress }}"},
     ),
     "needs_human": MessageTemplate(
         text="🆘 {{ plan_name }} {{ environment }} rollback needs a human: {{ why }}",

@@ -255,7 +255,7 @@ def test_who_approved_the_backup_gate_with_what_they_typed_and_who_paused_and_co
 
 def test_a_run_golive_paused_on_an_inconclusive_stage_is_told_at_once_with_the_counts_a_persons_pause_is_not():
     why = ("stage 1 (10%) inconclusive: 3 inconclusive windows; stripe_recent 3 of 3 windows inconclusive (last: 5 "
-           "requests < min_samples 20): `golive continue run-n1` lets the stage pass, `golive abort run-n1` rolls back")
+           "requests < min_samples 20)")
     log = RunLog(plan=plan()).start().stage(1, 10)
     log.add(PauseRequested(reason="checking the Grafana board", requested_by="bob"))
     log.add(ContinueRequested(requested_by="bob"))
@@ -266,6 +266,7 @@ def test_a_run_golive_paused_on_an_inconclusive_stage_is_told_at_once_with_the_c
     shown = why.replace("<", "&lt;")  # Slack's escape of the reason's text
     assert paused["text"].startswith(f"⏸️ skeleton Production paused, waiting for you: {shown}")
     assert fields(paused)["Reason"] == shown
+    assert fields(paused)["Action"] == "`golive continue run-n1` lets the stage pass, `golive abort run-n1` rolls back"
 
 
 def test_an_approval_without_a_comment_says_nothing_was_typed():

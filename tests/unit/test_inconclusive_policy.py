@@ -47,7 +47,6 @@ def test_by_default_a_hold_with_no_conclusive_window_pauses_the_run_saying_why_w
     paused = paused_by_golive(outputs)
     assert paused.reason.startswith("stage 1 (10%) inconclusive: 3 inconclusive windows; "
                                     "recent 3 of 3 windows inconclusive (last: 5 requests < min_samples 20)")
-    assert "`golive continue run-1`" in paused.reason and "`golive abort run-1`" in paused.reason
     assert commands(outputs) == [] and run.state.in_flight is None  # nothing moves on
     assert not any(isinstance(e, StageJudged) for e in events(outputs))  # not passed, not failed: waiting
     assert run.state.paused_by == f"golive: {paused.reason}"
