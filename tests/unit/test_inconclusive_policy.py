@@ -4,6 +4,7 @@ conclusive window, more inconclusive windows than conclusive ones, or inconclusi
 
 from __future__ import annotations
 
+from services.coordinator.saga import decide
 from shared.commands import RollbackTraffic, RunProbes, ShiftTraffic
 from shared.events import ContinueRequested, PauseRequested, PhaseStarted, ProbesCompleted, StageJudged, StepFailed
 from tests.unit.runbook_hold import at_hold, guard_inconclusive, judged, window_of
@@ -172,3 +173,23 @@ def test_extend_pauses_when_the_extension_is_inconclusive_too():
 
     assert "recent 4 of 4 windows inconclusive" in paused.reason and "after holding 60s more" in paused.reason
     assert run.state.in_flight is None
+
+
+def test_replaying_the_stream_of_a_run_golive_paused_extended_and_continued_rebuilds_the_same_state():
+    # the shell folds the run's stream, the pause golive emitted included: it must land where decide() did
+    run = at_hold(**policy("extend"))
+    thin(run, 2)
+    hold_ends(run)
+    thin(run, 2)
+    hold_ends(run)
+    paused = run.state
+    go_on(run)
+
+    replayed, seen_paused = None, 0
+    for envelope in run.stream:
+        replayed, _ = decide(replayed, envelope)
+        if replayed is not None and replayed.inconclusive is not None and replayed.paused_by:
+            assert replayed == paused
+            seen_paused += 1
+    assert seen_paused == 2  # after the extension's answer, and after the pause golive emitted (no change)
+    assert replayed == run.state
