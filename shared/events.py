@@ -81,7 +81,8 @@ class PhaseStarted(StepEvent):
 class StepFailed(StepEvent):
     """A step's failure as the coordinator judged it: why, with the numbers. ``cause`` is one word for
     counting rollbacks by reason: threshold, timeout, service_failed, read_back, drift, aborted, window,
-    analysis (failed windows of a stage hold reached a limit), guard (a guard window breached)."""
+    analysis (failed windows of a stage hold reached a limit), guard (a guard window breached), inconclusive (a
+    hold with too little evidence under `analysis.inconclusive: fail`)."""
 
     reason: str
     cause: str = "failed"
@@ -133,9 +134,14 @@ class ApprovalGranted(Message):
     comment: str = ""
 
 
+PAUSED_BY_GOLIVE = "golive"  # requested_by of a pause the coordinator decided (a stage's hold was inconclusive)
+
+
 @message_type("golive.coordinator.pause_requested.v1")
 class PauseRequested(Message):
-    """Someone paused the run (`golive pause`); folding this event holds it before its next step."""
+    """Someone paused the run (`golive pause`), or the coordinator did (``requested_by`` PAUSED_BY_GOLIVE: a stage's
+    hold ended inconclusive under ``analysis.inconclusive: pause``); folding this event holds it before its next
+    step."""
 
     reason: str
     requested_by: str
@@ -457,6 +463,7 @@ class StageJudged(Message):
     reason: str
     windows: int = 0
     failed_windows: int = 0
+    inconclusive_windows: int = 0  # windows judged neither pass nor fail (too thin, a gauge unread); 0 before it
 
 
 @message_type("golive.traffic.traffic_target_taken.v1")

@@ -26,12 +26,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the plan model (shared/plan/) reads through here and events carry plans: no import circle
     from shared.events import RunStarted
 
-CURRENT = 1  # the version of the plan model in shared/plan/
+CURRENT = 2  # the version of the plan model in shared/plan/
 FIRST = 1  # the version of every plan written before plans had versions
 
 PlanData = dict[str, Any]
+
+
+def inconclusive_ignore_to_pause(plan: PlanData) -> PlanData:
+    """Version 1 -> 2: ``analysis.inconclusive: ignore`` (the version 1 default) is gone, since a hold whose
+    checks or guard gave no evidence passed with no one told. It reads as ``pause`` (the version 2 default): the
+    run waits for a person at such a hold, which never fails a healthy canary and never lets an unread one pass.
+    ``fail`` stays ``fail``."""
+    analysis = plan.get("analysis")
+    if isinstance(analysis, dict) and analysis.get("inconclusive", "ignore") == "ignore":
+        analysis["inconclusive"] = "pause"
+    return plan
+
+
 # version n -> the function that turns a version-n plan (a dict, without its "version" key) into a version n+1 one
-UPGRADES: dict[int, Callable[[PlanData], PlanData]] = {}
+UPGRADES: dict[int, Callable[[PlanData], PlanData]] = {1: inconclusive_ignore_to_pause}
 
 
 class PlanVersionError(ValueError):

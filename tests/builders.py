@@ -19,6 +19,7 @@ from golive.plans import SKELETON
 from shared.envelope import Envelope, Message, new_envelope
 from shared.events import RunStarted
 from shared.plan import Plan, parse_plan
+from shared.plan_versions import CURRENT
 from shared.subjects import Subjects
 
 T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)  # a Sunday at 02:00 UTC, inside the skeleton's maintenance window
@@ -64,10 +65,11 @@ def checkout_plan(rest: str) -> Plan:
 
 
 def carried(plan: dict | Plan) -> dict:
-    """``plan`` validated, as run_started carries it (JSON, every default filled in)."""
+    """``plan`` validated, as run_started carries it (JSON, every default filled in, without its version, which
+    run_started carries as ``plan_version``: services/coordinator/service.py)."""
     if isinstance(plan, dict):
         plan = parse_plan(yaml.safe_dump(plan))
-    return plan.model_dump(mode="json")
+    return plan.model_dump(mode="json", exclude={"version"})
 
 
 # --- the events of one run ----------------------------------------------------------------------------------------
@@ -99,5 +101,5 @@ class RunEvents:
         """The run's run_started, as the coordinator records it: the plan's name, dpl_new replacing dpl_old, unless
         ``fields`` say otherwise."""
         fields = {"plan_name": self.plan.get("name", "skeleton"), "deploy_id": "dpl_new",
-                  "previous_deploy_id": "dpl_old", **fields}
+                  "previous_deploy_id": "dpl_old", "plan_version": self.plan.get("version", CURRENT), **fields}
         return self.add(RunStarted(plan=self.plan, **fields), at)

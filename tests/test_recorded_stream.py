@@ -27,6 +27,7 @@ from shared.bus import ensure_streams
 from shared.envelope import parse_envelope
 from shared.events import RunStarted
 from shared.plan import plan_of
+from shared.plan_versions import CURRENT
 from shared.provenance import event_origin_problem
 from shared.run_history import read_runs, read_watches
 from shared.run_summary import RunSummary
@@ -84,12 +85,16 @@ def test_every_recorded_message_is_read_by_todays_models():
     assert {line["body"]["runid"] for line in lines} == set(RUNS)
 
 
-def test_the_recorded_runs_have_no_plan_version_and_read_their_plans_as_version_1():
+def test_the_recorded_runs_have_no_plan_version_and_read_their_plans_as_version_1_upgraded():
     starts = [line["body"]["data"] for line in recorded() if line["body"]["type"].endswith(".run_started.v1")]
     assert len(starts) == 3 and all("plan_version" not in data and "version" not in data["plan"] for data in starts)
     for data in starts:
+        assert RunStarted.model_validate(data).plan_version == 1
         plan = plan_of(RunStarted.model_validate(data))
-        assert plan.version == 1 and plan.name == "skeleton" and len(plan.canary.stages) == 3
+        assert plan.version == CURRENT and plan.name == "skeleton" and len(plan.canary.stages) == 3
+        # version 1 -> 2: the rolled-back run's `inconclusive: ignore` reads as pause (shared/plan_versions.py)
+        if data["plan"]["analysis"] is not None:
+            assert data["plan"]["analysis"]["inconclusive"] == "ignore" and plan.analysis.inconclusive == "pause"
 
 
 async def publish(settings: Settings, lines: list[dict]) -> None:
@@ -250,7 +255,7 @@ def test_status_of_the_rolled_back_run_gives_its_stage_verdicts_and_why(replayed
     assert "run run-rec-rollback: plan skeleton, deployment dpl_breach (previous dpl_old)" in out
     assert "state: RolledBack · step 6 of 8 · rolled back after 3.4s" in out
     assert "why: stage 2 (50%) failed: slow_query p95 31.98 ms > 20 ms in 2 consecutive windows" in out
-    assert "stage 2 (50%) windows: 2 judged · failed 2/3 · in a row 2/2 · inconclusive 0 (ignored)" in out
+    assert "stage 2 (50%) windows: 2 judged · failed 2/3 · in a row 2/2 · inconclusive 0 (too many pause the run)" in out
     assert "canary dpl_breach · stable dpl_old · traffic back on dpl_old, canary read back 0%" in out
     # stage 1's windows passed, stage 2's two failed ones ended its hold
     assert "windows judged: 2 pass, 2 fail, 0 inconclusive" in out

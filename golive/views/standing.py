@@ -112,7 +112,7 @@ def stage_in_focus(story: RunStory) -> StageStory | None:
 
 
 def windows_line(story: RunStory) -> Text | None:
-    """``stage 2 (50%) windows: 3 judged · failed 1/3 · in a row 1/2 · inconclusive 0 (ignored)``: the stage's
+    """``stage 2 (50%) windows: 3 judged · failed 1/3 · in a row 1/2 · inconclusive 0 (too many pause the run)``: the stage's
     failed windows against the plan's failure_limit, its longest run of a check against the consecutive limit."""
     stage = stage_in_focus(story)
     if stage is None:
@@ -130,7 +130,8 @@ def windows_line(story: RunStory) -> Text | None:
     line.append(" · ")
     line.append(f"in a row {in_a_row}/{limits.consecutive_failure_limit}",
                 style="bold red" if in_a_row >= limits.consecutive_failure_limit else "red" if in_a_row else "green")
-    policy = "counted as failed" if limits.inconclusive == "fail" else "ignored"
+    policy = {"fail": "counted as failed", "extend": "too many extend the hold",
+              "pause": "too many pause the run"}.get(limits.inconclusive, limits.inconclusive)
     inconclusive = stage.inconclusive_windows
     line.append(f" · inconclusive {inconclusive} ({policy})", style="yellow" if inconclusive else "")
     return line

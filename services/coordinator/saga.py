@@ -19,6 +19,14 @@ A stage's hold is one RunProbes (its checks plus the guard probe). Its windows a
 reaching analysis.failure_limit or consecutive_failure_limit, or one guard window over a limit, fails the
 stage at once; the probes still running are then stopped (StopProbes).
 
+A hold that ends with too little evidence (analysis.inconclusive_hold: a check or the guard without a conclusive
+window, more inconclusive windows than conclusive ones, or inconclusive totals) is never a quiet pass; the plan's
+``analysis.inconclusive`` decides: ``pause`` (the default) holds the run as `golive pause` does, saying why with
+the counts (a PauseRequested by ``golive``), until `golive continue` (the stage then passes, the continue named
+in its verdict) or `golive abort`; ``fail`` counts inconclusive windows as failed ones and fails such a hold;
+``extend`` sends the hold once more (same length, id suffix ``.extended``, its windows added to the same
+tally), then pauses if it is still inconclusive.
+
 A stage's verdict is the coordinator's to say, once, as its own event (StageJudged): pass when the stage's last
 step (its hold, or its shift when it holds nothing) passed, fail when the run fails in one of its steps.
 """
@@ -33,6 +41,7 @@ from services.coordinator.analysis import (
     StageTally,
     WindowVerdict,
     count_window,
+    inconclusive_hold,
     judge_guard,
     judge_window,
     totals_failure,
@@ -43,6 +52,7 @@ from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
 from shared.envelope import Envelope, Message
 from shared.events import (
+    PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
@@ -74,6 +84,7 @@ from shared.events import (
     WindowJudged,
 )
 from shared.plan import Plan, plan_of
+from shared.plan.canary import Analysis
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,8 @@ class RunState:
     take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
     target_weight: int | None = None  # the canary weight read back when the run took its traffic target
     judged_stage: int = 0  # the last stage whose verdict (StageJudged) was given: each stage is judged once
+    extended: bool = False  # the hold in flight is its extension (analysis.inconclusive: extend), sent once
+    inconclusive: str | None = None  # why the hold the run is paused after was inconclusive, until continue
 
     @property
     def finished(self) -> bool:
@@ -176,7 +189,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if isinstance(data, PauseRequested):
         return _on_pause(state, data, item.time)
     if isinstance(data, ContinueRequested):
-        return _on_continue(state, item.time)
+        return _on_continue(state, item.time, data.requested_by)
     if isinstance(data, RetryRequested):
         return _on_retry(state, data, item.time)
     if isinstance(data, WindowClosing):
@@ -222,7 +235,7 @@ def _on_pause(state: RunState | None, pause: PauseRequested, now: datetime) -> t
     return replace(state, paused_by=f"{pause.requested_by}: {pause.reason}", paused_at=now), []
 
 
-def _on_continue(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
+def _on_continue(state: RunState | None, now: datetime, by: str = "") -> tuple[RunState | None, list[Output]]:
     """Release a paused run: send the step it held back, or give the step in flight back the time it was paused."""
     if state is None or state.paused_by is None:
         return state, []
@@ -230,8 +243,14 @@ def _on_continue(state: RunState | None, now: datetime) -> tuple[RunState | None
     held, state = state.held_next, replace(state, paused_by=None, paused_at=None, held_next=None)
     if state.finished or state.compensating:
         return state, []
+    judged: list[Output] = []
+    if state.inconclusive is not None:  # a person looked at the inconclusive hold and lets the stage pass
+        step = state.steps[state.position]
+        why = f"{step.name} inconclusive, continued by {by}: {state.inconclusive}"
+        state, judged = _stage_verdict(replace(state, inconclusive=None), step.stage or 0, "pass", why)
     if held is not None:
-        return _send_step(state, held, now)
+        state, outputs = _send_step(state, held, now)
+        return state, judged + outputs
     if state.deadline is not None:
         state = replace(state, deadline=state.deadline + paused_for)
     return state, []
@@ -343,7 +362,8 @@ def _command(state: RunState, step: Step) -> Message | None:
 def _step_command_id(state: RunState, position: int) -> str:
     if position < 0:
         return f"{state.run_id}.take{_try_suffix(state)}"
-    return f"{state.run_id}.{position}.{state.steps[position].name}{_try_suffix(state)}"
+    extended = ".extended" if state.extended and position == state.position else ""
+    return f"{state.run_id}.{position}.{state.steps[position].name}{extended}{_try_suffix(state)}"
 
 
 def _compensation_command_id(state: RunState, index: int) -> str:
@@ -361,7 +381,7 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    state = _no_windows_judged(replace(state, attempt=1, retry_at=None))
+    state = _no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
     command_id = _step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
     state = replace(
@@ -404,9 +424,12 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
         return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, _guard(state))):
+    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, step.kind == "hold")):
         # a hold also fails on its totals: windows each within limits can add up to a breach
         return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
+    if (step.kind == "hold" and isinstance(data, ProbeCompleted | ProbesCompleted)
+            and (why := inconclusive_hold(state.tally, data))):
+        return _on_inconclusive_hold(state, step, why, envelope.time)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
                   f"golive expected {data.expected_weight}% (traffic changed by hand)")
@@ -441,14 +464,43 @@ def _stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"]
     """StageJudged for ``stage``, unless it was judged already (a paused run fails at the step it passed)."""
     if stage <= state.judged_stage:
         return state, []
+    evidence = state.tally.evidence
     judged = StageJudged(stage=stage, weight=state.plan.canary.stages[stage - 1].weight, verdict=verdict,
-                         reason=reason, windows=len(state.judged_windows), failed_windows=state.tally.failures)
+                         reason=reason, windows=sum(e.conclusive + e.inconclusive for e in evidence),
+                         failed_windows=state.tally.failures, inconclusive_windows=state.tally.inconclusive)
     return replace(state, judged_stage=stage), [EmitEvent(f"{state.run_id}/stage/{stage}", judged)]
 
 
-def _guard(state: RunState) -> str | None:
-    """The plan's guard probe, if it has one."""
-    return state.plan.guards.probe if state.plan.guards is not None else None
+def _analysis(state: RunState) -> Analysis:
+    """The plan's analysis, or its defaults (a plan without one still judges its guard's windows)."""
+    return state.plan.analysis or Analysis()
+
+
+def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -> tuple[RunState, list[Output]]:
+    """A hold that ended with too little evidence: fail it, hold once more, or pause, as the plan's policy says."""
+    assert isinstance(step.command, RunProbes)  # a hold is one RunProbes
+    policy = _analysis(state).inconclusive
+    reason = f"{step.command.label} inconclusive: {why}"
+    if policy == "fail":
+        return _fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
+    if policy == "extend" and not state.extended:
+        # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows)
+        state = replace(state, extended=True, attempt=1, judged_windows=frozenset())
+        command_id = _step_command_id(state, state.position)
+        state = replace(state, in_flight=command_id,
+                        deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step))
+        detail = f"extended by {step.command.duration_s:g}s to collect evidence: {reason}"
+        return state, [EmitEvent(f"{state.run_id}/extend/{state.position}",
+                                 PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail)),
+                       SendCommand(command_id, step.command)]
+    if policy == "extend":
+        reason += f" (after holding {step.command.duration_s:g}s more)"
+    state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {reason}", paused_at=now, held_next=state.position + 1,
+                    in_flight=None, deadline=None, inconclusive=reason)
+    # the pause as an event: the story and the CLI show it as any pause, with `golive continue RUN`; Slack tells it
+    # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
+    paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
+    return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
 
 
 def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -531,7 +583,7 @@ def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tu
     if plan.analysis is None or check is None:
         return state, []
     verdict = judge_window(window, check.thresholds, plan.analysis.min_samples)
-    tally, limit = count_window(state.tally, window.probe, verdict.verdict, plan.analysis)
+    tally, limit = count_window(state.tally, window.probe, verdict.verdict, plan.analysis, verdict.why)
     streak = tally.streak(window.probe)
     word = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}[verdict.verdict]
     reason = f"{label}: {window.probe} window {window.index} {word}: {verdict.why}"
@@ -552,11 +604,17 @@ def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label:
     verdict = judge_guard(window, state.plan.guards.limits())
     word = {"pass": "within limits", "fail": "breached", "inconclusive": "inconclusive"}[verdict.verdict]
     reason = f"{label}: guard {window.probe} window {window.index} {word}: {verdict.why}"
-    state = replace(state, judged_windows=state.judged_windows | {(window.probe, window.index)})
-    judged = _judged_event(state, window, step, verdict, reason, state.tally.failures, 0, guard=True)
-    if verdict.verdict != "fail":
+    # an unread guard is evidence wanting, as a thin check window is: counted by the same inconclusive policy
+    tally, limit = count_window(state.tally, window.probe, verdict.verdict, _analysis(state), verdict.why)
+    state = replace(state, tally=tally, judged_windows=state.judged_windows | {(window.probe, window.index)})
+    streak = tally.streak(window.probe) if verdict.verdict != "fail" else 0
+    judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak, guard=True)
+    if verdict.verdict == "fail":
+        state, failed = _fail(state, f"{step.name} failed: {reason}", now, cause="guard")
+    elif limit is not None:
+        state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="inconclusive")
+    else:
         return state, [judged]
-    state, failed = _fail(state, f"{step.name} failed: {reason}", now, cause="guard")
     return state, [judged, *failed]
 
 

@@ -4,7 +4,8 @@
 notifier that restarts rebuilds the same view by replaying the run's events, dropping the moments.
 
 Moments (the kinds a plan routes): run_started, phase_started, stage_passed, rollback_started,
-run_succeeded, run_rolled_back, needs_human; after a run succeeded, its post-deploy watch's
+run_succeeded, run_rolled_back, needs_human, run_paused (golive paused the run itself: a stage's hold was
+inconclusive; a person's own pause is no message); after a run succeeded, its post-deploy watch's
 watch_breached and watch_summary. A stage has passed when the coordinator says so (StageJudged, verdict
 pass): the notifier tells what was decided, it never infers it. Runs stored before that event tell no stage_passed.
 Which stage a step belongs to is a field of the events (``where.stage``), never read from a step's name.
@@ -24,6 +25,7 @@ from typing import Any
 
 from shared.envelope import Envelope
 from shared.events import (
+    PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
     CompensationStarted,
@@ -199,6 +201,8 @@ def observe(view: RunView | None, envelope: Envelope) -> tuple[RunView | None, l
         view = replace(view, approvals=view.approvals + (f"{gate}: approved by {data.approved_by}{typed}",))
     elif isinstance(data, PauseRequested):
         view = _acted(view, f"paused by {data.requested_by} at {view.step or 'the start'}", data.reason)
+        if data.requested_by == PAUSED_BY_GOLIVE:  # no person paused it: tell the people who must look
+            moments.append(_moment("run_paused", view, envelope, reason=data.reason))
     elif isinstance(data, ContinueRequested):
         view = _acted(view, f"continued by {data.requested_by}", data.reason)
     elif isinstance(data, AbortRequested):

@@ -111,6 +111,13 @@ DEFAULT_TEMPLATES: dict[str, MessageTemplate] = {
         severity="info",
         fields={"Summary": "{{ reason }}"},
     ),
+    "run_paused": MessageTemplate(
+        # golive paused the run itself (a hold with too little evidence): someone has to look, then continue or abort
+        text="⏸️ {{ plan_name }} {{ environment }} paused, waiting for you: {{ reason }}",
+        severity="warning",
+        fields={"Reason": "{{ reason }}", "Action": "`golive continue {{ run_id }}` lets the stage pass, "
+                "`golive abort {{ run_id }}` rolls back", "Deployment ID": "{{ deploy_id }}", "Progress": "{{ progress }}"},
+    ),
     "needs_human": MessageTemplate(
         text="🆘 {{ plan_name }} {{ environment }} rollback needs a human: {{ why }}",
         severity="critical",

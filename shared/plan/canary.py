@@ -53,8 +53,11 @@ class Analysis(Strict):
     alpha: float = Field(
         default=0.01, gt=0, lt=1,
         description="false-alarm budget of the sequential canary-against-stable judge, over a whole hold and every look")
-    inconclusive: Literal["ignore", "fail"] = Field(
-        default="ignore", description="ignore: neither a failure nor a break of a streak; fail: counted as a failed window")
+    # plan version 1's ``ignore`` (and its absence) reads as ``pause``: shared/plan_versions.py
+    inconclusive: Literal["pause", "fail", "extend"] = Field(
+        default="pause", description="a hold ending with too little evidence (a check or the guard without a conclusive "
+        "window, or more inconclusive windows than conclusive ones): pause waits for `golive continue`; fail: an "
+        "inconclusive window is a failed window; extend: hold once more for the hold's length, then pause")
 
 
 class Guards(Strict):

@@ -12,16 +12,17 @@ from shared.secrets import EnvName, PlainUrl, check_extras
 
 NotificationKind = Literal[
     "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-    "needs_human", "watch_breached", "watch_summary",
+    "needs_human", "watch_breached", "watch_summary", "run_paused",
 ]
 DEFAULT_NOTIFICATION_KINDS: tuple[NotificationKind, ...] = (
     "run_started", "stage_passed", "run_succeeded", "rollback_started", "run_rolled_back", "needs_human",
+    "run_paused",  # golive paused the run itself: a stage's hold was inconclusive (analysis.inconclusive: pause)
     "watch_breached",  # the post-deploy watch (plan post_deploy): a check breached after the go-live
 )
 # what ``on`` accepts: the kinds, and the first plans' names for the runbook's three messages
 OnKind = Literal[
     "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",
-    "needs_human", "watch_breached", "watch_summary", "start", "success", "rollback",
+    "needs_human", "watch_breached", "watch_summary", "run_paused", "start", "success", "rollback",
 ]
 # the first plans' names for the runbook's messages, still accepted in ``on``
 LEGACY_NOTIFICATION_KINDS: dict[str, tuple[str, ...]] = {

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from shared.events import ProbesCompleted, StepFailed, WindowJudged
+from shared.events import PauseRequested, ProbesCompleted, StageJudged, StepFailed, WindowJudged
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import panel_at_end, run_events
-from tests.harness import run_cli
+from tests.harness import run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
@@ -84,3 +84,33 @@ def test_guard_breach_rolls_the_stage_back_at_its_first_window(services, setting
     panel = panel_at_end(settings, "run-guard")
     assert "RolledBack" in panel and "why: stage 1 (10%) failed: guard db_health connection use " in panel, panel
     assert "measuring" not in panel and "undoing" not in panel
+
+
+def test_a_stage_whose_windows_are_all_too_thin_to_judge_pauses_until_continue(services, settings, process_env,
+                                                                              tmp_path):
+    # every window of stage 1 holds fewer requests than min_samples: no evidence of health, so no quiet pass
+    def thin_stage_1(plan: dict) -> None:
+        plan["analysis"] = {"interval": "500ms", "min_samples": 1_000_000}
+        for stage in plan["canary"]["stages"][1:]:
+            stage["checks"] = []  # later stages hold nothing: only stage 1 is judged
+
+    run = start_run(skeleton_plan(tmp_path, edit=thin_stage_1), "run-thin", process_env)
+    try:
+        wait_for_output(run, "paused by golive")
+        status = run_cli("status", "run-thin", env=process_env).stdout
+        assert "paused by golive: stage 1 (10%) inconclusive: " in status, status
+        assert "< min_samples 1000000" in status and "`golive continue run-thin`" in status, status
+        assert run.poll() is None  # waiting, with nothing in flight
+        resumed = run_cli("continue", "run-thin", "--reason", "slow but healthy", env=process_env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out + err
+    events = [e.data for e in run_events(settings, "run-thin")]
+    [paused] = [e for e in events if isinstance(e, PauseRequested)]
+    assert paused.requested_by == "golive" and "stripe_recent " in paused.reason and " windows inconclusive" in paused.reason
+    stage_1 = next(e for e in events if isinstance(e, StageJudged) and e.stage == 1)
+    assert stage_1.verdict == "pass" and stage_1.inconclusive_windows == stage_1.windows > 0
+    assert "continued by" in stage_1.reason

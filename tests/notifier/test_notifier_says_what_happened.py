@@ -10,6 +10,7 @@ import json
 from golive.demo.run import format_slack
 from golive.stack.webhook_sink import slack_line
 from shared.events import (
+    PAUSED_BY_GOLIVE,
     ApprovalGranted,
     ContinueRequested,
     IndexResult,
@@ -250,6 +251,22 @@ def test_who_approved_the_backup_gate_with_what_they_typed_and_who_paused_and_co
     assert fields(success)["Operator actions"] == ("paused by bob at stage1:hold: checking the Grafana board before "
                                                    "50%; continued by carol: board is green")
     assert fields(rollback)["Approved"] == approved and fields(ended)["Approved"] == approved
+
+
+def test_a_run_golive_paused_on_an_inconclusive_stage_is_told_at_once_with_the_counts_a_persons_pause_is_not():
+    why = ("stage 1 (10%) inconclusive: 3 inconclusive windows; stripe_recent 3 of 3 windows inconclusive (last: 5 "
+           "requests < min_samples 20)")
+    log = RunLog(plan=plan()).start().stage(1, 10)
+    log.add(PauseRequested(reason="checking the Grafana board", requested_by="bob"))
+    log.add(ContinueRequested(requested_by="bob"))
+    log.add(PauseRequested(reason=why, requested_by=PAUSED_BY_GOLIVE))
+
+    (paused,) = by_kind(posts(log), "run_paused")
+
+    shown = why.replace("<", "&lt;")  # Slack's escape of the reason's text
+    assert paused["text"].startswith(f"⏸️ skeleton Production paused, waiting for you: {shown}")
+    assert fields(paused)["Reason"] == shown
+    assert fields(paused)["Action"] == "`golive continue run-n1` lets the stage pass, `golive abort run-n1` rolls back"
 
 
 def test_an_approval_without_a_comment_says_nothing_was_typed():

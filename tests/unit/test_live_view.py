@@ -79,7 +79,7 @@ def test_a_hold_in_flight_shows_the_health_word_step_weights_ids_window_counts_a
 
     assert "Progressing · step 5 of 11 · stage 1 (10%) hold" in shown
     assert "canary deploy-new · stable deploy-old · weight set 10%, read back 10%" in shown
-    assert "stage 1 (10%) windows: 2 judged · failed 0/3 · in a row 0/2 · inconclusive 0 (ignored)" in shown
+    assert "stage 1 (10%) windows: 2 judged · failed 0/3 · in a row 0/2 · inconclusive 0 (too many pause the run)" in shown
     assert "guards (db): replica lag 1.5 s <= 8 s · connection use 40% <= 80%" in shown
     assert "pass (replica lag 1.5 s <= 8 s, connection use 40% <= 80%)" in shown  # the guard's window
 

@@ -53,7 +53,7 @@ def test_a_run_started_without_plan_version_reads_its_plan_as_version_1():
 
     assert stored.plan_version == 1
     plan = plan_of(stored)
-    assert plan.version == CURRENT == 1
+    assert plan.version == CURRENT == 2
     assert plan == parse_plan(SKELETON)
 
 
@@ -89,8 +89,8 @@ def test_a_version_without_an_upgrade_is_refused_saying_which_versions_are_read(
 
 
 def test_a_plan_version_newer_than_the_code_is_a_clear_error():
-    with pytest.raises(PlanVersionError, match="plan version 2 is newer than this golive reads"):
-        plan_of(started(todays_plan(), plan_version=2))
+    with pytest.raises(PlanVersionError, match="plan version 3 is newer than this golive reads"):
+        plan_of(started(todays_plan(), plan_version=3))
 
 
 def test_upgrades_run_one_version_at_a_time_up_to_the_current(monkeypatch):
@@ -108,17 +108,28 @@ def test_a_plan_whose_own_version_disagrees_with_run_started_is_refused():
 
 
 def test_a_plan_file_may_state_its_version_and_absent_means_1():
-    assert parse_plan(SKELETON).version == 1
-    assert "version: 1" in SKELETON and "version:" not in UNVERSIONED
+    assert parse_plan(SKELETON).version == 2
+    assert "version: 2" in SKELETON and "version:" not in UNVERSIONED
+    # the skeleton's analysis says nothing of inconclusive windows: version 1 and 2 read it alike (pause)
     assert parse_plan("version: 1\n" + UNVERSIONED) == parse_plan(UNVERSIONED) == parse_plan(SKELETON)
-    assert plan_from_dict(yaml.safe_load(SKELETON)).version == 1
+    assert plan_from_dict(yaml.safe_load(SKELETON)).version == 2
+
+
+@pytest.mark.parametrize(("stored", "read"), [("ignore", "pause"), (None, "pause"), ("fail", "fail")])
+def test_version_1s_inconclusive_ignore_reads_as_pause_and_fail_stays_fail(stored, read):
+    # version 1's default (ignore) let a hold whose checks or guard gave no evidence pass with no one told
+    old = {**todays_plan(), "analysis": {"interval": 30.0} | ({"inconclusive": stored} if stored else {})}
+
+    assert plan_of(started(old, plan_version=1)).analysis.inconclusive == read
+    assert parse_plan("version: 1\n" + yaml.safe_dump({**old, "name": "old"})).analysis.inconclusive == read
+    assert old["analysis"].get("inconclusive") == stored  # the stored plan is read, never changed
 
 
 def test_a_plan_file_of_a_newer_version_names_the_line_and_says_why():
     with pytest.raises(PlanError) as caught:
         parse_plan("version: 7\n" + UNVERSIONED)
     [problem] = caught.value.problems
-    assert problem.startswith("version (line 1): plan version 7 is newer than this golive reads (up to 1)"), problem
+    assert problem.startswith("version (line 1): plan version 7 is newer than this golive reads (up to 2)"), problem
 
 
 def test_a_plan_validated_directly_must_be_of_the_current_version():

@@ -215,8 +215,8 @@ def drain(world: World) -> None:
 def test_any_run_ends_and_keeps_its_promises(actions, preflight_gate):
     world = World()
     plan = GATED if preflight_gate else PLAN
-    started = RunStarted(plan=plan.model_dump(mode="json"), plan_name="props", deploy_id="new", previous_deploy_id="old",
-                         takes_traffic_target=True)
+    started = RunStarted(plan=plan.model_dump(mode="json"), plan_version=plan.version, plan_name="props", deploy_id="new",
+                         previous_deploy_id="old", takes_traffic_target=True)
     world.feed(started, None)
     for action, pick in actions:
         if world.state.finished:
