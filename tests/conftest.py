@@ -14,6 +14,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServicePro
 from golive.stack.webhook_sink import WebhookSink
 from shared.settings import Settings
 from shared.subjects import SERVICES
+from tests.harness import golive_popen, stop_fork_server
 from tests.secured_nats import SecuredNats, started_secured_nats
 
 TEMPLATE_DB = "golive_test_template"
@@ -38,6 +40,19 @@ def pytest_runtest_makereport(item, call):
     report = yield
     setattr(item, f"report_{report.when}", report)
     return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def forked_golive():
+    """Every `python -m golive ...` the tests start, services included, is forked from one interpreter that
+    imported golive once (tests/forkserver.py): the same code in its own process, without a CPU-second of imports
+    each. GOLIVE_TEST_FRESH_PROCESSES=1 starts fresh interpreters instead."""
+    ServiceProcesses.launch = golive_popen
+    try:
+        yield
+    finally:
+        ServiceProcesses.launch = subprocess.Popen
+        stop_fork_server()
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,61 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from tests.builders import RunEvents
+from tests.forkserver import ForkServer
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+_fork_server: ForkServer | None = None
+
+
+def golive_popen(args: list[str], **popen: Any) -> Any:
+    """Start ``[python, -m, golive, ...]`` as subprocess.Popen would: forked from the tests' fork server
+    (tests/forkserver.py, started on first use in this test process), or a fresh interpreter with
+    GOLIVE_TEST_FRESH_PROCESSES=1."""
+    global _fork_server
+    if os.environ.get("GOLIVE_TEST_FRESH_PROCESSES"):
+        return subprocess.Popen(args, **popen)
+    if _fork_server is None:
+        _fork_server = ForkServer()
+    return _fork_server.popen(args, **popen)
+
+
+def stop_fork_server() -> None:
+    global _fork_server
+    if _fork_server is not None:
+        _fork_server.close()
+        _fork_server = None
+
+
 def run_cli(*args: str, env: dict[str, str], timeout_s: float = 120.0, cwd: Path = REPO) -> subprocess.CompletedProcess:
     """Run `golive ...` as a user would, in its own process (in the repository unless ``cwd`` says elsewhere)."""
-    return subprocess.run([sys.executable, "-m", "golive", *args], env=env, capture_output=True, text=True,
-                          timeout=timeout_s, cwd=cwd)
+    argv = [sys.executable, "-m", "golive", *args]
+    if os.environ.get("GOLIVE_TEST_FRESH_PROCESSES"):
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout_s, cwd=cwd)
+    proc = golive_popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
-def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> subprocess.Popen:
+def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> Any:
     """`golive run` in the background, its output readable line by line."""
-    return subprocess.Popen([sys.executable, "-m", "golive", "run", str(plan), "--run-id", run_id, *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    return golive_popen([sys.executable, "-m", "golive", "run", str(plan), "--run-id", run_id, *args], env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
 def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0, stream: str = "stdout") -> str:

@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, ClassVar
 
 import nats
 from nats.js.errors import NotFoundError
@@ -40,6 +41,9 @@ class ServiceProcesses:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # key (service and instance) -> service
+    # How a service's process is started. The tests put a fork server here (tests/forkserver.py): the same
+    # `python -m golive serve NAME`, forked from an interpreter that imported the services once.
+    launch: ClassVar[Callable[..., Any]] = subprocess.Popen
 
     def start(self, names: tuple[str, ...] = SERVICES) -> ServiceProcesses:
         for name in names:
@@ -58,7 +62,7 @@ class ServiceProcesses:
     def _spawn(self, key: str, port: int) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{key}.log", "ab")
-        proc = subprocess.Popen(
+        proc = ServiceProcesses.launch(
             [sys.executable, "-m", "golive", "serve", self.names[key], "--metrics-port", str(port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

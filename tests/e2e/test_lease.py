@@ -17,7 +17,7 @@ import pytest
 
 from services.coordinator.lease import LeaseHeld, LeaseLost, Leases
 from tests.builders import skeleton_plan
-from tests.harness import REPO, run_cli, start_run, wait_for_output
+from tests.harness import REPO, golive_popen, run_cli, start_run, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +50,8 @@ def test_a_lease_is_taken_once_renewed_by_its_holder_only_and_taken_over_after_i
 
 
 def resume(run_id: str, env: dict[str, str], *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "golive", "resume", run_id, *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    return golive_popen([sys.executable, "-m", "golive", "resume", run_id, *args], env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
 
 
 def gated(plan: dict) -> None:

@@ -12,7 +12,7 @@ import psycopg
 
 from golive.stack.service_processes import DATABASE_ENV
 from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
-from tests.harness import REPO
+from tests.harness import REPO, golive_popen
 
 ACK_WAIT_S = 3.0
 SERVE_MIGRATOR = [sys.executable, "-m", "golive", "serve", "migrator"]
@@ -27,7 +27,7 @@ APPLY = ApplyMigrations(
 def start_migrator(env: dict[str, str], log: Path) -> subprocess.Popen:
     """`golive serve migrator` with ack_wait ACK_WAIT_S, its output appended to ``log``."""
     with log.open("ab") as out:
-        return subprocess.Popen(SERVE_MIGRATOR, env={**env, "GOLIVE_COMMAND_ACK_WAIT_S": str(ACK_WAIT_S)}, cwd=REPO,
+        return golive_popen(SERVE_MIGRATOR, env={**env, "GOLIVE_COMMAND_ACK_WAIT_S": str(ACK_WAIT_S)}, cwd=REPO,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 

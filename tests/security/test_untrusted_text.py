@@ -29,7 +29,7 @@ from shared.events import (
 )
 from shared.plan import Plan
 from tests.builders import RunEvents, skeleton_dict
-from tests.harness import REPO, run_cli, wait_for_output
+from tests.harness import REPO, golive_popen, run_cli, wait_for_output
 
 HOSTILE = "[/oops] [bold red]x"
 T0 = datetime(2026, 11, 22, 2, 0, tzinfo=UTC)
@@ -150,9 +150,9 @@ def test_migrate_prints_a_blockers_query_and_a_statement_name_as_typed(database_
     with psycopg.connect(database_url) as blocker:
         blocker.execute("LOCK TABLE stripe_events IN SHARE UPDATE EXCLUSIVE MODE")
         blocker.execute(f'SELECT 1 AS "{HOSTILE}"')  # the blocker's query as pg_stat_activity shows it
-        migrate = subprocess.Popen([sys.executable, "-m", "golive", "migrate", str(file)], cwd=REPO, text=True,
-                                   env={**os.environ, "MARKUP_TEST_DB": database_url},
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        migrate = golive_popen([sys.executable, "-m", "golive", "migrate", str(file)], cwd=REPO, text=True,
+                               env={**os.environ, "MARKUP_TEST_DB": database_url},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             seen = wait_for_output(migrate, "waiting on pid")
         except AssertionError:
