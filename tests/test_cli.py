@@ -2,43 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 
-import nats
 import pytest
 import typer
 from typer.testing import CliRunner
 
 from golive.cli.app import app
 from golive.plans import SKELETON
-from golive.stack.service_processes import service_env
-from shared.bus import ensure_streams
-from shared.envelope import new_envelope
-from shared.events import ApprovalGranted, PauseRequested, RunFinished, WatchCheckCompleted, WatchStarted
-from tests.builders import RunEvents, checkout_plan, skeleton_dict, write_plan
+from shared.events import ApprovalGranted, PauseRequested
+from tests.builders import skeleton_dict, write_plan
+from tests.cli_runs import BAD_PLAN, gated_run, published, watched_run
 from tests.harness import run_cli
-from tests.unit.saga_run import Run
-
-BAD_PLAN = """\
-name: bad
-database:
-  url_env: DB_URL
-probes:
-  q: {query: SELECT 1}
-canary:
-  stages:
-    - weight: 50
-      hold: 10m
-    - weight: 40
-      hold: -5s
-migrations:
-  statements:
-    - name: users
-      sql: CREATE INDEX idx_users_email ON auth.users(email)
-surprise: true
-"""
 
 
 def every_command() -> list[tuple[list[str], str]]:
@@ -179,47 +155,6 @@ def test_operator_commands_are_documented_and_say_what_they_need():
 # --- `golive status RUN` and `golive watch RUN` on runs read back from a real nats-server (issue 15, finding 4) -----
 
 
-def published(envelopes, settings) -> dict[str, str]:
-    """``envelopes`` on ``settings``' own root of a real nats-server, each from the service its type names (as the
-    bus's permissions make it: shared/provenance.py); the environment of a CLI that reads them."""
-    async def publish() -> None:
-        await ensure_streams(settings)
-        nc = await nats.connect(settings.resolved_nats_url())
-        try:
-            js = nc.jetstream()
-            for e in envelopes:
-                owner = e.data.TYPE.split(".")[1]
-                service = e.data.service if owner == "service" else owner
-                subject = settings.subjects.event(e.runid, service, e.data.short_name())
-                sent = new_envelope(e.data, id=e.id, source=f"/golive/{service}", runid=e.runid, subject=subject,
-                                    time=e.time, correlationid=e.correlationid)
-                await js.publish(subject, sent.to_json(), headers={"Nats-Msg-Id": sent.id})
-        finally:
-            await nc.close()
-
-    asyncio.run(publish())
-    return service_env(settings.resolved_nats_url(), settings.state_dir, {"GOLIVE_SUBJECT_ROOT": settings.subject_root})
-
-
-GATED = checkout_plan("""
-  db: {kind: pg_health}
-preflight:
-  - {gate: Confirm backup completion}
-guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80}
-canary:
-  stages:
-    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
-    - {weight: 100, hold: 60s}
-""")
-
-
-def gated_run(run_id: str) -> Run:
-    """A run of a plan with a preflight gate, driven through the coordinator's decide(): it waits at the gate."""
-    run = Run(run_id=run_id, plan=GATED)
-    run.start()
-    return run
-
-
 def test_status_of_a_run_waiting_at_a_gate_or_paused_says_paused_not_running(nats_url, settings):
     at_gate = gated_run("run-at-gate")
     paused = gated_run("run-paused")
@@ -240,23 +175,6 @@ def test_status_of_a_run_waiting_at_a_gate_or_paused_says_paused_not_running(nat
     assert "paused by ana: checking the dashboards" in held.stdout
     assert "canary deploy-new · stable deploy-old · weight set 10%, read back 10%" in held.stdout
     assert "guards (db): replica lag 1.5 s <= 8 s · connection use 40% <= 80%" in held.stdout
-
-
-def watched_run(run_id: str, live_at: datetime, every: timedelta, period: timedelta = timedelta(days=1)) -> list:
-    """The events of a run that went live at ``live_at`` and whose post-deploy watch (a check every ``every``)
-    completed its first check at once."""
-    def watched(plan: dict) -> None:
-        plan["post_deploy"] = {"period": f"{period.total_seconds():g}s", "health_every": f"{every.total_seconds():g}s",
-                               "summary_every": "1h", "checks": [{"probe": "stripe_recent", "duration": "1s"}]}
-
-    run = RunEvents(run_id, skeleton_dict(edit=watched), start=live_at)
-    run.started(0)
-    run.add(RunFinished(outcome="succeeded", reason="every phase passed", duration_s=60.0), 0)
-    run.add(WatchStarted(deploy_id="dpl_new", period_s=period.total_seconds(), health_every_s=every.total_seconds(),
-                         summary_every_s=3600, ends_at=live_at + period, checks=["stripe_recent"]), 0)
-    run.add(WatchCheckCompleted(index=0, passed=True, summary="stripe_recent: p95 3.10 <= 400 over 300 requests",
-                                next_check_at=live_at + every), 2)
-    return run.events
 
 
 def test_watch_never_shows_a_next_check_in_the_past(nats_url, settings):

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from golive.plans import SKELETON
 from shared.events import ApprovalGranted, PauseRequested
+from tests.cli_runs import BAD_PLAN, gated_run, published, watched_run
 from tests.harness import run_cli
-from tests.test_cli import BAD_PLAN, gated_run, published, watched_run
 
 # docs/client.md: a run's fields under `golive status --json`; adding one is fine, losing or renaming one is not
 RUN_FIELDS = {"run_id", "plan", "deploy_id", "previous_deploy_id", "started_at", "finished_at", "state", "phase", "step",

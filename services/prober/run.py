@@ -159,7 +159,9 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
                  for i, name in enumerate(targets)}
     feed = _WindowFeed(cmd, command_id, recorders, counted_from, publish_window) if cmd.window_s and publish_window else None
     sequential, decided = None, asyncio.Event()
-    if _judged_sequentially(cmd) and cmd.thresholds.p95_increase_ms is not None:
+    # a target that reads whole windows (prometheus) has no requests to pair: its fixed-horizon comparison stands
+    paired = not any(getattr(target, "reads_windows", False) for target in targets.values())
+    if paired and _judged_sequentially(cmd) and cmd.thresholds.p95_increase_ms is not None:
         sequential = HoldJudge(cmd.thresholds.p95_increase_ms, alpha, rate, counted_from)
         _listen(sequential, recorders, clock, decided)
     loads = [
