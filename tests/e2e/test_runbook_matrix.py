@@ -342,7 +342,10 @@ def test_a_breach_at_a_stage_rolls_back_to_stable_at_once_and_says_why(matrix, c
     else:  # errors from the first window: the canary's own health check, or production's error rate
         probes = ("app_health",) if kind == "health" else ("app_health", "production_api")
         assert any(w.probe in probes and w.error_rate_pct for w in failed), failed
-        assert step_failed.cause == "analysis", step_failed
+        # the canary's health check is also compared with stable's as its requests complete (services/prober/
+        # sequential.py): that judge may end the hold, with its sequential p, before a window closes
+        assert step_failed.cause == "analysis" or (
+            kind == "health" and step_failed.cause == "threshold" and "sequential p" in step_failed.reason), step_failed
     kinds = [type(e.data) for e in result.events]
     assert kinds.index(StepFailed) < kinds.index(TrafficRolledBack) < kinds.index(RunFinished)
     assert result.canary_weight == 0  # read back from Envoy: all traffic on stable
