@@ -33,12 +33,11 @@ step (its hold, or its shift when it holds nothing) passed, fail when the run fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Literal
 
 from services.coordinator.analysis import (
-    StageTally,
     WindowVerdict,
     count_window,
     inconclusive_hold,
@@ -47,9 +46,29 @@ from services.coordinator.analysis import (
     totals_failure,
 )
 from services.coordinator.read_back import read_back_problem
+from services.coordinator.saga_state import (
+    TAKE_STEP,
+    Compensation,
+    EmitEvent,
+    Output,
+    RunState,
+    SendCommand,
+    StopProbes,
+    Tick,
+    analysis_of,
+    awaited_command,
+    awaited_step,
+    command_as_sent,
+    compensation_command_id,
+    current_step,
+    holding,
+    no_windows_judged,
+    round_suffix,
+    step_command_id,
+)
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.backoff import Backoff
-from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
+from shared.commands import RunProbe, RunProbes
 from shared.envelope import Envelope, Message
 from shared.events import (
     PAUSED_BY_GOLIVE,
@@ -72,7 +91,6 @@ from shared.events import (
     RunStarted,
     StageJudged,
     StepFailed,
-    StepRef,
     StepRetrying,
     StepTimedOut,
     TrafficDrift,
@@ -83,87 +101,10 @@ from shared.events import (
     WindowClosing,
     WindowJudged,
 )
-from shared.plan import Plan, plan_of
-from shared.plan.canary import Analysis
+from shared.plan import plan_of
 
-
-@dataclass(frozen=True)
-class Compensation:
-    undoes: str
-    command: Message
-    ref: StepRef  # the step it undoes, as its compensation
-
-
-@dataclass(frozen=True)
-class Tick:
-    """The shell's clock, fed in so that decide() stays pure."""
-
-    now: datetime
-
-
-@dataclass(frozen=True)
-class SendCommand:
-    id: str
-    data: Message
-
-
-@dataclass(frozen=True)
-class EmitEvent:
-    id: str
-    data: Message
-    correlationid: str | None = None  # default: that of the input that caused it
-
-
-@dataclass(frozen=True)
-class StopProbes:
-    """Stop the probes of command ``command_id`` now (the run failed while they ran): the shell publishes a
-    shared.commands.StopProbe on core NATS, so the prober stops measuring for a run that is rolling back."""
-
-    command_id: str
-    reason: str
-
-
-Output = SendCommand | EmitEvent | StopProbes
-
-
-@dataclass(frozen=True)
-class RunState:
-    run_id: str
-    plan: Plan
-    deploy_id: str
-    previous_deploy_id: str | None
-    started_at: datetime
-    steps: tuple[Step, ...]
-    position: int = -1  # index of the step in flight
-    in_flight: str | None = None  # id of the command awaited
-    deadline: datetime | None = None
-    compensations: tuple[Compensation, ...] = ()
-    compensating: bool = False
-    failure: str | None = None
-    outcome: str | None = None
-    notes: tuple[str, ...] = field(default=())
-    attempt: int = 1  # of the command in flight
-    window_cutoff: datetime | None = None  # past it, the run rolls back so the rollback fits in the window
-    failed_at: datetime | None = None
-    retry_at: datetime | None = None  # set while waiting out a backoff
-    # per-window analysis of the stage hold in flight (reset with each step): its failed windows, and the
-    # windows judged (probe, index), so that a redelivered window is not counted twice
-    tally: StageTally = StageTally()
-    judged_windows: frozenset[tuple[str, int]] = frozenset()
-    # operator controls: `golive pause` / `continue` / `retry`
-    paused_by: str | None = None  # "maksim: looking at the dashboards" while paused
-    paused_at: datetime | None = None
-    held_next: int | None = None  # the step a paused run would have sent next, kept until continue
-    retry_round: int = 0  # `golive retry` rounds: the compensations sent again need ids of their own
-    take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
-    target_weight: int | None = None  # the canary weight read back when the run took its traffic target
-    judged_stage: int = 0  # the last stage whose verdict (StageJudged) was given: each stage is judged once
-    extended: bool = False  # the hold in flight is its extension (analysis.inconclusive: extend), sent once
-    inconclusive: str | None = None  # why the hold the run is paused after was inconclusive, until continue
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
+# what the coordinator's shell, its tests and its tools take from the saga
+__all__ = ["EmitEvent", "Output", "RunState", "SendCommand", "StopProbes", "Tick", "awaited_command", "decide"]
 
 
 # What can answer the command in flight: a result, a failure, or the saga's own timeout and retry events.
@@ -172,7 +113,6 @@ ANSWERS = (
     MigrationsApplied, MigrationsReverted, ProbeCompleted, ProbesCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
     TrafficDrift, TrafficTargetTaken, CommandFailed, StepTimedOut, RetryDue,
 )
-TAKE_STEP = "traffic:take"
 
 
 def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
@@ -222,11 +162,6 @@ def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> t
     return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
 
 
-def _holding(state: RunState) -> bool:
-    """Paused and going forward: a pause never holds a rollback back."""
-    return state.paused_by is not None and not state.compensating and not state.finished
-
-
 def _on_pause(state: RunState | None, pause: PauseRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
     """Hold the run before its next step. The step in flight goes on (a hold keeps measuring) and its
     failures still roll back; only moving on waits. The step's timeout stops counting until continue."""
@@ -266,10 +201,6 @@ def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> t
     return _send_compensation(state, now)
 
 
-def _round_suffix(state: RunState, sep: str) -> str:
-    return f"{sep}retry{state.retry_round}" if state.retry_round else ""
-
-
 def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
     what = timed_out.step.replace("undo:", "undoing ", 1)
     return f"{what} timed out: no answer by {timed_out.deadline.isoformat()}"
@@ -302,7 +233,7 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
 
 def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     """Take the run's traffic target before anything runs: a run that cannot hold it must not start."""
-    command_id = _step_command_id(state, -1)
+    command_id = step_command_id(state, -1)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     assert state.take is not None  # _send_take is called only for a run that has a traffic target to take
     return state, [SendCommand(command_id, state.take)]
@@ -328,61 +259,15 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
 # --- moving forward ----------------------------------------------------------------------------
 
 
-def awaited_command(state: RunState | None) -> SendCommand | None:
-    """The command the run waits on, to send again after a restart.
-
-    A replay folds the inputs, not our publishes: a coordinator killed between deciding and publishing
-    leaves a state that awaits a command nobody sent. Sending it again is safe: the id is the same, so
-    JetStream drops it within the duplicate window, and services are idempotent beyond it.
-    """
-    if state is None or state.finished or state.in_flight is None:
-        return None
-    if state.compensating:
-        index = len(state.compensations) - 1
-        return SendCommand(_compensation_command_id(state, index), state.compensations[index].command)
-    command = _command(state, _current_step(state))
-    return SendCommand(_step_command_id(state, state.position), command) if command else None
-
-
-def _current_step(state: RunState) -> Step:
-    """The step in flight; before the first one, the take of the run's traffic target."""
-    if state.position < 0:
-        return Step(TAKE_STEP, "preflight", "take", state.take)
-    return state.steps[state.position]
-
-
-def _command(state: RunState, step: Step) -> Message | None:
-    """The step's command as sent: the first shift expects the canary weight read back when the run took its target."""
-    command = step.command
-    if isinstance(command, ShiftTraffic) and command.expected_previous_weight is None and state.target_weight is not None:
-        return command.model_copy(update={"expected_previous_weight": state.target_weight})
-    return command
-
-
-def _step_command_id(state: RunState, position: int) -> str:
-    if position < 0:
-        return f"{state.run_id}.take{_try_suffix(state)}"
-    extended = ".extended" if state.extended and position == state.position else ""
-    return f"{state.run_id}.{position}.{state.steps[position].name}{extended}{_try_suffix(state)}"
-
-
-def _compensation_command_id(state: RunState, index: int) -> str:
-    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}{_round_suffix(state, '.')}{_try_suffix(state)}"
-
-
-def _try_suffix(state: RunState) -> str:
-    return f".try{state.attempt}" if state.attempt > 1 else ""
-
-
 def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
-    if _holding(state):
+    if holding(state):
         # paused: keep where it would go; nothing is in flight, so no timeout fires and a late answer changes nothing
         return replace(state, held_next=position, in_flight=None, deadline=None), []
     if position >= len(state.steps):
         return _finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    state = _no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
-    command_id = _step_command_id(state, position)
+    state = no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
+    command_id = step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
     state = replace(
         state, position=position, in_flight=command_id, compensations=compensations,
@@ -391,7 +276,7 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
     detail = describe_step(step) if step.command else _describe_gate(state, step)
     started = EmitEvent(f"{state.run_id}/step/{position}",
                         PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail))
-    if (command := _command(state, step)) is None:  # a gate: nothing to send, a person approves it
+    if (command := command_as_sent(state, step)) is None:  # a gate: nothing to send, a person approves it
         return state, [started]
     return state, [started, SendCommand(command_id, command)]
 
@@ -471,22 +356,17 @@ def _stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"]
     return replace(state, judged_stage=stage), [EmitEvent(f"{state.run_id}/stage/{stage}", judged)]
 
 
-def _analysis(state: RunState) -> Analysis:
-    """The plan's analysis, or its defaults (a plan without one still judges its guard's windows)."""
-    return state.plan.analysis or Analysis()
-
-
 def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -> tuple[RunState, list[Output]]:
     """A hold that ended with too little evidence: fail it, hold once more, or pause, as the plan's policy says."""
     assert isinstance(step.command, RunProbes)  # a hold is one RunProbes
-    policy = _analysis(state).inconclusive
+    policy = analysis_of(state).inconclusive
     reason = f"{step.command.label} inconclusive: {why}"
     if policy == "fail":
         return _fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
     if policy == "extend" and not state.extended:
         # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows)
         state = replace(state, extended=True, attempt=1, judged_windows=frozenset())
-        command_id = _step_command_id(state, state.position)
+        command_id = step_command_id(state, state.position)
         state = replace(state, in_flight=command_id,
                         deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step))
         detail = f"extended by {step.command.duration_s:g}s to collect evidence: {reason}"
@@ -514,25 +394,16 @@ def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, li
     if state is not None and not state.finished and state.retry_at is not None:
         if now < state.retry_at:
             return state, []
-        name, ref = _awaited_step(state)
+        name, ref = awaited_step(state)
         due = RetryDue(step=name, at=ref, attempt=state.attempt + 1)
         return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
     if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
         return state, []
-    if _holding(state):
+    if holding(state):
         return state, []  # a paused step's timeout waits; continue gives it back the time it was paused
-    name, ref = _awaited_step(state)
+    name, ref = awaited_step(state)
     timed_out = StepTimedOut(step=name, at=ref, deadline=state.deadline)
     return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
-
-
-def _awaited_step(state: RunState) -> tuple[str, StepRef]:
-    """The name and fields of the step (or compensation) the run waits on."""
-    if state.compensating and state.compensations:
-        compensation = state.compensations[-1]
-        return f"undo:{compensation.undoes}", compensation.ref
-    step = _current_step(state)
-    return step.name, step.ref
 
 
 def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
@@ -540,17 +411,17 @@ def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunSta
     # exact (no jitter): the saga is replayed from its events, and a replay must schedule the same retry_at
     delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
     state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
-    name, ref = _awaited_step(state)
+    name, ref = awaited_step(state)
     retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=now + timedelta(seconds=delay))
     return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
 
 
 def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
-    work_s = 0.0 if state.compensating else _current_step(state).work_s
+    work_s = 0.0 if state.compensating else current_step(state).work_s
     state = replace(state, attempt=state.attempt + 1, retry_at=None)
     if not state.compensating:
-        state = _no_windows_judged(state)  # a hold tried again starts over: its windows count anew
+        state = no_windows_judged(state)  # a hold tried again starts over: its windows count anew
     command = awaited_command(state)
     assert command is not None  # a try is resent only while a command is awaited
     state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
@@ -558,10 +429,6 @@ def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
 
 
 # --- per-window analysis of a stage hold -----------------------------------------------------------
-
-def _no_windows_judged(state: RunState) -> RunState:
-    """A step starting (or starting over) has judged none of its windows yet."""
-    return replace(state, tally=StageTally(), judged_windows=frozenset())
 
 
 def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -605,7 +472,7 @@ def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label:
     word = {"pass": "within limits", "fail": "breached", "inconclusive": "inconclusive"}[verdict.verdict]
     reason = f"{label}: guard {window.probe} window {window.index} {word}: {verdict.why}"
     # an unread guard is evidence wanting, as a thin check window is: counted by the same inconclusive policy
-    tally, limit = count_window(state.tally, window.probe, verdict.verdict, _analysis(state), verdict.why)
+    tally, limit = count_window(state.tally, window.probe, verdict.verdict, analysis_of(state), verdict.why)
     state = replace(state, tally=tally, judged_windows=state.judged_windows | {(window.probe, window.index)})
     streak = tally.streak(window.probe) if verdict.verdict != "fail" else 0
     judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak, guard=True)
@@ -635,7 +502,7 @@ def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
           probes_ended: bool = False) -> tuple[RunState, list[Output]]:
     """Fail the step in flight and start compensating. Probes still running for it are stopped (they would
     measure a deployment that is being rolled back) unless ``probes_ended``: their answer is what failed it."""
-    step = _current_step(state)
+    step = current_step(state)
     running = (state.in_flight if isinstance(step.command, RunProbe | RunProbes) and not probes_ended
                and state.retry_at is None else None)
     state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
@@ -658,10 +525,10 @@ def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[O
     comp = state.compensations[-1]
     index = len(state.compensations) - 1
     state = replace(state, attempt=1, retry_at=None)
-    command_id = _compensation_command_id(state, index)
+    command_id = compensation_command_id(state, index)
     state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
     return state, [
-        EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}",
+        EmitEvent(f"{state.run_id}/undo/{index}{round_suffix(state, '/')}",
                   CompensationStarted(step=f"undo:{comp.undoes}", at=comp.ref, undoes=comp.undoes)),
         SendCommand(command_id, comp.command),
     ]
@@ -696,7 +563,7 @@ def _finish(state: RunState, outcome: Outcome, reason: str, now: datetime) -> tu
     left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
     state = replace(state, outcome=outcome, in_flight=None, deadline=None)
     outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/finished{_round_suffix(state, '/')}",
+        EmitEvent(f"{state.run_id}/finished{round_suffix(state, '/')}",
                   RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
     ]
     return state, outputs
