@@ -45,6 +45,7 @@ from services.coordinator.analysis import (
     judge_window,
     totals_failure,
 )
+from services.coordinator.finish import finish
 from services.coordinator.read_back import read_back_problem
 from services.coordinator.saga_state import (
     TAKE_STEP,
@@ -79,7 +80,6 @@ from shared.events import (
     ContinueRequested,
     MigrationsApplied,
     MigrationsReverted,
-    Outcome,
     PauseRequested,
     PhaseStarted,
     ProbeCompleted,
@@ -87,7 +87,6 @@ from shared.events import (
     ProbeWindow,
     RetryDue,
     RetryRequested,
-    RunFinished,
     RunStarted,
     StageJudged,
     StepFailed,
@@ -264,7 +263,7 @@ def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState,
         # paused: keep where it would go; nothing is in flight, so no timeout fires and a late answer changes nothing
         return replace(state, held_next=position, in_flight=None, deadline=None), []
     if position >= len(state.steps):
-        return _finish(state, "succeeded", "every phase passed", now)
+        return finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
     state = no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
     command_id = step_command_id(state, position)
@@ -521,7 +520,7 @@ def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
 
 def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
     if not state.compensations:
-        return _finish(state, "rolled_back", state.failure or "rolled back", now)
+        return finish(state, "rolled_back", state.failure or "rolled back", now)
     comp = state.compensations[-1]
     index = len(state.compensations) - 1
     state = replace(state, attempt=1, retry_at=None)
@@ -545,12 +544,12 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
                else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
         return _schedule_retry(state, why, envelope.time)
     if problem is not None:
-        return _finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
+        return finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
     if isinstance(envelope.data, StepTimedOut):
-        return _finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
+        return finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
     if isinstance(envelope.data, CommandFailed):
         reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
-        return _finish(state, "needs_human", reason, envelope.time)
+        return finish(state, "needs_human", reason, envelope.time)
     state = replace(state, compensations=state.compensations[:-1])
     return _send_compensation(state, envelope.time)
 
@@ -558,12 +557,3 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
 # --- finishing ---------------------------------------------------------------------------------
 
 
-def _finish(state: RunState, outcome: Outcome, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
-    duration = (now - state.started_at).total_seconds()
-    left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
-    state = replace(state, outcome=outcome, in_flight=None, deadline=None)
-    outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/finished{round_suffix(state, '/')}",
-                  RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
-    ]
-    return state, outputs
