@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Literal
 
 from services.coordinator.analysis import (
     WindowVerdict,
@@ -67,10 +66,11 @@ from services.coordinator.saga_state import (
     round_suffix,
     step_command_id,
 )
+from services.coordinator.stage_verdict import stage_passed, stage_verdict
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
 from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes
-from shared.envelope import Envelope, Message
+from shared.envelope import Envelope
 from shared.events import (
     PAUSED_BY_GOLIVE,
     AbortRequested,
@@ -88,7 +88,6 @@ from shared.events import (
     RetryDue,
     RetryRequested,
     RunStarted,
-    StageJudged,
     StepFailed,
     StepRetrying,
     StepTimedOut,
@@ -181,7 +180,7 @@ def _on_continue(state: RunState | None, now: datetime, by: str = "") -> tuple[R
     if state.inconclusive is not None:  # a person looked at the inconclusive hold and lets the stage pass
         step = state.steps[state.position]
         why = f"{step.name} inconclusive, continued by {by}: {state.inconclusive}"
-        state, judged = _stage_verdict(replace(state, inconclusive=None), step.stage or 0, "pass", why)
+        state, judged = stage_verdict(replace(state, inconclusive=None), step.stage or 0, "pass", why)
     if held is not None:
         state, outputs = _send_step(state, held, now)
         return state, judged + outputs
@@ -326,33 +325,9 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
-    state, judged = _stage_passed(state, step, data)
+    state, judged = stage_passed(state, step, data)
     state, outputs = _send_step(state, state.position + 1, envelope.time)
     return state, judged + outputs
-
-
-def _stage_passed(state: RunState, step: Step, answer: Message) -> tuple[RunState, list[Output]]:
-    """The stage's pass verdict, when ``step`` (passed) is the last step of its stage."""
-    following = state.steps[state.position + 1] if state.position + 1 < len(state.steps) else None
-    if step.stage is None or (following is not None and following.stage == step.stage):
-        return state, []
-    if isinstance(answer, ProbesCompleted | ProbeCompleted):
-        reason = f"{step.name} passed: {answer.summary}"
-    else:
-        reason = f"{step.name} passed; the stage holds no checks"
-    return _stage_verdict(state, step.stage, "pass", reason)
-
-
-def _stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"],
-                   reason: str) -> tuple[RunState, list[Output]]:
-    """StageJudged for ``stage``, unless it was judged already (a paused run fails at the step it passed)."""
-    if stage <= state.judged_stage:
-        return state, []
-    evidence = state.tally.evidence
-    judged = StageJudged(stage=stage, weight=state.plan.canary.stages[stage - 1].weight, verdict=verdict,
-                         reason=reason, windows=sum(e.conclusive + e.inconclusive for e in evidence),
-                         failed_windows=state.tally.failures, inconclusive_windows=state.tally.inconclusive)
-    return replace(state, judged_stage=stage), [EmitEvent(f"{state.run_id}/stage/{stage}", judged)]
 
 
 def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -> tuple[RunState, list[Output]]:
@@ -510,7 +485,7 @@ def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
         EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, at=step.ref, reason=reason, cause=cause)),
     ]
     if step.stage is not None:
-        state, judged = _stage_verdict(state, step.stage, "fail", reason)
+        state, judged = stage_verdict(state, step.stage, "fail", reason)
         outputs += judged
     if running is not None:
         outputs.append(StopProbes(running, f"run {state.run_id} is rolling back: {reason}"))
