@@ -44,6 +44,7 @@ from services.coordinator.analysis import (
     judge_window,
     totals_failure,
 )
+from services.coordinator.deadlines import on_tick, timeout_reason
 from services.coordinator.finish import finish
 from services.coordinator.read_back import read_back_problem
 from services.coordinator.saga_state import (
@@ -116,7 +117,7 @@ ANSWERS = (
 def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
     """Fold one input into the run; return the new state and what to publish."""
     if isinstance(item, Tick):
-        return _on_tick(state, item.now)
+        return on_tick(state, item.now)
     data = item.data
     if isinstance(data, RunStarted):
         if state is not None:
@@ -199,11 +200,6 @@ def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> t
     return _send_compensation(state, now)
 
 
-def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
-    what = timed_out.step.replace("undo:", "undoing ", 1)
-    return f"{what} timed out: no answer by {timed_out.deadline.isoformat()}"
-
-
 # --- starting ----------------------------------------------------------------------------------
 
 
@@ -250,7 +246,7 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
                      cause="refused" if refused else "service_failed")
     if isinstance(data, StepTimedOut):
-        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
+        return _fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
     return state, []  # not an answer to a take
 
 
@@ -306,7 +302,7 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
-        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
+        return _fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
     if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, step.kind == "hold")):
         # a hold also fails on its totals: windows each within limits can add up to a breach
         return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
@@ -355,29 +351,6 @@ def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) 
     # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
     paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
     return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
-
-
-def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """Past the deadline (or a backoff), say so as an event and change nothing: the event, once folded,
-    fails the step (or sends the next try)."""
-    if (state is not None and not state.finished and not state.compensating and state.window_cutoff
-            and now >= state.window_cutoff):
-        closing = WindowClosing(ends_at=state.window_cutoff + timedelta(seconds=state.plan.window.rollback),
-                                rollback_s=state.plan.window.rollback)
-        return state, [EmitEvent(f"{state.run_id}/window_closing", closing)]
-    if state is not None and not state.finished and state.retry_at is not None:
-        if now < state.retry_at:
-            return state, []
-        name, ref = awaited_step(state)
-        due = RetryDue(step=name, at=ref, attempt=state.attempt + 1)
-        return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
-    if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
-        return state, []
-    if holding(state):
-        return state, []  # a paused step's timeout waits; continue gives it back the time it was paused
-    name, ref = awaited_step(state)
-    timed_out = StepTimedOut(step=name, at=ref, deadline=state.deadline)
-    return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
 
 
 def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
@@ -515,13 +488,13 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
     retryable = (isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
                  or problem is not None)
     if retryable and state.attempt < state.plan.retries.attempts:
-        why = (_timeout_reason(state, data) if isinstance(data, StepTimedOut)
+        why = (timeout_reason(state, data) if isinstance(data, StepTimedOut)
                else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
         return _schedule_retry(state, why, envelope.time)
     if problem is not None:
         return finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
     if isinstance(envelope.data, StepTimedOut):
-        return finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
+        return finish(state, "needs_human", f"{state.failure}; then {timeout_reason(state, envelope.data)}", envelope.time)
     if isinstance(envelope.data, CommandFailed):
         reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
         return finish(state, "needs_human", reason, envelope.time)
