@@ -47,6 +47,7 @@ from services.coordinator.analysis import (
 from services.coordinator.deadlines import on_tick, timeout_reason
 from services.coordinator.finish import finish
 from services.coordinator.read_back import read_back_problem
+from services.coordinator.retries import resend, schedule_retry
 from services.coordinator.saga_state import (
     TAKE_STEP,
     Compensation,
@@ -58,7 +59,6 @@ from services.coordinator.saga_state import (
     Tick,
     analysis_of,
     awaited_command,
-    awaited_step,
     command_as_sent,
     compensation_command_id,
     current_step,
@@ -69,7 +69,6 @@ from services.coordinator.saga_state import (
 )
 from services.coordinator.stage_verdict import stage_passed, stage_verdict
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
-from shared.backoff import Backoff
 from shared.commands import RunProbe, RunProbes
 from shared.envelope import Envelope
 from shared.events import (
@@ -90,7 +89,6 @@ from shared.events import (
     RetryRequested,
     RunStarted,
     StepFailed,
-    StepRetrying,
     StepTimedOut,
     TrafficDrift,
     TrafficPromoted,
@@ -146,7 +144,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if not isinstance(data, ANSWERS):
         return state, []  # a report while the work goes on (progress, old transactions): not its answer
     if isinstance(data, RetryDue):
-        return _resend(state, item.time)
+        return resend(state, item.time)
     if state.retry_at is not None:
         return state, []  # waiting out a backoff: a late answer to the failed try changes nothing
     if state.compensating:
@@ -241,7 +239,7 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         return _send_step(replace(state, target_weight=data.weight), 0, envelope.time)
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return _schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
+            return schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
         refused = data.failure == "invalid"  # another run holds the target (or the run may not take it)
         return _fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
                      cause="refused" if refused else "service_failed")
@@ -298,7 +296,7 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     data = envelope.data
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return _schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
+            return schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
         return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
@@ -351,28 +349,6 @@ def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) 
     # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
     paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
     return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
-
-
-def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
-    policy = state.plan.retries
-    # exact (no jitter): the saga is replayed from its events, and a replay must schedule the same retry_at
-    delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
-    state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
-    name, ref = awaited_step(state)
-    retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=now + timedelta(seconds=delay))
-    return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
-
-
-def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
-    work_s = 0.0 if state.compensating else current_step(state).work_s
-    state = replace(state, attempt=state.attempt + 1, retry_at=None)
-    if not state.compensating:
-        state = no_windows_judged(state)  # a hold tried again starts over: its windows count anew
-    command = awaited_command(state)
-    assert command is not None  # a try is resent only while a command is awaited
-    state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
-    return state, [command]
 
 
 # --- per-window analysis of a stage hold -----------------------------------------------------------
@@ -490,7 +466,7 @@ def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunSta
     if retryable and state.attempt < state.plan.retries.attempts:
         why = (timeout_reason(state, data) if isinstance(data, StepTimedOut)
                else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
-        return _schedule_retry(state, why, envelope.time)
+        return schedule_retry(state, why, envelope.time)
     if problem is not None:
         return finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
     if isinstance(envelope.data, StepTimedOut):
