@@ -44,6 +44,7 @@ from services.coordinator.analysis import (
     judge_window,
     totals_failure,
 )
+from services.coordinator.compensation import fail, on_compensation_result, send_compensation
 from services.coordinator.deadlines import on_tick, timeout_reason
 from services.coordinator.finish import finish
 from services.coordinator.read_back import read_back_problem
@@ -60,23 +61,19 @@ from services.coordinator.saga_state import (
     analysis_of,
     awaited_command,
     command_as_sent,
-    compensation_command_id,
-    current_step,
     holding,
     no_windows_judged,
-    round_suffix,
     step_command_id,
 )
 from services.coordinator.stage_verdict import stage_passed, stage_verdict
 from services.coordinator.steps import Step, build_steps, describe_step, take_command
-from shared.commands import RunProbe, RunProbes
+from shared.commands import RunProbes
 from shared.envelope import Envelope
 from shared.events import (
     PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
-    CompensationStarted,
     ContinueRequested,
     MigrationsApplied,
     MigrationsReverted,
@@ -88,7 +85,6 @@ from shared.events import (
     RetryDue,
     RetryRequested,
     RunStarted,
-    StepFailed,
     StepTimedOut,
     TrafficDrift,
     TrafficPromoted,
@@ -134,7 +130,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
             return state, []
         reason = (f"the maintenance window closes at {data.ends_at:%H:%M %Z} and a rollback needs "
                   f"{data.rollback_s / 60:g} min: rolling back before it closes")
-        return _fail(state, reason, item.time, cause="window")
+        return fail(state, reason, item.time, cause="window")
     if isinstance(data, ApprovalGranted):
         return _on_approval(state, data, item.time)
     if isinstance(data, ProbeWindow):
@@ -148,7 +144,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if state.retry_at is not None:
         return state, []  # waiting out a backoff: a late answer to the failed try changes nothing
     if state.compensating:
-        return _on_compensation_result(state, item)
+        return on_compensation_result(state, item)
     return _on_step_result(state, item)
 
 
@@ -156,7 +152,7 @@ def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> t
     """An abort fails the step in flight at once; during compensation or after the end it changes nothing."""
     if state is None or state.finished or state.compensating:
         return state, []
-    return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
+    return fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
 
 
 def _on_pause(state: RunState | None, pause: PauseRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -195,7 +191,7 @@ def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> t
     why = f"; {retry.reason}" if retry.reason else ""
     state = replace(state, outcome=None, compensating=True, retry_round=state.retry_round + 1,
                     failure=f"{state.failure}; retried by {retry.requested_by}{why}")
-    return _send_compensation(state, now)
+    return send_compensation(state, now)
 
 
 # --- starting ----------------------------------------------------------------------------------
@@ -241,10 +237,10 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
             return schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
         refused = data.failure == "invalid"  # another run holds the target (or the run may not take it)
-        return _fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
+        return fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
                      cause="refused" if refused else "service_failed")
     if isinstance(data, StepTimedOut):
-        return _fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
+        return fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
     return state, []  # not an answer to a take
 
 
@@ -297,13 +293,13 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
             return schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
-        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
+        return fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
                      probes_ended=True)
     if isinstance(data, StepTimedOut):
-        return _fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
+        return fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
     if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, step.kind == "hold")):
         # a hold also fails on its totals: windows each within limits can add up to a breach
-        return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
+        return fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
     if (step.kind == "hold" and isinstance(data, ProbeCompleted | ProbesCompleted)
             and (why := inconclusive_hold(state.tally, data))):
         return _on_inconclusive_hold(state, step, why, envelope.time)
@@ -314,9 +310,9 @@ def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
         # would override the human); what earlier steps changed is still undone
         if state.compensations and state.compensations[-1].undoes == step.name:
             state = replace(state, compensations=state.compensations[:-1])
-        return _fail(state, reason, envelope.time, cause="drift")
+        return fail(state, reason, envelope.time, cause="drift")
     if problem := read_back_problem(step.command, data):
-        return _fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
+        return fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
     if isinstance(data, MigrationsApplied):
         state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
     state, judged = stage_passed(state, step, data)
@@ -330,7 +326,7 @@ def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) 
     policy = analysis_of(state).inconclusive
     reason = f"{step.command.label} inconclusive: {why}"
     if policy == "fail":
-        return _fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
+        return fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
     if policy == "extend" and not state.extended:
         # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows)
         state = replace(state, extended=True, attempt=1, judged_windows=frozenset())
@@ -383,7 +379,7 @@ def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tu
     judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak)
     if limit is None:
         return state, [judged]
-    state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="analysis")
+    state, failed = fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="analysis")
     return state, [judged, *failed]
 
 
@@ -400,9 +396,9 @@ def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label:
     streak = tally.streak(window.probe) if verdict.verdict != "fail" else 0
     judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak, guard=True)
     if verdict.verdict == "fail":
-        state, failed = _fail(state, f"{step.name} failed: {reason}", now, cause="guard")
+        state, failed = fail(state, f"{step.name} failed: {reason}", now, cause="guard")
     elif limit is not None:
-        state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="inconclusive")
+        state, failed = fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="inconclusive")
     else:
         return state, [judged]
     return state, [judged, *failed]
@@ -419,63 +415,6 @@ def _judged_event(state: RunState, window: ProbeWindow, step: Step, verdict: Win
 
 
 # --- failing and compensating ------------------------------------------------------------------
-
-
-def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
-          probes_ended: bool = False) -> tuple[RunState, list[Output]]:
-    """Fail the step in flight and start compensating. Probes still running for it are stopped (they would
-    measure a deployment that is being rolled back) unless ``probes_ended``: their answer is what failed it."""
-    step = current_step(state)
-    running = (state.in_flight if isinstance(step.command, RunProbe | RunProbes) and not probes_ended
-               and state.retry_at is None else None)
-    state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
-                    retry_at=None)
-    outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, at=step.ref, reason=reason, cause=cause)),
-    ]
-    if step.stage is not None:
-        state, judged = stage_verdict(state, step.stage, "fail", reason)
-        outputs += judged
-    if running is not None:
-        outputs.append(StopProbes(running, f"run {state.run_id} is rolling back: {reason}"))
-    state, more = _send_compensation(state, now)
-    return state, outputs + more
-
-
-def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    if not state.compensations:
-        return finish(state, "rolled_back", state.failure or "rolled back", now)
-    comp = state.compensations[-1]
-    index = len(state.compensations) - 1
-    state = replace(state, attempt=1, retry_at=None)
-    command_id = compensation_command_id(state, index)
-    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
-    return state, [
-        EmitEvent(f"{state.run_id}/undo/{index}{round_suffix(state, '/')}",
-                  CompensationStarted(step=f"undo:{comp.undoes}", at=comp.ref, undoes=comp.undoes)),
-        SendCommand(command_id, comp.command),
-    ]
-
-
-def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    data = envelope.data
-    undoing = state.compensations[-1].undoes
-    problem = read_back_problem(state.compensations[-1].command, data)  # a rollback that did not take
-    retryable = (isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
-                 or problem is not None)
-    if retryable and state.attempt < state.plan.retries.attempts:
-        why = (timeout_reason(state, data) if isinstance(data, StepTimedOut)
-               else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
-        return schedule_retry(state, why, envelope.time)
-    if problem is not None:
-        return finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
-    if isinstance(envelope.data, StepTimedOut):
-        return finish(state, "needs_human", f"{state.failure}; then {timeout_reason(state, envelope.data)}", envelope.time)
-    if isinstance(envelope.data, CommandFailed):
-        reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
-        return finish(state, "needs_human", reason, envelope.time)
-    state = replace(state, compensations=state.compensations[:-1])
-    return _send_compensation(state, envelope.time)
 
 
 # --- finishing ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from shared.events import ProbeCompleted, ProbesCompleted, StageJudged
 
 
 def stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"],
-                   reason: str) -> tuple[RunState, list[Output]]:
+                  reason: str) -> tuple[RunState, list[Output]]:
     """StageJudged for ``stage``, unless it was judged already (a paused run fails at the step it passed)."""
     if stage <= state.judged_stage:
         return state, []
