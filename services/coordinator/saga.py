@@ -36,19 +36,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.analysis import (
-    inconclusive_hold,
-    totals_failure,
-)
 from services.coordinator.compensation import fail, on_compensation_result, send_compensation
 from services.coordinator.deadlines import on_tick, timeout_reason
-from services.coordinator.finish import finish
-from services.coordinator.hold import on_inconclusive_hold, on_window
-from services.coordinator.read_back import read_back_problem
+from services.coordinator.forward import on_approval, on_step_result, send_step
+from services.coordinator.hold import on_window
 from services.coordinator.retries import resend, schedule_retry
 from services.coordinator.saga_state import (
     TAKE_STEP,
-    Compensation,
     EmitEvent,
     Output,
     RunState,
@@ -56,13 +50,10 @@ from services.coordinator.saga_state import (
     StopProbes,
     Tick,
     awaited_command,
-    command_as_sent,
-    holding,
-    no_windows_judged,
     step_command_id,
 )
-from services.coordinator.stage_verdict import stage_passed, stage_verdict
-from services.coordinator.steps import Step, build_steps, describe_step, take_command
+from services.coordinator.stage_verdict import stage_verdict
+from services.coordinator.steps import build_steps, take_command
 from shared.envelope import Envelope
 from shared.events import (
     AbortRequested,
@@ -72,7 +63,6 @@ from shared.events import (
     MigrationsApplied,
     MigrationsReverted,
     PauseRequested,
-    PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
     ProbeWindow,
@@ -125,7 +115,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
                   f"{data.rollback_s / 60:g} min: rolling back before it closes")
         return fail(state, reason, item.time, cause="window")
     if isinstance(data, ApprovalGranted):
-        return _on_approval(state, data, item.time)
+        return on_approval(state, data, item.time)
     if isinstance(data, ProbeWindow):
         return on_window(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
@@ -138,7 +128,9 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
         return state, []  # waiting out a backoff: a late answer to the failed try changes nothing
     if state.compensating:
         return on_compensation_result(state, item)
-    return _on_step_result(state, item)
+    if state.position < 0:
+        return _on_take_result(state, item)
+    return on_step_result(state, item)
 
 
 def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -170,7 +162,7 @@ def _on_continue(state: RunState | None, now: datetime, by: str = "") -> tuple[R
         why = f"{step.name} inconclusive, continued by {by}: {state.inconclusive}"
         state, judged = stage_verdict(replace(state, inconclusive=None), step.stage or 0, "pass", why)
     if held is not None:
-        state, outputs = _send_step(state, held, now)
+        state, outputs = send_step(state, held, now)
         return state, judged + outputs
     if state.deadline is not None:
         state = replace(state, deadline=state.deadline + paused_for)
@@ -209,7 +201,7 @@ def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Outp
     # announcing the run is the notifier's: it reads RunStarted from the event stream
     if take is not None:
         return _send_take(state, envelope.time)
-    return _send_step(state, 0, envelope.time)
+    return send_step(state, 0, envelope.time)
 
 
 def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
@@ -225,7 +217,7 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
     ends with nothing to undo, since it changed nothing (a take that timed out ends with its run, too)."""
     data = envelope.data
     if isinstance(data, TrafficTargetTaken):
-        return _send_step(replace(state, target_weight=data.weight), 0, envelope.time)
+        return send_step(replace(state, target_weight=data.weight), 0, envelope.time)
     if isinstance(data, CommandFailed):
         if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
             return schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
@@ -238,79 +230,6 @@ def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list
 
 
 # --- moving forward ----------------------------------------------------------------------------
-
-
-def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
-    if holding(state):
-        # paused: keep where it would go; nothing is in flight, so no timeout fires and a late answer changes nothing
-        return replace(state, held_next=position, in_flight=None, deadline=None), []
-    if position >= len(state.steps):
-        return finish(state, "succeeded", "every phase passed", now)
-    step = state.steps[position]
-    state = no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
-    command_id = step_command_id(state, position)
-    compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
-    state = replace(
-        state, position=position, in_flight=command_id, compensations=compensations,
-        deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
-    )
-    detail = describe_step(step) if step.command else _describe_gate(state, step)
-    started = EmitEvent(f"{state.run_id}/step/{position}",
-                        PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail))
-    if (command := command_as_sent(state, step)) is None:  # a gate: nothing to send, a person approves it
-        return state, [started]
-    return state, [started, SendCommand(command_id, command)]
-
-
-def _describe_gate(state: RunState, step: Step) -> str:
-    if step.prompt:  # a preflight gate: approved without a stage
-        return f"{step.prompt}: waiting for `golive approve {state.run_id}`"
-    return f"waiting for `golive approve {state.run_id} --stage {step.stage}`"
-
-
-def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """An approval opens the gate the run waits at, if it names that stage (or none); otherwise nothing."""
-    if state is None or state.finished or state.compensating or state.retry_at is not None or state.position < 0:
-        return state, []
-    step = state.steps[state.position]
-    if step.command is not None or approval.stage not in (None, step.stage):
-        return state, []
-    return _send_step(state, state.position + 1, now)
-
-
-def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    if state.position < 0:
-        return _on_take_result(state, envelope)
-    step = state.steps[state.position]
-    data = envelope.data
-    if isinstance(data, CommandFailed):
-        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
-        return fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
-                     probes_ended=True)
-    if isinstance(data, StepTimedOut):
-        return fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, step.kind == "hold")):
-        # a hold also fails on its totals: windows each within limits can add up to a breach
-        return fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
-    if (step.kind == "hold" and isinstance(data, ProbeCompleted | ProbesCompleted)
-            and (why := inconclusive_hold(state.tally, data))):
-        return on_inconclusive_hold(state, step, why, envelope.time)
-    if isinstance(data, TrafficDrift):
-        reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
-                  f"golive expected {data.expected_weight}% (traffic changed by hand)")
-        # refused: nothing was changed, so this step's own compensation has nothing to undo (a rollback now
-        # would override the human); what earlier steps changed is still undone
-        if state.compensations and state.compensations[-1].undoes == step.name:
-            state = replace(state, compensations=state.compensations[:-1])
-        return fail(state, reason, envelope.time, cause="drift")
-    if problem := read_back_problem(step.command, data):
-        return fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
-    if isinstance(data, MigrationsApplied):
-        state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
-    state, judged = stage_passed(state, step, data)
-    state, outputs = _send_step(state, state.position + 1, envelope.time)
-    return state, judged + outputs
 
 
 # --- per-window analysis of a stage hold -----------------------------------------------------------
