@@ -34,15 +34,14 @@ step (its hold, or its shift when it holds nothing) passed, fail when the run fa
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.coordinator.compensation import fail, on_compensation_result, send_compensation
-from services.coordinator.deadlines import on_tick, timeout_reason
+from services.coordinator.deadlines import on_tick
 from services.coordinator.forward import on_approval, on_step_result, send_step
 from services.coordinator.hold import on_window
-from services.coordinator.retries import resend, schedule_retry
+from services.coordinator.retries import resend
 from services.coordinator.saga_state import (
-    TAKE_STEP,
     EmitEvent,
     Output,
     RunState,
@@ -50,10 +49,9 @@ from services.coordinator.saga_state import (
     StopProbes,
     Tick,
     awaited_command,
-    step_command_id,
 )
 from services.coordinator.stage_verdict import stage_verdict
-from services.coordinator.steps import build_steps, take_command
+from services.coordinator.start import on_take_result, start
 from shared.envelope import Envelope
 from shared.events import (
     AbortRequested,
@@ -77,7 +75,6 @@ from shared.events import (
     TrafficTargetTaken,
     WindowClosing,
 )
-from shared.plan import plan_of
 
 # what the coordinator's shell, its tests and its tools take from the saga
 __all__ = ["EmitEvent", "Output", "RunState", "SendCommand", "StopProbes", "Tick", "awaited_command", "decide"]
@@ -99,7 +96,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if isinstance(data, RunStarted):
         if state is not None:
             return state, []  # a duplicate start changes nothing
-        return _start(item, data)
+        return start(item, data)
     if isinstance(data, AbortRequested):
         return _on_abort(state, data, item.time)
     if isinstance(data, PauseRequested):
@@ -129,7 +126,7 @@ def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | No
     if state.compensating:
         return on_compensation_result(state, item)
     if state.position < 0:
-        return _on_take_result(state, item)
+        return on_take_result(state, item)
     return on_step_result(state, item)
 
 
@@ -180,53 +177,6 @@ def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> t
 
 
 # --- starting ----------------------------------------------------------------------------------
-
-
-def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:
-    plan = plan_of(started)
-    take = take_command(plan, started.deploy_id, started.previous_deploy_id) if started.takes_traffic_target else None
-    state = RunState(
-        run_id=envelope.runid,
-        plan=plan,
-        deploy_id=started.deploy_id,
-        previous_deploy_id=started.previous_deploy_id,
-        started_at=envelope.time,
-        steps=tuple(build_steps(plan, started.deploy_id, started.previous_deploy_id)),
-        window_cutoff=(
-            started.window_ends_at - timedelta(seconds=plan.window.rollback)
-            if started.window_ends_at and plan.window.at_end == "rollback" else None
-        ),
-        take=take,
-    )
-    # announcing the run is the notifier's: it reads RunStarted from the event stream
-    if take is not None:
-        return _send_take(state, envelope.time)
-    return send_step(state, 0, envelope.time)
-
-
-def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    """Take the run's traffic target before anything runs: a run that cannot hold it must not start."""
-    command_id = step_command_id(state, -1)
-    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
-    assert state.take is not None  # _send_take is called only for a run that has a traffic target to take
-    return state, [SendCommand(command_id, state.take)]
-
-
-def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    """Taken: remember the weight read back (the first shift expects it) and start. Refused or failed: the run
-    ends with nothing to undo, since it changed nothing (a take that timed out ends with its run, too)."""
-    data = envelope.data
-    if isinstance(data, TrafficTargetTaken):
-        return send_step(replace(state, target_weight=data.weight), 0, envelope.time)
-    if isinstance(data, CommandFailed):
-        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
-        refused = data.failure == "invalid"  # another run holds the target (or the run may not take it)
-        return fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
-                     cause="refused" if refused else "service_failed")
-    if isinstance(data, StepTimedOut):
-        return fail(state, timeout_reason(state, data), envelope.time, cause="timeout")
-    return state, []  # not an answer to a take
 
 
 # --- moving forward ----------------------------------------------------------------------------
