@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.coordinator.badges import badges
-from services.coordinator.chart import chart_data, render_chart
+from services.coordinator.chart import chart_data
+from services.coordinator.chart_drawing import render_chart
 from services.coordinator.report_html import render_html
 from services.coordinator.run_report import report_json, report_markdown, validation_file
 from shared.envelope import Envelope

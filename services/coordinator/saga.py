@@ -9,71 +9,53 @@ step is one command; the step's compensation is registered *before* the command 
 so a step whose outcome is unknown (it timed out) is undone too. On any failure the registered
 compensations run newest first; if one fails the run ends needs_human, naming what is left to undo.
 
-Before its first step a run takes its traffic target (position -1, TakeTrafficTarget): one run per target at a
-time. Refused (another run holds it), the run ends at once with the holder's run id and nothing to undo;
-taken, the canary weight the provider read back is what the first shift expects to find. A shift refused for
-drift changed nothing, so its own compensation is dropped.
+decide() only says which rule an input goes to; each rule lives in the module named for it:
 
-A stage's hold is one RunProbes (its checks plus the guard probe). Its windows are judged as they close
-(services/coordinator/analysis.py): failed windows are counted per stage, consecutive ones per check, and
-reaching analysis.failure_limit or consecutive_failure_limit, or one guard window over a limit, fails the
-stage at once; the probes still running are then stopped (StopProbes).
-
-A hold that ends with too little evidence (analysis.inconclusive_hold: a check or the guard without a conclusive
-window, more inconclusive windows than conclusive ones, or inconclusive totals) is never a quiet pass; the plan's
-``analysis.inconclusive`` decides: ``pause`` (the default) holds the run as `golive pause` does, saying why with
-the counts (a PauseRequested by ``golive``), until `golive continue` (the stage then passes, the continue named
-in its verdict) or `golive abort`; ``fail`` counts inconclusive windows as failed ones and fails such a hold;
-``extend`` sends the hold once more (same length, id suffix ``.extended``, its windows added to the same
-tally), then pauses if it is still inconclusive.
-
-A stage's verdict is the coordinator's to say, once, as its own event (StageJudged): pass when the stage's last
-step (its hold, or its shift when it holds nothing) passed, fail when the run fails in one of its steps.
+- saga_state.py: RunState, the outputs (SendCommand, EmitEvent, StopProbes), and the state's queries (the step in
+  flight, the command awaited and its id, whether a pause holds the run);
+- start.py: a new run, and the take of its traffic target before its first step;
+- forward.py: sending the next step, a gate's approval, and judging a step's answer;
+- hold.py: a stage hold's windows judged as they close, and the plan's policy for an inconclusive hold;
+- stage_verdict.py: a stage's verdict (StageJudged), once per stage;
+- operator_control.py: `golive abort`, `pause`, `continue` and `retry` folded into the run;
+- deadlines.py and retries.py: a step's timeout, and the next try of a step that failed transiently;
+- compensation.py: failing the step in flight and undoing what the run changed, newest first;
+- finish.py: the run's outcome (RunFinished).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from typing import Literal
-
-from services.coordinator.analysis import (
-    StageTally,
-    WindowVerdict,
-    count_window,
-    inconclusive_hold,
-    judge_guard,
-    judge_window,
-    totals_failure,
+from services.coordinator.compensation import fail, on_compensation_result
+from services.coordinator.deadlines import on_tick
+from services.coordinator.forward import on_approval, on_step_result
+from services.coordinator.hold import on_window
+from services.coordinator.operator_control import on_abort, on_continue, on_pause, on_retry
+from services.coordinator.retries import resend
+from services.coordinator.saga_state import (
+    EmitEvent,
+    Output,
+    RunState,
+    SendCommand,
+    StopProbes,
+    Tick,
+    awaited_command,
 )
-from services.coordinator.read_back import read_back_problem
-from services.coordinator.steps import Step, build_steps, describe_step, take_command
-from shared.backoff import Backoff
-from shared.commands import RunProbe, RunProbes, ShiftTraffic, TakeTrafficTarget
-from shared.envelope import Envelope, Message
+from services.coordinator.start import on_take_result, start
+from shared.envelope import Envelope
 from shared.events import (
-    PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
-    CompensationStarted,
     ContinueRequested,
     MigrationsApplied,
     MigrationsReverted,
-    Outcome,
     PauseRequested,
-    PhaseStarted,
     ProbeCompleted,
     ProbesCompleted,
     ProbeWindow,
     RetryDue,
     RetryRequested,
-    RunFinished,
     RunStarted,
-    StageJudged,
-    StepFailed,
-    StepRef,
-    StepRetrying,
     StepTimedOut,
     TrafficDrift,
     TrafficPromoted,
@@ -81,89 +63,10 @@ from shared.events import (
     TrafficShifted,
     TrafficTargetTaken,
     WindowClosing,
-    WindowJudged,
 )
-from shared.plan import Plan, plan_of
-from shared.plan.canary import Analysis
 
-
-@dataclass(frozen=True)
-class Compensation:
-    undoes: str
-    command: Message
-    ref: StepRef  # the step it undoes, as its compensation
-
-
-@dataclass(frozen=True)
-class Tick:
-    """The shell's clock, fed in so that decide() stays pure."""
-
-    now: datetime
-
-
-@dataclass(frozen=True)
-class SendCommand:
-    id: str
-    data: Message
-
-
-@dataclass(frozen=True)
-class EmitEvent:
-    id: str
-    data: Message
-    correlationid: str | None = None  # default: that of the input that caused it
-
-
-@dataclass(frozen=True)
-class StopProbes:
-    """Stop the probes of command ``command_id`` now (the run failed while they ran): the shell publishes a
-    shared.commands.StopProbe on core NATS, so the prober stops measuring for a run that is rolling back."""
-
-    command_id: str
-    reason: str
-
-
-Output = SendCommand | EmitEvent | StopProbes
-
-
-@dataclass(frozen=True)
-class RunState:
-    run_id: str
-    plan: Plan
-    deploy_id: str
-    previous_deploy_id: str | None
-    started_at: datetime
-    steps: tuple[Step, ...]
-    position: int = -1  # index of the step in flight
-    in_flight: str | None = None  # id of the command awaited
-    deadline: datetime | None = None
-    compensations: tuple[Compensation, ...] = ()
-    compensating: bool = False
-    failure: str | None = None
-    outcome: str | None = None
-    notes: tuple[str, ...] = field(default=())
-    attempt: int = 1  # of the command in flight
-    window_cutoff: datetime | None = None  # past it, the run rolls back so the rollback fits in the window
-    failed_at: datetime | None = None
-    retry_at: datetime | None = None  # set while waiting out a backoff
-    # per-window analysis of the stage hold in flight (reset with each step): its failed windows, and the
-    # windows judged (probe, index), so that a redelivered window is not counted twice
-    tally: StageTally = StageTally()
-    judged_windows: frozenset[tuple[str, int]] = frozenset()
-    # operator controls: `golive pause` / `continue` / `retry`
-    paused_by: str | None = None  # "maksim: looking at the dashboards" while paused
-    paused_at: datetime | None = None
-    held_next: int | None = None  # the step a paused run would have sent next, kept until continue
-    retry_round: int = 0  # `golive retry` rounds: the compensations sent again need ids of their own
-    take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
-    target_weight: int | None = None  # the canary weight read back when the run took its traffic target
-    judged_stage: int = 0  # the last stage whose verdict (StageJudged) was given: each stage is judged once
-    extended: bool = False  # the hold in flight is its extension (analysis.inconclusive: extend), sent once
-    inconclusive: str | None = None  # why the hold the run is paused after was inconclusive, until continue
-
-    @property
-    def finished(self) -> bool:
-        return self.outcome is not None
+# what the coordinator's shell, its tests and its tools take from the saga
+__all__ = ["EmitEvent", "Output", "RunState", "SendCommand", "StopProbes", "Tick", "awaited_command", "decide"]
 
 
 # What can answer the command in flight: a result, a failure, or the saga's own timeout and retry events.
@@ -172,531 +75,45 @@ ANSWERS = (
     MigrationsApplied, MigrationsReverted, ProbeCompleted, ProbesCompleted, TrafficShifted, TrafficRolledBack, TrafficPromoted,
     TrafficDrift, TrafficTargetTaken, CommandFailed, StepTimedOut, RetryDue,
 )
-TAKE_STEP = "traffic:take"
 
 
 def decide(state: RunState | None, item: Envelope | Tick) -> tuple[RunState | None, list[Output]]:
     """Fold one input into the run; return the new state and what to publish."""
     if isinstance(item, Tick):
-        return _on_tick(state, item.now)
+        return on_tick(state, item.now)
     data = item.data
     if isinstance(data, RunStarted):
         if state is not None:
             return state, []  # a duplicate start changes nothing
-        return _start(item, data)
+        return start(item, data)
     if isinstance(data, AbortRequested):
-        return _on_abort(state, data, item.time)
+        return on_abort(state, data, item.time)
     if isinstance(data, PauseRequested):
-        return _on_pause(state, data, item.time)
+        return on_pause(state, data, item.time)
     if isinstance(data, ContinueRequested):
-        return _on_continue(state, item.time, data.requested_by)
+        return on_continue(state, item.time, data.requested_by)
     if isinstance(data, RetryRequested):
-        return _on_retry(state, data, item.time)
+        return on_retry(state, data, item.time)
     if isinstance(data, WindowClosing):
         if state is None or state.finished or state.compensating:
             return state, []
         reason = (f"the maintenance window closes at {data.ends_at:%H:%M %Z} and a rollback needs "
                   f"{data.rollback_s / 60:g} min: rolling back before it closes")
-        return _fail(state, reason, item.time, cause="window")
+        return fail(state, reason, item.time, cause="window")
     if isinstance(data, ApprovalGranted):
-        return _on_approval(state, data, item.time)
+        return on_approval(state, data, item.time)
     if isinstance(data, ProbeWindow):
-        return _on_window(state, data, item.time)
+        return on_window(state, data, item.time)
     if state is None or state.finished or item.correlationid != state.in_flight or state.in_flight is None:
         return state, []  # not an answer we wait for (another run's, a late or duplicate answer)
     if not isinstance(data, ANSWERS):
         return state, []  # a report while the work goes on (progress, old transactions): not its answer
     if isinstance(data, RetryDue):
-        return _resend(state, item.time)
+        return resend(state, item.time)
     if state.retry_at is not None:
         return state, []  # waiting out a backoff: a late answer to the failed try changes nothing
     if state.compensating:
-        return _on_compensation_result(state, item)
-    return _on_step_result(state, item)
-
-
-def _on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """An abort fails the step in flight at once; during compensation or after the end it changes nothing."""
-    if state is None or state.finished or state.compensating:
-        return state, []
-    return _fail(state, f"aborted by {abort.requested_by}: {abort.reason}", now, cause="aborted")
-
-
-def _holding(state: RunState) -> bool:
-    """Paused and going forward: a pause never holds a rollback back."""
-    return state.paused_by is not None and not state.compensating and not state.finished
-
-
-def _on_pause(state: RunState | None, pause: PauseRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """Hold the run before its next step. The step in flight goes on (a hold keeps measuring) and its
-    failures still roll back; only moving on waits. The step's timeout stops counting until continue."""
-    if state is None or state.finished or state.compensating or state.paused_by is not None:
-        return state, []
-    return replace(state, paused_by=f"{pause.requested_by}: {pause.reason}", paused_at=now), []
-
-
-def _on_continue(state: RunState | None, now: datetime, by: str = "") -> tuple[RunState | None, list[Output]]:
-    """Release a paused run: send the step it held back, or give the step in flight back the time it was paused."""
-    if state is None or state.paused_by is None:
-        return state, []
-    paused_for = now - (state.paused_at or now)
-    held, state = state.held_next, replace(state, paused_by=None, paused_at=None, held_next=None)
-    if state.finished or state.compensating:
-        return state, []
-    judged: list[Output] = []
-    if state.inconclusive is not None:  # a person looked at the inconclusive hold and lets the stage pass
-        step = state.steps[state.position]
-        why = f"{step.name} inconclusive, continued by {by}: {state.inconclusive}"
-        state, judged = _stage_verdict(replace(state, inconclusive=None), step.stage or 0, "pass", why)
-    if held is not None:
-        state, outputs = _send_step(state, held, now)
-        return state, judged + outputs
-    if state.deadline is not None:
-        state = replace(state, deadline=state.deadline + paused_for)
-    return state, []
-
-
-def _on_retry(state: RunState | None, retry: RetryRequested, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """A needs_human run undoes what is left again, from the compensation that failed (newest first, as before)."""
-    if state is None or state.outcome != "needs_human":
-        return state, []
-    why = f"; {retry.reason}" if retry.reason else ""
-    state = replace(state, outcome=None, compensating=True, retry_round=state.retry_round + 1,
-                    failure=f"{state.failure}; retried by {retry.requested_by}{why}")
-    return _send_compensation(state, now)
-
-
-def _round_suffix(state: RunState, sep: str) -> str:
-    return f"{sep}retry{state.retry_round}" if state.retry_round else ""
-
-
-def _timeout_reason(state: RunState, timed_out: StepTimedOut) -> str:
-    what = timed_out.step.replace("undo:", "undoing ", 1)
-    return f"{what} timed out: no answer by {timed_out.deadline.isoformat()}"
-
-
-# --- starting ----------------------------------------------------------------------------------
-
-
-def _start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:
-    plan = plan_of(started)
-    take = take_command(plan, started.deploy_id, started.previous_deploy_id) if started.takes_traffic_target else None
-    state = RunState(
-        run_id=envelope.runid,
-        plan=plan,
-        deploy_id=started.deploy_id,
-        previous_deploy_id=started.previous_deploy_id,
-        started_at=envelope.time,
-        steps=tuple(build_steps(plan, started.deploy_id, started.previous_deploy_id)),
-        window_cutoff=(
-            started.window_ends_at - timedelta(seconds=plan.window.rollback)
-            if started.window_ends_at and plan.window.at_end == "rollback" else None
-        ),
-        take=take,
-    )
-    # announcing the run is the notifier's: it reads RunStarted from the event stream
-    if take is not None:
-        return _send_take(state, envelope.time)
-    return _send_step(state, 0, envelope.time)
-
-
-def _send_take(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    """Take the run's traffic target before anything runs: a run that cannot hold it must not start."""
-    command_id = _step_command_id(state, -1)
-    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
-    assert state.take is not None  # _send_take is called only for a run that has a traffic target to take
-    return state, [SendCommand(command_id, state.take)]
-
-
-def _on_take_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    """Taken: remember the weight read back (the first shift expects it) and start. Refused or failed: the run
-    ends with nothing to undo, since it changed nothing (a take that timed out ends with its run, too)."""
-    data = envelope.data
-    if isinstance(data, TrafficTargetTaken):
-        return _send_step(replace(state, target_weight=data.weight), 0, envelope.time)
-    if isinstance(data, CommandFailed):
-        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return _schedule_retry(state, f"{TAKE_STEP} failed: {data.reason}", envelope.time)
-        refused = data.failure == "invalid"  # another run holds the target (or the run may not take it)
-        return _fail(state, f"{TAKE_STEP} {'refused' if refused else 'failed'}: {data.reason}", envelope.time,
-                     cause="refused" if refused else "service_failed")
-    if isinstance(data, StepTimedOut):
-        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    return state, []  # not an answer to a take
-
-
-# --- moving forward ----------------------------------------------------------------------------
-
-
-def awaited_command(state: RunState | None) -> SendCommand | None:
-    """The command the run waits on, to send again after a restart.
-
-    A replay folds the inputs, not our publishes: a coordinator killed between deciding and publishing
-    leaves a state that awaits a command nobody sent. Sending it again is safe: the id is the same, so
-    JetStream drops it within the duplicate window, and services are idempotent beyond it.
-    """
-    if state is None or state.finished or state.in_flight is None:
-        return None
-    if state.compensating:
-        index = len(state.compensations) - 1
-        return SendCommand(_compensation_command_id(state, index), state.compensations[index].command)
-    command = _command(state, _current_step(state))
-    return SendCommand(_step_command_id(state, state.position), command) if command else None
-
-
-def _current_step(state: RunState) -> Step:
-    """The step in flight; before the first one, the take of the run's traffic target."""
+        return on_compensation_result(state, item)
     if state.position < 0:
-        return Step(TAKE_STEP, "preflight", "take", state.take)
-    return state.steps[state.position]
-
-
-def _command(state: RunState, step: Step) -> Message | None:
-    """The step's command as sent: the first shift expects the canary weight read back when the run took its target."""
-    command = step.command
-    if isinstance(command, ShiftTraffic) and command.expected_previous_weight is None and state.target_weight is not None:
-        return command.model_copy(update={"expected_previous_weight": state.target_weight})
-    return command
-
-
-def _step_command_id(state: RunState, position: int) -> str:
-    if position < 0:
-        return f"{state.run_id}.take{_try_suffix(state)}"
-    extended = ".extended" if state.extended and position == state.position else ""
-    return f"{state.run_id}.{position}.{state.steps[position].name}{extended}{_try_suffix(state)}"
-
-
-def _compensation_command_id(state: RunState, index: int) -> str:
-    return f"{state.run_id}.undo.{index}.{state.compensations[index].undoes}{_round_suffix(state, '.')}{_try_suffix(state)}"
-
-
-def _try_suffix(state: RunState) -> str:
-    return f".try{state.attempt}" if state.attempt > 1 else ""
-
-
-def _send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, list[Output]]:
-    if _holding(state):
-        # paused: keep where it would go; nothing is in flight, so no timeout fires and a late answer changes nothing
-        return replace(state, held_next=position, in_flight=None, deadline=None), []
-    if position >= len(state.steps):
-        return _finish(state, "succeeded", "every phase passed", now)
-    step = state.steps[position]
-    state = _no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
-    command_id = _step_command_id(state, position)
-    compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
-    state = replace(
-        state, position=position, in_flight=command_id, compensations=compensations,
-        deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step),
-    )
-    detail = describe_step(step) if step.command else _describe_gate(state, step)
-    started = EmitEvent(f"{state.run_id}/step/{position}",
-                        PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail))
-    if (command := _command(state, step)) is None:  # a gate: nothing to send, a person approves it
-        return state, [started]
-    return state, [started, SendCommand(command_id, command)]
-
-
-def _describe_gate(state: RunState, step: Step) -> str:
-    if step.prompt:  # a preflight gate: approved without a stage
-        return f"{step.prompt}: waiting for `golive approve {state.run_id}`"
-    return f"waiting for `golive approve {state.run_id} --stage {step.stage}`"
-
-
-def _on_approval(state: RunState | None, approval: ApprovalGranted, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """An approval opens the gate the run waits at, if it names that stage (or none); otherwise nothing."""
-    if state is None or state.finished or state.compensating or state.retry_at is not None or state.position < 0:
-        return state, []
-    step = state.steps[state.position]
-    if step.command is not None or approval.stage not in (None, step.stage):
-        return state, []
-    return _send_step(state, state.position + 1, now)
-
-
-def _on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    if state.position < 0:
-        return _on_take_result(state, envelope)
-    step = state.steps[state.position]
-    data = envelope.data
-    if isinstance(data, CommandFailed):
-        if data.failure == "transient" and state.attempt < state.plan.retries.attempts:
-            return _schedule_retry(state, f"{step.name} failed: {data.reason}", envelope.time)
-        return _fail(state, f"{step.name} failed: {data.reason}", envelope.time, cause="service_failed",
-                     probes_ended=True)
-    if isinstance(data, StepTimedOut):
-        return _fail(state, _timeout_reason(state, data), envelope.time, cause="timeout")
-    if isinstance(data, ProbeCompleted | ProbesCompleted) and (why := totals_failure(data, step.kind == "hold")):
-        # a hold also fails on its totals: windows each within limits can add up to a breach
-        return _fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
-    if (step.kind == "hold" and isinstance(data, ProbeCompleted | ProbesCompleted)
-            and (why := inconclusive_hold(state.tally, data))):
-        return _on_inconclusive_hold(state, step, why, envelope.time)
-    if isinstance(data, TrafficDrift):
-        reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
-                  f"golive expected {data.expected_weight}% (traffic changed by hand)")
-        # refused: nothing was changed, so this step's own compensation has nothing to undo (a rollback now
-        # would override the human); what earlier steps changed is still undone
-        if state.compensations and state.compensations[-1].undoes == step.name:
-            state = replace(state, compensations=state.compensations[:-1])
-        return _fail(state, reason, envelope.time, cause="drift")
-    if problem := read_back_problem(step.command, data):
-        return _fail(state, f"{step.name} failed: {problem}", envelope.time, cause="read_back")
-    if isinstance(data, MigrationsApplied):
-        state = replace(state, notes=state.notes + tuple(f"{r.name}: {r.action}" for r in data.results))
-    state, judged = _stage_passed(state, step, data)
-    state, outputs = _send_step(state, state.position + 1, envelope.time)
-    return state, judged + outputs
-
-
-def _stage_passed(state: RunState, step: Step, answer: Message) -> tuple[RunState, list[Output]]:
-    """The stage's pass verdict, when ``step`` (passed) is the last step of its stage."""
-    following = state.steps[state.position + 1] if state.position + 1 < len(state.steps) else None
-    if step.stage is None or (following is not None and following.stage == step.stage):
-        return state, []
-    if isinstance(answer, ProbesCompleted | ProbeCompleted):
-        reason = f"{step.name} passed: {answer.summary}"
-    else:
-        reason = f"{step.name} passed; the stage holds no checks"
-    return _stage_verdict(state, step.stage, "pass", reason)
-
-
-def _stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"],
-                   reason: str) -> tuple[RunState, list[Output]]:
-    """StageJudged for ``stage``, unless it was judged already (a paused run fails at the step it passed)."""
-    if stage <= state.judged_stage:
-        return state, []
-    evidence = state.tally.evidence
-    judged = StageJudged(stage=stage, weight=state.plan.canary.stages[stage - 1].weight, verdict=verdict,
-                         reason=reason, windows=sum(e.conclusive + e.inconclusive for e in evidence),
-                         failed_windows=state.tally.failures, inconclusive_windows=state.tally.inconclusive)
-    return replace(state, judged_stage=stage), [EmitEvent(f"{state.run_id}/stage/{stage}", judged)]
-
-
-def _analysis(state: RunState) -> Analysis:
-    """The plan's analysis, or its defaults (a plan without one still judges its guard's windows)."""
-    return state.plan.analysis or Analysis()
-
-
-def _on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -> tuple[RunState, list[Output]]:
-    """A hold that ended with too little evidence: fail it, hold once more, or pause, as the plan's policy says."""
-    assert isinstance(step.command, RunProbes)  # a hold is one RunProbes
-    policy = _analysis(state).inconclusive
-    reason = f"{step.command.label} inconclusive: {why}"
-    if policy == "fail":
-        return _fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
-    if policy == "extend" and not state.extended:
-        # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows)
-        state = replace(state, extended=True, attempt=1, judged_windows=frozenset())
-        command_id = _step_command_id(state, state.position)
-        state = replace(state, in_flight=command_id,
-                        deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step))
-        detail = f"extended by {step.command.duration_s:g}s to collect evidence: {reason}"
-        return state, [EmitEvent(f"{state.run_id}/extend/{state.position}",
-                                 PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail)),
-                       SendCommand(command_id, step.command)]
-    if policy == "extend":
-        reason += f" (after holding {step.command.duration_s:g}s more)"
-    state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {reason}", paused_at=now, held_next=state.position + 1,
-                    in_flight=None, deadline=None, inconclusive=reason)
-    # the pause as an event: the story and the CLI show it as any pause, with `golive continue RUN`; Slack tells it
-    # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
-    paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
-    return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
-
-
-def _on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """Past the deadline (or a backoff), say so as an event and change nothing: the event, once folded,
-    fails the step (or sends the next try)."""
-    if (state is not None and not state.finished and not state.compensating and state.window_cutoff
-            and now >= state.window_cutoff):
-        closing = WindowClosing(ends_at=state.window_cutoff + timedelta(seconds=state.plan.window.rollback),
-                                rollback_s=state.plan.window.rollback)
-        return state, [EmitEvent(f"{state.run_id}/window_closing", closing)]
-    if state is not None and not state.finished and state.retry_at is not None:
-        if now < state.retry_at:
-            return state, []
-        name, ref = _awaited_step(state)
-        due = RetryDue(step=name, at=ref, attempt=state.attempt + 1)
-        return state, [EmitEvent(f"{state.run_id}/retrydue/{state.in_flight}", due, correlationid=state.in_flight)]
-    if state is None or state.finished or state.deadline is None or state.in_flight is None or now < state.deadline:
-        return state, []
-    if _holding(state):
-        return state, []  # a paused step's timeout waits; continue gives it back the time it was paused
-    name, ref = _awaited_step(state)
-    timed_out = StepTimedOut(step=name, at=ref, deadline=state.deadline)
-    return state, [EmitEvent(f"{state.run_id}/timeout/{state.in_flight}", timed_out, correlationid=state.in_flight)]
-
-
-def _awaited_step(state: RunState) -> tuple[str, StepRef]:
-    """The name and fields of the step (or compensation) the run waits on."""
-    if state.compensating and state.compensations:
-        compensation = state.compensations[-1]
-        return f"undo:{compensation.undoes}", compensation.ref
-    step = _current_step(state)
-    return step.name, step.ref
-
-
-def _schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
-    policy = state.plan.retries
-    # exact (no jitter): the saga is replayed from its events, and a replay must schedule the same retry_at
-    delay = Backoff(base_s=policy.backoff, cap_s=policy.max_backoff).delay(state.attempt)
-    state = replace(state, retry_at=now + timedelta(seconds=delay), deadline=None)
-    name, ref = _awaited_step(state)
-    retrying = StepRetrying(step=name, at=ref, attempt=state.attempt, reason=reason, retry_at=now + timedelta(seconds=delay))
-    return state, [EmitEvent(f"{state.run_id}/retry/{state.in_flight}", retrying)]
-
-
-def _resend(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    """The next try of the awaited command, under a new id (the failed one was acked and deduplicated)."""
-    work_s = 0.0 if state.compensating else _current_step(state).work_s
-    state = replace(state, attempt=state.attempt + 1, retry_at=None)
-    if not state.compensating:
-        state = _no_windows_judged(state)  # a hold tried again starts over: its windows count anew
-    command = awaited_command(state)
-    assert command is not None  # a try is resent only while a command is awaited
-    state = replace(state, in_flight=command.id, deadline=now + timedelta(seconds=work_s + state.plan.timeouts.step))
-    return state, [command]
-
-
-# --- per-window analysis of a stage hold -----------------------------------------------------------
-
-def _no_windows_judged(state: RunState) -> RunState:
-    """A step starting (or starting over) has judged none of its windows yet."""
-    return replace(state, tally=StageTally(), judged_windows=frozenset())
-
-
-def _on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:
-    """Judge one window of the stage hold in flight; fail the stage at once when a limit is reached.
-
-    A window is a report, not an answer: it names the hold by ``command_id`` (no correlationid). Windows of
-    other steps, of the baseline, of a finished or compensating run, or seen before change nothing."""
-    if (state is None or state.finished or state.compensating or state.in_flight is None
-            or window.command_id != state.in_flight or window.target != "probe"):
-        return state, []
-    step = state.steps[state.position]
-    key = (window.probe, window.index)
-    if not isinstance(step.command, RunProbes) or step.kind != "hold" or key in state.judged_windows:
-        return state, []
-    plan, label = state.plan, step.command.label
-    if plan.guards is not None and window.probe == plan.guards.probe:
-        return _judge_guard_window(state, step, window, label, now)
-    check = next((p for p in step.command.probes if p.probe.name == window.probe), None)
-    if plan.analysis is None or check is None:
-        return state, []
-    verdict = judge_window(window, check.thresholds, plan.analysis.min_samples)
-    tally, limit = count_window(state.tally, window.probe, verdict.verdict, plan.analysis, verdict.why)
-    streak = tally.streak(window.probe)
-    word = {"pass": "passed", "fail": "failed", "inconclusive": "inconclusive"}[verdict.verdict]
-    reason = f"{label}: {window.probe} window {window.index} {word}: {verdict.why}"
-    if verdict.verdict != "pass" and streak > 1:
-        reason += f" ({streak} consecutive)"
-    state = replace(state, tally=tally, judged_windows=state.judged_windows | {key})
-    judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak)
-    if limit is None:
-        return state, [judged]
-    state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="analysis")
-    return state, [judged, *failed]
-
-
-def _judge_guard_window(state: RunState, step: Step, window: ProbeWindow, label: str,
-                        now: datetime) -> tuple[RunState, list[Output]]:
-    """A guard window over any limit fails the stage at once: replica lag or a full pool does not wait for a streak."""
-    assert state.plan.guards is not None  # guard windows come only from a plan with guards
-    verdict = judge_guard(window, state.plan.guards.limits())
-    word = {"pass": "within limits", "fail": "breached", "inconclusive": "inconclusive"}[verdict.verdict]
-    reason = f"{label}: guard {window.probe} window {window.index} {word}: {verdict.why}"
-    # an unread guard is evidence wanting, as a thin check window is: counted by the same inconclusive policy
-    tally, limit = count_window(state.tally, window.probe, verdict.verdict, _analysis(state), verdict.why)
-    state = replace(state, tally=tally, judged_windows=state.judged_windows | {(window.probe, window.index)})
-    streak = tally.streak(window.probe) if verdict.verdict != "fail" else 0
-    judged = _judged_event(state, window, step, verdict, reason, tally.failures, streak, guard=True)
-    if verdict.verdict == "fail":
-        state, failed = _fail(state, f"{step.name} failed: {reason}", now, cause="guard")
-    elif limit is not None:
-        state, failed = _fail(state, f"{step.name} failed: {reason}; {limit}", now, cause="inconclusive")
-    else:
-        return state, [judged]
-    return state, [judged, *failed]
-
-
-def _judged_event(state: RunState, window: ProbeWindow, step: Step, verdict: WindowVerdict, reason: str, failures: int,
-                  streak: int, guard: bool = False) -> EmitEvent:
-    return EmitEvent(
-        f"{state.run_id}/judged/{window.command_id}/{window.probe}/{window.index}",
-        WindowJudged(step=step.name, at=step.ref, probe=window.probe, index=window.index, verdict=verdict.verdict, reason=reason,
-                     count=verdict.count, p95_ms=verdict.p95_ms, error_rate_pct=verdict.error_rate_pct,
-                     failures=failures, consecutive_failures=streak, guard=guard),
-    )
-
-
-# --- failing and compensating ------------------------------------------------------------------
-
-
-def _fail(state: RunState, reason: str, now: datetime, cause: str = "failed",
-          probes_ended: bool = False) -> tuple[RunState, list[Output]]:
-    """Fail the step in flight and start compensating. Probes still running for it are stopped (they would
-    measure a deployment that is being rolled back) unless ``probes_ended``: their answer is what failed it."""
-    step = _current_step(state)
-    running = (state.in_flight if isinstance(step.command, RunProbe | RunProbes) and not probes_ended
-               and state.retry_at is None else None)
-    state = replace(state, failure=reason, failed_at=now, compensating=True, in_flight=None, deadline=None,
-                    retry_at=None)
-    outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/failed", StepFailed(step=step.name, at=step.ref, reason=reason, cause=cause)),
-    ]
-    if step.stage is not None:
-        state, judged = _stage_verdict(state, step.stage, "fail", reason)
-        outputs += judged
-    if running is not None:
-        outputs.append(StopProbes(running, f"run {state.run_id} is rolling back: {reason}"))
-    state, more = _send_compensation(state, now)
-    return state, outputs + more
-
-
-def _send_compensation(state: RunState, now: datetime) -> tuple[RunState, list[Output]]:
-    if not state.compensations:
-        return _finish(state, "rolled_back", state.failure or "rolled back", now)
-    comp = state.compensations[-1]
-    index = len(state.compensations) - 1
-    state = replace(state, attempt=1, retry_at=None)
-    command_id = _compensation_command_id(state, index)
-    state = replace(state, in_flight=command_id, deadline=now + timedelta(seconds=state.plan.timeouts.step))
-    return state, [
-        EmitEvent(f"{state.run_id}/undo/{index}{_round_suffix(state, '/')}",
-                  CompensationStarted(step=f"undo:{comp.undoes}", at=comp.ref, undoes=comp.undoes)),
-        SendCommand(command_id, comp.command),
-    ]
-
-
-def _on_compensation_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[Output]]:
-    data = envelope.data
-    undoing = state.compensations[-1].undoes
-    problem = read_back_problem(state.compensations[-1].command, data)  # a rollback that did not take
-    retryable = (isinstance(data, StepTimedOut) or (isinstance(data, CommandFailed) and data.failure != "invalid")
-                 or problem is not None)
-    if retryable and state.attempt < state.plan.retries.attempts:
-        why = (_timeout_reason(state, data) if isinstance(data, StepTimedOut)
-               else f"undoing {undoing} failed: {problem or (data.reason if isinstance(data, CommandFailed) else '')}")
-        return _schedule_retry(state, why, envelope.time)
-    if problem is not None:
-        return _finish(state, "needs_human", f"{state.failure}; then undoing {undoing} failed: {problem}", envelope.time)
-    if isinstance(envelope.data, StepTimedOut):
-        return _finish(state, "needs_human", f"{state.failure}; then {_timeout_reason(state, envelope.data)}", envelope.time)
-    if isinstance(envelope.data, CommandFailed):
-        reason = f"{state.failure}; then undoing {state.compensations[-1].undoes} failed: {envelope.data.reason}"
-        return _finish(state, "needs_human", reason, envelope.time)
-    state = replace(state, compensations=state.compensations[:-1])
-    return _send_compensation(state, envelope.time)
-
-
-# --- finishing ---------------------------------------------------------------------------------
-
-
-def _finish(state: RunState, outcome: Outcome, reason: str, now: datetime) -> tuple[RunState, list[Output]]:
-    duration = (now - state.started_at).total_seconds()
-    left = [c.undoes for c in reversed(state.compensations)] if outcome == "needs_human" else []
-    state = replace(state, outcome=outcome, in_flight=None, deadline=None)
-    outputs: list[Output] = [
-        EmitEvent(f"{state.run_id}/finished{_round_suffix(state, '/')}",
-                  RunFinished(outcome=outcome, reason=reason, duration_s=duration, left_to_undo=left))
-    ]
-    return state, outputs
+        return on_take_result(state, item)
+    return on_step_result(state, item)

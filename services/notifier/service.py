@@ -42,8 +42,9 @@ from services.notifier.delivery import (
     post,
 )
 from services.notifier.lanes import Lanes, lane_of
-from services.notifier.moments import Moment, RunView, observe
+from services.notifier.moments import Moment, observe
 from services.notifier.routing import Route, routes_for
+from services.notifier.run_view import RunView
 from services.notifier.sinks import UnknownSink, sink_for
 from services.notifier.templates import Notice, render_moment
 from shared.bus import Bus, Defer

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from services.notifier.moments import ProbeResult
+from services.notifier.run_view import ProbeResult
 from services.notifier.sandbox import render_bounded
 from shared.envelope import Envelope
 from shared.plan.notifications import MessageTemplate, NotificationKind, Notifications

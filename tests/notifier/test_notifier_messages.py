@@ -265,7 +265,7 @@ def test_the_notifications_page_example_is_a_valid_communication_plan():
 
 
 def test_start_message_window_defaults_to_the_plans_maintenance_window():
-    from services.notifier.moments import _plan_window
+    from services.notifier.message_context import _plan_window
     from shared.plan.window import Window
 
     window = Window.model_validate({"maintenance": {"days": ["sat", "sun"], "start": "02:00:00", "end": "04:00:00",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.saga import build_steps
+from services.coordinator.steps import build_steps
 from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, RunProbes, SqlProbeSpec
 from shared.plan import PlanError, parse_plan
 

@@ -13,7 +13,8 @@ import pytest
 
 import shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.plans import RUNBOOK
-from services.coordinator.chart import ChartData, Reading, Series, chart_data, render_chart
+from services.coordinator.chart import ChartData, Reading, Series, chart_data
+from services.coordinator.chart_drawing import render_chart
 from shared.envelope import Envelope, parse_envelope
 from shared.events import (
     ApprovalGranted,
