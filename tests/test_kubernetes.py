@@ -23,6 +23,7 @@ from dockerfile_parse import DockerfileParser
 
 from shared.subjects import SERVICES
 from tests.harness import REPO
+from tests.network_policy import Peer, allowed, peer_matches, selects
 
 BASE = REPO / "deploy" / "kubernetes"
 # the oldest Kubernetes these manifests support, and the newest the installed kubernetes-validate ships schemas of
@@ -101,10 +102,11 @@ def compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 
-def dockerfile_runtime() -> dict[str, str]:
+def dockerfile_runtime() -> tuple[dict[str, str], dict[str, str]]:
+    """The Dockerfile's runtime stage: its instructions (the last of each kind) and its environment."""
     parser = DockerfileParser(path=str(REPO / "Dockerfile"))
     start = max(i for i, x in enumerate(parser.structure) if x["instruction"] == "FROM")
-    return {i["instruction"]: i["value"] for i in parser.structure[start:]} | {"ENV": parser.envs}  # type: ignore[dict-item]
+    return {i["instruction"]: i["value"] for i in parser.structure[start:]}, parser.envs
 
 
 # --- the schemas --------------------------------------------------------------------------------------------
@@ -135,7 +137,7 @@ def test_the_hand_build_is_what_kustomize_builds():
 
 def test_the_five_services_run_golive_serve_with_their_metrics_port():
     manifests = build_from_resources()
-    runtime = dockerfile_runtime()
+    runtime, _ = dockerfile_runtime()
     port = int(runtime["EXPOSE"])
     services = {d["metadata"]["name"] for d in of_kind(manifests, "Deployment").values()}
     assert services == {f"golive-{name}" for name in SERVICES}
@@ -178,9 +180,8 @@ def test_every_container_runs_unprivileged_with_probes_and_resources(manifests):
 
 def test_the_services_run_as_the_images_user_and_write_only_to_their_volumes(manifests):
     """readOnlyRootFilesystem: the state and artifacts directories the image names (Dockerfile ENV) are volumes."""
-    runtime = dockerfile_runtime()
+    runtime, env = dockerfile_runtime()
     uid, gid = (int(part) for part in runtime["USER"].split(":"))
-    env = runtime["ENV"]
     written = [Path(env["GOLIVE_STATE_DIR"]), Path(env["GOLIVE_ARTIFACTS_DIR"]), Path("/tmp")]
     for name in SERVICES:
         deployment = service_deployment(manifests, name)
@@ -380,3 +381,68 @@ def jsz_streams(node: Node) -> list[dict]:
                                 timeout=2) as answer:
         found = json.loads(answer.read())
     return [s for account in found.get("account_details", []) for s in account.get("stream_detail", [])]
+
+
+# --- the NetworkPolicies --------------------------------------------------------------------------------------
+
+def pod(manifests: list[dict], workload: str) -> Peer:
+    labels = workloads(manifests)[workload]["spec"]["template"]["metadata"]["labels"]
+    return Peer(workload, NAMESPACE, tuple(sorted(labels.items())))
+
+
+OUTSIDE = Peer("an address outside the cluster", None)
+PROMETHEUS = Peer("prometheus", "monitoring", (("app.kubernetes.io/name", "prometheus"),))
+CLI = Peer("kubectl run golive", NAMESPACE, (("golive/nats-client", "true"),))
+STRANGER = Peer("another pod of the namespace", NAMESPACE, (("app", "other"),))
+ELSEWHERE = Peer("a pod of another namespace", "other", (("app", "other"),))
+
+
+def test_the_network_policies_allow_what_golive_needs_and_deny_the_rest(manifests):
+    policies = list(of_kind(manifests, "NetworkPolicy").values())
+    assert any(p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+               and not p["spec"].get("ingress") and not p["spec"].get("egress") for p in policies), "no default deny"
+    nats = pod(manifests, "nats")
+    services = {name: pod(manifests, f"golive-{name}") for name in SERVICES}
+    must = [(s, nats, 4222) for s in services.values()] + [(CLI, nats, 4222), (nats, nats, 6222)]
+    must += [(PROMETHEUS, s, 9100) for s in services.values()]
+    must += [(services["traffic"], OUTSIDE, 9901), (services["migrator"], OUTSIDE, 5432),
+             (services["prober"], OUTSIDE, 5432), (services["prober"], OUTSIDE, 8080), (services["notifier"], OUTSIDE, 443)]
+    must_not = [(STRANGER, nats, 4222), (ELSEWHERE, nats, 4222), (PROMETHEUS, nats, 4222), (STRANGER, nats, 6222)]
+    must_not += [(s, nats, 6222) for s in services.values()]
+    # (a pod of this namespace has no egress but the policies': a pod elsewhere tells what the services' ingress allows)
+    must_not += [(p, s, 9100) for s in services.values() for p in (STRANGER, ELSEWHERE)]
+    must_not += [(services["coordinator"], services["migrator"], 9100)]
+    must_not += [(s, OUTSIDE, 9901) for n, s in services.items() if n != "traffic"]
+    must_not += [(s, OUTSIDE, 5432) for n, s in services.items() if n not in {"migrator", "prober"}]
+    must_not += [(services["coordinator"], OUTSIDE, 443), (nats, OUTSIDE, 443), (nats, OUTSIDE, 4222), (CLI, OUTSIDE, 443)]
+    for source, destination, port in must:
+        assert allowed(policies, NAMESPACE, source, destination, port), f"{source.name} -> {destination.name}:{port} is denied"
+    for source, destination, port in must_not:
+        assert not allowed(policies, NAMESPACE, source, destination, port), f"{source.name} -> {destination.name}:{port} is allowed"
+    # every pod of the base resolves names
+    for peer in [nats, CLI, *services.values()]:
+        assert allowed(policies, NAMESPACE, peer, OUTSIDE, 53, "UDP") and allowed(policies, NAMESPACE, peer, OUTSIDE, 53, "TCP"), peer.name
+
+
+def test_the_policy_evaluator_reads_selectors_as_kubernetes_does():
+    """The evaluator the test above relies on, on the cases it must tell apart."""
+    web = {"app": "web", "tier": "front"}
+    assert selects({}, web) and selects({"matchLabels": {"app": "web"}}, web)
+    assert not selects({"matchLabels": {"app": "db"}}, web)
+    assert selects({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}]}, web)
+    assert not selects({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["front"]}]}, web)
+    assert not selects({"matchExpressions": [{"key": "zone", "operator": "Exists"}]}, web)
+    deny = {"spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    a, b = Peer("a", NAMESPACE, (("app", "a"),)), Peer("b", NAMESPACE, (("app", "b"),))
+    assert allowed([], NAMESPACE, a, b, 80) and not allowed([deny], NAMESPACE, a, b, 80)
+    out = {"spec": {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+                    "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}], "ports": [{"port": 80}]}]}}
+    into = {"spec": {"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"], "ingress": [{}]}}
+    assert not allowed([deny, out], NAMESPACE, a, b, 80)  # b's ingress is still denied
+    assert allowed([deny, out, into], NAMESPACE, a, b, 80) and not allowed([deny, out, into], NAMESPACE, a, b, 81)
+    assert not allowed([deny, out, into], NAMESPACE, b, a, 80)
+    # a pod selector alone means this namespace; a namespace selector {} every namespace, but never an outside address
+    other = Peer("b elsewhere", "other", (("app", "b"),))
+    assert not peer_matches([{"podSelector": {"matchLabels": {"app": "b"}}}], other, NAMESPACE)
+    assert peer_matches([{"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": "b"}}}], other, NAMESPACE)
+    assert not peer_matches([{"namespaceSelector": {}}], OUTSIDE, NAMESPACE) and peer_matches(None, OUTSIDE, NAMESPACE)
