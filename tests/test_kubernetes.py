@@ -272,6 +272,11 @@ def test_nats_is_a_three_node_jetstream_cluster_with_a_store_on_each_node(manife
     nodes = [f"{statefulset['metadata']['name']}-{i}.{spec['serviceName']}" for i in range(spec["replicas"])]
     assert flag(args, "--routes").split(",") == [f"nats://{node}:6222" for node in nodes]
     assert flag(args, "--cluster").endswith(":6222")
+    # the ports the Services and probes use are those nats.conf listens on
+    conf = config_map(manifests, "nats-config")["nats.conf"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"client": int(re.search(r"^port: (\d+)", conf, re.M)[1]),  # type: ignore[index]
+                     "monitor": int(re.search(r"^http_port: (\d+)", conf, re.M)[1]), "cluster": 6222}  # type: ignore[index]
     # the services connect to every node and create their streams and buckets with a replica on each
     config = config_map(manifests, "golive-config")
     assert config["GOLIVE_NATS_URL"].split(",") == [f"nats://{node}:4222" for node in nodes]
@@ -335,7 +340,9 @@ def statefulset_on_loopback(tmp_path):
     config = tmp_path / "nats.conf"
     config.write_text(config_map(manifests, "nats-config")["nats.conf"])
     users = {m["user"]: m["variable"] for m in NATS_USER.finditer(config.read_text())}
-    passwords = {user: secrets.token_urlsafe(16) for user in users}
+    # as docs/kubernetes.md makes them: nats-server parses a $VARIABLE's value as configuration, so a password must
+    # read as a string there (a leading letter; a leading '-', digits alone or a ',' stop the server)
+    passwords = {user: f"p{secrets.token_hex(24)}" for user in users}
     env = {**os.environ, **{users[u]: p for u, p in passwords.items()}}
     nodes = [Node(f"nats-{i}", free_port(), free_port(), free_port()) for i in range(statefulset["spec"]["replicas"])]
     try:
@@ -344,7 +351,10 @@ def statefulset_on_loopback(tmp_path):
             with open(tmp_path / f"{node.name}.log", "ab") as log:
                 node.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         for node in nodes:
-            wait_for_port(node.client, 30, node.proc, node.name)
+            try:
+                wait_for_port(node.client, 30, node.proc, node.name)
+            except Exception as error:
+                pytest.fail(f"{error}: {(tmp_path / f'{node.name}.log').read_text()[-2000:]}")
         deadline = time.monotonic() + 60
         # formed: every node follows a meta leader and knows every peer
         while not all((m := jsz(n).get("meta_cluster") or {}).get("leader") and m.get("cluster_size") == len(nodes)
