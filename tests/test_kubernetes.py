@@ -135,8 +135,7 @@ def test_the_hand_build_is_what_kustomize_builds():
 
 # --- the workloads ------------------------------------------------------------------------------------------
 
-def test_the_five_services_run_golive_serve_with_their_metrics_port():
-    manifests = build_from_resources()
+def test_the_five_services_run_golive_serve_with_their_metrics_port(manifests):
     runtime, _ = dockerfile_runtime()
     port = int(runtime["EXPOSE"])
     services = {d["metadata"]["name"] for d in of_kind(manifests, "Deployment").values()}
