@@ -417,7 +417,7 @@ class Bus:
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
             # a span of the run's trace, linked to the one that published the event (shared/tracing.py)
             with tracing.handling(msg.raw_message.subject, envelope.id, envelope.runid, envelope.type,
-                                  msg.raw_message.headers, link=True):
+                                  msg.raw_message.headers, link=True, consumer=durable):
                 try:
                     await handler(envelope, msg.raw_message.metadata.sequence.stream)
                 except Defer as exc:
@@ -477,7 +477,7 @@ class Bus:
         try:
             # a child of the span that sent it (its traceparent), else of the run's root (shared/tracing.py)
             with tracing.handling(msg.raw_message.subject, envelope.id, envelope.runid, envelope.type,
-                                  msg.raw_message.headers):
+                                  msg.raw_message.headers, consumer=self.service):
                 await self._handle_command(msg, envelope, handler, attempt, log)
         finally:
             self._handling.discard(envelope.id)

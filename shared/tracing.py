@@ -198,9 +198,10 @@ def sending(subject: str, message_id: str, run_id: str, message_type: str) -> It
 
 @contextmanager
 def handling(subject: str, message_id: str, run_id: str, message_type: str, headers: Mapping[str, str] | None,
-             link: bool = False) -> Iterator[None]:
+             link: bool = False, consumer: str = "") -> Iterator[None]:
     """A CONSUMER span around handling one message, current while it runs. Its parent: the span its headers name
-    (a command), else the run's root; ``link``: always the root, linked to the span the headers name (an event)."""
+    (a command), else the run's root; ``link``: always the root, linked to the span the headers name (an event).
+    ``consumer``: the durable consumer it came from (one process may read an event on two: the coordinator)."""
     tracer = _state.tracer
     if tracer is None:
         yield
@@ -209,8 +210,11 @@ def handling(subject: str, message_id: str, run_id: str, message_type: str, head
     links = [Link(producer)] if link and producer is not None else []
     parent = trace.set_span_in_context(NonRecordingSpan(producer)) if producer is not None and not link \
         else run_root(run_id)
+    attributes = _message_attributes(subject, message_id, run_id, message_type)
+    if consumer:
+        attributes["messaging.consumer.group.name"] = consumer
     span = tracer.start_span(f"handle {message_type}", context=parent, kind=SpanKind.CONSUMER, links=links,
-                             attributes=_message_attributes(subject, message_id, run_id, message_type))
+                             attributes=attributes)
     # not the SDK's record_exception: an exception's text may hold a secret; mark_failed is given redacted reasons
     with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
         yield

@@ -6,6 +6,8 @@ waits on no exporter's schedule."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from shared.tracing import run_ids
@@ -57,6 +59,8 @@ def test_one_run_is_one_trace_across_the_five_services(services, settings, proce
     assert {s.trace_id for s in spans} == {trace_id}, "every span of the run is in the run's one trace"
     assert {s.service for s in spans} == {f"golive-{name}" for name in SERVICES}
     by_id = {s.span_id: s for s in spans}
+    print("spans of the run by service:", dict(sorted(Counter(s.service for s in spans).items())))
+    print("\n".join(sorted({f"  {s.service}: {s.name}" for s in spans})))
     assert len(by_id) == len(spans), "no span id exported twice"
 
     # the root: the run, exported by the coordinator when the run ended
@@ -82,7 +86,9 @@ def test_one_run_is_one_trace_across_the_five_services(services, settings, proce
 
     # events: handled as children of the root, linked back to the span that published them
     on_events = [s for s in spans if s.name.startswith("handle ") and not s.name.startswith("handle golive.cmd.")]
-    assert {s.service for s in on_events} >= {"golive-coordinator", "golive-notifier"}
+    assert {(s.service, s.attributes["messaging.consumer.group.name"]) for s in on_events} == {
+        ("golive-coordinator", "coordinator-events"), ("golive-coordinator", "coordinator-watch"),
+        ("golive-notifier", "notifier-events")}
     assert all(s.kind == CONSUMER and s.parent_span_id == root_id for s in on_events)
     linked = [s for s in on_events if s.links]
     assert linked and all(link[0] == trace_id and link[1] in by_id for s in linked for link in s.links)

@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from shared import tracing
 from shared.commands import AbortRun
-from shared.envelope import new_envelope, nats_headers
+from shared.envelope import nats_headers, new_envelope
 from shared.events import AbortRequested
 from tests.harness import REPO
 
