@@ -421,6 +421,7 @@ class Bus:
                 try:
                     await handler(envelope, msg.raw_message.metadata.sequence.stream)
                 except Defer as exc:
+                    tracing.mark_deferred(exc.delay_s)  # another instance owns its run: not handled here
                     await msg.nack(delay=exc.delay_s)
                     return
                 except Exception as exc:  # a bug or a broken dependency: retry, bounded

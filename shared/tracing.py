@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import os
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -73,8 +75,10 @@ def configure_tracing(service: str, exporter: Exporter, span_exporter: Any = Non
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         span_exporter = OTLPSpanExporter()  # endpoint, headers, timeout: the standard OTEL_EXPORTER_OTLP_* variables
-    # service.name: each service its own; OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME still apply over it
-    resource = Resource.create({"service.name": f"golive-{service}", "service.namespace": "golive"})
+    # service.name: each service its own, service.instance.id: each process (instances of a service, a coordinator
+    # that took a run over); OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME still apply over them
+    resource = Resource.create({"service.name": f"golive-{service}", "service.namespace": "golive",
+                                "service.instance.id": f"{socket.gethostname()}-{os.getpid()}"})
     provider = TracerProvider(resource=resource, id_generator=_run_id_generator(), shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(span_exporter))
     _state.provider, _state.tracer = provider, provider.get_tracer(INSTRUMENTATION)
@@ -218,6 +222,12 @@ def handling(subject: str, message_id: str, run_id: str, message_type: str, head
     # not the SDK's record_exception: an exception's text may hold a secret; mark_failed is given redacted reasons
     with trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False):
         yield
+
+
+def mark_deferred(delay_s: float) -> None:
+    """Say on the current span that the message was handed back to be handled later or elsewhere (Defer)."""
+    if _state.tracer is not None:
+        trace.get_current_span().set_attribute("golive.deferred_s", delay_s)
 
 
 def mark_failed(reason: str) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -123,3 +124,13 @@ def test_a_failed_send_says_why_without_the_secret(exported):
     assert failed.status.status_code == StatusCode.ERROR and "hunter2" not in str(failed.status.description)
     assert not failed.events  # no recorded exception (its text and stack trace are not redacted)
     assert spans[f"handle {COMMAND}"].status.description == "invalid plan"
+
+
+def test_an_event_handed_back_says_so_and_each_process_is_its_own_instance(exported):
+    with tracing.handling("s", "e", RUN, AbortRequested.TYPE, None, link=True, consumer="coordinator-events"):
+        tracing.mark_deferred(2.5)
+    span = exported()[f"handle {AbortRequested.TYPE}"]
+    assert span.attributes["golive.deferred_s"] == 2.5
+    assert span.attributes["messaging.consumer.group.name"] == "coordinator-events"
+    assert span.resource.attributes["service.name"] == "golive-coordinator"
+    assert span.resource.attributes["service.instance.id"].endswith(f"-{os.getpid()}")
