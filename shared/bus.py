@@ -15,6 +15,8 @@
 - Trust: an event counts only when its subject, envelope and type agree on who sent it, and a command only
   when its type names its subject (shared/provenance.py); anything else is dead-lettered with the reason.
   With ``guard_runs``, work for a run that is unknown or has ended is refused (shared/run_guard.py).
+- Tracing, when on (shared/tracing.py): a command is sent in a span and handled in a child of it, an event is handled
+  in a span linked to the one that published it; the W3C ``traceparent`` travels in the headers (nats_headers).
 """
 
 from __future__ import annotations

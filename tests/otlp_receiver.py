@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 @dataclass(frozen=True)
 class ReceivedSpan:
     service: str  # the resource's service.name
+    instance: str  # the resource's service.instance.id: which process
     name: str
     kind: int  # opentelemetry.proto's Span.SpanKind: 4 producer, 5 consumer
     trace_id: str  # hex, as trace UIs show it
@@ -72,7 +73,8 @@ class OtlpReceiver:
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     found.append(ReceivedSpan(
-                        service=str(resource.get("service.name")), name=span.name, kind=span.kind,
+                        service=str(resource.get("service.name")), instance=str(resource.get("service.instance.id")),
+                        name=span.name, kind=span.kind,
                         trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
                         links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
