@@ -25,6 +25,7 @@ from shared.event_log import read_events
 from shared.events import RunFinished
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
+from shared.tracing import configure_tracing, shutdown_tracing
 
 
 async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable[[Envelope], None],
@@ -44,6 +45,7 @@ async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable
             raise RunNotControllable(f"run {run_id} already ended: {state.outcome}")
         # the coordinator's own JSON log lines would drown the run's events: warnings and errors only
         bus = Bus(settings, "coordinator", ServiceMetrics("coordinator"), configure_logging("coordinator", "WARNING"))
+        configure_tracing("coordinator", settings.otel_exporter)  # the run's trace goes on (shared/tracing.py)
         await bus.start()
         driver = RunDriver(bus, only_run=run_id)
         try:
@@ -63,6 +65,7 @@ async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable
             await driver.stop_ticking()
             await driver.release_all()  # stopped before the end (Ctrl-C): another coordinator takes it at once
             await bus.stop()
+            await asyncio.to_thread(shutdown_tracing)
     finally:
         await nc.close()
 

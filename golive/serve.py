@@ -6,11 +6,13 @@ FastStream app that traps SIGINT/SIGTERM and shuts down gracefully.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from shared.bus import Bus
 from shared.settings import Settings
 from shared.telemetry import ServiceMetrics, configure_logging
+from shared.tracing import configure_tracing, shutdown_tracing
 
 # How many commands one instance works on at once. One migration at a time (one concurrent index build
 # per table, and builds wait on each other's snapshots); the coordinator applies decisions in order. The
@@ -70,4 +72,9 @@ async def serve(name: str, settings: Settings, metrics_port: int) -> None:
     metrics = ServiceMetrics(name)
     metrics.serve(metrics_port, host=settings.metrics_host)
     app, _bus = build_service(name, settings, metrics)
-    await app.run()
+    # after the fork (the span exporter has a thread); its last spans leave once the app has stopped
+    configure_tracing(name, settings.otel_exporter)
+    try:
+        await app.run()
+    finally:
+        await asyncio.to_thread(shutdown_tracing)

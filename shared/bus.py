@@ -15,6 +15,8 @@
 - Trust: an event counts only when its subject, envelope and type agree on who sent it, and a command only
   when its type names its subject (shared/provenance.py); anything else is dead-lettered with the reason.
   With ``guard_runs``, work for a run that is unknown or has ended is refused (shared/run_guard.py).
+- Tracing, when on (shared/tracing.py): a command is sent in a span and handled in a child of it, an event is handled
+  in a span linked to the one that published it; the W3C ``traceparent`` travels in the headers (nats_headers).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import base64
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +40,9 @@ from faststream.specification import AsyncAPI
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
+from opentelemetry.trace import Span
 
+from shared import tracing
 from shared.backoff import Backoff
 from shared.bus_metrics import SubjectPatternPrometheusMiddleware
 from shared.commands import command_envelope
@@ -302,9 +307,16 @@ class Bus:
     async def publish(self, envelope: Envelope, subject: str, stream: str) -> None:
         """Publish to JetStream and wait for its PubAck; ``Nats-Msg-Id`` deduplicates re-sends. Straight on the
         connection, as publish_all and the CLI do: every golive message carries the same headers (nats_headers), none
-        of FastStream's own."""
-        await self.jetstream().publish(subject, envelope.to_json(), stream=stream, headers=nats_headers(envelope),
-                                       timeout=self.settings.publish_timeout_s)
+        of FastStream's own. With tracing on, a command is sent in a span of its own (shared/tracing.py)."""
+        with self._sending(envelope, subject, stream) as span:
+            await self.jetstream().publish(subject, envelope.to_json(), stream=stream,
+                                           headers=nats_headers(envelope, span), timeout=self.settings.publish_timeout_s)
+
+    def _sending(self, envelope: Envelope, subject: str, stream: str) -> AbstractContextManager[Span | None]:
+        """The send span of a command (None for an event, or with tracing off: it carries the current span)."""
+        if stream != self.subjects.command_stream:
+            return nullcontext()
+        return tracing.sending(subject, envelope.id, envelope.runid, envelope.type)
 
     async def publish_all(self, messages: Sequence[tuple[Envelope, str]]) -> None:
         """Publish ``(envelope, stream)`` pairs in this order, then wait for all their PubAcks together: one
@@ -312,11 +324,13 @@ class Bus:
         order sent (one connection, written in sequence); any refused publish raises after all are sent."""
         js = self.jetstream()
         acks = []
-        for envelope, stream in messages:
-            acks.append(await js.publish_async(envelope.subject or "", envelope.to_json(), stream=stream,
-                                               headers=nats_headers(envelope)))
-        if acks:
-            await asyncio.wait_for(asyncio.gather(*acks), self.settings.publish_timeout_s)
+        with ExitStack() as spans:  # each command's send span ends once every PubAck is in
+            for envelope, stream in messages:
+                span = spans.enter_context(self._sending(envelope, envelope.subject or "", stream))
+                acks.append(await js.publish_async(envelope.subject or "", envelope.to_json(), stream=stream,
+                                                   headers=nats_headers(envelope, span)))
+            if acks:
+                await asyncio.wait_for(asyncio.gather(*acks), self.settings.publish_timeout_s)
         for envelope, stream in messages:
             if stream == self.subjects.event_stream:
                 self.metrics.events_published.labels(self.service, envelope.type).inc()
@@ -403,16 +417,20 @@ class Bus:
             if envelope is None:
                 return
             keepalive = asyncio.create_task(_keep_alive(msg, EVENT_ACK_WAIT_S / 3))
-            try:
-                await handler(envelope, msg.raw_message.metadata.sequence.stream)
-            except Defer as exc:
-                await msg.nack(delay=exc.delay_s)
-                return
-            except Exception as exc:  # a bug or a broken dependency: retry, bounded
-                await self._retry_or_give_up(msg, envelope, exc)
-                return
-            finally:
-                keepalive.cancel()
+            # a span of the run's trace, linked to the one that published the event (shared/tracing.py)
+            with tracing.handling(msg.raw_message.subject, envelope.id, envelope.runid, envelope.type,
+                                  msg.raw_message.headers, link=True, consumer=durable):
+                try:
+                    await handler(envelope, msg.raw_message.metadata.sequence.stream)
+                except Defer as exc:
+                    tracing.mark_deferred(exc.delay_s)  # another instance owns its run: not handled here
+                    await msg.nack(delay=exc.delay_s)
+                    return
+                except Exception as exc:  # a bug or a broken dependency: retry, bounded
+                    await self._retry_or_give_up(msg, envelope, exc)
+                    return
+                finally:
+                    keepalive.cancel()
             await msg.ack()
 
         config = ConsumerConfig(ack_wait=EVENT_ACK_WAIT_S, max_deliver=max_deliver or self.settings.max_deliver + 1,
@@ -460,7 +478,10 @@ class Bus:
         log.info("command.received")
         self._handling.add(envelope.id)
         try:
-            await self._handle_command(msg, envelope, handler, attempt, log)
+            # a child of the span that sent it (its traceparent), else of the run's root (shared/tracing.py)
+            with tracing.handling(msg.raw_message.subject, envelope.id, envelope.runid, envelope.type,
+                                  msg.raw_message.headers, consumer=self.service):
+                await self._handle_command(msg, envelope, handler, attempt, log)
         finally:
             self._handling.discard(envelope.id)
 
@@ -481,6 +502,7 @@ class Bus:
             self.metrics.commands.labels(self.service, envelope.type, "handed_back").inc()
             return
         except CommandError as exc:
+            tracing.mark_failed(redact(exc.reason))
             await self._fail(envelope, exc.reason, exc.failure, attempt)
             await msg.ack()
             log.warning("command.failed", reason=redact(exc.reason), failure=exc.failure)
@@ -516,6 +538,7 @@ class Bus:
     async def _retry_or_give_up(self, msg: NatsMessage, envelope: Envelope, exc: Exception) -> None:
         attempt = _delivery_count(msg)
         reason = redact(f"{type(exc).__name__}: {exc}")
+        tracing.mark_failed(reason)
         log = self.log.bind(run_id=envelope.runid, message_id=envelope.id, type=envelope.type, attempt=attempt)
         if attempt < self.settings.max_deliver:
             delay = redelivery_delay(attempt)

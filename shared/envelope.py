@@ -14,9 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
+from opentelemetry.trace import Span
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.ids import RunId
+from shared.tracing import message_headers
 
 CONTENT_TYPE: Literal["application/json"] = "application/json"  # of ``data``, inside the envelope
 # of the NATS message: a structured-mode CloudEvent, so any client can tell what the body is without parsing it
@@ -116,10 +118,12 @@ def new_envelope(
     )
 
 
-def nats_headers(envelope: Envelope) -> dict[str, str]:
+def nats_headers(envelope: Envelope, span: Span | None = None) -> dict[str, str]:
     """The headers every golive message is published with, whoever sends it (a service, the CLI):
-    ``Nats-Msg-Id`` = the envelope id, so JetStream drops a re-send, and the body's content type."""
-    return {"Nats-Msg-Id": envelope.id, "Content-Type": MESSAGE_CONTENT_TYPE}
+    ``Nats-Msg-Id`` = the envelope id, so JetStream drops a re-send, and the body's content type; with tracing on
+    (shared/tracing.py), the W3C ``traceparent`` of ``span`` (default: the current span, else the run's root)."""
+    return {"Nats-Msg-Id": envelope.id, "Content-Type": MESSAGE_CONTENT_TYPE,
+            **message_headers(envelope.runid, span)}
 
 
 def parse_envelope(raw: bytes) -> Envelope:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
@@ -66,6 +66,10 @@ class Settings(BaseSettings):
         default=500, ge=1, description="the most connections (database sessions, HTTP connections) one prober holds "
         "for its holds at once: it runs every hold that fits and refuses the one that does not, saying so")
     log_level: str = "INFO"
+    otel_exporter: Literal["none", "otlp"] = Field(
+        default="none", description="OpenTelemetry tracing (shared/tracing.py): `otlp` sends each service's spans to "
+        "the standard OTEL_EXPORTER_OTLP_ENDPOINT (needs the `tracing` extra); `none` (default) traces nothing and "
+        "adds no header")
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics listens on; 0.0.0.0 in a container, "
                               "so Prometheus in another container can scrape it")
 

@@ -26,6 +26,7 @@ from services.coordinator.reports import RunReports
 from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
 from services.coordinator.takeover import fold, handled_through, is_over
 from services.coordinator.window import start_refusal, start_window
+from shared import tracing
 from shared.bus import Bus, CommandError, Defer, UnknownRun, Work
 from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, StopProbe
 from shared.envelope import Envelope, new_envelope
@@ -208,6 +209,7 @@ class RunDriver:
         if new is not None:
             self.folds.states[new.run_id] = new
             if new.finished and not (state is not None and state.finished):
+                tracing.end_run(new.run_id, new.started_at, new.outcome, new.retry_round)  # the run's root span
                 await self.reports.run_ended(new.run_id)
                 await self.leases.release(new.run_id)
                 await (await self.active_runs()).remove(new.run_id)
