@@ -12,6 +12,9 @@ database through a psycopg pool. Writes are rolled back so that a long demo leav
 - ``health``: /api/health answers 503
 - ``ok``: back to normal
 
+Every answer names the deployment that gave it in the ``x-golive-deployment`` header (Vercel's answers name theirs
+too): a check on the production alias tells the canary's answers from stable's by it.
+
 ``GET /metrics`` is the deployment's own Prometheus exposition (prometheus-client): every /api answer counted by
 deployment and status class (``golive_demo_requests_total{deployment, code}``, code ``2xx``..``5xx``) and timed
 (``golive_demo_request_duration_seconds{deployment}``, a histogram): what real user traffic looks like to the
@@ -41,6 +44,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from shared.plan.probes.http import DEPLOYMENT_HEADER
 
 MODES = ("ok", "latency", "errors", "health")
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
@@ -190,7 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Deployment", self.app.name)
+        self.send_header(DEPLOYMENT_HEADER, self.app.name)  # which deployment answered, behind the alias too
         self.end_headers()
         self.wfile.write(data)
 
