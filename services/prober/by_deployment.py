@@ -73,5 +73,9 @@ class DeploymentSplit:
 
     def words(self, header: str) -> str:
         """``x-golive-deployment: canary dpl_2 212, stable dpl_1 1,890, unattributed 3``: who answered how often."""
-        return (f"{header}: canary {self.split.canary} {self.canary.samples:,}, "
-                f"stable {self.split.stable} {self.stable.samples:,}, unattributed {self.unattributed:,}")
+        counted = (f"{header}: canary {self.split.canary} {self.canary.samples:,}, "
+                   f"stable {self.split.stable} {self.stable.samples:,}, unattributed {self.unattributed:,}")
+        if self.unattributed and not self.canary.samples and not self.stable.samples:
+            # what an SRE checks first: the header the probe reads, and what the platform calls its deployments
+            counted += f"; no answer named either deployment in {header}: check the probe's deployment_header"
+        return counted

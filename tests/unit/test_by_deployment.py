@@ -62,8 +62,9 @@ def test_answers_naming_neither_deployment_are_unattributed_and_judge_nothing():
         split.record(i / RATE, None, None if i % 2 else "dpl_other", i / RATE + 5.0)
     assert split.unattributed == 400 and split.canary.samples == split.stable.samples == 0
     assert split.judge is not None and split.judge.paired.pairs == 0
-    assert split.words("x-golive-deployment") == ("x-golive-deployment: canary dpl_new 0, stable dpl_old 0, "
-                                                  "unattributed 400")
+    assert split.words("x-golive-deployment") == (
+        "x-golive-deployment: canary dpl_new 0, stable dpl_old 0, unattributed 400; no answer named either deployment "
+        "in x-golive-deployment: check the probe's deployment_header")
 
 
 def test_a_closed_loop_has_no_shared_schedule_so_no_sequential_judge():
