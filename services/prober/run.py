@@ -165,6 +165,8 @@ def _listen(sequential: HoldJudge, recorders: dict, clock, decided: asyncio.Even
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
                    publish_window: WindowSink | None, clock, t0: float, loop_lag: LoopLag,
                    alpha: float) -> ProbeCompleted:
+    if skipped := getattr(targets["probe"], "skipped", None):  # the plan lets it skip here (when_unset: skip)
+        return _skipped(cmd, skipped)
     rate = cmd.load.rate if cmd.load.mode == "open" else None
     counted_from = t0 + cmd.load.warmup_s
     end = counted_from + cmd.duration_s
@@ -304,6 +306,14 @@ class _WindowFeed:
                 await self.publish(window)
             except Exception:  # a window that cannot be published is lost from the feed, not from the result
                 pass
+
+
+def _skipped(cmd: RunProbe, why: str) -> ProbeCompleted:
+    """A check that did not run, by the plan's leave: no windows, no numbers, the reason first in its summary."""
+    return ProbeCompleted(probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=0, errors=0,
+                          errors_by_class={}, p50_ms=0.0, p90_ms=0.0, p95_ms=0.0, p99_ms=0.0, max_ms=0.0, duration_s=0.0,
+                          verdicts=[], passed=True, summary=f"{cmd.probe.name}: skipped: {why}", mode=cmd.load.mode,
+                          verdict="pass")
 
 
 def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
