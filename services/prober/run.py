@@ -135,7 +135,8 @@ def _judged_sequentially(cmd: RunProbe) -> bool:
     """A check compared with stable under a tolerance is judged by the sequential judge as its requests complete:
     two targets probed side by side, or the production alias's one open-loop stream split by deployment."""
     compared = cmd.baseline is not None or (cmd.split is not None and cmd.load.mode == "open")
-    return compared and cmd.thresholds.p95_increase_ms is not None
+    # a prometheus probe reads aggregates, not requests: no pairs to judge, so no share of the false-alarm budget
+    return compared and cmd.thresholds.p95_increase_ms is not None and cmd.probe.kind != "prometheus"
 
 
 def _listen_by_deployment(split: DeploymentSplit, recorder: Recorder, clock, decided: asyncio.Event) -> None:
@@ -342,10 +343,15 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         comparison = compare(canary_side, stable_side, cmd.thresholds.p95_increase_ms)
         if sequential is not None:
             comparison = sequential_comparison(comparison, sequential)
-        if cmd.thresholds.p95_increase_ms is not None:
+        compared = min(comparison.samples, comparison.baseline_samples) >= MIN_SAMPLES
+        if split is not None and not compared and comparison.verdict != "worse":
+            # the alias's comparison comes on top of the stream's own limits, which judged every answer: a canary
+            # share too thin to compare (a short hold at 10%) is said, not counted as a limit passed or failed
+            summary += (f"; by deployment: too few answers to compare ({comparison.samples:,} canary, "
+                        f"{comparison.baseline_samples:,} stable; {MIN_SAMPLES} each needed)")
+        elif cmd.thresholds.p95_increase_ms is not None:
             ok = comparison.verdict != "worse"
             # too few samples to compare (none read: a prometheus server down) is no evidence: not a passed limit
-            compared = min(comparison.samples, comparison.baseline_samples) >= MIN_SAMPLES
             verdicts.append(Verdict(metric="p95_increase_ms", limit=cmd.thresholds.p95_increase_ms,
                                     observed=comparison.p95_delta_ms, passed=ok and compared,
                                     samples=comparison.samples + comparison.baseline_samples))

@@ -99,3 +99,14 @@ async def test_a_healthy_canary_passes_compared_with_stable_through_the_alias(al
     assert comparison.samples >= 20 and comparison.baseline_samples > 5 * comparison.samples, result.summary
     assert "unattributed 0" in result.summary, result.summary
     assert any(v.metric == "p95_increase_ms" and v.passed for v in result.verdicts), result.verdicts
+
+
+async def test_a_canary_share_too_thin_to_compare_is_said_and_counted_as_no_limit(alias):
+    envoy, stable, canary = alias
+    stable.set_mode("ok")
+    canary.set_mode("ok")
+    # a second at 50/s: about 5 of the canary's answers, too few to compare (20 each); the stream's own limits judge
+    result = await run_probe(production_check(envoy, duration_s=1.0, thresholds=Thresholds(error_rate_pct=1.0,
+                                                                                              p95_increase_ms=50)), {})
+    assert "by deployment: too few answers to compare (" in result.summary, result.summary
+    assert [v.metric for v in result.verdicts] == ["error_rate_pct"], result.verdicts
