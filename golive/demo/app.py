@@ -45,9 +45,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-from shared.plan.probes.http import DEPLOYMENT_HEADER
-
 MODES = ("ok", "latency", "errors", "health")
+# the http probe's default deployment_header (shared/plan/probes/http.py), spelled out: importing the plan models would
+# add a second to every start of the app; tests/prober/test_alias_by_deployment.py fails if the two drift apart
+DEPLOYMENT_HEADER = "x-golive-deployment"
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
 
 # the runbook's four queries as the app runs them (golive.demo.data.RUNBOOK_QUERIES are the probes' versions)
