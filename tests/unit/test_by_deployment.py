@@ -71,3 +71,10 @@ def test_a_closed_loop_has_no_shared_schedule_so_no_sequential_judge():
     split = DeploymentSplit(SPLIT, 50.0, 0.01, None, counted_from=0.0)
     split.record(0.0, 10.0, " dpl_new ", 0.01)
     assert split.judge is None and split.canary.count == 1
+
+
+def test_the_demo_app_sends_the_header_the_http_probe_reads_by_default():
+    from golive.demo.app import DEPLOYMENT_HEADER
+    from shared.plan.probes import HttpProbe
+
+    assert HttpProbe.model_fields["deployment_header"].default == DEPLOYMENT_HEADER
