@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from shared.envelope import Envelope, Message, message_type, new_envelope
 from shared.ids import DeploymentId
+from shared.plan.base import Strict
 from shared.plan.checks import LoadSpec, Thresholds
 from shared.plan.migrations import MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
 from shared.plan.migrations import MigrationWaiver as MigrationWaiver
@@ -141,6 +142,15 @@ class RevertMigrations(Message):
 # --- prober ------------------------------------------------------------------------------------
 
 
+class SplitTraffic(Strict):
+    """A check on the production alias, whose traffic the provider splits between two deployments: each answer names
+    the deployment that gave it (the http probe's ``deployment_header``), and the canary's answers are judged
+    against stable's within that one stream, on the same clock."""
+
+    canary: DeploymentId
+    stable: DeploymentId
+
+
 @message_type("golive.cmd.prober.run.v1")
 class RunProbe(Message):
     """Run one probe for ``duration_s`` seconds (or until a StopProbe names it) and judge it.
@@ -158,11 +168,15 @@ class RunProbe(Message):
     label: str = ""
     # the sequential judge of the probe against its baseline: its false-alarm budget over the run (plan analysis.alpha)
     alpha: float = Field(default=0.01, gt=0, lt=1)
+    # a check on the production alias: the stream's answers told apart by deployment, canary judged against stable
+    split: SplitTraffic | None = None
 
     @model_validator(mode="after")
     def _baseline_of_the_same_kind(self) -> RunProbe:
         if self.baseline is not None and self.baseline.kind != self.probe.kind:
             raise ValueError(f"baseline is a {self.baseline.kind} probe but the probe is {self.probe.kind}; compare like with like")
+        if self.split is not None and (self.baseline is not None or self.probe.kind != "http"):
+            raise ValueError("split compares the deployments within one http probe's stream; it takes no baseline")
         return self
 
 

@@ -12,6 +12,9 @@ database through a psycopg pool. Writes are rolled back so that a long demo leav
 - ``health``: /api/health answers 503
 - ``ok``: back to normal
 
+Every answer names the deployment that gave it in the ``x-golive-deployment`` header (Vercel's answers name theirs
+too): a check on the production alias tells the canary's answers from stable's by it.
+
 ``GET /metrics`` is the deployment's own Prometheus exposition (prometheus-client): every /api answer counted by
 deployment and status class (``golive_demo_requests_total{deployment, code}``, code ``2xx``..``5xx``) and timed
 (``golive_demo_request_duration_seconds{deployment}``, a histogram): what real user traffic looks like to the
@@ -43,6 +46,9 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
 MODES = ("ok", "latency", "errors", "health")
+# the http probe's default deployment_header (shared/plan/probes/http.py), spelled out: importing the plan models would
+# add a second to every start of the app; tests/prober/test_alias_by_deployment.py fails if the two drift apart
+DEPLOYMENT_HEADER = "x-golive-deployment"
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
 
 # the runbook's four queries as the app runs them (golive.demo.data.RUNBOOK_QUERIES are the probes' versions)
@@ -190,7 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
-        self.send_header("X-Deployment", self.app.name)
+        self.send_header(DEPLOYMENT_HEADER, self.app.name)  # which deployment answered, behind the alias too
         self.end_headers()
         self.wfile.write(data)
 

@@ -38,8 +38,8 @@ class DemoPrometheus(Started):
 
     def config(self) -> str:
         listed = ", ".join(f'"{target}"' for target in self.targets)
-        every = f"{self.scrape_s:g}s"
-        return (f"global: {{scrape_interval: {every}, evaluation_interval: {every}}}\n"
+        every = f"{max(1, round(self.scrape_s * 1000))}ms"  # PromQL durations are whole numbers: 500ms, not 0.5s
+        return (f"global: {{scrape_interval: {every}, scrape_timeout: {every}, evaluation_interval: {every}}}\n"
                 f"scrape_configs:\n  - job_name: golive-demo\n    static_configs: [{{targets: [{listed}]}}]\n")
 
     def start(self, timeout_s: float = 30.0) -> DemoPrometheus:

@@ -29,6 +29,8 @@ DATABASE_ENV = "GOLIVE_DATABASE_URL"
 WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"
 ENVOY_ADMIN_ENV = "GOLIVE_ENVOY_ADMIN_URL"  # a plan's envoy provider names it: `admin_url_env: GOLIVE_ENVOY_ADMIN_URL`
 REPLICA_ENV = "GOLIVE_REPLICA_URL"  # the read replica the guards watch (a streaming standby of the embedded server)
+# the demo's Prometheus (golive/demo/prometheus.py), when its binary is found: the runbook's user_traffic check reads it
+PROMETHEUS_ENV = "GOLIVE_PROMETHEUS_URL"
 APP_URL_ENV = "GOLIVE_APP_URL"  # the app's production address (Envoy's listener): http probes use ${GOLIVE_APP_URL}
 
 

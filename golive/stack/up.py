@@ -2,7 +2,9 @@
 
 nats-server with JetStream, PostgreSQL (seeded with the runbook's tables) and a streaming replica, the demo app's
 stable and canary deployments behind Envoy, a local webhook receiver standing in for Slack, and the five services
-as child processes, restarted when they crash (supervise.py). Everything listens on loopback, keeps its data under
+as child processes, restarted when they crash (supervise.py). Prometheus (Debian's binary; no wheel exists) scrapes
+both deployments when it is installed, for the runbook's check of real user traffic; without it the stack says so
+and carries on (that check is then skipped). Everything listens on loopback, keeps its data under
 the state directory, and stops on Ctrl-C. It needs no file of the repository: it runs from any directory.
 """
 
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from golive.demo.app import DemoApp
 from golive.demo.data import DEMO_ROWS, create_database, seed_demo
+from golive.demo.prometheus import HOW_TO_GET_IT, DemoPrometheus, prometheus_binary
 from golive.plans import RUNBOOK, SKELETON
 from golive.stack.envoy_proxy import EmbeddedEnvoy
 from golive.stack.nats_server import EmbeddedNats
@@ -31,6 +34,7 @@ from golive.stack.service_processes import (
     APP_URL_ENV,
     DATABASE_ENV,
     ENVOY_ADMIN_ENV,
+    PROMETHEUS_ENV,
     REPLICA_ENV,
     WEBHOOK_ENV,
     ServiceProcesses,
@@ -43,6 +47,8 @@ from shared.settings import STACK_FILE, Settings
 from shared.subjects import SERVICES
 
 T = TypeVar("T")
+# a demo window is 2 s at the least (golive/plans/rehearsal.py): a rate over it needs several scrapes
+PROMETHEUS_SCRAPE_S = 0.5
 
 
 class _StopRequested(Exception):
@@ -88,9 +94,15 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
             stable = start("the demo app (stable)", DemoApp("stable", db_url, state_dir / "logs"))
             canary = start("the demo app (canary)", DemoApp("canary", db_url, state_dir / "logs"))
             envoy = start("Envoy", EmbeddedEnvoy(state_dir / "envoy", stable.address, canary.address))
-            env = service_env(nats.url, state_dir, {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url,
-                                                    ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
-                                                    REPLICA_ENV: replica.url_for("golive")})
+            prometheus = None
+            if prometheus_binary() is not None:  # real user traffic by deployment, as the prometheus probe reads it
+                prometheus = start("Prometheus", DemoPrometheus(state_dir / "prometheus", [
+                    f"127.0.0.1:{stable.port}", f"127.0.0.1:{canary.port}"], scrape_s=PROMETHEUS_SCRAPE_S))
+            urls = {DATABASE_ENV: db_url, WEBHOOK_ENV: sink.url, ENVOY_ADMIN_ENV: envoy.admin_url, APP_URL_ENV: envoy.url,
+                    REPLICA_ENV: replica.url_for("golive")}
+            if prometheus is not None:
+                urls[PROMETHEUS_ENV] = prometheus.url
+            env = service_env(nats.url, state_dir, urls)
             unless_stopped()
             services = ServiceProcesses(env, state_dir / "logs").start()
             running.callback(services.stop)
@@ -108,6 +120,7 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
                 "pids": {name: proc.pid for name, proc in services.procs.items()},
                 "proxy": envoy.url, "envoy_admin": envoy.admin_url,
                 "apps": {"stable": stable.url, "canary": canary.url}, "logs": str(state_dir / "logs"),
+                "prometheus": prometheus.url if prometheus is not None else None,
             }
             stack_file.write_text(json.dumps(stack, indent=2))
             echo(f"nats       {nats.url}  (JetStream, data in {state_dir / 'nats'})")
@@ -116,6 +129,11 @@ def run_stack(state_dir: Path, echo: Callable[[str], None], stop: threading.Even
             echo(f"webhook    {sink.url}  (stands in for Slack; messages are printed here)")
             echo(f"envoy      {envoy.url} (in ${APP_URL_ENV}) -> app stable 127.0.0.1:{stable.port}, canary "
                  f"127.0.0.1:{canary.port}; /deployments/NAME/... reaches one  (admin {envoy.admin_url} in ${ENVOY_ADMIN_ENV})")
+            if prometheus is not None:
+                echo(f"prometheus {prometheus.url} (in ${PROMETHEUS_ENV}) scraping both deployments every "
+                     f"{PROMETHEUS_SCRAPE_S:g} s: the runbook's user_traffic check reads it")
+            else:
+                echo(f"prometheus not found, so the runbook's user_traffic check is skipped: {HOW_TO_GET_IT}")
             for name, port in services.metrics_ports.items():
                 echo(f"{name:<10} pid {services.procs[name].pid}  metrics http://127.0.0.1:{port}/metrics")
             echo(f"stack      pid {os.getpid()}  metrics http://127.0.0.1:{metrics_server.server_port}/metrics "

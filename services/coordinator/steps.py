@@ -17,6 +17,7 @@ from shared.commands import (
     RunProbe,
     RunProbes,
     ShiftTraffic,
+    SplitTraffic,
     TakeTrafficTarget,
 )
 from shared.envelope import Message
@@ -105,7 +106,7 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         interval = plan.analysis.interval if plan.analysis else None
         probes = [
             probe_command(plan, check, check.duration if check.duration is not None else stage.hold, label, deploy_id,
-                       previous, window_s=check.window or interval)
+                       previous, window_s=check.window or interval, weight=stage.weight)
             for check in stage.checks
         ]
         if plan.guards is not None:
@@ -134,17 +135,23 @@ def take_command(plan: Plan, deploy_id: str, previous: str | None) -> TakeTraffi
 
 
 def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_id: str, previous: str | None = None,
-               window_s: float | None = None) -> RunProbe:
+               window_s: float | None = None, weight: int | None = None) -> RunProbe:
     """The RunProbe of one check. An http probe aimed at a deployment probes ``deploy_id``; with the plan's
-    ``baseline`` and a previous deployment, that one is probed the same way and the check compares them."""
+    ``baseline`` and a previous deployment, that one is probed the same way and the check compares them. An http
+    check on the production alias in a stage that splits traffic (``weight`` below 100) compares them too, within
+    its one stream: by the deployment each answer names."""
     thresholds = check.thresholds
-    baseline = None
-    if plan.names_deployment(check.probe) and plan.baseline is not None and previous is not None:
-        baseline = plan.probe_spec(check.probe, previous)
-        thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
+    baseline = split = None
+    if plan.baseline is not None and previous is not None:
+        if plan.names_deployment(check.probe):
+            baseline = plan.probe_spec(check.probe, previous)
+        elif plan.probes[check.probe].kind == "http" and weight is not None and 0 < weight < 100:
+            split = SplitTraffic(canary=deploy_id, stable=previous)
+        if baseline is not None or split is not None:
+            thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
     return RunProbe(probe=plan.probe_spec(check.probe, deploy_id), duration_s=max(duration, 0.001),
                     concurrency=check.concurrency, load=check.load, window_s=window_s or check.window,
-                    baseline=baseline, thresholds=thresholds, label=label,
+                    baseline=baseline, split=split, thresholds=thresholds, label=label,
                     alpha=plan.analysis.alpha if plan.analysis else Analysis().alpha)
 
 

@@ -130,6 +130,11 @@ class HoldJudge:
             key = round((start - self.counted_from) * self.rate)
         else:
             key, self._sent[side] = self._sent[side], self._sent[side] + 1
+        return self.record_pair(side, key, latency_ms, now, probe, baseline)
+
+    def record_pair(self, side: Side, key: int, latency_ms: float | None, now: float,
+                    probe: LatencyWindow, baseline: LatencyWindow) -> Decision | None:
+        """``record`` with the pair named by the caller (``key``: the same for both requests of a pair)."""
         self.paired.record(side, key, latency_ms)
         if self.decision is not None or not self.paired.worse or not matters(probe, baseline, self.tolerance_ms):
             return None

@@ -1,8 +1,9 @@
 """The http probe: one endpoint, ``curl -f`` semantics (a status >= 400 fails; redirects are not followed).
 
-Errors are classed: dns (the name does not resolve), connection (refused, reset), timeout, http_4xx,
-http_5xx, unexpected_status (not the expected one), body_mismatch. Header values can come from
-environment variables (tokens), and never appear in errors.
+Each answer names the deployment that gave it where the response says (``deployment_header``): a check on the
+production alias compares the canary's answers with stable's by it. Errors are classed: dns (the name does not
+resolve), connection (refused, reset), timeout, http_4xx, http_5xx, unexpected_status (not the expected one),
+body_mismatch. Header values can come from environment variables (tokens), and never appear in errors.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.prober.kinds import (
     HTTP_5XX,
     TIMEOUT,
     UNEXPECTED_STATUS,
+    Gauges,
     ProbeFailure,
     secret,
 )
@@ -59,7 +61,7 @@ class HttpTarget:
             trust_env=False,  # a proxy from the environment would measure the proxy, not the target
         )
 
-    async def request(self, worker: int) -> None:
+    async def request(self, worker: int) -> Gauges:
         assert self._client is not None, "open() first"
         try:
             # httpx times each read, not the whole answer: a target that trickles its body would hold a worker
@@ -71,12 +73,16 @@ class HttpTarget:
         except httpx.TransportError as exc:
             raise ProbeFailure(DNS if _is_dns_failure(exc) else CONNECTION, type(exc).__name__) from None
         status = response.status_code
+        # which deployment answered (behind the production alias, either): a failure is charged to the one that gave it
+        deployment = response.headers.get(self.spec.deployment_header)
         if self.spec.expect_status is not None and status != self.spec.expect_status:
-            raise ProbeFailure(_status_class(status), f"status {status}, expected {self.spec.expect_status}")
+            raise ProbeFailure(_status_class(status), f"status {status}, expected {self.spec.expect_status}",
+                               deployment=deployment)
         if status >= 400:
-            raise ProbeFailure(_status_class(status), f"status {status}")
+            raise ProbeFailure(_status_class(status), f"status {status}", deployment=deployment)
         if self.spec.body_contains is not None and self.spec.body_contains not in response.text:
-            raise ProbeFailure(BODY_MISMATCH, "the body does not contain the expected text")
+            raise ProbeFailure(BODY_MISMATCH, "the body does not contain the expected text", deployment=deployment)
+        return Gauges(deployment=deployment)  # no gauges: only who answered
 
     async def close(self) -> None:
         if self._client is not None:

@@ -20,21 +20,26 @@ TIMEOUT, CONNECTION, DNS, SQL, HTTP_4XX, HTTP_5XX, UNEXPECTED_STATUS, BODY_MISMA
 class Gauges(dict[str, float]):
     """A request's health gauges by name, and ``unread``: the gauges it could not read, with why (a replica down,
     a privilege missing). An unread gauge is no evidence either way: its limit is judged inconclusive, never
-    passed, unless a value read elsewhere is already over it (shared/judge.py)."""
+    passed, unless a value read elsewhere is already over it (shared/judge.py). ``deployment``: the deployment that
+    answered, where the answer names it (an http probe's deployment header; a check on the production alias)."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, deployment: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.unread: dict[str, str] = {}
+        self.deployment = deployment
 
 
 class ProbeFailure(Exception):
     """One request failed; ``error_class`` says how (timeout, connection, dns, sql, http_4xx, ...); ``gauges``:
-    what the request could still read (a health sample whose replica is down still reads the primary)."""
+    what the request could still read (a health sample whose replica is down still reads the primary); ``deployment``:
+    the deployment whose answer this was, where it said (a 500 from the canary); None for no answer at all."""
 
-    def __init__(self, error_class: str, detail: str = "", gauges: Gauges | None = None) -> None:
+    def __init__(self, error_class: str, detail: str = "", gauges: Gauges | None = None,
+                 deployment: str | None = None) -> None:
         super().__init__(f"{error_class}: {detail}" if detail else error_class)
         self.error_class = error_class
         self.gauges = gauges
+        self.deployment = deployment
 
 
 class ProbeSetupError(Exception):

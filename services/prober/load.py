@@ -47,9 +47,10 @@ class Recorder:
     # with the last ``seconds`` before it is closed (run.py)
     source: Callable[[float], Awaitable[None]] | None = None
     # told of every request counted, as it completes: (due or send time, the target's own time to answer in ms, from
-    # the send, or None for a failure); the sequential judge of canary against stable (run.py) listens here: it compares
-    # the targets, and the prober's own backlog (a request sent late) is no part of a target's answer
-    listener: Callable[[float, float | None], None] | None = None
+    # the send, or None for a failure, the deployment that answered where the answer named it); the sequential judge
+    # of canary against stable (run.py) listens here: it compares the targets, and the prober's own backlog (a request
+    # sent late) is no part of a target's answer
+    listener: Callable[[float, float | None, str | None], None] | None = None
 
     @classmethod
     def starting(cls, counted_from: float, reservoir_seed: int | None = None, loop_lag: LoopLag | None = None) -> Recorder:
@@ -69,9 +70,10 @@ class Recorder:
         self.total.record(seconds)
         if self.listener is not None:
             late = max(0.0, sent - start) if sent is not None else 0.0
-            self.listener(start, max(0.0, seconds - late) * 1000.0)
+            self.listener(start, max(0.0, seconds - late) * 1000.0, getattr(gauges, "deployment", None))
 
-    def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None) -> None:
+    def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None,
+              deployment: str | None = None) -> None:
         if start < self.counted_from:
             return
         self._gauges(gauges)
@@ -80,7 +82,7 @@ class Recorder:
         self.window.record_error(error_class)
         self.total.record_error(error_class)
         if self.listener is not None:
-            self.listener(start, None)
+            self.listener(start, None, deployment)
 
     def note_lag(self, lag_ms: float) -> None:
         """The prober's loop ran ``lag_ms`` late (loop_lag.py): the current window's worst is kept."""
@@ -244,7 +246,7 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(due, failure.error_class, failure.gauges)
+            recorder.error(due, failure.error_class, failure.gauges, failure.deployment)
             continue
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
             recorder.error(due, OTHER)
@@ -260,7 +262,7 @@ async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(start, failure.error_class, failure.gauges)
+            recorder.error(start, failure.error_class, failure.gauges, failure.deployment)
             if failure.error_class in (CONNECTION, DNS):
                 await asyncio.sleep(CLOSED_LOOP_BACKOFF_S)
             continue

@@ -142,9 +142,11 @@ class PrometheusTarget:
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
-    def from_spec(cls, spec: PrometheusProbeSpec, env: dict[str, str]) -> PrometheusTarget:
+    def from_spec(cls, spec: PrometheusProbeSpec, env: dict[str, str]) -> PrometheusTarget | SkippedTarget:
         url = spec.url
         if match := _URL_FROM_ENV.match(url):  # `${PROMETHEUS_URL}`
+            if not env.get(match.group(1)) and spec.when_unset == "skip":
+                return SkippedTarget(spec.name, f"{match.group(1)} is not set where the prober runs (when_unset: skip)")
             url = secret(env, match.group(1), f"probe {spec.name} url").rstrip("/") + url[match.end():]
         return cls(spec, url)
 
@@ -187,6 +189,26 @@ class PrometheusTarget:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+class SkippedTarget:
+    """A check the plan lets skip where its server is not configured (``when_unset: skip``): it reads nothing, publishes
+    no window, and its result says it was skipped and why (run.py), so no one reads it as evidence of health."""
+
+    reads_windows = True
+
+    def __init__(self, name: str, skipped: str) -> None:
+        self.name, self.skipped = name, skipped
+        self.shown = "prometheus (not configured)"
+
+    async def open(self, concurrency: int) -> None:
+        pass
+
+    async def request(self, worker: int) -> dict[str, float] | None:
+        raise ProbeFailure(OTHER, f"skipped: {self.skipped}")
+
+    async def close(self) -> None:
+        pass
 
 
 def plan_problems(probes: dict[str, tuple[str, PromQueries]], env: dict[str, str],

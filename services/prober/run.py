@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from services.prober.by_deployment import DeploymentSplit
 from services.prober.compare import MIN_SAMPLES, HoldJudge, compare, sequential_comparison
 from services.prober.kinds import ProbeTarget
 from services.prober.load import END_GRACE_S, Recorder, run_load
@@ -131,8 +132,21 @@ def _counted(some: int, of: int, what: str) -> str:
 
 
 def _judged_sequentially(cmd: RunProbe) -> bool:
-    """A check compared with stable under a tolerance is judged by the sequential judge as its requests complete."""
-    return cmd.baseline is not None and cmd.thresholds.p95_increase_ms is not None
+    """A check compared with stable under a tolerance is judged by the sequential judge as its requests complete:
+    two targets probed side by side, or the production alias's one open-loop stream split by deployment."""
+    compared = cmd.baseline is not None or (cmd.split is not None and cmd.load.mode == "open")
+    # a prometheus probe reads aggregates, not requests: no pairs to judge, so no share of the false-alarm budget
+    return compared and cmd.thresholds.p95_increase_ms is not None and cmd.probe.kind != "prometheus"
+
+
+def _listen_by_deployment(split: DeploymentSplit, recorder: Recorder, clock, decided: asyncio.Event) -> None:
+    """Feed every counted request of an alias check to ``split``; ``decided`` is set once its judge finds the canary worse."""
+
+    def record(start: float, latency_ms: float | None, deployment: str | None) -> None:
+        if split.record(start, latency_ms, deployment, clock()) is not None:
+            decided.set()
+
+    recorder.listener = record
 
 
 def _listen(sequential: HoldJudge, recorders: dict, clock, decided: asyncio.Event) -> None:
@@ -140,7 +154,7 @@ def _listen(sequential: HoldJudge, recorders: dict, clock, decided: asyncio.Even
     probe, baseline = recorders["probe"].total, recorders["baseline"].total
 
     def heard(side):
-        def record(start: float, latency_ms: float | None) -> None:
+        def record(start: float, latency_ms: float | None, _deployment: str | None) -> None:
             if sequential.record(side, start, latency_ms, clock(), probe, baseline) is not None:
                 decided.set()
         return record
@@ -152,6 +166,8 @@ def _listen(sequential: HoldJudge, recorders: dict, clock, decided: asyncio.Even
 async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: str, stop: StopSignal,
                    publish_window: WindowSink | None, clock, t0: float, loop_lag: LoopLag,
                    alpha: float) -> ProbeCompleted:
+    if skipped := getattr(targets["probe"], "skipped", None):  # the plan lets it skip here (when_unset: skip)
+        return _skipped(cmd, skipped)
     rate = cmd.load.rate if cmd.load.mode == "open" else None
     counted_from = t0 + cmd.load.warmup_s
     end = counted_from + cmd.duration_s
@@ -161,7 +177,12 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     sequential, decided = None, asyncio.Event()
     # a target that reads whole windows (prometheus) has no requests to pair: its fixed-horizon comparison stands
     paired = not any(getattr(target, "reads_windows", False) for target in targets.values())
-    if paired and _judged_sequentially(cmd) and cmd.thresholds.p95_increase_ms is not None:
+    split = None
+    if cmd.split is not None:  # the production alias: one stream, told apart by the deployment that answered
+        split = DeploymentSplit(cmd.split, cmd.thresholds.p95_increase_ms, alpha, rate, counted_from)
+        sequential = split.judge
+        _listen_by_deployment(split, recorders["probe"], clock, decided)
+    elif paired and _judged_sequentially(cmd) and cmd.thresholds.p95_increase_ms is not None:
         sequential = HoldJudge(cmd.thresholds.p95_increase_ms, alpha, rate, counted_from)
         _listen(sequential, recorders, clock, decided)
     loads = [
@@ -202,7 +223,7 @@ async def _measure(cmd: RunProbe, targets: dict[str, ProbeTarget], command_id: s
     if feed is not None:
         await feed.last(finished)  # the partial last window, so the feed adds up to the result
     return _result(cmd, recorders, max(1e-9, finished - counted_from), stop, feed.index if feed else 0,
-                   loop_lag.worst_ms, targets["probe"].shown, sequential)
+                   loop_lag.worst_ms, targets["probe"].shown, sequential, split)
 
 
 async def _read_windows(target: ProbeTarget, recorder: Recorder, counted_from: float, end: float, whole: bool,
@@ -290,8 +311,17 @@ class _WindowFeed:
                 pass
 
 
+def _skipped(cmd: RunProbe, why: str) -> ProbeCompleted:
+    """A check that did not run, by the plan's leave: no windows, no numbers, the reason first in its summary."""
+    return ProbeCompleted(probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=0, errors=0,
+                          errors_by_class={}, p50_ms=0.0, p90_ms=0.0, p95_ms=0.0, p99_ms=0.0, max_ms=0.0, duration_s=0.0,
+                          verdicts=[], passed=True, summary=f"{cmd.probe.name}: skipped: {why}", mode=cmd.load.mode,
+                          verdict="pass")
+
+
 def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
-            worst_lag_ms: float, shown: str = "", sequential: HoldJudge | None = None) -> ProbeCompleted:
+            worst_lag_ms: float, shown: str = "", sequential: HoldJudge | None = None,
+            split: DeploymentSplit | None = None) -> ProbeCompleted:
     recorder = recorders["probe"]
     total = recorder.total
     if recorder.unsent:
@@ -299,23 +329,36 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
     judged = judge(total, cmd.thresholds)
     verdicts, finding, summary = judged.verdicts(), judged.verdict, judged.why
     comparison = baseline = None
+    # canary against stable: the probe against its baseline target, or the alias's answers by deployment
+    sides, against = None, "the baseline"
     if "baseline" in recorders:
         base = recorders["baseline"]
         if base.unsent:
             base.total.errors["unsent"] += base.unsent
-        baseline = base.total.summary(measured_s)
-        comparison = compare(total, base.total, cmd.thresholds.p95_increase_ms)
+        sides = total, base.total
+    elif split is not None:
+        sides = split.canary, split.stable
+        against = f"stable, by deployment ({split.words(getattr(cmd.probe, 'deployment_header', 'deployment'))})"
+    if sides is not None:
+        canary_side, stable_side = sides
+        baseline = stable_side.summary(measured_s)
+        comparison = compare(canary_side, stable_side, cmd.thresholds.p95_increase_ms)
         if sequential is not None:
             comparison = sequential_comparison(comparison, sequential)
-        if cmd.thresholds.p95_increase_ms is not None:
+        compared = min(comparison.samples, comparison.baseline_samples) >= MIN_SAMPLES
+        if split is not None and not compared and comparison.verdict != "worse":
+            # the alias's comparison comes on top of the stream's own limits, which judged every answer: a canary
+            # share too thin to compare (a short hold at 10%) is said, not counted as a limit passed or failed
+            summary += (f"; by deployment: too few answers to compare ({comparison.samples:,} canary, "
+                        f"{comparison.baseline_samples:,} stable; {MIN_SAMPLES} each needed)")
+        elif cmd.thresholds.p95_increase_ms is not None:
             ok = comparison.verdict != "worse"
             # too few samples to compare (none read: a prometheus server down) is no evidence: not a passed limit
-            compared = min(comparison.samples, comparison.baseline_samples) >= MIN_SAMPLES
             verdicts.append(Verdict(metric="p95_increase_ms", limit=cmd.thresholds.p95_increase_ms,
                                     observed=comparison.p95_delta_ms, passed=ok and compared,
                                     samples=comparison.samples + comparison.baseline_samples))
             finding = finding if ok else "fail"
-        summary += f"; against the baseline: {comparison.reason}"
+        summary += f"; against {against}: {comparison.reason}"
     if total.overloaded:  # judged on the requests the prober could time; these it could not
         summary += f"; {overload_words(worst_lag_ms, total.overloaded)}"
     if stop.is_set():

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from golive.demo.prometheus import prometheus_binary
 from golive.plans import SKELETON
 from tests.harness import run_cli
 
@@ -90,8 +91,14 @@ def test_up_then_run_then_events_then_ctrl_c_leaves_nothing_running(state, elsew
         up.send_signal(signal.SIGINT)
         output, _ = up.communicate(timeout=60)
     assert up.returncode == 0, output
+    # Prometheus is Debian's binary (`make test` installs it): started when found, and said so when not
+    prometheus = "Prometheus, " if prometheus_binary() else ""
     assert ("stack stopped on Ctrl-C: nats-server, PostgreSQL, the streaming replica, the Slack stand-in, the demo app "
-            "(stable), the demo app (canary), Envoy, the 5 services; data and logs kept in ") in output, output
+            f"(stable), the demo app (canary), Envoy, {prometheus}the 5 services; data and logs kept in ") in output, output
+    if prometheus:
+        assert f"prometheus {stack['prometheus']} (in $GOLIVE_PROMETHEUS_URL) scraping both deployments" in output
+    else:
+        assert "prometheus not found, so the runbook's user_traffic check is skipped" in output and not stack["prometheus"]
     assert f"`golive run {SKELETON}`" in output  # what it tells the other terminal to run: golive's own plan
     assert "traffic exited with code -9; restarting it" in output and "traffic restarted: pid" in output
     children = list(stack["pids"].values())

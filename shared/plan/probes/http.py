@@ -11,6 +11,9 @@ from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
 from shared.plan.targets import DEPLOYMENT, HttpUrl, ProbeUrl
 from shared.secrets import EnvName
 
+# what the demo app sends; a platform's own (a proxy adding the upstream's name) is set per probe
+DEPLOYMENT_HEADER = "x-golive-deployment"
+
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
@@ -28,6 +31,10 @@ class HttpProbe(PlanProbe):
     body: str | None = None
     expect_status: int | None = Field(default=None, ge=100, le=599, description="default: any status below 400")
     body_contains: str | None = None
+    deployment_header: str = Field(
+        default=DEPLOYMENT_HEADER, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$",
+        description="the response header naming the deployment that answered (its id): a check on the production "
+                    "alias compares the canary's answers with stable's by it")
 
     @model_validator(mode="before")
     @classmethod

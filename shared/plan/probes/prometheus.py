@@ -65,6 +65,10 @@ class PrometheusProbe(PlanProbe):
     kind: Literal["prometheus"] = "prometheus"
     url: HttpUrl = Field(description="the Prometheus server (its HTTP API is under /api/v1)")
     queries: PromQueries
+    when_unset: Literal["fail", "skip"] = Field(
+        default="fail", description="url is ${ENV_VAR} and the variable is not set where the prober runs: the check "
+        "cannot start (fail), or it is skipped and says so (skip: a stack without Prometheus, such as `golive up` where "
+        "the binary is missing)")
 
     def aims_at_deployment(self) -> bool:
         return any(DEPLOYMENT in query for query in dict(self.queries).values())
