@@ -6,6 +6,12 @@ the same words ("p95 512 ms > 400 ms over 1,204 requests").
 
 - A request limit (p95_ms, p99_ms, error_rate_pct) is judged on at least ``min_samples`` requests, answered or
   failed; a latency limit only when a request succeeded (no answer has no latency, and a p95 of 0 would pass).
+- **Noise cannot trip a request limit**: numbers that carry confidence bounds (``confidence``, from the prober:
+  shared/limits.py) are a breach only when the bound is past the limit (the error rate's lower bound above it, the
+  p95's lower order statistic slower than it), a pass only when the bound is clearly inside it, and otherwise
+  inconclusive ("p95 412 ms > 400 ms but not beyond noise: 99% bound 380-445 ms over 64 requests"). An error-rate
+  limit of 0 is a count, exact: any failure breaches it, none passes it. Numbers without bounds (events from before
+  them) are held to their point estimates, as then.
 - A gauge limit (GAUGES: replica lag, WAL lag, connection use, long transactions) is judged on the worst value
   measured. A gauge never measured is no evidence, of health or of a breach; nor is one that some sample could
   not read (``unread``: a replica down, a privilege missing): its limit is inconclusive, with why, unless a
@@ -27,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.events import Finding, LatencySummary, Verdict
+from shared.limits import confidence_words, rate_bounds
 from shared.plan.checks import Thresholds
 
 # The guard gauges (a pg_health probe measures them; services/prober/pg_health.py): name -> (words, unit).
@@ -71,20 +78,65 @@ class Reading:
     observed: float | None  # None: never measured (a gauge no sample read)
     judged: bool
     unread: str | None = None  # a gauge some sample could not read: why
+    # the number's confidence bounds (low, high; None: too few requests for that side) at ``confidence``; None: the
+    # number is held to its limit as it is (a gauge, a count, or numbers from before the bounds)
+    bound: tuple[float | None, float | None] | None = None
+    confidence: float = 0.0
 
     @property
     def over(self) -> bool:
-        return self.judged and self.observed is not None and self.observed > self.limit
+        """Past the limit: beyond noise when the number has bounds (its lower bound is past the limit)."""
+        if not self.judged or self.observed is None:
+            return False
+        if self.bound is None:
+            return self.observed > self.limit
+        return self.bound[0] is not None and self.bound[0] > self.limit
+
+    @property
+    def inside(self) -> bool:
+        """Within the limit: clearly, when the number has bounds (its upper bound is inside the limit)."""
+        if not self.judged or self.observed is None:
+            return False
+        if self.bound is None:
+            return self.observed <= self.limit
+        return self.bound[1] is not None and self.bound[1] <= self.limit
+
+    @property
+    def noisy(self) -> bool:
+        """Judged, but neither clearly past the limit nor clearly inside it: the requests cannot tell."""
+        return self.judged and self.observed is not None and not self.over and not self.inside
 
     @property
     def conclusive(self) -> bool:
         """Judged on everything it should have been: a pass can rest on it."""
-        return self.judged and self.unread is None
+        return self.judged and self.unread is None and not self.noisy
 
     def words(self) -> str:
         if self.unread is not None and not self.over:
             return f"{_WORDS.get(self.metric, (self.metric, ''))[0]} unread ({self.unread})"
-        return reading_words(self.metric, self.observed, self.limit)
+        said = reading_words(self.metric, self.observed, self.limit)
+        if self.bound is None or not self.judged:
+            return said
+        if self.over:
+            return f"{said} ({self.bound_words()})"
+        if self.noisy:
+            how = "not beyond noise" if self.observed is not None and self.observed > self.limit else "not clearly inside"
+            return f"{said} but {how}: {self.bound_words()}"
+        return said
+
+    def bound_words(self) -> str:
+        """``99% bound 380-445 ms``; a side the requests were too few for is said so."""
+        assert self.bound is not None
+        unit = _WORDS.get(self.metric, (self.metric, ""))[1]
+        low, high = self.bound
+        level = confidence_words(self.confidence)
+        if low is None and high is None:
+            return f"too few requests for a {level} bound"
+        if high is None:
+            return f"{level} bound {number(low or 0.0)}{unit} and up (too few requests for an upper bound)"
+        if low is None:
+            return f"{level} bound up to {number(high)}{unit}"
+        return f"{level} bound {number(low)}-{number(high)}{unit}"
 
 
 @dataclass(frozen=True)
@@ -105,7 +157,8 @@ class Judgement:
     def verdicts(self) -> list[Verdict]:
         """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
         return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
-                        passed=r.unread is None and r.observed is not None and r.observed <= r.limit,
+                        passed=r.unread is None and r.observed is not None and (r.inside if r.judged else
+                                                                                r.observed <= r.limit),
                         samples=self.requests)
                 for r in self.readings]
 
@@ -126,7 +179,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         limit = getattr(limits, metric)
         if limit is not None:
             judged = enough and (answered or metric == "error_rate_pct")
-            readings.append(Reading(metric, limit, observed[metric], judged, unread_requests))
+            readings.append(Reading(metric, limit, observed[metric], judged, unread_requests,
+                                    _bound(numbers, metric, limit), numbers.confidence))
     for metric in GAUGES:
         limit = getattr(limits, metric)
         if limit is not None:
@@ -152,11 +206,25 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     else:
         unjudged = []
     within = [r.words() for r in readings if r.conclusive]
-    unjudged += [r.words() for r in readings if (r.observed is None or r.unread is not None)
+    unjudged += [r.words() for r in readings if (r.observed is None or r.unread is not None or r.noisy)
                  and not (unread_requests and r.metric in REQUEST_LIMITS)]
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def _bound(numbers: LatencySummary, metric: str, limit: float) -> tuple[float | None, float | None] | None:
+    """The confidence bounds ``metric`` is judged by, in its unit; None: judged as it is (numbers without bounds, or
+    an error-rate limit of 0: a count, which no noise blurs)."""
+    if not 0.0 < numbers.confidence < 1.0:
+        return None
+    if metric == "error_rate_pct":
+        if limit <= 0:
+            return None
+        low, high = rate_bounds(numbers.count + numbers.errors, numbers.errors, 1.0 - numbers.confidence)
+        return 100.0 * low, 100.0 * high
+    bound = numbers.bounds_ms.get(metric)
+    return (bound.low, bound.high) if bound is not None else (None, None)
 
 
 def overload_words(lag_ms: float, not_counted: int) -> str:

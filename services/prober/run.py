@@ -281,7 +281,7 @@ class _WindowFeed:
             spec = self.cmd.probe if name == "probe" else self.cmd.baseline
             window = ProbeWindow(command_id=self.command_id, probe=spec.name, label=self.cmd.label, target=name,
                                  index=index, start_s=round(index * self.cmd.window_s, 3), seconds=round(seconds, 3),
-                                 stats=closed.summary(seconds))
+                                 stats=closed.summary(seconds, self.cmd.alpha))
             try:
                 await self.publish(window)
             except Exception:  # a window that cannot be published is lost from the feed, not from the result
@@ -291,17 +291,13 @@ class _WindowFeed:
 def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, stop: StopSignal, windows_sent: int,
             worst_lag_ms: float, shown: str = "", sequential: HoldJudge | None = None) -> ProbeCompleted:
     recorder = recorders["probe"]
-    total = recorder.total
-    if recorder.unsent:
-        total.errors["unsent"] += recorder.unsent
-    judged = judge(total, cmd.thresholds)
+    total = recorder.total  # its unsent requests are failures already (Recorder.count_unsent)
+    judged = judge(total, cmd.thresholds, cmd.alpha)
     verdicts, finding, summary = judged.verdicts(), judged.verdict, judged.why
     comparison = baseline = None
     if "baseline" in recorders:
         base = recorders["baseline"]
-        if base.unsent:
-            base.total.errors["unsent"] += base.unsent
-        baseline = base.total.summary(measured_s)
+        baseline = base.total.summary(measured_s, cmd.alpha)
         comparison = compare(total, base.total, cmd.thresholds.p95_increase_ms)
         if sequential is not None:
             comparison = sequential_comparison(comparison, sequential)
@@ -314,11 +310,13 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
                                     samples=comparison.samples + comparison.baseline_samples))
             finding = finding if ok else "fail"
         summary += f"; against the baseline: {comparison.reason}"
+    if total.late or recorder.unsent:  # open loop: the target did not keep up with the rate
+        summary += f"; {open_loop_words(total.late, recorder.unsent)}"
     if total.overloaded:  # judged on the requests the prober could time; these it could not
         summary += f"; {overload_words(worst_lag_ms, total.overloaded)}"
     if stop.is_set():
         summary += f"; stopped early: {stop.reason}"
-    stats = total.summary(measured_s)
+    stats = total.summary(measured_s, cmd.alpha)
     # which endpoint, how many requests failed and how: what an on-call engineer reads first in a failed probe
     summary = "; ".join(part for part in (failed_requests(stats), summary) if part)
     head = f"{cmd.probe.name}: {shown}" if shown else cmd.probe.name
@@ -329,5 +327,12 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         summary=f"{head}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
-        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded,
+        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded, late=stats.late, unsent=stats.unsent,
     )
+
+
+def open_loop_words(late: int, unsent: int) -> str:
+    """``312 requests sent late (every worker busy), 4 never sent``: an open-loop target that did not keep up."""
+    parts = [f"{late:,} requests sent late (every worker busy)"] if late else []
+    parts += [f"{unsent:,} never sent"] if unsent else []
+    return ", ".join(parts)
