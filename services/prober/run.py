@@ -250,6 +250,11 @@ class _WindowFeed:
         try:
             while not self._closing.is_set():
                 boundary = self.counted_from + (self.index + 1) * self.cmd.window_s
+                if boundary >= self.counted_from + self.cmd.duration_s - 1e-6:
+                    # the hold's last window closes when its loads are done (last()): the requests its grace still
+                    # sends and those it never sent (unsent) belong to it, so the windows add up to the result
+                    await closing
+                    return
                 await asyncio.wait([closing], timeout=max(0.0, boundary - clock()))
                 if self._closing.is_set():
                     return  # the rest of this window is the hold's last, published by last()
@@ -324,7 +329,7 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=stats.count, errors=stats.errors,
         errors_by_class=stats.errors_by_class, p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p95_ms=stats.p95_ms,
         p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=finding == "pass",
-        summary=f"{head}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
+        summary=f"{head}: {summary}", mode=cmd.load.mode or "closed", target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
         prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded, late=stats.late, unsent=stats.unsent,
