@@ -73,19 +73,22 @@ def test_a_p95_clearly_inside_the_limit_passes():
     assert verdict.why == "p95 20.02 ms <= 400 ms over 300 requests"
 
 
-def test_a_p95_inside_the_limit_over_too_few_requests_to_tell_is_inconclusive():
-    # 60 fast requests: no upper bound of the p95 at 99% exists yet (104 are needed), so "inside" is not yet clear
-    verdict = judge_window(measured([20.0] * 60), P95, min_samples=20)
+def test_a_p95_inside_the_limit_over_too_few_requests_to_be_clearly_inside_passes_as_measured():
+    # 60 fast requests: no upper bound of the p95 at 99% exists yet (104 are needed); within the limit as measured
+    # is a pass (a rehearsal's 2 s windows hold 40 requests at the runbook's rate: shared/judge.py)
+    window = measured([20.0] * 60)
+    verdict = judge_window(window, P95, min_samples=20)
+    [reading] = judge(window.stats, P95, 20).readings
 
-    assert verdict.verdict == "inconclusive"
-    assert "p95 20.02 ms <= 400 ms but not clearly inside: 99% bound 20.02 ms and up" in verdict.why
+    assert (verdict.verdict, verdict.why) == ("pass", "p95 20.02 ms <= 400 ms over 60 requests")
+    assert reading.inside and not reading.clearly_inside and reading.bound == (20.015, None)
 
 
 @pytest.mark.parametrize(("failed", "of", "verdict", "words"), [
     (2, 100, "inconclusive", "error rate 2% > 1% but not beyond noise: 99% bound 0.1-8.94%"),
     (30, 100, "fail", "error rate 30% > 1% (99% bound 18.9-43.06%)"),
     (0, 1_000, "pass", "error rate 0% <= 1%"),
-    (0, 100, "inconclusive", "error rate 0% <= 1% but not clearly inside: 99% bound 0-5.16%"),
+    (0, 100, "pass", "error rate 0% <= 1%"),  # not clearly inside (5.16% the upper bound), but within as measured
 ])
 def test_an_error_rate_is_judged_by_its_bounds(failed, of, verdict, words):
     judged = judge_window(measured([20.0] * (of - failed), errors=failed), ERRORS, min_samples=20)
