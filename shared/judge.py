@@ -162,8 +162,7 @@ class Judgement:
     def verdicts(self) -> list[Verdict]:
         """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
         return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
-                        passed=r.unread is None and r.observed is not None and (r.inside if r.judged else
-                                                                                r.observed <= r.limit),
+                        passed=r.unread is None and r.observed is not None and r.observed <= r.limit,
                         samples=self.requests)
                 for r in self.readings]
 
