@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.envelope import Envelope, Message, message_type, new_envelope
 from shared.ids import DeploymentId
@@ -161,7 +161,7 @@ class RunProbe(Message):
     probe: ProbeSpec
     duration_s: float = Field(gt=0)
     concurrency: int = Field(default=1, ge=1, le=256)
-    load: LoadSpec = LoadSpec()
+    load: LoadSpec = LoadSpec(mode="closed")
     window_s: float | None = Field(default=None, gt=0)
     baseline: ProbeSpec | None = None
     thresholds: Thresholds = Thresholds()
@@ -170,6 +170,12 @@ class RunProbe(Message):
     alpha: float = Field(default=0.01, gt=0, lt=1)
     # a check on the production alias: the stream's answers told apart by deployment, canary judged against stable
     split: SplitTraffic | None = None
+
+    @field_validator("load")
+    @classmethod
+    def _unsaid_mode_is_closed(cls, load: LoadSpec) -> LoadSpec:
+        # the command runs what it says: a plan's unsaid mode is resolved by the coordinator (plan.checks.hold_load)
+        return load if load.mode is not None else load.model_copy(update={"mode": "closed"})
 
     @model_validator(mode="after")
     def _baseline_of_the_same_kind(self) -> RunProbe:

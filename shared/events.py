@@ -325,6 +325,14 @@ class Verdict(Strict):
     samples: int = 0  # the requests (answered or failed) this verdict rests on
 
 
+class Bound(Strict):
+    """A two-sided confidence interval of a percentile, in ms (shared/limits.py); None: too few requests for that
+    side's bound."""
+
+    low: float | None = None
+    high: float | None = None
+
+
 class LatencySummary(Strict):
     """One target's numbers over a window or a whole run."""
 
@@ -344,6 +352,15 @@ class LatencySummary(Strict):
     # is unreliable, judged inconclusive), and the requests in flight across such a stall, not counted above
     prober_lag_ms: float = 0.0
     overloaded: int = 0
+    # the confidence bounds the limits are judged by (shared/judge.py, shared/limits.py): ``confidence`` their two-sided
+    # level (1 - the plan's analysis.alpha) and the order statistics bounding p95 and p99 at it ("p95_ms" -> Bound);
+    # the error rate's bound is computed from count and errors. 0 in events before them: judged on the point estimates
+    confidence: float = 0.0
+    bounds_ms: dict[str, Bound] = {}
+    # open loop: requests sent late because every worker was busy with slower answers (their latency counts from the
+    # due time), and requests due that no worker ever sent (also in errors_by_class as "unsent")
+    late: int = 0
+    unsent: int = 0
 
 
 class Comparison(Strict):
@@ -408,6 +425,9 @@ class ProbeCompleted(Message):
     # across a stall of its own: not in count or errors, so count + errors + overloaded are the requests due)
     prober_lag_ms: float = 0.0
     overloaded: int = 0
+    # open loop: requests sent late because every worker was busy, and requests due never sent (failures, "unsent")
+    late: int = 0
+    unsent: int = 0
 
     @property
     def finding(self) -> Finding:

@@ -6,6 +6,15 @@ the same words ("p95 512 ms > 400 ms over 1,204 requests").
 
 - A request limit (p95_ms, p99_ms, error_rate_pct) is judged on at least ``min_samples`` requests, answered or
   failed; a latency limit only when a request succeeded (no answer has no latency, and a p95 of 0 would pass).
+- **Noise cannot trip a request limit**: numbers that carry confidence bounds (``confidence``, from the prober:
+  shared/limits.py) are a breach only when the bound is past the limit (the error rate's lower bound above it, the
+  p95's lower order statistic slower than it); past the limit as measured but not beyond noise, they are
+  inconclusive ("p95 412 ms > 400 ms but not beyond noise: 99% bound 380-445 ms over 64 requests"); within it as
+  measured, a pass. Not only when *clearly* inside (the upper bound within the limit, ``clearly_inside``): that
+  takes 528 clean requests for an error rate of 1% at 99% and 104 for a p95, where the runbook's 20/s fills a
+  rehearsal's 2 s window with 40, so every healthy window would be inconclusive and every healthy run would pause.
+  An error-rate limit of 0 is a count, exact: any failure breaches it. Numbers without bounds (events from before
+  them) are held to their point estimates, as then.
 - A gauge limit (GAUGES: replica lag, WAL lag, connection use, long transactions) is judged on the worst value
   measured. A gauge never measured is no evidence, of health or of a breach; nor is one that some sample could
   not read (``unread``: a replica down, a privilege missing): its limit is inconclusive, with why, unless a
@@ -27,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.events import Finding, LatencySummary, Verdict
+from shared.limits import confidence_words, rate_bounds
 from shared.plan.checks import Thresholds
 
 # The guard gauges (a pg_health probe measures them; services/prober/pg_health.py): name -> (words, unit).
@@ -71,20 +81,67 @@ class Reading:
     observed: float | None  # None: never measured (a gauge no sample read)
     judged: bool
     unread: str | None = None  # a gauge some sample could not read: why
+    # the number's confidence bounds (low, high; None: too few requests for that side) at ``confidence``; None: the
+    # number is held to its limit as it is (a gauge, a count, or numbers from before the bounds)
+    bound: tuple[float | None, float | None] | None = None
+    confidence: float = 0.0
 
     @property
     def over(self) -> bool:
-        return self.judged and self.observed is not None and self.observed > self.limit
+        """Past the limit: beyond noise when the number has bounds (its lower bound is past the limit)."""
+        if not self.judged or self.observed is None:
+            return False
+        if self.bound is None:
+            return self.observed > self.limit
+        return self.bound[0] is not None and self.bound[0] > self.limit
+
+    @property
+    def inside(self) -> bool:
+        """Within the limit as measured (a pass: see the module's docstring for why not only when clearly inside)."""
+        return self.judged and self.observed is not None and self.observed <= self.limit
+
+    @property
+    def clearly_inside(self) -> bool:
+        """Within the limit beyond noise: the upper bound is inside it (or, without bounds, the number is)."""
+        if self.bound is None:
+            return self.inside
+        return self.inside and self.bound[1] is not None and self.bound[1] <= self.limit
+
+    @property
+    def noisy(self) -> bool:
+        """Past the limit as measured, but not beyond noise: the requests cannot tell a breach from bad luck."""
+        return self.judged and self.observed is not None and self.observed > self.limit and not self.over
 
     @property
     def conclusive(self) -> bool:
         """Judged on everything it should have been: a pass can rest on it."""
-        return self.judged and self.unread is None
+        return self.judged and self.unread is None and not self.noisy
 
     def words(self) -> str:
         if self.unread is not None and not self.over:
             return f"{_WORDS.get(self.metric, (self.metric, ''))[0]} unread ({self.unread})"
-        return reading_words(self.metric, self.observed, self.limit)
+        said = reading_words(self.metric, self.observed, self.limit)
+        if self.bound is None or not self.judged:
+            return said
+        if self.over:
+            return f"{said} ({self.bound_words()})"
+        if self.noisy:
+            return f"{said} but not beyond noise: {self.bound_words()}"
+        return said
+
+    def bound_words(self) -> str:
+        """``99% bound 380-445 ms``; a side the requests were too few for is said so."""
+        assert self.bound is not None
+        unit = _WORDS.get(self.metric, (self.metric, ""))[1]
+        low, high = self.bound
+        level = confidence_words(self.confidence)
+        if low is None and high is None:
+            return f"too few requests for a {level} bound"
+        if high is None:
+            return f"{level} bound {number(low or 0.0)}{unit} and up (too few requests for an upper bound)"
+        if low is None:
+            return f"{level} bound up to {number(high)}{unit}"
+        return f"{level} bound {number(low)}-{number(high)}{unit}"
 
 
 @dataclass(frozen=True)
@@ -126,7 +183,8 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
         limit = getattr(limits, metric)
         if limit is not None:
             judged = enough and (answered or metric == "error_rate_pct")
-            readings.append(Reading(metric, limit, observed[metric], judged, unread_requests))
+            readings.append(Reading(metric, limit, observed[metric], judged, unread_requests,
+                                    _bound(numbers, metric, limit), numbers.confidence))
     for metric in GAUGES:
         limit = getattr(limits, metric)
         if limit is not None:
@@ -152,11 +210,25 @@ def judge(numbers: LatencySummary, limits: Thresholds, min_samples: int | None =
     else:
         unjudged = []
     within = [r.words() for r in readings if r.conclusive]
-    unjudged += [r.words() for r in readings if (r.observed is None or r.unread is not None)
+    unjudged += [r.words() for r in readings if (r.observed is None or r.unread is not None or r.noisy)
                  and not (unread_requests and r.metric in REQUEST_LIMITS)]
     verdict: Finding = "inconclusive" if unjudged else "pass"
     why = ", ".join(within + unjudged) or "no thresholds"
     return Judgement(verdict, why + over, requests, tuple(readings), numbers.p95_ms, round(rate, 3))
+
+
+def _bound(numbers: LatencySummary, metric: str, limit: float) -> tuple[float | None, float | None] | None:
+    """The confidence bounds ``metric`` is judged by, in its unit; None: judged as it is (numbers without bounds, or
+    an error-rate limit of 0: a count, which no noise blurs)."""
+    if not 0.0 < numbers.confidence < 1.0:
+        return None
+    if metric == "error_rate_pct":
+        if limit <= 0:
+            return None
+        low, high = rate_bounds(numbers.count + numbers.errors, numbers.errors, 1.0 - numbers.confidence)
+        return 100.0 * low, 100.0 * high
+    bound = numbers.bounds_ms.get(metric)
+    return (bound.low, bound.high) if bound is not None else (None, None)
 
 
 def overload_words(lag_ms: float, not_counted: int) -> str:

@@ -25,7 +25,7 @@ from shared.events import Phase, StepRef
 from shared.judge import number
 from shared.plan import Plan
 from shared.plan.canary import Analysis
-from shared.plan.checks import Check, Gate, LoadSpec, Thresholds
+from shared.plan.checks import Check, Gate, LoadSpec, Thresholds, hold_load
 from shared.step_ref import StepKind, preflight_gate_name
 
 
@@ -106,7 +106,7 @@ def build_steps(plan: Plan, deploy_id: str, previous: str | None) -> list[Step]:
         interval = plan.analysis.interval if plan.analysis else None
         probes = [
             probe_command(plan, check, check.duration if check.duration is not None else stage.hold, label, deploy_id,
-                       previous, window_s=check.window or interval, weight=stage.weight)
+                       previous, window_s=check.window or interval, weight=stage.weight, hold=True)
             for check in stage.checks
         ]
         if plan.guards is not None:
@@ -135,11 +135,14 @@ def take_command(plan: Plan, deploy_id: str, previous: str | None) -> TakeTraffi
 
 
 def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_id: str, previous: str | None = None,
-               window_s: float | None = None, weight: int | None = None) -> RunProbe:
+               window_s: float | None = None, weight: int | None = None, hold: bool = False) -> RunProbe:
     """The RunProbe of one check. An http probe aimed at a deployment probes ``deploy_id``; with the plan's
     ``baseline`` and a previous deployment, that one is probed the same way and the check compares them. An http
     check on the production alias in a stage that splits traffic (``weight`` below 100) compares them too, within
-    its one stream: by the deployment each answer names."""
+    its one stream: by the deployment each answer names. A stage ``hold``'s check is open loop unless it names its
+    mode (shared/plan/checks.py hold_load)."""
+    alpha = plan.analysis.alpha if plan.analysis else Analysis().alpha
+    load, concurrency = hold_load(check, window_s or duration, alpha) if hold else (check.load, check.concurrency or 1)
     thresholds = check.thresholds
     baseline = split = None
     if plan.baseline is not None and previous is not None:
@@ -150,9 +153,8 @@ def probe_command(plan: Plan, check: Check, duration: float, label: str, deploy_
         if baseline is not None or split is not None:
             thresholds = thresholds.model_copy(update={"p95_increase_ms": plan.baseline.p95_increase_ms})
     return RunProbe(probe=plan.probe_spec(check.probe, deploy_id), duration_s=max(duration, 0.001),
-                    concurrency=check.concurrency, load=check.load, window_s=window_s or check.window,
-                    baseline=baseline, split=split, thresholds=thresholds, label=label,
-                    alpha=plan.analysis.alpha if plan.analysis else Analysis().alpha)
+                    concurrency=concurrency, load=load, window_s=window_s or check.window,
+                    baseline=baseline, split=split, thresholds=thresholds, label=label, alpha=alpha)
 
 
 def _guard_probe(plan: Plan, hold: float, label: str) -> RunProbe:

@@ -4,7 +4,9 @@
   request in turn, wait until it is due if they are early, and measure its latency from the due time, not
   from when they got round to sending it. A one-second stall therefore shows as a second of latency for
   everything due during it (no coordinated omission), and the schedule does not slow down to suit the
-  target. Requests still not sent when the run ends are counted as ``unsent``.
+  target. A request a worker got to more than LATE_AFTER_S after its due time because every worker was busy
+  with slower answers is counted ``late`` (in its window and the total); requests still not sent when the run
+  ends are failures of class ``unsent``, in the last window and the total: a slow target shows, never hides.
 - Closed loop: ``concurrency`` workers each send when their previous answer came; latency from the send.
   A stall shows as fewer requests (a lower achieved rate), not as latency.
 
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 from services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
 from services.prober.loop_lag import LoopLag
-from services.prober.stats import LatencyWindow, Reservoir
+from services.prober.stats import UNSENT, LatencyWindow, Reservoir
 
 # after a connection failure a closed-loop worker pauses, so a down target is not hammered in a hot loop
 CLOSED_LOOP_BACKOFF_S = 0.1
@@ -31,6 +33,8 @@ CLOSED_LOOP_BACKOFF_S = 0.1
 # the run; dropping it would favour the target); after that, what is left counts as unsent
 END_GRACE_S = 0.5
 PARK_FALLBACK_S = 0.005  # how late past its due time a parked worker wakes when the thread does not wake it
+# a request a busy worker got to this long after its due time is late: the workers are not keeping up with the rate
+LATE_AFTER_S = 0.01
 
 
 @dataclass
@@ -60,12 +64,14 @@ class Recorder:
             loop_lag.watch(recorder)
         return recorder
 
-    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None, sent: float | None = None) -> None:
+    def ok(self, start: float, seconds: float, gauges: dict[str, float] | None, sent: float | None = None,
+           late: bool = False) -> None:
         if start < self.counted_from:
             return
         self._gauges(gauges)  # read by the server, whenever the answer is read
         if self._overloaded(start):
             return
+        self._late(late)
         self.window.record(seconds)
         self.total.record(seconds)
         if self.listener is not None:
@@ -73,16 +79,29 @@ class Recorder:
             self.listener(start, max(0.0, seconds - late) * 1000.0, getattr(gauges, "deployment", None))
 
     def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None,
-              deployment: str | None = None) -> None:
+              deployment: str | None = None, late: bool = False) -> None:
         if start < self.counted_from:
             return
         self._gauges(gauges)
         if self._overloaded(start):
             return
+        self._late(late)
         self.window.record_error(error_class)
         self.total.record_error(error_class)
         if self.listener is not None:
             self.listener(start, None, deployment)
+
+    def _late(self, late: bool) -> None:
+        if late:
+            self.window.late += 1
+            self.total.late += 1
+
+    def count_unsent(self, requests: int) -> None:
+        """``requests`` due that no worker sent: failures of class ``unsent`` in the current window and the total."""
+        if requests > 0:
+            self.unsent += requests
+            self.window.errors[UNSENT] += requests
+            self.total.errors[UNSENT] += requests
 
     def note_lag(self, lag_ms: float) -> None:
         """The prober's loop ran ``lag_ms`` late (loop_lag.py): the current window's worst is kept."""
@@ -137,7 +156,7 @@ async def run_load(
             backlog = min(unsent, schedule.unsent(min(until, recorder.loop_lag.last_stall_end)))
             recorder.not_counted(backlog)
             unsent -= backlog
-        recorder.unsent += unsent
+        recorder.count_unsent(unsent)
 
 
 class _Schedule:
@@ -232,6 +251,7 @@ class _Schedule:
 
 
 async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, schedule: _Schedule, clock) -> None:
+    woken = True  # a worker that parked was woken for its request: any lateness is the prober's own, not a backlog
     while True:
         now = clock()
         due = schedule.claim(now)
@@ -239,19 +259,21 @@ async def _open_worker(target: ProbeTarget, recorder: Recorder, worker: int, sch
             if schedule.exhausted or schedule.stopped.is_set():
                 return
             await schedule.park()
+            woken = True
             continue
+        late, woken = not woken and now - due > LATE_AFTER_S, False
         if now >= schedule.end + END_GRACE_S:
             schedule.taken -= 1  # not sent: whatever is still due stays unsent, counted by the schedule
             return
         try:
             gauges = await target.request(worker)
         except ProbeFailure as failure:
-            recorder.error(due, failure.error_class, failure.gauges, failure.deployment)
+            recorder.error(due, failure.error_class, failure.gauges, failure.deployment, late=late)
             continue
         except Exception:  # a failure no kind foresaw: counted, never the end of the probe
-            recorder.error(due, OTHER)
+            recorder.error(due, OTHER, late=late)
             continue
-        recorder.ok(due, clock() - due, gauges, sent=now)
+        recorder.ok(due, clock() - due, gauges, sent=now, late=late)
 
 
 async def _closed_worker(target: ProbeTarget, recorder: Recorder, worker: int, t0: float, end: float, clock) -> None:

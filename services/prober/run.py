@@ -273,6 +273,11 @@ class _WindowFeed:
         try:
             while not self._closing.is_set():
                 boundary = self.counted_from + (self.index + 1) * self.cmd.window_s
+                if boundary >= self.counted_from + self.cmd.duration_s - 1e-6:
+                    # the hold's last window closes when its loads are done (last()): the requests its grace still
+                    # sends and those it never sent (unsent) belong to it, so the windows add up to the result
+                    await closing
+                    return
                 await asyncio.wait([closing], timeout=max(0.0, boundary - clock()))
                 if self._closing.is_set():
                     return  # the rest of this window is the hold's last, published by last()
@@ -304,7 +309,7 @@ class _WindowFeed:
             spec = self.cmd.probe if name == "probe" else self.cmd.baseline
             window = ProbeWindow(command_id=self.command_id, probe=spec.name, label=self.cmd.label, target=name,
                                  index=index, start_s=round(index * self.cmd.window_s, 3), seconds=round(seconds, 3),
-                                 stats=closed.summary(seconds))
+                                 stats=closed.summary(seconds, self.cmd.alpha))
             try:
                 await self.publish(window)
             except Exception:  # a window that cannot be published is lost from the feed, not from the result
@@ -323,25 +328,21 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
             worst_lag_ms: float, shown: str = "", sequential: HoldJudge | None = None,
             split: DeploymentSplit | None = None) -> ProbeCompleted:
     recorder = recorders["probe"]
-    total = recorder.total
-    if recorder.unsent:
-        total.errors["unsent"] += recorder.unsent
-    judged = judge(total, cmd.thresholds)
+    total = recorder.total  # its unsent requests are failures already (Recorder.count_unsent)
+    judged = judge(total, cmd.thresholds, cmd.alpha)
     verdicts, finding, summary = judged.verdicts(), judged.verdict, judged.why
     comparison = baseline = None
     # canary against stable: the probe against its baseline target, or the alias's answers by deployment
     sides, against = None, "the baseline"
     if "baseline" in recorders:
         base = recorders["baseline"]
-        if base.unsent:
-            base.total.errors["unsent"] += base.unsent
         sides = total, base.total
     elif split is not None:
         sides = split.canary, split.stable
         against = f"stable, by deployment ({split.words(getattr(cmd.probe, 'deployment_header', 'deployment'))})"
     if sides is not None:
         canary_side, stable_side = sides
-        baseline = stable_side.summary(measured_s)
+        baseline = stable_side.summary(measured_s, cmd.alpha)
         comparison = compare(canary_side, stable_side, cmd.thresholds.p95_increase_ms)
         if sequential is not None:
             comparison = sequential_comparison(comparison, sequential)
@@ -359,11 +360,13 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
                                     samples=comparison.samples + comparison.baseline_samples))
             finding = finding if ok else "fail"
         summary += f"; against {against}: {comparison.reason}"
+    if total.late or recorder.unsent:  # open loop: the target did not keep up with the rate
+        summary += f"; {open_loop_words(total.late, recorder.unsent)}"
     if total.overloaded:  # judged on the requests the prober could time; these it could not
         summary += f"; {overload_words(worst_lag_ms, total.overloaded)}"
     if stop.is_set():
         summary += f"; stopped early: {stop.reason}"
-    stats = total.summary(measured_s)
+    stats = total.summary(measured_s, cmd.alpha)
     # which endpoint, how many requests failed and how: what an on-call engineer reads first in a failed probe
     summary = "; ".join(part for part in (failed_requests(stats), summary) if part)
     head = f"{cmd.probe.name}: {shown}" if shown else cmd.probe.name
@@ -371,8 +374,15 @@ def _result(cmd: RunProbe, recorders: dict[str, Recorder], measured_s: float, st
         probe=cmd.probe.name, label=cmd.label, kind=cmd.probe.kind, count=stats.count, errors=stats.errors,
         errors_by_class=stats.errors_by_class, p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p95_ms=stats.p95_ms,
         p99_ms=stats.p99_ms, max_ms=stats.max_ms, duration_s=round(measured_s, 3), verdicts=verdicts, passed=finding == "pass",
-        summary=f"{head}: {summary}", mode=cmd.load.mode, target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
+        summary=f"{head}: {summary}", mode=cmd.load.mode or "closed", target_rate=cmd.load.rate if cmd.load.mode == "open" else None,
         achieved_rate=stats.achieved_rate, gauges=stats.gauges, windows=windows_sent,
         stopped=stop.reason if stop.is_set() else None, baseline=baseline, comparison=comparison, verdict=finding,
-        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded,
+        prober_lag_ms=round(worst_lag_ms, 3), overloaded=total.overloaded, late=stats.late, unsent=stats.unsent,
     )
+
+
+def open_loop_words(late: int, unsent: int) -> str:
+    """``312 requests sent late (every worker busy), 4 never sent``: an open-loop target that did not keep up."""
+    parts = [f"{late:,} requests sent late (every worker busy)"] if late else []
+    parts += [f"{unsent:,} never sent"] if unsent else []
+    return ", ".join(parts)

@@ -13,14 +13,17 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from shared.events import LatencySummary
+from shared.events import Bound, LatencySummary
 from shared.judge import Judgement, error_rate_pct
 from shared.judge import judge as judge_numbers
+from shared.limits import quantile_ranks
 from shared.plan.checks import Thresholds
 
 # 1 microsecond .. 1 hour, 3 significant digits: constant memory however long a probe runs.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3
 RESERVOIR_SIZE = 5_000
+# the error class of open-loop requests due that no worker ever sent (the target too slow for the rate): they count
+UNSENT = "unsent"
 
 
 class Reservoir:
@@ -52,6 +55,7 @@ class LatencyWindow:
     unread: dict[str, str] = field(default_factory=dict)  # gauges some sample could not read: the latest why
     prober_lag_ms: float = 0.0  # the prober's loop, its worst lateness (loop_lag.py)
     overloaded: int = 0  # requests in flight across a stall of the prober: not counted
+    late: int = 0  # open loop: requests sent late because every worker was busy (load.py)
     reservoir: Reservoir | None = None
 
     def record(self, seconds: float) -> None:
@@ -76,6 +80,7 @@ class LatencyWindow:
         self.record_gauges(other.gauges, other.unread)
         self.prober_lag_ms = max(self.prober_lag_ms, other.prober_lag_ms)
         self.overloaded += other.overloaded
+        self.late += other.late
 
     @property
     def count(self) -> int:
@@ -100,14 +105,32 @@ class LatencyWindow:
     def error_rate_pct(self) -> float:
         return error_rate_pct(self.count, self.error_count)
 
-    def summary(self, seconds: float) -> LatencySummary:
-        """The window's numbers as published; ``achieved_rate`` = requests answered (ok or not) per second."""
+    def values_at_ranks(self, ranks: list[int]) -> dict[int, float]:
+        """The ``rank``-th fastest answered request's latency in ms for each rank (1-based; to the histogram's 3
+        digits), in one pass over the histogram."""
+        percentiles = {rank: 100.0 * rank / self.count for rank in ranks}
+        values = self.histogram.get_percentile_to_value_dict(list(percentiles.values()))
+        return {rank: values[p] / 1000.0 for rank, p in percentiles.items()}
+
+    def bounds_ms(self, alpha: float) -> dict[str, Bound]:
+        """The p95's and p99's two-sided ``1 - alpha`` bounds: the order statistics shared/limits.py names."""
+        ranks = {name: quantile_ranks(self.count, q, alpha) for name, q in (("p95_ms", 0.95), ("p99_ms", 0.99))}
+        values = self.values_at_ranks([r for pair in ranks.values() for r in pair if r is not None])
+        return {name: Bound(low=None if low is None else values[low], high=None if high is None else values[high])
+                for name, (low, high) in ranks.items()}
+
+    def summary(self, seconds: float, alpha: float | None = None) -> LatencySummary:
+        """The window's numbers as published; ``achieved_rate`` = requests answered (ok or not) per second. With
+        ``alpha`` (the plan's analysis.alpha), the confidence bounds its limits are judged by, at ``1 - alpha``."""
         return LatencySummary(
             count=self.count, errors=self.error_count, errors_by_class=dict(self.errors),
             p50_ms=self.percentile_ms(50), p90_ms=self.percentile_ms(90), p95_ms=self.percentile_ms(95),
             p99_ms=self.percentile_ms(99), max_ms=self.max_ms(),
             achieved_rate=round(self.samples / seconds, 3) if seconds > 0 else 0.0, gauges=dict(self.gauges),
             unread=dict(self.unread), prober_lag_ms=round(self.prober_lag_ms, 3), overloaded=self.overloaded,
+            confidence=0.0 if alpha is None else 1.0 - alpha,
+            bounds_ms=self.bounds_ms(alpha) if alpha is not None and self.count else {},
+            late=self.late, unsent=self.errors.get(UNSENT, 0),
         )
 
 
@@ -121,6 +144,7 @@ def failed_requests(numbers: LatencySummary) -> str:
     return f"{numbers.errors:,} of {numbers.count + numbers.errors:,} failed" + (f" ({how})" if how else "")
 
 
-def judge(window: LatencyWindow, thresholds: Thresholds) -> Judgement:
-    """The window's numbers against ``thresholds``, by the one judge every service uses (shared/judge.py)."""
-    return judge_numbers(window.summary(0.0), thresholds)
+def judge(window: LatencyWindow, thresholds: Thresholds, alpha: float | None = None) -> Judgement:
+    """The window's numbers against ``thresholds``, by the one judge every service uses (shared/judge.py); with
+    ``alpha``, on confidence bounds at ``1 - alpha``."""
+    return judge_numbers(window.summary(0.0, alpha), thresholds)

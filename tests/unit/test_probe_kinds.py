@@ -108,7 +108,7 @@ def test_a_plan_stores_each_probe_with_its_own_kinds_fields_only():
     assert set(probes["recent"]) == {"kind", "timeout_ms", "query", "params", "params_from", "allow_writes",
                                      "database_url_env"}
     assert set(probes["health"]) == {"kind", "timeout_ms", "url", "method", "headers", "headers_env", "body",
-                                     "expect_status", "body_contains"}
+                                     "expect_status", "body_contains", "deployment_header"}
     assert probes["gauges"]["long_transaction"] == 120 and "long_transaction_s" not in probes["gauges"]
 
 
@@ -132,7 +132,7 @@ def test_in_a_plan_file_a_field_of_another_kind_is_an_error_naming_it():
         parse_plan(text)
 
     assert raised.value.problems == ["probes.health.query (line 6): unknown key 'query' (known here: body, body_contains, "
-                                     "expect_status, headers, headers_env, kind, method, timeout_ms, url)"]
+                                     "deployment_header, expect_status, headers, headers_env, kind, method, timeout_ms, url)"]
 
 
 def test_a_field_of_another_kind_at_its_first_format_default_is_no_error():
