@@ -8,7 +8,7 @@ plain subscription. Round trips run one after another; latency = from building t
 its result.
 
 - reference: the same round trip written directly with nats-py (json in, json out).
-- golive: shared.bus.Bus with a trivial echo handler (envelopes, validation, metrics middleware,
+- golive: golive.shared.bus.Bus with a trivial echo handler (envelopes, validation, metrics middleware,
   golive's ack contract), started through the FastStream app that ``Bus.app`` builds.
 
 Both sides run in this process, on the same server, after a warm-up that is not counted, and take turns
@@ -40,11 +40,11 @@ from nats.js.api import ConsumerConfig, RetentionPolicy, StorageType, StreamConf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 from bench.trials import trials_parser  # noqa: E402
+from golive.shared.bus import Bus, Work  # noqa: E402
+from golive.shared.envelope import Message, message_type, new_envelope  # noqa: E402
+from golive.shared.settings import Settings  # noqa: E402
+from golive.shared.telemetry import ServiceMetrics, configure_logging  # noqa: E402
 from golive.stack.nats_server import EmbeddedNats  # noqa: E402
-from shared.bus import Bus, Work  # noqa: E402
-from shared.envelope import Message, message_type, new_envelope  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.telemetry import ServiceMetrics, configure_logging  # noqa: E402
 
 NAME = "bus_roundtrip"
 FETCH_TIMEOUT_S = 2.0  # as golive's PullSub
@@ -126,7 +126,7 @@ async def reference(url: str) -> AsyncIterator[RoundTrip]:
 
 @asynccontextmanager
 async def golive(url: str) -> AsyncIterator[RoundTrip]:
-    """The round trip through shared.bus.Bus with an echo handler; the client is plain nats-py."""
+    """The round trip through golive.shared.bus.Bus with an echo handler; the client is plain nats-py."""
     settings = Settings(nats_url=url, subject_root="bench" + secrets.token_hex(4))
     subjects = settings.subjects
     log = configure_logging("bench", "WARNING")

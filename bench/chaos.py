@@ -55,13 +55,13 @@ import yaml  # noqa: E402
 
 from golive.demo.data import create_database, seed  # noqa: E402
 from golive.plans import SKELETON  # noqa: E402
+from golive.shared.settings import Settings  # noqa: E402
+from golive.shared.subjects import SERVICES  # noqa: E402
 from golive.stack.nats_server import EmbeddedNats  # noqa: E402
 from golive.stack.postgres import EmbeddedPostgres  # noqa: E402
 from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready  # noqa: E402
 from golive.stack.supervise import RestartPolicy, Supervisor  # noqa: E402
 from golive.stack.webhook_sink import WebhookSink  # noqa: E402
-from shared.settings import Settings  # noqa: E402
-from shared.subjects import SERVICES  # noqa: E402
 
 LEASE_TTL_S = 3  # a killed coordinator's runs are taken over after 3 s, not 15
 MESSAGES_WAIT_S = 45.0  # a killed notifier's claim lapses after 10 s; its redelivery comes after that

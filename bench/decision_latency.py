@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from bench.envoy_bench import envoy_stack  # noqa: E402
 from bench.trials import print_spread, trials_parser  # noqa: E402
-from shared.commands import StartRun  # noqa: E402
-from shared.envelope import new_envelope, parse_envelope  # noqa: E402
-from shared.events import LatencySummary, ProbeWindow, RunFinished  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from golive.shared.commands import StartRun  # noqa: E402
+from golive.shared.envelope import new_envelope, parse_envelope  # noqa: E402
+from golive.shared.events import LatencySummary, ProbeWindow, RunFinished  # noqa: E402
+from golive.shared.settings import Settings  # noqa: E402
 
 NAME = "decision_latency"
 TARGET = 25.0

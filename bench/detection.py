@@ -37,12 +37,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from services.coordinator.analysis import StageTally, count_window  # noqa: E402
-from services.prober.compare import HoldJudge, compare  # noqa: E402
-from services.prober.stats import LatencyWindow, Reservoir  # noqa: E402
-from shared.judge import judge  # noqa: E402
-from shared.plan.canary import Analysis  # noqa: E402
-from shared.plan.checks import Thresholds  # noqa: E402
+from golive.services.coordinator.analysis import StageTally, count_window  # noqa: E402
+from golive.services.prober.compare import HoldJudge, compare  # noqa: E402
+from golive.services.prober.stats import LatencyWindow, Reservoir  # noqa: E402
+from golive.shared.judge import judge  # noqa: E402
+from golive.shared.plan.canary import Analysis  # noqa: E402
+from golive.shared.plan.checks import Thresholds  # noqa: E402
 
 NAME = "detection"
 ALPHA = 0.01

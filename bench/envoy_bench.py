@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from golive.shared.settings import Settings
 from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy
 from golive.stack.nats_server import EmbeddedNats
 from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
-from shared.settings import Settings
 
 
 @dataclass

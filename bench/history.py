@@ -84,12 +84,12 @@ async def record_runs(url: str, n: int, first: int, pad: int, now: datetime) -> 
     """Runs ``first`` .. ``n - 1`` into the event stream, and their summaries into the run history."""
     import nats
 
-    from services.coordinator.history import RunHistory, watch_of
-    from shared.bus import ensure_streams
-    from shared.envelope import parse_envelope
-    from shared.run_summary import summary_of
-    from shared.settings import Settings
-    from shared.subjects import Subjects
+    from golive.services.coordinator.history import RunHistory, watch_of
+    from golive.shared.bus import ensure_streams
+    from golive.shared.envelope import parse_envelope
+    from golive.shared.run_summary import summary_of
+    from golive.shared.settings import Settings
+    from golive.shared.subjects import Subjects
 
     settings = Settings(nats_url=url, subject_root=ROOT)
     await ensure_streams(settings)
@@ -150,9 +150,9 @@ async def old_status() -> None:
     from contextlib import aclosing
 
     from golive.client import connect
-    from services.coordinator.saga import decide
-    from shared.event_log import read_events
-    from shared.settings import Settings
+    from golive.services.coordinator.saga import decide
+    from golive.shared.event_log import read_events
+    from golive.shared.settings import Settings
 
     settings = Settings()
     nc = await connect(settings)
@@ -174,10 +174,10 @@ async def old_weekly(out_dir: str) -> None:
     from contextlib import aclosing
 
     from golive.client import connect
-    from services.coordinator.weekly import weekly_report, write_weekly
-    from shared.event_log import read_events
-    from shared.run_summary import summaries_of
-    from shared.settings import Settings
+    from golive.services.coordinator.weekly import weekly_report, write_weekly
+    from golive.shared.event_log import read_events
+    from golive.shared.run_summary import summaries_of
+    from golive.shared.settings import Settings
 
     settings = Settings()
     nc = await connect(settings)

@@ -7,7 +7,7 @@ CREATE INDEX CONCURRENTLY idx_bench_created ON bench_events (created_at), from n
 
 - reference: `psql URL -c "CREATE INDEX CONCURRENTLY ..."` (psql from the same wheel's bin dir: process
   start, connection, the build).
-- golive: services.migrator.runner.apply_migrations with a fresh command each time: lint, pooler check,
+- golive: golive.services.migrator.runner.apply_migrations with a fresh command each time: lint, pooler check,
   session connection and settings, advisory lock, history rows, preflight, index look-up, the build with
   progress polled on a second connection every 0.2 s, the validity check.
 
@@ -37,10 +37,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from golive.services.migrator.runner import Context, apply_migrations, describe_progress  # noqa: E402
+from golive.shared.commands import ApplyMigrations, MigrationSession, MigrationStatement  # noqa: E402
+from golive.shared.envelope import Message  # noqa: E402
 from golive.stack.postgres import EmbeddedPostgres, postgres_bin_dir  # noqa: E402
-from services.migrator.runner import Context, apply_migrations, describe_progress  # noqa: E402
-from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement  # noqa: E402
-from shared.envelope import Message  # noqa: E402
 
 NAME = "migrator_vs_psql"
 INDEX = "idx_bench_created"

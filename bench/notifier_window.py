@@ -32,10 +32,10 @@ from hdrh.histogram import HdrHistogram
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
 from bench.trials import trials_parser  # noqa: E402
+from golive.services.notifier.delivery import DeliveryLedger, RetryPolicy, post  # noqa: E402
+from golive.services.notifier.sinks import Outbound  # noqa: E402
 from golive.stack.nats_server import EmbeddedNats  # noqa: E402
 from golive.stack.webhook_sink import WebhookSink  # noqa: E402
-from services.notifier.delivery import DeliveryLedger, RetryPolicy, post  # noqa: E402
-from services.notifier.sinks import Outbound  # noqa: E402
 
 NAME = "notifier_window"
 BODY = Outbound({"text": "✅ skeleton stage 1 of 3 passed: 10% on dpl_new",

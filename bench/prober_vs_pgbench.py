@@ -43,12 +43,12 @@ from hdrh.histogram import HdrHistogram
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from golive.demo.data import RUNBOOK_QUERIES, SCHEMA, fill_runbook_tables  # noqa: E402
+from golive.services.prober.event_loop import new_event_loop  # noqa: E402
+from golive.services.prober.load import Recorder, run_load  # noqa: E402
+from golive.services.prober.stats import LatencyWindow  # noqa: E402
+from golive.services.prober.targets import make_target  # noqa: E402
+from golive.shared.commands import SampledParams, SqlProbeSpec  # noqa: E402
 from golive.stack.postgres import EmbeddedPostgres, postgres_bin_dir  # noqa: E402
-from services.prober.event_loop import new_event_loop  # noqa: E402
-from services.prober.load import Recorder, run_load  # noqa: E402
-from services.prober.stats import LatencyWindow  # noqa: E402
-from services.prober.targets import make_target  # noqa: E402
-from shared.commands import SampledParams, SqlProbeSpec  # noqa: E402
 
 NAME = "prober_vs_pgbench"
 DB_ENV = "BENCH_DATABASE_URL"

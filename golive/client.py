@@ -5,7 +5,7 @@ is one function here that connects, does its work and closes; they take Settings
 they print, and return what the command exits with (``EXIT_*``) or what it reads. `golive resume`
 (golive/resume.py) and the demo (golive/demo/run.py) build on the same functions. A request the coordinator's
 own rule refuses for the run as it stands raises ``RunNotControllable`` before anything is sent; a bus that
-cannot be reached raises ``BusUnreachable`` (shared.settings).
+cannot be reached raises ``BusUnreachable`` (golive.shared.settings).
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ from nats.errors import NoServersError
 from nats.js.errors import NotFoundError
 
 from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
-from services.coordinator.control import operator_refusal
-from services.coordinator.saga import RunState, decide
-from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_envelope
-from shared.envelope import Envelope, nats_headers
-from shared.event_log import read_events
-from shared.events import CommandFailed, RunFinished, RunStarted
-from shared.plan import Plan
-from shared.run_history import read_runs, read_watches
-from shared.run_summary import RunSummary, with_watches
-from shared.settings import BusUnreachable, Settings, connect_options
+from golive.services.coordinator.control import operator_refusal
+from golive.services.coordinator.saga import RunState, decide
+from golive.shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, command_envelope
+from golive.shared.envelope import Envelope, nats_headers
+from golive.shared.event_log import read_events
+from golive.shared.events import CommandFailed, RunFinished, RunStarted
+from golive.shared.plan import Plan
+from golive.shared.run_history import read_runs, read_watches
+from golive.shared.run_summary import RunSummary, with_watches
+from golive.shared.settings import BusUnreachable, Settings, connect_options
 
 CLI_SOURCE = "/golive/cli"  # the operator
 
@@ -98,7 +98,7 @@ async def send_start(
     """Send the run's start and wait until a coordinator accepts it (every event until then echoed): the stream
     sequence of the last event echoed, or -1 if the coordinator refused the start (its reason was echoed). Each
     start has an id of its own: a second start of a run id that already ran is refused, never taken for the first."""
-    from shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
+    from golive.shared.bus import ensure_streams  # the bus's services side (faststream) loads only where streams are made
     await ensure_streams(settings)
     expires_at = datetime.now(UTC) + timedelta(seconds=settings.start_timeout_s)
     start = await send_to_coordinator(js, settings, StartRun(
@@ -276,7 +276,7 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
 
 async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) -> list[Path]:
     """The run's lock-in artifacts, rebuilt from the event stream into ``directory``."""
-    from services.coordinator.artifacts import build_artifacts, write_artifacts  # the report's modules: only here
+    from golive.services.coordinator.artifacts import build_artifacts, write_artifacts  # the report's modules: only here
 
     nc = await connect(settings)
     try:
@@ -292,7 +292,7 @@ async def rebuild_artifacts(settings: Settings, run_id: str, directory: Path) ->
 async def weekly_artifacts(settings: Settings, since: datetime, until: datetime, directory: Path) -> list[Path]:
     """The weekly performance report of the runs that started in ``[since, until)``, from the run history (one
     summary per run, shared/run_history.py; never the event stream)."""
-    from services.coordinator.weekly import weekly_report, write_weekly
+    from golive.services.coordinator.weekly import weekly_report, write_weekly
 
     nc = await connect(settings)
     try:
@@ -306,8 +306,8 @@ async def weekly_artifacts(settings: Settings, since: datetime, until: datetime,
 async def watch_states(settings: Settings, run_id: str | None) -> list:
     """The post-deploy watch of one run, folded from its events; or every watch's record from the run history
     (shared/run_history.py: one record per watch, never the event stream)."""
-    from services.coordinator.post_deploy import WatchState
-    from services.coordinator.post_deploy import decide as decide_watch
+    from golive.services.coordinator.post_deploy import WatchState
+    from golive.services.coordinator.post_deploy import decide as decide_watch
 
     nc = await connect(settings)
     try:
@@ -347,7 +347,7 @@ async def run_summaries(settings: Settings) -> list[RunSummary]:
 
 async def show_events(settings: Settings, run_id: str | None, follow: bool, echo: Callable[[Envelope], None]) -> int:
     """Print the events of one run (or of all runs), optionally following new ones."""
-    from shared.bus import ensure_streams
+    from golive.shared.bus import ensure_streams
     nc = await connect(settings)
     try:
         await ensure_streams(settings)

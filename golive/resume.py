@@ -17,15 +17,15 @@ from nats.js.errors import NotFoundError
 
 from golive.client import connect, read_run, unknown_run
 from golive.exit_codes import EXIT_BY_OUTCOME, EXIT_INVALID, EXIT_NEEDS_HUMAN, RunNotControllable
-from services.coordinator.lease import describe_holder
-from services.coordinator.service import TICK_S, RunDriver
-from shared.bus import Bus, Defer
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.events import RunFinished
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
-from shared.tracing import configure_tracing, shutdown_tracing
+from golive.services.coordinator.lease import describe_holder
+from golive.services.coordinator.service import TICK_S, RunDriver
+from golive.shared.bus import Bus, Defer
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import RunFinished
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
+from golive.shared.tracing import configure_tracing, shutdown_tracing
 
 
 async def resume_run(settings: Settings, run_id: str, wait: bool, echo: Callable[[Envelope], None],

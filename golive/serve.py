@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from shared.bus import Bus
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
-from shared.tracing import configure_tracing, shutdown_tracing
+from golive.shared.bus import Bus
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
+from golive.shared.tracing import configure_tracing, shutdown_tracing
 
 # How many commands one instance works on at once. One migration at a time (one concurrent index build
 # per table, and builds wait on each other's snapshots); the coordinator applies decisions in order. The
@@ -34,15 +34,15 @@ def _registrar(name: str) -> Callable[[Bus], object]:
     """Service ``name``'s registrar. Only that service's code is imported: a service process loads its own handlers,
     not the other four's (a stack starts five processes; each import is start-up time)."""
     if name == "coordinator":
-        from services.coordinator.service import register
+        from golive.services.coordinator.service import register
     elif name == "migrator":
-        from services.migrator.service import register
+        from golive.services.migrator.service import register
     elif name == "prober":
-        from services.prober.service import register
+        from golive.services.prober.service import register
     elif name == "traffic":
-        from services.traffic.service import register
+        from golive.services.traffic.service import register
     elif name == "notifier":
-        from services.notifier.service import register
+        from golive.services.notifier.service import register
     else:
         raise ValueError(f"unknown service {name!r}; services: coordinator, migrator, prober, traffic, notifier")
     return register

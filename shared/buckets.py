@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import BadRequestError, BucketNotFoundError
 
-from shared.bus import settings_differences, until_answered
+from golive.shared.bus import settings_differences, until_answered
 
 # a bucket's settings as its stream holds them: TTL is max_age, history is max_msgs_per_subject
 BUCKET_SETTINGS = ("max_age", "max_msgs_per_subject", "storage", "num_replicas")

@@ -42,21 +42,21 @@ from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 from opentelemetry.trace import Span
 
-from shared import tracing
-from shared.backoff import Backoff
-from shared.bus_metrics import SubjectPatternPrometheusMiddleware
-from shared.commands import command_envelope
-from shared.durables import Durable, keep_durables
-from shared.envelope import Envelope, Message, ParseError, nats_headers, new_envelope, parse_envelope
-from shared.event_log import last_events
-from shared.events import CommandFailed, DeadLettered, FailureClass
-from shared.ordered_consumer import OrderedConsumer
-from shared.provenance import command_origin_problem, event_origin_problem, source_of
-from shared.run_guard import lifecycle_subjects, work_refusal
-from shared.secrets import redact
-from shared.settings import Settings
-from shared.settings import connect_options as connect_options  # here too, where services have always found it
-from shared.telemetry import ServiceMetrics, library_logger
+from golive.shared import tracing
+from golive.shared.backoff import Backoff
+from golive.shared.bus_metrics import SubjectPatternPrometheusMiddleware
+from golive.shared.commands import command_envelope
+from golive.shared.durables import Durable, keep_durables
+from golive.shared.envelope import Envelope, Message, ParseError, nats_headers, new_envelope, parse_envelope
+from golive.shared.event_log import last_events
+from golive.shared.events import CommandFailed, DeadLettered, FailureClass
+from golive.shared.ordered_consumer import OrderedConsumer
+from golive.shared.provenance import command_origin_problem, event_origin_problem, source_of
+from golive.shared.run_guard import lifecycle_subjects, work_refusal
+from golive.shared.secrets import redact
+from golive.shared.settings import Settings
+from golive.shared.settings import connect_options as connect_options  # here too, where services have always found it
+from golive.shared.telemetry import ServiceMetrics, library_logger
 
 EVENT_ACK_WAIT_S = 5.0  # events: handled in milliseconds, so a crashed instance's message comes back soon
 MAX_BODY_IN_DEAD_LETTER = 4096

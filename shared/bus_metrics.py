@@ -21,7 +21,7 @@ from faststream.response import PublishCommand
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
-from shared.subjects import Subjects
+from golive.shared.subjects import Subjects
 
 
 class PatternMetricsSettingsProvider(NatsMetricsSettingsProvider):

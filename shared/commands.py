@@ -13,22 +13,22 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.envelope import Envelope, Message, message_type, new_envelope
-from shared.ids import DeploymentId
-from shared.plan.base import Strict
-from shared.plan.checks import LoadSpec, Thresholds
-from shared.plan.migrations import MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
-from shared.plan.migrations import MigrationWaiver as MigrationWaiver
-from shared.plan.probes import FixedParams as FixedParams
-from shared.plan.probes import HttpProbeSpec as HttpProbeSpec
-from shared.plan.probes import PgHealthProbeSpec as PgHealthProbeSpec
-from shared.plan.probes import ProbeSpec
-from shared.plan.probes import SampledParams as SampledParams
-from shared.plan.probes import SequenceParams as SequenceParams
-from shared.plan.probes import SqlProbeSpec as SqlProbeSpec
-from shared.plan.traffic import ProviderSpec
-from shared.secrets import EnvName
-from shared.subjects import Subjects
+from golive.shared.envelope import Envelope, Message, message_type, new_envelope
+from golive.shared.ids import DeploymentId
+from golive.shared.plan.base import Strict
+from golive.shared.plan.checks import LoadSpec, Thresholds
+from golive.shared.plan.migrations import MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
+from golive.shared.plan.migrations import MigrationWaiver as MigrationWaiver
+from golive.shared.plan.probes import FixedParams as FixedParams
+from golive.shared.plan.probes import HttpProbeSpec as HttpProbeSpec
+from golive.shared.plan.probes import PgHealthProbeSpec as PgHealthProbeSpec
+from golive.shared.plan.probes import ProbeSpec
+from golive.shared.plan.probes import SampledParams as SampledParams
+from golive.shared.plan.probes import SequenceParams as SequenceParams
+from golive.shared.plan.probes import SqlProbeSpec as SqlProbeSpec
+from golive.shared.plan.traffic import ProviderSpec
+from golive.shared.secrets import EnvName
+from golive.shared.subjects import Subjects
 
 # the ``X as X`` imports: parts of these commands, re-exported so a sender builds a command from this module alone
 
@@ -59,7 +59,7 @@ def command_envelope(data: Message, *, id: str, source: str, run_id: str, subjec
 class StartRun(Message):
     """Start a go-live: the plan and the deployment pair.
 
-    ``plan`` is the plan file's content with its ``version``; the coordinator reads it with shared.plan's
+    ``plan`` is the plan file's content with its ``version``; the coordinator reads it with golive.shared.plan's
     ``plan_from_dict`` (upgrade, then validate) in its handler rather than in this model, so a plan it cannot
     take is refused with an answer (command_failed: why) instead of being dead-lettered unheard."""
 

@@ -17,8 +17,8 @@ from typing import Any, ClassVar, Literal, TypeVar
 from opentelemetry.trace import Span
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.ids import RunId
-from shared.tracing import message_headers
+from golive.shared.ids import RunId
+from golive.shared.tracing import message_headers
 
 CONTENT_TYPE: Literal["application/json"] = "application/json"  # of ``data``, inside the envelope
 # of the NATS message: a structured-mode CloudEvent, so any client can tell what the body is without parsing it
@@ -78,7 +78,7 @@ class Envelope(BaseModel):
     subject: str | None = None
     time: datetime
     datacontenttype: Literal["application/json"] = CONTENT_TYPE
-    runid: RunId  # a subject token and a folder name: shared.ids says what it may hold
+    runid: RunId  # a subject token and a folder name: golive.shared.ids says what it may hold
     correlationid: str | None = None
     causationid: str | None = None
     data: Message

@@ -31,9 +31,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header, StatusCode
 from nats.js.errors import NotFoundError
 
-from shared.backoff import Backoff
-from shared.envelope import Envelope, ParseError, parse_envelope
-from shared.provenance import event_origin_problem
+from golive.shared.backoff import Backoff
+from golive.shared.envelope import Envelope, ParseError, parse_envelope
+from golive.shared.provenance import event_origin_problem
 
 BATCH = 256  # events per pull: a run's whole log in one or two round trips
 IDLE_S = 5.0  # the server deletes a reader's consumer this long after its last pull

@@ -24,14 +24,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from shared.envelope import Message, message_type
-from shared.ids import DeploymentId
-from shared.plan.base import Strict
+from golive.shared.envelope import Message, message_type
+from golive.shared.ids import DeploymentId
+from golive.shared.plan.base import Strict
 
 # Phase and StepRef are part of the events' contract: readers of events import them from here too
-from shared.step_ref import Phase as Phase
-from shared.step_ref import StepRef as StepRef
-from shared.step_ref import ref_of_name
+from golive.shared.step_ref import Phase as Phase
+from golive.shared.step_ref import StepRef as StepRef
+from golive.shared.step_ref import ref_of_name
 
 # --- coordinator: the run ----------------------------------------------------------------------
 
@@ -43,7 +43,7 @@ Finding = Literal["pass", "fail", "inconclusive"]
 @message_type("golive.coordinator.run_started.v1")
 class RunStarted(Message):
     """A run began. ``plan``: the validated plan as a dict, written in plan format ``plan_version`` (absent in runs
-    started before plans had versions: 1). Read it back only through shared.plan.plan_of, which upgrades an older
+    started before plans had versions: 1). Read it back only through golive.shared.plan.plan_of, which upgrades an older
     plan to today's and validates it: the one place a stored plan is read."""
 
     plan: dict[str, Any]
@@ -348,7 +348,7 @@ class LatencySummary(Strict):
     gauges: dict[str, float] = {}
     # gauges that some sample could not read (a replica down, a privilege missing), with why: judged inconclusive
     unread: dict[str, str] = {}
-    # the prober's own loop: its worst lateness in the window (over shared.judge.PROBER_LAG_TOLERANCE_MS: the window
+    # the prober's own loop: its worst lateness in the window (over golive.shared.judge.PROBER_LAG_TOLERANCE_MS: the window
     # is unreliable, judged inconclusive), and the requests in flight across such a stall, not counted above
     prober_lag_ms: float = 0.0
     overloaded: int = 0

@@ -20,9 +20,9 @@ from typing import Generic, TypeVar
 
 from nats.js import JetStreamContext
 
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.subjects import Subjects
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
+from golive.shared.subjects import Subjects
 
 S = TypeVar("S")
 

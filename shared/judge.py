@@ -35,9 +35,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import Finding, LatencySummary, Verdict
-from shared.limits import confidence_words, rate_bounds
-from shared.plan.checks import Thresholds
+from golive.shared.events import Finding, LatencySummary, Verdict
+from golive.shared.limits import confidence_words, rate_bounds
+from golive.shared.plan.checks import Thresholds
 
 # The guard gauges (a pg_health probe measures them; services/prober/pg_health.py): name -> (words, unit).
 GAUGES: dict[str, tuple[str, str]] = {
@@ -160,7 +160,7 @@ class Judgement:
         return self.verdict == "pass"
 
     def verdicts(self) -> list[Verdict]:
-        """The readings as published (shared.events.Verdict): a number never measured is observed -1, not passed."""
+        """The readings as published (golive.shared.events.Verdict): a number never measured is observed -1, not passed."""
         return [Verdict(metric=r.metric, limit=r.limit, observed=-1.0 if r.observed is None else r.observed,
                         passed=r.unread is None and r.observed is not None and r.observed <= r.limit,
                         samples=self.requests)

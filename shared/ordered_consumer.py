@@ -24,7 +24,7 @@ import nats
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
 
-from shared.secrets import redact
+from golive.shared.secrets import redact
 
 BATCH = 16  # messages per pull: a burst of events (one decision's) comes in one round trip
 WAIT_S = 2.0  # a pull waits this long for a first message, then the next one asks again

@@ -14,7 +14,7 @@ The rule for changing the plan model (shared/plan/):
   stream (tests/recorded/). Never edit a registered upgrade: stored runs were written with it in mind.
 
 The upgrades work on plain dicts (as JSON holds them), before the plan is validated: every service reads a stored
-plan through ``shared.plan.plan_of``, which upgrades it here and validates it into a Plan.
+plan through ``golive.shared.plan.plan_of``, which upgrades it here and validates it into a Plan.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the plan model (shared/plan/) reads through here and events carry plans: no import circle
-    from shared.events import RunStarted
+    from golive.shared.events import RunStarted
 
 CURRENT = 2  # the version of the plan model in shared/plan/
 FIRST = 1  # the version of every plan written before plans had versions
@@ -80,5 +80,5 @@ def upgrade_plan(data: Mapping[str, Any], version: int | None = None) -> PlanDat
 
 def plan_data(started: RunStarted) -> PlanData:
     """The plan a run started with, as a dict of the current version: the one way to read ``run_started.plan``
-    (``shared.plan.plan_of`` validates it into a Plan)."""
+    (``golive.shared.plan.plan_of`` validates it into a Plan)."""
     return upgrade_plan(started.plan, started.plan_version)

@@ -18,8 +18,8 @@ so a forged answer is never folded into a run, live or on replay.
 
 from __future__ import annotations
 
-from shared.envelope import Envelope
-from shared.subjects import SERVICES, Subjects, check_token
+from golive.shared.envelope import Envelope
+from golive.shared.subjects import SERVICES, Subjects, check_token
 
 ANY_SERVICE = "service"  # golive.service.<name>.v1: published by every service about itself (command_failed)
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.envelope import Envelope
-from shared.events import RetryRequested, RunFinished, RunStarted, WatchEnded, WatchStarted
-from shared.subjects import Subjects
+from golive.shared.envelope import Envelope
+from golive.shared.events import RetryRequested, RunFinished, RunStarted, WatchEnded, WatchStarted
+from golive.shared.subjects import Subjects
 
 LIFECYCLE = (RunStarted, RunFinished, RetryRequested, WatchStarted, WatchEnded)
 

@@ -18,8 +18,8 @@ from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
-from shared.event_log import LogReader, ReaderLost
-from shared.run_summary import RunSummary, Stored, WatchRecord
+from golive.shared.event_log import LogReader, ReaderLost
+from golive.shared.run_summary import RunSummary, Stored, WatchRecord
 
 RUN_PREFIX, WATCH_PREFIX = "run.", "watch."
 READ_TRIES = 3  # a read whose consumer was lost starts again from the first key, this many times at most

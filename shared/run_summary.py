@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CompensationStarted,

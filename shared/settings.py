@@ -1,7 +1,7 @@
 """Settings from the environment (prefix ``GOLIVE_``), validated once at the edge.
 
 Database and webhook URLs are never settings values: plans and commands name the environment variable
-that holds them, and the service reads it when it needs it (see shared.secrets).
+that holds them, and the service reads it when it needs it (see golive.shared.secrets).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.subjects import Subjects
+from golive.shared.subjects import Subjects
 
 STACK_FILE = "stack.json"
 DEFAULT_INBOX_PREFIX = "_INBOX"  # nats-py's and every NATS client's default
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
 
 def nats_servers(url: str) -> list[str]:
     """The URLs of a comma-separated list of NATS servers, each with a scheme (``nats://`` when it has none, as nats-py
-    assumes), so every URL reads the same to nats-py and to redaction (shared.secrets hides ``scheme://user:pass@``)."""
+    assumes), so every URL reads the same to nats-py and to redaction (golive.shared.secrets hides ``scheme://user:pass@``)."""
     return [u if "://" in u else f"nats://{u}" for u in (part.strip() for part in url.split(",")) if u]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from shared.plan.base import Strict
+from golive.shared.plan.base import Strict
 
 Phase = Literal[
     "preflight", "migrate", "smoke", "canary", "final_validation", "lock_in", "done", "compensating",

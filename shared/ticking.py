@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared.secrets import redact
+from golive.shared.secrets import redact
 
 
 class Ticking:

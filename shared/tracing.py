@@ -34,7 +34,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.secrets import redact
+from golive.shared.secrets import redact
 
 Exporter = Literal["none", "otlp"]
 INSTRUMENTATION = "golive"

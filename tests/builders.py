@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 
 from golive.plans import SKELETON
-from shared.envelope import Envelope, Message, new_envelope
-from shared.events import RunStarted
-from shared.plan import Plan, parse_plan
-from shared.plan_versions import CURRENT
-from shared.subjects import Subjects
+from golive.shared.envelope import Envelope, Message, new_envelope
+from golive.shared.events import RunStarted
+from golive.shared.plan import Plan, parse_plan
+from golive.shared.plan_versions import CURRENT
+from golive.shared.subjects import Subjects
 
 T0 = datetime(2026, 1, 4, 2, 0, tzinfo=UTC)  # a Sunday at 02:00 UTC, inside the skeleton's maintenance window
 

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 
 import nats
 
+from golive.shared.bus import ensure_streams
+from golive.shared.envelope import new_envelope
+from golive.shared.events import RunFinished, WatchCheckCompleted, WatchStarted
 from golive.stack.service_processes import service_env
-from shared.bus import ensure_streams
-from shared.envelope import new_envelope
-from shared.events import RunFinished, WatchCheckCompleted, WatchStarted
 from tests.builders import RunEvents, checkout_plan, skeleton_dict
 from tests.unit.saga_run import Run
 

@@ -22,12 +22,12 @@ import psycopg
 import pytest
 
 from golive.demo.data import create_database, seed
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.nats_server import EmbeddedNats
 from golive.stack.postgres import EmbeddedPostgres
 from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
 from golive.stack.webhook_sink import WebhookSink
-from shared.settings import Settings
-from shared.subjects import SERVICES
 from tests.harness import golive_popen, stop_fork_server
 from tests.secured_nats import SecuredNats, started_secured_nats
 

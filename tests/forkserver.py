@@ -33,8 +33,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-PRELOAD = ("golive.cli.app", "services.coordinator.service", "services.prober.service", "services.traffic.service",
-           "services.notifier.service", "services.migrator.service")
+PRELOAD = ("golive.cli.app", "golive.services.coordinator.service", "golive.services.prober.service", "golive.services.traffic.service",
+           "golive.services.notifier.service", "golive.services.migrator.service")
 
 
 class ForkedProcess:

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import nats
 
+from golive.shared.bus import ensure_streams
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES, Subjects
 from golive.stack.nats_server import EmbeddedNats
 from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, wait_until_ready
-from shared.bus import ensure_streams
-from shared.settings import Settings
-from shared.subjects import SERVICES, Subjects
 from tests.harness import REPO
 
 NATS_CONF = REPO / "deploy" / "nats.conf"

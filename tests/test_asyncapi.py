@@ -15,10 +15,10 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from golive.docs.asyncapi import DOCUMENT, build_document, render
-from shared.commands import StartRun, command_target
-from shared.envelope import new_envelope, registered_types
-from shared.events import CommandFailed, PhaseStarted, RunFinished
-from shared.subjects import Subjects
+from golive.shared.commands import StartRun, command_target
+from golive.shared.envelope import new_envelope, registered_types
+from golive.shared.events import CommandFailed, PhaseStarted, RunFinished
+from golive.shared.subjects import Subjects
 from tests.harness import REPO
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from golive.cli.app import app
 from golive.plans import SKELETON
-from shared.events import ApprovalGranted, PauseRequested
+from golive.shared.events import ApprovalGranted, PauseRequested
 from tests.builders import skeleton_dict, write_plan
 from tests.cli_runs import BAD_PLAN, gated_run, published, watched_run
 from tests.harness import run_cli
@@ -210,7 +210,7 @@ def test_an_unknown_run_id_is_refused_at_once_naming_the_recent_runs(settings, t
 
     import nats
 
-    from shared.bus import ensure_streams
+    from golive.shared.bus import ensure_streams
     from tests.harness import record_run_started
 
     async def two_runs() -> None:

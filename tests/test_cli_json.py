@@ -8,7 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from golive.plans import SKELETON
-from shared.events import ApprovalGranted, PauseRequested
+from golive.shared.events import ApprovalGranted, PauseRequested
 from tests.cli_runs import BAD_PLAN, gated_run, published, watched_run
 from tests.harness import run_cli
 

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from golive.cli.app import app
 from golive.docs.compose_envoy import ENVOY_FILE, compose_envoy_config, render_envoy
+from golive.shared.subjects import SERVICES
 from golive.stack.envoy_proxy import envoy_binary
-from shared.subjects import SERVICES
 from tests.harness import REPO
 
 COMPOSE = REPO / "docker-compose.yml"

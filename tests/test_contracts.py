@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-import shared.commands  # noqa: F401  (registers the command types)
-import shared.events  # noqa: F401  (registers the event types)
-from shared.envelope import registered_types
-from shared.subjects import SERVICES, Subjects
+import golive.shared.commands  # noqa: F401  (registers the command types)
+import golive.shared.events  # noqa: F401  (registers the event types)
+from golive.shared.envelope import registered_types
+from golive.shared.subjects import SERVICES, Subjects
 from tests.harness import REPO
 
 

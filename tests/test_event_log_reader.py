@@ -11,11 +11,11 @@ from contextlib import aclosing
 import nats
 import pytest
 
-from shared import event_log
-from shared.bus import ensure_streams
-from shared.envelope import new_envelope
-from shared.event_log import read_events
-from shared.events import PhaseStarted
+from golive.shared import event_log
+from golive.shared.bus import ensure_streams
+from golive.shared.envelope import new_envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import PhaseStarted
 
 RUN = "run-reader"
 

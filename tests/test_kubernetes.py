@@ -21,7 +21,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from shared.subjects import SERVICES
+from golive.shared.subjects import SERVICES
 from tests.harness import REPO
 from tests.network_policy import Peer, allowed, peer_matches, selects
 
@@ -368,8 +368,8 @@ def statefulset_on_loopback(tmp_path):
 
 
 def test_the_statefulsets_nats_servers_form_a_cluster_where_a_service_creates_its_r3_streams(statefulset_on_loopback):
-    from shared.bus import ensure_streams
-    from shared.settings import Settings
+    from golive.shared.bus import ensure_streams
+    from golive.shared.settings import Settings
 
     nodes, passwords, config = statefulset_on_loopback
     metas = [jsz(n)["meta_cluster"] for n in nodes]

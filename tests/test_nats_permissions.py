@@ -17,10 +17,10 @@ from contextlib import aclosing
 import pytest
 from nats.js.api import ConsumerConfig
 
-from shared.envelope import new_envelope
-from shared.event_log import read_events
-from shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
-from shared.subjects import SERVICES
+from golive.shared.envelope import new_envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import MigrationsApplied, PhaseStarted, RunFinished, RunStarted, TrafficShifted
+from golive.shared.subjects import SERVICES
 from tests.builders import skeleton_plan
 from tests.harness import REPO, run_cli
 from tests.secured_nats import ROOT, Client, SecuredNats, services_on_own_users, streams_exist

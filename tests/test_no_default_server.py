@@ -54,9 +54,9 @@ def test_run_without_a_coordinator_exits_4_and_its_start_never_runs_later(settin
 
     import nats
 
+    from golive.shared.event_log import read_events
+    from golive.shared.events import CommandFailed, RunStarted
     from golive.stack.service_processes import ServiceProcesses, wait_until_ready
-    from shared.event_log import read_events
-    from shared.events import CommandFailed, RunStarted
     from tests.harness import run_cli
 
     env = {**process_env, "GOLIVE_START_TIMEOUT_S": "2"}

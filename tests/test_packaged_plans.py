@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 from golive import plans
+from golive.shared.plan import load_plan
 from golive.stack.up import ready_message
-from shared.plan import load_plan
 from tests.harness import REPO, run_cli
 
 SHIPPED = ("skeleton.yaml", "supabase-golive.yaml")

@@ -20,19 +20,19 @@ from pathlib import Path
 import nats
 import pytest
 
-import shared.commands  # noqa: F401  (registers every message type, as a service does)
+import golive.shared.commands  # noqa: F401  (registers every message type, as a service does)
+from golive.services.coordinator.history import RunHistory
+from golive.shared.bus import ensure_streams
+from golive.shared.envelope import parse_envelope
+from golive.shared.events import RunStarted
+from golive.shared.plan import plan_of
+from golive.shared.plan_versions import CURRENT
+from golive.shared.provenance import event_origin_problem
+from golive.shared.run_history import read_runs, read_watches
+from golive.shared.run_summary import RunSummary
+from golive.shared.settings import Settings
+from golive.shared.subjects import Subjects
 from golive.stack.service_processes import service_env
-from services.coordinator.history import RunHistory
-from shared.bus import ensure_streams
-from shared.envelope import parse_envelope
-from shared.events import RunStarted
-from shared.plan import plan_of
-from shared.plan_versions import CURRENT
-from shared.provenance import event_origin_problem
-from shared.run_history import read_runs, read_watches
-from shared.run_summary import RunSummary
-from shared.settings import Settings
-from shared.subjects import Subjects
 from tests.harness import run_cli
 
 RECORDED = Path(__file__).parent / "recorded" / "events-v1.jsonl"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import shared.commands  # noqa: F401  (registers every message type, as a service does)
-from services.coordinator.artifacts import build_artifacts, write_artifacts
-from shared.envelope import parse_envelope
+import golive.shared.commands  # noqa: F401  (registers every message type, as a service does)
+from golive.services.coordinator.artifacts import build_artifacts, write_artifacts
+from golive.shared.envelope import parse_envelope
 
 RECORDED = Path(__file__).parent / "recorded" / "events-v1.jsonl"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -8,7 +8,7 @@ import re
 import yaml
 
 from golive import plans
-from shared.plan import load_plan
+from golive.shared.plan import load_plan
 from tests.harness import REPO
 
 PLAN = plans.RUNBOOK

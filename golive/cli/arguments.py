@@ -11,9 +11,9 @@ import typer
 
 from golive.cli.console import err
 from golive.exit_codes import EXIT_INVALID
-from shared.ids import InvalidId, check_id
-from shared.plan import Plan, PlanError
-from shared.secrets import redact
+from golive.shared.ids import InvalidId, check_id
+from golive.shared.plan import Plan, PlanError
+from golive.shared.secrets import redact
 
 
 def _valid_id(what: str) -> Callable[[str | None], str | None]:

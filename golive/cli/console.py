@@ -10,10 +10,10 @@ import typer
 from rich.text import Text
 
 from golive.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE, RunNotControllable
+from golive.shared.envelope import Envelope
+from golive.shared.plan_versions import PlanVersionError
+from golive.shared.settings import BusUnreachable
 from golive.views.lines import describe, terminal
-from shared.envelope import Envelope
-from shared.plan_versions import PlanVersionError
-from shared.settings import BusUnreachable
 
 out = terminal()  # markup off: every line below may carry a plan's, a service's or a database's text
 err = terminal(stderr=True)

@@ -11,8 +11,8 @@ from golive.cli.arguments import checked_plan
 from golive.cli.console import err, event_printer, out
 from golive.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_UNREACHABLE
 from golive.plans import RUNBOOK
+from golive.shared.settings import Settings
 from golive.views.live import watching
-from shared.settings import Settings
 
 
 def demo(

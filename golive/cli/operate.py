@@ -12,9 +12,9 @@ import typer
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
 from golive.exit_codes import EXIT_INTERRUPTED
+from golive.shared.envelope import Envelope
+from golive.shared.settings import Settings
 from golive.views.live import watching
-from shared.envelope import Envelope
-from shared.settings import Settings
 
 # abort_run, pause_run, continue_run, retry_run: (settings, run_id, reason, requested_by, echo) -> exit code
 OperatorRequest = Callable[[Settings, str, str, str, Callable[[Envelope], None]], Coroutine[Any, Any, int]]

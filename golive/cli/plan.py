@@ -20,8 +20,8 @@ def check(
     """Validate a plan: every problem with its path, line and reason. Exit 0 valid, 2 invalid."""
     if as_json:
         from golive.plans.check import check_plan
+        from golive.shared.plan import PlanError
         from golive.views.as_json import emit, invalid_plan_document, valid_plan_document
-        from shared.plan import PlanError
 
         try:
             emit(valid_plan_document(plan, check_plan(plan)))
@@ -39,7 +39,7 @@ def schema(
     out_file: Annotated[Path | None, typer.Option("--out", help="Write it to this file instead of printing it")] = None,
 ) -> None:
     """Print the plan's JSON Schema (docs/plan.schema.json is this, committed), for editors and CI checks."""
-    from shared.plan import plan_schema
+    from golive.shared.plan import plan_schema
 
     text = plan_schema()
     if out_file is None:
@@ -56,9 +56,9 @@ def migrate(
     """The plan's migrations alone, outside a go-live: --dry-run prints the lint and what would run without
     touching anything; without it they run now on the plan's database (same lock, history and repairs as
     the migrator service). Exit 0 done, 1 failed, 2 invalid plan or lint errors."""
-    from services.migrator.dry_run import dry_run as describe_dry_run
-    from shared.commands import ApplyMigrations, MigrationStatement
-    from shared.plan import PlanError, load_plan
+    from golive.services.migrator.dry_run import dry_run as describe_dry_run
+    from golive.shared.commands import ApplyMigrations, MigrationStatement
+    from golive.shared.plan import PlanError, load_plan
 
     try:
         loaded = load_plan(plan)
@@ -76,6 +76,6 @@ def migrate(
         raise typer.Exit(EXIT_INVALID)
     if dry_run:
         return
-    from services.migrator.runner import migrate_now
+    from golive.services.migrator.runner import migrate_now
 
     raise typer.Exit(asyncio.run(migrate_now(cmd, out.print)))

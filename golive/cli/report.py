@@ -12,7 +12,7 @@ import typer
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID
-from shared.settings import Settings
+from golive.shared.settings import Settings
 
 
 def report(
@@ -28,7 +28,7 @@ def report(
     prod_performance_validation.json, badges. With --weekly: weekly_performance_report_<YYYYWW>.json/.md of
     every run that started in the week (outcomes, durations, rollbacks by cause, p95 trends)."""
     from golive.client import rebuild_artifacts, weekly_artifacts  # the bus and the reports load only for the commands that use them
-    from services.coordinator.artifacts import OutsideArtifacts, run_directory
+    from golive.services.coordinator.artifacts import OutsideArtifacts, run_directory
     settings = Settings()
     if weekly == (run_id is not None):
         err.print("give a run id, or --weekly (not both)", style="red")

@@ -12,9 +12,9 @@ import typer
 from golive.cli.arguments import checked_plan, deployment_id_checked, run_id_checked
 from golive.cli.console import err, event_printer, exit_codes, out
 from golive.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID
+from golive.services.coordinator.window import start_refusal
+from golive.shared.settings import Settings
 from golive.views.live import watching
-from services.coordinator.window import start_refusal
-from shared.settings import Settings
 
 
 def run(

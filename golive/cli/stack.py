@@ -12,8 +12,8 @@ import typer
 
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID, EXIT_STOPPED
-from shared.settings import Settings
-from shared.subjects import SERVICES
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 
 
 def serve(
@@ -25,7 +25,7 @@ def serve(
         err.print(f"unknown service {name!r}; services: {', '.join(SERVICES)}", style="red")
         raise typer.Exit(EXIT_INVALID)
     from golive.serve import serve as serve_service
-    from services.prober.event_loop import new_event_loop
+    from golive.services.prober.event_loop import new_event_loop
 
     # the prober's maximum rate is its event loop's cost per request: it runs on uvloop where installed
     with exit_codes(), asyncio.Runner(loop_factory=new_event_loop if name == "prober" else None) as runner:

@@ -13,14 +13,14 @@ from rich.text import Text
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID
+from golive.shared.events import TrafficTargetTaken, WindowJudged
+from golive.shared.run_summary import WatchRecord, summary_of
+from golive.shared.settings import Settings
+from golive.shared.story import story_of
 from golive.views.as_json import emit, run_document, watch_document
 from golive.views.lines import OUTCOME_STYLE, describe
 from golive.views.standing import status_lines
 from golive.views.watch import next_check_line
-from shared.events import TrafficTargetTaken, WindowJudged
-from shared.run_summary import WatchRecord, summary_of
-from shared.settings import Settings
-from shared.story import story_of
 
 JSON_HELP = "Print JSON for scripts (docs/client.md has its shape)"
 
@@ -106,7 +106,7 @@ def watch(
     with exit_codes():
         watches = asyncio.run(watch_states(Settings(), run_id))
     if as_json:
-        from services.coordinator.history import watch_record
+        from golive.services.coordinator.history import watch_record
 
         records = [w if isinstance(w, WatchRecord) else watch_record(w) for w in watches]
         documents = [watch_document(r) for r in records if r is not None]

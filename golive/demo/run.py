@@ -22,11 +22,11 @@ from golive.client import approve_run, new_run_id, start_and_watch
 from golive.demo.app import set_mode
 from golive.exit_codes import EXIT_UNREACHABLE
 from golive.plans.rehearsal import DEMO_TIME_SCALE, compress
+from golive.shared.envelope import Envelope
+from golive.shared.events import PhaseStarted, ProbeWindow, WindowJudged
+from golive.shared.plan import Plan
+from golive.shared.settings import Settings
 from golive.stack.webhook_sink import slack_line
-from shared.envelope import Envelope
-from shared.events import PhaseStarted, ProbeWindow, WindowJudged
-from shared.plan import Plan
-from shared.settings import Settings
 
 BAD_CANARY = {
     "latency": "every answer 600 ms late",

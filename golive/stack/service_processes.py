@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 import nats
 from nats.js.errors import NotFoundError
 
+from golive.shared.settings import Settings, connect_options
+from golive.shared.subjects import SERVICES
 from golive.stack.process import free_port
-from shared.settings import Settings, connect_options
-from shared.subjects import SERVICES
 
 DATABASE_ENV = "GOLIVE_DATABASE_URL"
 WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"

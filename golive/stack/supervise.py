@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.backoff import Backoff
+from golive.shared.backoff import Backoff
 
 
 class Children(Protocol):

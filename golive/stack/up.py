@@ -26,6 +26,8 @@ from golive.demo.app import DemoApp
 from golive.demo.data import DEMO_ROWS, create_database, seed_demo
 from golive.demo.prometheus import HOW_TO_GET_IT, DemoPrometheus, prometheus_binary
 from golive.plans import RUNBOOK, SKELETON
+from golive.shared.settings import STACK_FILE, Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.envoy_proxy import EmbeddedEnvoy
 from golive.stack.nats_server import EmbeddedNats
 from golive.stack.postgres import EmbeddedPostgres
@@ -43,8 +45,6 @@ from golive.stack.service_processes import (
 )
 from golive.stack.supervise import Supervisor
 from golive.stack.webhook_sink import WebhookSink, slack_line
-from shared.settings import STACK_FILE, Settings
-from shared.subjects import SERVICES
 
 T = TypeVar("T")
 # a demo window is 2 s at the least (golive/plans/rehearsal.py): a rate over it needs several scrapes

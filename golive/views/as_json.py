@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.plan import Plan, PlanError
-from shared.run_summary import RunSummary, WatchRecord
-from shared.secrets import redact
+from golive.shared.plan import Plan, PlanError
+from golive.shared.run_summary import RunSummary, WatchRecord
+from golive.shared.secrets import redact
 
 
 def emit(document: Any) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
@@ -43,7 +43,7 @@ from shared.events import (
     WindowClosing,
     WindowJudged,
 )
-from shared.judge import SHOWN
+from golive.shared.judge import SHOWN
 
 OUTCOME_STYLE = {"succeeded": "bold green", "rolled_back": "bold yellow", "needs_human": "bold red"}
 _COLOUR = {"pass": "green", "fail": "red", "inconclusive": "yellow"}  # of a probe's verdict

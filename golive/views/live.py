@@ -20,6 +20,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from golive.shared.envelope import Envelope
+from golive.shared.events import MigrationProgress, ProbeWindow
+from golive.shared.story import RunStory, WindowStory
+from golive.shared.story import fold as fold_story
 from golive.views.standing import (
     end_lines,
     guards_line,
@@ -29,10 +33,6 @@ from golive.views.standing import (
     waiting_line,
     windows_line,
 )
-from shared.envelope import Envelope
-from shared.events import MigrationProgress, ProbeWindow
-from shared.story import RunStory, WindowStory
-from shared.story import fold as fold_story
 
 WINDOWS_SHOWN = 6
 MOMENTS_SHOWN = 4

@@ -13,8 +13,8 @@ from datetime import datetime
 
 from rich.text import Text
 
-from shared.judge import GAUGES, reading_words
-from shared.story import Health, RunStory, StageStory, WindowStory, step_words
+from golive.shared.judge import GAUGES, reading_words
+from golive.shared.story import Health, RunStory, StageStory, WindowStory, step_words
 
 HEALTH_STYLE: dict[Health, str] = {
     "Progressing": "bold cyan", "Paused": "bold yellow", "Degraded": "bold red", "Healthy": "bold green",

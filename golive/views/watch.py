@@ -12,7 +12,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from services.coordinator.post_deploy import WatchState
+from golive.services.coordinator.post_deploy import WatchState
 
 
 def next_check_line(watch: WatchState, now: datetime) -> Text | None:

@@ -19,8 +19,8 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, NoKeysError
 
-from shared.buckets import open_bucket
-from shared.bus import Bus
+from golive.shared.buckets import open_bucket
+from golive.shared.bus import Bus
 
 WATCH_PREFIX = "watch."
 

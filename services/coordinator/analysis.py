@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow
-from shared.judge import judge
-from shared.plan.canary import Analysis
-from shared.plan.checks import Thresholds
+from golive.shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow
+from golive.shared.judge import judge
+from golive.shared.plan.canary import Analysis
+from golive.shared.plan.checks import Thresholds
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.coordinator.badges import badges
-from services.coordinator.chart import chart_data
-from services.coordinator.chart_drawing import render_chart
-from services.coordinator.report_html import render_html
-from services.coordinator.run_report import report_json, report_markdown, validation_file
-from shared.envelope import Envelope
-from shared.ids import check_id
-from shared.story import story_of
+from golive.services.coordinator.badges import badges
+from golive.services.coordinator.chart import chart_data
+from golive.services.coordinator.chart_drawing import render_chart
+from golive.services.coordinator.report_html import render_html
+from golive.services.coordinator.run_report import report_json, report_markdown, validation_file
+from golive.shared.envelope import Envelope
+from golive.shared.ids import check_id
+from golive.shared.story import story_of
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
 def write_report_pages(events_json: list[bytes], directory: str) -> list[str]:
     """Every artifact including chart.png and report.html, from the events as JSON: the entry point of the
     coordinator's drawing process (matplotlib holds the GIL for hundreds of ms: never in the deciding one)."""
-    import shared.commands  # noqa: F401  (a fresh process: register the message types before parsing)
-    from shared.envelope import parse_envelope
+    import golive.shared.commands  # noqa: F401  (a fresh process: register the message types before parsing)
+    from golive.shared.envelope import parse_envelope
 
     events = [parse_envelope(raw) for raw in events_json]
     return [str(path) for path in write_artifacts(build_artifacts(events), Path(directory))]

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import anybadge
 
-from services.coordinator.run_report import outcome_words
-from shared.story import CheckStory, RunStory, WindowStory
+from golive.services.coordinator.run_report import outcome_words
+from golive.shared.story import CheckStory, RunStory, WindowStory
 
 UPTIME_TARGET_PCT = 99.9  # the runbook's uptime target (update_status_badges.py --uptime_target 99.9)
 

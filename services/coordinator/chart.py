@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     CompensationStarted,
     Finding,
     PhaseStarted,
@@ -39,11 +39,11 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
-from shared.judge import error_rate_pct
-from shared.plan import Plan, plan_of
-from shared.plan.checks import Thresholds
-from shared.plan.probes import HttpProbe
-from shared.story import story_of
+from golive.shared.judge import error_rate_pct
+from golive.shared.plan import Plan, plan_of
+from golive.shared.plan.checks import Thresholds
+from golive.shared.plan.probes import HttpProbe
+from golive.shared.story import story_of
 
 Metric = Literal["p95_ms", "error_rate_pct"]
 METRICS: tuple[Metric, ...] = ("p95_ms", "error_rate_pct")

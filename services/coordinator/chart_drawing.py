@@ -10,8 +10,8 @@ import io
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from services.coordinator.chart import ChartData, Metric, Series, Threshold
-from shared.events import Finding
+from golive.services.coordinator.chart import ChartData, Metric, Series, Threshold
+from golive.shared.events import Finding
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

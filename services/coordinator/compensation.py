@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.deadlines import timeout_reason
-from services.coordinator.finish import finish
-from services.coordinator.read_back import read_back_problem
-from services.coordinator.retries import schedule_retry
-from services.coordinator.saga_state import (
+from golive.services.coordinator.deadlines import timeout_reason
+from golive.services.coordinator.finish import finish
+from golive.services.coordinator.read_back import read_back_problem
+from golive.services.coordinator.retries import schedule_retry
+from golive.services.coordinator.saga_state import (
     EmitEvent,
     Output,
     RunState,
@@ -25,10 +25,10 @@ from services.coordinator.saga_state import (
     current_step,
     round_suffix,
 )
-from services.coordinator.stage_verdict import stage_verdict
-from shared.commands import RunProbe, RunProbes
-from shared.envelope import Envelope
-from shared.events import CommandFailed, CompensationStarted, StepFailed, StepTimedOut
+from golive.services.coordinator.stage_verdict import stage_verdict
+from golive.shared.commands import RunProbe, RunProbes
+from golive.shared.envelope import Envelope
+from golive.shared.events import CommandFailed, CompensationStarted, StepFailed, StepTimedOut
 
 
 def fail(state: RunState, reason: str, now: datetime, cause: str = "failed",

@@ -9,9 +9,9 @@ too, instead of being recorded as if it had been heard.
 
 from __future__ import annotations
 
-from services.coordinator.saga import RunState
-from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun
-from shared.envelope import Message
+from golive.services.coordinator.saga import RunState
+from golive.shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun
+from golive.shared.envelope import Message
 
 
 def where(state: RunState) -> str:

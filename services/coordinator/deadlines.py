@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from services.coordinator.saga_state import EmitEvent, Output, RunState, awaited_step, holding
-from shared.events import RetryDue, StepTimedOut, WindowClosing
+from golive.services.coordinator.saga_state import EmitEvent, Output, RunState, awaited_step, holding
+from golive.shared.events import RetryDue, StepTimedOut, WindowClosing
 
 
 def on_tick(state: RunState | None, now: datetime) -> tuple[RunState | None, list[Output]]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from services.coordinator.saga_state import EmitEvent, Output, RunState, round_suffix
-from shared.events import Outcome, RunFinished
+from golive.services.coordinator.saga_state import EmitEvent, Output, RunState, round_suffix
+from golive.shared.events import Outcome, RunFinished
 
 
 def finish(state: RunState, outcome: Outcome, reason: str, now: datetime) -> tuple[RunState, list[Output]]:

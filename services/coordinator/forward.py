@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.analysis import inconclusive_hold, totals_failure
-from services.coordinator.compensation import fail
-from services.coordinator.deadlines import timeout_reason
-from services.coordinator.finish import finish
-from services.coordinator.hold import on_inconclusive_hold
-from services.coordinator.read_back import read_back_problem
-from services.coordinator.retries import schedule_retry
-from services.coordinator.saga_state import (
+from golive.services.coordinator.analysis import inconclusive_hold, totals_failure
+from golive.services.coordinator.compensation import fail
+from golive.services.coordinator.deadlines import timeout_reason
+from golive.services.coordinator.finish import finish
+from golive.services.coordinator.hold import on_inconclusive_hold
+from golive.services.coordinator.read_back import read_back_problem
+from golive.services.coordinator.retries import schedule_retry
+from golive.services.coordinator.saga_state import (
     Compensation,
     EmitEvent,
     Output,
@@ -30,10 +30,10 @@ from services.coordinator.saga_state import (
     no_windows_judged,
     step_command_id,
 )
-from services.coordinator.stage_verdict import stage_passed
-from services.coordinator.steps import Step, describe_step
-from shared.envelope import Envelope
-from shared.events import (
+from golive.services.coordinator.stage_verdict import stage_passed
+from golive.services.coordinator.steps import Step, describe_step
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     ApprovalGranted,
     CommandFailed,
     MigrationsApplied,

@@ -22,16 +22,16 @@ from typing import Any
 from nats.js import JetStreamContext
 from nats.js.errors import KeyWrongLastSequenceError
 
-from services.coordinator.post_deploy import WatchState
-from services.coordinator.post_deploy import decide as decide_watch
-from shared.buckets import open_bucket
-from shared.bus import Bus
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.events import RunStarted
-from shared.run_history import bucket_config, read_runs, read_watches, run_key, watch_key
-from shared.run_summary import RunSummary, WatchRecord, summary_of
-from shared.subjects import Subjects
+from golive.services.coordinator.post_deploy import WatchState
+from golive.services.coordinator.post_deploy import decide as decide_watch
+from golive.shared.buckets import open_bucket
+from golive.shared.bus import Bus
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import RunStarted
+from golive.shared.run_history import bucket_config, read_runs, read_watches, run_key, watch_key
+from golive.shared.run_summary import RunSummary, WatchRecord, summary_of
+from golive.shared.subjects import Subjects
 
 
 def watch_record(state: WatchState | None) -> WatchRecord | None:

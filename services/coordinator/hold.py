@@ -17,12 +17,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.analysis import WindowVerdict, count_window, judge_guard, judge_window
-from services.coordinator.compensation import fail
-from services.coordinator.saga_state import EmitEvent, Output, RunState, SendCommand, analysis_of, step_command_id
-from services.coordinator.steps import Step
-from shared.commands import RunProbes
-from shared.events import PAUSED_BY_GOLIVE, PauseRequested, PhaseStarted, ProbeWindow, WindowJudged
+from golive.services.coordinator.analysis import WindowVerdict, count_window, judge_guard, judge_window
+from golive.services.coordinator.compensation import fail
+from golive.services.coordinator.saga_state import EmitEvent, Output, RunState, SendCommand, analysis_of, step_command_id
+from golive.services.coordinator.steps import Step
+from golive.shared.commands import RunProbes
+from golive.shared.events import PAUSED_BY_GOLIVE, PauseRequested, PhaseStarted, ProbeWindow, WindowJudged
 
 
 def on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:

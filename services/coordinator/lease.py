@@ -23,7 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared.buckets import open_bucket
+from golive.shared.buckets import open_bucket
 
 
 @dataclass(frozen=True)

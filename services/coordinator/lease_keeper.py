@@ -13,9 +13,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
-from shared.bus import Bus, Defer
-from shared.secrets import redact
+from golive.services.coordinator.lease import Lease, LeaseHeld, LeaseLost, Leases, held_by_other, is_expired, renewal_due
+from golive.shared.bus import Bus, Defer
+from golive.shared.secrets import redact
 
 DEFER_S = 0.5  # an event of a run another coordinator drives comes back this soon (maybe to that one)
 

@@ -14,11 +14,11 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand
-from shared.commands import PromoteTraffic, ShiftTraffic
-from shared.envelope import Message
-from shared.events import ProbeWindow, StageJudged, StepFailed, WindowJudged
-from shared.judge import GAUGES
+from golive.services.coordinator.saga import EmitEvent, Output, RunState, SendCommand
+from golive.shared.commands import PromoteTraffic, ShiftTraffic
+from golive.shared.envelope import Message
+from golive.shared.events import ProbeWindow, StageJudged, StepFailed, WindowJudged
+from golive.shared.judge import GAUGES
 
 PLAN_STAGE_PROBE = ["plan", "stage", "probe"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from services.coordinator.compensation import fail, send_compensation
-from services.coordinator.forward import send_step
-from services.coordinator.saga_state import Output, RunState
-from services.coordinator.stage_verdict import stage_verdict
-from shared.events import AbortRequested, PauseRequested, RetryRequested
+from golive.services.coordinator.compensation import fail, send_compensation
+from golive.services.coordinator.forward import send_step
+from golive.services.coordinator.saga_state import Output, RunState
+from golive.services.coordinator.stage_verdict import stage_verdict
+from golive.shared.events import AbortRequested, PauseRequested, RetryRequested
 
 
 def on_abort(state: RunState | None, abort: AbortRequested, now: datetime) -> tuple[RunState | None, list[Output]]:

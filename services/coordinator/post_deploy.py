@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
-from services.coordinator.steps import probe_command
-from shared.commands import RunProbes
-from shared.envelope import Envelope
-from shared.events import (
+from golive.services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
+from golive.services.coordinator.steps import probe_command
+from golive.shared.commands import RunProbes
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     CommandFailed,
     ProbeCompleted,
     ProbesCompleted,
@@ -34,9 +34,9 @@ from shared.events import (
     WatchStarted,
     WatchSummary,
 )
-from shared.judge import error_rate_pct
-from shared.plan import Plan, plan_of
-from shared.plan.post_deploy import PostDeploy
+from golive.shared.judge import error_rate_pct
+from golive.shared.plan import Plan, plan_of
+from golive.shared.plan.post_deploy import PostDeploy
 
 
 @dataclass(frozen=True)

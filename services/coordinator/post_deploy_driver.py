@@ -24,18 +24,18 @@ import contextlib
 import json
 from datetime import UTC, datetime
 
-from services.coordinator.active_runs import ActiveRuns, watch_key
-from services.coordinator.history import RunHistory, watch_record
-from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
-from services.coordinator.post_deploy import WatchState, check_command_id, decide
-from services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
-from shared.bus import Bus, Defer
-from shared.envelope import Envelope
-from shared.events import RunFinished, RunStarted
-from shared.fold import RunFolds
-from shared.plan_versions import plan_data
-from shared.secrets import redact
-from shared.ticking import Ticking
+from golive.services.coordinator.active_runs import ActiveRuns, watch_key
+from golive.services.coordinator.history import RunHistory, watch_record
+from golive.services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
+from golive.services.coordinator.post_deploy import WatchState, check_command_id, decide
+from golive.services.coordinator.saga import EmitEvent, Output, SendCommand, Tick
+from golive.shared.bus import Bus, Defer
+from golive.shared.envelope import Envelope
+from golive.shared.events import RunFinished, RunStarted
+from golive.shared.fold import RunFolds
+from golive.shared.plan_versions import plan_data
+from golive.shared.secrets import redact
+from golive.shared.ticking import Ticking
 
 TICK_S = 1.0
 UNWATCHED_KEPT = 2_000  # runs known to have no watch, and watches that ended: their late events need no replay

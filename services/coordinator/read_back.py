@@ -9,9 +9,9 @@ whatever stands, perhaps another run's.
 
 from __future__ import annotations
 
-from shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
-from shared.envelope import Message
-from shared.events import TrafficPromoted, TrafficRolledBack, TrafficShifted
+from golive.shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
+from golive.shared.envelope import Message
+from golive.shared.events import TrafficPromoted, TrafficRolledBack, TrafficShifted
 
 
 def weight_after(command: Message | None) -> int | None:

@@ -3,7 +3,7 @@ with its numbers at the top, the stage strip (10% ✓ → 50% ✗), the badges, 
 first, who did what, then the timeline. The chart and badges are embedded (base64), so the file stands alone.
 
 Everything is escaped (Jinja2 autoescape); the values come from report.json (run_report.py, from the run's story); the
-page is redacted (shared.secrets) all the same.
+page is redacted (golive.shared.secrets) all the same.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import base64
 
 from jinja2 import Environment
 
-from shared.judge import number
-from shared.secrets import redact
+from golive.shared.judge import number
+from golive.shared.secrets import redact
 
 PASSING_SHOWN = 12  # passing checks shown before "N more passed" (the failing ones are always shown)
 

@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
-from services.coordinator.chart_worker import die_with_parent
-from services.coordinator.history import RunHistory
-from shared.bus import Bus
-from shared.envelope import Envelope
-from shared.fold import RunFolds
-from shared.run_summary import summary_of
-from shared.secrets import redact
+from golive.services.coordinator.artifacts import build_artifacts, run_directory, write_artifacts, write_report_pages
+from golive.services.coordinator.chart_worker import die_with_parent
+from golive.services.coordinator.history import RunHistory
+from golive.shared.bus import Bus
+from golive.shared.envelope import Envelope
+from golive.shared.fold import RunFolds
+from golive.shared.run_summary import summary_of
+from golive.shared.secrets import redact
 
 DRAWING_WAIT_S = 10.0  # a stopping coordinator still finishes the reports being drawn, this long at most
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.saga_state import (
+from golive.services.coordinator.saga_state import (
     EmitEvent,
     Output,
     RunState,
@@ -18,8 +18,8 @@ from services.coordinator.saga_state import (
     current_step,
     no_windows_judged,
 )
-from shared.backoff import Backoff
-from shared.events import StepRetrying
+from golive.shared.backoff import Backoff
+from golive.shared.events import StepRetrying
 
 
 def schedule_retry(state: RunState, reason: str, now: datetime) -> tuple[RunState, list[Output]]:

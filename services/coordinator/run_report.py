@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.judge import number, reading_words
-from shared.story import CheckStory, RunStory, StageStory, WindowStory
+from golive.shared.judge import number, reading_words
+from golive.shared.story import CheckStory, RunStory, StageStory, WindowStory
 
 STAGE_MARK = {"passed": "✓", "failed": "✗"}  # a stage not reached, or still going: "·"
 _OUTCOME_WORDS = {"succeeded": "live", "rolled_back": "rolled back", "failed": "failed", "needs_human": "needs a human",

@@ -25,13 +25,13 @@ decide() only says which rule an input goes to; each rule lives in the module na
 
 from __future__ import annotations
 
-from services.coordinator.compensation import fail, on_compensation_result
-from services.coordinator.deadlines import on_tick
-from services.coordinator.forward import on_approval, on_step_result
-from services.coordinator.hold import on_window
-from services.coordinator.operator_control import on_abort, on_continue, on_pause, on_retry
-from services.coordinator.retries import resend
-from services.coordinator.saga_state import (
+from golive.services.coordinator.compensation import fail, on_compensation_result
+from golive.services.coordinator.deadlines import on_tick
+from golive.services.coordinator.forward import on_approval, on_step_result
+from golive.services.coordinator.hold import on_window
+from golive.services.coordinator.operator_control import on_abort, on_continue, on_pause, on_retry
+from golive.services.coordinator.retries import resend
+from golive.services.coordinator.saga_state import (
     EmitEvent,
     Output,
     RunState,
@@ -40,9 +40,9 @@ from services.coordinator.saga_state import (
     Tick,
     awaited_command,
 )
-from services.coordinator.start import on_take_result, start
-from shared.envelope import Envelope
-from shared.events import (
+from golive.services.coordinator.start import on_take_result, start
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CommandFailed,

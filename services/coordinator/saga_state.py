@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.coordinator.analysis import StageTally
-from services.coordinator.steps import Step
-from shared.commands import ShiftTraffic, TakeTrafficTarget
-from shared.envelope import Message
-from shared.events import StepRef
-from shared.plan import Plan
-from shared.plan.canary import Analysis
+from golive.services.coordinator.analysis import StageTally
+from golive.services.coordinator.steps import Step
+from golive.shared.commands import ShiftTraffic, TakeTrafficTarget
+from golive.shared.envelope import Message
+from golive.shared.events import StepRef
+from golive.shared.plan import Plan
+from golive.shared.plan.canary import Analysis
 
 TAKE_STEP = "traffic:take"
 
@@ -51,7 +51,7 @@ class EmitEvent:
 @dataclass(frozen=True)
 class StopProbes:
     """Stop the probes of command ``command_id`` now (the run failed while they ran): the shell publishes a
-    shared.commands.StopProbe on core NATS, so the prober stops measuring for a run that is rolling back."""
+    golive.shared.commands.StopProbe on core NATS, so the prober stops measuring for a run that is rolling back."""
 
     command_id: str
     reason: str

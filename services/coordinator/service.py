@@ -16,21 +16,21 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from services.coordinator.active_runs import ActiveRuns
-from services.coordinator.control import operator_refusal
-from services.coordinator.history import RunHistory
-from services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
-from services.coordinator.metrics import RunMetrics
-from services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
-from services.coordinator.reports import RunReports
-from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
-from services.coordinator.takeover import fold, handled_through, is_over
-from services.coordinator.window import start_refusal, start_window
-from shared import tracing
-from shared.bus import Bus, CommandError, Defer, UnknownRun, Work
-from shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, StopProbe
-from shared.envelope import Envelope, new_envelope
-from shared.events import (
+from golive.services.coordinator.active_runs import ActiveRuns
+from golive.services.coordinator.control import operator_refusal
+from golive.services.coordinator.history import RunHistory
+from golive.services.coordinator.lease_keeper import DEFER_S, LeaseKeeper
+from golive.services.coordinator.metrics import RunMetrics
+from golive.services.coordinator.post_deploy_driver import PostDeployDriver, register_watch
+from golive.services.coordinator.reports import RunReports
+from golive.services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, awaited_command, decide
+from golive.services.coordinator.takeover import fold, handled_through, is_over
+from golive.services.coordinator.window import start_refusal, start_window
+from golive.shared import tracing
+from golive.shared.bus import Bus, CommandError, Defer, UnknownRun, Work
+from golive.shared.commands import AbortRun, ApproveGate, ContinueRun, PauseRun, RetryRun, StartRun, StopProbe
+from golive.shared.envelope import Envelope, new_envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     ContinueRequested,
@@ -38,12 +38,12 @@ from shared.events import (
     RetryRequested,
     RunStarted,
 )
-from shared.fold import RunFolds
-from shared.plan import plan_from_dict
-from shared.plan_versions import PlanVersionError
-from shared.run_summary import RunSummary, summarise, summary_of
-from shared.secrets import redact
-from shared.ticking import Ticking
+from golive.shared.fold import RunFolds
+from golive.shared.plan import plan_from_dict
+from golive.shared.plan_versions import PlanVersionError
+from golive.shared.run_summary import RunSummary, summarise, summary_of
+from golive.shared.secrets import redact
+from golive.shared.ticking import Ticking
 
 TICK_S = 1.0
 FINISHED_REMEMBERED = 10_000  # ids of ended runs kept to drop their late events cheaply (~1 MB at most)

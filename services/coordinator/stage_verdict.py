@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from services.coordinator.saga_state import EmitEvent, Output, RunState
-from services.coordinator.steps import Step
-from shared.envelope import Message
-from shared.events import ProbeCompleted, ProbesCompleted, StageJudged
+from golive.services.coordinator.saga_state import EmitEvent, Output, RunState
+from golive.services.coordinator.steps import Step
+from golive.shared.envelope import Message
+from golive.shared.events import ProbeCompleted, ProbesCompleted, StageJudged
 
 
 def stage_verdict(state: RunState, stage: int, verdict: Literal["pass", "fail"],

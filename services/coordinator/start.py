@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from services.coordinator.compensation import fail
-from services.coordinator.deadlines import timeout_reason
-from services.coordinator.forward import send_step
-from services.coordinator.retries import schedule_retry
-from services.coordinator.saga_state import TAKE_STEP, Output, RunState, SendCommand, step_command_id
-from services.coordinator.steps import build_steps, take_command
-from shared.envelope import Envelope
-from shared.events import CommandFailed, RunStarted, StepTimedOut, TrafficTargetTaken
-from shared.plan import plan_of
+from golive.services.coordinator.compensation import fail
+from golive.services.coordinator.deadlines import timeout_reason
+from golive.services.coordinator.forward import send_step
+from golive.services.coordinator.retries import schedule_retry
+from golive.services.coordinator.saga_state import TAKE_STEP, Output, RunState, SendCommand, step_command_id
+from golive.services.coordinator.steps import build_steps, take_command
+from golive.shared.envelope import Envelope
+from golive.shared.events import CommandFailed, RunStarted, StepTimedOut, TrafficTargetTaken
+from golive.shared.plan import plan_of
 
 
 def start(envelope: Envelope, started: RunStarted) -> tuple[RunState, list[Output]]:

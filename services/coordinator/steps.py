@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.commands import (
+from golive.shared.commands import (
     ApplyMigrations,
     PromoteTraffic,
     RevertMigrations,
@@ -20,13 +20,13 @@ from shared.commands import (
     SplitTraffic,
     TakeTrafficTarget,
 )
-from shared.envelope import Message
-from shared.events import Phase, StepRef
-from shared.judge import number
-from shared.plan import Plan
-from shared.plan.canary import Analysis
-from shared.plan.checks import Check, Gate, LoadSpec, Thresholds, hold_load
-from shared.step_ref import StepKind, preflight_gate_name
+from golive.shared.envelope import Message
+from golive.shared.events import Phase, StepRef
+from golive.shared.judge import number
+from golive.shared.plan import Plan
+from golive.shared.plan.canary import Analysis
+from golive.shared.plan.checks import Check, Gate, LoadSpec, Thresholds, hold_load
+from golive.shared.step_ref import StepKind, preflight_gate_name
 
 
 @dataclass(frozen=True)

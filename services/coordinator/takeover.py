@@ -7,9 +7,9 @@ answer its dead driver never decided on decides now. The shell that does so is s
 
 from __future__ import annotations
 
-from services.coordinator.saga import RunState, decide
-from shared.envelope import Envelope
-from shared.events import RetryRequested, RunFinished
+from golive.services.coordinator.saga import RunState, decide
+from golive.shared.envelope import Envelope
+from golive.shared.events import RetryRequested, RunFinished
 
 
 def is_over(history: list[Envelope]) -> bool:

@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from shared.run_summary import RunSummary
-from shared.secrets import redact
+from golive.shared.run_summary import RunSummary
+from golive.shared.secrets import redact
 
 
 def week_label(until: datetime) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.migrator.statements import lint
-from shared.commands import ApplyMigrations
+from golive.services.migrator.statements import lint
+from golive.shared.commands import ApplyMigrations
 
 _WHAT = {
     "create_index": "build {index} (looked up first: valid -> skipped, invalid -> dropped and rebuilt; "

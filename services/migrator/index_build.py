@@ -17,9 +17,9 @@ import psycopg
 from pglast import ast
 from psycopg import sql
 
-from services.migrator.statements import Name, Statement, index_definition
-from shared.commands import MigrationSession
-from shared.events import IndexResult
+from golive.services.migrator.statements import Name, Statement, index_definition
+from golive.shared.commands import MigrationSession
+from golive.shared.events import IndexResult
 
 # The index named %(name)s in a schema: the one named, else the one its table resolves to (an index lives
 # in its table's schema), else the one the search_path resolves the index itself to.

@@ -14,8 +14,8 @@ import re
 import psycopg
 from psycopg import conninfo
 
-from services.migrator.query_text import MAX_READ_CHARS, shown_query
-from shared.events import OldTransaction
+from golive.services.migrator.query_text import MAX_READ_CHARS, shown_query
+from golive.shared.events import OldTransaction
 
 TRANSACTION_POOLER_PORTS = {"6543"}  # Supabase's transaction-mode pooler (session mode and direct: 5432)
 USE_INSTEAD = ("use the direct connection or a session-mode pooler (Supabase: port 5432, "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
-from services.migrator.query_text import MAX_READ_CHARS, shown_query
+from golive.services.migrator.query_text import MAX_READ_CHARS, shown_query
 
 # (start, end) of each phase on the overall 0-100 scale, in the order a concurrent build goes through them
 PHASE_SPAN: dict[str, tuple[float, float]] = {

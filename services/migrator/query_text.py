@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pglast.parser import ParseError, normalize, scan
 
-from shared.secrets import redact
+from golive.shared.secrets import redact
 
 MAX_SHOWN_CHARS = 300
 MAX_READ_CHARS = 8192  # read from pg_stat_activity: enough to parse a query the server kept whole

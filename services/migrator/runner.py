@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import psycopg
 from tenacity import RetryCallState
 
-from services.migrator import history
-from services.migrator.index_build import (
+from golive.services.migrator import history
+from golive.services.migrator.index_build import (
     BuildInvalid,
     DefinitionMismatch,
     DropFailed,
@@ -30,14 +30,14 @@ from services.migrator.index_build import (
     prepare,
     wait_until_not_building,
 )
-from services.migrator.preflight import describe, old_transactions, pooler_problem, session_problem
-from services.migrator.progress import Progress, poll_until_cancelled
-from services.migrator.statements import Linted, Statement, lint
-from shared.backoff import Backoff
-from shared.bus import HandBack
-from shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement, RevertMigrations
-from shared.envelope import Message
-from shared.events import (
+from golive.services.migrator.preflight import describe, old_transactions, pooler_problem, session_problem
+from golive.services.migrator.progress import Progress, poll_until_cancelled
+from golive.services.migrator.statements import Linted, Statement, lint
+from golive.shared.backoff import Backoff
+from golive.shared.bus import HandBack
+from golive.shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement, RevertMigrations
+from golive.shared.envelope import Message
+from golive.shared.events import (
     FailureClass,
     IndexResult,
     MigrationProgress,
@@ -45,8 +45,8 @@ from shared.events import (
     MigrationsReverted,
     OldTransactionsFound,
 )
-from shared.postgres_failures import is_retryable, reply_may_be_lost
-from shared.secrets import redact
+from golive.shared.postgres_failures import is_retryable, reply_may_be_lost
+from golive.shared.secrets import redact
 
 MAX_BACKOFF_S = 30.0  # MigrationRetry's backoff_s doubles up to this
 
@@ -432,7 +432,7 @@ async def migrate_now(cmd: ApplyMigrations, say: Callable[[str], None]) -> int:
     import socket
     from datetime import UTC, datetime
 
-    from shared.secrets import MissingSecret, secret_from_env
+    from golive.shared.secrets import MissingSecret, secret_from_env
 
     try:
         url = secret_from_env(cmd.database_url_env)

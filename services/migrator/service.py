@@ -10,12 +10,12 @@ import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from services.migrator.runner import Context, MigrationFailed, apply_migrations, revert_migrations
-from shared.bus import Bus, CommandError, Work
-from shared.commands import ApplyMigrations, RevertMigrations
-from shared.envelope import Message
-from shared.events import MigrationsApplied, MigrationsReverted
-from shared.secrets import MissingSecret, redact, secret_from_env
+from golive.services.migrator.runner import Context, MigrationFailed, apply_migrations, revert_migrations
+from golive.shared.bus import Bus, CommandError, Work
+from golive.shared.commands import ApplyMigrations, RevertMigrations
+from golive.shared.envelope import Message
+from golive.shared.events import MigrationsApplied, MigrationsReverted
+from golive.shared.secrets import MissingSecret, redact, secret_from_env
 
 Result = TypeVar("Result", MigrationsApplied, MigrationsReverted)
 

@@ -33,11 +33,11 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
-from services.notifier.sinks import Outbound
-from shared.backoff import Backoff
-from shared.buckets import open_bucket
-from shared.plan.notifications import NotificationSink
-from shared.secrets import redact
+from golive.services.notifier.sinks import Outbound
+from golive.shared.backoff import Backoff
+from golive.shared.buckets import open_bucket
+from golive.shared.plan.notifications import NotificationSink
+from golive.shared.secrets import redact
 
 LEDGER_TTL_S = 7 * 24 * 3600.0  # far beyond any redelivery; keeps the bucket small
 CLAIM_LEASE_S = 10.0  # a killed instance's claim lapses this long after its last renewal; then another posts

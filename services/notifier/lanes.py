@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
-from shared.plan.notifications import SEVERITY_ORDER
+from golive.shared.plan.notifications import SEVERITY_ORDER
 
 ALERT_FROM = "danger"
 POSTS_AT_ONCE = 16  # per urgency

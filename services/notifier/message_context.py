@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.notifier.run_view import RunView
-from shared.envelope import Envelope
-from shared.plan.canary import Stage
-from shared.plan.window import Window
+from golive.services.notifier.run_view import RunView
+from golive.shared.envelope import Envelope
+from golive.shared.plan.canary import Stage
+from golive.shared.plan.window import Window
 
 
 def run_context(view: RunView, envelope: Envelope, stage_number: int | None = None) -> dict[str, Any]:

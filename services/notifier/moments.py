@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.notifier.message_context import run_context
-from services.notifier.run_view import ProbeResult, RunView, TrafficBack
-from shared.envelope import Envelope
-from shared.events import (
+from golive.services.notifier.message_context import run_context
+from golive.services.notifier.run_view import ProbeResult, RunView, TrafficBack
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     PAUSED_BY_GOLIVE,
     AbortRequested,
     ApprovalGranted,
@@ -45,10 +45,10 @@ from shared.events import (
     WatchEnded,
     WatchSummary,
 )
-from shared.plan import plan_of
-from shared.plan.checks import Gate
-from shared.story import RunStory
-from shared.story import fold as fold_story
+from golive.shared.plan import plan_of
+from golive.shared.plan.checks import Gate
+from golive.shared.story import RunStory
+from golive.shared.story import fold as fold_story
 
 _AFTER_A_SHIFT = ("shift", "hold", "validate", "promote")  # the kinds of step that run with traffic on the canary
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.plan.notifications import SEVERITY_ORDER, Notifications
+from golive.shared.plan.notifications import SEVERITY_ORDER, Notifications
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.judge import reading_words
-from shared.plan import Plan
-from shared.plan.canary import Stage
-from shared.plan.notifications import Notifications
-from shared.story import RunStory
+from golive.shared.judge import reading_words
+from golive.shared.plan import Plan
+from golive.shared.plan.canary import Stage
+from golive.shared.plan.notifications import Notifications
+from golive.shared.story import RunStory
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import httpx
 import nats
 from prometheus_client import Counter, Histogram
 
-from services.notifier.delivery import (
+from golive.services.notifier.delivery import (
     CLAIM_LEASE_S,
     DeliveryFailed,
     DeliveryLedger,
@@ -41,18 +41,18 @@ from services.notifier.delivery import (
     RetryPolicy,
     post,
 )
-from services.notifier.lanes import Lanes, lane_of
-from services.notifier.moments import Moment, observe
-from services.notifier.routing import Route, routes_for
-from services.notifier.run_view import RunView
-from services.notifier.sinks import UnknownSink, sink_for
-from services.notifier.templates import Notice, render_moment
-from shared.bus import Bus, Defer
-from shared.envelope import Envelope
-from shared.events import NotificationFailed, NotificationSent, RunStarted
-from shared.fold import RunFolds
-from shared.plan.notifications import NotificationSink
-from shared.secrets import MissingSecret, redact, secret_from_env
+from golive.services.notifier.lanes import Lanes, lane_of
+from golive.services.notifier.moments import Moment, observe
+from golive.services.notifier.routing import Route, routes_for
+from golive.services.notifier.run_view import RunView
+from golive.services.notifier.sinks import UnknownSink, sink_for
+from golive.services.notifier.templates import Notice, render_moment
+from golive.shared.bus import Bus, Defer
+from golive.shared.envelope import Envelope
+from golive.shared.events import NotificationFailed, NotificationSent, RunStarted
+from golive.shared.fold import RunFolds
+from golive.shared.plan.notifications import NotificationSink
+from golive.shared.secrets import MissingSecret, redact, secret_from_env
 
 # Test-only fault injection: set to ``recorded`` (or ``recorded:<kind>``), the process SIGKILLs itself right
 # after the ledger write of a delivery (of that kind), after the post and before the event is acked

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Callable
 
-from services.notifier.run_view import ProbeResult
-from services.notifier.sandbox import render_bounded
-from shared.envelope import Envelope
-from shared.plan.notifications import MessageTemplate, NotificationKind, Notifications
+from golive.services.notifier.run_view import ProbeResult
+from golive.services.notifier.sandbox import render_bounded
+from golive.shared.envelope import Envelope
+from golive.shared.plan.notifications import MessageTemplate, NotificationKind, Notifications
 
 KINDS: tuple[str, ...] = NotificationKind.__args__
 

@@ -21,10 +21,10 @@ Pure: run.py feeds ``DeploymentSplit.record`` every counted request of the check
 
 from __future__ import annotations
 
-from services.prober.compare import Decision, HoldJudge
-from services.prober.sequential import Side
-from services.prober.stats import LatencyWindow, Reservoir
-from shared.commands import SplitTraffic
+from golive.services.prober.compare import Decision, HoldJudge
+from golive.services.prober.sequential import Side
+from golive.services.prober.stats import LatencyWindow, Reservoir
+from golive.shared.commands import SplitTraffic
 
 FAILED = "failed"  # a failed answer in a deployment's share (the stream's own totals keep the error classes)
 

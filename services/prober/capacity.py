@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shared.commands import PgHealthProbeSpec, RunProbe
-from shared.plan.probes import ProbeSpec
+from golive.shared.commands import PgHealthProbeSpec, RunProbe
+from golive.shared.plan.probes import ProbeSpec
 
 BUDGET_SETTING = "GOLIVE_PROBER_MAX_CONNECTIONS"
 

@@ -21,10 +21,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.prober.sequential import PairedComparison, Side
-from services.prober.stats import LatencyWindow
-from shared.events import Comparison
-from shared.judge import number
+from golive.services.prober.sequential import PairedComparison, Side
+from golive.services.prober.stats import LatencyWindow
+from golive.shared.events import Comparison
+from golive.shared.judge import number
 
 ALPHA = 0.01
 MIN_SAMPLES = 20

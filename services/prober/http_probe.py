@@ -14,7 +14,7 @@ import socket
 
 import httpx
 
-from services.prober.kinds import (
+from golive.services.prober.kinds import (
     BODY_MISMATCH,
     CONNECTION,
     DNS,
@@ -26,8 +26,8 @@ from services.prober.kinds import (
     ProbeFailure,
     secret,
 )
-from shared.plan.probes import HttpProbeSpec
-from shared.secrets import shown_url
+from golive.shared.plan.probes import HttpProbeSpec
+from golive.shared.secrets import shown_url
 
 _URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

@@ -55,7 +55,7 @@ class ProbeTarget(Protocol):
     """What every probe kind provides."""
 
     name: str
-    # what one request asks for, as a result's summary shows it (an http probe's method and URL, shared.secrets's
+    # what one request asks for, as a result's summary shows it (an http probe's method and URL, golive.shared.secrets's
     # shown_url: no credentials, no query); "" where the probe's name says it all (a named query)
     shown: str
 

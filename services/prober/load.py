@@ -23,9 +23,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
-from services.prober.loop_lag import LoopLag
-from services.prober.stats import UNSENT, LatencyWindow, Reservoir
+from golive.services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
+from golive.services.prober.loop_lag import LoopLag
+from golive.services.prober.stats import UNSENT, LatencyWindow, Reservoir
 
 # after a connection failure a closed-loop worker pauses, so a down target is not hammered in a hot loop
 CLOSED_LOOP_BACKOFF_S = 0.1

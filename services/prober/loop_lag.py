@@ -4,7 +4,7 @@ A busy machine or a slow callback delays everything on the prober's loop: reques
 read late, and since latency counts from the due time (open loop) the target would be blamed for the prober's
 delay (two healthy stage 1s failed under CPU load). A timer callback every ``EVERY_S`` measures how late it
 runs. The worst lateness of each window is in its numbers (``prober_lag_ms``); a lateness beyond
-``shared.judge.PROBER_LAG_TOLERANCE_MS`` is a stall of the prober, and a request in flight across a stall is not
+``golive.shared.judge.PROBER_LAG_TOLERANCE_MS`` is a stall of the prober, and a request in flight across a stall is not
 counted against the target (``overloaded`` says how many were not), so a hold's totals rest only on requests the
 prober could time, and the window with the stall is judged inconclusive ("prober overloaded: lag X ms").
 
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from shared.judge import PROBER_LAG_TOLERANCE_MS
+from golive.shared.judge import PROBER_LAG_TOLERANCE_MS
 
 EVERY_S = 0.02
 

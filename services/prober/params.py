@@ -7,7 +7,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from shared.plan.probes import FixedParams, SampledParams, SequenceParams
+from golive.shared.plan.probes import FixedParams, SampledParams, SequenceParams
 
 MAX_SAMPLED_ROWS = 100_000
 

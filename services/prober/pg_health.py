@@ -27,11 +27,11 @@ import time
 import psycopg
 from psycopg import sql
 
-from services.prober.kinds import CONNECTION, SQL, TIMEOUT, Gauges, ProbeFailure, secret
-from services.prober.pgbouncer import sample_pools
-from services.prober.replay_lag import ReplayLag
-from services.prober.sql_probe import postgres_failure
-from shared.plan.probes import PgHealthProbeSpec
+from golive.services.prober.kinds import CONNECTION, SQL, TIMEOUT, Gauges, ProbeFailure, secret
+from golive.services.prober.pgbouncer import sample_pools
+from golive.services.prober.replay_lag import ReplayLag
+from golive.services.prober.sql_probe import postgres_failure
+from golive.shared.plan.probes import PgHealthProbeSpec
 
 PRIMARY_QUERY = """
 SELECT pg_has_role('pg_read_all_stats', 'USAGE') AS sees_all, current_user,

@@ -6,7 +6,7 @@ seconds), failed ones (error ratio x requests) and latencies spread over the rep
 judge and the baseline comparison read it as they read any probe's.
 
 - A server that does not answer, or answers a query with an error, makes the window **unread**
-  (shared.judge.REQUESTS_UNREAD, with why): judged inconclusive, never a pass.
+  (golive.shared.judge.REQUESTS_UNREAD, with why): judged inconclusive, never a pass.
 - A query the server refuses as invalid (``bad_data``) when the probe starts refuses the probe (ProbeSetupError,
   with the server's message); `golive plan check` asks the same of a reachable server (``plan_problems``).
 - No series (no traffic in the window): 0 requests, judged as too few.
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from services.prober.kinds import OTHER, ProbeFailure, ProbeSetupError, secret
-from services.prober.stats import LatencyWindow
-from shared.judge import REQUESTS_UNREAD
-from shared.plan.probes.prometheus import QUANTILES, PrometheusProbeSpec, PromQueries
-from shared.secrets import redact, shown_url
+from golive.services.prober.kinds import OTHER, ProbeFailure, ProbeSetupError, secret
+from golive.services.prober.stats import LatencyWindow
+from golive.shared.judge import REQUESTS_UNREAD
+from golive.shared.plan.probes.prometheus import QUANTILES, PrometheusProbeSpec, PromQueries
+from golive.shared.secrets import redact, shown_url
 
 _URL_FROM_ENV = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ERROR_CLASS = "error_ratio"  # the failed requests a window counts: what the plan's error_ratio query calls failed

@@ -12,16 +12,16 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from services.prober.by_deployment import DeploymentSplit
-from services.prober.compare import MIN_SAMPLES, HoldJudge, compare, sequential_comparison
-from services.prober.kinds import ProbeTarget
-from services.prober.load import END_GRACE_S, Recorder, run_load
-from services.prober.loop_lag import LoopLag
-from services.prober.stats import failed_requests, judge
-from services.prober.targets import make_target
-from shared.commands import RunProbe, RunProbes
-from shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
-from shared.judge import overload_words
+from golive.services.prober.by_deployment import DeploymentSplit
+from golive.services.prober.compare import MIN_SAMPLES, HoldJudge, compare, sequential_comparison
+from golive.services.prober.kinds import ProbeTarget
+from golive.services.prober.load import END_GRACE_S, Recorder, run_load
+from golive.services.prober.loop_lag import LoopLag
+from golive.services.prober.stats import failed_requests, judge
+from golive.services.prober.targets import make_target
+from golive.shared.commands import RunProbe, RunProbes
+from golive.shared.events import Finding, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict
+from golive.shared.judge import overload_words
 
 WindowSink = Callable[[ProbeWindow], Awaitable[None]]
 # past the end, its grace and a request's timeout: room for a client-side cancel of a frozen server's query

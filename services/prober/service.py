@@ -21,14 +21,14 @@ from typing import TypeVar
 from faststream.nats import NatsMessage
 from prometheus_client import Counter, Gauge
 
-from services.prober.capacity import AtCapacity, ConnectionBudget, connections_needed
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import StopSignal, WindowSink, probes_completed, probes_of, run_probe, run_probes
-from shared.bus import Bus, CommandError, HandBack, Work
-from shared.commands import RunProbe, RunProbes, StopProbe
-from shared.envelope import ParseError, new_envelope, parse_envelope
-from shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow
-from shared.secrets import redact
+from golive.services.prober.capacity import AtCapacity, ConnectionBudget, connections_needed
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import StopSignal, WindowSink, probes_completed, probes_of, run_probe, run_probes
+from golive.shared.bus import Bus, CommandError, HandBack, Work
+from golive.shared.commands import RunProbe, RunProbes, StopProbe
+from golive.shared.envelope import ParseError, new_envelope, parse_envelope
+from golive.shared.events import ProbeCompleted, ProbesCompleted, ProbeWindow
+from golive.shared.secrets import redact
 
 SHUTDOWN = "the prober is shutting down"
 MAX_EARLY_STOPS = 1_000

@@ -17,11 +17,11 @@ import time
 import psycopg
 from psycopg import sql
 
-from services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, ProbeSetupError, secret
-from services.prober.params import MAX_SAMPLED_ROWS, Params
-from shared.plan.probes import SampledParams, SqlProbeSpec
-from shared.postgres_failures import is_auth_failure
-from shared.secrets import redact
+from golive.services.prober.kinds import CONNECTION, SQL, TIMEOUT, ProbeFailure, ProbeSetupError, secret
+from golive.services.prober.params import MAX_SAMPLED_ROWS, Params
+from golive.shared.plan.probes import SampledParams, SqlProbeSpec
+from golive.shared.postgres_failures import is_auth_failure
+from golive.shared.secrets import redact
 
 _READ_START = re.compile(r"^\s*(select|with|values|show|table|explain)\b", re.I)
 _WRITE_WORD = re.compile(

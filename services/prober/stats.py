@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 
-from shared.events import Bound, LatencySummary
-from shared.judge import Judgement, error_rate_pct
-from shared.judge import judge as judge_numbers
-from shared.limits import quantile_ranks
-from shared.plan.checks import Thresholds
+from golive.shared.events import Bound, LatencySummary
+from golive.shared.judge import Judgement, error_rate_pct
+from golive.shared.judge import judge as judge_numbers
+from golive.shared.limits import quantile_ranks
+from golive.shared.plan.checks import Thresholds
 
 # 1 microsecond .. 1 hour, 3 significant digits: constant memory however long a probe runs.
 _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 3_600_000_000, 3

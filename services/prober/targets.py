@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.prober.http_probe import HttpTarget
-from services.prober.kinds import ProbeTarget
-from services.prober.pg_health import PgHealthTarget
-from services.prober.prometheus_probe import PrometheusTarget
-from services.prober.sql_probe import SqlTarget
-from shared.plan.probes import ProbeSpec
+from golive.services.prober.http_probe import HttpTarget
+from golive.services.prober.kinds import ProbeTarget
+from golive.services.prober.pg_health import PgHealthTarget
+from golive.services.prober.prometheus_probe import PrometheusTarget
+from golive.services.prober.sql_probe import SqlTarget
+from golive.shared.plan.probes import ProbeSpec
 
 Factory = Callable[..., ProbeTarget]
 KINDS: dict[str, Factory] = {"sql": SqlTarget.from_spec, "http": HttpTarget.from_spec, "pg_health": PgHealthTarget.from_spec,

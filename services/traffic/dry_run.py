@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from services.traffic.provider import Deployments, check_settings
-from shared.commands import ProviderSpec
+from golive.services.traffic.provider import Deployments, check_settings
+from golive.shared.commands import ProviderSpec
 
 
 class DryRunProvider:

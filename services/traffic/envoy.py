@@ -1,6 +1,6 @@
 """The envoy provider: weights of a stable and a canary cluster changed at runtime through Envoy's admin API.
 
-The proxy runs the configuration of services.traffic.envoy_config (weighted_clusters whose weights are the
+The proxy runs the configuration of golive.services.traffic.envoy_config (weighted_clusters whose weights are the
 runtime keys ``<prefix>.stable`` / ``<prefix>.canary``, a layered runtime with an admin layer). Setting a
 weight is ``POST /runtime_modify``: no restart, no dropped connection. Reading it back is ``GET /runtime``.
 
@@ -25,9 +25,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.traffic.envoy_config import DEFAULT_RUNTIME_PREFIX, runtime_keys
-from services.traffic.provider import Deployments, ProviderError, UnavailableError, canary_percent, check_settings
-from shared.commands import ProviderSpec
+from golive.services.traffic.envoy_config import DEFAULT_RUNTIME_PREFIX, runtime_keys
+from golive.services.traffic.provider import Deployments, ProviderError, UnavailableError, canary_percent, check_settings
+from golive.shared.commands import ProviderSpec
 
 
 class EnvoyProvider:
@@ -119,7 +119,7 @@ class EnvoyProvider:
         admin = body.get("layers", []).index("admin") if "admin" in body.get("layers", []) else None
         if admin is None:
             raise ProviderError("envoy runs without an admin runtime layer: weights cannot be changed at runtime "
-                                "(use the configuration services.traffic.envoy_config generates)")
+                                "(use the configuration golive.services.traffic.envoy_config generates)")
         entries = body.get("entries", {})
         values = []
         from_admin = True

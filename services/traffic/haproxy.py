@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.traffic.haproxy_runtime import RuntimeAPI, refusal, servers_state, set_weights_line
-from services.traffic.provider import Deployments, NotFoundError, ProviderError, canary_percent
-from shared.commands import ProviderSpec
-from shared.plan.traffic import HAProxySettings
+from golive.services.traffic.haproxy_runtime import RuntimeAPI, refusal, servers_state, set_weights_line
+from golive.services.traffic.provider import Deployments, NotFoundError, ProviderError, canary_percent
+from golive.shared.commands import ProviderSpec
+from golive.shared.plan.traffic import HAProxySettings
 
 
 class HAProxyProvider:

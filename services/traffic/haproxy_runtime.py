@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from services.traffic.provider import (
+from golive.services.traffic.provider import (
     AuthError,
     ConflictError,
     NotFoundError,

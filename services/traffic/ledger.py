@@ -40,7 +40,7 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared.buckets import open_bucket
+from golive.shared.buckets import open_bucket
 
 LEDGER_TTL_S = 7 * 24 * 3600.0  # far beyond a run's rollback and any redelivery; keeps the bucket small
 CONFIRM_ATTEMPTS = 10  # lost races of one confirmation: only the run's own shifts and its fence write its key

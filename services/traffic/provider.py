@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from shared.commands import ProviderSpec
+from golive.shared.commands import ProviderSpec
 
 
 class ProviderError(Exception):
@@ -97,10 +97,10 @@ class TrafficProvider(Protocol):
 
 # type name -> "module:class"; imported on use so one provider's dependencies never burden another's users
 PROVIDERS: dict[str, str] = {
-    "dry-run": "services.traffic.dry_run:DryRunProvider",
-    "envoy": "services.traffic.envoy:EnvoyProvider",
-    "haproxy": "services.traffic.haproxy:HAProxyProvider",
-    "vercel": "services.traffic.vercel:VercelProvider",
+    "dry-run": "golive.services.traffic.dry_run:DryRunProvider",
+    "envoy": "golive.services.traffic.envoy:EnvoyProvider",
+    "haproxy": "golive.services.traffic.haproxy:HAProxyProvider",
+    "vercel": "golive.services.traffic.vercel:VercelProvider",
 }
 
 

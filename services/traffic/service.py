@@ -28,26 +28,26 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Gauge
 
-from services.traffic.drift import judge_shift
-from services.traffic.ledger import Fenced, Ledger, RunGuard
-from services.traffic.provider import ProviderError, TrafficProvider, build_provider
-from services.traffic.target_lock import Hold, TargetHeld, TargetLocks
-from shared.bus import Bus, CommandError, Work
-from shared.commands import (
+from golive.services.traffic.drift import judge_shift
+from golive.services.traffic.ledger import Fenced, Ledger, RunGuard
+from golive.services.traffic.provider import ProviderError, TrafficProvider, build_provider
+from golive.services.traffic.target_lock import Hold, TargetHeld, TargetLocks
+from golive.shared.bus import Bus, CommandError, Work
+from golive.shared.commands import (
     PromoteTraffic,
     ProviderSpec,
     RollbackTraffic,
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.events import (
+from golive.shared.events import (
     TrafficDrift,
     TrafficPromoted,
     TrafficRolledBack,
     TrafficShifted,
     TrafficTargetTaken,
 )
-from shared.secrets import redact
+from golive.shared.secrets import redact
 
 KEEPER_EVERY_S = 2.0  # how often the weights of an envoy proxy are checked (and re-asserted after a restart)
 

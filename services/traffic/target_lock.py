@@ -30,12 +30,12 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 
-from shared.buckets import open_bucket
-from shared.envelope import Envelope
-from shared.event_log import last_events
-from shared.events import RunFinished
-from shared.run_guard import lifecycle_subjects, work_refusal
-from shared.subjects import Subjects
+from golive.shared.buckets import open_bucket
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import last_events
+from golive.shared.events import RunFinished
+from golive.shared.run_guard import lifecycle_subjects, work_refusal
+from golive.shared.subjects import Subjects
 
 TAKE_ATTEMPTS = 3  # reads and writes of one take: each lost race reads the new holder and judges again
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
-from services.traffic.provider import (
+from golive.services.traffic.provider import (
     AuthError,
     ConflictError,
     Deployments,
@@ -39,9 +39,9 @@ from services.traffic.provider import (
     UnavailableError,
     check_settings,
 )
-from shared.backoff import Backoff
-from shared.commands import ProviderSpec
-from shared.secrets import redact
+from golive.shared.backoff import Backoff
+from golive.shared.commands import ProviderSpec
+from golive.shared.secrets import redact
 
 DEFAULT_API = "https://api.vercel.com"
 

@@ -12,9 +12,9 @@ validated once where it comes in (a plan file, a StartRun, a stored run_started)
 
 from __future__ import annotations
 
-from shared.plan.files import load_plan, load_plan_with_lines, parse_plan
-from shared.plan.plan import Database, Plan, plan_from_dict, plan_of, plan_schema
-from shared.plan.problems import PlanError, PlanProblem
+from golive.shared.plan.files import load_plan, load_plan_with_lines, parse_plan
+from golive.shared.plan.plan import Database, Plan, plan_from_dict, plan_of, plan_schema
+from golive.shared.plan.problems import PlanError, PlanProblem
 
 __all__ = ["Database", "Plan", "PlanError", "PlanProblem", "load_plan", "load_plan_with_lines", "parse_plan", "plan_from_dict",
            "plan_of", "plan_schema"]

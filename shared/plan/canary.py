@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shared.plan.base import MAX_ITEMS, MAX_STAGES, Problem, Strict
-from shared.plan.checks import Check
-from shared.plan.durations import Duration
+from golive.shared.plan.base import MAX_ITEMS, MAX_STAGES, Problem, Strict
+from golive.shared.plan.checks import Check
+from golive.shared.plan.durations import Duration
 
 
 class Stage(Strict):

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from shared.limits import requests_to_pass
-from shared.plan.base import Strict
-from shared.plan.durations import Duration
+from golive.shared.limits import requests_to_pass
+from golive.shared.plan.base import Strict
+from golive.shared.plan.durations import Duration
 
 # A stage hold's check that names no load mode is probed open loop (``hold_load``): at least the runbook's own rate,
 # more when its windows need more requests for a healthy one to pass its limits clearly, never more than the cap

@@ -11,12 +11,12 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from shared.plan.base import Problem, path_text
-from shared.plan.plan import Plan
-from shared.plan.probes import KINDS
-from shared.plan.problems import PlanError, PlanProblem, plain_reason
-from shared.plan.yaml_file import UnsafeYaml, load_yaml, read_plan_file
-from shared.plan_versions import PlanVersionError, upgrade_plan
+from golive.shared.plan.base import Problem, path_text
+from golive.shared.plan.plan import Plan
+from golive.shared.plan.probes import KINDS
+from golive.shared.plan.problems import PlanError, PlanProblem, plain_reason
+from golive.shared.plan.yaml_file import UnsafeYaml, load_yaml, read_plan_file
+from golive.shared.plan_versions import PlanVersionError, upgrade_plan
 
 # lists whose items are told apart by a tag (a preflight check or gate, a probe's kind): the tag pydantic puts
 # in an error's path is no key of the file

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.plan.base import MAX_ITEMS, Strict
+from golive.shared.plan.base import MAX_ITEMS, Strict
 
 
 class MigrationWaiver(Strict):

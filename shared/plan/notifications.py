@@ -7,8 +7,8 @@ from typing import Literal, get_args
 
 from pydantic import ConfigDict, Field, model_validator
 
-from shared.plan.base import MAX_ITEMS, Strict
-from shared.secrets import EnvName, PlainUrl, check_extras
+from golive.shared.plan.base import MAX_ITEMS, Strict
+from golive.shared.secrets import EnvName, PlainUrl, check_extras
 
 NotificationKind = Literal[
     "run_started", "phase_started", "stage_passed", "rollback_started", "run_succeeded", "run_rolled_back",

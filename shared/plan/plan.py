@@ -13,23 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from shared.plan.base import MAX_ITEMS, Problem, Strict
-from shared.plan.canary import Analysis, Baseline, Canary, Guards
-from shared.plan.checks import Check, PreflightItem
-from shared.plan.migrations import Migrations
-from shared.plan.notifications import Notifications
-from shared.plan.post_deploy import PostDeploy
-from shared.plan.probes import HttpProbe, PgHealthProbe, Probe, ProbeContext, ProbeSpec
-from shared.plan.recovery import Retries, Rollback, Timeouts
-from shared.plan.targets import DEPLOYMENT, Targets
-from shared.plan.traffic import LockIn, Traffic
-from shared.plan.window import Window
-from shared.plan_versions import CURRENT as PLAN_VERSION
-from shared.plan_versions import plan_data, upgrade_plan
-from shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, find_password
+from golive.shared.plan.base import MAX_ITEMS, Problem, Strict
+from golive.shared.plan.canary import Analysis, Baseline, Canary, Guards
+from golive.shared.plan.checks import Check, PreflightItem
+from golive.shared.plan.migrations import Migrations
+from golive.shared.plan.notifications import Notifications
+from golive.shared.plan.post_deploy import PostDeploy
+from golive.shared.plan.probes import HttpProbe, PgHealthProbe, Probe, ProbeContext, ProbeSpec
+from golive.shared.plan.recovery import Retries, Rollback, Timeouts
+from golive.shared.plan.targets import DEPLOYMENT, Targets
+from golive.shared.plan.traffic import LockIn, Traffic
+from golive.shared.plan.window import Window
+from golive.shared.plan_versions import CURRENT as PLAN_VERSION
+from golive.shared.plan_versions import plan_data, upgrade_plan
+from golive.shared.secrets import NO_PASSWORD_IN_PLANS, EnvName, find_password
 
 if TYPE_CHECKING:
-    from shared.events import RunStarted
+    from golive.shared.events import RunStarted
 
 
 class Database(Strict):

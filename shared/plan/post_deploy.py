@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.plan.base import MAX_ITEMS, Strict
-from shared.plan.checks import Check
-from shared.plan.durations import Duration
+from golive.shared.plan.base import MAX_ITEMS, Strict
+from golive.shared.plan.checks import Check
+from golive.shared.plan.durations import Duration
 
 
 class PostDeploy(Strict):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.plan.base import Strict
-from shared.plan.durations import Duration
+from golive.shared.plan.base import Strict
+from golive.shared.plan.durations import Duration
 
 
 class Rollback(Strict):

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator
 
-from shared.plan.base import Strict
-from shared.secrets import refuse_password
+from golive.shared.plan.base import Strict
+from golive.shared.secrets import refuse_password
 
 DEPLOYMENT = "{deployment}"  # in an http probe's url (or targets.deployment_url): the deployment's id
 

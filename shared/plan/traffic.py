@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
-from shared.plan.base import Strict
-from shared.secrets import check_extras
+from golive.shared.plan.base import Strict
+from golive.shared.secrets import check_extras
 
 # HAProxy's identifiers (proxy and server names): letters, digits, '-', '_', '.', ':' (its configuration manual).
 # The names go into a runtime API command line, where ';' or a newline would start another command.
@@ -77,6 +77,6 @@ class Traffic(Strict):
 
 
 class LockIn(Strict):
-    """After final validation: make the new deployment production (shared.commands.PromoteTraffic)."""
+    """After final validation: make the new deployment production (golive.shared.commands.PromoteTraffic)."""
 
     promote: bool = Field(default=False, description="promote the canary; the run succeeds once it is read back")

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, WithJsonSchema, field_validator
 
-from shared.plan.base import Strict
-from shared.plan.durations import Duration
+from golive.shared.plan.base import Strict
+from golive.shared.plan.durations import Duration
 
 # A wall-clock time as plans write it ("02:00", "04:00:30"), in the window's own `timezone`. JSON Schema's "time"
 # format is RFC 3339's full-time, which requires seconds and an offset: the schema says what the model accepts

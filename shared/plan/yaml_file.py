@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from shared.plan.base import path_text
-from shared.plan.problems import PlanProblem
+from golive.shared.plan.base import path_text
+from golive.shared.plan.problems import PlanProblem
 
 MAX_PLAN_BYTES = 1 << 20  # 1 MiB
 MAX_NESTING = 32

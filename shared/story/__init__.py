@@ -10,8 +10,8 @@ lock-in artifacts, the live panel, `golive status` and `watch`, the chart, Slack
 
 from __future__ import annotations
 
-from shared.story.fold import fold, story_of
-from shared.story.model import (
+from golive.shared.story.fold import fold, story_of
+from golive.shared.story.model import (
     ActionKind,
     AnalysisLimits,
     CheckStory,
@@ -30,8 +30,8 @@ from shared.story.model import (
     WindowStory,
     stage_label,
 )
-from shared.story.outline import outline
-from shared.story.reason import step_words
+from golive.shared.story.outline import outline
+from golive.shared.story.reason import step_words
 
 __all__ = ["ActionKind", "AnalysisLimits", "CheckStory", "Failure", "Health", "Moment", "OperatorAction", "Outcome", "PhaseSpan",
            "PlannedStep", "RunStory", "StageState", "StageStory", "Traffic", "Undone", "WindowStory", "fold", "outline",

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CompensationStarted,
@@ -36,9 +36,9 @@ from shared.events import (
     TrafficTargetTaken,
     WindowJudged,
 )
-from shared.judge import GAUGES, SHOWN, Reading, error_rate_pct
-from shared.plan import Plan, plan_of
-from shared.story.model import (
+from golive.shared.judge import GAUGES, SHOWN, Reading, error_rate_pct
+from golive.shared.plan import Plan, plan_of
+from golive.shared.story.model import (
     AnalysisLimits,
     CheckStory,
     Failure,
@@ -51,8 +51,8 @@ from shared.story.model import (
     Undone,
     WindowStory,
 )
-from shared.story.outline import outline
-from shared.story.reason import run_reason, step_words
+from golive.shared.story.outline import outline
+from golive.shared.story.reason import run_reason, step_words
 
 # where a stage stands once one of its steps started
 _STAGE_STATES: dict[str, StageState] = {"gate": "waiting", "shift": "shifting", "hold": "holding"}

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from shared.events import Finding
-from shared.judge import Reading, reading_words
-from shared.plan import Plan
-from shared.step_ref import StepRef
+from golive.shared.events import Finding
+from golive.shared.judge import Reading, reading_words
+from golive.shared.plan import Plan
+from golive.shared.step_ref import StepRef
 
 # What the run came to. rolling_back: a step failed and what it changed is being undone; failed: the run ended
 # rolled back with nothing to undo (it failed before it changed anything that has an undo: traffic never moved).

@@ -7,10 +7,10 @@ runs.
 
 from __future__ import annotations
 
-from shared.plan import Plan
-from shared.plan.checks import Gate
-from shared.step_ref import StepRef, preflight_gate_name
-from shared.story.model import PlannedStep
+from golive.shared.plan import Plan
+from golive.shared.plan.checks import Gate
+from golive.shared.step_ref import StepRef, preflight_gate_name
+from golive.shared.story.model import PlannedStep
 
 
 def outline(plan: Plan) -> tuple[PlannedStep, ...]:

@@ -8,8 +8,8 @@ with the step named for people.
 
 from __future__ import annotations
 
-from shared.step_ref import StepRef
-from shared.story.model import Failure, RunStory, StageStory, WindowStory
+from golive.shared.step_ref import StepRef
+from golive.shared.story.model import Failure, RunStory, StageStory, WindowStory
 
 _VERBS = ("failed:", "refused:", "timed out:")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.nats_server import EmbeddedNatsCluster
 from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
-from shared.settings import Settings
-from shared.subjects import SERVICES
 
 REPLICAS = 3
 

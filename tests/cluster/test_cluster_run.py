@@ -11,14 +11,14 @@ from contextlib import aclosing
 import nats
 import pytest
 
+from golive.services.coordinator.lease import leases_bucket
+from golive.services.notifier.moments import observe
+from golive.services.notifier.routing import routes_for
+from golive.shared.bus import connect_options
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import PhaseStarted, RunFinished
 from golive.stack.nats_server import ClusterNode, EmbeddedNatsCluster
-from services.coordinator.lease import leases_bucket
-from services.notifier.moments import observe
-from services.notifier.routing import routes_for
-from shared.bus import connect_options
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.events import PhaseStarted, RunFinished
 from tests.builders import skeleton_plan
 from tests.cluster.conftest import REPLICAS
 from tests.harness import start_run, wait_for_output

@@ -9,10 +9,10 @@ from dataclasses import replace
 import nats
 from nats.js.api import KeyValueConfig, StorageType
 
-from shared.buckets import open_bucket
-from shared.bus import connect_options, ensure_streams
-from shared.secrets import redact
-from shared.settings import Settings
+from golive.shared.buckets import open_bucket
+from golive.shared.bus import connect_options, ensure_streams
+from golive.shared.secrets import redact
+from golive.shared.settings import Settings
 
 PASSWORD = "s3cr3t-pw"
 

@@ -14,9 +14,9 @@ import nats
 import psycopg
 from rich.console import Console
 
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
 from golive.views.live import LiveView, fold, render
-from shared.envelope import Envelope
-from shared.event_log import read_events
 
 
 def run_events(settings, run_id: str) -> list[Envelope]:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from shared.events import PauseRequested, ProbesCompleted, StageJudged, StepFailed, WindowJudged
+from golive.shared.events import PauseRequested, ProbesCompleted, StageJudged, StepFailed, WindowJudged
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import panel_at_end, run_events
 from tests.harness import run_cli, start_run, wait_for_output

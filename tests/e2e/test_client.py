@@ -13,8 +13,8 @@ from contextlib import aclosing
 import pytest
 
 from golive.api import Client, RunNotControllable, exit_code
+from golive.shared.events import PhaseStarted, RunFinished, RunStarted
 from golive.views.as_json import run_document
-from shared.events import PhaseStarted, RunFinished, RunStarted
 from tests.builders import skeleton_plan
 from tests.harness import REPO, run_cli
 

@@ -10,7 +10,7 @@ import time
 import nats
 import pytest
 
-from shared.settings import Settings
+from golive.shared.settings import Settings
 from tests.builders import skeleton_plan
 from tests.harness import run_cli, start_run, wait_for_output
 
@@ -145,7 +145,7 @@ def test_retry_undoes_what_a_needs_human_run_left_once_the_traffic_service_is_ba
 
 
 def test_operator_commands_on_an_unknown_run_exit_2_and_send_nothing(nats_url, settings, tmp_path):
-    from shared.bus import ensure_streams
+    from golive.shared.bus import ensure_streams
 
     asyncio.run(ensure_streams(settings))
     env = {"GOLIVE_NATS_URL": settings.resolved_nats_url(), "GOLIVE_SUBJECT_ROOT": settings.subject_root,

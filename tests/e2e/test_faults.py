@@ -11,10 +11,10 @@ import time
 import nats
 import pytest
 
+from golive.shared.commands import RunProbe, SqlProbeSpec, Thresholds
+from golive.shared.envelope import new_envelope, parse_envelope
+from golive.shared.events import ProbeCompleted
 from golive.stack.service_processes import ServiceProcesses, wait_until_ready
-from shared.commands import RunProbe, SqlProbeSpec, Thresholds
-from shared.envelope import new_envelope, parse_envelope
-from shared.events import ProbeCompleted
 from tests.builders import skeleton_plan
 from tests.harness import start_run, wait_for_output
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.service_processes import DATABASE_ENV, WEBHOOK_ENV, ServiceProcesses, service_env, wait_until_ready
 from golive.stack.webhook_sink import WebhookSink
-from shared.settings import Settings
-from shared.subjects import SERVICES
 from tests.builders import skeleton_plan
 from tests.harness import read_until, start_run
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from services.coordinator.lease import LeaseHeld, LeaseLost, Leases
+from golive.services.coordinator.lease import LeaseHeld, LeaseLost, Leases
 from tests.builders import skeleton_plan
 from tests.harness import REPO, golive_popen, run_cli, start_run, wait_for_output
 

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from shared.tracing import run_ids
+from golive.shared.tracing import run_ids
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import wire_headers
 from tests.harness import read_until, run_cli, start_run

@@ -42,13 +42,8 @@ from golive.demo.data import create_database, seed_demo
 from golive.demo.run import operate_run
 from golive.plans import RUNBOOK
 from golive.plans.rehearsal import compress
-from golive.stack.envoy_proxy import EmbeddedEnvoy
-from golive.stack.postgres import EmbeddedPostgres
-from golive.stack.replica import StreamingReplica
-from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
-from golive.stack.webhook_sink import WebhookSink
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     PhaseStarted,
     RunFinished,
     StepFailed,
@@ -57,9 +52,14 @@ from shared.events import (
     TrafficShifted,
     WindowJudged,
 )
-from shared.plan import Plan, parse_plan
-from shared.settings import Settings
-from shared.subjects import SERVICES
+from golive.shared.plan import Plan, parse_plan
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
+from golive.stack.envoy_proxy import EmbeddedEnvoy
+from golive.stack.postgres import EmbeddedPostgres
+from golive.stack.replica import StreamingReplica
+from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
+from golive.stack.webhook_sink import WebhookSink
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timing]  # measured latencies decide it
 

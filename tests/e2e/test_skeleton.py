@@ -10,8 +10,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from shared.envelope import parse_envelope
-from shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
+from golive.shared.envelope import parse_envelope
+from golive.shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
 from tests.builders import skeleton_dict, skeleton_plan
 from tests.e2e.run_outcome import dry_run_weights, index_state, run_events, wire_headers
 from tests.harness import run_cli

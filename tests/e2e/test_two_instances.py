@@ -21,9 +21,9 @@ from pathlib import Path
 import nats
 import pytest
 
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.service_processes import ServiceProcesses
-from shared.settings import Settings
-from shared.subjects import SERVICES
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import index_state
 from tests.harness import read_until, start_run

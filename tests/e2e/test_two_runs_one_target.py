@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.events import (
+from golive.shared.events import (
     CommandFailed,
     CompensationStarted,
     MigrationsApplied,

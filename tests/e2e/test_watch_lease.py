@@ -17,12 +17,12 @@ from pathlib import Path
 import nats
 import pytest
 
-from services.coordinator.post_deploy_driver import PostDeployDriver
-from shared.bus import Bus
-from shared.commands import RunProbes, command_target
-from shared.event_log import read_events
-from shared.events import WatchCheckCompleted, WatchEnded
-from shared.telemetry import ServiceMetrics, configure_logging
+from golive.services.coordinator.post_deploy_driver import PostDeployDriver
+from golive.shared.bus import Bus
+from golive.shared.commands import RunProbes, command_target
+from golive.shared.event_log import read_events
+from golive.shared.events import WatchCheckCompleted, WatchEnded
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 from tests.builders import skeleton_plan
 from tests.harness import REPO
 

@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable
 import nats
 import pytest
 
-import shared.bus as bus_module
-from shared.bus import Bus, CommandError, HandBack, Work
-from shared.commands import ProviderSpec, ShiftTraffic
-from shared.envelope import Envelope, new_envelope, parse_envelope
-from shared.events import CommandFailed, DeadLettered, TrafficShifted
-from shared.provenance import source_of
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
+import golive.shared.bus as bus_module
+from golive.shared.bus import Bus, CommandError, HandBack, Work
+from golive.shared.commands import ProviderSpec, ShiftTraffic
+from golive.shared.envelope import Envelope, new_envelope, parse_envelope
+from golive.shared.events import CommandFailed, DeadLettered, TrafficShifted
+from golive.shared.provenance import source_of
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 
 
 def shift(weight: int = 10) -> ShiftTraffic:

@@ -8,9 +8,9 @@ import asyncio
 import nats
 from prometheus_client import generate_latest
 
-from shared.bus import Bus
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
+from golive.shared.bus import Bus
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 
 
 async def test_signals_of_three_runs_are_one_series_labelled_by_the_subject_pattern(settings: Settings):

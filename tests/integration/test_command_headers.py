@@ -9,11 +9,11 @@ import asyncio
 import nats
 from nats.aio.msg import Msg
 
+from golive.shared.bus import Bus
+from golive.shared.commands import ProviderSpec, ShiftTraffic
+from golive.shared.envelope import parse_envelope
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 from golive.stack.service_processes import service_env
-from shared.bus import Bus
-from shared.commands import ProviderSpec, ShiftTraffic
-from shared.envelope import parse_envelope
-from shared.telemetry import ServiceMetrics, configure_logging
 from tests.builders import skeleton_plan
 from tests.harness import start_run
 

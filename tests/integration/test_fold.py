@@ -6,10 +6,10 @@ from __future__ import annotations
 import nats
 import pytest
 
-from shared.bus import ensure_streams
-from shared.envelope import Envelope, new_envelope
-from shared.events import PhaseStarted
-from shared.fold import RunFolds
+from golive.shared.bus import ensure_streams
+from golive.shared.envelope import Envelope, new_envelope
+from golive.shared.events import PhaseStarted
+from golive.shared.fold import RunFolds
 
 RUN = "run-fold"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from services.migrator.runner import Context
+from golive.services.migrator.runner import Context
 from tests.migrator.migrator_db import Blocker, Recorder
 
 BIG_ROWS = 200_000

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from shared.envelope import Message
+from golive.shared.envelope import Message
 
 
 class Blocker:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import psycopg
 
+from golive.shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from golive.stack.service_processes import DATABASE_ENV
-from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
 from tests.harness import REPO, golive_popen
 
 ACK_WAIT_S = 3.0

@@ -17,22 +17,22 @@ import nats
 import psycopg
 import pytest
 
-from golive.stack.process import stop_process
-from golive.stack.service_processes import DATABASE_ENV, service_env
-from services.migrator.runner import Context, apply_migrations, revert_migrations
-from shared.bus import ensure_streams
-from shared.commands import (
+from golive.services.migrator.runner import Context, apply_migrations, revert_migrations
+from golive.shared.bus import ensure_streams
+from golive.shared.commands import (
     MigrationRetry,
     MigrationSession,
     RevertMigrations,
 )
-from shared.envelope import new_envelope, parse_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope, parse_envelope
+from golive.shared.events import (
     CommandFailed,
     MigrationProgress,
     MigrationsApplied,
     MigrationsReverted,
 )
+from golive.stack.process import stop_process
+from golive.stack.service_processes import DATABASE_ENV, service_env
 from tests.harness import record_run_started
 from tests.migrator.migrator_db import build_pid, history_rows, index_rows
 from tests.migrator.migrator_process import APPLY, gone, start_migrator

@@ -7,13 +7,13 @@ import asyncio
 
 import nats
 
-from services.migrator.service import register
-from shared.bus import Bus
-from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
-from shared.envelope import Envelope, new_envelope, parse_envelope
-from shared.events import CommandFailed, MigrationProgress, MigrationsApplied
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
+from golive.services.migrator.service import register
+from golive.shared.bus import Bus
+from golive.shared.commands import ApplyMigrations, MigrationSession, MigrationStatement
+from golive.shared.envelope import Envelope, new_envelope, parse_envelope
+from golive.shared.events import CommandFailed, MigrationProgress, MigrationsApplied
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 from tests.harness import record_run_started
 from tests.migrator.migrator_db import history_rows, index_rows
 

@@ -9,9 +9,9 @@ import asyncio
 import psycopg
 import pytest
 
-from services.migrator.runner import MigrationFailed, apply_migrations
-from shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement
-from shared.events import MigrationProgress, MigrationsApplied
+from golive.services.migrator.runner import MigrationFailed, apply_migrations
+from golive.shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement
+from golive.shared.events import MigrationProgress, MigrationsApplied
 from tests.migrator.migrator_db import history_rows, index_rows, terminate_build
 
 BUILD = "CREATE INDEX CONCURRENTLY idx_big_created ON big_events (created_at)"

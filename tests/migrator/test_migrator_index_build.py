@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.migrator.index_build import apply, drop_statement_index, index_state, open_session
-from services.migrator.statements import classify
-from shared.commands import MigrationSession
+from golive.services.migrator.index_build import apply, drop_statement_index, index_state, open_session
+from golive.services.migrator.statements import classify
+from golive.shared.commands import MigrationSession
 
 SESSION = MigrationSession(lock_timeout_ms=2000, application_name="golive-migrator-test")
 

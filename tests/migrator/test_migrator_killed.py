@@ -12,11 +12,11 @@ import asyncio
 
 import nats
 
+from golive.shared.bus import ensure_streams
+from golive.shared.envelope import new_envelope, parse_envelope
+from golive.shared.events import CommandFailed, MigrationsApplied
 from golive.stack.process import stop_process
 from golive.stack.service_processes import DATABASE_ENV, service_env
-from shared.bus import ensure_streams
-from shared.envelope import new_envelope, parse_envelope
-from shared.events import CommandFailed, MigrationsApplied
 from tests.harness import record_run_started
 from tests.migrator.migrator_db import build_pid, history_rows, index_rows
 from tests.migrator.migrator_process import ACK_WAIT_S, APPLY, gone, start_migrator

@@ -8,9 +8,9 @@ import asyncio
 import psycopg
 import pytest
 
-from services.migrator import history
-from services.migrator.runner import MigrationFailed, apply_migrations, revert_migrations
-from shared.commands import (
+from golive.services.migrator import history
+from golive.services.migrator.runner import MigrationFailed, apply_migrations, revert_migrations
+from golive.shared.commands import (
     ApplyMigrations,
     MigrationPreflight,
     MigrationRetry,
@@ -19,7 +19,7 @@ from shared.commands import (
     MigrationWaiver,
     RevertMigrations,
 )
-from shared.events import MigrationProgress, OldTransactionsFound
+from golive.shared.events import MigrationProgress, OldTransactionsFound
 from tests.migrator.migrator_db import history_rows, index_rows
 
 SESSION = MigrationSession(lock_timeout_ms=5000, application_name="golive-migrator-test", progress_interval_s=0.2)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.migrator.runner import MigrationFailed, apply_migrations, revert_migrations
-from shared.commands import (
+from golive.services.migrator.runner import MigrationFailed, apply_migrations, revert_migrations
+from golive.shared.commands import (
     ApplyMigrations,
     MigrationRetry,
     MigrationSession,

@@ -10,9 +10,9 @@ import secrets
 import psycopg
 import pytest
 
-from services.migrator.runner import Context, MigrationFailed, apply_migrations
-from shared.commands import ApplyMigrations, MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
-from shared.events import MigrationProgress, OldTransactionsFound
+from golive.services.migrator.runner import Context, MigrationFailed, apply_migrations
+from golive.shared.commands import ApplyMigrations, MigrationPreflight, MigrationRetry, MigrationSession, MigrationStatement
+from golive.shared.events import MigrationProgress, OldTransactionsFound
 from tests.harness import run_cli
 
 SECRET = "s3cr3t-hunter2-pw"

@@ -10,10 +10,10 @@ import os
 import psycopg
 import pytest
 
-from services.migrator.index_build import execute, open_session
-from services.migrator.runner import MigrationFailed, apply_migrations
-from services.migrator.statements import Statement
-from shared.commands import ApplyMigrations, MigrationSession, MigrationStatement, MigrationWaiver
+from golive.services.migrator.index_build import execute, open_session
+from golive.services.migrator.runner import MigrationFailed, apply_migrations
+from golive.services.migrator.statements import Statement
+from golive.shared.commands import ApplyMigrations, MigrationSession, MigrationStatement, MigrationWaiver
 from tests.builders import skeleton_plan
 from tests.harness import run_cli
 
@@ -67,7 +67,7 @@ def test_plan_check_and_migrate_refuse_a_smuggled_statement_and_victim_survives(
 
 @pytest.mark.parametrize(("sql", "waive"), HOSTILE)
 async def test_the_migrator_refuses_a_smuggled_statement_as_invalid(victim_url, recorder, sql, waive):
-    from services.migrator.runner import Context
+    from golive.services.migrator.runner import Context
 
     cmd = ApplyMigrations(database_url_env="UNUSED", statements=[MigrationStatement(
         name="smuggled", sql=sql, waive=[MigrationWaiver(**WAIVER)] if waive else [])])

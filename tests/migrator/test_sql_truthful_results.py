@@ -8,10 +8,10 @@ import asyncio
 
 import psycopg
 
-from services.migrator.dry_run import dry_run
-from services.migrator.runner import apply_migrations
-from shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement
-from shared.events import MigrationProgress
+from golive.services.migrator.dry_run import dry_run
+from golive.services.migrator.runner import apply_migrations
+from golive.shared.commands import ApplyMigrations, MigrationRetry, MigrationSession, MigrationStatement
+from golive.shared.events import MigrationProgress
 from tests.migrator.migrator_db import index_rows
 
 KIND = "CREATE INDEX CONCURRENTLY idx_big_kind ON big_events (kind)"

@@ -8,10 +8,10 @@ from contextlib import aclosing
 
 import nats
 
+from golive.shared.envelope import Envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import NotificationSent
 from golive.stack.webhook_sink import WebhookSink
-from shared.envelope import Envelope
-from shared.event_log import read_events
-from shared.events import NotificationSent
 from tests.notifier.run_events import plan_dict
 
 HOOK_SINK = {"hook": {"type": "webhook", "webhook_url_env": "GOLIVE_SLACK_WEBHOOK_URL"}}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from services.notifier.moments import observe
-from services.notifier.routing import routes_for
-from services.notifier.sinks import sink_for
-from services.notifier.templates import render_moment
-from shared.events import (
+from golive.services.notifier.moments import observe
+from golive.services.notifier.routing import routes_for
+from golive.services.notifier.sinks import sink_for
+from golive.services.notifier.templates import render_moment
+from golive.shared.events import (
     CompensationStarted,
     PhaseStarted,
     ProbeCompleted,
@@ -18,7 +18,7 @@ from shared.events import (
     TrafficShifted,
     Verdict,
 )
-from shared.step_ref import StepKind
+from golive.shared.step_ref import StepKind
 from tests.builders import RunEvents, carried, skeleton_dict
 
 

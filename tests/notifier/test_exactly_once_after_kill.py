@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
+from golive.shared.events import CompensationStarted, RunFinished, StepFailed
 from golive.stack.service_processes import wait_until_ready
-from shared.events import CompensationStarted, RunFinished, StepFailed
 from tests.notifier.notifier_io import (
     delivered,
     hook_plan,

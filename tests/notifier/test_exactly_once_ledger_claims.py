@@ -8,7 +8,7 @@ import secrets
 import nats
 import pytest
 
-from services.notifier.delivery import DeliveryLedger, LostClaim
+from golive.services.notifier.delivery import DeliveryLedger, LostClaim
 
 
 @pytest.fixture

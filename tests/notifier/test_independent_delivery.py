@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from golive.shared.events import StepFailed
 from golive.stack.service_processes import wait_until_ready
-from shared.events import StepFailed
 from tests.notifier.notifier_io import delivered, hook_plan, publish, until
 from tests.notifier.run_events import RunLog
 

@@ -10,9 +10,9 @@ import httpx
 import nats
 import pytest
 
+from golive.services.notifier.delivery import DeliveryFailed, DeliveryLedger, RetryPolicy, post, retry_after_s
+from golive.services.notifier.sinks import Outbound
 from golive.stack.webhook_sink import WebhookSink
-from services.notifier.delivery import DeliveryFailed, DeliveryLedger, RetryPolicy, post, retry_after_s
-from services.notifier.sinks import Outbound
 
 MESSAGE = Outbound({"text": "🚨 skeleton Production Rollback Triggered", "attachments": []})
 FAST = RetryPolicy(attempts=4, timeout_s=5.0, give_up_after_s=60.0, base_s=0.05, cap_s=0.2)

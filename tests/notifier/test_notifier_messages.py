@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import yaml
 
-from services.notifier.moments import observe
-from services.notifier.templates import check_templates, render_moment
-from shared.events import PhaseStarted, ProbesCompleted, StageJudged
-from shared.plan.notifications import Notifications
+from golive.services.notifier.moments import observe
+from golive.services.notifier.templates import check_templates, render_moment
+from golive.shared.events import PhaseStarted, ProbesCompleted, StageJudged
+from golive.shared.plan.notifications import Notifications
 from tests.builders import skeleton_dict, write_plan
 from tests.harness import REPO, run_cli
 from tests.notifier.run_events import RunLog, at_stage, by_kind, fields, plan_dict, posts, probe
@@ -265,8 +265,8 @@ def test_the_notifications_page_example_is_a_valid_communication_plan():
 
 
 def test_start_message_window_defaults_to_the_plans_maintenance_window():
-    from services.notifier.message_context import _plan_window
-    from shared.plan.window import Window
+    from golive.services.notifier.message_context import _plan_window
+    from golive.shared.plan.window import Window
 
     window = Window.model_validate({"maintenance": {"days": ["sat", "sun"], "start": "02:00:00", "end": "04:00:00",
                                                     "timezone": "Europe/Helsinki"}})

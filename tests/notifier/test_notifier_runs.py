@@ -13,9 +13,9 @@ import nats
 import psycopg
 import pytest
 
+from golive.shared.event_log import read_events
+from golive.shared.events import NotificationFailed, RunFinished, StepFailed
 from golive.stack.webhook_sink import WebhookSink
-from shared.event_log import read_events
-from shared.events import NotificationFailed, RunFinished, StepFailed
 from tests.builders import skeleton_plan
 from tests.harness import run_cli
 

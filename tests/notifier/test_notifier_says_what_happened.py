@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 
 from golive.demo.run import format_slack
-from golive.stack.webhook_sink import slack_line
-from shared.events import (
+from golive.shared.events import (
     PAUSED_BY_GOLIVE,
     ApprovalGranted,
     ContinueRequested,
@@ -24,7 +23,8 @@ from shared.events import (
     TrafficRolledBack,
     WindowJudged,
 )
-from shared.story import story_of
+from golive.shared.story import story_of
+from golive.stack.webhook_sink import slack_line
 from tests.builders import carried, skeleton_dict
 from tests.notifier.run_events import RunLog, at_stage, by_kind, fields, posts
 

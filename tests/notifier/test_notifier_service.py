@@ -8,9 +8,9 @@ import signal
 
 import nats
 
+from golive.services.notifier.service import KILL_AT_ENV
+from golive.shared.events import RunFinished, StepFailed
 from golive.stack.service_processes import wait_until_ready
-from services.notifier.service import KILL_AT_ENV
-from shared.events import RunFinished, StepFailed
 from tests.notifier.notifier_io import publish, sent, wait_for_event
 from tests.notifier.run_events import RunLog
 

@@ -18,10 +18,10 @@ from tests.security.template_bombs import TEMPLATE_BOMBS
 
 RENDER_ALL = """
 import json, sys
-from services.notifier.templates import render_moment, sample_context
-from shared.plan.notifications import Notifications
-from shared.envelope import new_envelope
-from shared.events import RunStarted
+from golive.services.notifier.templates import render_moment, sample_context
+from golive.shared.plan.notifications import Notifications
+from golive.shared.envelope import new_envelope
+from golive.shared.events import RunStarted
 
 event = new_envelope(RunStarted(plan={}, plan_name="sample", deploy_id="dpl_new"), source="/golive/coordinator",
                      subject="golive.evt.run-x.coordinator.run_started", runid="run-x", id="evt-x")

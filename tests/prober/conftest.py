@@ -17,9 +17,9 @@ import httpx
 import psycopg
 import pytest
 
+from golive.shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from golive.stack.postgres import EmbeddedPostgres
 from golive.stack.process import free_port, stop_process, wait_for_port
-from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.harness import REPO
 
 DB_ENV = "PROBER_TEST_DATABASE_URL"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 from golive.serve import concurrency
-from services.prober.service import register
-from shared.bus import Bus
-from shared.commands import RunProbe, RunProbes, command_target
-from shared.envelope import Envelope, new_envelope, parse_envelope
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
+from golive.services.prober.service import register
+from golive.shared.bus import Bus
+from golive.shared.commands import RunProbe, RunProbes, command_target
+from golive.shared.envelope import Envelope, new_envelope, parse_envelope
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 
 RUN = "run-prober"
 

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from golive.demo.app import DemoApp
+from golive.services.prober.run import run_probe
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, SplitTraffic, Thresholds
 from golive.stack.envoy_proxy import EmbeddedEnvoy
-from services.prober.run import run_probe
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, SplitTraffic, Thresholds
 from tests.conftest import TEMPLATE_DB, _with_database
 
 pytestmark = pytest.mark.timeout(180)

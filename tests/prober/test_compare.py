@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from services.prober.compare import compare, mann_whitney, two_proportions
-from services.prober.stats import LatencyWindow, Reservoir
+from golive.services.prober.compare import compare, mann_whitney, two_proportions
+from golive.services.prober.stats import LatencyWindow, Reservoir
 
 
 def window(latencies_ms: list[float], errors: int = 0) -> LatencyWindow:
@@ -80,7 +80,7 @@ def test_reservoir_keeps_a_bounded_uniform_sample():
 
 def feed_hold(canary_ms, stable_ms, pairs: int, tolerance_ms: float = 50.0, rate: float = 15.0):
     """Pairs of requests due at the same instants, fed to a HoldJudge as a hold's recorders would."""
-    from services.prober.compare import HoldJudge
+    from golive.services.prober.compare import HoldJudge
 
     judge, probe, base = HoldJudge(tolerance_ms, 0.01, rate, 100.0), window([]), window([])
     for i in range(pairs):
@@ -114,7 +114,7 @@ def test_a_canary_slower_only_within_the_tolerance_is_never_worse():
 
 
 def test_requests_pair_by_their_due_time_whatever_order_they_complete_in():
-    from services.prober.compare import HoldJudge
+    from golive.services.prober.compare import HoldJudge
 
     judge, probe, base = HoldJudge(0.0, 0.01, 10.0, 0.0), window([]), window([])
     judge.record("canary", 0.2, 5.0, 1.0, probe, base)

@@ -12,9 +12,9 @@ import asyncio
 
 import psycopg
 
+from golive.services.prober.run import run_probe
+from golive.shared.commands import LoadSpec, PgHealthProbeSpec, RunProbe, Thresholds
 from golive.stack.process import free_port
-from services.prober.run import run_probe
-from shared.commands import LoadSpec, PgHealthProbeSpec, RunProbe, Thresholds
 from tests.prober.conftest import DB_ENV, replayed_everything, wait_until
 
 REPLICA_ENV = "PROBER_TEST_REPLICA_URL"

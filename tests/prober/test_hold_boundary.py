@@ -12,9 +12,9 @@ import asyncio
 
 import pytest
 
-from services.prober.run import run_probe
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe
-from shared.events import ProbeWindow
+from golive.services.prober.run import run_probe
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe
+from golive.shared.events import ProbeWindow
 
 # Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
 # classes, counts of at least one, contents or order, and run with the parallel part.
@@ -50,7 +50,7 @@ async def test_hold_of_whole_windows_answers_even_when_a_publish_swallows_its_ca
 
 @pytest.mark.timeout(60)
 async def test_a_stopped_hold_answers_even_when_a_publish_swallows_its_cancellation(http_target):
-    from services.prober.run import StopSignal
+    from golive.services.prober.run import StopSignal
 
     published: list[ProbeWindow] = []
     stop = StopSignal()

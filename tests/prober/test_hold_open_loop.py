@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.steps import build_steps
-from services.prober.run import run_probes
-from shared.commands import RunProbe, RunProbes
-from shared.events import ProbeWindow
-from shared.plan import parse_plan
-from shared.plan.checks import HOLD_RATE
-from shared.plan.plan import Plan
+from golive.services.coordinator.steps import build_steps
+from golive.services.prober.run import run_probes
+from golive.shared.commands import RunProbe, RunProbes
+from golive.shared.events import ProbeWindow
+from golive.shared.plan import parse_plan
+from golive.shared.plan.checks import HOLD_RATE
+from golive.shared.plan.plan import Plan
 
 
 def plan_text(url: str, hold: str = "30s", interval: str = "30s", load: str = "") -> str:

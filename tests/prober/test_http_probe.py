@@ -8,11 +8,11 @@ import statistics
 
 import pytest
 
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import run_probe, run_probes
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
+from golive.shared.events import ProbeWindow
 from golive.stack.process import free_port
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probe, run_probes
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
-from shared.events import ProbeWindow
 
 # Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge
 # classes, counts of at least one, contents or order, and run with the parallel part.

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from services.prober.load import Recorder
-from services.prober.loop_lag import LoopLag
+from golive.services.prober.load import Recorder
+from golive.services.prober.loop_lag import LoopLag
 
 
 @pytest.mark.timing  # a busy machine can stall the loop after the block too

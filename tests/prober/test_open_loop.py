@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.run import run_probe
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe
+from golive.services.prober.run import run_probe
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe
 
 pytestmark = pytest.mark.timing  # measured latencies and rates decide it (pyproject: markers)
 

@@ -7,9 +7,9 @@ import asyncio
 
 import psycopg
 
-from services.prober.pgbouncer import pool_gauges
-from services.prober.run import run_probe
-from shared.commands import PgHealthProbeSpec, RunProbe, Thresholds
+from golive.services.prober.pgbouncer import pool_gauges
+from golive.services.prober.run import run_probe
+from golive.shared.commands import PgHealthProbeSpec, RunProbe, Thresholds
 from tests.prober.conftest import DB_ENV
 
 ADMIN_ENV = "PROBER_TEST_PGBOUNCER_ADMIN_URL"

@@ -16,10 +16,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from golive.services.prober.run import run_probe
+from golive.shared.commands import LoadSpec, PgHealthProbeSpec, RunProbe, Thresholds
+from golive.shared.events import ProbeWindow
 from golive.stack.postgres import PG_SYSTEM_USER, EmbeddedPostgres, postgres_bin_dir
-from services.prober.run import run_probe
-from shared.commands import LoadSpec, PgHealthProbeSpec, RunProbe, Thresholds
-from shared.events import ProbeWindow
 from tests.prober.conftest import DB_ENV, sql_command
 
 REPLICA_ENV = "PROBER_TEST_REPLICA_URL"

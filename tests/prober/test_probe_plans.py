@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.steps import build_steps
-from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, RunProbes, SqlProbeSpec
-from shared.plan import PlanError, parse_plan
+from golive.services.coordinator.steps import build_steps
+from golive.shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe, RunProbes, SqlProbeSpec
+from golive.shared.plan import PlanError, parse_plan
 
 PLAN = """
 name: probes

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import nats
 
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, SqlProbeSpec, StopProbe, Thresholds
-from shared.envelope import new_envelope
-from shared.events import CommandFailed, ProbesCompleted, ProbeWindow
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes, SqlProbeSpec, StopProbe, Thresholds
+from golive.shared.envelope import new_envelope
+from golive.shared.events import CommandFailed, ProbesCompleted, ProbeWindow
 from tests.prober.conftest import DB_ENV
 from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 

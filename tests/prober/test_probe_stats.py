@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.stats import LatencyWindow, judge
-from shared.commands import Thresholds
+from golive.services.prober.stats import LatencyWindow, judge
+from golive.shared.commands import Thresholds
 
 
 def window_of(latencies_ms: list[float], errors: dict[str, int] | None = None) -> LatencyWindow:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probe
-from shared.commands import SampledParams
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import run_probe
+from golive.shared.commands import SampledParams
 from tests.prober.conftest import DB_ENV, sql_command
 
 

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from services.prober.run import run_probe
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
-from shared.events import ProbeWindow
-from shared.judge import judge
+from golive.services.prober.run import run_probe
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, Thresholds
+from golive.shared.events import ProbeWindow
+from golive.shared.judge import judge
 
 BLOCK_S = 1.5  # the loop stalls this long every 3.5 s: the canary answers at once throughout
 

@@ -8,9 +8,9 @@ import time
 
 import nats
 
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe
-from shared.envelope import new_envelope
-from shared.events import CommandFailed, ProbeCompleted, ProbeWindow
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, StopProbe
+from golive.shared.envelope import new_envelope
+from golive.shared.events import CommandFailed, ProbeCompleted, ProbeWindow
 from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import nats
 
-from shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes
-from shared.events import ProbesCompleted, ProbeWindow
+from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, RunProbes
+from golive.shared.events import ProbesCompleted, ProbeWindow
 from tests.prober.prober_bus import RUN, events_until, send_run, started_prober
 
 

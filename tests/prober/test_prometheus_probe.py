@@ -14,14 +14,14 @@ import pytest
 
 from golive.demo.app import DemoApp
 from golive.plans.check import check_plan
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import run_probe
+from golive.shared.commands import LoadSpec, RunProbe, Thresholds
+from golive.shared.events import ProbeWindow
+from golive.shared.plan import PlanError, load_plan
+from golive.shared.plan.probes import ProbeContext, PrometheusProbe
+from golive.shared.plan.targets import Targets
 from golive.stack.process import free_port
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probe
-from shared.commands import LoadSpec, RunProbe, Thresholds
-from shared.events import ProbeWindow
-from shared.plan import PlanError, load_plan
-from shared.plan.probes import ProbeContext, PrometheusProbe
-from shared.plan.targets import Targets
 from tests.conftest import TEMPLATE_DB, _with_database
 from tests.harness import REPO
 from tests.prober.prometheus_server import Traffic, prometheus, wait_for_series

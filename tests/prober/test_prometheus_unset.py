@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probes
-from shared.commands import LoadSpec, RunProbe, Thresholds
-from shared.events import ProbeWindow
-from shared.plan.probes import ProbeContext, PrometheusProbe
-from shared.plan.targets import Targets
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import run_probes
+from golive.shared.commands import LoadSpec, RunProbe, Thresholds
+from golive.shared.events import ProbeWindow
+from golive.shared.plan.probes import ProbeContext, PrometheusProbe
+from golive.shared.plan.targets import Targets
 
 QUERIES = {"rate": "sum(rate(r[{window}]))", "error_ratio": "sum(rate(e[{window}]))",
            "latency": "histogram_quantile({quantile}, sum by (le) (rate(l_bucket[{window}])))"}

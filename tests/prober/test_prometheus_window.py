@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.prober.prometheus_probe import ERROR_CLASS, POINTS, Traffic, prom_range
-from services.prober.stats import LatencyWindow, judge
-from shared.judge import REQUESTS_UNREAD
-from shared.plan.checks import Thresholds
+from golive.services.prober.prometheus_probe import ERROR_CLASS, POINTS, Traffic, prom_range
+from golive.services.prober.stats import LatencyWindow, judge
+from golive.shared.judge import REQUESTS_UNREAD
+from golive.shared.plan.checks import Thresholds
 
 LIMITS = Thresholds(p95_ms=400, error_rate_pct=1.0, min_samples=20)
 DOWN = "prometheus at http://127.0.0.1:9 unreachable: ConnectError"

@@ -7,8 +7,8 @@ import psycopg
 import pytest
 
 from golive.demo.data import RUNBOOK_QUERIES, fill_runbook_tables
-from services.prober.run import run_probe
-from shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
+from golive.services.prober.run import run_probe
+from golive.shared.commands import LoadSpec, RunProbe, SqlProbeSpec, Thresholds
 from tests.prober.conftest import DB_ENV
 
 # Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge

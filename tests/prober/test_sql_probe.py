@@ -6,10 +6,10 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from services.prober.kinds import ProbeSetupError
-from services.prober.run import run_probe
-from services.prober.sql_probe import may_write
-from shared.commands import SampledParams, SequenceParams, Thresholds
+from golive.services.prober.kinds import ProbeSetupError
+from golive.services.prober.run import run_probe
+from golive.services.prober.sql_probe import may_write
+from golive.shared.commands import SampledParams, SequenceParams, Thresholds
 from tests.prober.conftest import DB_ENV, sql_command
 
 # Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge

@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from golive.demo.data import create_database, seed
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from golive.stack.nats_server import EmbeddedNats
 from golive.stack.postgres import EmbeddedPostgres
 from golive.stack.service_processes import (
@@ -41,8 +43,6 @@ from golive.stack.service_processes import (
     wait_until_ready,
 )
 from golive.stack.webhook_sink import WebhookSink
-from shared.settings import Settings
-from shared.subjects import SERVICES
 from tests.builders import skeleton_dict, write_plan
 
 ROOT = "rec"

@@ -15,10 +15,10 @@ import nats
 from nats.js import JetStreamContext
 from nats.js.api import DeliverPolicy, KeyValueConfig, StorageType
 
-from shared.buckets import open_bucket
-from shared.bus import ensure_streams
-from shared.durables import Durable, check_durable
-from shared.telemetry import configure_logging
+from golive.shared.buckets import open_bucket
+from golive.shared.bus import ensure_streams
+from golive.shared.durables import Durable, check_durable
+from golive.shared.telemetry import configure_logging
 from tests.builders import skeleton_plan
 from tests.harness import run_cli
 

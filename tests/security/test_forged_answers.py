@@ -13,10 +13,10 @@ from contextlib import aclosing
 import nats
 import pytest
 
-from shared.envelope import new_envelope
-from shared.event_log import read_events
-from shared.events import PhaseStarted, ProbeCompleted, RunFinished, Verdict
-from shared.subjects import Subjects
+from golive.shared.envelope import new_envelope
+from golive.shared.event_log import read_events
+from golive.shared.events import PhaseStarted, ProbeCompleted, RunFinished, Verdict
+from golive.shared.subjects import Subjects
 from tests.builders import skeleton_plan
 from tests.harness import start_run
 from tests.secured_nats import services_on_own_users

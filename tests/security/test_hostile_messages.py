@@ -16,7 +16,7 @@ import nats
 import pytest
 import yaml
 
-from shared.commands import (
+from golive.shared.commands import (
     AbortRun,
     ApplyMigrations,
     ApproveGate,
@@ -32,9 +32,9 @@ from shared.commands import (
     StartRun,
     command_target,
 )
-from shared.envelope import MAX_MESSAGE_BYTES, Message, new_envelope, parse_envelope, registered_types
-from shared.event_log import read_events
-from shared.events import CommandFailed, DeadLettered, ProbeCompleted, RunFinished, RunStarted, Verdict
+from golive.shared.envelope import MAX_MESSAGE_BYTES, Message, new_envelope, parse_envelope, registered_types
+from golive.shared.event_log import read_events
+from golive.shared.events import CommandFailed, DeadLettered, ProbeCompleted, RunFinished, RunStarted, Verdict
 from tests.builders import skeleton_plan
 from tests.harness import run_cli
 

@@ -13,12 +13,12 @@ from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
 from golive.plans import SKELETON
-from services.coordinator.artifacts import OutsideArtifacts, run_directory
-from shared.bus import connect_options
-from shared.commands import ShiftTraffic, StartRun
-from shared.envelope import ParseError, new_envelope, parse_envelope
-from shared.events import PhaseStarted
-from shared.ids import InvalidId, check_id
+from golive.services.coordinator.artifacts import OutsideArtifacts, run_directory
+from golive.shared.bus import connect_options
+from golive.shared.commands import ShiftTraffic, StartRun
+from golive.shared.envelope import ParseError, new_envelope, parse_envelope
+from golive.shared.events import PhaseStarted
+from golive.shared.ids import InvalidId, check_id
 from tests.harness import run_cli
 
 BAD_IDS = ["../../x", "/tmp/golive-abs-run", "a.b", "a b", "*", ">", "-starts-with-dash", "x" * 65, "", "run\n"]

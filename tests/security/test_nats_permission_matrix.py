@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from services.coordinator.history import RunHistory
-from shared.run_history import read_runs, run_key, runs_bucket
-from shared.run_summary import RunSummary
-from shared.settings import Settings
-from shared.subjects import SERVICES
+from golive.services.coordinator.history import RunHistory
+from golive.shared.run_history import read_runs, run_key, runs_bucket
+from golive.shared.run_summary import RunSummary
+from golive.shared.settings import Settings
+from golive.shared.subjects import SERVICES
 from tests.secured_nats import ROOT, USERS, Client, streams_exist
 
 RUN = "run-matrix"

@@ -15,13 +15,13 @@ import yaml
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
 
+from golive.shared.bus import connect_options, ensure_streams
+from golive.shared.commands import ApplyMigrations, ProviderSpec, StartRun
+from golive.shared.envelope import new_envelope
+from golive.shared.event_log import read_events
+from golive.shared.plan import Plan
+from golive.shared.secrets import MissingSecret, secret_from_env
 from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
-from shared.bus import connect_options, ensure_streams
-from shared.commands import ApplyMigrations, ProviderSpec, StartRun
-from shared.envelope import new_envelope
-from shared.event_log import read_events
-from shared.plan import Plan
-from shared.secrets import MissingSecret, secret_from_env
 from tests.builders import skeleton_dict
 from tests.harness import run_cli
 

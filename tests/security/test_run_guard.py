@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.envelope import new_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope
+from golive.shared.events import (
     CommandFailed,
     ProbeCompleted,
     RetryRequested,
@@ -17,8 +17,8 @@ from shared.events import (
     WatchEnded,
     WatchStarted,
 )
-from shared.provenance import event_origin_problem
-from shared.run_guard import work_refusal
+from golive.shared.provenance import event_origin_problem
+from golive.shared.run_guard import work_refusal
 
 RUN = "run-g"
 AT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -15,10 +15,9 @@ import psycopg
 import yaml
 from rich.console import Console
 
-from golive.views.live import LiveView, fold, render
-from services.coordinator.history import RunHistory
-from shared.bus import connect_options, ensure_streams
-from shared.events import (
+from golive.services.coordinator.history import RunHistory
+from golive.shared.bus import connect_options, ensure_streams
+from golive.shared.events import (
     LatencySummary,
     PauseRequested,
     PhaseStarted,
@@ -27,7 +26,8 @@ from shared.events import (
     StepFailed,
     WindowJudged,
 )
-from shared.plan import Plan
+from golive.shared.plan import Plan
+from golive.views.live import LiveView, fold, render
 from tests.builders import RunEvents, skeleton_dict
 from tests.harness import REPO, golive_popen, run_cli, wait_for_output
 

@@ -16,12 +16,12 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from golive.shared.bus import Bus
+from golive.shared.commands import ProviderSpec
+from golive.shared.envelope import Envelope, Message, new_envelope, parse_envelope
+from golive.shared.settings import Settings
+from golive.shared.telemetry import ServiceMetrics, configure_logging
 from golive.stack.envoy_proxy import Backend, EmbeddedEnvoy
-from shared.bus import Bus
-from shared.commands import ProviderSpec
-from shared.envelope import Envelope, Message, new_envelope, parse_envelope
-from shared.settings import Settings
-from shared.telemetry import ServiceMetrics, configure_logging
 from tests.harness import record_run_started
 
 
@@ -195,7 +195,7 @@ async def traffic_service(settings: Settings) -> AsyncIterator[Bus]:
 async def started_traffic(settings: Settings) -> tuple[Bus, object]:
     """The traffic service in this process, as `golive serve traffic` wires it (4 commands at once)."""
     from golive.serve import CONCURRENCY
-    from services.traffic.service import register
+    from golive.services.traffic.service import register
 
     bus = Bus(settings, "traffic", ServiceMetrics("traffic"), configure_logging("traffic", "WARNING"),
               max_workers=CONCURRENCY["traffic"])
@@ -224,7 +224,7 @@ class Conversation:
         await self.nc.close()
 
     async def send(self, data: Message, command_id: str) -> None:
-        from shared.commands import command_target
+        from golive.shared.commands import command_target
 
         service, action = command_target(type(data))
         envelope = new_envelope(data, id=command_id, source="/tests", runid=self.run_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.traffic.drift import judge_shift
+from golive.services.traffic.drift import judge_shift
 
 
 @pytest.mark.parametrize(("observed", "requested", "expected", "action"), [

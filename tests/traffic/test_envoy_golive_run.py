@@ -12,10 +12,10 @@ import sys
 import nats
 import pytest
 
+from golive.shared.envelope import parse_envelope
+from golive.shared.events import CompensationStarted, PhaseStarted, RunFinished, TrafficDrift, TrafficRolledBack, TrafficShifted
+from golive.shared.subjects import SERVICES
 from golive.stack.service_processes import ENVOY_ADMIN_ENV, ServiceProcesses, wait_until_ready
-from shared.envelope import parse_envelope
-from shared.events import CompensationStarted, PhaseStarted, RunFinished, TrafficDrift, TrafficRolledBack, TrafficShifted
-from shared.subjects import SERVICES
 from tests.builders import skeleton_plan
 from tests.harness import REPO
 from tests.traffic.conftest import canary_share, set_by_hand

@@ -8,10 +8,10 @@ import asyncio
 import httpx
 import pytest
 
-from services.traffic.envoy import EnvoyProvider
-from services.traffic.envoy_config import envoy_config
-from services.traffic.provider import ProviderError, UnavailableError, build_provider
-from shared.commands import ProviderSpec
+from golive.services.traffic.envoy import EnvoyProvider
+from golive.services.traffic.envoy_config import envoy_config
+from golive.services.traffic.provider import ProviderError, UnavailableError, build_provider
+from golive.shared.commands import ProviderSpec
 from tests.traffic.conftest import canary_share, envoy_spec, set_by_hand
 
 # Only the tests marked `timing` below rest on measured latencies or rates (pyproject: markers); the others judge

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.traffic.provider import ProviderError, build_provider
-from shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic
-from shared.events import CommandFailed, TrafficDrift, TrafficRolledBack, TrafficShifted
-from shared.plan.traffic import HAProxySettings
+from golive.services.traffic.provider import ProviderError, build_provider
+from golive.shared.commands import ProviderSpec, RollbackTraffic, ShiftTraffic
+from golive.shared.events import CommandFailed, TrafficDrift, TrafficRolledBack, TrafficShifted
+from golive.shared.plan.traffic import HAProxySettings
 from tests.traffic.conftest import Conversation, at_the_haproxy_socket, canary_share, haproxy_spec, traffic_service
 from tests.traffic.haproxy_server import BACKEND
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from services.traffic.haproxy import HAProxyProvider
-from services.traffic.haproxy_runtime import servers_state, set_weights_line
-from services.traffic.provider import ConflictError, NotFoundError, UnavailableError, build_provider
-from shared.commands import ProviderSpec
+from golive.services.traffic.haproxy import HAProxyProvider
+from golive.services.traffic.haproxy_runtime import servers_state, set_weights_line
+from golive.services.traffic.provider import ConflictError, NotFoundError, UnavailableError, build_provider
+from golive.shared.commands import ProviderSpec
 from tests.traffic.conftest import at_the_haproxy_socket, canary_share, haproxy_spec
 from tests.traffic.haproxy_server import BACKEND, HOW_TO_GET_IT, EmbeddedHAProxy, haproxy_binary
 

@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from services.traffic.ledger import Fenced, Ledger
-from shared.commands import (
+from golive.services.traffic.ledger import Fenced, Ledger
+from golive.shared.commands import (
     ProviderSpec,
     RollbackTraffic,
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.envelope import new_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope
+from golive.shared.events import (
     CommandFailed,
     TrafficRolledBack,
     TrafficShifted,
     TrafficTargetTaken,
 )
-from shared.settings import Settings
+from golive.shared.settings import Settings
 from tests.traffic.conftest import Conversation, started_traffic
 
 SHIFT_TYPE = "golive.cmd.traffic.shift.v1"

@@ -9,14 +9,14 @@ import asyncio
 import json
 from pathlib import Path
 
-from shared.commands import (
+from golive.shared.commands import (
     ProviderSpec,
     RollbackTraffic,
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.envelope import new_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope
+from golive.shared.events import (
     CommandFailed,
     RunFinished,
     TrafficDrift,

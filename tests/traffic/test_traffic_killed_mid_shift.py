@@ -10,9 +10,9 @@ import signal
 
 import pytest
 
+from golive.shared.commands import ShiftTraffic
+from golive.shared.events import TrafficShifted
 from golive.stack.service_processes import ServiceProcesses, service_env, wait_until_ready
-from shared.commands import ShiftTraffic
-from shared.events import TrafficShifted
 from tests.traffic.conftest import Conversation, canary_share, envoy_canary_weight, envoy_spec
 
 pytestmark = pytest.mark.e2e

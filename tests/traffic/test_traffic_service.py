@@ -8,8 +8,8 @@ import re
 
 from prometheus_client import generate_latest
 
-from shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
-from shared.events import CommandFailed, TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
+from golive.shared.commands import PromoteTraffic, RollbackTraffic, ShiftTraffic
+from golive.shared.events import CommandFailed, TrafficDrift, TrafficPromoted, TrafficRolledBack, TrafficShifted
 from tests.traffic.conftest import (
     Conversation,
     canary_share,
@@ -112,7 +112,7 @@ async def test_promote_sends_all_traffic_to_the_canary(settings, envoy, admin_re
 
 
 async def test_unknown_provider_is_an_invalid_command(settings):
-    from shared.commands import ProviderSpec
+    from golive.shared.commands import ProviderSpec
 
     async with traffic_service(settings):
         async with Conversation(settings, "run-bad") as talk:
@@ -122,7 +122,7 @@ async def test_unknown_provider_is_an_invalid_command(settings):
 
 
 async def test_keeper_reasserts_the_weights_after_an_envoy_restart_without_a_command(settings, envoy, monkeypatch):
-    import services.traffic.service as traffic_service
+    import golive.services.traffic.service as traffic_service
 
     monkeypatch.setattr(traffic_service, "KEEPER_EVERY_S", 0.2)
     bus, traffic = await started_traffic(settings)

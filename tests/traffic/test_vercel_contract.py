@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.traffic.provider import (
+from golive.services.traffic.provider import (
     AuthError,
     ConflictError,
     NotFoundError,
@@ -15,8 +15,8 @@ from services.traffic.provider import (
     UnavailableError,
     build_provider,
 )
-from services.traffic.vercel import VercelProvider
-from shared.commands import ProviderSpec
+from golive.services.traffic.vercel import VercelProvider
+from golive.shared.commands import ProviderSpec
 from tests.traffic.fake_vercel import FakeVercel, Fault, Project
 
 TOKEN = "vercel_tok_9f8e7d6c5b4a"
@@ -178,8 +178,8 @@ async def test_weight_that_is_not_a_configured_stage_is_a_conflict(vercel, tmp_p
 
 
 async def test_shift_through_the_traffic_service_publishes_the_read_back_weight(vercel, settings, tmp_path):
-    from shared.commands import ShiftTraffic
-    from shared.events import TrafficShifted
+    from golive.shared.commands import ShiftTraffic
+    from golive.shared.events import TrafficShifted
     from tests.traffic.conftest import Conversation, started_traffic
 
     spec = ProviderSpec(type="vercel", project="checkout", api_url=vercel.url, token_env="GOLIVE_TEST_VERCEL_TOKEN")

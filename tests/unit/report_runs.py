@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from shared.envelope import Envelope
-from shared.events import (
+from golive.shared.envelope import Envelope
+from golive.shared.events import (
     CompensationStarted,
     LatencySummary,
     PhaseStarted,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.coordinator.saga import StopProbes
-from shared.envelope import new_envelope
-from shared.events import LatencySummary, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict, WindowJudged
+from golive.services.coordinator.saga import StopProbes
+from golive.shared.envelope import new_envelope
+from golive.shared.events import LatencySummary, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict, WindowJudged
 from tests.unit.saga_run import Run, approve, events, plan_from, probe_result
 
 PLAN = """

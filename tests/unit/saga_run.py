@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
-from shared.commands import (
+from golive.services.coordinator.saga import EmitEvent, Output, RunState, SendCommand, Tick, decide
+from golive.shared.commands import (
     ApplyMigrations,
     PromoteTraffic,
     RevertMigrations,
@@ -19,8 +19,8 @@ from shared.commands import (
     TakeTrafficTarget,
     command_target,
 )
-from shared.envelope import Envelope, Message, new_envelope
-from shared.events import (
+from golive.shared.envelope import Envelope, Message, new_envelope
+from golive.shared.events import (
     CommandFailed,
     IndexResult,
     LatencySummary,
@@ -38,7 +38,7 @@ from shared.events import (
     TrafficTargetTaken,
     Verdict,
 )
-from shared.plan import Plan, parse_plan
+from golive.shared.plan import Plan, parse_plan
 from tests.builders import RunEvents
 
 T0 = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
@@ -267,7 +267,7 @@ def finished(outputs: list[Output]) -> RunFinished:
 
 
 def abort(run, reason="error budget burning", by="maksim"):
-    from shared.events import AbortRequested
+    from golive.shared.events import AbortRequested
 
     run.clock += timedelta(seconds=1)
     return run.feed(new_envelope(AbortRequested(reason=reason, requested_by=by), id=f"{run.run_id}/abort/{len(run.inputs)}",
@@ -276,7 +276,7 @@ def abort(run, reason="error budget burning", by="maksim"):
 
 
 def approve(run, stage=None, by="maksim"):
-    from shared.events import ApprovalGranted
+    from golive.shared.events import ApprovalGranted
 
     run.clock += timedelta(seconds=1)
     return run.feed(new_envelope(ApprovalGranted(stage=stage, approved_by=by), id=f"{run.run_id}/approve/{len(run.inputs)}",

@@ -3,8 +3,8 @@ the event streams the story and artifact tests fold (tests/unit/test_story.py, t
 
 from __future__ import annotations
 
-from shared.events import ApprovalGranted
-from shared.story import RunStory, story_of
+from golive.shared.events import ApprovalGranted
+from golive.shared.story import RunStory, story_of
 from tests.unit.saga_run import Run, plan_from
 
 PLAN = """

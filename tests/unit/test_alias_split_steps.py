@@ -6,9 +6,9 @@ no baseline), it does not."""
 from __future__ import annotations
 
 from golive.plans import RUNBOOK
-from services.coordinator.steps import build_steps
-from shared.commands import RunProbe, RunProbes, SplitTraffic
-from shared.plan import load_plan
+from golive.services.coordinator.steps import build_steps
+from golive.shared.commands import RunProbe, RunProbes, SplitTraffic
+from golive.shared.plan import load_plan
 
 PLAN = load_plan(RUNBOOK)
 

@@ -9,7 +9,7 @@ import random
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from shared.backoff import Backoff
+from golive.shared.backoff import Backoff
 
 
 def test_exact_waits_double_from_base_to_the_cap():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 import random
 
-from services.prober.by_deployment import DeploymentSplit
-from shared.commands import SplitTraffic
+from golive.services.prober.by_deployment import DeploymentSplit
+from golive.shared.commands import SplitTraffic
 
 RATE = 20.0
 SPLIT = SplitTraffic(canary="dpl_new", stable="dpl_old")
@@ -75,6 +75,6 @@ def test_a_closed_loop_has_no_shared_schedule_so_no_sequential_judge():
 
 def test_the_demo_app_sends_the_header_the_http_probe_reads_by_default():
     from golive.demo.app import DEPLOYMENT_HEADER
-    from shared.plan.probes import HttpProbe
+    from golive.shared.plan.probes import HttpProbe
 
     assert HttpProbe.model_fields["deployment_header"].default == DEPLOYMENT_HEADER

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import shared.commands  # noqa: F401  (registers every message type, as a service does)
+import golive.shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.plans import RUNBOOK
-from services.coordinator.chart import ChartData, Reading, Series, chart_data
-from services.coordinator.chart_drawing import render_chart
-from shared.envelope import Envelope, parse_envelope
-from shared.events import (
+from golive.services.coordinator.chart import ChartData, Reading, Series, chart_data
+from golive.services.coordinator.chart_drawing import render_chart
+from golive.shared.envelope import Envelope, parse_envelope
+from golive.shared.events import (
     ApprovalGranted,
     CompensationStarted,
     Finding,
@@ -35,7 +35,7 @@ from shared.events import (
     Verdict,
     WindowJudged,
 )
-from shared.plan import load_plan
+from golive.shared.plan import load_plan
 from tests.builders import RunEvents
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from shared.plan.durations import parse_duration
+from golive.shared.plan.durations import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.commands import ProviderSpec, ShiftTraffic
-from shared.envelope import Envelope, ParseError, new_envelope, parse_envelope
-from shared.events import ProbeCompleted, TrafficShifted, Verdict
+from golive.shared.commands import ProviderSpec, ShiftTraffic
+from golive.shared.envelope import Envelope, ParseError, new_envelope, parse_envelope
+from golive.shared.events import ProbeCompleted, TrafficShifted, Verdict
 
 AT = datetime(2025, 1, 5, 2, 0, 30, 123456, tzinfo=UTC)
 

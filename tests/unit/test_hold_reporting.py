@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from golive.services.coordinator.artifacts import build_artifacts
+from golive.shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, Verdict, WindowJudged
 from golive.views.lines import describe
-from services.coordinator.artifacts import build_artifacts
-from shared.events import ProbeCompleted, ProbesCompleted, RunFinished, RunStarted, Verdict, WindowJudged
 from tests.builders import RunEvents, carried, skeleton_dict
 
 T0 = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.http_probe import HttpTarget
-from services.prober.kinds import ProbeSetupError
-from shared.commands import HttpProbeSpec
+from golive.services.prober.http_probe import HttpTarget
+from golive.services.prober.kinds import ProbeSetupError
+from golive.shared.commands import HttpProbeSpec
 
 
 def test_the_base_of_an_http_probe_url_comes_from_the_variable_it_names():

@@ -160,10 +160,10 @@ def write(root: Path, files: dict[str, str]) -> Path:
 def test_a_circle_through_a_late_import_and_a_relative_one_is_found(tmp_path):
     root = write(tmp_path, {
         "shared/__init__.py": "",
-        "shared/a.py": "def f():\n    from shared import b\n",
+        "shared/a.py": "def f():\n    from golive.shared import b\n",
         "shared/b.py": "from .c import x\n",
-        "shared/c.py": "from shared.a import f\nx = 1\n",
-        "shared/d.py": "import shared.a\n",
+        "shared/c.py": "from golive.shared.a import f\nx = 1\n",
+        "shared/d.py": "import golive.shared.a\n",
     })
 
     assert circles(import_graph(root)) == [["shared.a", "shared.b", "shared.c"]]
@@ -173,20 +173,20 @@ def test_a_service_importing_another_and_shared_importing_above_are_found(tmp_pa
     root = write(tmp_path, {
         "services/__init__.py": "",
         "services/prober/__init__.py": "",
-        "services/prober/run.py": "from services.coordinator.plan import Plan\nfrom services.prober import stats\n",
+        "services/prober/run.py": "from golive.services.coordinator.plan import Plan\nfrom golive.services.prober import stats\n",
         "services/prober/stats.py": "",
         "services/coordinator/__init__.py": "",
         "services/coordinator/plan.py": "Plan = dict\n",
         "shared/__init__.py": "",
-        "shared/events.py": "import golive.cli\nfrom services.coordinator import plan\n",
+        "shared/events.py": "import golive.cli\nfrom golive.services.coordinator import plan\n",
         "golive/__init__.py": "",
         "golive/cli.py": "",
     })
     graph = import_graph(root)
 
-    assert cross_service_imports(graph) == ["services.prober.run -> services.coordinator.plan"]
-    assert shared_imports_above(graph) == ["shared.events -> golive.cli", "shared.events -> services.coordinator",
-                                           "shared.events -> services.coordinator.plan"]
+    assert cross_service_imports(graph) == ["golive.services.prober.run -> golive.services.coordinator.plan"]
+    assert shared_imports_above(graph) == ["golive.shared.events -> golive.cli", "golive.shared.events -> golive.services.coordinator",
+                                           "golive.shared.events -> golive.services.coordinator.plan"]
 
 
 def test_a_test_module_imported_by_another_is_found(tmp_path):

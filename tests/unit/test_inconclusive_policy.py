@@ -4,9 +4,9 @@ conclusive window, more inconclusive windows than conclusive ones, or inconclusi
 
 from __future__ import annotations
 
-from services.coordinator.saga import decide
-from shared.commands import RollbackTraffic, RunProbes, ShiftTraffic
-from shared.events import ContinueRequested, PauseRequested, PhaseStarted, ProbesCompleted, StageJudged, StepFailed
+from golive.services.coordinator.saga import decide
+from golive.shared.commands import RollbackTraffic, RunProbes, ShiftTraffic
+from golive.shared.events import ContinueRequested, PauseRequested, PhaseStarted, ProbesCompleted, StageJudged, StepFailed
 from tests.unit.runbook_hold import at_hold, guard_inconclusive, judged, window_of
 from tests.unit.saga_run import Run, abort, commands, events, hold_result, work_commands
 

@@ -1,6 +1,6 @@
 """An index lives in its table's schema: the migrator must look it up (and repair or drop it) there."""
 
-from services.migrator.statements import lint
+from golive.services.migrator.statements import lint
 
 
 def test_an_index_on_a_schema_qualified_table_is_named_in_that_schema():

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.commands import Thresholds
-from shared.events import LatencySummary
-from shared.judge import GAUGES, error_rate_pct, judge, reading_words
+from golive.shared.commands import Thresholds
+from golive.shared.events import LatencySummary
+from golive.shared.judge import GAUGES, error_rate_pct, judge, reading_words
 
 
 def numbers(count: int = 1_200, errors: int = 4, p95: float = 120.0, p99: float = 180.0, **gauges: float) -> LatencySummary:

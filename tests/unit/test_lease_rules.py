@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.coordinator.lease import (
+from golive.services.coordinator.lease import (
     Lease,
     describe_holder,
     held_by_other,

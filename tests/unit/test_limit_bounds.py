@@ -12,12 +12,12 @@ import math
 
 import pytest
 
-from services.coordinator.analysis import judge_window
-from services.prober.stats import LatencyWindow
-from shared.commands import Thresholds
-from shared.events import LatencySummary, ProbeWindow
-from shared.judge import judge
-from shared.limits import binomial_cdf, quantile_ranks, rate_bounds
+from golive.services.coordinator.analysis import judge_window
+from golive.services.prober.stats import LatencyWindow
+from golive.shared.commands import Thresholds
+from golive.shared.events import LatencySummary, ProbeWindow
+from golive.shared.judge import judge
+from golive.shared.limits import binomial_cdf, quantile_ranks, rate_bounds
 
 ALPHA = 0.01  # the plan's analysis.alpha (default): bounds at 99%
 P95 = Thresholds(p95_ms=400)

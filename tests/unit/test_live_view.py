@@ -11,10 +11,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-import shared.commands  # noqa: F401  (registers every message type, as a service does)
-from golive.views.live import LiveView, fold, render, watching
-from shared.envelope import new_envelope, parse_envelope
-from shared.events import (
+import golive.shared.commands  # noqa: F401  (registers every message type, as a service does)
+from golive.shared.envelope import new_envelope, parse_envelope
+from golive.shared.events import (
     AbortRequested,
     CommandFailed,
     ContinueRequested,
@@ -24,6 +23,7 @@ from shared.events import (
     PhaseStarted,
     ProbeWindow,
 )
+from golive.views.live import LiveView, fold, render, watching
 from tests.builders import RunEvents
 from tests.unit.saga_run import Run, plan_from
 from tests.unit.story_runs import PLAN as RUNBOOK_PLAN

@@ -9,11 +9,11 @@ import re
 import anybadge
 
 from golive.plans import RUNBOOK
-from services.coordinator.artifacts import build_artifacts
-from services.coordinator.steps import build_steps, describe_step
-from services.prober.run import probes_completed
-from shared.events import ContinueRequested, PauseRequested
-from shared.plan import load_plan
+from golive.services.coordinator.artifacts import build_artifacts
+from golive.services.coordinator.steps import build_steps, describe_step
+from golive.services.prober.run import probes_completed
+from golive.shared.events import ContinueRequested, PauseRequested
+from golive.shared.plan import load_plan
 from tests.unit.saga_run import probe_result
 from tests.unit.story_runs import failing_stage_two, held_stage_one, rolled_back_at_stage_two, runbook_run, went_live
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.migrator.preflight import pooler_problem
-from services.migrator.progress import overall_percent, phase_percent, read_progress
-from services.migrator.statements import RULES, StatementError, classify, lint
+from golive.services.migrator.preflight import pooler_problem
+from golive.services.migrator.progress import overall_percent, phase_percent, read_progress
+from golive.services.migrator.statements import RULES, StatementError, classify, lint
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ def test_direct_and_session_mode_connections_pass(url):
 
 
 def test_other_sessions_queries_are_shown_without_credentials():
-    from services.migrator.query_text import shown_query
+    from golive.services.migrator.query_text import shown_query
 
     shown = shown_query("ALTER ROLE app PASSWORD 'hunter2'; SELECT dblink('postgresql://u:s3cret@db/x', 'q')")
 

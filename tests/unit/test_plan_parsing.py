@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.plan import PlanError, load_plan, parse_plan
+from golive.shared.plan import PlanError, load_plan, parse_plan
 from tests.builders import SKELETON
 
 VALID = """\

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from golive.plans import FOLDER
-from shared.plan import plan_schema
+from golive.shared.plan import plan_schema
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "docs" / "plan.schema.json"

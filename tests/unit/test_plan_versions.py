@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from services.coordinator.saga import decide
-from shared import plan_versions
-from shared.envelope import new_envelope
-from shared.events import RunStarted
-from shared.plan import Plan, PlanError, parse_plan, plan_from_dict, plan_of
-from shared.plan_versions import CURRENT, PlanVersionError, plan_data, upgrade_plan
+from golive.services.coordinator.saga import decide
+from golive.shared import plan_versions
+from golive.shared.envelope import new_envelope
+from golive.shared.events import RunStarted
+from golive.shared.plan import Plan, PlanError, parse_plan, plan_from_dict, plan_of
+from golive.shared.plan_versions import CURRENT, PlanVersionError, plan_data, upgrade_plan
 from tests.builders import SKELETON as SKELETON_FILE
 
 SKELETON = SKELETON_FILE.read_text()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.targets import KINDS as PROBER_KINDS
-from shared.commands import RunProbe
-from shared.envelope import new_envelope
-from shared.events import RunStarted
-from shared.plan import PlanError, parse_plan, plan_of
-from shared.plan.probes import KINDS, HttpProbe, HttpProbeSpec, PgHealthProbe, PgHealthProbeSpec, SqlProbe, SqlProbeSpec
+from golive.services.prober.targets import KINDS as PROBER_KINDS
+from golive.shared.commands import RunProbe
+from golive.shared.envelope import new_envelope
+from golive.shared.events import RunStarted
+from golive.shared.plan import PlanError, parse_plan, plan_of
+from golive.shared.plan.probes import KINDS, HttpProbe, HttpProbeSpec, PgHealthProbe, PgHealthProbeSpec, SqlProbe, SqlProbeSpec
 
 PLAN = """\
 name: kinds

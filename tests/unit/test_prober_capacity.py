@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.prober.capacity import AtCapacity, ConnectionBudget, connections_needed
-from shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe
+from golive.services.prober.capacity import AtCapacity, ConnectionBudget, connections_needed
+from golive.shared.commands import HttpProbeSpec, PgHealthProbeSpec, RunProbe
 
 
 def test_a_hold_needs_a_connection_per_worker_per_target_and_per_server_a_health_probe_samples():

@@ -6,7 +6,7 @@ import pytest
 
 from golive.plans import RUNBOOK
 from golive.plans.rehearsal import MIN_STEP_TIMEOUT_S, MIN_WINDOW_S, compress
-from shared.plan import load_plan
+from golive.shared.plan import load_plan
 
 
 def test_the_runbook_canary_of_an_hour_takes_30_seconds_at_the_demo_scale():

@@ -3,7 +3,7 @@ been on the primary, from the primary's positions as sampled; never the age of t
 
 from __future__ import annotations
 
-from services.prober.replay_lag import ReplayLag
+from golive.services.prober.replay_lag import ReplayLag
 
 
 def test_a_replica_that_replayed_everything_is_not_behind_however_long_the_primary_was_idle():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from services.coordinator.artifacts import build_artifacts, write_artifacts
+from golive.services.coordinator.artifacts import build_artifacts, write_artifacts
 from tests.unit.report_runs import RunBuilder, rolled_back_run
 
 PNG = b"\x89PNG\r\n\x1a\n"

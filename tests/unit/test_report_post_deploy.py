@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.coordinator.post_deploy import WatchState, check_command_id, decide
-from services.coordinator.saga import EmitEvent, SendCommand, Tick
-from shared.commands import RunProbes
-from shared.events import (
+from golive.services.coordinator.post_deploy import WatchState, check_command_id, decide
+from golive.services.coordinator.saga import EmitEvent, SendCommand, Tick
+from golive.shared.commands import RunProbes
+from golive.shared.events import (
     CommandFailed,
     ProbesCompleted,
     RunFinished,
@@ -168,8 +168,8 @@ def test_folding_the_watch_events_again_rebuilds_the_same_watch():
 
 
 def test_the_notifier_tells_a_breach_after_the_run_succeeded_until_the_watch_ends():
-    from services.notifier.moments import observe
-    from services.notifier.templates import DEFAULT_TEMPLATES, render
+    from golive.services.notifier.moments import observe
+    from golive.services.notifier.templates import DEFAULT_TEMPLATES, render
 
     watch = Watch()
     watch.succeed()

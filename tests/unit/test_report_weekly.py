@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.coordinator.weekly import report_file_stem, weekly_markdown, weekly_report
-from shared.envelope import new_envelope
-from shared.events import WatchBreached
-from shared.run_summary import summaries_of
+from golive.services.coordinator.weekly import report_file_stem, weekly_markdown, weekly_report
+from golive.shared.envelope import new_envelope
+from golive.shared.events import WatchBreached
+from golive.shared.run_summary import summaries_of
 from tests.unit.report_runs import T0, RunBuilder, rolled_back_run
 
 SINCE, UNTIL = datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)  # T0: Sunday 22nd, 02:00
@@ -80,7 +80,7 @@ def test_markdown_lists_summary_rollbacks_trends_and_runs():
 
 
 def test_written_files_carry_no_credentials(tmp_path):
-    from services.coordinator.weekly import write_weekly
+    from golive.services.coordinator.weekly import write_weekly
 
     run = RunBuilder("run-leaky", T0)
     run.rollback(5, reason="connection to postgresql://golive:hunter2@db.internal/app failed")

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from services.coordinator.metrics import RunMetrics
-from shared.envelope import Envelope
-from shared.subjects import Subjects
+from golive.services.coordinator.metrics import RunMetrics
+from golive.shared.envelope import Envelope
+from golive.shared.subjects import Subjects
 from tests.unit.saga_run import Run, plan_from
 
 PLAN = """

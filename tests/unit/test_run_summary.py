@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.events import (
+from golive.shared.events import (
     ApprovalGranted,
     ContinueRequested,
     PauseRequested,
@@ -12,7 +12,7 @@ from shared.events import (
     StepRef,
     WatchBreached,
 )
-from shared.run_summary import RunSummary, WatchRecord, summaries_of, summary_of, with_watches
+from golive.shared.run_summary import RunSummary, WatchRecord, summaries_of, summary_of, with_watches
 from tests.unit.report_runs import RunBuilder, rolled_back_run
 
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from services.coordinator.control import operator_refusal
-from services.coordinator.saga import StopProbes, decide
-from shared.commands import (
+from golive.services.coordinator.control import operator_refusal
+from golive.services.coordinator.saga import StopProbes, decide
+from golive.shared.commands import (
     ApplyMigrations,
     ApproveGate,
     HttpProbeSpec,
@@ -20,13 +20,13 @@ from shared.commands import (
     RunProbes,
     ShiftTraffic,
 )
-from shared.events import (
+from golive.shared.events import (
     PhaseStarted,
     StepFailed,
     TrafficPromoted,
     TrafficRolledBack,
 )
-from shared.step_ref import StepRef, ref_of_name
+from golive.shared.step_ref import StepRef, ref_of_name
 from tests.unit.runbook_hold import PLAN, at_hold, judged, runbook_run, stops, through_the_gate, window_of
 from tests.unit.saga_run import (
     Run,

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from services.coordinator.saga import SendCommand, Tick, decide
-from shared.commands import (
+from golive.services.coordinator.saga import SendCommand, Tick, decide
+from golive.shared.commands import (
     AbortRun,
     ApplyMigrations,
     RevertMigrations,
@@ -17,8 +17,8 @@ from shared.commands import (
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.envelope import new_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope
+from golive.shared.events import (
     CommandFailed,
     CompensationStarted,
     PhaseStarted,
@@ -502,7 +502,7 @@ def test_each_shift_expects_the_weight_of_the_stage_before_it():
 
 
 def test_traffic_drift_fails_the_stage_and_rolls_traffic_back():
-    from shared.events import TrafficDrift
+    from golive.shared.events import TrafficDrift
 
     run = started_run()
     run.advance_to("stage2:shift:100")
@@ -519,7 +519,7 @@ def test_traffic_drift_fails_the_stage_and_rolls_traffic_back():
 
 
 def test_migrator_progress_correlated_to_the_migrate_command_is_not_taken_as_its_answer():
-    from shared.events import MigrationProgress, OldTransaction, OldTransactionsFound
+    from golive.shared.events import MigrationProgress, OldTransaction, OldTransactionsFound
 
     run = started_run()
 
@@ -552,7 +552,7 @@ def test_migrate_step_carries_the_plans_waivers_preflight_and_retry_policy():
 
 
 def test_awaited_command_is_the_one_sent_for_the_step_in_flight_so_a_restart_can_send_it_again():
-    from services.coordinator.saga import awaited_command
+    from golive.services.coordinator.saga import awaited_command
 
     run = started_run()
     run.advance_to("stage1:shift:10")
@@ -564,7 +564,7 @@ def test_awaited_command_is_the_one_sent_for_the_step_in_flight_so_a_restart_can
 
 
 def test_awaited_command_during_compensation_is_the_compensation_and_none_once_finished():
-    from services.coordinator.saga import awaited_command
+    from golive.services.coordinator.saga import awaited_command
 
     run = started_run()
     run.advance_to("stage1:hold")
@@ -611,7 +611,7 @@ def transient(reason: str = "connection reset by the provider") -> CommandFailed
 
 
 def test_transient_failure_is_tried_again_after_the_backoff_under_a_new_command_id():
-    from shared.events import StepRetrying
+    from golive.shared.events import StepRetrying
 
     run = retrying_run()
     run.advance_to("stage1:shift:10")
@@ -630,7 +630,7 @@ def test_transient_failure_is_tried_again_after_the_backoff_under_a_new_command_
 
 
 def test_backoff_doubles_and_the_last_transient_failure_fails_the_step():
-    from shared.events import StepRetrying
+    from golive.shared.events import StepRetrying
 
     run = retrying_run()
     run.advance_to("stage1:shift:10")
@@ -656,7 +656,7 @@ def test_fatal_and_invalid_failures_are_not_retried():
 
 
 def test_a_failing_compensation_is_retried_before_the_run_needs_a_human():
-    from shared.events import StepRetrying
+    from golive.shared.events import StepRetrying
 
     run = retrying_run()
     run.advance_to("stage1:hold")
@@ -747,7 +747,7 @@ def windowed_run(at_end: str = "rollback") -> Run:
 
 
 def test_run_rolls_back_when_only_the_rollback_time_is_left_in_the_window():
-    from shared.events import WindowClosing
+    from golive.shared.events import WindowClosing
 
     run = windowed_run()
     run.advance_to("stage1:hold")
@@ -770,7 +770,7 @@ def test_window_policy_continue_lets_the_run_go_on():
 
 
 def test_a_correlated_event_that_is_no_answer_leaves_the_step_waiting():
-    from shared.events import NotificationSent
+    from golive.shared.events import NotificationSent
 
     run = started_run()
     run.advance_to("stage1:shift:10")
@@ -792,19 +792,19 @@ def control(run, data, after: timedelta = timedelta(seconds=1)):
 
 
 def pause(run, by="maksim", reason="checking the dashboards", after: timedelta = timedelta(seconds=1)):
-    from shared.events import PauseRequested
+    from golive.shared.events import PauseRequested
 
     return control(run, PauseRequested(reason=reason, requested_by=by), after)
 
 
 def resume(run, after: timedelta = timedelta(seconds=1)):
-    from shared.events import ContinueRequested
+    from golive.shared.events import ContinueRequested
 
     return control(run, ContinueRequested(requested_by="maksim"), after)
 
 
 def retry(run, after: timedelta = timedelta(seconds=1)):
-    from shared.events import RetryRequested
+    from golive.shared.events import RetryRequested
 
     return control(run, RetryRequested(requested_by="maksim", reason="envoy admin is back"), after)
 

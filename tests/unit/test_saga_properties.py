@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, decide
-from shared.commands import (
+from golive.services.coordinator.saga import EmitEvent, RunState, SendCommand, StopProbes, Tick, decide
+from golive.shared.commands import (
     ApplyMigrations,
     PromoteTraffic,
     RunProbe,
@@ -25,8 +25,8 @@ from shared.commands import (
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.envelope import Message, new_envelope
-from shared.events import (
+from golive.shared.envelope import Message, new_envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
@@ -42,7 +42,7 @@ from shared.events import (
     Verdict,
     WindowClosing,
 )
-from shared.plan import parse_plan
+from golive.shared.plan import parse_plan
 from tests.unit.saga_run import success_answer  # the services' answers, as the saga's other tests give them
 
 PLAN_TEXT = """

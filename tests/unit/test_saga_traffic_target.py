@@ -4,15 +4,15 @@ was taken, and the compensation of a shift refused for drift is not sent."""
 
 from __future__ import annotations
 
-from services.coordinator.saga import SendCommand, awaited_command, decide
-from shared.commands import (
+from golive.services.coordinator.saga import SendCommand, awaited_command, decide
+from golive.shared.commands import (
     ApplyMigrations,
     RevertMigrations,
     RollbackTraffic,
     ShiftTraffic,
     TakeTrafficTarget,
 )
-from shared.events import (
+from golive.shared.events import (
     CommandFailed,
     CompensationStarted,
     PhaseStarted,

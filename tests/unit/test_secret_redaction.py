@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.secrets import MissingSecret, redact, secret_from_env, shown_url
+from golive.shared.secrets import MissingSecret, redact, secret_from_env, shown_url
 
 
 @pytest.mark.parametrize(

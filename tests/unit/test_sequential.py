@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.prober.sequential import LimitBound, MixtureTest, PairedComparison, above, below, pair_outcome, sign_test
+from golive.services.prober.sequential import LimitBound, MixtureTest, PairedComparison, above, below, pair_outcome, sign_test
 
 ALPHA = 0.01
 HOLDS = 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.migrator.statements import MAX_SQL_BYTES, StatementError, classify, index_definition, lint
+from golive.services.migrator.statements import MAX_SQL_BYTES, StatementError, classify, index_definition, lint
 
 WAIVE_CONCURRENT = {"require-concurrent-index-creation": "small table"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.migrator.query_text import MAX_SHOWN_CHARS, shown_query
+from golive.services.migrator.query_text import MAX_SHOWN_CHARS, shown_query
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.envelope import new_envelope
-from shared.events import (
+from golive.shared.envelope import new_envelope
+from golive.shared.events import (
     AbortRequested,
     LatencySummary,
     PauseRequested,

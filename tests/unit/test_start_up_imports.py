@@ -9,7 +9,7 @@ import sys
 
 from tests.harness import REPO
 
-SERVICE_MODULES = {name: f"services.{name}.service" for name in ("coordinator", "migrator", "prober", "traffic", "notifier")}
+SERVICE_MODULES = {name: f"golive.services.{name}.service" for name in ("coordinator", "migrator", "prober", "traffic", "notifier")}
 
 
 def loaded_after(code: str) -> set[str]:
@@ -21,7 +21,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_a_service_process_loads_its_own_service_and_not_the_other_four():
-    loaded = loaded_after("from golive.serve import build_service\nfrom shared.settings import Settings\n"
+    loaded = loaded_after("from golive.serve import build_service\nfrom golive.shared.settings import Settings\n"
                           "build_service('traffic', Settings(nats_url='nats://127.0.0.1:1'))")
     assert SERVICE_MODULES["traffic"] in loaded
     assert not {module for name, module in SERVICE_MODULES.items() if name != "traffic"} & loaded
@@ -29,9 +29,9 @@ def test_a_service_process_loads_its_own_service_and_not_the_other_four():
 
 def test_the_chart_worker_loads_the_report_and_not_the_bus():
     # a spawned worker imports the module of each function it is handed: its initializer and the drawing
-    from services.coordinator import reports
+    from golive.services.coordinator import reports
 
     handed = {reports.die_with_parent.__module__, reports.write_report_pages.__module__}
     loaded = loaded_after("\n".join(f"import {module}" for module in sorted(handed)))
-    assert "services.coordinator.artifacts" in loaded
-    assert not {"shared.bus", "faststream", "services.coordinator.service"} & loaded, sorted(handed)
+    assert "golive.services.coordinator.artifacts" in loaded
+    assert not {"golive.shared.bus", "faststream", "golive.services.coordinator.service"} & loaded, sorted(handed)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.coordinator.steps import build_steps
-from shared.events import CompensationStarted, PhaseStarted, StepEvent, StepFailed, StepRef, WindowJudged
-from shared.plan import load_plan
-from shared.step_ref import ref_of_name
+from golive.services.coordinator.steps import build_steps
+from golive.shared.events import CompensationStarted, PhaseStarted, StepEvent, StepFailed, StepRef, WindowJudged
+from golive.shared.plan import load_plan
+from golive.shared.step_ref import ref_of_name
 from tests.harness import REPO
 from tests.unit.saga_run import PLAN_YAML, events, hold_result, plan_from, started_run
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import shared.commands  # noqa: F401  (registers every message type, as a service does)
+import golive.shared.commands  # noqa: F401  (registers every message type, as a service does)
 from golive.plans import RUNBOOK, SKELETON
-from services.coordinator.steps import build_steps
-from shared.envelope import parse_envelope
-from shared.events import (
+from golive.services.coordinator.steps import build_steps
+from golive.shared.envelope import parse_envelope
+from golive.shared.events import (
     AbortRequested,
     ApprovalGranted,
     CommandFailed,
@@ -21,8 +21,8 @@ from shared.events import (
     PauseRequested,
     RunStarted,
 )
-from shared.plan import load_plan, plan_of
-from shared.story import RunStory, fold, outline, story_of
+from golive.shared.plan import load_plan, plan_of
+from golive.shared.story import RunStory, fold, outline, story_of
 from tests.builders import RunEvents, skeleton_dict
 from tests.unit.saga_run import Run, hold_result, plan_from, probe_result
 from tests.unit.story_runs import PLAN, held_stage_one, rolled_back_at_stage_two, runbook_run, story, went_live

@@ -3,9 +3,9 @@ nobody did yet (apply them, publishing what they decide)."""
 
 from __future__ import annotations
 
-from services.coordinator.takeover import handled_through
-from shared.envelope import Envelope, new_envelope
-from shared.events import PhaseStarted
+from golive.services.coordinator.takeover import handled_through
+from golive.shared.envelope import Envelope, new_envelope
+from golive.shared.events import PhaseStarted
 
 COORDINATOR = "/golive/coordinator"
 

@@ -6,7 +6,7 @@ import asyncio
 
 import structlog
 
-from shared.ticking import Ticking
+from golive.shared.ticking import Ticking
 
 
 async def test_a_job_run_once_is_tried_again_until_it_succeeds_then_never_again():

@@ -12,10 +12,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from shared import tracing
-from shared.commands import AbortRun
-from shared.envelope import nats_headers, new_envelope
-from shared.events import AbortRequested
+from golive.shared import tracing
+from golive.shared.commands import AbortRun
+from golive.shared.envelope import nats_headers, new_envelope
+from golive.shared.events import AbortRequested
 from tests.harness import REPO
 
 RUN = "run-trace-1"
@@ -57,7 +57,7 @@ def test_tracing_off_adds_no_header_and_starts_no_span():
 
 def test_a_run_has_its_own_trace_id_the_same_in_every_process():
     """A coordinator that resumes a run (another process, later) derives the same trace and root span."""
-    elsewhere = subprocess.run([sys.executable, "-c", f"from shared.tracing import run_ids; print(run_ids({RUN!r}))"],
+    elsewhere = subprocess.run([sys.executable, "-c", f"from golive.shared.tracing import run_ids; print(run_ids({RUN!r}))"],
                                capture_output=True, text=True, cwd=REPO, timeout=60, check=True).stdout.strip()
     assert elsewhere == str(tracing.run_ids(RUN))
     assert tracing.run_ids(RUN) != tracing.run_ids(RUN + "x")

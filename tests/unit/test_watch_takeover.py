@@ -6,20 +6,20 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from services.coordinator.active_runs import split_keys, watch_key
-from services.coordinator.post_deploy import check_command_id, decide
-from services.coordinator.post_deploy_driver import restore_sent, sent_note, take_over
-from services.coordinator.saga import EmitEvent, SendCommand, Tick
-from shared.bus import correlation_of
-from shared.envelope import Envelope, new_envelope
-from shared.events import (
+from golive.services.coordinator.active_runs import split_keys, watch_key
+from golive.services.coordinator.post_deploy import check_command_id, decide
+from golive.services.coordinator.post_deploy_driver import restore_sent, sent_note, take_over
+from golive.services.coordinator.saga import EmitEvent, SendCommand, Tick
+from golive.shared.bus import correlation_of
+from golive.shared.envelope import Envelope, new_envelope
+from golive.shared.events import (
     ProbesCompleted,
     RunFinished,
     WatchCheckCompleted,
     WatchStarted,
     WatchSummary,
 )
-from shared.ids import ID_PATTERN
+from golive.shared.ids import ID_PATTERN
 from tests.unit.report_runs import T0, WATCHED_PLAN, RunBuilder
 
 COORDINATOR = "/golive/coordinator"

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import yaml
 
+from golive.services.coordinator.post_deploy import WatchState
+from golive.shared.plan import parse_plan
 from golive.views.watch import next_check_line
-from services.coordinator.post_deploy import WatchState
-from shared.plan import parse_plan
 from tests.builders import T0, skeleton_dict
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from services.coordinator.window import start_refusal, start_window, window_containing
-from shared.plan.window import MaintenanceWindow
+from golive.services.coordinator.window import start_refusal, start_window, window_containing
+from golive.shared.plan.window import MaintenanceWindow
 
 SUNDAY = ["sun"]
 

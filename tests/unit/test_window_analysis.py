@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.coordinator.analysis import StageTally, count_window, judge_guard, judge_window
-from shared.commands import Thresholds
-from shared.events import LatencySummary, ProbeWindow
-from shared.plan.canary import Analysis
+from golive.services.coordinator.analysis import StageTally, count_window, judge_guard, judge_window
+from golive.shared.commands import Thresholds
+from golive.shared.events import LatencySummary, ProbeWindow
+from golive.shared.plan.canary import Analysis
 
 
 def window(count: int = 1_200, errors: int = 4, p95: float = 120.0, p99: float = 180.0, **gauges: float) -> ProbeWindow:

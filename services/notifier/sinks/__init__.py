@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from services.notifier.templates import Notice
-from shared.plan.notifications import NotificationSink
+from golive.services.notifier.templates import Notice
+from golive.shared.plan.notifications import NotificationSink
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ any other entity as typed too). The run's report link goes on the first line as 
 
 from __future__ import annotations
 
-from services.notifier.sinks import Outbound, sink_type
-from services.notifier.templates import Notice
-from shared.plan.notifications import NotificationSink
+from golive.services.notifier.sinks import Outbound, sink_type
+from golive.services.notifier.templates import Notice
+from golive.shared.plan.notifications import NotificationSink
 
 COLORS = {"info": "#439FE0", "success": "good", "warning": "warning", "danger": "danger", "critical": "danger"}
 MAX_BLOCK_FIELDS = 10  # Slack's limit for a section's fields

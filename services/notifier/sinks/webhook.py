@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 
-from services.notifier.sinks import Outbound, sink_type
-from services.notifier.templates import Notice
-from shared.plan.notifications import NotificationSink
+from golive.services.notifier.sinks import Outbound, sink_type
+from golive.services.notifier.templates import Notice
+from golive.shared.plan.notifications import NotificationSink
 
 
 @sink_type("webhook")

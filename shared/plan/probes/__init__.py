@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, Union
 
 from pydantic import BeforeValidator, Discriminator, Tag, ValidationInfo
 
-from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
-from shared.plan.probes.http import HttpProbe, HttpProbeSpec
-from shared.plan.probes.pg_health import PgHealthProbe, PgHealthProbeSpec
-from shared.plan.probes.prometheus import PrometheusProbe, PrometheusProbeSpec
-from shared.plan.probes.sql import FixedParams, ParamGenerator, SampledParams, SequenceParams, SqlProbe, SqlProbeSpec
+from golive.shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
+from golive.shared.plan.probes.http import HttpProbe, HttpProbeSpec
+from golive.shared.plan.probes.pg_health import PgHealthProbe, PgHealthProbeSpec
+from golive.shared.plan.probes.prometheus import PrometheusProbe, PrometheusProbeSpec
+from golive.shared.plan.probes.sql import FixedParams, ParamGenerator, SampledParams, SequenceParams, SqlProbe, SqlProbeSpec
 
 DEFAULT_KIND = "sql"
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import Field
 
-from shared.plan.base import Strict
+from golive.shared.plan.base import Strict
 
 if TYPE_CHECKING:
-    from shared.plan.targets import Targets
+    from golive.shared.plan.targets import Targets
 
 S = TypeVar("S", bound="ProbeSpecBase")
 

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from shared.plan.base import Problem
-from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
-from shared.plan.targets import DEPLOYMENT, HttpUrl, ProbeUrl
-from shared.secrets import EnvName
+from golive.shared.plan.base import Problem
+from golive.shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
+from golive.shared.plan.targets import DEPLOYMENT, HttpUrl, ProbeUrl
+from golive.shared.secrets import EnvName
 
 # what the demo app sends; a platform's own (a proxy adding the upstream's name) is set per probe
 DEPLOYMENT_HEADER = "x-golive-deployment"

@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from shared.plan.durations import Duration
-from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
-from shared.secrets import EnvName
+from golive.shared.plan.durations import Duration
+from golive.shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
+from golive.shared.secrets import EnvName
 
 
 class PgHealthProbe(PlanProbe):

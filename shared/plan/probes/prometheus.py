@@ -19,9 +19,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from shared.plan.base import Strict
-from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
-from shared.plan.targets import DEPLOYMENT, HttpUrl
+from golive.shared.plan.base import Strict
+from golive.shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
+from golive.shared.plan.targets import DEPLOYMENT, HttpUrl
 
 WINDOW, QUANTILE = "{window}", "{quantile}"
 QUANTILES = (0.5, 0.9, 0.95, 0.99)

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from shared.plan.base import MAX_ITEMS, Problem, Strict
-from shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
-from shared.plan.targets import DEPLOYMENT
-from shared.secrets import EnvName
+from golive.shared.plan.base import MAX_ITEMS, Problem, Strict
+from golive.shared.plan.probes.base import PlanProbe, ProbeContext, ProbeSpecBase
+from golive.shared.plan.targets import DEPLOYMENT
+from golive.shared.secrets import EnvName
 
 
 class FixedParams(Strict):
