@@ -1,8 +1,12 @@
 """The house's import rules, read from the code with ast (nothing is imported or run):
 
 - no import circle among the modules of golive/, services/ and shared/;
-- no service imports another service: services.X never imports services.Y (what two services share lives in shared/);
-- shared/ imports neither a service nor golive/ (the contracts stand below everything that uses them);
+- no service imports another service: golive.services.X never imports golive.services.Y (what two services share
+  lives in shared/);
+- shared/ imports neither a service nor the rest of golive/ (the contracts stand below everything that uses them);
+- every import of shared/ and services/ goes through the golive namespace (golive/shared and golive/services are
+  symlinks to them): installed, `shared` and `services` are no top-level names, and one module under two names
+  would be loaded twice;
 - no test module imports another test module: what tests share lives in helper modules named for what they hold
   (tests/builders.py, tests/harness.py, ...) or in conftest.py fixtures.
 
@@ -18,10 +22,13 @@ from pathlib import Path
 from tests.harness import REPO
 
 PACKAGES = ("golive", "services", "shared")
+NAMESPACED = ("services", "shared")  # the repository's folders, imported as golive.services and golive.shared
 
 
 def module_name(root: Path, path: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[0] in NAMESPACED:
+        parts.insert(0, "golive")
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -95,7 +102,7 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def service_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if parts[0] == "services" and len(parts) > 1 else None
+    return parts[2] if parts[:2] == ["golive", "services"] and len(parts) > 2 else None
 
 
 def cross_service_imports(graph: dict[str, set[str]]) -> list[str]:
@@ -105,7 +112,23 @@ def cross_service_imports(graph: dict[str, set[str]]) -> list[str]:
 
 def shared_imports_above(graph: dict[str, set[str]]) -> list[str]:
     return sorted(f"{module} -> {imported}" for module, targets in graph.items() for imported in targets
-                  if module.split(".")[0] == "shared" and imported.split(".")[0] in ("services", "golive"))
+                  if _in_shared(module) and not _in_shared(imported))
+
+
+def _in_shared(module: str) -> bool:
+    return module.split(".")[:2] == ["golive", "shared"]
+
+
+def imports_outside_the_namespace(root: Path, folders: tuple[str, ...] = ("golive", "services", "shared", "tests", "bench")
+                                  ) -> list[str]:
+    """Each import of a top-level ``shared`` or ``services`` (not through golive), as ``file -> imported``."""
+    found = set()
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*.py")):
+            for imported in imported_names(module_name(root, path), path):
+                if imported.split(".")[0] in NAMESPACED:
+                    found.add(f"{path.relative_to(root)} -> {imported.split('.')[0]}")
+    return sorted(found)
 
 
 def test_modules_import_each_other_in_no_circle():
@@ -122,8 +145,14 @@ def test_no_service_imports_another_service():
 
 def test_shared_imports_no_service_and_not_golive():
     graph = import_graph(REPO)
-    assert any(m.startswith("shared.") for m in graph)
+    assert any(m.startswith("golive.shared.") for m in graph)
     assert shared_imports_above(graph) == []
+
+
+def test_shared_and_services_are_imported_only_through_golive():
+    assert (REPO / "golive" / "shared").resolve() == (REPO / "shared").resolve()
+    assert (REPO / "golive" / "services").resolve() == (REPO / "services").resolve()
+    assert imports_outside_the_namespace(REPO) == []
 
 
 # --- tests ------------------------------------------------------------------------------------------------------
@@ -166,7 +195,7 @@ def test_a_circle_through_a_late_import_and_a_relative_one_is_found(tmp_path):
         "shared/d.py": "import golive.shared.a\n",
     })
 
-    assert circles(import_graph(root)) == [["shared.a", "shared.b", "shared.c"]]
+    assert circles(import_graph(root)) == [["golive.shared.a", "golive.shared.b", "golive.shared.c"]]
 
 
 def test_a_service_importing_another_and_shared_importing_above_are_found(tmp_path):
@@ -178,15 +207,32 @@ def test_a_service_importing_another_and_shared_importing_above_are_found(tmp_pa
         "services/coordinator/__init__.py": "",
         "services/coordinator/plan.py": "Plan = dict\n",
         "shared/__init__.py": "",
-        "shared/events.py": "import golive.cli\nfrom golive.services.coordinator import plan\n",
+        "shared/events.py": "import golive.cli\nfrom golive.services.coordinator import plan\nfrom golive.shared import ids\n",
+        "shared/ids.py": "",
         "golive/__init__.py": "",
         "golive/cli.py": "",
     })
     graph = import_graph(root)
 
     assert cross_service_imports(graph) == ["golive.services.prober.run -> golive.services.coordinator.plan"]
-    assert shared_imports_above(graph) == ["golive.shared.events -> golive.cli", "golive.shared.events -> golive.services.coordinator",
+    assert shared_imports_above(graph) == ["golive.shared.events -> golive.cli",
+                                           "golive.shared.events -> golive.services.coordinator",
                                            "golive.shared.events -> golive.services.coordinator.plan"]
+
+
+def test_an_import_of_shared_or_services_outside_golive_is_found(tmp_path):
+    root = write(tmp_path, {
+        "golive/__init__.py": "",
+        "golive/cli.py": "from shared.events import x\nfrom golive.shared import ids\n",
+        "services/__init__.py": "",
+        "services/run.py": "import services.run\n",
+        "shared/__init__.py": "",
+        "shared/events.py": "",
+        "shared/ids.py": "",
+    })
+
+    assert imports_outside_the_namespace(root, ("golive", "services")) == ["golive/cli.py -> shared",
+                                                                           "services/run.py -> services"]
 
 
 def test_a_test_module_imported_by_another_is_found(tmp_path):
