@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -93,3 +94,21 @@ def read_until(run: subprocess.Popen, predicate) -> list[dict]:
             seen.append(json.loads(line))
             if predicate(seen[-1]):
                 return seen
+
+
+def build_wheel(tmp_path: Path) -> Path:
+    """golive's wheel, built from the files the Dockerfile's build stage copies (golive/ with its symlinks
+    golive/shared and golive/services, and the folders they point to), outside the repository so the build leaves
+    nothing behind in it; the build backend is the installed one (no index needed)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    for package in ("golive", "shared", "services"):
+        shutil.copytree(REPO / package, source / package, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                            "--wheel-dir", str(tmp_path / "dist"), "--quiet"], capture_output=True, text=True,
+                           timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("golive-*.whl")
+    return wheel

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from golive import plans
 from golive.shared.plan import load_plan
 from golive.stack.up import ready_message
-from tests.harness import REPO, run_cli
+from tests.harness import REPO, build_wheel, run_cli
 
 SHIPPED = ("skeleton.yaml", "supabase-golive.yaml")
 
@@ -46,20 +43,19 @@ def test_the_shipped_plans_are_the_only_plan_files_in_the_repository():
     assert sorted(found) == [f"golive/plans/{name}" for name in SHIPPED]
 
 
+def test_a_built_wheel_installs_only_the_golive_namespace(tmp_path):
+    wheel = build_wheel(tmp_path)
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    assert {name.split("/")[0] for name in names} == {"golive", "golive-0.1.0.dist-info"}
+    # every module of the repository's shared/ and services/ travels, as golive.shared and golive.services
+    for folder in ("shared", "services"):
+        modules = {f"golive/{p.relative_to(REPO).as_posix()}" for p in (REPO / folder).rglob("*.py")}
+        assert len(modules) > 20 and modules <= names, sorted(modules - names)
+
+
 def test_a_built_wheel_carries_the_plans_and_the_console_script(tmp_path):
-    # the files a wheel is built from (as the Dockerfile's build stage copies them), outside the repository so the
-    # build leaves nothing behind in it; the build backend is the installed one (no index needed)
-    source = tmp_path / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, source / name)
-    for package in ("golive", "shared", "services"):
-        shutil.copytree(REPO / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
-                            "--wheel-dir", str(tmp_path / "dist"), "--quiet"], capture_output=True, text=True,
-                           timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
-    [wheel] = (tmp_path / "dist").glob("golive-*.whl")
+    wheel = build_wheel(tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         for name in SHIPPED:

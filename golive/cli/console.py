@@ -11,6 +11,7 @@ from rich.text import Text
 
 from golive.exit_codes import EXIT_INVALID, EXIT_UNREACHABLE, RunNotControllable
 from golive.shared.envelope import Envelope
+from golive.shared.extras import MissingExtra
 from golive.shared.plan_versions import PlanVersionError
 from golive.shared.settings import BusUnreachable
 from golive.views.lines import describe, terminal
@@ -46,3 +47,6 @@ def exit_codes() -> Iterator[None]:
     except BusUnreachable as exc:
         err.print(str(exc), style="red")
         raise typer.Exit(EXIT_UNREACHABLE) from None
+    except MissingExtra as exc:  # names the extra to install: pip install 'golive[reports]'
+        err.print(str(exc), style="red")
+        raise typer.Exit(EXIT_INVALID) from None

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from golive.cli.arguments import checked_plan
-from golive.cli.console import err, event_printer, out
+from golive.cli.console import err, event_printer, exit_codes, out
 from golive.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_UNREACHABLE
 from golive.plans import RUNBOOK
+from golive.shared.extras import require_extra
 from golive.shared.settings import Settings
 from golive.views.live import watching
 
@@ -47,6 +48,8 @@ def demo(
     if from_stage > len(checked.canary.stages):
         err.print(f"--from-stage {from_stage}: the plan has {len(checked.canary.stages)} stages", style="red")
         raise typer.Exit(EXIT_INVALID)
+    with exit_codes():
+        require_extra("stack", "`golive demo` (the embedded nats-server, PostgreSQL and Envoy)")
     settings = Settings()
     options = DemoOptions(plan=checked, state_dir=(state_dir or settings.state_dir / "demo").resolve(),
                           bad_canary=bad_canary, from_stage=from_stage, time_scale=time_scale)

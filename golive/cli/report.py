@@ -12,6 +12,7 @@ import typer
 from golive.cli.arguments import run_id_checked
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID
+from golive.shared.extras import require_extra
 from golive.shared.settings import Settings
 
 
@@ -34,6 +35,8 @@ def report(
         err.print("give a run id, or --weekly (not both)", style="red")
         raise typer.Exit(EXIT_INVALID)
     with exit_codes():
+        if not weekly:  # before reading the stream: the chart, report.html and badges need the `reports` extra
+            require_extra("reports", "`golive report RUN` (a run's chart, report.html and badges)")
         if weekly:
             start, end = week_bounds(since, until)
             written = asyncio.run(weekly_artifacts(settings, start, end, out_dir or settings.artifacts_dir))

@@ -12,6 +12,7 @@ import typer
 
 from golive.cli.console import err, exit_codes, out
 from golive.exit_codes import EXIT_INVALID, EXIT_STOPPED
+from golive.shared.extras import require_extra
 from golive.shared.settings import Settings
 from golive.shared.subjects import SERVICES
 
@@ -38,6 +39,8 @@ def up(
     """Start the embedded stack: nats-server (JetStream), PostgreSQL, a local Slack webhook receiver and the
     five services, all on loopback. Ctrl-C stops all of it (also while it starts), says what it stopped and
     exits 0."""
+    with exit_codes():
+        require_extra("stack", "`golive up` (the embedded nats-server and PostgreSQL)")
     stop = threading.Event()
     asked: list[str] = []
 

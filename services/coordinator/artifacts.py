@@ -26,6 +26,7 @@ from golive.services.coordinator.chart_drawing import render_chart
 from golive.services.coordinator.report_html import render_html
 from golive.services.coordinator.run_report import report_json, report_markdown, validation_file
 from golive.shared.envelope import Envelope
+from golive.shared.extras import has_extra, require_extra
 from golive.shared.ids import check_id
 from golive.shared.story import story_of
 
@@ -42,7 +43,12 @@ class Artifacts:
 
 def build_artifacts(events: list[Envelope], chart: bool = True) -> Artifacts:
     """Every artifact of one run, from its events in stream order; ``chart=False`` leaves out chart.png and
-    report.html (drawing takes a few hundred ms: the coordinator writes the other files first)."""
+    report.html (drawing takes a few hundred ms: the coordinator writes the other files first).
+
+    The chart, report.html and the badges are drawn with golive's ``reports`` extra: without it ``chart=True``
+    raises MissingExtra (naming the extra), and ``chart=False`` gives the files without badges."""
+    if chart:
+        require_extra("reports", "a run's chart, report.html and badges")
     story = story_of(events)
     if story.started_at is None:
         raise ValueError("no run_started event: not a run's events")
@@ -50,7 +56,7 @@ def build_artifacts(events: list[Envelope], chart: bool = True) -> Artifacts:
     report = report_json(story)
     markdown = report_markdown(story, report)
     if not chart:
-        return Artifacts(validation, report, markdown, badges(story))
+        return Artifacts(validation, report, markdown, badges(story) if has_extra("reports") else {})
     png = render_chart(chart_data(events))
     markdown = markdown.replace("\n## Phases", "\n![p95 and error rate over time](chart.png)\n\n## Phases", 1)
     shields = badges(story)

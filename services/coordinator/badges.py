@@ -11,8 +11,6 @@ deciding stage's worst numbers, red where they breached the stage's limits.
 
 from __future__ import annotations
 
-import anybadge
-
 from golive.services.coordinator.run_report import outcome_words
 from golive.shared.story import CheckStory, RunStory, WindowStory
 
@@ -65,4 +63,6 @@ def _uptime(story: RunStory) -> float | None:
 
 
 def _badge(label: str, value: str, color: str) -> str:
+    import anybadge  # the `reports` extra: artifacts.py asks for it before drawing a badge
+
     return anybadge.Badge(label, value, default_color=color).badge_svg_text

@@ -19,6 +19,7 @@ from golive.services.coordinator.chart_worker import die_with_parent
 from golive.services.coordinator.history import RunHistory
 from golive.shared.bus import Bus
 from golive.shared.envelope import Envelope
+from golive.shared.extras import missing_extra
 from golive.shared.fold import RunFolds
 from golive.shared.run_summary import summary_of
 from golive.shared.secrets import redact
@@ -60,6 +61,9 @@ class RunReports:
             self.bus.log.warning("history.write_failed", run_id=run_id, error=redact(str(exc)))
 
     async def _draw_pages(self, run_id: str, events: list[Envelope], directory: Path) -> None:
+        if (missing := missing_extra("reports", "a run's chart, report.html and badges")) is not None:
+            self.bus.log.warning("run.report_not_drawn", run_id=run_id, reason=str(missing))  # the other files are written
+            return
         try:
             if self._drawer is None:
                 # spawn, not fork: this process runs threads and an event loop that a fork would copy mid-flight
