@@ -10,10 +10,14 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/golive
 WORKDIR /src
 COPY pyproject.toml README.md ./
-# the dependencies first, in their own layer: a change to golive's source does not reinstall them
-RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/dependencies.txt \
+# the dependencies first, in their own layer: a change to golive's source does not reinstall them. Lean: golive's
+# dependencies and the `reports` extra (the coordinator draws each run's chart and badges); never the `stack` extra,
+# whose embedded nats-server, Envoy and PostgreSQL (~160 MB) the image does not run (compose runs the official images)
+RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\\n'.join(p['dependencies'] + p['optional-dependencies']['reports']))" > /tmp/dependencies.txt \
     && /opt/golive/bin/pip install -r /tmp/dependencies.txt
+# golive/ holds the symlinks golive/shared -> ../shared and golive/services -> ../services: the wheel carries them
+# as golive.shared and golive.services
 COPY shared ./shared
 COPY services ./services
 COPY golive ./golive

@@ -160,12 +160,15 @@ def test_dockerfile_builds_the_project_in_one_stage_and_runs_it_unprivileged_in_
     assert instructions["USER"] not in {"root", "0"}
     assert any(i["instruction"] == "COPY" and i["value"].startswith("--from=build /opt/golive") for i in runtime)
     assert "GOLIVE_METRICS_HOST=0.0.0.0" in instructions["ENV"]
-    # every package pyproject installs is copied into the build stage, and what is copied exists
+    # the package pyproject installs (golive) is copied into the build stage with the folders its symlinks point to
+    # (golive/shared -> ../shared, golive/services -> ../services), and what is copied exists
     find = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
-    packages = {p.rstrip("*") for p in find["include"]}
+    packages = {p.split(".")[0] for p in find["include"]}
+    linked = {link.readlink().name for link in (REPO / "golive").iterdir() if link.is_symlink()}
+    assert packages == {"golive"} and linked == {"shared", "services"}
     copied = [i["value"].split()[:-1] for i in parser.structure if i["instruction"] == "COPY" and "--from" not in i["value"]]
     sources = {source for sources in copied for source in sources}
-    assert packages <= sources
+    assert packages | linked <= sources
     assert all(any(REPO.glob(source)) for source in sources), sources  # a source may be a pattern (plans/*.yaml)
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert not sources & ignored
@@ -211,6 +214,22 @@ def test_the_host_port_of_nats_is_the_operators_choice(compose):
     assert "${GOLIVE_NATS_HOST_PORT:?" in compose_text()
     [published] = compose["services"]["nats"]["ports"]
     assert published.startswith("127.0.0.1:") and not published.startswith("127.0.0.1:4222:")
+
+
+def test_the_image_is_lean_golive_and_its_reports_without_the_embedded_servers():
+    """The image installs golive's dependencies and the `reports` extra, never the `stack` extra (compose runs the
+    official nats and Envoy images): the list is what the Dockerfile's own command prints from pyproject.toml."""
+    parser = DockerfileParser(path=str(REPO / "Dockerfile"))
+    [step] = [i["value"] for i in parser.structure if i["instruction"] == "RUN" and "dependencies.txt" in i["value"]]
+    code = re.search(r'python -c "(.*?)" > /tmp/dependencies.txt', step, re.S).group(1)  # type: ignore[union-attr]
+    listed = subprocess.run(["sh", "-c", f'python3 -c "{code}"'], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    names = {re.match(r"[A-Za-z0-9_.-]+", line).group(0).lower() for line in listed.stdout.splitlines()}  # type: ignore[union-attr]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extra = {name: {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in reqs}  # type: ignore[union-attr]
+             for name, reqs in project["optional-dependencies"].items()}
+    assert {"faststream", "nats-py", "pydantic"} <= names and extra["reports"] <= names
+    assert not extra["stack"] & names, extra["stack"] & names
 
 
 def test_the_image_installs_dependencies_before_the_source_and_runs_as_a_numeric_user():
