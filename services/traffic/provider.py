@@ -5,7 +5,8 @@ A provider moves traffic between two deployments: the production one (stable) an
 tell a retry that may work (rate limited, unavailable) from one that cannot (auth, not found, conflict).
 
 Adding a provider (the Kubernetes Gateway API, ...) is one new module with a class
-that satisfies ``TrafficProvider`` and one line in ``PROVIDERS``.
+that satisfies ``TrafficProvider`` and one line in ``PROVIDERS``; out of tree, a package that declares the class
+under the entry-point group ``golive.traffic_providers`` (shared/plugins.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from golive.shared.commands import ProviderSpec
+from golive.shared.plugins import TRAFFIC_PROVIDERS, with_plugins
 
 
 class ProviderError(Exception):
@@ -104,11 +106,17 @@ PROVIDERS: dict[str, str] = {
 }
 
 
+def known_providers() -> dict[str, str]:
+    """Type name -> "module:class": the built-in providers and those installed packages add (a built-in name wins)."""
+    return with_plugins(TRAFFIC_PROVIDERS, PROVIDERS)
+
+
 def build_provider(spec: ProviderSpec, state_dir: Path) -> TrafficProvider:
     """The provider named by ``spec.type``, configured from the rest of the spec."""
-    target = PROVIDERS.get(spec.type)
+    known = PROVIDERS if spec.type in PROVIDERS else known_providers()  # entry points are read only for another name
+    target = known.get(spec.type)
     if target is None:
-        raise ProviderError(f"unknown traffic provider {spec.type!r}; known: {', '.join(sorted(PROVIDERS))}")
+        raise ProviderError(f"unknown traffic provider {spec.type!r}; known: {', '.join(sorted(known))}")
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls).from_spec(spec, state_dir)
 

@@ -1,0 +1,56 @@
+"""A traffic provider from another package (tests/plugins/golive_example_provider, installed by pip as another team
+would install theirs) is found through the entry-point group golive.traffic_providers and used by the traffic
+service on the real bus: a shift lands in its file and is read back through it. A built-in name cannot be taken."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from golive.services.traffic.provider import PROVIDERS, known_providers
+from golive.shared.commands import ProviderSpec, ShiftTraffic
+from golive.shared.events import TrafficShifted
+from tests.harness import REPO
+from tests.traffic.conftest import Conversation, traffic_service
+
+PLUGIN = REPO / "tests" / "plugins" / "golive_example_provider"
+
+
+@pytest.fixture(scope="module")
+def plugin_site(tmp_path_factory):
+    """A folder the example provider's package is installed into (its module and dist-info with entry points)."""
+    site = tmp_path_factory.mktemp("plugin-site")
+    build = tmp_path_factory.mktemp("plugin-build")
+    source = shutil.copytree(PLUGIN, build / "src", ignore=shutil.ignore_patterns("__pycache__"))  # built there: the tree stays clean
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(source)],
+        capture_output=True, text=True, timeout=300, cwd=build, env={"PATH": "/usr/bin:/bin", "HOME": str(build)})
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert list(site.glob("golive_example_provider-*.dist-info/entry_points.txt"))
+    return site
+
+
+def test_the_installed_provider_is_known_and_a_built_in_name_stays_golives(plugin_site, monkeypatch):
+    assert "example-file" not in known_providers()  # not installed: not found
+    monkeypatch.syspath_prepend(str(plugin_site))
+    known = known_providers()
+    assert known["example-file"] == "golive_example_provider:ExampleFileProvider"
+    assert known["envoy"] == PROVIDERS["envoy"]  # the package also declares `envoy`: golive's own wins
+
+
+async def test_the_traffic_service_shifts_through_the_installed_provider(settings, plugin_site, monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(plugin_site))
+    state = tmp_path / "weights.json"
+    spec = ProviderSpec(type="example-file", state_file=str(state))
+    async with traffic_service(settings):
+        async with Conversation(settings, "run-plugin") as talk:
+            answer = await talk.ask(ShiftTraffic(provider=spec, canary="dpl_new", stable="dpl_old", weight=10,
+                                                 expected_previous_weight=0), "run-plugin.1")
+    assert isinstance(answer.data, TrafficShifted), answer.data
+    assert (answer.data.before, answer.data.after, answer.data.verified) == (0, 10, True)
+    assert json.loads(state.read_text()) == {"dpl_new": 10, "by": "example-file"}
