@@ -2,7 +2,9 @@
 
 A sink turns a rendered Notice into the HTTP request its receiver understands; delivery (retries,
 Retry-After, the exactly-once ledger) is the same for every sink and lives in services/notifier/delivery.py.
-Adding Teams or Discord is one new module here that decorates its class with ``@sink_type("teams")``.
+Adding Teams or Discord is one new module here that decorates its class with ``@sink_type("teams")``; out of tree,
+a package that declares its class under the entry-point group ``golive.sinks`` (shared/plugins.py; a built-in type
+name wins).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from golive.services.notifier.templates import Notice
 from golive.shared.plan.notifications import NotificationSink
+from golive.shared.plugins import SINKS, installed_plugins
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,20 @@ def sink_type(name: str):
 def _discover() -> None:
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
+    for name, target in installed_plugins(SINKS).items():  # loaded on use: a broken plugin fails only its own type
+        _TYPES.setdefault(name, _plugin(name, target))
+
+
+def _plugin(name: str, target: str) -> Callable[[NotificationSink], Sink]:
+    def build(config: NotificationSink) -> Sink:
+        module, _, attribute = target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise UnknownSink(f"sink type {name!r} ({target}, an installed package's) cannot be loaded: {exc}") from None
+        return cls(config)
+
+    return build
 
 
 def known_types() -> list[str]:

@@ -1,12 +1,16 @@
-"""A traffic provider outside golive's tree: weights kept in a JSON file (``state_file``), read back on verify."""
+"""Parts outside golive's tree: a traffic provider whose weights are kept in a JSON file (``state_file``, read back
+on verify) and a chat sink that posts a message's first line."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from golive.services.notifier.sinks import Outbound
+from golive.services.notifier.templates import Notice
 from golive.services.traffic.provider import Deployments, check_settings
 from golive.shared.commands import ProviderSpec
+from golive.shared.plan.notifications import NotificationSink
 
 
 class ExampleFileProvider:
@@ -42,3 +46,11 @@ class ExampleFileProvider:
 
     async def rollback(self, canary: str, to: str | None) -> None:
         await self.set_weight(canary, to, 0)
+
+
+class ExampleChatSink:
+    def __init__(self, config: NotificationSink) -> None:
+        self.config = config
+
+    def outbound(self, notice: Notice) -> Outbound:
+        return Outbound({"message": notice.first_line})
