@@ -5,9 +5,10 @@ A package adds a traffic provider, a notification sink or a probe kind by declar
     [project.entry-points."golive.traffic_providers"]
     my-proxy = "my_package.proxy:MyProxyProvider"
 
-Groups: ``golive.traffic_providers`` (a class with the TrafficProvider protocol and ``from_spec``),
-``golive.sinks`` (a class with the Sink protocol) and ``golive.probe_kinds`` (reserved: not read yet). A built-in
-name always wins: an installed package cannot replace golive's own `envoy` or `slack`.
+Groups: ``golive.traffic_providers`` (a class with the TrafficProvider protocol and ``from_spec``) and
+``golive.sinks`` (a class with the Sink protocol). A built-in name always wins: an installed package cannot replace
+golive's own `envoy` or `slack`. Probe kinds are not pluggable yet (their models make the plan's and the commands'
+schemas at import: shared/plan/probes/).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from importlib.metadata import entry_points
 
 TRAFFIC_PROVIDERS = "golive.traffic_providers"
 SINKS = "golive.sinks"
-PROBE_KINDS = "golive.probe_kinds"
 
 
 def installed_plugins(group: str) -> dict[str, str]:
