@@ -223,9 +223,9 @@ def test_a_service_importing_another_and_shared_importing_above_are_found(tmp_pa
 def test_an_import_of_shared_or_services_outside_golive_is_found(tmp_path):
     root = write(tmp_path, {
         "golive/__init__.py": "",
-        "golive/cli.py": "from shared.events import x\nfrom golive.shared import ids\n",
+        "golive/cli.py": "from shared.events import x\nfrom golive.shared import ids\n",  # namespace-rewrite: keep
         "services/__init__.py": "",
-        "services/run.py": "import services.run\n",
+        "services/run.py": "import services.run\n",  # namespace-rewrite: keep
         "shared/__init__.py": "",
         "shared/events.py": "",
         "shared/ids.py": "",
