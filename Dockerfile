@@ -11,10 +11,12 @@ RUN python -m venv /opt/golive
 WORKDIR /src
 COPY pyproject.toml README.md ./
 # the dependencies first, in their own layer: a change to golive's source does not reinstall them. Lean: golive's
-# dependencies and the `reports` extra (the coordinator draws each run's chart and badges); never the `stack` extra,
+# dependencies, the `reports` extra (the coordinator draws each run's chart and badges) and the `tracing` extra
+# (GOLIVE_OTEL_EXPORTER=otlp turns on export to a collector, off by default); never the `stack` extra,
 # whose embedded nats-server, Envoy and PostgreSQL (~160 MB) the image does not run (compose runs the official images)
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\\n'.join(p['dependencies'] + p['optional-dependencies']['reports']))" > /tmp/dependencies.txt \
+print('\\n'.join(p['dependencies'] + p['optional-dependencies']['reports'] + p['optional-dependencies']['tracing']))" \
+        > /tmp/dependencies.txt \
     && /opt/golive/bin/pip install -r /tmp/dependencies.txt
 # golive/ holds the symlinks golive/shared -> ../shared and golive/services -> ../services: the wheel carries them
 # as golive.shared and golive.services
