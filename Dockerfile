@@ -15,8 +15,7 @@ COPY pyproject.toml README.md ./
 # (GOLIVE_OTEL_EXPORTER=otlp turns on export to a collector, off by default); never the `stack` extra,
 # whose embedded nats-server, Envoy and PostgreSQL (~160 MB) the image does not run (compose runs the official images)
 RUN python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
-print('\\n'.join(p['dependencies'] + p['optional-dependencies']['reports'] + p['optional-dependencies']['tracing']))" \
-        > /tmp/dependencies.txt \
+print('\\n'.join(p['dependencies'] + p['optional-dependencies']['reports'] + p['optional-dependencies']['tracing']))" > /tmp/dependencies.txt \
     && /opt/golive/bin/pip install -r /tmp/dependencies.txt
 # golive/ holds the symlinks golive/shared -> ../shared and golive/services -> ../services: the wheel carries them
 # as golive.shared and golive.services

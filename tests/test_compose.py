@@ -217,7 +217,7 @@ def test_the_host_port_of_nats_is_the_operators_choice(compose):
 
 
 def test_the_image_is_lean_golive_and_its_reports_without_the_embedded_servers():
-    """The image installs golive's dependencies and the `reports` extra, never the `stack` extra (compose runs the
+    """The image installs golive's dependencies, the `reports` and `tracing` extras, never the `stack` extra (compose runs the
     official nats and Envoy images): the list is what the Dockerfile's own command prints from pyproject.toml."""
     parser = DockerfileParser(path=str(REPO / "Dockerfile"))
     [step] = [i["value"] for i in parser.structure if i["instruction"] == "RUN" and "dependencies.txt" in i["value"]]
@@ -228,7 +228,7 @@ def test_the_image_is_lean_golive_and_its_reports_without_the_embedded_servers()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     extra = {name: {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in reqs}  # type: ignore[union-attr]
              for name, reqs in project["optional-dependencies"].items()}
-    assert {"faststream", "nats-py", "pydantic"} <= names and extra["reports"] <= names
+    assert {"faststream", "nats-py", "pydantic"} <= names and extra["reports"] <= names and extra["tracing"] <= names
     assert not extra["stack"] & names, extra["stack"] & names
 
 

@@ -23,8 +23,8 @@ def test_the_extras_golive_asks_for_are_the_ones_pyproject_declares():
     optional = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for extra, names in DISTRIBUTIONS.items():
         assert set(names) == requirement_names(optional[extra]), extra
-    # the test suite's environment has both (the `test` extra pulls them in)
-    assert "golive[stack,reports]" in optional["test"]
+    # the test suite's environment has them (the `test` extra pulls them in)
+    assert "golive[stack,reports,tracing]" in optional["test"]
     assert has_extra("stack") and has_extra("reports") and missing_extra("reports", "x") is None
 
 
