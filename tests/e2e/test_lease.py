@@ -68,7 +68,8 @@ def test_a_second_coordinator_on_a_driven_run_waits_and_says_who_drives_it(servi
         said = wait_for_output(waiting, "is driven by", stream="stderr")
         assert run_cli("approve", "run-two", "--stage", "2", env=process_env).returncode == 0
         out, err = run.communicate(timeout=90)
-        waiting_out, waiting_err = waiting.communicate(timeout=30)
+        # a bound on a hung process, not a speed limit: a loaded machine draws the run's report slowly
+        waiting_out, waiting_err = waiting.communicate(timeout=90)
     finally:
         for proc in (run, waiting):
             if proc is not None and proc.poll() is None:
@@ -104,7 +105,8 @@ def test_a_frozen_coordinator_loses_its_run_after_the_ttl_and_does_not_drive_it_
         # the approval is recorded by the coordinator service (it takes the commands), applied by the taker
         assert run_cli("approve", "run-frozen", "--stage", "2", env=process_env).returncode == 0
         out, err = run.communicate(timeout=90)
-        taker_out, taker_err = taker.communicate(timeout=30)
+        # the taker drives the run to its end and draws its report before it exits: a bound, not a speed limit
+        taker_out, taker_err = taker.communicate(timeout=90)
     finally:
         coordinator.send_signal(signal.SIGCONT)
         for proc in (run, taker):
