@@ -345,7 +345,7 @@ def test_a_breach_at_a_stage_rolls_back_to_stable_at_once_and_says_why(matrix, c
         # the canary's health check is also compared with stable's as its requests complete (services/prober/
         # sequential.py): that judge may end the hold, with its sequential p, before a window closes
         assert step_failed.cause == "analysis" or (
-            kind == "health" and step_failed.cause == "threshold" and "sequential p" in step_failed.reason), step_failed
+            step_failed.cause == "threshold" and "sequential p" in step_failed.reason), step_failed
     kinds = [type(e.data) for e in result.events]
     assert kinds.index(StepFailed) < kinds.index(TrafficRolledBack) < kinds.index(RunFinished)
     assert result.canary_weight == 0  # read back from Envoy: all traffic on stable
