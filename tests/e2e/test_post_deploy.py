@@ -31,7 +31,7 @@ def test_watch_checks_the_deployment_after_the_run_and_tells_slack_of_a_breach(s
     assert len(breaches) == 3, texts
     fields = {f["title"]: f["value"] for f in breaches[0]["attachments"][0]["fields"]}
     assert fields["Reason"].startswith("post-deploy check 1 of canary failed: slow_query: p95 ")
-    assert "&gt; 20 ms over" in fields["Reason"]  # Slack's escaping of ">"
+    assert "&gt; 20 ms (99% bound " in fields["Reason"]  # Slack's escaping of ">"; the bound past the limit: a breach
 
     status = run_cli("watch", "run-watch", env=process_env)
     assert status.returncode == 0, status.stderr

@@ -62,4 +62,4 @@ async def test_a_runbook_query_over_its_threshold_fails_with_the_numbers(databas
     )
     result = await run_probe(cmd, {DB_ENV: database_url})
     assert not result.passed
-    assert result.summary.startswith("review_list: p95 ") and "ms > 10 ms over" in result.summary
+    assert result.summary.startswith("review_list: p95 ") and "ms > 10 ms (99% bound " in result.summary
