@@ -8,8 +8,10 @@ sets the environment, working directory, session and standard streams it was giv
 ``python -m golive`` would (``runpy``, ``__main__``), so the services and the CLI run their real code, each in its
 own OS process with its own PID that a test may signal or kill.
 
-What a fork does not show is the interpreter's own start: `golive up` and `golive demo` (tests/e2e/test_stack.py,
-test_demo.py) and the start-up import test (tests/unit/test_start_up_imports.py) still start fresh interpreters.
+A child starts from the server's imported modules: state a module set at import time (none of golive's reads the
+environment then) is the server's, not the child's. What a fork does not show is the interpreter's own start:
+`golive up` and `golive demo` (tests/e2e/test_stack.py, test_demo.py) and the start-up import test
+(tests/unit/test_start_up_imports.py) still start fresh interpreters.
 
 Protocol: one SOCK_SEQPACKET message per start, a JSON request with four file descriptors (stdin, stdout, stderr
 and a status pipe); the server answers the child's PID, and when it reaps the child it writes the exit code
@@ -116,7 +118,6 @@ class ForkServer:
         only), subprocess.DEVNULL, or an open file."""
         if list(args[1:3]) != ["-m", "golive"]:
             raise ValueError(f"the fork server starts `python -m golive ...` only, not {args!r}")
-        ours: list[int] = []  # our ends of the pipes
         theirs: list[int] = []  # the child's ends, closed here once sent
         streams: list[Any] = []
         for i, spec in enumerate((stdin, stdout, stderr)):
@@ -127,7 +128,6 @@ class ForkServer:
                 r, w = os.pipe()
                 mine, child = (w, r) if i == 0 else (r, w)
                 theirs.append(child)
-                ours.append(mine)
                 mode = "w" if i == 0 else "r"
                 streams.append(io.open(mine, mode, encoding="utf-8") if text else io.open(mine, mode + "b"))
             elif spec == subprocess.STDOUT and i == 2:
@@ -152,19 +152,6 @@ class ForkServer:
             for fd in theirs:
                 os.close(fd)
         return ForkedProcess(pid, status_r, *streams, args=args)
-
-    def run(self, args: Sequence[str], *, env: dict[str, str], cwd: str | Path, timeout: float, text: bool = True,
-            input: str | None = None) -> subprocess.CompletedProcess:
-        """As subprocess.run(args, capture_output=True, ...): the child is killed when ``timeout`` passes."""
-        proc = self.popen(args, env=env, cwd=cwd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=text)
-        try:
-            out, err = proc.communicate(input, timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        return subprocess.CompletedProcess(list(args), proc.returncode or 0, out, err)
 
     def close(self) -> None:
         """Stop the server (its children are on their own: the tests stop those they started)."""
