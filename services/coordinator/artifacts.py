@@ -17,6 +17,7 @@ Everything here is a function of the events, so `golive report RUN` rebuilds the
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,10 @@ def run_directory(artifacts_dir: Path, run_id: str) -> Path:
 
 
 def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
-    """Write the files (replacing older ones of the same run); returns their paths."""
+    """Write the files (replacing older ones of the same run); returns their paths. Each file is replaced whole
+    (written aside, then renamed): the drawing process rewrites them while readers may be reading."""
     directory.mkdir(parents=True, exist_ok=True)
-    files = {
+    files: dict[str, str | bytes] = {
         "prod_performance_validation.json": json.dumps(artifacts.validation, indent=2),
         "report.json": json.dumps(artifacts.report, indent=2),
         "report.md": artifacts.markdown,
@@ -88,15 +90,19 @@ def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
     }
     if artifacts.html:
         files["report.html"] = artifacts.html
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
     if artifacts.chart:
-        (path := directory / "chart.png").write_bytes(artifacts.chart)
-        written.append(path)
-    return written
+        files["chart.png"] = artifacts.chart
+    return [_replace_whole(directory / name, content) for name, content in files.items()]
+
+
+def _replace_whole(path: Path, content: str | bytes) -> Path:
+    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if isinstance(content, bytes):
+        aside.write_bytes(content)
+    else:
+        aside.write_text(content)
+    os.replace(aside, path)
+    return path
 
 
 def write_report_pages(events_json: list[bytes], directory: str) -> list[str]:

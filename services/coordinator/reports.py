@@ -1,6 +1,7 @@
 """Reacting to a run's end: its report, validation file and badges (lock-in), rebuilt from its events.
 
-The files readers look for on run_finished are written at once (quick); the chart and report.html are drawn next,
+The files readers look for on run_finished are written before that event is published (quick: no chart), so a
+reader that sees the event finds them; the chart and report.html are drawn after,
 in another process and not awaited: matplotlib would hold the GIL, and with it every run's decisions. Artifacts never
 stop the saga: a failure is logged, and `golive report RUN` builds them again.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -37,19 +38,35 @@ class RunReports:
         self._drawer: ProcessPoolExecutor | None = None
         self._drawing: set[asyncio.Task] = set()
 
-    async def run_ended(self, run_id: str) -> None:
-        """Write the run's artifacts (the chart and pages in the background)."""
+    async def write_lock_in(self, run_id: str, pending: Sequence[Envelope] = ()) -> list[Envelope] | None:
+        """Write the run's validation file, report and badges from its history plus ``pending``, the events of the
+        deciding batch not yet published. Called before run_finished goes out, so whoever sees that event finds the
+        files. Returns the events written from, or None when writing failed (logged; the run still ends)."""
         try:
             events = [envelope for _seq, envelope in await self.log_of.history(run_id)]
-            await self._summarise(run_id, events)
+            known = {envelope.id for envelope in events}
+            events += [envelope for envelope in pending if envelope.id not in known]
             directory = run_directory(self.bus.settings.artifacts_dir, run_id)  # never outside artifacts/
             written = await asyncio.to_thread(lambda: write_artifacts(build_artifacts(events, chart=False), directory))
             self.bus.log.info("run.artifacts_written", run_id=run_id, directory=str(directory), files=len(written))
+            return events
+        except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
+            self.bus.log.error("run.artifacts_failed", run_id=run_id, error=redact(str(exc)))
+            return None
+
+    async def run_ended(self, run_id: str, events: list[Envelope] | None) -> None:
+        """After run_finished is published: the run's summary for listings, and its chart and pages drawn in the
+        background (from ``events``, what write_lock_in wrote from; nothing to draw when that failed)."""
+        if events is None:
+            return
+        try:
+            await self._summarise(run_id, events)
+            directory = run_directory(self.bus.settings.artifacts_dir, run_id)
             pages = asyncio.create_task(self._draw_pages(run_id, events, directory))
             self._drawing.add(pages)
             pages.add_done_callback(self._drawing.discard)
         except Exception as exc:  # artifacts must never stop the saga; `golive report RUN` can rebuild them
-            self.bus.log.error("run.artifacts_failed", run_id=run_id, error=str(exc))
+            self.bus.log.error("run.artifacts_failed", run_id=run_id, error=redact(str(exc)))
 
     async def _summarise(self, run_id: str, events: list[Envelope]) -> None:
         """The run's summary from its whole history, as listings and the weekly report read it."""

@@ -203,14 +203,19 @@ class RunDriver:
                                                       correlationid=out.correlationid), self.bus.subjects.event_stream))
             elif isinstance(out, StopProbes):
                 await self._stop_probes(new, out)  # core NATS, no ack: best effort, never holds the batch up
+        ends = new is not None and new.finished and not (state is not None and state.finished)
+        written_from: list[Envelope] | None = None
+        if ends and new is not None:  # the lock-in files first: whoever sees run_finished finds them (reports.py)
+            events = [envelope for envelope, stream in batch if stream == self.bus.subjects.event_stream]
+            written_from = await self.reports.write_lock_in(new.run_id, events)
         await self.bus.publish_all(batch)
         if new is not None and isinstance(item, Envelope):
             await self._summarise(item)
         if new is not None:
             self.folds.states[new.run_id] = new
-            if new.finished and not (state is not None and state.finished):
+            if ends:
                 tracing.end_run(new.run_id, new.started_at, new.outcome, new.retry_round)  # the run's root span
-                await self.reports.run_ended(new.run_id)
+                await self.reports.run_ended(new.run_id, written_from)
                 await self.leases.release(new.run_id)
                 await (await self.active_runs()).remove(new.run_id)
             if outputs:

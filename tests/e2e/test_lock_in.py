@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
+import nats
 import pytest
 
+from golive.shared.envelope import parse_envelope
+from golive.shared.events import RunFinished
 from tests.builders import skeleton_plan
-from tests.harness import run_cli
+from tests.harness import run_cli, start_run
 
 pytestmark = pytest.mark.e2e
 
@@ -62,3 +66,28 @@ def test_rolled_back_run_reports_the_failed_check_and_report_rebuilds_it(service
     again = run_cli("report", "run-lockin-bad", "--out", str(rebuilt), env=process_env)
     assert again.returncode == 0, again.stderr
     assert json.loads((rebuilt / "prod_performance_validation.json").read_text()) == validation
+
+
+def test_the_validation_file_is_there_when_the_run_finished_event_is(services, settings, process_env, tmp_path):
+    """A reader that sees run_finished (`golive run` exiting, a CI job, the monitoring team) finds the run's
+    validation file and report at once: they are written before the event is published, not after."""
+    folder = settings.artifacts_dir / "run-lockin-order"
+
+    async def files_when_finished() -> tuple[bool, bool]:
+        nc = await nats.connect(settings.resolved_nats_url())
+        try:
+            events = await nc.jetstream().subscribe(settings.subjects.events_of_run("run-lockin-order"),
+                                                    ordered_consumer=True)
+            run = await asyncio.to_thread(start_run, plan_file(tmp_path, breach=False), "run-lockin-order",
+                                          process_env)
+            try:
+                while not isinstance(parse_envelope((await events.next_msg(timeout=90)).data).data, RunFinished):
+                    pass
+                # looked at the moment the event arrives: no await between the event and the look
+                return (folder / "prod_performance_validation.json").is_file(), (folder / "report.md").is_file()
+            finally:
+                await asyncio.to_thread(run.communicate, timeout=60)
+        finally:
+            await nc.close()
+
+    assert asyncio.run(files_when_finished()) == (True, True)
