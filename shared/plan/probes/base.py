@@ -55,3 +55,15 @@ class ProbeSpecBase(PlanProbe):
     """A plan probe as a RunProbe carries it: named, and resolved for one check (its database, its url)."""
 
     name: str
+
+
+@dataclass(frozen=True)
+class ProbeKind:
+    """A probe kind as it is registered: its plan model, the spec a RunProbe carries, and (for a kind another package
+    adds through the ``golive.probe_kinds`` entry point group) ``target``, the ``"module:attribute"`` of the prober's
+    factory ``(spec, env) -> ProbeTarget`` (services/prober/kinds.py), imported by the prober only. The built-in kinds'
+    targets are registered in services/prober/targets.py."""
+
+    probe: type[PlanProbe]
+    spec: type[ProbeSpecBase]
+    target: str | None = None

@@ -1,5 +1,5 @@
 """Parts outside golive's tree: a traffic provider whose weights are kept in a JSON file (``state_file``, read back
-on verify) and a chat sink that posts a message's first line."""
+on verify) and a chat sink that posts a message's first line. The probe kind is golive_example_probe.py."""
 
 from __future__ import annotations
 
@@ -54,3 +54,4 @@ class ExampleChatSink:
 
     def outbound(self, notice: Notice) -> Outbound:
         return Outbound({"message": notice.first_line})
+
