@@ -17,7 +17,6 @@ Everything here is a function of the events, so `golive report RUN` rebuilds the
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from golive.services.coordinator.run_report import report_json, report_markdown,
 from golive.shared.envelope import Envelope
 from golive.shared.extras import has_extra, require_extra
 from golive.shared.ids import check_id
+from golive.shared.replace_file import replace_whole
 from golive.shared.story import story_of
 
 
@@ -80,7 +80,7 @@ def run_directory(artifacts_dir: Path, run_id: str) -> Path:
 
 def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
     """Write the files (replacing older ones of the same run); returns their paths. Each file is replaced whole
-    (written aside, then renamed): the drawing process rewrites them while readers may be reading."""
+    (shared/replace_file.py): the drawing process rewrites them while readers may be reading."""
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, str | bytes] = {
         "prod_performance_validation.json": json.dumps(artifacts.validation, indent=2),
@@ -92,17 +92,7 @@ def write_artifacts(artifacts: Artifacts, directory: Path) -> list[Path]:
         files["report.html"] = artifacts.html
     if artifacts.chart:
         files["chart.png"] = artifacts.chart
-    return [_replace_whole(directory / name, content) for name, content in files.items()]
-
-
-def _replace_whole(path: Path, content: str | bytes) -> Path:
-    aside = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(content, bytes):
-        aside.write_bytes(content)
-    else:
-        aside.write_text(content)
-    os.replace(aside, path)
-    return path
+    return [replace_whole(directory / name, content) for name, content in files.items()]
 
 
 def write_report_pages(events_json: list[bytes], directory: str) -> list[str]:

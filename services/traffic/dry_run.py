@@ -2,7 +2,8 @@
 
 For rehearsing a plan without touching real traffic. The file (``state_file`` in the provider spec,
 default ``<state dir>/traffic-dry-run.json``) holds ``{canary: {"weight": N, "stable": ID}}``; it is
-replaced atomically, so a reader never sees half a file. Editing the file by hand is how a rehearsal
+replaced whole (shared/replace_file.py), so a reader never sees half a file, and concurrent updates of different
+canaries are each kept. Editing the file by hand is how a rehearsal
 plays "someone changed traffic behind golive's back" (the next shift reports drift).
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 
 from golive.services.traffic.provider import Deployments, check_settings
 from golive.shared.commands import ProviderSpec
+from golive.shared.replace_file import locked, replace_whole
 
 
 class DryRunProvider:
@@ -61,9 +62,7 @@ class DryRunProvider:
             return {}
 
     def _update(self, canary: str, entry: dict) -> None:
-        state = self._read()
-        state[canary] = entry
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        os.replace(tmp, self.state_file)
+        with locked(self.state_file):  # other canaries' entries written meanwhile are kept, not overwritten
+            state = self._read()
+            state[canary] = entry
+            replace_whole(self.state_file, json.dumps(state, indent=2, sort_keys=True))

@@ -28,6 +28,7 @@ import httpx
 from golive.services.traffic.envoy_config import DEFAULT_RUNTIME_PREFIX, runtime_keys
 from golive.services.traffic.provider import Deployments, ProviderError, UnavailableError, canary_percent, check_settings
 from golive.shared.commands import ProviderSpec
+from golive.shared.replace_file import replace_whole
 
 
 class EnvoyProvider:
@@ -151,6 +152,4 @@ class EnvoyProvider:
 
     def _write_state(self, state: dict) -> None:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-        os.replace(tmp, self.state_file)
+        replace_whole(self.state_file, json.dumps(state, indent=2, sort_keys=True))
