@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
@@ -120,34 +121,18 @@ class Subjects:
         return f"{self.root.upper()}_DLQ"
 
     def stream_configs(self, replicas: int = 1) -> list[StreamConfig]:
-        """The three streams. Work-queue commands: each command is taken by exactly one instance and
-        removed once acked. Events and dead letters: kept by age, replayable."""
+        """The three streams, each on file with ``replicas`` and the same window for dropping a republished message.
+        Work-queue commands: each command is taken by exactly one instance and removed once acked. Events and dead
+        letters: kept by age, replayable."""
+
+        def stream(name: str, subject: str, retention: RetentionPolicy, **kept: Any) -> StreamConfig:
+            return StreamConfig(name=name, subjects=[subject], retention=retention, storage=StorageType.FILE,
+                                duplicate_window=DUPLICATE_WINDOW_S, num_replicas=replicas, **kept)
+
         return [
-            StreamConfig(
-                name=self.command_stream,
-                subjects=[self.all_commands],
-                retention=RetentionPolicy.WORK_QUEUE,
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                num_replicas=replicas,
-            ),
-            StreamConfig(
-                name=self.event_stream,
-                subjects=[self.all_events],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                max_age=EVENT_MAX_AGE_S,
-                discard=DiscardPolicy.OLD,
-                num_replicas=replicas,
-            ),
-            StreamConfig(
-                name=self.dead_letter_stream,
-                subjects=[self.all_dead_letters],
-                retention=RetentionPolicy.LIMITS,
-                storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW_S,
-                max_age=DEAD_LETTER_MAX_AGE_S,
-                num_replicas=replicas,
-            ),
+            stream(self.command_stream, self.all_commands, RetentionPolicy.WORK_QUEUE),
+            stream(self.event_stream, self.all_events, RetentionPolicy.LIMITS, max_age=EVENT_MAX_AGE_S,
+                   discard=DiscardPolicy.OLD),
+            stream(self.dead_letter_stream, self.all_dead_letters, RetentionPolicy.LIMITS,
+                   max_age=DEAD_LETTER_MAX_AGE_S),
         ]

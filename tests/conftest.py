@@ -16,6 +16,8 @@ import secrets
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -90,15 +92,25 @@ def _with_database(url: str, database: str) -> str:
     return psycopg.conninfo.make_conninfo(url, dbname=database)
 
 
-@pytest.fixture
-def database_url(postgres_admin_url) -> str:
-    """A fresh database for this test, cloned from the seeded template (stripe_events, 20k rows)."""
+@contextmanager
+def cloned_database(admin_url: str) -> Iterator[str]:
+    """The URL of a database of its own for the ``with`` block, cloned from the seeded template (stripe_events, 20k
+    rows), dropped when the block leaves, whoever is still connected."""
     name = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
-    yield _with_database(postgres_admin_url, name)
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield _with_database(admin_url, name)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(postgres_admin_url) -> Iterator[str]:
+    """A fresh database for this test, cloned from the seeded template."""
+    with cloned_database(postgres_admin_url) as url:
+        yield url
 
 
 @pytest.fixture

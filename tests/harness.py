@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,27 @@ def start_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> Any:
     """`golive run` in the background, its output readable line by line."""
     return golive_popen([sys.executable, "-m", "golive", "run", str(plan), "--run-id", run_id, *args], env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+@contextmanager
+def background_run(plan: Path, run_id: str, env: dict[str, str], *args: str) -> Iterator[Any]:
+    """start_run for the length of a ``with`` block: a run still going when the block leaves (a failed assert, a
+    timeout) is killed there, so that no test leaves one behind."""
+    run = start_run(plan, run_id, env, *args)
+    try:
+        yield run
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+
+
+def finish_after(run: Any, *operate: str, env: dict[str, str], timeout_s: float = 90.0) -> tuple[str, str]:
+    """`golive OPERATE...` (continue, approve: what a waiting ``run`` waits for), which must succeed, then all that
+    ``run`` prints until it ends: its stdout and stderr."""
+    answered = run_cli(*operate, env=env)
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    return run.communicate(timeout=timeout_s)
 
 
 def wait_for_output(run: subprocess.Popen, text: str, timeout_s: float = 60.0, stream: str = "stdout") -> str:

@@ -3,16 +3,16 @@ and in its tests.
 
 Prometheus has no wheel: this is Debian's /usr/bin/prometheus (`make prometheus` installs the package as root;
 ``brew install prometheus`` on a Mac), run as a child process on a free loopback port with a temporary config
-(every target scraped each ``scrape_s`` seconds) and its storage in a directory of its own, stopped by its PID.
+(every target scraped each ``scrape_s`` seconds) and its storage in a directory of its own, stopped by its PID
+(stack/process.py's ChildServer).
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-from golive.stack.process import EmbeddedError, Started, free_port, stop_process, wait_for_port
+from golive.stack.process import ChildServer, EmbeddedError, free_port
 
 HOW_TO_GET_IT = ("no prometheus binary: `make prometheus` installs Debian's package as root "
                  "(apt-get install prometheus; brew install prometheus on a Mac)")
@@ -24,13 +24,12 @@ def prometheus_binary() -> str | None:
     return found or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 
 
-class DemoPrometheus(Started):
+class DemoPrometheus(ChildServer):
     """Prometheus scraping ``targets`` (``host:port``, each serving /metrics) into ``root`` (a context manager)."""
 
     def __init__(self, root: Path, targets: list[str], scrape_s: float = 1.0) -> None:
         self.root, self.targets, self.scrape_s = root, targets, scrape_s
         self.port = 0
-        self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -50,22 +49,11 @@ class DemoPrometheus(Started):
         config = self.root / "prometheus.yml"
         config.write_text(self.config())
         self.port = free_port()
-        with open(self.root / "prometheus.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [binary, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True)
-        try:
-            wait_for_port(self.port, timeout_s, self.proc, "prometheus")
-        except BaseException:
-            self.stop()
-            raise
+        self.launch([binary, f"--config.file={config}", f"--storage.tsdb.path={self.root / 'data'}",
+                     f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d"],
+                    self.root / "prometheus.log", cwd=self.root)
+        self.listening(self.port, timeout_s, "prometheus")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, 10)
-            self.proc = None
 
 
 def main(argv: list[str] | None = None) -> None:

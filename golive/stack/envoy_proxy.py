@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Self
 
 from golive.services.traffic.envoy_config import envoy_config
-from golive.stack.process import EmbeddedError, Started, free_port, stop_process
+from golive.stack.process import ChildServer, EmbeddedError, Started, free_port
 
 
 def envoy_binary() -> str:
@@ -87,7 +87,7 @@ class Backend(Started):
 
 
 @dataclass
-class EmbeddedEnvoy(Started):
+class EmbeddedEnvoy(ChildServer):
     """Envoy routing ``listen_port`` to ``stable`` and ``canary`` (host, port) by runtime weights."""
 
     work_dir: Path
@@ -114,15 +114,10 @@ class EmbeddedEnvoy(Started):
                               canary=self.canary, canary_weight=self.canary_weight)
         config_file = self.work_dir / "envoy.json"
         config_file.write_text(json.dumps(config, indent=2))
-        log = open(self.work_dir / "envoy.log", "ab")
-        self.proc = subprocess.Popen(
-            # hot restart off: several Envoys (tests, the stack) share one machine without a base id each;
-            # two worker threads: enough for loopback tests on a small machine
-            [envoy_binary(), "-c", str(config_file), "--disable-hot-restart", "--concurrency", "2",
-             "--log-level", "warning", "--drain-time-s", "1"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
+        # hot restart off: several Envoys (tests, the stack) share one machine without a base id each;
+        # two worker threads: enough for loopback tests on a small machine
+        self.launch([envoy_binary(), "-c", str(config_file), "--disable-hot-restart", "--concurrency", "2",
+                     "--log-level", "warning", "--drain-time-s", "1"], self.work_dir / "envoy.log")
         self._wait_ready(timeout_s)
         return self
 
@@ -130,8 +125,7 @@ class EmbeddedEnvoy(Started):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                tail = (self.work_dir / "envoy.log").read_text(errors="replace")[-2000:]
-                raise EmbeddedError(f"envoy exited with code {self.proc.returncode} during start:\n{tail}")
+                raise EmbeddedError(f"envoy exited with code {self.proc.returncode} during start:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(f"{self.admin_url}/ready", timeout=1) as answer:
                     if answer.status == 200:
@@ -145,9 +139,3 @@ class EmbeddedEnvoy(Started):
         """Stop and start again on the same ports: every runtime override is gone (as in production)."""
         self.stop()
         return self.start()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-

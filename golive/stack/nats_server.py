@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from golive.stack.process import EmbeddedError, Started, free_port, stop_process, wait_for_port
+from golive.stack.process import ChildServer, EmbeddedError, Started, free_port, stop_process, wait_for_port
 
 
 def nats_server_binary() -> str:
@@ -33,7 +33,7 @@ def nats_server_binary() -> str:
 
 
 @dataclass
-class EmbeddedNats(Started):
+class EmbeddedNats(ChildServer):
     """A nats-server with JetStream, data under ``data_dir``; ``config_file`` (accounts, users, permissions:
     deploy/nats.conf) is read first and the flags here override its address, port and store directory;
     ``env`` is the server's environment (the file's $VARIABLES, such as passwords, resolve from it)."""
@@ -51,20 +51,11 @@ class EmbeddedNats(Started):
     def start(self, timeout_s: float = 15.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        log = open(self.data_dir / "nats-server.log", "ab")
         config = ["-c", str(self.config_file)] if self.config_file else []
-        self.proc = subprocess.Popen(
-            [nats_server_binary(), *config, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.data_dir),
-             "--http_port", "0"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env,
-        )
-        log.close()
-        wait_for_port(self.port, timeout_s, self.proc, "nats-server")
+        self.launch([nats_server_binary(), *config, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+                     str(self.data_dir), "--http_port", "0"], self.data_dir / "nats-server.log", env=self.env)
+        self.listening(self.port, timeout_s, "nats-server")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
 
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from golive.services.coordinator.markdown import table
 from golive.shared.judge import number, reading_words
 from golive.shared.story import CheckStory, RunStory, StageStory, WindowStory
 
@@ -196,30 +197,23 @@ def report_markdown(story: RunStory, report: dict) -> str:
         lines.append("- last guard values: " + ", ".join(reading_words(k, v, story.guard_limits[k]) if k in story.guard_limits
                                                          else f"{k} {_number(v)}" for k, v in story.guard_values.items()))
     if story.actions:
-        lines += ["", "## Operator actions", "", "| time | who | what | why / evidence |", "|---|---|---|---|"]
-        for a in story.actions:
-            what = a.words().split(" (", 1)[0]
-            lines.append(f"| {a.at:%H:%M:%S} | {_cell(a.by)} | {_cell(what)} | {_cell(a.why)} |")
-    lines += ["", "## Stages", "", "| stage | verdict | windows judged | failed | inconclusive | limits |",
-              "|---|---|---|---|---|---|"]
-    for s in report["stages"]:
-        limit = (f"failure_limit {s['failure_limit']}, consecutive {s['consecutive_failure_limit']}"
-                 if s["failure_limit"] is not None else "totals only")
-        lines.append(f"| {s['label']} | {s['verdict'] or s['state']} | {s['windows_judged']} | {s['failed_windows']} | "
-                     f"{s['inconclusive_windows']} | {limit} |")
-    lines += ["", "## Checks (failing first)", "", "| check | value | threshold | verdict | samples |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {_cell(c['name'])} | {_number(c['value'])} | {_number(c['threshold'])} | "
-              f"{'FAIL' if c['verdict'] == 'fail' else c['verdict']} | {c['samples']:,} |" for c in report["checks"]]
-    lines += ["", "## Phases", "", "| phase | started | seconds |", "|---|---|---|"]
-    lines += [f"| {p['phase']} | {p['started_at']} | {p['seconds']} |" for p in report["phases"]]
-    lines += ["", "## Timeline", "", "| time | source | what |", "|---|---|---|"]
-    lines += [f"| {t['time']} | {t['source']} | {_cell(t['what'])} |" for t in report["timeline"]]
+        lines += ["", "## Operator actions", "", *table(
+            ["time", "who", "what", "why / evidence"],
+            ([f"{a.at:%H:%M:%S}", a.by, a.words().split(" (", 1)[0], a.why] for a in story.actions))]
+    lines += ["", "## Stages", "", *table(
+        ["stage", "verdict", "windows judged", "failed", "inconclusive", "limits"],
+        ([s["label"], s["verdict"] or s["state"], s["windows_judged"], s["failed_windows"], s["inconclusive_windows"],
+          f"failure_limit {s['failure_limit']}, consecutive {s['consecutive_failure_limit']}"
+          if s["failure_limit"] is not None else "totals only"] for s in report["stages"]))]
+    lines += ["", "## Checks (failing first)", "", *table(
+        ["check", "value", "threshold", "verdict", "samples"],
+        ([c["name"], _number(c["value"]), _number(c["threshold"]), "FAIL" if c["verdict"] == "fail" else c["verdict"],
+          f"{c['samples']:,}"] for c in report["checks"]))]
+    lines += ["", "## Phases", "", *table(["phase", "started", "seconds"],
+                                          ([p["phase"], p["started_at"], p["seconds"]] for p in report["phases"]))]
+    lines += ["", "## Timeline", "", *table(["time", "source", "what"],
+                                            ([t["time"], t["source"], t["what"]] for t in report["timeline"]))]
     return "\n".join(lines) + "\n"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ")
 
 
 def _number(value: float | None) -> str:

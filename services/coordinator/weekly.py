@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from golive.services.coordinator.markdown import table
 from golive.shared.run_summary import RunSummary
 from golive.shared.secrets import redact
 
@@ -118,29 +119,24 @@ def weekly_markdown(report: dict) -> str:
     else:
         lines.append("By cause: " + ", ".join(f"{c} {n}" for c, n in rb["by_cause"].items()) + "; "
                      "by step: " + ", ".join(f"{s} {n}" for s, n in rb["by_step"].items()))
-        lines += ["", "| run | step | cause | reason |", "|---|---|---|---|"]
-        lines += [f"| {r['run_id']} | {r['step']} | {r['cause']} | {_cell(r['reason'])} |" for r in rb["list"]]
+        lines += ["", *table(["run", "step", "cause", "reason"],
+                             ([r["run_id"], r["step"], r["cause"], r["reason"]] for r in rb["list"]))]
     lines += ["", "## p95 trends (worst p95 per run)", ""]
     if not report["p95_trends"]:
         lines.append("No probe results this week.")
     else:
-        lines += ["| probe | runs | first | last | change | median | worst |", "|---|---|---|---|---|---|---|"]
-        for probe, t in report["p95_trends"].items():
-            lines.append(f"| {probe} | {len(t['runs'])} | {t['first_ms']:g} | {t['last_ms']:g} | {t['change_ms']:+g} | "
-                         f"{t['median_ms']:g} | {t['max_ms']:g} |")
-    lines += ["", "## Runs", "", "| started | run | plan | deployment | outcome | duration | reason |",
-              "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['started_at']} | {r['run_id']} | {r['plan']} | {r['deployment_id']} | {r['outcome']} | "
-              f"{_s(r['duration_s'])} | {_cell(r['reason'])} |" for r in report["runs"]]
+        lines += table(["probe", "runs", "first", "last", "change", "median", "worst"],
+                       ([probe, len(t["runs"]), f"{t['first_ms']:g}", f"{t['last_ms']:g}", f"{t['change_ms']:+g}",
+                         f"{t['median_ms']:g}", f"{t['max_ms']:g}"] for probe, t in report["p95_trends"].items()))
+    lines += ["", "## Runs", "", *table(
+        ["started", "run", "plan", "deployment", "outcome", "duration", "reason"],
+        ([r["started_at"], r["run_id"], r["plan"], r["deployment_id"], r["outcome"], _s(r["duration_s"]), r["reason"]]
+         for r in report["runs"]))]
     return "\n".join(lines) + "\n"
 
 
 def _s(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:g} s"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ")
 
 
 def write_weekly(report: dict, directory: Path) -> list[Path]:

@@ -66,12 +66,8 @@ class Recorder:
 
     def ok(self, start: float, seconds: float, gauges: dict[str, float] | None, sent: float | None = None,
            late: bool = False) -> None:
-        if start < self.counted_from:
+        if not self._counted(start, gauges, late):
             return
-        self._gauges(gauges)  # read by the server, whenever the answer is read
-        if self._overloaded(start):
-            return
-        self._late(late)
         self.window.record(seconds)
         self.total.record(seconds)
         if self.listener is not None:
@@ -80,21 +76,26 @@ class Recorder:
 
     def error(self, start: float, error_class: str, gauges: dict[str, float] | None = None,
               deployment: str | None = None, late: bool = False) -> None:
-        if start < self.counted_from:
+        if not self._counted(start, gauges, late):
             return
-        self._gauges(gauges)
-        if self._overloaded(start):
-            return
-        self._late(late)
         self.window.record_error(error_class)
         self.total.record_error(error_class)
         if self.listener is not None:
             self.listener(start, None, deployment)
 
-    def _late(self, late: bool) -> None:
+    def _counted(self, start: float, gauges: dict[str, float] | None, late: bool) -> bool:
+        """Whether an answer to the request due (or sent) at ``start`` counts, an answer or a failure alike: not one
+        of the warm-up, nor one across a stall of the prober's own (left out, counted as such); its gauges are kept
+        either way after the warm-up (read by the server, whenever the answer is read); a late one counts as late."""
+        if start < self.counted_from:
+            return False
+        self._gauges(gauges)
+        if self._overloaded(start):
+            return False
         if late:
             self.window.late += 1
             self.total.late += 1
+        return True
 
     def count_unsent(self, requests: int) -> None:
         """``requests`` due that no worker sent: failures of class ``unsent`` in the current window and the total."""

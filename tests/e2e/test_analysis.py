@@ -10,7 +10,7 @@ import pytest
 from golive.shared.events import PauseRequested, ProbesCompleted, StageJudged, StepFailed, WindowJudged
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import panel_at_end, run_events
-from tests.harness import run_cli, start_run, wait_for_output
+from tests.harness import background_run, finish_after, run_cli, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
@@ -94,19 +94,13 @@ def test_a_stage_whose_windows_are_all_too_thin_to_judge_pauses_until_continue(s
         for stage in plan["canary"]["stages"][1:]:
             stage["checks"] = []  # later stages hold nothing: only stage 1 is judged
 
-    run = start_run(skeleton_plan(tmp_path, edit=thin_stage_1), "run-thin", process_env)
-    try:
+    with background_run(skeleton_plan(tmp_path, edit=thin_stage_1), "run-thin", process_env) as run:
         wait_for_output(run, "paused by golive")
         status = run_cli("status", "run-thin", env=process_env).stdout
         assert "paused by golive: stage 1 (10%) inconclusive: " in status, status
         assert "< min_samples 1000000" in status and "`golive continue run-thin`" in status, status
         assert run.poll() is None  # waiting, with nothing in flight
-        resumed = run_cli("continue", "run-thin", "--reason", "slow but healthy", env=process_env)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        out, err = run.communicate(timeout=90)
-    finally:
-        if run.poll() is None:
-            run.kill()
+        out, err = finish_after(run, "continue", "run-thin", "--reason", "slow but healthy", env=process_env)
     assert run.returncode == 0, out + err
     events = [e.data for e in run_events(settings, "run-thin")]
     [paused] = [e for e in events if isinstance(e, PauseRequested)]

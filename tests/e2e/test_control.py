@@ -12,7 +12,7 @@ import pytest
 
 from golive.shared.settings import Settings
 from tests.builders import skeleton_plan
-from tests.harness import run_cli, start_run, wait_for_output
+from tests.harness import background_run, finish_after, run_cli, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
@@ -71,8 +71,7 @@ def test_paused_run_finishes_its_hold_then_waits_for_continue_before_the_next_sh
         plan["canary"]["stages"][0]["hold"] = "15s"  # time enough to start `golive pause` on a busy machine
         plan["analysis"] = {"interval": "1s", "min_samples": 1}  # windows judged, for `golive status`
 
-    run = start_run(skeleton_plan(tmp_path, hold="1s", edit=long_first_hold), "run-pause", process_env)
-    try:
+    with background_run(skeleton_plan(tmp_path, hold="1s", edit=long_first_hold), "run-pause", process_env) as run:
         wait_for_output(run, "traffic: 10%")  # stage 1's hold is in flight
         paused = run_cli("pause", "run-pause", "--reason", "checkout errors on the dashboard", env=process_env)
         assert paused.returncode == 0, paused.stdout + paused.stderr
@@ -85,12 +84,7 @@ def test_paused_run_finishes_its_hold_then_waits_for_continue_before_the_next_sh
         assert "paused by" in held and run.poll() is None
         [listed] = [line for line in run_cli("status", env=process_env).stdout.splitlines() if "run-pause" in line]
         assert " paused " in listed
-        resumed = run_cli("continue", "run-pause", "--reason", "false alarm", env=process_env)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        out, err = run.communicate(timeout=90)
-    finally:
-        if run.poll() is None:
-            run.kill()
+        out, err = finish_after(run, "continue", "run-pause", "--reason", "false alarm", env=process_env)
     assert run.returncode == 0, out + err
     assert out.index("continued by") < out.index(":".join(next_step))  # the shift waited for the continue
     status = run_cli("status", "run-pause", env=process_env).stdout
@@ -112,17 +106,13 @@ def test_retry_undoes_what_a_needs_human_run_left_once_the_traffic_service_is_ba
         plan["timeouts"] = {"step": "4s"}
         plan["retries"] = {"attempts": 1}
 
-    run = start_run(skeleton_plan(tmp_path, hold="30s", edit=quick_timeouts), "run-retry", process_env)
-    try:
+    with background_run(skeleton_plan(tmp_path, hold="30s", edit=quick_timeouts), "run-retry", process_env) as run:
         wait_for_output(run, "traffic: 10%")
         assert "is not paused (it is at: stage1" in refused("continue", "run-retry", env=process_env, settings=settings)
         services.procs["traffic"].terminate()  # the rollback will find nobody to move traffic back
         services.procs["traffic"].wait(30)
         aborted = run_cli("abort", "run-retry", "--reason", "bad canary", env=process_env)
         out, err = run.communicate(timeout=60)
-    finally:
-        if run.poll() is None:
-            run.kill()
     assert aborted.returncode == 3 and run.returncode == 3, aborted.stdout + out + err
     assert "left to undo: stage1:shift:10, migrate" in out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import httpx
 import nats
@@ -25,12 +26,18 @@ def plan_file(tmp_path, breach: bool):
     return skeleton_plan(tmp_path, edit=slow_stage_2 if breach else None)
 
 
-def test_successful_run_leaves_a_passing_validation_file_report_and_badges(services, settings, process_env, tmp_path):
-    result = run_cli("run", str(plan_file(tmp_path, breach=False)), "--run-id", "run-lockin", env=process_env)
-    assert result.returncode == 0, result.stdout + result.stderr
+def lock_in_of(run_id: str, tmp_path, settings, env: dict[str, str], breach: bool, exit_code: int) -> tuple[Path, dict]:
+    """`golive run` of plan_file to its end, which must be ``exit_code``: the run's artifacts folder and its
+    validation file."""
+    result = run_cli("run", str(plan_file(tmp_path, breach)), "--run-id", run_id, env=env)
+    assert result.returncode == exit_code, result.stdout + result.stderr
+    folder = settings.artifacts_dir / run_id
+    return folder, json.loads((folder / "prod_performance_validation.json").read_text())
 
-    folder = settings.artifacts_dir / "run-lockin"
-    validation = json.loads((folder / "prod_performance_validation.json").read_text())
+
+def test_successful_run_leaves_a_passing_validation_file_report_and_badges(services, settings, process_env, tmp_path):
+    folder, validation = lock_in_of("run-lockin", tmp_path, settings, process_env, breach=False, exit_code=0)
+
     assert validation["validation_metadata"]["overall_passed"] is True
     assert validation["validation_metadata"]["outcome"] == "succeeded"
     assert {c["metric"] for c in validation["checks"]} == {"p95_ms", "error_rate_pct"}
@@ -45,11 +52,8 @@ def test_successful_run_leaves_a_passing_validation_file_report_and_badges(servi
 
 
 def test_rolled_back_run_reports_the_failed_check_and_report_rebuilds_it(services, settings, process_env, tmp_path):
-    result = run_cli("run", str(plan_file(tmp_path, breach=True)), "--run-id", "run-lockin-bad", env=process_env)
-    assert result.returncode == 1, result.stdout + result.stderr
+    folder, validation = lock_in_of("run-lockin-bad", tmp_path, settings, process_env, breach=True, exit_code=1)
 
-    folder = settings.artifacts_dir / "run-lockin-bad"
-    validation = json.loads((folder / "prod_performance_validation.json").read_text())
     assert validation["validation_metadata"]["overall_passed"] is False
     failed = [c for c in validation["checks"] if not c["passed"]]
     assert failed and failed[0]["probe"] == "slow_query" and failed[0]["value"] > 20

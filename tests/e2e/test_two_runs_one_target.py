@@ -22,7 +22,7 @@ from golive.shared.events import (
 )
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import dry_run_weights, run_events
-from tests.harness import run_cli, start_run, wait_for_output
+from tests.harness import background_run, finish_after, run_cli, wait_for_output
 
 pytestmark = pytest.mark.e2e
 
@@ -35,18 +35,12 @@ def test_second_run_on_a_held_target_is_refused_at_start_and_the_first_ends_live
         plan["canary"]["stages"][1]["approval"] = True
 
     # the first run holds the target while it waits at stage 2's gate, however long the second takes to start
-    first = start_run(skeleton_plan(tmp_path / "first", edit=gate_stage_2), "run-first", process_env, *PAIR)
     plan = skeleton_plan(tmp_path)
-    try:
+    with background_run(skeleton_plan(tmp_path / "first", edit=gate_stage_2), "run-first", process_env, *PAIR) as first:
         wait_for_output(first, "stage2:gate")  # the first run moved traffic to 10% and waits for a person
         second = run_cli("run", str(plan), *PAIR, "--run-id", "run-second", env=process_env)
-        approved = run_cli("approve", "run-first", "--stage", "2", env=process_env)
-        assert approved.returncode == 0, approved.stdout + approved.stderr
-        first_out, first_err = first.communicate(timeout=120)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+        first_out, first_err = finish_after(first, "approve", "run-first", "--stage", "2", env=process_env,
+                                            timeout_s=120)
 
     # the second run is refused at start, naming the holder, and touches nothing
     assert second.returncode == 1, second.stdout + second.stderr

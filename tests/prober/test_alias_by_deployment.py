@@ -7,18 +7,16 @@ its numbers, before the hold ends; a healthy canary passes."""
 from __future__ import annotations
 
 import re
-import secrets
 import tempfile
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from golive.demo.app import DemoApp
 from golive.services.prober.run import run_probe
 from golive.shared.commands import HttpProbeSpec, LoadSpec, RunProbe, SplitTraffic, Thresholds
 from golive.stack.envoy_proxy import EmbeddedEnvoy
-from tests.conftest import TEMPLATE_DB, _with_database
+from tests.conftest import cloned_database
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -30,18 +28,11 @@ HOLD_S = 60.0
 @pytest.fixture(scope="module")
 def alias(postgres_admin_url):
     """Stable and canary demo apps behind Envoy with 10% of the production address's traffic on the canary."""
-    name = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     root = Path(tempfile.mkdtemp(prefix="golive-alias-"))
-    try:
-        with DemoApp("stable", _with_database(postgres_admin_url, name), root / "logs") as stable, \
-                DemoApp("canary", _with_database(postgres_admin_url, name), root / "logs") as canary, \
-                EmbeddedEnvoy(root / "envoy", stable.address, canary.address, canary_weight=10) as envoy:
-            yield envoy, stable, canary
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(postgres_admin_url) as database, DemoApp("stable", database, root / "logs") as stable, \
+            DemoApp("canary", database, root / "logs") as canary, \
+            EmbeddedEnvoy(root / "envoy", stable.address, canary.address, canary_weight=10) as envoy:
+        yield envoy, stable, canary
 
 
 def production_check(envoy: EmbeddedEnvoy, duration_s: float = HOLD_S, thresholds: Thresholds = RUNBOOK) -> RunProbe:

@@ -5,11 +5,9 @@ does not answer is inconclusive (never a pass), and a query Prometheus refuses i
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from golive.demo.app import DemoApp
@@ -22,7 +20,7 @@ from golive.shared.plan import PlanError, load_plan
 from golive.shared.plan.probes import ProbeContext, PrometheusProbe
 from golive.shared.plan.targets import Targets
 from golive.stack.process import free_port
-from tests.conftest import TEMPLATE_DB, _with_database
+from tests.conftest import cloned_database
 from tests.harness import REPO
 from tests.prober.prometheus_server import Traffic, prometheus, wait_for_series
 
@@ -53,20 +51,13 @@ def command(url: str, *, duration_s: float = 8.0, window_s: float | None = 4.0, 
 @pytest.fixture(scope="module")
 def demo(postgres_admin_url):
     """Stable and canary demo apps under steady traffic, and a Prometheus scraping both every second."""
-    name = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     logs = Path(tempfile.mkdtemp(prefix="golive-prom-demo-"))
-    try:
-        with DemoApp("stable", _with_database(postgres_admin_url, name), logs) as stable, \
-                DemoApp("canary", _with_database(postgres_admin_url, name), logs) as canary, \
-                prometheus([f"127.0.0.1:{stable.port}", f"127.0.0.1:{canary.port}"]) as url, \
-                Traffic([stable.url, canary.url]):
-            wait_for_series(url, "sum by (deployment) (rate(golive_demo_requests_total[3s]))", 2)
-            yield url, stable, canary
-    finally:
-        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(postgres_admin_url) as database, DemoApp("stable", database, logs) as stable, \
+            DemoApp("canary", database, logs) as canary, \
+            prometheus([f"127.0.0.1:{stable.port}", f"127.0.0.1:{canary.port}"]) as url, \
+            Traffic([stable.url, canary.url]):
+        wait_for_series(url, "sum by (deployment) (rate(golive_demo_requests_total[3s]))", 2)
+        yield url, stable, canary
 
 
 @pytest.mark.timing  # its pass rests on latencies measured in real time (p95 < 400 ms, canary within 50 ms of stable)

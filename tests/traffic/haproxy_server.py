@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
-from golive.stack.process import EmbeddedError, Started, free_port, stop_process, wait_for_port
+from golive.stack.process import ChildServer, free_port
 
 BACKEND = "golive_split"
 HOW_TO_GET_IT = "haproxy is not installed: `make haproxy` (Debian: apt-get install haproxy; macOS: brew install haproxy)"
@@ -47,9 +47,11 @@ backend {BACKEND}
 
 
 @dataclass
-class EmbeddedHAProxy(Started):
+class EmbeddedHAProxy(ChildServer):
     """HAProxy in front of ``stable`` and ``canary`` (host, port); ``url`` is its frontend, ``socket`` its runtime
     API. The socket lives in a short temp path of its own: a UNIX socket path is limited to 107 bytes."""
+
+    stop_timeout_s = 5.0
 
     stable: tuple[str, int]
     canary: tuple[str, int]
@@ -82,26 +84,13 @@ class EmbeddedHAProxy(Started):
         config = self.folder / "haproxy.cfg"
         config.write_text(haproxy_config(self.listen_port, self.socket, self.admin_port, self.stable, self.canary, balance=self.balance))
         # -db: stay in the foreground (a child of this process, stopped by its PID); -W off: no master process
-        self.proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        try:
-            wait_for_port(self.listen_port, 15, self.proc, "haproxy")
-            wait_for_port(self.admin_port, 15, self.proc, "haproxy's runtime API")  # with the socket, before serving
-        except EmbeddedError as exc:
-            said = self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.poll() is not None else ""
-            self.stop()
-            raise EmbeddedError(f"{exc}: {said}") from None
-        except BaseException:
-            self.stop()
-            raise
+        self.launch([binary, "-db", "-f", str(config)], self.folder / "haproxy.log")
+        self.listening(self.listen_port, 15, "haproxy")
+        self.listening(self.admin_port, 15, "haproxy's runtime API")  # with the socket, before serving
         return self
 
     def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, 5)
-            if self.proc.stderr:
-                self.proc.stderr.close()
-            self.proc = None
+        super().stop()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None

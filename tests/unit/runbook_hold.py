@@ -8,42 +8,24 @@ from datetime import timedelta
 from golive.services.coordinator.saga import StopProbes
 from golive.shared.envelope import new_envelope
 from golive.shared.events import LatencySummary, ProbeCompleted, ProbesCompleted, ProbeWindow, Verdict, WindowJudged
-from tests.unit.saga_run import Run, approve, events, plan_from, probe_result
+from tests.unit.saga_run import Run, approve, events, plan_from, probe_result, replaced
+from tests.unit.story_runs import PLAN as RUNBOOK_PLAN
 
-PLAN = """
-name: checkout
-database: {url_env: DB_URL}
-targets: {deployment_url: "https://app-{deployment}.example.com"}
-preflight:
-  - {gate: Confirm backup completion}
-  - {probe: backup_done, duration: 2s, thresholds: {error_rate_pct: 0}}
-migrations:
-  statements:
-    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
-probes:
-  backup_done: {query: SELECT 1}
-  recent: {query: SELECT 1}
-  app: {kind: http, url: /api/health}
-  db: {kind: pg_health}
-smoke:
-  - {probe: recent, duration: 5s}
-canary:
-  stages:
-    - weight: 10
-      hold: 60s
-      checks:
-        - {probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}
-        - {probe: app, window: 20s, thresholds: {p95_ms: 300}}
-    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
-analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
-guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
-baseline: {p95_increase_ms: 50}
-final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]
-lock_in: {promote: true}
-rollback: {drop_indexes: true}
-timeouts: {step: 60s}
-retries: {attempts: 1}
-"""
+# the story tests' runbook-shaped plan with an http check beside the SQL one in stage 1 (and no 50% stage), aimed at
+# the deployment under test, and a baseline to compare the canary with
+PLAN = replaced(
+    RUNBOOK_PLAN,
+    **{"database: {url_env: DB_URL}\n": 'database: {url_env: DB_URL}\n'
+                                       'targets: {deployment_url: "https://app-{deployment}.example.com"}\n',
+       "  recent: {query: SELECT 1}\n": "  recent: {query: SELECT 1}\n  app: {kind: http, url: /api/health}\n",
+       "    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}\n"
+       "    - {weight: 50, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1.5}}]}\n":
+       "    - weight: 10\n"
+       "      hold: 60s\n"
+       "      checks:\n"
+       "        - {probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}\n"
+       "        - {probe: app, window: 20s, thresholds: {p95_ms: 300}}\n",
+       "sample_every: 2s}\n": "sample_every: 2s}\nbaseline: {p95_increase_ms: 50}\n"})
 
 def runbook_run(text: str = PLAN, **replacements: str) -> Run:
     run = Run(plan=plan_from(text, **replacements))

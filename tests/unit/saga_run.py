@@ -80,11 +80,17 @@ retries:
 """
 
 
-def plan_from(yaml_text: str = PLAN_YAML, **replacements: str) -> Plan:
+def replaced(yaml_text: str, **replacements: str) -> str:
+    """``yaml_text`` with each ``old=new`` made; an ``old`` that is not in it fails the test (a stale edit would
+    otherwise leave the plan unchanged and the test proving nothing)."""
     for old, new in replacements.items():
         assert old in yaml_text, f"{old!r} is not in the plan text"
         yaml_text = yaml_text.replace(old, new)
-    return parse_plan(yaml_text)
+    return yaml_text
+
+
+def plan_from(yaml_text: str = PLAN_YAML, **replacements: str) -> Plan:
+    return parse_plan(replaced(yaml_text, **replacements))
 
 
 # --- what the services answer -------------------------------------------------------------------

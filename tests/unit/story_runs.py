@@ -1,5 +1,7 @@
 """Runs told through the coordinator's saga (its pure decide(), tests/unit/saga_run.py) with a runbook-shaped plan:
-the event streams the story and artifact tests fold (tests/unit/test_story.py, test_lock_in_artifacts.py)."""
+the event streams the story and artifact tests fold (tests/unit/test_story.py, test_lock_in_artifacts.py). Its PLAN is
+the one runbook-shaped plan of the unit tests: the others (runbook_hold.py, test_run_metrics.py, test_live_view.py)
+are it with edits."""
 
 from __future__ import annotations
 

@@ -35,6 +35,14 @@ def paused_by_golive(outputs) -> PauseRequested:
     return paused
 
 
+def paused_on_thin_windows() -> Run:
+    """A run golive paused at the end of stage 1's hold (the default policy): its 3 windows were too thin to judge."""
+    run = at_hold()
+    thin(run)
+    paused_by_golive(hold_ends(run))
+    return run
+
+
 def go_on(run: Run):
     return run.operator(ContinueRequested(requested_by="maksim", reason="slow but fine: checked the dashboards"))
 
@@ -57,9 +65,7 @@ def test_by_default_a_hold_with_no_conclusive_window_pauses_the_run_saying_why_w
 
 
 def test_continue_lets_an_inconclusive_stage_pass_naming_who_and_the_counts():
-    run = at_hold()
-    thin(run)
-    hold_ends(run)
+    run = paused_on_thin_windows()
 
     outputs = go_on(run)
 
@@ -70,9 +76,7 @@ def test_continue_lets_an_inconclusive_stage_pass_naming_who_and_the_counts():
 
 
 def test_abort_of_a_run_paused_on_an_inconclusive_stage_rolls_back():
-    run = at_hold()
-    thin(run)
-    hold_ends(run)
+    run = paused_on_thin_windows()
 
     outputs = abort(run)
 

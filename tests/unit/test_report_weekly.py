@@ -90,3 +90,15 @@ def test_written_files_carry_no_credentials(tmp_path):
     for path in paths:
         text = path.read_text()
         assert "hunter2" not in text and "postgresql://golive:***@db.internal/app" in text
+
+
+def test_a_pipe_or_a_line_break_in_a_plan_name_or_a_reason_stays_in_its_cell():
+    from tests.unit.report_runs import PLAN
+
+    run = RunBuilder("run-odd", T0, plan=PLAN.model_copy(update={"name": "checkout | eu"}))
+    run.rollback(5)
+    report = weekly_report(summaries_of(run.finish(6, "rolled_back", "stage2:hold failed:\np95 | errors")), SINCE, UNTIL)
+
+    [row] = [line for line in weekly_markdown(report).splitlines() if line.startswith("| 2026-") and "run-odd" in line]
+    assert row.count(" | ") == 6, row  # seven cells, as the header has
+    assert "checkout / eu" in row and "stage2:hold failed: p95 / errors" in row

@@ -11,29 +11,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from golive.services.coordinator.metrics import RunMetrics
 from golive.shared.envelope import Envelope
 from golive.shared.subjects import Subjects
-from tests.unit.saga_run import Run, plan_from
+from tests.unit.saga_run import Run, plan_from, replaced
+from tests.unit.story_runs import PLAN as RUNBOOK_PLAN
 
-PLAN = """
-name: checkout
-database: {url_env: DB_URL}
-migrations:
-  statements:
-    - {name: events_created, sql: CREATE INDEX CONCURRENTLY idx_events_created ON events(created_at)}
-probes:
-  recent: {query: SELECT 1}
-  db: {kind: pg_health}
-smoke:
-  - {probe: recent, duration: 5s}
-canary:
-  stages:
-    - {weight: 10, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1}}]}
-    - {weight: 100, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400}}]}
-analysis: {interval: 30s, min_samples: 20, failure_limit: 3, consecutive_failure_limit: 2}
-guards: {probe: db, replica_lag_s: 8, connection_use_pct: 80, sample_every: 2s}
-rollback: {drop_indexes: true}
-timeouts: {step: 60s}
-retries: {attempts: 1}
-"""
+# the story tests' runbook-shaped plan without its preflight, its 50% stage, final validation and lock-in: the
+# stages and the guard are what the metrics are of
+PLAN = replaced(
+    RUNBOOK_PLAN,
+    **{"preflight:\n  - {gate: Confirm backup completion}\n"
+       "  - {probe: backup_done, duration: 2s, thresholds: {error_rate_pct: 0}}\n": "",
+       "  backup_done: {query: SELECT 1}\n": "",
+       "    - {weight: 50, hold: 60s, checks: [{probe: recent, thresholds: {p95_ms: 400, error_rate_pct: 1.5}}]}\n": "",
+       "final_validation: [{probe: recent, duration: 10s, thresholds: {p95_ms: 100}}]\nlock_in: {promote: true}\n": ""})
 
 
 @dataclass
