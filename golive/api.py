@@ -92,11 +92,7 @@ class Client:
         ``data`` (the event's pydantic model, shared/events.py). RunNotControllable for an unknown run."""
         nc = await bus.connect(self.settings)
         try:
-            js = nc.jetstream()
-            state, _ = await bus.read_run(js, self.settings, run_id)
-            if state is None:
-                raise await bus.unknown_run(js, self.settings, run_id)
-            async with aclosing(bus.follow_run(js, self.settings, run_id)) as feed:
+            async with aclosing(bus.watch_run(nc.jetstream(), self.settings, run_id)) as feed:
                 async for envelope in feed:
                     yield envelope
         finally:

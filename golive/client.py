@@ -151,16 +151,39 @@ async def _await_acceptance(js, settings: Settings, run_id: str, start_id: str,
 
 async def read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None, list[Envelope]]:
     """A run as the coordinator sees it: the fold of its events through the saga's own decide()."""
+    state, events, _last_seq = await _read_run(js, settings, run_id)
+    return state, events
+
+
+async def watch_run(js, settings: Settings, run_id: str) -> AsyncGenerator[Envelope, None]:
+    """Every event of the run from its first until the first that ends it (run_finished, yielded too), its history
+    read once: RunNotControllable for an unknown run, else that history, then what is recorded after it."""
+    state, events, last_seq = await _read_run(js, settings, run_id)
+    if state is None:
+        raise await unknown_run(js, settings, run_id)
+    for envelope in events:
+        yield envelope
+        if isinstance(envelope.data, RunFinished):
+            return
+    async with aclosing(follow_run(js, settings, run_id, from_seq=last_seq + 1)) as feed:
+        async for envelope in feed:
+            yield envelope
+
+
+async def _read_run(js, settings: Settings, run_id: str) -> tuple[RunState | None, list[Envelope], int]:
+    """read_run, and the stream sequence of the last event read (0: none), where a follower goes on from."""
     state: RunState | None = None
     events: list[Envelope] = []
+    last_seq = 0
     try:
         async with aclosing(read_events(js, settings.subjects.events_of_run(run_id))) as feed:
-            async for _seq, envelope in feed:
+            async for seq, envelope in feed:
                 events.append(envelope)
+                last_seq = seq
                 state, _ = decide(state, envelope)
     except NotFoundError:  # no event stream at all under this subject root: no run was ever started
-        return None, []
-    return state, events
+        return None, [], 0
+    return state, events, last_seq
 
 
 CONFIRM_TIMEOUT_S = 30.0  # how long pause/continue wait for the coordinator to record the request

@@ -170,6 +170,9 @@ class RunProbe(Message):
     alpha: float = Field(default=0.01, gt=0, lt=1)
     # a check on the production alias: the stream's answers told apart by deployment, canary judged against stable
     split: SplitTraffic | None = None
+    # the index of the first window published: a stage's extended hold (analysis.inconclusive: extend) numbers its
+    # windows on from those its hold sent, so no two windows of one stage share an index
+    first_window: int = Field(default=0, ge=0)
 
     @field_validator("load")
     @classmethod

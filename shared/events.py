@@ -388,8 +388,8 @@ class ProbeWindow(Message):
     probe: str
     label: str = ""
     target: Literal["probe", "baseline"] = "probe"
-    index: int
-    start_s: float
+    index: int  # from RunProbe.first_window (0; an extended hold goes on from its hold's windows)
+    start_s: float  # into this command's probe, counted from the end of its warm-up
     seconds: float
     stats: LatencySummary
 

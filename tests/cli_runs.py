@@ -36,25 +36,28 @@ surprise: true
 
 
 def published(envelopes, settings) -> dict[str, str]:
-    """``envelopes`` on ``settings``' own root of a real nats-server, each from the service its type names (as the
-    bus's permissions make it: shared/provenance.py); the environment of a CLI that reads them."""
-    async def publish() -> None:
-        await ensure_streams(settings)
-        nc = await nats.connect(settings.resolved_nats_url())
-        try:
-            js = nc.jetstream()
-            for e in envelopes:
-                owner = e.data.TYPE.split(".")[1]
-                service = e.data.service if owner == "service" else owner
-                subject = settings.subjects.event(e.runid, service, e.data.short_name())
-                sent = new_envelope(e.data, id=e.id, source=f"/golive/{service}", runid=e.runid, subject=subject,
-                                    time=e.time, correlationid=e.correlationid)
-                await js.publish(subject, sent.to_json(), headers={"Nats-Msg-Id": sent.id})
-        finally:
-            await nc.close()
-
-    asyncio.run(publish())
+    """``envelopes`` on ``settings``' own root of a real nats-server (publish_events); the environment of a CLI that
+    reads them."""
+    asyncio.run(publish_events(envelopes, settings))
     return service_env(settings.resolved_nats_url(), settings.state_dir, {"GOLIVE_SUBJECT_ROOT": settings.subject_root})
+
+
+async def publish_events(envelopes, settings) -> None:
+    """``envelopes`` on ``settings``' own root of a real nats-server, each from the service its type names (as the
+    bus's permissions make it: shared/provenance.py)."""
+    await ensure_streams(settings)
+    nc = await nats.connect(settings.resolved_nats_url())
+    try:
+        js = nc.jetstream()
+        for e in envelopes:
+            owner = e.data.TYPE.split(".")[1]
+            service = e.data.service if owner == "service" else owner
+            subject = settings.subjects.event(e.runid, service, e.data.short_name())
+            sent = new_envelope(e.data, id=e.id, source=f"/golive/{service}", runid=e.runid, subject=subject,
+                                time=e.time, correlationid=e.correlationid)
+            await js.publish(subject, sent.to_json(), headers={"Nats-Msg-Id": sent.id})
+    finally:
+        await nc.close()
 
 
 GATED = checkout_plan("""

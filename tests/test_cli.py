@@ -15,6 +15,7 @@ from golive.shared.events import ApprovalGranted, PauseRequested
 from tests.builders import skeleton_dict, write_plan
 from tests.cli_runs import BAD_PLAN, gated_run, published, watched_run
 from tests.harness import run_cli
+from tests.unit.saga_run import hold_result
 
 
 def every_command() -> list[tuple[list[str], str]]:
@@ -175,6 +176,25 @@ def test_status_of_a_run_waiting_at_a_gate_or_paused_says_paused_not_running(nat
     assert "paused by ana: checking the dashboards" in held.stdout
     assert "canary deploy-new · stable deploy-old · weight set 10%, read back 10%" in held.stdout
     assert "guards (db): replica lag 1.5 s <= 8 s · connection use 40% <= 80%" in held.stdout
+
+
+def test_status_of_a_run_golive_paused_names_continue_once(nats_url, settings):
+    # analysis.inconclusive: pause (the default): the hold's answer had too little evidence to judge
+    paused = gated_run("run-golive-paused")
+    paused.operator(ApprovalGranted(stage=None, approved_by="maksim", comment="snapshot verified"))
+    paused.advance_to("stage1:hold")
+    thin = hold_result(passed=True, probes=["recent", "db"], label="stage 1 (10%)")
+    thin = thin.model_copy(update={"results": [r.model_copy(update={"verdict": "inconclusive", "summary": "12 requests < min_samples 20"})
+                                               for r in thin.results]})
+    paused.answer(thin)
+    env = published(paused.stream, settings)
+
+    held = run_cli("status", "run-golive-paused", env=env)
+
+    assert held.returncode == 0, held.stderr
+    assert "paused by golive: stage 1 (10%) inconclusive: " in held.stdout, held.stdout
+    assert held.stdout.count("golive continue") == 1, held.stdout
+    assert "holding before stage2:shift:100: `golive continue run-golive-paused`" in held.stdout, held.stdout
 
 
 def test_watch_never_shows_a_next_check_in_the_past(nats_url, settings):

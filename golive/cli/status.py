@@ -71,7 +71,7 @@ def status(
                      and not (isinstance(e.data, WindowJudged) and e.data.verdict == "pass")]
         out.print("last decisions:")
         for envelope in decisions[-10:]:
-            style, text = describe(envelope)
+            style, text = describe(envelope, hints=False)  # a pause's `golive continue` is in its paused line above
             out.print(f"  {envelope.time:%H:%M:%S} {text}", style=style or None)
         return
 

@@ -56,8 +56,10 @@ def terminal(stderr: bool = False) -> Console:
     return Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
 
 
-def describe(envelope: Envelope) -> tuple[str, str]:
-    """(rich style, text) for one event."""
+def describe(envelope: Envelope, *, hints: bool = True) -> tuple[str, str]:
+    """(rich style, text) for one event. ``hints``: the line also says what a person may do next (`golive continue`
+    after a pause), for a feed read as the run goes; a view that says where the run stands (`golive status`) says
+    that itself, once, and reads its events without."""
     d = envelope.data
     match d:
         case RunStarted():
@@ -114,7 +116,8 @@ def describe(envelope: Envelope) -> tuple[str, str]:
         case WindowClosing():
             return "bold yellow", f"maintenance window closes at {d.ends_at:%H:%M}: rolling back while it fits"
         case PauseRequested():
-            return "bold yellow", f"paused by {d.requested_by}: {d.reason} (`golive continue {envelope.runid}` lets it go on)"
+            hint = f" (`golive continue {envelope.runid}` lets it go on)" if hints else ""
+            return "bold yellow", f"paused by {d.requested_by}: {d.reason}{hint}"
         case ContinueRequested():
             return "bold green", f"continued by {d.requested_by}" + (f": {d.reason}" if d.reason else "")
         case RetryRequested():

@@ -53,7 +53,7 @@ def send_step(state: RunState, position: int, now: datetime) -> tuple[RunState, 
     if position >= len(state.steps):
         return finish(state, "succeeded", "every phase passed", now)
     step = state.steps[position]
-    state = no_windows_judged(replace(state, attempt=1, retry_at=None, extended=False, inconclusive=None))
+    state = no_windows_judged(replace(state, attempt=1, retry_at=None, extension=None, inconclusive=None))
     command_id = step_command_id(state, position)
     compensations = state.compensations + ((Compensation(step.name, step.undo, step.ref.undone()),) if step.undo else ())
     state = replace(
@@ -100,7 +100,7 @@ def on_step_result(state: RunState, envelope: Envelope) -> tuple[RunState, list[
         return fail(state, f"{step.name} failed: {why}", envelope.time, cause="threshold", probes_ended=True)
     if (step.kind == "hold" and isinstance(data, ProbeCompleted | ProbesCompleted)
             and (why := inconclusive_hold(state.tally, data))):
-        return on_inconclusive_hold(state, step, why, envelope.time)
+        return on_inconclusive_hold(state, step, data, why, envelope.time)
     if isinstance(data, TrafficDrift):
         reason = (f"{step.name} refused: {data.provider} sends {data.observed_weight}% to {data.canary}, "
                   f"golive expected {data.expected_weight}% (traffic changed by hand)")

@@ -9,7 +9,8 @@ A hold that ends with too little evidence (analysis.inconclusive_hold) is never 
 the counts (a PauseRequested by ``golive``), until `golive continue` (the stage then passes, the continue named
 in its verdict) or `golive abort`; ``fail`` counts inconclusive windows as failed ones and fails such a hold;
 ``extend`` sends the hold once more (same length, id suffix ``.extended``, its windows added to the same
-tally), then pauses if it is still inconclusive.
+tally and numbered on from those the hold sent: one stage's windows never share an index), then pauses if it is
+still inconclusive.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from golive.services.coordinator.compensation import fail
 from golive.services.coordinator.saga_state import EmitEvent, Output, RunState, SendCommand, analysis_of, step_command_id
 from golive.services.coordinator.steps import Step
 from golive.shared.commands import RunProbes
-from golive.shared.events import PAUSED_BY_GOLIVE, PauseRequested, PhaseStarted, ProbeWindow, WindowJudged
+from golive.shared.events import (
+    PAUSED_BY_GOLIVE,
+    PauseRequested,
+    PhaseStarted,
+    ProbeCompleted,
+    ProbesCompleted,
+    ProbeWindow,
+    WindowJudged,
+)
 
 
 def on_window(state: RunState | None, window: ProbeWindow, now: datetime) -> tuple[RunState | None, list[Output]]:
@@ -89,23 +98,27 @@ def _judged_event(state: RunState, window: ProbeWindow, step: Step, verdict: Win
     )
 
 
-def on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -> tuple[RunState, list[Output]]:
-    """A hold that ended with too little evidence: fail it, hold once more, or pause, as the plan's policy says."""
+def on_inconclusive_hold(state: RunState, step: Step, answer: ProbeCompleted | ProbesCompleted, why: str,
+                         now: datetime) -> tuple[RunState, list[Output]]:
+    """A hold that ended with too little evidence (``answer``): fail it, hold once more, or pause, as the plan's
+    policy says."""
     assert isinstance(step.command, RunProbes)  # a hold is one RunProbes
     policy = analysis_of(state).inconclusive
     reason = f"{step.command.label} inconclusive: {why}"
     if policy == "fail":
         return fail(state, f"{step.name} failed: {reason}", now, cause="inconclusive", probes_ended=True)
     if policy == "extend" and not state.extended:
-        # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows)
-        state = replace(state, extended=True, attempt=1, judged_windows=frozenset())
+        # the same hold again under an id of its own; its windows add to this hold's tally (the evidence grows), so
+        # the windows judged stay judged: the extension's are numbered after them
+        extension = _extension(step.command, answer)
+        state = replace(state, extension=extension, attempt=1)
         command_id = step_command_id(state, state.position)
         state = replace(state, in_flight=command_id,
                         deadline=now + timedelta(seconds=step.work_s + state.plan.timeouts.step))
         detail = f"extended by {step.command.duration_s:g}s to collect evidence: {reason}"
         return state, [EmitEvent(f"{state.run_id}/extend/{state.position}",
                                  PhaseStarted(phase=step.phase, step=step.name, at=step.ref, detail=detail)),
-                       SendCommand(command_id, step.command)]
+                       SendCommand(command_id, extension)]
     if policy == "extend":
         reason += f" (after holding {step.command.duration_s:g}s more)"
     state = replace(state, paused_by=f"{PAUSED_BY_GOLIVE}: {reason}", paused_at=now, held_next=state.position + 1,
@@ -114,3 +127,14 @@ def on_inconclusive_hold(state: RunState, step: Step, why: str, now: datetime) -
     # (run_paused) with continue and abort. Folded here, it changes nothing: the run is paused already.
     paused = PauseRequested(reason=reason, requested_by=PAUSED_BY_GOLIVE)
     return state, [EmitEvent(f"{state.run_id}/inconclusive/{state.position}", paused)]
+
+
+def _extension(hold: RunProbes, answer: ProbeCompleted | ProbesCompleted) -> RunProbes:
+    """The hold sent once more, each probe's windows numbered on from those the hold sent (its answer counts them,
+    results in the order of the probes): the run's story keys a stage's windows by probe and index, and an
+    extension numbered from 0 again overwrote the hold's first windows there."""
+    results = answer.results if isinstance(answer, ProbesCompleted) else [answer]
+    sent = [result.windows for result in results] + [0] * (len(hold.probes) - len(results))
+    probes = [probe.model_copy(update={"first_window": probe.first_window + windows})
+              for probe, windows in zip(hold.probes, sent)]
+    return hold.model_copy(update={"probes": probes})

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from golive.services.coordinator.analysis import StageTally
 from golive.services.coordinator.steps import Step
-from golive.shared.commands import ShiftTraffic, TakeTrafficTarget
+from golive.shared.commands import RunProbes, ShiftTraffic, TakeTrafficTarget
 from golive.shared.envelope import Message
 from golive.shared.events import StepRef
 from golive.shared.plan import Plan
@@ -92,12 +92,18 @@ class RunState:
     take: TakeTrafficTarget | None = None  # the run's first traffic step, sent before step 0 (position -1)
     target_weight: int | None = None  # the canary weight read back when the run took its traffic target
     judged_stage: int = 0  # the last stage whose verdict (StageJudged) was given: each stage is judged once
-    extended: bool = False  # the hold in flight is its extension (analysis.inconclusive: extend), sent once
+    # the hold in flight sent once more (analysis.inconclusive: extend), as sent: its windows numbered on (hold.py)
+    extension: RunProbes | None = None
     inconclusive: str | None = None  # why the hold the run is paused after was inconclusive, until continue
 
     @property
     def finished(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def extended(self) -> bool:
+        """The hold in flight is its extension (sent once)."""
+        return self.extension is not None
 
 
 def holding(state: RunState) -> bool:
@@ -148,8 +154,11 @@ def awaited_command(state: RunState | None) -> SendCommand | None:
 
 
 def command_as_sent(state: RunState, step: Step) -> Message | None:
-    """The step's command as sent: the first shift expects the canary weight read back when the run took its target."""
+    """The step's command as sent: the first shift expects the canary weight read back when the run took its target;
+    an extended hold is its extension."""
     command = step.command
+    if state.extension is not None and step.kind == "hold":
+        return state.extension
     if isinstance(command, ShiftTraffic) and command.expected_previous_weight is None and state.target_weight is not None:
         return command.model_copy(update={"expected_previous_weight": state.target_weight})
     return command

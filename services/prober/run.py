@@ -264,7 +264,7 @@ class _WindowFeed:
     def __init__(self, cmd: RunProbe, command_id: str, recorders: dict[str, Recorder], counted_from: float,
                  publish: WindowSink) -> None:
         self.cmd, self.command_id, self.recorders, self.counted_from, self.publish = cmd, command_id, recorders, counted_from, publish
-        self.index = 0
+        self.index = 0  # windows this command sent; each is published as cmd.first_window + its number here
         self._closing = asyncio.Event()
 
     async def tick(self, clock) -> None:
@@ -308,7 +308,8 @@ class _WindowFeed:
             closed = recorder.rotate()
             spec = self.cmd.probe if name == "probe" else self.cmd.baseline
             window = ProbeWindow(command_id=self.command_id, probe=spec.name, label=self.cmd.label, target=name,
-                                 index=index, start_s=round(index * self.cmd.window_s, 3), seconds=round(seconds, 3),
+                                 index=self.cmd.first_window + index, start_s=round(index * self.cmd.window_s, 3),
+                                 seconds=round(seconds, 3),
                                  stats=closed.summary(seconds, self.cmd.alpha))
             try:
                 await self.publish(window)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from golive.shared.events import PauseRequested, ProbesCompleted, StageJudged, StepFailed, WindowJudged
+from golive.shared.events import PauseRequested, ProbesCompleted, ProbeWindow, StageJudged, StepFailed, WindowJudged
+from golive.shared.story import story_of
 from tests.builders import skeleton_plan
 from tests.e2e.run_outcome import panel_at_end, run_events
 from tests.harness import background_run, finish_after, run_cli, wait_for_output
@@ -108,3 +109,38 @@ def test_a_stage_whose_windows_are_all_too_thin_to_judge_pauses_until_continue(s
     stage_1 = next(e for e in events if isinstance(e, StageJudged) and e.stage == 1)
     assert stage_1.verdict == "pass" and stage_1.inconclusive_windows == stage_1.windows > 0
     assert "continued by" in stage_1.reason
+
+
+def test_an_extended_hold_keeps_every_window_of_its_stage_in_the_runs_story(services, settings, process_env, tmp_path):
+    # analysis.inconclusive: extend holds stage 1 once more; its windows are the stage's too, after the hold's own
+    def thin_stage_1_extended(plan: dict) -> None:
+        plan["analysis"] = {"interval": "500ms", "min_samples": 1_000_000, "inconclusive": "extend"}
+        for stage in plan["canary"]["stages"][1:]:
+            stage["checks"] = []
+
+    run = start_run(skeleton_plan(tmp_path, edit=thin_stage_1_extended), "run-extended", process_env)
+    try:
+        wait_for_output(run, "paused by golive")  # the extension was inconclusive too
+        resumed = run_cli("continue", "run-extended", "--reason", "slow but healthy", env=process_env)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        out, err = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, out + err
+    events = run_events(settings, "run-extended")
+    holds = [e.id for e in events if isinstance(e.data, ProbesCompleted) and e.data.results[0].label == "stage 1 (10%)"]
+    assert len(holds) == 2  # the hold and its extension
+    sent = [(w.data.command_id, w.data.index) for w in events
+            if isinstance(w.data, ProbeWindow) and w.data.label == "stage 1 (10%)" and w.data.target == "probe"]
+    first, extension = sorted({command for command, _index in sent}, key=len)
+    assert extension == f"{first}.extended"
+    held, extended = [i for c, i in sent if c == first], [i for c, i in sent if c == extension]
+    assert extended == list(range(len(held), len(held) + len(extended))) and extended, sent
+
+    stage_1 = story_of(events).stages[0]
+    verdict = next(e.data for e in events if isinstance(e.data, StageJudged) and e.data.stage == 1)
+    windows = [(w.probe, w.index) for w in stage_1.windows]
+    assert len(windows) == len(set(windows)) == verdict.windows == len(sent) > 2, windows
+    assert [i for _p, i in windows] == sorted(i for _p, i in windows)  # in order: the hold's, then its extension's
+    assert all(w.verdict == "inconclusive" for w in stage_1.windows)

@@ -10,12 +10,15 @@ import sys
 import time
 from contextlib import aclosing
 
+import nats
 import pytest
 
 from golive.api import Client, RunNotControllable, exit_code
+from golive.shared.envelope import new_envelope
 from golive.shared.events import PhaseStarted, RunFinished, RunStarted
 from golive.views.as_json import run_document
 from tests.builders import skeleton_plan
+from tests.cli_runs import gated_run, publish_events
 from tests.harness import REPO, run_cli
 
 pytestmark = pytest.mark.e2e
@@ -74,6 +77,44 @@ def test_a_pipeline_starts_a_run_watches_it_to_its_end_and_reads_its_status(serv
                              env=process_env, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert example.returncode == 0, example.stdout + example.stderr
     assert example.stdout.startswith("started run-") and ": succeeded (" in example.stdout.splitlines()[-1], example.stdout
+
+
+def test_watch_reads_a_runs_history_once_and_follows_on_from_where_it_read(settings):
+    # a real nats-server, no services: the run's events as its services recorded them; it waits at its gate
+    run = gated_run("run-watched")
+    history = len(run.stream)
+    finished = new_envelope(RunFinished(outcome="rolled_back", reason="aborted at the gate", duration_s=9.0),
+                            id="run-watched/finished", source="/golive/coordinator", runid="run-watched")
+    client = Client(settings, operator="ci-pipeline")
+
+    async def watching() -> tuple[list, list[int]]:
+        await publish_events(run.stream, settings)
+        # every event the stream delivers to any reader comes to an inbox: an observer of every inbox counts them
+        observer = await nats.connect(settings.resolved_nats_url())
+        delivered: list[int] = []
+
+        async def seen(msg) -> None:
+            if msg.reply.startswith("$JS.ACK.") and msg.metadata.stream == settings.subjects.event_stream:
+                delivered.append(msg.metadata.sequence.stream)
+
+        try:
+            await observer.subscribe("_INBOX.>", cb=seen)
+            await observer.flush()
+            events = []
+            async with aclosing(client.watch("run-watched")) as feed:
+                async for event in feed:
+                    events.append(event)
+                    if len(events) == history:  # the run goes on while it is watched: it ends now
+                        await publish_events([finished], settings)
+            await observer.flush()
+        finally:
+            await observer.close()
+        return events, delivered
+
+    events, delivered = asyncio.run(watching())
+
+    assert [e.id for e in events] == [*(e.id for e in run.stream), finished.id]
+    assert sorted(delivered) == list(range(1, history + 2)), delivered  # each event read once, none twice
 
 
 def test_a_pipeline_approves_one_gate_and_aborts_at_the_next(services, settings, process_env, tmp_path):

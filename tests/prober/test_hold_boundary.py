@@ -71,3 +71,21 @@ async def test_a_stopped_hold_answers_even_when_a_publish_swallows_its_cancellat
     count = len(published)
     await asyncio.sleep(1.0)
     assert len(published) == count
+
+
+@pytest.mark.timeout(60)
+async def test_an_extended_hold_numbers_its_windows_on_from_the_holds_so_a_stage_never_repeats_one(http_target):
+    # analysis.inconclusive: extend sends a stage's hold again; its windows go on from the windows the hold sent
+    published: list[ProbeWindow] = []
+
+    async def collect(window: ProbeWindow) -> None:
+        published.append(window)
+
+    cmd = RunProbe(probe=HttpProbeSpec(name="app", url=http_target.url("/ok")), duration_s=1.5,
+                   load=LoadSpec(mode="open", rate=40), window_s=0.5, first_window=3)
+    result = await run_probe(cmd, {}, command_id="cmd.extended", publish_window=collect)
+
+    assert result.windows == len(published) >= 2  # the windows this command sent, not the stage's number
+    assert [w.index for w in published] == list(range(3, 3 + len(published)))
+    # start_s is still counted from this command's start, as it always was
+    assert [w.start_s for w in published] == [n * 0.5 for n in range(len(published))]

@@ -18,9 +18,12 @@ def policy(name: str) -> dict[str, str]:
     return {ANALYSIS: f"consecutive_failure_limit: 2, inconclusive: {name}}}"}
 
 
-def hold_ends(run: Run, answer=None):
-    """The hold in flight answers with its totals (all passed unless ``answer`` says otherwise)."""
-    return run.answer(answer or hold_result(passed=True, probes=["recent", "app", "db"], label="stage 1 (10%)"))
+def hold_ends(run: Run, answer=None, **windows: int):
+    """The hold in flight answers with its totals (all passed unless ``answer`` says otherwise); ``windows``: how
+    many windows the prober says it sent of each probe named (as ProbeCompleted.windows)."""
+    answer = answer or hold_result(passed=True, probes=["recent", "app", "db"], label="stage 1 (10%)")
+    results = [r.model_copy(update={"windows": windows.get(r.probe, r.windows)}) for r in answer.results]
+    return run.answer(answer.model_copy(update={"results": results}))
 
 
 def thin(run: Run, n: int = 3, first: int = 0) -> None:
@@ -149,16 +152,17 @@ def test_extend_holds_once_more_for_the_holds_length_and_passes_on_the_evidence_
     first_id = run.state.in_flight
     thin(run, 2)
 
-    outputs = hold_ends(run)
+    outputs = hold_ends(run, recent=2)
 
     [again] = [o for o in commands(outputs)]
-    assert isinstance(again, RunProbes) and again == hold  # the same hold, its length again
+    assert isinstance(again, RunProbes) and again.duration_s == hold.duration_s  # the same hold, its length again
+    assert [p.model_copy(update={"first_window": 0}) for p in again.probes] == hold.probes
     assert run.state.in_flight == f"{first_id}.extended"
     [extended] = [e for e in events(outputs) if isinstance(e, PhaseStarted)]
     assert extended.detail.startswith("extended by 60s to collect evidence: stage 1 (10%) inconclusive: ")
     assert not any(isinstance(e, PauseRequested | StageJudged) for e in events(outputs))
 
-    for index in range(3):  # the extension's windows are conclusive: 3 judged against 2 not
+    for index in range(2, 5):  # the extension's windows are conclusive: 3 judged against 2 not
         window_of(run, index)
     outputs = hold_ends(run)
 
@@ -167,11 +171,29 @@ def test_extend_holds_once_more_for_the_holds_length_and_passes_on_the_evidence_
     assert run.current_step == "stage2:shift:100"
 
 
+def test_an_extension_numbers_its_windows_on_from_those_its_hold_sent_so_none_is_taken_for_another():
+    # the run's story keys a stage's windows by probe and index: an extension numbering from 0 again overwrote them
+    run = at_hold(**policy("extend"))
+    hold = run.awaited
+    thin(run, 2)
+    window_of(run, 0, probe="app")
+
+    [again] = commands(hold_ends(run, recent=2, app=3, db=2))
+
+    assert isinstance(again, RunProbes) and isinstance(hold, RunProbes)
+    assert [(p.probe.name, p.first_window) for p in again.probes] == [("recent", 2), ("app", 3), ("db", 2)]
+    assert [p.first_window for p in hold.probes] == [0, 0, 0]
+    [verdict] = judged(window_of(run, 2))
+    assert verdict.index == 2 and verdict.reason.startswith("stage 1 (10%): recent window 2 passed")
+    # a window of the extension numbered as one of the hold's was judged already: it is not counted twice
+    assert judged(window_of(run, 1, count=5)) == []
+
+
 def test_extend_pauses_when_the_extension_is_inconclusive_too():
     run = at_hold(**policy("extend"))
     thin(run, 2)
-    hold_ends(run)
-    thin(run, 2)
+    hold_ends(run, recent=2)
+    thin(run, 2, first=2)
 
     paused = paused_by_golive(hold_ends(run))
 
@@ -183,8 +205,8 @@ def test_replaying_the_stream_of_a_run_golive_paused_extended_and_continued_rebu
     # the shell folds the run's stream, the pause golive emitted included: it must land where decide() did
     run = at_hold(**policy("extend"))
     thin(run, 2)
-    hold_ends(run)
-    thin(run, 2)
+    hold_ends(run, recent=2)
+    thin(run, 2, first=2)
     hold_ends(run)
     paused = run.state
     go_on(run)
