@@ -118,15 +118,9 @@ def test_an_extended_hold_keeps_every_window_of_its_stage_in_the_runs_story(serv
         for stage in plan["canary"]["stages"][1:]:
             stage["checks"] = []
 
-    run = start_run(skeleton_plan(tmp_path, edit=thin_stage_1_extended), "run-extended", process_env)
-    try:
+    with background_run(skeleton_plan(tmp_path, edit=thin_stage_1_extended), "run-extended", process_env) as run:
         wait_for_output(run, "paused by golive")  # the extension was inconclusive too
-        resumed = run_cli("continue", "run-extended", "--reason", "slow but healthy", env=process_env)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        out, err = run.communicate(timeout=90)
-    finally:
-        if run.poll() is None:
-            run.kill()
+        out, err = finish_after(run, "continue", "run-extended", "--reason", "slow but healthy", env=process_env)
     assert run.returncode == 0, out + err
     events = run_events(settings, "run-extended")
     holds = [e.id for e in events if isinstance(e.data, ProbesCompleted) and e.data.results[0].label == "stage 1 (10%)"]
