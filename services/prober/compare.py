@@ -12,7 +12,10 @@ difference" even when a huge sample makes a microscopic shift significant.
 A hold with a tolerance (the plan's baseline ``p95_increase_ms``) is judged *sequentially* instead (``HoldJudge``,
 services/prober/sequential.py): the request pairs are judged as they complete, anytime-valid at ``alpha`` over the
 whole hold, and the canary is worse as soon as the evidence suffices and the difference matters as above. The
-fixed-horizon test then only describes (p95 delta, P(slower)); the verdict is the sequential judge's.
+fixed-horizon test then only describes (p95 delta, P(slower)); the verdict is the sequential judge's. A fault that
+starts late is diluted in the hold's totals by the healthy part before it: the difference also matters when it does
+over a stretch since one of the last restart boundaries (``matters_since``: with confidence bounds, a stretch being
+short), and the verdict then gives that stretch's numbers and says since when.
 """
 
 from __future__ import annotations
@@ -20,15 +23,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from golive.services.prober.sequential import PairedComparison, Side
+from golive.services.prober.sequential import RESTART_EVERY_S, PairedComparison, Side
 from golive.services.prober.stats import LatencyWindow
 from golive.shared.events import Comparison
-from golive.shared.judge import number
+from golive.shared.judge import error_rate_pct, number
+from golive.shared.limits import rate_bounds
 
 ALPHA = 0.01
 MIN_SAMPLES = 20
 MIN_ERROR_RATE_DELTA_PCT = 0.5
+# restart segments of the hold whose requests the sequential judge keeps (two minutes at 30 s): a fault whose evidence
+# starts earlier than that is measured on the hold's totals, by then less diluted
+KEPT_SEGMENTS = 4
 
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
@@ -111,15 +119,95 @@ class Decision:
     at_s: float  # seconds into the hold (after its warm-up)
 
 
+class Sample(Protocol):
+    """What ``matters`` reads of a side's requests: a LatencyWindow, or the judge's recent requests."""
+
+    @property
+    def count(self) -> int: ...  # answered requests
+
+    @property
+    def samples(self) -> int: ...  # answered and failed
+
+    def percentile_ms(self, q: float) -> float: ...
+
+    def error_rate_pct(self) -> float: ...
+
+
+class Requests:
+    """One side's requests of a stretch of the hold: the answered ones' latencies, and how many failed."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.failed = 0
+
+    def add(self, latency_ms: float | None) -> None:
+        if latency_ms is None:
+            self.failed += 1
+        else:
+            self.latencies_ms.append(latency_ms)
+
+    @property
+    def count(self) -> int:
+        return len(self.latencies_ms)
+
+    @property
+    def samples(self) -> int:
+        return len(self.latencies_ms) + self.failed
+
+    def percentile_ms(self, q: float) -> float:
+        """The nearest-rank percentile (the value at rank ceil(q% of n)), as the histogram reads it."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+    def error_rate_pct(self) -> float:
+        return error_rate_pct(self.count, self.failed)
+
+    def merged(self, other: Requests) -> Requests:
+        both = Requests()
+        both.latencies_ms, both.failed = self.latencies_ms + other.latencies_ms, self.failed + other.failed
+        return both
+
+
+class Segments:
+    """Each side's requests per restart segment of the hold, the last KEPT_SEGMENTS of them: a fault that started late
+    is measured on the stretches since their boundaries when the hold's totals, diluted by the healthy part, do not
+    show it."""
+
+    def __init__(self) -> None:
+        self.kept: dict[int, dict[Side, Requests]] = {}
+
+    def add(self, segment: int, side: Side, latency_ms: float | None) -> None:
+        if segment not in self.kept:
+            self.kept[segment] = {"canary": Requests(), "stable": Requests()}
+            for old in [k for k in self.kept if k <= segment - KEPT_SEGMENTS]:
+                del self.kept[old]
+        self.kept[segment][side].add(latency_ms)
+
+    def stretches(self) -> list[tuple[int, Requests, Requests]]:
+        """(segment, the canary's requests from it on, stable's): for each segment kept, the latest first."""
+        found = []
+        canary, stable = Requests(), Requests()
+        for segment in sorted(self.kept, reverse=True):
+            canary, stable = canary.merged(self.kept[segment]["canary"]), stable.merged(self.kept[segment]["stable"])
+            found.append((segment, canary, stable))
+        return found
+
+
 class HoldJudge:
     """The sequential judge of one check's canary against its stable twin through a hold (pure: the caller feeds it).
 
     Requests are paired by their place in the schedule both targets share: the open-loop due time's index, or the
     request's number in a closed loop. ``record`` returns the Decision the first time the canary is found worse beyond
-    the tolerance (and the difference matters: ``matters``), else None."""
+    the tolerance (and the difference matters, ``matters``, over the hold so far or over its last restart segments:
+    a fault that starts late is judged where it is), else None. ``now`` is the judge's clock: the sign test starts a
+    fresh e-process at every ``restart_s`` of it (services/prober/sequential.py)."""
 
-    def __init__(self, tolerance_ms: float, alpha: float, rate: float | None, counted_from: float) -> None:
-        self.paired = PairedComparison(tolerance_ms, alpha)
+    def __init__(self, tolerance_ms: float, alpha: float, rate: float | None, counted_from: float,
+                 restart_s: float = RESTART_EVERY_S) -> None:
+        self.paired = PairedComparison(tolerance_ms, alpha, restart_s)
+        self.segments = Segments()
         self.tolerance_ms, self.rate, self.counted_from = tolerance_ms, rate, counted_from
         self.decision: Decision | None = None
         self._sent: dict[Side, int] = {"canary": 0, "stable": 0}
@@ -135,31 +223,81 @@ class HoldJudge:
     def record_pair(self, side: Side, key: int, latency_ms: float | None, now: float,
                     probe: LatencyWindow, baseline: LatencyWindow) -> Decision | None:
         """``record`` with the pair named by the caller (``key``: the same for both requests of a pair)."""
+        at_s = now - self.counted_from
+        self.paired.advance(at_s)
         self.paired.record(side, key, latency_ms)
-        if self.decision is not None or not self.paired.worse or not matters(probe, baseline, self.tolerance_ms):
+        self.segments.add(self.paired.restarts, side, latency_ms)
+        if self.decision is not None or not self.paired.worse:
             return None
-        self.decision = Decision(self.reason(probe, baseline, now - self.counted_from), self.paired.test.p_value,
-                                 now - self.counted_from)
+        if matters(probe, baseline, self.tolerance_ms):
+            since, canary, stable = 0.0, probe, baseline
+        else:  # a fault that started late: measured since a restart boundary kept, the latest first
+            stretch = self.late_stretch(baseline)
+            if stretch is None:
+                return None
+            since, canary, stable = stretch
+        self.decision = Decision(self.reason(canary, stable, at_s, since, probe.samples + baseline.samples),
+                                 self.paired.test.p_value, at_s)
         return self.decision
 
-    def reason(self, probe: LatencyWindow, baseline: LatencyWindow, at_s: float) -> str:
+    def late_stretch(self, baseline: Sample) -> tuple[float, Requests, Requests] | None:
+        """(since, in seconds into the hold; the canary's requests; stable's) of the latest stretch since a restart
+        boundary over which the difference matters (``matters_since``); None when none does."""
+        stretches = self.segments.stretches()
+        if not stretches:
+            return None
+        # stable's p95 over every segment kept (the longest stretch): a sort of a few minutes of requests, where the
+        # hold's histogram costs milliseconds a look; its error rate is the hold's, a count
+        reference = max(baseline.error_rate_pct(), stretches[-1][2].error_rate_pct()), stretches[-1][2].percentile_ms(95)
+        for segment, canary, stable in stretches:
+            if matters_since(canary, stable, reference, self.tolerance_ms, self.paired.alpha):
+                return segment * self.paired.restart_s, canary, stable
+        return None
+
+    def reason(self, probe: Sample, baseline: Sample, at_s: float, since_s: float = 0.0, requests: int | None = None) -> str:
         """``canary error rate 5.1% vs stable 0.2%, sequential p = 0.0004 after 812 requests, 6.2 s into the hold``:
-        by errors when failed canary requests carried most of the evidence, else by latency."""
+        by errors when failed canary requests carried most of the evidence, else by latency. The numbers are those
+        of ``probe`` and ``baseline``: the hold's, or (``since_s`` > 0) those since that many seconds into it, said so;
+        ``requests``: all the sign test has seen (both sides, the whole hold), by default the numbers' own."""
         verdict = self.paired.verdict()
         if verdict.by_errors * 2 >= verdict.canary_worse:
             what = f"canary error rate {probe.error_rate_pct():.1f}% vs stable {baseline.error_rate_pct():.1f}%"
         else:
             what = (f"canary p95 {number(probe.percentile_ms(95))} ms vs stable {number(baseline.percentile_ms(95))} ms "
                     f"(tolerance {number(self.tolerance_ms)} ms)")
-        return (f"{what}, sequential p = {verdict.p_value:.2g} after {probe.samples + baseline.samples:,} requests, "
-                f"{at_s:.1f} s into the hold")
+        if since_s > 0:
+            what += f" since {since_s:.0f} s"
+        seen = probe.samples + baseline.samples if requests is None else requests
+        return f"{what}, sequential p = {verdict.p_value:.2g} after {seen:,} requests, {at_s:.1f} s into the hold"
 
 
-def matters(probe: LatencyWindow, baseline: LatencyWindow, tolerance_ms: float) -> bool:
+def matters(probe: Sample, baseline: Sample, tolerance_ms: float) -> bool:
     """A difference worth failing a stage for: the canary's p95 above stable's by more than the tolerance, or its
     error rate higher by at least MIN_ERROR_RATE_DELTA_PCT points."""
     return (probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
             or (probe.count > 0 and probe.percentile_ms(95) - baseline.percentile_ms(95) > tolerance_ms))
+
+
+def matters_since(canary: Requests, stable: Requests, reference: tuple[float, float], tolerance_ms: float,
+                  alpha: float) -> bool:
+    """``matters`` over a stretch of the hold since a restart boundary, with confidence: a stretch may be short, and a
+    point estimate on a few requests looked at after every one would find a difference that does not matter. The
+    canary's error rate is higher than stable's (the stretch's or ``reference``'s, the larger) by
+    MIN_ERROR_RATE_DELTA_PCT points at its lower ``1 - alpha`` bound, or more than 5% of its answers in the stretch,
+    at that bound, are slower than stable's p95 (the larger again) plus the tolerance: the canary's p95 is past it."""
+    reference_errors_pct, reference_p95_ms = reference
+    stable_errors_pct = max(stable.error_rate_pct(), reference_errors_pct)
+    # the bounds cost a root search each: only where the point estimate is past the line can the bound be
+    if canary.error_rate_pct() - stable_errors_pct >= MIN_ERROR_RATE_DELTA_PCT:
+        errors_low, _ = rate_bounds(canary.samples, canary.failed, alpha)
+        if 100 * errors_low - stable_errors_pct >= MIN_ERROR_RATE_DELTA_PCT:
+            return True
+    slow = max(stable.percentile_ms(95), reference_p95_ms) + tolerance_ms
+    slower = sum(ms > slow for ms in canary.latencies_ms)
+    if slower <= 0.05 * canary.count:
+        return False
+    slow_low, _ = rate_bounds(canary.count, slower, alpha)
+    return slow_low > 0.05
 
 
 def sequential_comparison(fixed: Comparison, judge: HoldJudge) -> Comparison:

@@ -28,8 +28,25 @@ average is too. Updating it is O(grid) per observation, constant memory.
   at alpha/2 each: **breach** when the lower confidence bound is past the limit, **pass** when the upper one is
   clearly inside it, else **inconclusive**.
 
-The tests assume the canary behaves the same through the hold (a bad version is bad from the start of its stage);
-a fault that starts late in a long hold is caught later, and the per-window analysis still runs beside them.
+**A fault that starts late** (``PairedComparison.advance``). An e-process started at the hold's start has bet through
+the healthy part and mostly lost (each healthy discordant pair against stable costs its bet on "always the canary"
+almost all of that bet), so after a few healthy minutes it needs far more evidence than a fresh one. So the hold's
+sign test is a *mixture over start times*: FROM_START of the unit stake is bet from the hold's start, and at the k-th
+boundary of RESTART_EVERY_S (k >= 1) a fresh e-process starts with ``restart_weight(k) = (1 - FROM_START) * 6 /
+(pi^2 k^2)`` of it, the part not yet bet counted at face value. Each part is a test martingale under the null (1
+until its start, a likelihood-ratio mixture after), so their sum is one too, starting at 1: Ville's inequality bounds
+its reaching 1/alpha, at any look of the hold, by alpha. This is the rule "start k tested at level alpha * w_k,
+reject when any one crosses 1/(alpha w_k)" (Ville and a union bound, sum of the w_k <= 1) made one e-process: when
+any start alone crosses, w_k e_k >= 1/alpha and the sum is past it too, so it never rejects later than the union
+does, and its p = 1 / max e is the valid sequential p-value of what fired, with no adjustment. It is the weighted
+Shiryaev-Roberts e-detector of Shin, Ramdas & Rinaldo ("E-detectors: a nonparametric framework for sequential change
+detection", New England J. Statist. Data Sci. 2024), with weights that sum to 1 instead of 1 each: theirs bounds the
+mean time to a false alarm, this the probability of one in the hold, which is what ``analysis.alpha`` promises. The
+recursion keeps one number per alternative (a start adds its stake to each), so a pair costs what it did, O(grid).
+The price: a fault from the start needs log(1/FROM_START) more evidence (a fraction of one failed request), one
+starting at the k-th boundary log(1/restart_weight(k)) more than from a fresh start (at 120 s, k = 4: about 5, some 7
+failed requests), however long the healthy part; and a from-the-start e-process that did not drift still counts.
+Boundaries are read from the hold's clock, which tells nothing of which side of a pair is worse.
 """
 
 from __future__ import annotations
@@ -47,6 +64,10 @@ SIGN_ALTERNATIVES: tuple[tuple[float, float], ...] = (
 )
 # An absolute limit's alternatives: the rate a multiple of the limit (above it) or a fraction of it (below it).
 LIMIT_RATIOS: tuple[float, ...] = (1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+# The hold's sign test bets FROM_START of its stake from the hold's start and the rest on fresh starts, one every
+# RESTART_EVERY_S (the analysis window's default length), for a fault that starts late: see the module's docstring.
+FROM_START = 0.8
+RESTART_EVERY_S = 30.0
 # evidence a pair is remembered for while its twin is not back (a request never answered leaves one side alone)
 MAX_UNPAIRED = 10_000
 
@@ -55,18 +76,37 @@ class MixtureTest:
     """One-sided e-process against ``x ~ Bernoulli(p0)``: alternatives ``theta`` with weights (summing to 1).
 
     ``update(x)`` adds one observation; ``e`` is the e-value now, ``p_value`` the sequential p-value (1 / the largest
-    e-value seen, at most 1)."""
+    e-value seen, at most 1). ``first``: the share of the unit stake bet from the first observation; the rest is kept
+    in hand (worth what it was) until ``start`` bets a share of it from the next observation on."""
 
-    def __init__(self, p0: float, alternatives: Sequence[tuple[float, float]]) -> None:
+    def __init__(self, p0: float, alternatives: Sequence[tuple[float, float]], first: float = 1.0) -> None:
         if not 0.0 < p0 < 1.0:
             raise ValueError(f"p0 must be strictly between 0 and 1, not {p0}")
         total = sum(w for _, w in alternatives)
         self._up = [math.log(theta / p0) for theta, _ in alternatives]
         self._down = [math.log((1 - theta) / (1 - p0)) for theta, _ in alternatives]
-        self._log = [math.log(w / total) for _, w in alternatives]
+        self._prior = [math.log(w / total) for _, w in alternatives]
+        # log of each alternative's bets over every start so far, and last the stake in hand (which neither wins nor
+        # loses: steps of 0), so that e is their sum
+        self._up.append(0.0)
+        self._down.append(0.0)
+        self._log = [-math.inf for _ in alternatives] + [0.0]
+        self.in_hand = 1.0
         self.n = 0
         self.successes = 0
         self.log_e_max = 0.0  # e starts at 1
+        self.start(first)
+
+    def start(self, weight: float) -> None:
+        """A fresh e-process from the next observation on, with ``weight`` of the unit stake (taken from what is in
+        hand): e does not change, and stays a test (super)martingale, whatever the weights so long as they sum to 1."""
+        weight = min(weight, self.in_hand)
+        if weight <= 0:
+            return
+        self.in_hand -= weight
+        fresh = math.log(weight)
+        bets = [_log_add(a, fresh + w) for a, w in zip(self._log, self._prior)]
+        self._log = [*bets, math.log(self.in_hand) if self.in_hand > 0 else -math.inf]
 
     def update(self, x: bool) -> float:
         """Add one observation; returns the e-value now."""
@@ -91,9 +131,16 @@ class MixtureTest:
         return self.log_e_max >= math.log(1.0 / alpha)
 
 
-def sign_test() -> MixtureTest:
-    """The canary is the worse side of a discordant pair more often than stable (null: a fair coin)."""
-    return MixtureTest(0.5, SIGN_ALTERNATIVES)
+def sign_test(first: float = 1.0) -> MixtureTest:
+    """The canary is the worse side of a discordant pair more often than stable (null: a fair coin). ``first``: the
+    share of the stake bet from the hold's start (the rest for fresh starts later: ``restart_weight``)."""
+    return MixtureTest(0.5, SIGN_ALTERNATIVES, first)
+
+
+def restart_weight(k: int) -> float:
+    """The stake of the fresh e-process started at the ``k``-th restart boundary (k >= 1; 0 is the hold's start):
+    what FROM_START leaves, spread as 6 / (pi^2 k^2), which sums to 1 over every k."""
+    return (1.0 - FROM_START) * 6.0 / (math.pi**2 * k**2) if k >= 1 else FROM_START
 
 
 def above(p0: float) -> MixtureTest:
@@ -139,17 +186,28 @@ class PairedComparison:
     due time's index in the open-loop schedule both sides share). A pair is judged when both of its requests are back.
     ``tolerance_ms``: how much slower a canary request may be than its stable twin before the pair counts against it."""
 
-    def __init__(self, tolerance_ms: float, alpha: float) -> None:
+    def __init__(self, tolerance_ms: float, alpha: float, restart_s: float = RESTART_EVERY_S) -> None:
         if not 0.0 < alpha < 1.0:
             raise ValueError(f"alpha must be strictly between 0 and 1, not {alpha}")
+        if restart_s <= 0:
+            raise ValueError(f"restart_s must be positive, not {restart_s}")
         self.tolerance_ms = tolerance_ms
         self.alpha = alpha
-        self.test = sign_test()
+        self.restart_s = restart_s
+        self.restarts = 0  # restart boundaries passed (fresh e-processes started after the hold's start)
+        self.test = sign_test(FROM_START)
         self.pairs = 0
         self.by_errors = 0
         self.canary_errors = 0
         self.stable_errors = 0
         self._waiting: dict[Side, dict[Hashable, float | None]] = {"canary": {}, "stable": {}}
+
+    def advance(self, at_s: float) -> None:
+        """The hold's clock reads ``at_s`` seconds: a fresh e-process starts at every restart boundary passed since.
+        Call it before recording what completed then (the boundaries may depend on the clock, never on a pair's sign)."""
+        while (self.restarts + 1) * self.restart_s <= at_s:
+            self.restarts += 1
+            self.test.start(restart_weight(self.restarts))
 
     def record(self, side: Side, key: Hashable, latency_ms: float | None) -> None:
         other: Side = "stable" if side == "canary" else "canary"
@@ -250,6 +308,12 @@ class LimitBound:
         decision: LimitDecision = ("breach" if self._above.rejects(half) else
                                    "pass" if self._below.rejects(half) else "inconclusive")
         return LimitVerdict(decision, self._above.p_value, self._below.p_value, self.n, self.over)
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)), without overflow."""
+    top, low = (a, b) if a >= b else (b, a)
+    return top if low == -math.inf else top + math.log1p(math.exp(low - top))
 
 
 def _log_sum_exp(values: Sequence[float]) -> float:

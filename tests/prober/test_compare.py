@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -123,3 +124,25 @@ def test_requests_pair_by_their_due_time_whatever_order_they_complete_in():
     judge.record("canary", 0.1, 9.0, 1.0, probe, base)
     judge.record("stable", 0.2, 4.0, 1.0, probe, base)
     assert judge.paired.pairs == 2 and judge.paired.test.successes == 2
+
+
+def test_a_canary_turning_300_ms_slower_late_in_a_hold_fails_within_the_fresh_starts_bound_of_the_onset():
+    """Two minutes of a healthy canary first, with a tolerance so small that 60% of pairs are discordant (coin flips
+    the judge bets on and mostly loses): the sign test of the whole hold is then far below 1. The e-process started
+    fresh at 120 s sees only the fault, every pair of it against the canary; its bet on "always the canary" (weight
+    0.8 of that start's weight) doubles with each pair, so it reaches 1/alpha within ``needed`` pairs of the onset,
+    and the stretch since 120 s shows a p95 far past the tolerance (on enough requests to say so with confidence)."""
+    from golive.services.prober.sequential import SIGN_ALTERNATIVES, restart_weight
+
+    rate, onset_s, tolerance_ms = 15.0, 120.0, 5.0
+    onset = int(onset_s * rate)
+    theta, weight = SIGN_ALTERNATIVES[-1]
+    start = restart_weight(4)  # the hold's 120 s is its fifth 30 s boundary (the first is its start)
+    needed = math.ceil(math.log(1 / (0.01 * start * weight)) / math.log(2 * theta))
+    for seed in range(5):
+        rng = random.Random(seed)
+        decision, pairs = feed_hold(lambda i: 10 + rng.expovariate(1 / 10) + (300 if i >= onset else 0),
+                                    lambda i: 10 + rng.expovariate(1 / 10), onset + 1000, tolerance_ms, rate)
+        assert decision is not None and onset < pairs <= onset + needed, (seed, pairs - onset)
+        # the hold's p95 does not show it yet (under 5% of its requests are slow): the stretch since 120 s does, said so
+        assert decision.reason.startswith("canary p95 ") and " since 120 s, sequential p = " in decision.reason

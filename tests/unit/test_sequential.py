@@ -1,4 +1,5 @@
-"""The sequential judge (services/prober/sequential.py): valid at every look on healthy (A/A) streams, quick on bad ones.
+"""The sequential judge (services/prober/sequential.py): valid at every look on healthy (A/A) streams, quick on bad ones,
+and as quick on a fault that starts late in a hold (a fresh e-process at every restart boundary).
 
 The false-alarm checks are Monte Carlo with fixed seeds: the bound is alpha, the assertion alpha + 3 standard errors
 of the simulated rate, with the judge looking after every pair of every simulated hold."""
@@ -8,12 +9,24 @@ from __future__ import annotations
 import copy
 import math
 import random
+import statistics
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from golive.services.prober.sequential import LimitBound, MixtureTest, PairedComparison, above, below, pair_outcome, sign_test
+from golive.services.prober.sequential import (
+    FROM_START,
+    SIGN_ALTERNATIVES,
+    LimitBound,
+    MixtureTest,
+    PairedComparison,
+    above,
+    below,
+    pair_outcome,
+    restart_weight,
+    sign_test,
+)
 
 ALPHA = 0.01
 HOLDS = 2000
@@ -39,6 +52,31 @@ def test_each_e_process_is_a_martingale_under_its_null(history, kind, p0):
     assert null * math.exp(yes.log_e) + (1 - null) * math.exp(no.log_e) == pytest.approx(now, rel=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans()), max_size=60))
+def test_a_sign_test_with_fresh_starts_starts_at_one_and_stays_a_martingale_under_its_null(history):
+    """A fresh start moves stake from hand to bets and leaves e as it was; each observation keeps E[e] where it was."""
+    test = sign_test(FROM_START)
+    assert test.log_e == pytest.approx(0.0, abs=1e-12)
+    restarts = 0
+    for x, restart in history:
+        if restart:
+            restarts += 1
+            before = test.log_e
+            test.start(restart_weight(restarts))
+            assert test.log_e == pytest.approx(before, rel=1e-9, abs=1e-12)
+        yes, no = copy.deepcopy(test), copy.deepcopy(test)
+        yes.update(True)
+        no.update(False)
+        assert 0.5 * math.exp(yes.log_e) + 0.5 * math.exp(no.log_e) == pytest.approx(math.exp(test.log_e), rel=1e-9)
+        test.update(x)
+
+
+def test_the_restart_weights_with_the_start_share_the_whole_stake():
+    assert FROM_START + sum(restart_weight(k) for k in range(1, 200_000)) == pytest.approx(1.0, abs=1e-5)
+    assert restart_weight(0) == FROM_START and all(restart_weight(k) > restart_weight(k + 1) > 0 for k in range(1, 50))
+
+
 def test_pair_outcome_ranks_a_failure_below_any_answer_and_ignores_differences_within_tolerance():
     assert pair_outcome(None, 5.0, 50) is True
     assert pair_outcome(5.0, None, 50) is False
@@ -47,14 +85,17 @@ def test_pair_outcome_ranks_a_failure_below_any_answer_and_ignores_differences_w
     assert pair_outcome(40.0, 5.0, 50) is None
 
 
-def aa_false_alarms(seed: int, pairs: int, tolerance_ms: float, error_rate: float, stalls: bool) -> float:
+def aa_false_alarms(seed: int, pairs: int, tolerance_ms: float, error_rate: float, stalls: bool,
+                    restart_every: int = 10**9) -> float:
     """Healthy holds: canary and stable drawn from the same latency law (rounded to 0.1 ms: ties happen), the same
-    error rate, and with ``stalls`` a busy prober machine that now and then delays both requests of a pair alike."""
+    error rate, and with ``stalls`` a busy prober machine that now and then delays both requests of a pair alike.
+    The hold's clock reads one second per pair; a fresh e-process starts every ``restart_every`` of them."""
     rng = random.Random(seed)
     alarms = 0
     for _ in range(HOLDS):
-        judge = PairedComparison(tolerance_ms, ALPHA)
-        for _ in range(pairs):
+        judge = PairedComparison(tolerance_ms, ALPHA, restart_s=restart_every)
+        for i in range(pairs):
+            judge.advance(float(i))
             stall = rng.expovariate(1 / 300) if stalls and rng.random() < 0.05 else 0.0
             sides = [None if rng.random() < error_rate else round(10 * rng.lognormvariate(0, 0.8) + stall, 1)
                      for _ in range(2)]
@@ -76,6 +117,52 @@ def test_a_healthy_canary_is_judged_worse_at_most_alpha_of_the_time_over_every_l
 def test_a_healthy_canary_with_no_tolerance_and_every_pair_discordant_stays_within_alpha():
     """The hardest A/A case: continuous latencies, tolerance 0, so every pair is a coin flip the judge bets on."""
     assert aa_false_alarms(7, 400, 0.0, 0.0, False) <= three_sigma_over(ALPHA, HOLDS)
+
+
+def test_a_healthy_canary_stays_within_alpha_over_a_long_hold_with_a_fresh_e_process_every_few_pairs():
+    """Every pair a coin flip (tolerance 0) and a restart every 10 pairs: 39 fresh e-processes in a hold, each a bet
+    that the canary turned bad then. Their stakes and the start's sum to 1, so the hold's false alarms stay within
+    alpha, where testing each fresh one at alpha would let them add up to as much as 40 alpha."""
+    assert aa_false_alarms(11, 400, 0.0, 0.0, False, restart_every=10) <= three_sigma_over(ALPHA, HOLDS)
+
+
+def late_fault_pairs(seed: int, onset_pairs: int, canary_error_rate: float) -> int | None:
+    """Pairs after the onset until the judge finds the canary worse. Before the onset (15 pairs a second) every pair
+    is a coin flip (tolerance 0, continuous latencies): the e-processes started then bet and mostly lose. From the onset
+    the canary fails ``canary_error_rate`` of its requests and answers the others as fast as its stable twin."""
+    rng = random.Random(seed)
+    judge = PairedComparison(0.0, ALPHA)
+    for i in range(onset_pairs + 3000):
+        judge.advance(i / 15)
+        stable = 10 * rng.lognormvariate(0, 0.5)
+        if i < onset_pairs:
+            judge.add_pair(10 * rng.lognormvariate(0, 0.5), stable)
+        else:
+            judge.add_pair(None if rng.random() < canary_error_rate else stable, stable)
+        if judge.worse:
+            return i + 1 - onset_pairs if i >= onset_pairs else None
+    return None
+
+
+def test_a_canary_failing_every_request_late_in_a_hold_is_worse_within_the_fresh_starts_bound():
+    """From the boundary at 120 s on, every pair is against the canary: the e-process started there (stake
+    restart_weight(4) times 0.8 on "always the canary") doubles with each, so it reaches 1/alpha within ``bound`` pairs
+    whatever the two healthy minutes did to the e-processes started before."""
+    theta, weight = SIGN_ALTERNATIVES[-1]
+    bound = math.ceil(math.log(1 / (ALPHA * restart_weight(4) * weight)) / math.log(2 * theta))
+    found = [late_fault_pairs(seed, 1800, 1.0) for seed in range(10)]
+    assert all(n is not None and n <= bound for n in found), (found, bound)
+
+
+def test_a_canary_failing_five_percent_late_in_a_hold_is_worse_within_twice_and_a_half_the_time_from_the_start():
+    """5% errors from 120 s, after 1,800 coin-flip pairs. From the start, the hold's e-process needs log(1/(alpha
+    FROM_START 0.8)) of evidence (about 7 failed canary requests); the one started at 120 s, log(1/restart_weight(4))
+    more, about as much again: twice the failures, so about twice the pairs. The drifted e-processes alone would need
+    hundreds of failures (their bets on "always the canary" lost to the first pair against stable)."""
+    late = [late_fault_pairs(seed, 1800, 0.05) for seed in range(15)]
+    start = [late_fault_pairs(seed, 0, 0.05) for seed in range(15)]
+    assert all(n is not None for n in late + start), (late, start)
+    assert statistics.median(late) <= 2.5 * statistics.median(start), (late, start)  # type: ignore[type-var]
 
 
 def requests_to_detect(canary_error_rate: float, added_ms: float, seed: int, tolerance_ms: float = 50.0) -> int | None:
