@@ -210,15 +210,16 @@ async def unknown_run(js, settings: Settings, run_id: str) -> RunNotControllable
     return RunNotControllable(f"no run {run_id}; recent runs: {', '.join(runs[:RECENT_RUNS_SHOWN])}{more}")
 
 
-async def _controllable_run(js, settings: Settings, run_id: str, data) -> tuple[RunState, list[Envelope]]:
-    """``run_id`` as the coordinator sees it, if ``data`` (an operator command) may apply to it: RunNotControllable
-    for an unknown run, or with the reason the coordinator's own rule (services/coordinator/control.py) refuses it."""
-    state, events = await read_run(js, settings, run_id)
+async def _controllable_run(js, settings: Settings, run_id: str, data) -> tuple[RunState, int]:
+    """``run_id`` as the coordinator sees it and the stream sequence of its last event, if ``data`` (an operator
+    command) may apply to it: RunNotControllable for an unknown run, or with the reason the coordinator's own rule
+    (services/coordinator/control.py) refuses it."""
+    state, _events, last_seq = await _read_run(js, settings, run_id)
     if state is None:
         raise await unknown_run(js, settings, run_id)
     if why := operator_refusal(data, state):
         raise RunNotControllable(why)
-    return state, events
+    return state, last_seq
 
 
 async def _operate(settings: Settings, run_id: str, data, action: str, echo: Callable[[Envelope], None],
@@ -230,15 +231,14 @@ async def _operate(settings: Settings, run_id: str, data, action: str, echo: Cal
     nc = await connect(settings)
     try:
         js = nc.jetstream()
-        state, events = await _controllable_run(js, settings, run_id, data)
+        _state, last_seq = await _controllable_run(js, settings, run_id, data)
         command = await send_to_coordinator(js, settings, data, run_id, f"{run_id}.{action}.{secrets.token_hex(4)}")
-        seen = {e.id for e in events}
         try:
             async with asyncio.timeout(None if follow_to_end else CONFIRM_TIMEOUT_S):
-                async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), follow=True)) as feed:
+                # on from what was read: the history is not read a second time
+                async with aclosing(read_events(js, settings.subjects.events_of_run(run_id), from_seq=last_seq + 1,
+                                                follow=True)) as feed:
                     async for _seq, envelope in feed:
-                        if envelope.id in seen:
-                            continue
                         answers = envelope.correlationid == command.id
                         if follow_to_end or answers:
                             echo(envelope)
@@ -290,7 +290,7 @@ async def approve_run(settings: Settings, run_id: str, stage: int | None, approv
     try:
         js = nc.jetstream()
         approve = ApproveGate(stage=stage, approved_by=approved_by, comment=comment)
-        state, _events = await _controllable_run(js, settings, run_id, approve)
+        state, _last_seq = await _controllable_run(js, settings, run_id, approve)
         await send_to_coordinator(js, settings, approve, run_id, f"{run_id}.approve.{state.position}")
         return state.steps[state.position].name
     finally:
