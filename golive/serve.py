@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 
 from golive.shared.bus import Bus
+from golive.shared.secrets import redact
 from golive.shared.settings import Settings
 from golive.shared.telemetry import ServiceMetrics, configure_logging
 from golive.shared.tracing import configure_tracing, shutdown_tracing
@@ -67,14 +68,24 @@ def build_service(name: str, settings: Settings, metrics: ServiceMetrics | None 
     return bus.app(f"golive {name}", after_startup=[*after, ready], on_shutdown=before_stop), bus
 
 
+class ServiceFailed(SystemExit):
+    """The service stopped on an error it logged (``service.failed``): exit code 1."""
+
+
 async def serve(name: str, settings: Settings, metrics_port: int) -> None:
-    """Run service ``name`` until SIGINT or SIGTERM."""
+    """Run service ``name`` until SIGINT or SIGTERM. ``metrics_port`` 0: any free port, named in ``service.ready``.
+    An error that stops the service (a metrics port taken, the bus refusing it) is one JSON line, ``service.failed``,
+    like every other line it logs, and exit code 1."""
     metrics = ServiceMetrics(name)
-    metrics.serve(metrics_port, host=settings.metrics_host)
-    app, _bus = build_service(name, settings, metrics)
-    # after the fork (the span exporter has a thread); its last spans leave once the app has stopped
-    configure_tracing(name, settings.otel_exporter)
+    app, bus = build_service(name, settings, metrics)  # the JSON logs first: whatever happens next is logged as JSON
     try:
-        await app.run()
-    finally:
-        await asyncio.to_thread(shutdown_tracing)
+        metrics.serve(metrics_port, host=settings.metrics_host)
+        # after the fork (the span exporter has a thread); its last spans leave once the app has stopped
+        configure_tracing(name, settings.otel_exporter)
+        try:
+            await app.run()
+        finally:
+            await asyncio.to_thread(shutdown_tracing)
+    except Exception as exc:
+        bus.log.error("service.failed", error=redact(f"{type(exc).__name__}: {exc}"))
+        raise ServiceFailed(1) from None

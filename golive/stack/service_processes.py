@@ -8,6 +8,7 @@ The environment names below are the stack's contract with the plans: the runbook
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,13 +18,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import nats
 from nats.js.errors import NotFoundError
 
 from golive.shared.settings import Settings, connect_options
 from golive.shared.subjects import SERVICES
-from golive.stack.process import free_port
 
 DATABASE_ENV = "GOLIVE_DATABASE_URL"
 WEBHOOK_ENV = "GOLIVE_SLACK_WEBHOOK_URL"
@@ -43,6 +44,7 @@ class ServiceProcesses:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # key (service and instance) -> service
+    _log_read: dict[str, int] = field(default_factory=dict)  # where each instance's latest start begins in its log
     # How a service's process is started. The tests put a fork server here (tests/forkserver.py): the same
     # `python -m golive serve NAME`, forked from an interpreter that imported the services once.
     launch: ClassVar[Callable[..., Any]] = subprocess.Popen
@@ -53,9 +55,11 @@ class ServiceProcesses:
         return self
 
     def start_one(self, name: str, instance: str = "") -> subprocess.Popen:
+        """Start one instance; its metrics port is one it binds itself (0): a port found free here could be taken
+        by another process before the service binds it. wait_until_ready learns it (``metrics_ports``)."""
         key = f"{name}{instance}"
         self.names[key] = name
-        return self._spawn(key, free_port())
+        return self._spawn(key, 0)
 
     def restart(self, key: str) -> subprocess.Popen:
         """Start the service ``key`` again, on the same metrics port (Prometheus keeps scraping it), same log."""
@@ -63,14 +67,28 @@ class ServiceProcesses:
 
     def _spawn(self, key: str, port: int) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_dir / f"{key}.log", "ab")
+        log_file = self.log_dir / f"{key}.log"
+        self._log_read[key] = log_file.stat().st_size if log_file.exists() else 0  # this start's lines follow
+        log = open(log_file, "ab")
         proc = ServiceProcesses.launch(
             [sys.executable, "-m", "golive", "serve", self.names[key], "--metrics-port", str(port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        self.procs[key], self.metrics_ports[key] = proc, port
+        self.procs[key] = proc
+        if port:  # a restart: the port it had
+            self.metrics_ports[key] = port
+        else:  # named by the service once it serves
+            self.metrics_ports.pop(key, None)
         return proc
+
+    def learn_metrics_ports(self) -> set[str]:
+        """Read the metrics port each started instance named in its log (``service.ready``) into ``metrics_ports``;
+        returns the instances that have not named one yet."""
+        for key in set(self.procs) - set(self.metrics_ports):
+            if (port := ready_metrics_port(self.log_dir / f"{key}.log", self._log_read.get(key, 0))) is not None:
+                self.metrics_ports[key] = port
+        return set(self.procs) - set(self.metrics_ports)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM all (they finish or hand back their work), then wait; SIGKILL what is left."""
@@ -98,7 +116,8 @@ def service_env(nats_url: str, state_dir: Path, extra: dict[str, str] | None = N
 
 async def wait_until_ready(settings: Settings, services: Iterable[str], procs: ServiceProcesses | None = None,
                            timeout_s: float = 30.0) -> None:
-    """Wait until each service's durable consumer exists (it is ready to take work); fail if one exits."""
+    """Wait until each service's durable consumer exists (it is ready to take work) and, with ``procs``, until each
+    of its instances has named its metrics port; fail if one exits."""
     nc = await nats.connect(**await connect_options(settings))  # the user's credentials and its own inbox prefix
     try:
         js = nc.jetstream()
@@ -110,7 +129,8 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
         if "notifier" in services:
             pending.add((subjects.event_stream, "notifier-events"))
         deadline = time.monotonic() + timeout_s
-        while pending:
+        unnamed: set[str] = set()
+        while pending or unnamed:
             if procs and (dead := procs.exited()):
                 raise RuntimeError(f"services exited during start: {dead} (logs in {procs.log_dir})")
             for stream, name in list(pending):
@@ -119,10 +139,32 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
                     pending.discard((stream, name))
                 except (NotFoundError, nats.errors.TimeoutError):  # not yet; on a cluster, its stream may be
                     pass                                          # electing a leader (the API then does not answer)
-            if pending:
+            unnamed = procs.learn_metrics_ports() if procs else set()  # each says its port once it serves
+            if pending or unnamed:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"services not ready after {timeout_s:.0f} s: {sorted(n for _, n in pending)}")
+                    waiting = sorted(n for _, n in pending) + sorted(f"{key} (metrics port)" for key in unnamed)
+                    raise TimeoutError(f"services not ready after {timeout_s:.0f} s: {waiting}")
                 await asyncio.sleep(0.1)
     finally:
         await nc.close()
 
+
+
+def ready_metrics_port(log_file: Path, offset: int = 0) -> int | None:
+    """The metrics port a service named in its log after byte ``offset`` (its ``service.ready`` line), or None."""
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(offset)
+            lines = log.read().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        if b'"service.ready"' not in line:
+            continue
+        try:
+            url = json.loads(line).get("metrics")
+        except ValueError:
+            continue
+        if isinstance(url, str) and (port := urlsplit(url).port):
+            return port
+    return None

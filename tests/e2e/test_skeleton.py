@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from pathlib import Path
 
+import httpx
 import nats
 import pytest
 
 from golive.shared.envelope import parse_envelope
 from golive.shared.events import CompensationStarted, DeadLettered, MigrationsApplied, PhaseStarted, RunFinished
+from golive.stack import process, service_processes
+from golive.stack.service_processes import ServiceProcesses, wait_until_ready
 from tests.builders import skeleton_dict, skeleton_plan
 from tests.e2e.run_outcome import dry_run_weights, index_state, run_events, wire_headers
 from tests.harness import run_cli
@@ -75,6 +79,45 @@ def test_every_line_a_service_logs_is_a_json_object_naming_the_service(services,
             assert "\x1b[" not in line, f"{log.name}: colour codes in {line!r}"
             entry = json.loads(line)  # fails with the line when it is not JSON
             assert entry["service"] == services.names[log.stem] and entry["level"] and entry["event"], line
+
+
+def test_a_service_that_cannot_start_says_why_in_one_json_line_and_exits_1(settings, process_env, tmp_path):
+    """A metrics port already taken (or any failure at start): the service's log stays JSON, no Rich traceback."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = run_cli("serve", "traffic", "--metrics-port", str(port), env=process_env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    entries = [json.loads(line) for line in done.stderr.splitlines()]  # fails with the line that is not JSON
+    [failed] = [e for e in entries if e["event"] == "service.failed"]
+    assert failed["service"] == "traffic" and "Address already in use" in failed["error"], failed
+
+
+def test_services_started_while_other_processes_take_ports_still_start(settings, process_env, tmp_path, monkeypatch):
+    """Each service binds a metrics port of its own choosing (0: any free one) and says which: a port found free
+    beforehand may be taken by another process before the service binds it (it happened in CI). Here every port
+    found free is taken at once."""
+    grabbed: list[socket.socket] = []
+
+    def taken_at_once() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        grabbed.append(socket.create_server(("127.0.0.1", port)))
+        return port
+
+    monkeypatch.setattr(process, "free_port", taken_at_once)
+    monkeypatch.setattr(service_processes, "free_port", taken_at_once, raising=False)  # where it was imported
+    procs = ServiceProcesses(process_env, tmp_path / "logs")
+    try:
+        procs.start(("traffic",))
+        asyncio.run(wait_until_ready(settings, ["traffic"], procs))
+        port = procs.metrics_ports["traffic"]
+        assert port not in [s.getsockname()[1] for s in grabbed]
+        assert "golive_" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        procs.stop()
+        for s in grabbed:
+            s.close()
 
 
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
