@@ -1,14 +1,28 @@
-"""Recorded request streams for bench/detection.py: a recording is made by the prober's own load code on the embedded stack; a replayed
+"""bench/detection.py on recorded request streams: the committed recordings replay through the judges at a tiny size
+and end with the verdict line; a recording is made by the prober's own load code on the embedded stack; a replayed
 hold keeps each due instant's canary and stable requests together and leaves out what the prober did not count."""
 
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 
 from bench.stream_recording import FAULTS, HEALTHY_STREAMS, NOT_COUNTED, RATE, RECORDED, Pair, RecordedTraffic, Request, load
 from tests.harness import REPO
+
+
+def test_detection_replays_the_committed_recordings_at_a_tiny_size_and_prints_its_verdict() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "detection.py"), "--rounds", "1", "--holds", "2",
+                           "--recorded"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert "recorded request streams" in lines[0], lines[0]
+    assert len(lines) == 11, done.stdout  # a heading, the table's header, 6 cases, 2 A/A lines and the verdict
+    assert re.match(r"^detection: 5% errors median [0-9.]+ s, \+300 ms median [0-9.]+ s \(target < 10 s\), false alarms "
+                    r"[0-9.]+% \(target <= 1%\), missed where fixed windows catch: .+ \(target none\): (met|missed)$",
+                    lines[-1]), lines[-1]
 
 
 def test_the_committed_healthy_recordings_hold_ten_minutes_of_pairs_and_every_fault_has_one() -> None:
