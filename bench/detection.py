@@ -27,7 +27,11 @@ false-alarm rates, and the last line ``detection: ... (target ...): met|missed``
 +300 ms failed in a median under 10 s; from a late onset, a median at most 1.5x the one from the start; false alarms
 at most alpha (1%); nothing the fixed windows catch missed, late or not. Exit 1 when missed.
 
-Run: ``python bench/detection.py [--rounds 25] [--holds 200] [--seed 1]``
+``--recorded``: the same holds cut from request streams recorded on the embedded stack instead (bench/recorded/, made
+by bench/stream_recording.py, which says how they are recorded and cut): the demo app's real latencies, its faults in
+measured amounts, and a busy core that is a real one (the A/A holds by block resampling of 10 minutes of each).
+
+Run: ``python bench/detection.py [--rounds 25] [--holds 200] [--seed 1] [--recorded]``
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
+from bench.stream_recording import RECORDED, Recordings  # noqa: E402
 from golive.services.coordinator.analysis import StageTally, count_window  # noqa: E402
 from golive.services.prober.compare import HoldJudge, compare  # noqa: E402
 from golive.services.prober.stats import LatencyWindow, Reservoir  # noqa: E402
@@ -158,9 +163,15 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=25, help="holds per fault case")
     parser.add_argument("--holds", type=int, default=200, help="healthy (A/A) holds, each with and without a busy core")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--recorded", nargs="?", const=RECORDED, type=Path, metavar="DIR",
+                        help="replay the request streams recorded on the embedded stack (default bench/recorded/)")
     args = parser.parse_args()
+    if args.recorded:
+        global Traffic  # every hold's requests from the recordings, read by the judges as the simulated ones are
+        Traffic = Recordings(args.recorded).traffic  # type: ignore[misc,assignment]
 
-    print(f"{NAME}: runbook stage 1 (10% canary; app_health 15/s vs stable, production_api 20/s), simulated request "
+    streams = "recorded" if args.recorded else "simulated"
+    print(f"{NAME}: runbook stage 1 (10% canary; app_health 15/s vs stable, production_api 20/s), {streams} request "
           f"streams through the prober's HoldJudge and the per-window analysis; {args.rounds} holds per case, "
           f"seconds from onset to the stage failing")
     print(f"{'case':<12} {'sequential median':>18} {'p95':>7} {'fixed windows median':>21} {'p95':>7}")

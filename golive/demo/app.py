@@ -7,8 +7,10 @@ database through a psycopg pool. Writes are rolled back so that a long demo leav
 
 ``POST /_control {"mode": ...}`` makes a deployment misbehave, the way a bad release does:
 
-- ``latency``: every /api answer 600 ms late
-- ``errors``: every second /api answer is a 500 (behind a 10% canary that is 5% of production traffic)
+- ``latency``: every /api answer 600 ms late; ``{"mode": "latency", "add_ms": 300}``: that many ms late instead
+- ``errors``: every second /api answer is a 500 (behind a 10% canary that is 5% of production traffic);
+  ``{"mode": "errors", "error_rate": 0.05}``: each answer a 500 with that probability instead (bench/detection.py's
+  recorded faults are measured amounts)
 - ``health``: /api/health answers 503
 - ``ok``: back to normal
 
@@ -50,6 +52,7 @@ MODES = ("ok", "latency", "errors", "health")
 # add a second to every start of the app; tests/prober/test_alias_by_deployment.py fails if the two drift apart
 DEPLOYMENT_HEADER = "x-golive-deployment"
 LATENCY_S = 0.6  # +600 ms: over the runbook's 400 ms P95 whatever the app's own speed
+MAX_ADD_MS = 60_000  # a minute: longer would only hold the app's threads, no probe waits that long
 
 # the runbook's four queries as the app runs them (golive.demo.data.RUNBOOK_QUERIES are the probes' versions)
 QUERIES = {
@@ -88,13 +91,56 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+@dataclass(frozen=True)
+class Control:
+    """A deployment's behaviour as ``POST /_control`` sets it: the mode and, for errors and latency, its amount."""
+
+    mode: str = "ok"
+    error_rate: float | None = None  # mode errors: the probability of a 500; None: every second answer
+    add_ms: float | None = None  # mode latency: the delay; None: the app's latency_s
+
+    @classmethod
+    def parse(cls, body: object) -> Control:
+        """The control a request body asks for; ValueError saying why when it is not one."""
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        fields = ("mode", "error_rate", "add_ms")
+        if unknown := [key for key in body if key not in fields]:
+            raise ValueError(f"unknown field {', '.join(map(str, unknown))}; the fields are {', '.join(fields)}")
+        mode = body.get("mode")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        error_rate, add_ms = body.get("error_rate"), body.get("add_ms")
+        if error_rate is not None:
+            if mode != "errors":
+                raise ValueError("error_rate applies to mode errors only")
+            if not _number_in(error_rate, 1):
+                raise ValueError("error_rate must be a number in (0, 1]")
+        if add_ms is not None:
+            if mode != "latency":
+                raise ValueError("add_ms applies to mode latency only")
+            if not _number_in(add_ms, MAX_ADD_MS):
+                raise ValueError(f"add_ms must be a number in (0, {MAX_ADD_MS}]")
+        return cls(mode, error_rate, add_ms)
+
+    def shown(self) -> dict:
+        """The control as the answer to /_control shows it: the amounts only where set."""
+        return {"mode": self.mode, **{k: v for k, v in (("error_rate", self.error_rate), ("add_ms", self.add_ms))
+                                      if v is not None}}
+
+
+def _number_in(value: object, most: float) -> bool:
+    # bool is an int to Python, never an amount to a person
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= most
+
+
 @dataclass
 class AppState:
-    """What a request handler shares: the deployment's name, its mode, the pool, sample parameters."""
+    """What a request handler shares: the deployment's name, its control (mode), the pool, sample parameters."""
 
     name: str
     pool: object  # psycopg_pool.ConnectionPool
-    mode: str = "ok"
+    control: Control = field(default_factory=Control)
     latency_s: float = LATENCY_S
     counter: itertools.count = field(default_factory=itertools.count)
     samples: dict[str, list] = field(default_factory=dict)
@@ -102,6 +148,19 @@ class AppState:
 
     def __post_init__(self) -> None:
         self.metrics = self.metrics or Metrics(self.name)
+
+    @property
+    def mode(self) -> str:
+        return self.control.mode
+
+    def delay_s(self) -> float:
+        return self.latency_s if self.control.add_ms is None else self.control.add_ms / 1000
+
+    def fails(self) -> bool:
+        """Mode errors: whether this answer is a 500."""
+        if self.control.error_rate is None:
+            return next(self.counter) % 2 == 0
+        return random.random() < self.control.error_rate
 
     def load_samples(self) -> None:
         with self.pool.connection() as conn:  # type: ignore[attr-defined]
@@ -147,8 +206,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not url.path.startswith("/api/"):
             return self._answer(404, {"error": f"no route {url.path}"})
         if app.mode == "latency":
-            time.sleep(app.latency_s)
-        if app.mode == "errors" and next(app.counter) % 2 == 0:
+            time.sleep(app.delay_s())
+        if app.mode == "errors" and app.fails():
             return self._answer(500, {"error": "injected error (mode errors)", "deployment": app.name})
         what = url.path.removeprefix("/api/")
         if what == "health":
@@ -172,13 +231,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "POST":
             length = int(self.headers.get("Content-Length") or 0)
             try:
-                mode = json.loads(self.rfile.read(length) or b"{}").get("mode")
-            except ValueError:
-                mode = None
-            if mode not in MODES:
-                return self._answer(400, {"error": f"mode must be one of {', '.join(MODES)}"})
-            self.app.mode = mode
-        self._answer(200, {"deployment": self.app.name, "mode": self.app.mode})
+                control = Control.parse(json.loads(self.rfile.read(length) or b"{}"))
+            except ValueError as exc:  # a JSONDecodeError is one too: its message says where the body broke
+                return self._answer(400, {"error": str(exc)})
+            self.app.control = control
+        self._answer(200, {"deployment": self.app.name, **self.app.control.shown()})
 
     def _metrics(self) -> None:
         assert self.app.metrics is not None
@@ -278,9 +335,10 @@ class DemoApp:
                 raise TimeoutError(f"demo app {self.name} not answering after {timeout_s:.0f} s")
             time.sleep(0.05)
 
-    def set_mode(self, mode: str) -> None:
-        """Make this deployment misbehave (``latency``, ``errors``, ``health``) or behave (``ok``)."""
-        set_mode(self.url, mode)
+    def set_mode(self, mode: str, **amounts: float) -> None:
+        """Make this deployment misbehave (``latency``, ``errors``, ``health``) or behave (``ok``); ``amounts``:
+        ``error_rate`` or ``add_ms`` (Control)."""
+        set_mode(self.url, mode, **amounts)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -299,11 +357,11 @@ class DemoApp:
         self.stop()
 
 
-def set_mode(base_url: str, mode: str) -> dict:
-    """POST /_control {"mode": mode} to the app at ``base_url``; its answer."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}")
-    request = urllib.request.Request(f"{base_url}/_control", data=json.dumps({"mode": mode}).encode(),
+def set_mode(base_url: str, mode: str, **amounts: float) -> dict:
+    """POST /_control {"mode": mode, **amounts} to the app at ``base_url``; its answer. ValueError when the app
+    would refuse it."""
+    body = Control.parse({"mode": mode, **amounts}).shown()
+    request = urllib.request.Request(f"{base_url}/_control", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=5) as answer:
         return json.loads(answer.read())
