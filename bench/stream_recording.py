@@ -221,28 +221,51 @@ class Recordings:
         return self._loaded[name]
 
     def traffic(self, fault, seed: int, busy: bool) -> RecordedTraffic:
-        """What detection.py's ``Traffic(fault, seed, busy)`` is, replayed from the recording of ``fault``."""
-        return RecordedTraffic(self.pairs(fault.name, busy), seed, from_onset=fault.name in FAULTS)
+        """What detection.py's ``Traffic(fault, seed, busy)`` is, replayed from the recording of ``fault``: from the
+        fault's onset (``fault.onset_s`` into the hold) its recording from the start, before it healthy blocks (the
+        busy-core recording's when ``busy``): a late fault spliced after a healthy prefix."""
+        if fault.name not in FAULTS:
+            return RecordedTraffic(self.pairs(fault.name, busy), seed)
+        return RecordedTraffic(self.pairs(fault.name, busy), seed, from_onset=True,
+                               before=self.pairs("", busy) if fault.onset_s > 0 else None, onset_s=fault.onset_s)
+
+
+class _Cursor:
+    """A walk over recorded pairs: the recording whole from its start first (``whole``), then random blocks."""
+
+    def __init__(self, pairs: list[Pair], whole: bool) -> None:
+        self.pairs, self.block = pairs, max(1, min(len(pairs), int(BLOCK_S * RATE)))
+        self.at, self.left = 0, len(pairs) if whole else 0
+
+    def next(self, rng: random.Random) -> Pair:
+        if self.left == 0:  # the next block, from a random start
+            self.at, self.left = rng.randrange(len(self.pairs) - self.block + 1), self.block
+        pair, self.at, self.left = self.pairs[self.at], self.at + 1, self.left - 1
+        return pair
 
 
 class RecordedTraffic:
     """detection.py's Traffic over a recording: ``stall()`` moves to the next due instant (a pair) and says how late
-    the prober sent it; ``request`` is one side's latency from the due time in ms (None: failed)."""
+    the prober sent it; ``request`` is one side's latency from the due time in ms (None: failed). With ``before``,
+    the pairs before ``onset_s`` come from that (healthy) recording: the side is chosen at ``stall()`` by the due
+    time of the request before it, so a late fault starts at most one due instant late."""
 
-    def __init__(self, pairs: list[Pair], seed: int, from_onset: bool = False) -> None:
+    def __init__(self, pairs: list[Pair], seed: int, from_onset: bool = False, before: list[Pair] | None = None,
+                 onset_s: float = 0.0) -> None:
         self.rng = random.Random(seed)
-        self.pairs, self.block = pairs, max(1, min(len(pairs), int(BLOCK_S * RATE)))
-        # from_onset: the recording whole from its start first (a fault's onset), then blocks
-        self.at, self.left = 0, len(pairs) if from_onset else 0
+        self.after = _Cursor(pairs, whole=from_onset)
+        self.before = _Cursor(before, whole=False) if before is not None else None
+        self.onset_s, self.now = onset_s, 0.0
         self.pair = pairs[0]
 
     def stall(self) -> float:
-        if self.left == 0:  # the next block, from a random start
-            self.at, self.left = self.rng.randrange(len(self.pairs) - self.block + 1), self.block
-        self.pair, self.at, self.left = self.pairs[self.at], self.at + 1, self.left - 1
+        cursor = self.before if self.before is not None and self.now < self.onset_s else self.after
+        self.pair = cursor.next(self.rng)
         return self.pair.lateness_ms
 
-    def request(self, canary: bool, stall: float, noise: float = 0.0) -> float | None:
+    def request(self, canary: bool, stall: float, at_s: float, noise: float = 0.0) -> float | None:
+        """One side of the current pair, due ``at_s`` into the hold."""
+        self.now = at_s
         # noise: production's background failures, modelled as detection.py models them (the demo app has none)
         if noise and self.rng.random() < noise:
             return None

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from golive.shared.bus import Bus
+from golive.shared.replace_file import replace_whole
 from golive.shared.secrets import redact
 from golive.shared.settings import Settings
 from golive.shared.telemetry import ServiceMetrics, configure_logging
@@ -72,14 +74,17 @@ class ServiceFailed(SystemExit):
     """The service stopped on an error it logged (``service.failed``): exit code 1."""
 
 
-async def serve(name: str, settings: Settings, metrics_port: int) -> None:
-    """Run service ``name`` until SIGINT or SIGTERM. ``metrics_port`` 0: any free port, named in ``service.ready``.
+async def serve(name: str, settings: Settings, metrics_port: int, port_file: Path | None = None) -> None:
+    """Run service ``name`` until SIGINT or SIGTERM. ``metrics_port`` 0: any free port, named in ``service.ready``
+    and written to ``port_file`` when given (golive/stack/service_processes.py reads it).
     An error that stops the service (a metrics port taken, the bus refusing it) is one JSON line, ``service.failed``,
     like every other line it logs, and exit code 1."""
     metrics = ServiceMetrics(name)
     app, bus = build_service(name, settings, metrics)  # the JSON logs first: whatever happens next is logged as JSON
     try:
         metrics.serve(metrics_port, host=settings.metrics_host)
+        if port_file is not None:
+            replace_whole(port_file, str(metrics.port))
         # after the fork (the span exporter has a thread); its last spans leave once the app has stopped
         configure_tracing(name, settings.otel_exporter)
         try:

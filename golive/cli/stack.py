@@ -20,6 +20,8 @@ from golive.shared.subjects import SERVICES
 def serve(
     name: Annotated[str, typer.Argument(help=f"Service: {', '.join(SERVICES)}")],
     metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0: any free port)")] = 0,
+    metrics_port_file: Annotated[Path | None, typer.Option(
+        help="Write the metrics port bound to this file once serving (what a supervisor reads with port 0)")] = None,
 ) -> None:
     """Run one service in this process until SIGINT/SIGTERM (graceful: work in flight finishes or is handed back)."""
     if name not in SERVICES:
@@ -30,7 +32,7 @@ def serve(
 
     # the prober's maximum rate is its event loop's cost per request: it runs on uvloop where installed
     with exit_codes(), asyncio.Runner(loop_factory=new_event_loop if name == "prober" else None) as runner:
-        runner.run(serve_service(name, Settings(), metrics_port))
+        runner.run(serve_service(name, Settings(), metrics_port, metrics_port_file))
 
 
 def up(

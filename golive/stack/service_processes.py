@@ -8,7 +8,6 @@ The environment names below are the stack's contract with the plans: the runbook
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import nats
 from nats.js.errors import NotFoundError
@@ -44,7 +42,6 @@ class ServiceProcesses:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)  # key (service and instance) -> service
-    _log_read: dict[str, int] = field(default_factory=dict)  # where each instance's latest start begins in its log
     # How a service's process is started. The tests put a fork server here (tests/forkserver.py): the same
     # `python -m golive serve NAME`, forked from an interpreter that imported the services once.
     launch: ClassVar[Callable[..., Any]] = subprocess.Popen
@@ -67,11 +64,12 @@ class ServiceProcesses:
 
     def _spawn(self, key: str, port: int) -> subprocess.Popen:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = self.log_dir / f"{key}.log"
-        self._log_read[key] = log_file.stat().st_size if log_file.exists() else 0  # this start's lines follow
-        log = open(log_file, "ab")
+        port_file = self._port_file(key)
+        port_file.unlink(missing_ok=True)  # the port this start binds, written by the service once it serves
+        log = open(self.log_dir / f"{key}.log", "ab")
         proc = ServiceProcesses.launch(
-            [sys.executable, "-m", "golive", "serve", self.names[key], "--metrics-port", str(port)],
+            [sys.executable, "-m", "golive", "serve", self.names[key], "--metrics-port", str(port),
+             "--metrics-port-file", str(port_file)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -83,12 +81,17 @@ class ServiceProcesses:
         return proc
 
     def learn_metrics_ports(self) -> set[str]:
-        """Read the metrics port each started instance named in its log (``service.ready``) into ``metrics_ports``;
+        """Read the metrics port each started instance wrote (``--metrics-port-file``) into ``metrics_ports``;
         returns the instances that have not named one yet."""
         for key in set(self.procs) - set(self.metrics_ports):
-            if (port := ready_metrics_port(self.log_dir / f"{key}.log", self._log_read.get(key, 0))) is not None:
-                self.metrics_ports[key] = port
+            try:
+                self.metrics_ports[key] = int(self._port_file(key).read_text())
+            except (FileNotFoundError, ValueError):  # not serving yet (the file is replaced whole: never half)
+                pass
         return set(self.procs) - set(self.metrics_ports)
+
+    def _port_file(self, key: str) -> Path:
+        return self.log_dir / f"{key}.metrics-port"
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM all (they finish or hand back their work), then wait; SIGKILL what is left."""
@@ -149,22 +152,3 @@ async def wait_until_ready(settings: Settings, services: Iterable[str], procs: S
         await nc.close()
 
 
-
-def ready_metrics_port(log_file: Path, offset: int = 0) -> int | None:
-    """The metrics port a service named in its log after byte ``offset`` (its ``service.ready`` line), or None."""
-    try:
-        with open(log_file, "rb") as log:
-            log.seek(offset)
-            lines = log.read().splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
-        if b'"service.ready"' not in line:
-            continue
-        try:
-            url = json.loads(line).get("metrics")
-        except ValueError:
-            continue
-        if isinstance(url, str) and (port := urlsplit(url).port):
-            return port
-    return None

@@ -37,12 +37,16 @@ def test_benchmark_runs_at_a_tiny_size_and_prints_its_verdict(name, request) -> 
     assert lines and verdict.match(lines[-1]), done.stdout + done.stderr
 
 
-def test_detection_runs_at_a_tiny_size_and_prints_its_verdict() -> None:
-    """bench/detection.py's last line is the issue's own: the targets it is judged on, then met or missed."""
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "detection.py"), "--rounds", "1", "--holds", "2"],
+@pytest.mark.parametrize("streams", ["simulated", "recorded"])
+def test_detection_runs_at_a_tiny_size_and_prints_its_verdict(streams: str) -> None:
+    """bench/detection.py's last line is the issue's own: the targets it is judged on, then met or missed; on
+    simulated request streams and on those recorded on the embedded stack (bench/recorded/)."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "detection.py"), "--rounds", "1", "--holds", "2",
+                           *(["--recorded"] if streams == "recorded" else [])],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     lines = done.stdout.strip().splitlines()
     assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert f"{streams} request streams" in lines[0], lines[0]
     # a heading, the table's header, 6 cases; the late-onset heading, header and 2 cases; 2 A/A lines and the verdict
     assert len(lines) == 15, done.stdout
     assert re.match(r"^detection: 5% errors median [0-9.]+ s, \+300 ms median [0-9.]+ s \(target < 10 s\), from a late "
