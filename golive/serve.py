@@ -7,6 +7,8 @@ FastStream app that traps SIGINT/SIGTERM and shuts down gracefully.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,6 +81,9 @@ async def serve(name: str, settings: Settings, metrics_port: int, port_file: Pat
     and written to ``port_file`` when given (golive/stack/service_processes.py reads it).
     An error that stops the service (a metrics port taken, the bus refusing it) is one JSON line, ``service.failed``,
     like every other line it logs, and exit code 1."""
+    # `kill -USR1 PID`: every thread's Python stack on stderr (the service's log), for a service that hangs; the
+    # one exception to its JSON lines, as a thread dump is (golive.stack.service_processes asks before a SIGKILL)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = ServiceMetrics(name)
     app, bus = build_service(name, settings, metrics)  # the JSON logs first: whatever happens next is logged as JSON
     try:

@@ -101,7 +101,9 @@ class ServiceProcesses:
         for proc in self.procs.values():
             try:
                 proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # hung: its threads' stacks to its log (golive/serve.py), then kill
+                proc.send_signal(signal.SIGUSR1)
+                time.sleep(0.5)
                 proc.kill()
                 proc.wait(5)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -118,6 +120,23 @@ def test_services_started_while_other_processes_take_ports_still_start(settings,
         procs.stop()
         for s in grabbed:
             s.close()
+
+
+def test_a_hung_service_can_be_asked_for_its_stacks_and_goes_on(settings, process_env, tmp_path):
+    """SIGUSR1: every thread's Python stack in the service's log (what the harness asks a service that would not
+    stop before it kills it); the service keeps serving."""
+    procs = ServiceProcesses(process_env, tmp_path / "logs").start(("traffic",))
+    try:
+        asyncio.run(wait_until_ready(settings, ["traffic"], procs))
+        procs.procs["traffic"].send_signal(signal.SIGUSR1)
+        log, deadline = tmp_path / "logs" / "traffic.log", time.monotonic() + 10
+        while "most recent call first" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "most recent call first" in log.read_text() and "golive" in log.read_text()
+        assert procs.procs["traffic"].poll() is None
+        assert "golive_" in httpx.get(f"http://127.0.0.1:{procs.metrics_ports['traffic']}/metrics").text
+    finally:
+        procs.stop()
 
 
 def test_breaching_probe_rolls_back_in_reverse_order_and_exits_1(
