@@ -20,8 +20,9 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from golive.services.prober.kinds import CONNECTION, DNS, OTHER, Gauges, ProbeFailure, ProbeTarget
 from golive.services.prober.loop_lag import LoopLag
@@ -142,13 +143,13 @@ async def run_load(
     """Drive ``target`` from ``t0`` to ``end`` (clock seconds): open loop at ``rate``, else closed loop.
     Cancel the task running this to stop early."""
     if rate is None:
-        await asyncio.gather(*(_closed_worker(target, recorder, w, t0, end, clock) for w in range(concurrency)))
+        await _workers(_closed_worker(target, recorder, w, t0, end, clock) for w in range(concurrency))
         return
     schedule = _Schedule(t0, rate, end, asyncio.get_running_loop(), clock)
     ticker = threading.Thread(target=schedule.tick, name="golive-prober-schedule", daemon=True)
     ticker.start()
     try:
-        await asyncio.gather(*(_open_worker(target, recorder, w, schedule, clock) for w in range(concurrency)))
+        await _workers(_open_worker(target, recorder, w, schedule, clock) for w in range(concurrency))
     finally:  # also on a stop: what was due by now and not sent is unsent
         schedule.stop()
         until = min(end, clock())
@@ -158,6 +159,28 @@ async def run_load(
             recorder.not_counted(backlog)
             unsent -= backlog
         recorder.count_unsent(unsent)
+
+
+async def _workers(workers: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run the workers together until all end; stopped (cancelled) or failed, this returns or raises only once every
+    one of them has ended. A gather alone would not wait: cancelled, it ends at once while its workers still end
+    their requests (psycopg asks the server to cancel a query), and the target would be closed under them. Their
+    ends are bounded (a request's cancel by psycopg's own timeouts), so waiting for them, even through another
+    cancel, ends."""
+    tasks = [asyncio.create_task(worker) for worker in workers]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        cancelled_again = False
+        while not all(task.done() for task in tasks):
+            try:
+                await asyncio.wait(tasks)
+            except asyncio.CancelledError:  # stopped again while they end (a hold's cut): wait for them the same
+                cancelled_again = True
+        if cancelled_again:
+            raise asyncio.CancelledError
 
 
 class _Schedule:
