@@ -249,6 +249,16 @@ def _become(request: dict[str, Any]) -> None:
     sys.stderr = io.TextIOWrapper(io.open(2, "wb", closefd=False), encoding="utf-8", errors="backslashreplace",
                                   line_buffering=True)
     sys.argv = request["argv"]
+    _name_process(sys.argv[1:3])
+
+
+def _name_process(words: list[str]) -> None:
+    """Name the child after what it runs (``ps``, ``top`` and /proc show ``gl:prober``, ``gl:run``), not as the server."""
+    import ctypes
+
+    name = "gl:" + (words[1] if words[:1] == ["serve"] and len(words) > 1 else (words or ["?"])[0])
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 if __name__ == "__main__":
