@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     prober_max_connections: int = Field(
         default=500, ge=1, description="the most connections (database sessions, HTTP connections) one prober holds "
         "for its holds at once: it runs every hold that fits and refuses the one that does not, saying so")
+    report_pages: bool = Field(
+        default=True, description="draw each ended run's chart.png and report.html (a worker process with matplotlib; "
+        "needs the `reports` extra). Off: the validation file, report.json, report.md and badges only; `golive report "
+        "RUN` draws the pages when someone wants them")
     log_level: str = "INFO"
     otel_exporter: Literal["none", "otlp"] = Field(
         default="none", description="OpenTelemetry tracing (shared/tracing.py): `otlp` sends each service's spans to "

@@ -57,6 +57,20 @@ def forked_golive():
         stop_fork_server()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_report_pages():
+    """Every service the tests start inherits GOLIVE_REPORT_PAGES=0: an ended run's chart and report.html are drawn
+    by a worker process that imports matplotlib, a CPU-second per coordinator that only the tests marked
+    ``report_pages`` look at (process_env turns it on for them). The other files are written either way."""
+    before = os.environ.get("GOLIVE_REPORT_PAGES")
+    os.environ["GOLIVE_REPORT_PAGES"] = "0"
+    yield
+    if before is None:
+        os.environ.pop("GOLIVE_REPORT_PAGES", None)
+    else:
+        os.environ["GOLIVE_REPORT_PAGES"] = before
+
+
 @pytest.fixture(scope="session")
 def nats_url(tmp_path_factory) -> str:
     if url := os.environ.get("GOLIVE_TEST_NATS_URL"):
@@ -128,8 +142,11 @@ def webhook() -> WebhookSink:
 
 
 @pytest.fixture
-def process_env(settings, database_url, webhook) -> dict[str, str]:
+def process_env(request, settings, database_url, webhook) -> dict[str, str]:
+    """The services' environment; pages drawn only for a test marked ``report_pages`` (no_report_pages above)."""
+    pages = request.node.get_closest_marker("report_pages") is not None
     return service_env(settings.resolved_nats_url(), settings.state_dir, {
+        "GOLIVE_REPORT_PAGES": "1" if pages else "0",
         "GOLIVE_SUBJECT_ROOT": settings.subject_root,
         "GOLIVE_GRACEFUL_TIMEOUT_S": str(settings.graceful_timeout_s),
         "GOLIVE_LEASE_TTL_S": "4",  # a killed coordinator's runs are taken over after 4 s, not 15

@@ -56,11 +56,14 @@ class RunReports:
 
     async def run_ended(self, run_id: str, events: list[Envelope] | None) -> None:
         """After run_finished is published: the run's summary for listings, and its chart and pages drawn in the
-        background (from ``events``, what write_lock_in wrote from; nothing to draw when that failed)."""
+        background (from ``events``, what write_lock_in wrote from; nothing to draw when that failed, or when the
+        settings say not to: ``report_pages``)."""
         if events is None:
             return
         try:
             await self._summarise(run_id, events)
+            if not self.bus.settings.report_pages:
+                return
             directory = run_directory(self.bus.settings.artifacts_dir, run_id)
             pages = asyncio.create_task(self._draw_pages(run_id, events, directory))
             self._drawing.add(pages)

@@ -39,6 +39,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.report_pages
 def test_ended_runs_leave_memory_and_a_killed_coordinator_leaves_no_chart_worker(services, process_env, settings,
                                                                                tmp_path):
     plan = skeleton_plan(tmp_path, hold="0.5s", smoke="0.5s")
@@ -65,3 +66,18 @@ def test_ended_runs_leave_memory_and_a_killed_coordinator_leaves_no_chart_worker
     while alive := [pid for pid in workers if _alive(pid)]:
         assert time.monotonic() < deadline, f"orphaned after the coordinator's kill -9: {alive}"
         time.sleep(0.2)
+
+
+def test_a_coordinator_told_not_to_draw_pages_starts_no_chart_worker_and_writes_the_other_files(services, process_env,
+                                                                                                settings, tmp_path):
+    """GOLIVE_REPORT_PAGES=0 (the harness's default): the run's files readers act on are there, and no worker
+    process was started to draw a chart (with pages on it is running within a moment of the run's end)."""
+    assert process_env["GOLIVE_REPORT_PAGES"] == "0"
+    result = run_cli("run", str(skeleton_plan(tmp_path, hold="0.5s", smoke="0.5s")), "--run-id", "no-pages",
+                     env=process_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = settings.artifacts_dir / "no-pages"
+    assert {"report.json", "report.md", "prod_performance_validation.json"} <= {p.name for p in folder.iterdir()}
+    time.sleep(2.0)  # the drawing would have started by now: its worker is spawned as the run ends
+    assert not _children(services.procs["coordinator"].pid)
+    assert not (folder / "report.html").exists() and not (folder / "chart.png").exists()

@@ -26,6 +26,7 @@ def wait_for_file(path, patience_s: float = 30.0) -> bool:
     return path.exists()
 
 
+@pytest.mark.report_pages
 def test_weekly_report_counts_real_runs_rollbacks_and_p95_per_probe(services, settings, process_env, tmp_path):
     (tmp_path / "good").mkdir(), (tmp_path / "bad").mkdir()
     good = run_cli("run", str(skeleton_plan(tmp_path / "good")), "--run-id", "run-week-ok",
