@@ -30,10 +30,30 @@ PlanEdit = Callable[[dict], None]
 # --- the skeleton plan --------------------------------------------------------------------------------------------
 
 
+# The tests' skeleton probes at a set rate, open loop, where the shipped one probes closed loop (as many queries as the
+# database answers: thousands a second, each stage, every run, a core of the prober's and most of one of PostgreSQL's).
+# The tests judge what a run does, not how fast the database is: RATE requests a second are enough for a healthy
+# check of a 0.5 s hold to pass its limits clearly (shared/limits.py: 104 requests for a p95 or a 5% error rate at
+# 99%), with an error-rate limit of 5% and a smoke p95 that a busy test machine keeps.
+TEST_RATE = 250.0
+TEST_ERROR_RATE_PCT = 5.0
+
+
+def _tests_load(plan: dict) -> None:
+    for check in plan["smoke"]:
+        check.update(load={"mode": "open", "rate": TEST_RATE}, concurrency=4)
+        check["thresholds"].update(p95_ms=200, error_rate_pct=TEST_ERROR_RATE_PCT)
+    for stage in plan["canary"]["stages"]:
+        for check in stage["checks"]:
+            check["load"] = {"rate": TEST_RATE}  # a hold's default mode: open loop
+            check["thresholds"]["error_rate_pct"] = TEST_ERROR_RATE_PCT
+
+
 def skeleton_dict(hold: str | None = None, smoke: str | None = None, edit: PlanEdit | None = None) -> dict:
-    """The skeleton plan (golive.plans.SKELETON) as a dict: every stage's hold set to ``hold`` and the smoke test's duration to ``smoke``
-    when given, then changed by ``edit(plan)``."""
+    """The skeleton plan (golive.plans.SKELETON) as a dict, probing at TEST_RATE: every stage's hold set to ``hold``
+    and the smoke test's duration to ``smoke`` when given, then changed by ``edit(plan)``."""
     plan = yaml.safe_load(SKELETON.read_text())
+    _tests_load(plan)
     if smoke is not None:
         plan["smoke"][0]["duration"] = smoke
     if hold is not None:
