@@ -20,6 +20,7 @@ short), and the verdict then gives that stretch's numbers and says since when.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -134,65 +135,153 @@ class Sample(Protocol):
 
 
 class Requests:
-    """One side's requests of a stretch of the hold: the answered ones' latencies, and how many failed."""
+    """One side's requests of a stretch of the hold: the answered ones' latencies, and how many failed.
+
+    The latencies are kept sorted, brought up to date when read: once the sign test has rejected, the judge reads a
+    percentile and a count of slow answers of each stretch after every request (a sort and a scan each time cost
+    milliseconds), and until then it reads none (sorting each one as it came would cost every request of the hold)."""
 
     def __init__(self) -> None:
-        self.latencies_ms: list[float] = []
+        self._sorted: list[float] = []
+        self._unsorted: list[float] = []  # added since the last read
         self.failed = 0
 
     def add(self, latency_ms: float | None) -> None:
         if latency_ms is None:
             self.failed += 1
         else:
-            self.latencies_ms.append(latency_ms)
+            self._unsorted.append(latency_ms)
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        """The answered requests' latencies, sorted."""
+        if self._unsorted:
+            if len(self._unsorted) <= 16:  # a request or two since the last read: each moves a part of the list
+                for ms in self._unsorted:
+                    bisect.insort(self._sorted, ms)
+            else:  # the first read, or one after long: a sort, which merges the sorted run with the new ones
+                self._sorted += self._unsorted
+                self._sorted.sort()
+            self._unsorted = []
+        return self._sorted
 
     @property
     def count(self) -> int:
-        return len(self.latencies_ms)
+        return len(self._sorted) + len(self._unsorted)
 
     @property
     def samples(self) -> int:
-        return len(self.latencies_ms) + self.failed
+        return self.count + self.failed
 
     def percentile_ms(self, q: float) -> float:
         """The nearest-rank percentile (the value at rank ceil(q% of n)), as the histogram reads it."""
-        if not self.latencies_ms:
+        ordered = self.latencies_ms
+        if not ordered:
             return 0.0
-        ordered = sorted(self.latencies_ms)
         return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+    def slower_than(self, ms: float) -> int:
+        """How many answers took longer than ``ms``."""
+        ordered = self.latencies_ms
+        return len(ordered) - bisect.bisect_right(ordered, ms)
 
     def error_rate_pct(self) -> float:
         return error_rate_pct(self.count, self.failed)
 
-    def merged(self, other: Requests) -> Requests:
-        both = Requests()
-        both.latencies_ms, both.failed = self.latencies_ms + other.latencies_ms, self.failed + other.failed
-        return both
+    def copy(self) -> Requests:
+        same = Requests()
+        same._sorted, same.failed = list(self.latencies_ms), self.failed
+        return same
 
 
 class Segments:
     """Each side's requests per restart segment of the hold, the last KEPT_SEGMENTS of them: a fault that started late
     is measured on the stretches since their boundaries when the hold's totals, diluted by the healthy part, do not
-    show it."""
+    show it.
+
+    What is kept is each stretch whole (a segment's requests and every later segment's), each request added to every
+    stretch it is part of (at most KEPT_SEGMENTS): once the sign test has rejected, the judge looks at every stretch
+    after every request, and merging the segments then cost a copy and a sort of minutes of requests each look."""
 
     def __init__(self) -> None:
-        self.kept: dict[int, dict[Side, Requests]] = {}
+        self.since: dict[int, dict[Side, Requests]] = {}  # segment: each side's requests from its start on
 
     def add(self, segment: int, side: Side, latency_ms: float | None) -> None:
-        if segment not in self.kept:
-            self.kept[segment] = {"canary": Requests(), "stable": Requests()}
-            for old in [k for k in self.kept if k <= segment - KEPT_SEGMENTS]:
-                del self.kept[old]
-        self.kept[segment][side].add(latency_ms)
+        if segment not in self.since:
+            # a segment named after a later one (never by HoldJudge, whose segments only grow) starts with the later's
+            later = min((k for k in self.since if k > segment), default=None)
+            self.since[segment] = ({"canary": Requests(), "stable": Requests()} if later is None else
+                                   {name: requests.copy() for name, requests in self.since[later].items()})
+            for old in [k for k in self.since if k <= segment - KEPT_SEGMENTS]:
+                del self.since[old]
+        for start, stretch in self.since.items():
+            if start <= segment:
+                stretch[side].add(latency_ms)
 
     def stretches(self) -> list[tuple[int, Requests, Requests]]:
         """(segment, the canary's requests from it on, stable's): for each segment kept, the latest first."""
-        found = []
-        canary, stable = Requests(), Requests()
-        for segment in sorted(self.kept, reverse=True):
-            canary, stable = canary.merged(self.kept[segment]["canary"]), stable.merged(self.kept[segment]["stable"])
-            found.append((segment, canary, stable))
-        return found
+        return [(segment, self.since[segment]["canary"], self.since[segment]["stable"])
+                for segment in sorted(self.since, reverse=True)]
+
+
+class P95Gap:
+    """``matters``' latency half on the hold's totals (the canary's p95 above stable's by more than the tolerance),
+    exactly as ``matters`` says it, without reading both histograms at every request.
+
+    Reading a p95 off a hold's histogram walks it in Python, about a millisecond; once the sign test has rejected but
+    the difference is within the tolerance, the judge asks after every request. A read here also reads, in the same
+    walk, the order statistics that bound each p95 over the next ``k`` requests of its side, for k in BUDGETS: adding
+    k values to n, the nearest rank r(n) = round(0.95 n) moves to r(n + k), and the value there lies between the old
+    values at ranks r(n + k) - k (at most k new values below it) and r(n + k) (the old ones at or below that rank are
+    all still there); r(n + k) - k only falls with k and r(n + k) only rises, so the old values at r(n + K) - K and
+    r(n + K) bound every p95 up to K more requests. While the canary's upper bound minus stable's lower bound is
+    within the tolerance, the gap is too, provably: it is not read again until a side has had more requests than the
+    largest budget that showed it (a gap near the tolerance is thus read after every request, as before; one far
+    from it, rarely). The windows only grow through a hold: a window that shrank, or another one, is read afresh."""
+
+    BUDGETS = tuple(2**i for i in range(17))  # 1 .. 65,536 requests
+
+    def __init__(self, tolerance_ms: float) -> None:
+        self.tolerance_ms = tolerance_ms
+        # the windows last read (their histograms), their counts then, and the counts up to which the gap is within
+        self._read: tuple[object, object, int, int, int, int] | None = None
+
+    def exceeds(self, probe: LatencyWindow, baseline: LatencyWindow) -> bool:
+        if probe.count == 0:
+            return False
+        if self._read is not None:
+            canary, stable, canary_from, stable_from, canary_upto, stable_upto = self._read
+            if (canary is probe.histogram and stable is baseline.histogram
+                    and canary_from <= probe.count <= canary_upto and stable_from <= baseline.count <= stable_upto):
+                return False
+        self._read = None
+        n_canary, n_stable = probe.count, baseline.count
+        # the p95s at the ranks the histograms' own percentile reads use (so these are percentile_ms(95) exactly), and
+        # each budget's bounds, one rank wider each way (robust to a rounding of the rank other than round half up)
+        canary_rank = probe.histogram.get_target_count_at_percentile(95)
+        uppers = {k: _p95_rank(n_canary + k) + 1 for k in self.BUDGETS if _p95_rank(n_canary + k) + 1 <= n_canary}
+        canary_ms = probe.values_at_ranks([canary_rank, *uppers.values()])
+        if n_stable:
+            stable_rank = baseline.histogram.get_target_count_at_percentile(95)
+            lowers = {k: _p95_rank(n_stable + k) - k - 1 for k in uppers}
+            stable_ms = baseline.values_at_ranks([stable_rank, *(r for r in lowers.values() if r >= 1)])
+            stable_p95 = stable_ms[stable_rank]
+        else:  # stable has no answer yet: its p95 reads 0, as it will at least
+            lowers, stable_ms, stable_p95 = {k: 0 for k in uppers}, {}, 0.0
+        if canary_ms[canary_rank] - stable_p95 > self.tolerance_ms:
+            return True
+        budget = 0
+        for k, upper in uppers.items():  # budgets in increasing order: each bound wider than the last
+            if canary_ms[upper] - (stable_ms[lowers[k]] if lowers[k] >= 1 else 0.0) > self.tolerance_ms:
+                break
+            budget = k
+        self._read = (probe.histogram, baseline.histogram, n_canary, n_stable, n_canary + budget, n_stable + budget)
+        return False
+
+
+def _p95_rank(n: int) -> int:
+    """The rank of a p95 among ``n`` values, as HdrHistogram's ``get_target_count_at_percentile(95)`` puts it."""
+    return max(int(95 * n / 100 + 0.5), 1)
 
 
 class HoldJudge:
@@ -210,6 +299,7 @@ class HoldJudge:
         self.segments = Segments()
         self.tolerance_ms, self.rate, self.counted_from = tolerance_ms, rate, counted_from
         self.decision: Decision | None = None
+        self.p95_gap = P95Gap(tolerance_ms)
         self._sent: dict[Side, int] = {"canary": 0, "stable": 0}
 
     def record(self, side: Side, start: float, latency_ms: float | None, now: float,
@@ -229,7 +319,9 @@ class HoldJudge:
         self.segments.add(self.paired.restarts, side, latency_ms)
         if self.decision is not None or not self.paired.worse:
             return None
-        if matters(probe, baseline, self.tolerance_ms):
+        # ``matters(probe, baseline, self.tolerance_ms)``, with the p95s read only when the gap could have changed sides
+        if (probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
+                or self.p95_gap.exceeds(probe, baseline)):
             since, canary, stable = 0.0, probe, baseline
         else:  # a fault that started late: measured since a restart boundary kept, the latest first
             stretch = self.late_stretch(baseline)
@@ -293,7 +385,7 @@ def matters_since(canary: Requests, stable: Requests, reference: tuple[float, fl
         if 100 * errors_low - stable_errors_pct >= MIN_ERROR_RATE_DELTA_PCT:
             return True
     slow = max(stable.percentile_ms(95), reference_p95_ms) + tolerance_ms
-    slower = sum(ms > slow for ms in canary.latencies_ms)
+    slower = canary.slower_than(slow)
     if slower <= 0.05 * canary.count:
         return False
     slow_low, _ = rate_bounds(canary.count, slower, alpha)

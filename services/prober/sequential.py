@@ -54,6 +54,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import add, sub
 from typing import Literal
 
 # The sign test's alternatives, P(canary is the worse one of a discordant pair): most weight on "always the canary"
@@ -70,14 +72,18 @@ FROM_START = 0.8
 RESTART_EVERY_S = 30.0
 # evidence a pair is remembered for while its twin is not back (a request never answered leaves one side alone)
 MAX_UNPAIRED = 10_000
+# MixtureTest.update skips the log-sum-exp of a look that provably cannot raise the largest e-value: at most this many
+# looks in a row, and only when that many steps' bound stays below the largest e-value by this share of its log (plus 1)
+EXACT_EVERY = 64
+ROUNDING_MARGIN = 1e-8
 
 
 class MixtureTest:
     """One-sided e-process against ``x ~ Bernoulli(p0)``: alternatives ``theta`` with weights (summing to 1).
 
-    ``update(x)`` adds one observation; ``e`` is the e-value now, ``p_value`` the sequential p-value (1 / the largest
-    e-value seen, at most 1). ``first``: the share of the unit stake bet from the first observation; the rest is kept
-    in hand (worth what it was) until ``start`` bets a share of it from the next observation on."""
+    ``update(x)`` adds one observation; ``log_e`` is the log of the e-value now, ``p_value`` the sequential p-value
+    (1 / the largest e-value seen, at most 1). ``first``: the share of the unit stake bet from the first observation;
+    the rest is kept in hand (worth what it was) until ``start`` bets a share of it from the next observation on."""
 
     def __init__(self, p0: float, alternatives: Sequence[tuple[float, float]], first: float = 1.0) -> None:
         if not 0.0 < p0 < 1.0:
@@ -95,6 +101,12 @@ class MixtureTest:
         self.n = 0
         self.successes = 0
         self.log_e_max = 0.0  # e starts at 1
+        # for update's skipping: how far one observation can raise log e at most (the largest step of its kind), a
+        # bound on log e now, the bound log e must reach before it can raise log_e_max, and looks skipped in a row
+        self._rise_up, self._rise_down = max(self._up), max(self._down)
+        self._ceiling = math.inf
+        self._raises_from = self._raises_above(self.log_e_max)
+        self._skipped = 0
         self.start(first)
 
     def start(self, weight: float) -> None:
@@ -107,16 +119,36 @@ class MixtureTest:
         fresh = math.log(weight)
         bets = [_log_add(a, fresh + w) for a, w in zip(self._log, self._prior)]
         self._log = [*bets, math.log(self.in_hand) if self.in_hand > 0 else -math.inf]
+        self._ceiling = math.inf  # e is unchanged, but up to rounding: the next look is computed
 
-    def update(self, x: bool) -> float:
-        """Add one observation; returns the e-value now."""
-        steps = self._up if x else self._down
-        self._log = [a + b for a, b in zip(self._log, steps)]
+    def update(self, x: bool) -> None:
+        """Add one observation (``log_e``: the e-value now)."""
+        # called for every pair of a hold and every request of a limit: map over operator functions runs the same float
+        # additions as a comprehension, at C speed
+        self._log = bets = list(map(add, self._log, self._up if x else self._down))
         self.n += 1
         self.successes += bool(x)
-        log_e = _log_sum_exp(self._log)
-        self.log_e_max = max(self.log_e_max, log_e)
-        return math.exp(min(log_e, 700.0))
+        # Of e, only its largest value is kept (log_e_max; log_e computes e when asked). An observation multiplies each
+        # term of e by its step, so e rises at most by the largest one: while the last computed log e plus every
+        # largest step since stays below log_e_max, no look since can have raised it, and the log-sum-exp (most of an
+        # update's cost; under the null e mostly drifts below its top) is skipped, log_e_max the same as computing it.
+        # The margin: each skipped step's additions round by at most 2^-53 of the terms' size (|log e| plus at most
+        # EXACT_EVERY largest steps, under 14 each for p0 in [1e-6, 1 - 1e-6]), the log-sum-exp by 1e-13 more: under
+        # 1e-11 (1 + |log e|) in all, a thousandth of ROUNDING_MARGIN's.
+        self._ceiling += self._rise_up if x else self._rise_down
+        self._skipped += 1
+        if self._ceiling < self._raises_from and self._skipped < EXACT_EVERY:
+            return
+        log_e = _log_sum_exp(bets)
+        self._ceiling, self._skipped = log_e, 0
+        if log_e > self.log_e_max:
+            self.log_e_max = log_e
+            self._raises_from = self._raises_above(log_e)
+
+    @staticmethod
+    def _raises_above(log_e_max: float) -> float:
+        """The bound on log e from which a look may raise ``log_e_max``, rounding included."""
+        return log_e_max - ROUNDING_MARGIN * (1.0 + abs(log_e_max))
 
     @property
     def log_e(self) -> float:
@@ -193,7 +225,9 @@ class PairedComparison:
             raise ValueError(f"restart_s must be positive, not {restart_s}")
         self.tolerance_ms = tolerance_ms
         self.alpha = alpha
+        self._rejects_at = math.log(1.0 / alpha)  # ``worse`` is read after every pair: MixtureTest.rejects' threshold
         self.restart_s = restart_s
+        self._next_restart_s = restart_s  # where the next restart boundary is, as ``advance`` computes it
         self.restarts = 0  # restart boundaries passed (fresh e-processes started after the hold's start)
         self.test = sign_test(FROM_START)
         self.pairs = 0
@@ -205,9 +239,10 @@ class PairedComparison:
     def advance(self, at_s: float) -> None:
         """The hold's clock reads ``at_s`` seconds: a fresh e-process starts at every restart boundary passed since.
         Call it before recording what completed then (the boundaries may depend on the clock, never on a pair's sign)."""
-        while (self.restarts + 1) * self.restart_s <= at_s:
+        while self._next_restart_s <= at_s:
             self.restarts += 1
             self.test.start(restart_weight(self.restarts))
+            self._next_restart_s = (self.restarts + 1) * self.restart_s
 
     def record(self, side: Side, key: Hashable, latency_ms: float | None) -> None:
         other: Side = "stable" if side == "canary" else "canary"
@@ -238,7 +273,7 @@ class PairedComparison:
     @property
     def worse(self) -> bool:
         """The sign test has rejected "the canary is no different" at ``alpha``, at this look or an earlier one."""
-        return self.test.rejects(self.alpha)
+        return self.test.log_e_max >= self._rejects_at
 
     def verdict(self) -> PairedVerdict:
         decision: Decision = "worse" if self.worse else "no difference"
@@ -283,22 +318,23 @@ class LimitBound:
         self.limit, self.alpha = limit, alpha
         self._above = above(limit) if 0 < limit < 1 else None
         self._below = below(limit) if 0 < limit < 1 else None
+        self._tests = [test for test in (self._above, self._below) if test is not None]
+        self._breach_at = math.log(1.0 / (alpha / 2))  # ``breached`` may be read after every update: rejects' threshold
         self.n = 0
         self.over = 0
 
     def update(self, past_limit: bool) -> None:
         self.n += 1
         self.over += past_limit
-        for test in (self._above, self._below):
-            if test is not None:
-                test.update(past_limit)
+        for test in self._tests:
+            test.update(past_limit)
 
     @property
     def breached(self) -> bool:
         """The lower confidence bound is past the limit (at this look or an earlier one)."""
         if self._above is None:
             return self.limit <= 0 and self.over > 0
-        return self._above.rejects(self.alpha / 2)
+        return self._above.log_e_max >= self._breach_at
 
     def verdict(self) -> LimitVerdict:
         half = self.alpha / 2
@@ -320,4 +356,5 @@ def _log_sum_exp(values: Sequence[float]) -> float:
     top = max(values)
     if top == -math.inf:
         return top
-    return top + math.log(sum(math.exp(v - top) for v in values))
+    # sum(exp(v - top) for v in values), in the same order, without a generator's per-value cost
+    return top + math.log(sum(map(math.exp, map(sub, values, repeat(top)))))

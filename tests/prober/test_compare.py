@@ -146,3 +146,52 @@ def test_a_canary_turning_300_ms_slower_late_in_a_hold_fails_within_the_fresh_st
         assert decision is not None and onset < pairs <= onset + needed, (seed, pairs - onset)
         # the hold's p95 does not show it yet (under 5% of its requests are slow): the stretch since 120 s does, said so
         assert decision.reason.startswith("canary p95 ") and " since 120 s, sequential p = " in decision.reason
+
+
+def test_the_hold_p95_gap_says_what_the_histograms_p95s_say_at_every_request_reading_them_seldom():
+    """P95Gap reads the hold's histograms only when a bound on the p95s over the next requests no longer holds: its
+    answer is the one two percentile reads give, after every request, both while the gap is well within the tolerance
+    (read seldom) and once the canary turns slow and the gap nears it and passes it."""
+    from golive.services.prober.compare import P95Gap
+
+    rng = random.Random(3)
+    gap, probe, base = P95Gap(1.0), window([]), window([])
+    reads = 0
+    read_ranks = probe.values_at_ranks
+
+    def counted(ranks: list[int]) -> dict[int, float]:
+        nonlocal reads
+        reads += 1
+        return read_ranks(ranks)
+
+    probe.values_at_ranks = counted  # type: ignore[method-assign]
+    said, reads_at = [], {}
+    for i in range(600):
+        # a millisecond or so (a short walk of the histograms); the canary 3 ms slower for a third of the last 200
+        slow = 3.0 if i >= 400 and rng.random() < 1 / 3 else 0.0
+        probe.record((0.2 + rng.expovariate(1 / 0.2) + slow) / 1000)
+        base.record((0.2 + rng.expovariate(1 / 0.2)) / 1000)
+        said.append(gap.exceeds(probe, base))
+        assert said[-1] == (probe.percentile_ms(95) - base.percentile_ms(95) > 1.0), i
+        reads_at[i] = reads
+    # well within the tolerance on a few hundred requests a side: a read every ten or so (at first after each one)
+    assert not any(said[50:400]) and reads_at[399] - reads_at[199] < 40, reads_at
+    assert said[-1]
+
+
+def test_a_stretch_since_a_segment_has_the_requests_of_it_and_every_later_one_sorted():
+    from golive.services.prober.compare import KEPT_SEGMENTS, Segments
+
+    rng = random.Random(4)
+    segments, added = Segments(), []
+    for i in range(600):
+        segment, ms = i // 50, None if rng.random() < 0.1 else rng.expovariate(1 / 20)
+        segments.add(segment, "canary", ms)
+        added.append((segment, ms))
+        if i % 7 == 0:
+            for since, canary, stable in segments.stretches():
+                assert since > segment - KEPT_SEGMENTS and stable.count == 0
+                answered = [ms for s, ms in added if s >= since and ms is not None]
+                assert canary.latencies_ms == sorted(answered) and canary.failed == sum(
+                    1 for s, ms in added if s >= since and ms is None)
+                assert canary.slower_than(20.0) == sum(ms > 20.0 for ms in answered)

@@ -242,3 +242,20 @@ def test_a_limit_of_zero_is_breached_by_the_first_failure_and_never_clearly_pass
     assert bound.verdict().verdict == "inconclusive"
     bound.update(True)
     assert bound.verdict().verdict == "breach"
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.0, max_value=1.0), st.booleans()), min_size=1, max_size=400),
+       st.sampled_from(["hold", "above", "below"]), st.floats(min_value=0.001, max_value=0.5))
+def test_the_largest_e_value_is_the_same_as_computing_e_at_every_look(history, kind, p0):
+    """update skips computing e where it cannot have reached its largest value: log_e_max is still, to the last bit,
+    the largest log e of every look."""
+    test = sign_test(FROM_START) if kind == "hold" else above(p0) if kind == "above" else below(p0)
+    largest, restarts = 0.0, 0
+    for u, restart in history:
+        if restart and kind == "hold" and u < 0.1:
+            restarts += 1
+            test.start(restart_weight(restarts))
+        test.update(u < (0.5 if kind == "hold" else p0) * (1.5 if restart else 1.0))
+        largest = max(largest, test.log_e)
+        assert test.log_e_max == largest
