@@ -121,7 +121,7 @@ class Decision:
 
 
 class Sample(Protocol):
-    """What ``matters`` reads of a side's requests: a LatencyWindow, or the judge's recent requests."""
+    """What the judge reads of a side's requests: a LatencyWindow, or the judge's recent requests."""
 
     @property
     def count(self) -> int: ...  # answered requests
@@ -225,8 +225,9 @@ class Segments:
 
 
 class P95Gap:
-    """``matters``' latency half on the hold's totals (the canary's p95 above stable's by more than the tolerance),
-    exactly as ``matters`` says it, without reading both histograms at every request.
+    """The latency half of a difference that matters on the hold's totals (the canary's p95 above stable's by more
+    than the tolerance; ``errors_matter`` is the other), exactly as two percentile reads say it, without reading both
+    histograms at every request.
 
     Reading a p95 off a hold's histogram walks it in Python, about a millisecond; once the sign test has rejected but
     the difference is within the tolerance, the judge asks after every request. A read here also reads, in the same
@@ -289,7 +290,7 @@ class HoldJudge:
 
     Requests are paired by their place in the schedule both targets share: the open-loop due time's index, or the
     request's number in a closed loop. ``record`` returns the Decision the first time the canary is found worse beyond
-    the tolerance (and the difference matters, ``matters``, over the hold so far or over its last restart segments:
+    the tolerance (and the difference matters, ``errors_matter`` or ``P95Gap``, over the hold so far or over its last restart segments:
     a fault that starts late is judged where it is), else None. ``now`` is the judge's clock: the sign test starts a
     fresh e-process at every ``restart_s`` of it (services/prober/sequential.py)."""
 
@@ -319,9 +320,8 @@ class HoldJudge:
         self.segments.add(self.paired.restarts, side, latency_ms)
         if self.decision is not None or not self.paired.worse:
             return None
-        # ``matters(probe, baseline, self.tolerance_ms)``, with the p95s read only when the gap could have changed sides
-        if (probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
-                or self.p95_gap.exceeds(probe, baseline)):
+        # the difference matters over the hold: the p95s read only when the gap could have changed sides (P95Gap)
+        if errors_matter(probe, baseline) or self.p95_gap.exceeds(probe, baseline):
             since, canary, stable = 0.0, probe, baseline
         else:  # a fault that started late: measured since a restart boundary kept, the latest first
             stretch = self.late_stretch(baseline)
@@ -363,20 +363,21 @@ class HoldJudge:
         return f"{what}, sequential p = {verdict.p_value:.2g} after {seen:,} requests, {at_s:.1f} s into the hold"
 
 
-def matters(probe: Sample, baseline: Sample, tolerance_ms: float) -> bool:
-    """A difference worth failing a stage for: the canary's p95 above stable's by more than the tolerance, or its
-    error rate higher by at least MIN_ERROR_RATE_DELTA_PCT points."""
-    return (probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
-            or (probe.count > 0 and probe.percentile_ms(95) - baseline.percentile_ms(95) > tolerance_ms))
+def errors_matter(probe: Sample, baseline: Sample) -> bool:
+    """The error half of a difference worth failing a stage for: the canary's error rate higher than stable's by at
+    least MIN_ERROR_RATE_DELTA_PCT points (the latency half, its p95 above stable's by more than the tolerance, is
+    P95Gap's on the hold's totals and matters_since's on a stretch)."""
+    return probe.error_rate_pct() - baseline.error_rate_pct() >= MIN_ERROR_RATE_DELTA_PCT
 
 
 def matters_since(canary: Requests, stable: Requests, reference: tuple[float, float], tolerance_ms: float,
                   alpha: float) -> bool:
-    """``matters`` over a stretch of the hold since a restart boundary, with confidence: a stretch may be short, and a
-    point estimate on a few requests looked at after every one would find a difference that does not matter. The
-    canary's error rate is higher than stable's (the stretch's or ``reference``'s, the larger) by
-    MIN_ERROR_RATE_DELTA_PCT points at its lower ``1 - alpha`` bound, or more than 5% of its answers in the stretch,
-    at that bound, are slower than stable's p95 (the larger again) plus the tolerance: the canary's p95 is past it."""
+    """The difference matters (``errors_matter``, ``P95Gap``) over a stretch of the hold since a restart boundary,
+    with confidence: a stretch may be short, and a point estimate on a few requests looked at after every one would
+    find a difference that does not matter. The canary's error rate is higher than stable's (the stretch's or
+    ``reference``'s, the larger) by MIN_ERROR_RATE_DELTA_PCT points at its lower ``1 - alpha`` bound, or more than 5%
+    of its answers in the stretch, at that bound, are slower than stable's p95 (the larger again) plus the tolerance:
+    the canary's p95 is past it."""
     reference_errors_pct, reference_p95_ms = reference
     stable_errors_pct = max(stable.error_rate_pct(), reference_errors_pct)
     # the bounds cost a root search each: only where the point estimate is past the line can the bound be
